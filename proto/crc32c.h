@@ -1,0 +1,15 @@
+/* CRC-32C (Castagnoli), the checksum of frames and image sections. */
+#ifndef CS_PROTO_CRC32C_H
+#define CS_PROTO_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Extends crc (0 for a new checksum) over len bytes. Incremental: feeding
+ * a buffer in pieces gives the same result as feeding it at once.
+ * Safe in a signal handler and in a child of a multi-threaded process.
+ */
+uint32_t cs_crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif
