@@ -1,0 +1,76 @@
+/*
+ * The contract between the agent (inside the application), the checksync
+ * tool and the freestanding restorer. Everything here is shared by programs
+ * of the same build; nothing here crosses a network.
+ */
+#ifndef CS_AGENT_ABI_H
+#define CS_AGENT_ABI_H
+
+#include <stdint.h>
+
+/* ---- Environment the tool gives the application ------------------------- */
+
+#define CS_ENV_DIR         "CHECKSYNC_DIR"         /* checkpoint directory (required) */
+#define CS_ENV_INTERVAL_MS "CHECKSYNC_INTERVAL_MS" /* period; 0 = only on request */
+#define CS_ENV_TRACKING    "CHECKSYNC_TRACKING"    /* "uffd" (default) or "hash" */
+#define CS_ENV_BASE_EVERY  "CHECKSYNC_BASE_EVERY"  /* a new base after N deltas */
+
+/* ---- Checkpoint directory ----------------------------------------------- */
+
+/*
+ * DIR/gen-<20 digits>.img   images (proto/image.h), complete once renamed
+ * DIR/agent.sock            the agent's control socket (below)
+ * DIR/agent.pid             host-visible pid of the application, for tools
+ */
+#define CS_AGENT_SOCKET_NAME "agent.sock"
+
+/*
+ * Control socket: AF_UNIX SOCK_SEQPACKET, one request per packet, one reply
+ * per request, ASCII:
+ *   "checkpoint"  -> "ok <generation>" once that image is durable in DIR,
+ *                    or "error <sentence>"
+ *   "status"      -> "ok generation=<G> tracking=<uffd|hash> checkpoints=<N>
+ *                     last_pause_us=<U> bytes=<B>"
+ * Only the owner's uid (or root) is served.
+ */
+#define CS_AGENT_REPLY_MAX 512
+
+/* ---- Restore block ------------------------------------------------------ */
+
+#define CS_AGENT_BLOCK_MAGIC 0x4b4c42434e595343ull /* "CSYNCBLK" */
+
+/*
+ * Lives in the agent's memory, so it is in every image; its address is the
+ * image's process.agent_addr[CS_AGENT_BLOCK]. The restorer writes it after
+ * loading memory and before any thread runs; the agent's thread reads it
+ * when it returns from its own freeze signal and learns that it was
+ * restored (then it reconnects, re-arms dirty tracking and takes a base).
+ */
+struct cs_agent_restore_block {
+	uint64_t magic;
+	uint64_t restored;                 /* 0 while capturing; the restorer sets 1 */
+	uint64_t restored_from_generation; /* the generation that was loaded */
+	uint64_t next_generation;          /* first free generation number in DIR */
+	int64_t away_ns;                   /* CLOCK_MONOTONIC shift the time namespace absorbed */
+	int32_t threads_pending;           /* threads still inside the restorer (see below) */
+	int32_t reserved;
+};
+
+/*
+ * Trampolines: tiny code in the agent (so it survives in the image) through
+ * which restored threads leave the restorer, whose mappings must vanish.
+ *
+ * cs_trampoline_thread: entered with %rsp = the thread's ucontext address,
+ *   %rdi = &block->threads_pending. Atomically decrements *rdi, wakes a
+ *   futex waiter on it, then rt_sigreturn. After the decrement the thread
+ *   executes only trampoline code, so the restorer may be unmapped.
+ * cs_trampoline_last: entered by the main thread once threads_pending is 0,
+ *   with %rsp = its ucontext address, %rdi = restorer start, %rsi = restorer
+ *   length, %rdx = an fd of the executable or -1. munmap(rdi, rsi); if rdx >=
+ *   0: prctl(PR_SET_MM, PR_SET_MM_EXE_FILE, rdx) and close(rdx); then
+ *   rt_sigreturn.
+ */
+void cs_trampoline_thread(void);
+void cs_trampoline_last(void);
+
+#endif

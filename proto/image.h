@@ -1,0 +1,341 @@
+/*
+ * The checkpoint image format (docs/image-format.md has every byte).
+ *
+ * An image is a sequence of sections. Each section is
+ *
+ *     u32 type | u32 flags | u64 payload_len | payload | u32 crc32c
+ *
+ * little-endian, where the CRC covers type, flags, payload_len and payload.
+ * The first section is HEADER, the last is END; an image without END is
+ * incomplete (a writer died) and is never restored. Metadata sections hold
+ * a u32 record count followed by records encoded field by field; the PAGES
+ * section holds page runs (u64 addr, u32 npages, u32 reserved, then the
+ * pages). A base image holds every live page; a delta image holds the full
+ * metadata and only the pages written since its parent. The same bytes
+ * travel inside CKPT_PAGES frames: on disk and on the wire it is one format.
+ *
+ * Writing never allocates (the agent writes from a copy-on-write child of a
+ * multi-threaded process, where malloc may be locked). Reading allocates
+ * only after every length has been checked against the bytes present.
+ */
+#ifndef CS_PROTO_IMAGE_H
+#define CS_PROTO_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CS_IMAGE_MAGIC          "CSYNCIMG" /* 8 bytes, first in the HEADER payload */
+#define CS_IMAGE_FORMAT_VERSION 1
+#define CS_IMAGE_PAGE_SIZE      4096u
+#define CS_IMAGE_PATH_MAX       4096
+#define CS_IMAGE_BUILD_ID_MAX   32
+#define CS_IMAGE_ADDR_MAX       128 /* sockaddr bytes */
+#define CS_IMAGE_AUXV_MAX       1024
+#define CS_IMAGE_RLIMITS        16
+#define CS_IMAGE_SIGNALS        64
+#define CS_IMAGE_PIPE_DATA_MAX  (1u << 20)
+#define CS_IMAGE_EPOLL_MAX      65536
+
+enum cs_image_section_type {
+	CS_SECT_HEADER = 1,
+	CS_SECT_PROCESS = 2,
+	CS_SECT_MAPPINGS = 3,
+	CS_SECT_THREADS = 4,
+	CS_SECT_FDS = 5,
+	CS_SECT_SIGNALS = 6,
+	CS_SECT_RESIDENT = 7,    /* which pages are live (data here or in an ancestor) */
+	CS_SECT_PAGES = 8,       /* page runs with their data */
+	CS_SECT_UNSUPPORTED = 9, /* what could not be captured, by name */
+	CS_SECT_END = 15,
+};
+const char *cs_image_section_name(uint32_t type);
+
+enum cs_image_arch { CS_ARCH_X86_64 = 1 };
+
+enum cs_image_tracking {
+	CS_TRACK_FULL = 0,     /* base image: every live page */
+	CS_TRACK_UFFD_WP = 1,  /* delta from userfaultfd async write-protect + PAGEMAP_SCAN */
+	CS_TRACK_HASH = 2,     /* delta from comparing page hashes with the parent */
+};
+
+#define CS_IMAGE_F_DELTA 0x1u /* pages are only those written since the parent */
+
+struct cs_image_header {
+	uint32_t arch;      /* enum cs_image_arch */
+	uint32_t page_size;
+	uint32_t flags;     /* CS_IMAGE_F_* */
+	uint32_t tracking;  /* enum cs_image_tracking */
+	uint64_t generation;
+	uint64_t parent_generation; /* 0 for a base */
+	uint64_t base_generation;   /* the base at the root of this chain */
+	uint64_t xsave_features;    /* XCR0: the FPU state layout of the signal frames */
+	uint32_t xsave_size;        /* CPUID(0xD,0).EBX */
+	char kernel_release[65];    /* uname -r */
+	uint8_t exe_build_id[CS_IMAGE_BUILD_ID_MAX];
+	uint32_t exe_build_id_len;
+	int64_t clock_realtime_ns; /* clock readings at capture, as the process saw them */
+	int64_t clock_monotonic_ns;
+	int64_t clock_boottime_ns;
+};
+
+enum cs_image_agent_addr {
+	CS_AGENT_BLOCK,          /* struct cs_agent_restore_block (agent/include/cs_agent_abi.h) */
+	CS_AGENT_TRAMPOLINE,     /* cs_trampoline_thread */
+	CS_AGENT_TRAMPOLINE_LAST,/* cs_trampoline_last */
+	CS_AGENT_ADDRS
+};
+
+struct cs_image_rlimit {
+	uint64_t cur, max;
+};
+
+struct cs_image_process {
+	int32_t pid;  /* tgid in the process's own PID namespace */
+	int32_t ppid;
+	uint32_t umask;
+	uint32_t personality;
+	/* mm layout from /proc/self/stat and brk(0), for PR_SET_MM_MAP */
+	uint64_t start_code, end_code, start_data, end_data;
+	uint64_t start_brk, brk, start_stack;
+	uint64_t arg_start, arg_end, env_start, env_end;
+	uint32_t auxv_len; /* bytes */
+	uint8_t auxv[CS_IMAGE_AUXV_MAX];
+	struct cs_image_rlimit rlimits[CS_IMAGE_RLIMITS];
+	uint64_t agent_addr[CS_AGENT_ADDRS];
+	uint32_t vdso_crc; /* CRC-32C of the [vdso] bytes: same kernel build or refuse */
+	char comm[16];
+	char cwd[CS_IMAGE_PATH_MAX];
+	char exe_path[CS_IMAGE_PATH_MAX];
+};
+
+/* Mapping kinds and attributes. */
+#define CS_MAP_PRIVATE     0x0001u
+#define CS_MAP_SHARED      0x0002u
+#define CS_MAP_ANON        0x0004u
+#define CS_MAP_FILE        0x0008u
+#define CS_MAP_STACK       0x0010u /* [stack] of the main thread */
+#define CS_MAP_HEAP        0x0020u /* [heap]: brk area */
+#define CS_MAP_VDSO        0x0040u
+#define CS_MAP_VVAR        0x0080u
+#define CS_MAP_VVAR_VCLOCK 0x0100u
+#define CS_MAP_VSYSCALL    0x0200u
+#define CS_MAP_AGENT       0x0400u /* agent scratch memory: recreated empty, never copied */
+#define CS_MAP_GROWSDOWN   0x0800u
+#define CS_MAP_TRACKED     0x1000u /* private writable: its live pages are in the images */
+
+struct cs_image_mapping {
+	uint64_t start, end; /* [start, end) */
+	uint32_t prot;       /* PROT_READ | PROT_WRITE | PROT_EXEC */
+	uint32_t flags;      /* CS_MAP_* */
+	uint64_t pgoff;      /* file offset in bytes */
+	/* file identity, checked before the file is mapped again */
+	uint64_t dev, ino, file_size;
+	int64_t mtime_ns;
+	uint8_t build_id[CS_IMAGE_BUILD_ID_MAX];
+	uint32_t build_id_len;
+	char path[CS_IMAGE_PATH_MAX]; /* empty for anonymous memory */
+};
+
+#define CS_THREAD_MAIN  0x1u
+#define CS_THREAD_AGENT 0x2u
+
+struct cs_image_thread {
+	int32_t tid; /* in the process's PID namespace */
+	uint32_t flags;
+	/* Address of the thread's struct ucontext inside its rt_sigframe: the
+	 * stack pointer at rt_sigreturn. Registers, FPU state, signal mask and
+	 * sigaltstack are all in that frame, which is in the image's memory. */
+	uint64_t ucontext_addr;
+	uint64_t fs_base, gs_base;
+	uint64_t clear_child_tid; /* PR_GET_TID_ADDRESS */
+	uint64_t robust_list, robust_list_len;
+	uint64_t rseq_addr;
+	uint32_t rseq_len, rseq_sig;
+};
+
+enum cs_image_fd_type {
+	CS_FD_REGULAR = 1,
+	CS_FD_DIRECTORY = 2,
+	CS_FD_CHARDEV = 3,  /* /dev/null, a tty: reopened by path */
+	CS_FD_PIPE = 4,     /* both ends are found by pipe_id */
+	CS_FD_SOCKET_LISTEN = 5,
+	CS_FD_SOCKET_DGRAM = 6,     /* bound datagram socket */
+	CS_FD_SOCKET_CONNECTED = 7, /* comes back as a socket that reports a reset */
+	CS_FD_EVENTFD = 8,
+	CS_FD_TIMERFD = 9,
+	CS_FD_EPOLL = 10,
+	CS_FD_AGENT = 11,       /* the agent's own: recreated by the agent, not the restorer */
+	CS_FD_UNSUPPORTED = 12, /* reason says what; restore refuses unless told to drop it */
+};
+const char *cs_image_fd_type_name(uint32_t type);
+
+struct cs_image_epoll_entry {
+	int32_t tfd;
+	uint32_t events;
+	uint64_t data;
+};
+
+struct cs_image_fd {
+	int32_t fd;
+	uint32_t type;       /* enum cs_image_fd_type */
+	uint32_t open_flags; /* O_* from fdinfo flags */
+	uint32_t fd_flags;   /* FD_CLOEXEC */
+	uint64_t offset;
+	char path[CS_IMAGE_PATH_MAX]; /* file path, socket path, or readlink text */
+	/* sockets */
+	int32_t family, sock_type, protocol, backlog;
+	uint32_t local_len, remote_len;
+	uint8_t local_addr[CS_IMAGE_ADDR_MAX];
+	uint8_t remote_addr[CS_IMAGE_ADDR_MAX];
+	uint32_t sock_options; /* bit 0: SO_REUSEADDR, bit 1: SO_REUSEPORT */
+	/* pipes */
+	uint64_t pipe_id;       /* inode: both ends share it */
+	uint32_t pipe_data_len; /* pending bytes (read end only) */
+	const uint8_t *pipe_data;
+	/* eventfd */
+	uint64_t eventfd_count;
+	uint32_t eventfd_flags; /* EFD_SEMAPHORE, EFD_NONBLOCK */
+	/* timerfd: remaining time, relative, so it survives the clock shift */
+	int32_t timer_clockid;
+	uint32_t timer_flags;
+	uint64_t timer_value_ns, timer_interval_ns;
+	/* epoll */
+	uint32_t n_epoll;
+	const struct cs_image_epoll_entry *epoll;
+	char reason[256]; /* CS_FD_UNSUPPORTED: why */
+};
+
+struct cs_image_sigaction {
+	uint32_t signo;
+	uint32_t reserved;
+	uint64_t handler, flags, restorer, mask;
+};
+
+struct cs_image_run {
+	uint64_t addr;
+	uint32_t npages;
+};
+
+/* A run of page data inside an image file: where its bytes are. */
+struct cs_image_page_run {
+	uint64_t addr;
+	uint32_t npages;
+	uint64_t file_offset; /* of the first page's bytes in the image */
+};
+
+struct cs_image_unsupported {
+	char what[256]; /* "fd 7: socket:[1234] AF_NETLINK", "mapping 7f..-7f.. shared writable /dev/shm/x" */
+};
+
+/* ---- Writing ------------------------------------------------------------ */
+
+/* Output: must write all len bytes or return -errno. */
+typedef int (*cs_image_write_fn)(void *ctx, const void *buf, size_t len);
+
+struct cs_image_writer {
+	cs_image_write_fn write;
+	void *ctx;
+	uint64_t offset; /* bytes written so far */
+	uint32_t sections;
+	/* private */
+	uint32_t type, crc;
+	uint64_t remaining;
+	int open;
+};
+
+void cs_image_writer_init(struct cs_image_writer *w, cs_image_write_fn write, void *ctx);
+/* A section of exactly payload_len bytes, written in any number of pieces. */
+int cs_image_section_begin(struct cs_image_writer *w, uint32_t type, uint64_t payload_len);
+int cs_image_section_write(struct cs_image_writer *w, const void *buf, size_t len);
+int cs_image_section_end(struct cs_image_writer *w); /* -EPROTO if the length is off */
+/* The END section (section count and total bytes): the image is complete. */
+int cs_image_write_end(struct cs_image_writer *w);
+
+/* A caller-owned byte buffer records are encoded into. */
+struct cs_buf {
+	uint8_t *data;
+	size_t len, cap;
+};
+
+/*
+ * Record encoders append one record to b and return 0, or -ENOSPC leaving b
+ * unchanged. A metadata section's payload is u32 count + records:
+ * cs_image_put_count reserves the count and cs_image_set_count fills it in.
+ */
+int cs_image_put_header(struct cs_buf *b, const struct cs_image_header *h);
+int cs_image_put_process(struct cs_buf *b, const struct cs_image_process *p);
+int cs_image_put_count(struct cs_buf *b, size_t *ret_pos);
+void cs_image_set_count(struct cs_buf *b, size_t pos, uint32_t count);
+int cs_image_put_mapping(struct cs_buf *b, const struct cs_image_mapping *m);
+int cs_image_put_thread(struct cs_buf *b, const struct cs_image_thread *t);
+int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f);
+int cs_image_put_sigaction(struct cs_buf *b, const struct cs_image_sigaction *s);
+int cs_image_put_run(struct cs_buf *b, const struct cs_image_run *r);
+int cs_image_put_unsupported(struct cs_buf *b, const struct cs_image_unsupported *u);
+/* The 16-byte head of a page run inside PAGES; the npages * page_size bytes follow. */
+int cs_image_put_page_run_head(struct cs_buf *b, uint64_t addr, uint32_t npages);
+#define CS_IMAGE_PAGE_RUN_HEAD 16u
+
+/* Convenience: write a whole metadata section whose payload is in b. */
+int cs_image_write_section(struct cs_image_writer *w, uint32_t type, const struct cs_buf *b);
+
+/* ---- Reading ------------------------------------------------------------ */
+
+enum cs_image_err {
+	CS_IMG_OK = 0,
+	CS_IMG_TRUNCATED,     /* ends inside a section, or has no END */
+	CS_IMG_BAD_MAGIC,
+	CS_IMG_BAD_VERSION,
+	CS_IMG_BAD_CRC,
+	CS_IMG_BAD_SECTION,   /* unknown type, bad order, duplicate, length beyond the file */
+	CS_IMG_BAD_RECORD,    /* a record's field is out of range or inconsistent */
+	CS_IMG_NO_MEMORY,
+};
+const char *cs_image_err_name(int code);
+
+struct cs_image_error {
+	int code;          /* enum cs_image_err */
+	uint32_t section;  /* type of the damaged section, 0 if before any */
+	uint64_t offset;   /* byte offset in the image where the damage was found */
+	char msg[200];     /* human sentence: "PAGES section at offset 8192: CRC mismatch" */
+};
+
+/* A decoded image. Arrays and strings are owned by it; page bytes are not
+ * copied: page_runs give their offsets in the parsed buffer/file. */
+struct cs_image {
+	struct cs_image_header header;
+	struct cs_image_process process;
+	struct cs_image_mapping *mappings;
+	size_t n_mappings;
+	struct cs_image_thread *threads;
+	size_t n_threads;
+	struct cs_image_fd *fds; /* pipe_data and epoll point into memory owned by the image */
+	size_t n_fds;
+	struct cs_image_sigaction *sigactions;
+	size_t n_sigactions;
+	struct cs_image_run *resident;
+	size_t n_resident;
+	struct cs_image_page_run *page_runs;
+	size_t n_page_runs;
+	struct cs_image_unsupported *unsupported;
+	size_t n_unsupported;
+	uint64_t total_len; /* bytes up to and including END */
+};
+
+#define CS_IMAGE_PARSE_SKIP_PAGE_CRC 0x1u /* metadata only: do not read page bytes */
+
+/*
+ * Parses and verifies a whole image held in buf (typically an mmap of the
+ * file). Returns 0 and *out, or a negative errno with *err filled in
+ * (-EBADMSG for damage, -ENOMEM). Never reads outside [buf, buf + len).
+ */
+int cs_image_parse(const void *buf, size_t len, unsigned parse_flags, struct cs_image **out,
+		   struct cs_image_error *err);
+void cs_image_free(struct cs_image *img);
+
+/* Image files in a checkpoint directory: DIR/gen-<20 digits>.img, written as
+ * .tmp, fsync'd, renamed, directory fsync'd. */
+#define CS_IMAGE_NAME_FMT "gen-%020llu.img"
+int cs_image_filename(char *buf, size_t cap, uint64_t generation);
+
+#endif
