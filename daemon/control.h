@@ -9,7 +9,20 @@
  * disconnected.
  *
  * control.c knows nothing of the cluster: the daemon supplies a handler that
- * builds the answers. */
+ * builds the answers. checksyncctl expects these (docs/control.md):
+ *
+ *   status     -> {"ok":true, "node":"alpha", "cluster":"kv", "role":"primary",
+ *                  "term":5, "primary":"alpha" or null,
+ *                  "lease_remaining_ms":820 or null,
+ *                  "peers":[{"name":"beta", "state":"up", "role":"backup",
+ *                            "witness":false, "last_heartbeat_ms":12 or null}, ...]}
+ *                 (peers lists the other peers; extra keys are allowed)
+ *   switchover -> request may carry "target" (a peer name; absent: the daemon
+ *                 picks); answer {"ok":true, "primary":"beta", "term":6} or
+ *                 {"ok":false, "error":"..."}.
+ *
+ * Only root, the daemon's own user, or members of the configured group may
+ * connect. */
 #ifndef CS_CONTROL_H
 #define CS_CONTROL_H
 
