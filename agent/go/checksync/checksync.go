@@ -1,0 +1,132 @@
+// Package checksync lets a Go program cooperate with the checksync agent that
+// checkpoints it: make a write durable before answering a client (Sync), take
+// a checkpoint now (Checkpoint), learn that the process was restored
+// (OnRestore), and read the agent's counters (Stats).
+//
+// The package links no agent. It looks up libchecksync's C API in the running
+// process (dlsym with RTLD_DEFAULT), so it talks to the agent that
+// `checksync run` preloaded, and there is never a second agent. A program
+// that is not run by checksync has no agent to find: Enabled reports false,
+// Sync and Checkpoint return ErrNotEnabled at once, Stats returns zeros, and
+// OnRestore functions are never called. See docs/go.md.
+package checksync
+
+// #cgo CFLAGS: -I${SRCDIR}/../../include
+// #include "shim.h"
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrNotEnabled is returned by Sync and Checkpoint when the process is not
+// run by checksync. A service that needs durability should refuse to start
+// (check Enabled); one that merely benefits from it can ignore this error.
+var ErrNotEnabled = errors.New("checksync: not enabled (process not run by checksync)")
+
+// RestoreInfo describes a restore, as seen by the restored process.
+type RestoreInfo struct {
+	Generation uint64        // the checkpoint generation the process resumed from
+	Away       time.Duration // CLOCK_MONOTONIC time the process was absent
+}
+
+// AgentStats are the agent's counters for this process since it was started
+// (or restored). (Go cannot name a type and a function alike, hence not Stats.)
+type AgentStats struct {
+	Enabled     bool
+	Generation  uint64        // newest complete checkpoint
+	Checkpoints uint64        // checkpoints taken
+	BytesTotal  uint64        // image bytes written
+	BytesLast   uint64        // bytes of the newest image
+	LastPause   time.Duration // threads stopped, last checkpoint
+	MaxPause    time.Duration
+}
+
+var (
+	resolveOnce sync.Once
+	haveAPI     bool // the agent's C API was found in the process
+)
+
+// Enabled reports whether an agent runs in this process and checkpoints it.
+// Without an agent this costs a sync.Once check: no cgo call.
+func Enabled() bool {
+	resolveOnce.Do(func() { haveAPI = C.csgo_resolve() != 0 })
+	return haveAPI && C.csgo_enabled() != 0
+}
+
+// Sync returns once a checkpoint taken after the call is complete and
+// durable, with that checkpoint's generation. Concurrent callers share one
+// checkpoint (group commit). If ctx ends first, Sync returns ctx.Err(); the
+// checkpoint still completes in the background.
+func Sync(ctx context.Context) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if !Enabled() {
+		return 0, ErrNotEnabled
+	}
+	return syncer.wait(ctx)
+}
+
+// Checkpoint takes a checkpoint now and returns its generation once it is
+// durable. Unlike Sync it never shares a checkpoint with other callers.
+func Checkpoint(ctx context.Context) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if !Enabled() {
+		return 0, ErrNotEnabled
+	}
+	done := make(chan result, 1)
+	go func() { done <- callC(cCheckpoint, "checkpoint") }()
+	select {
+	case r := <-done:
+		return r.gen, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// Stats returns the agent's counters, or zero AgentStats when not enabled.
+func Stats() AgentStats {
+	if !Enabled() {
+		return AgentStats{}
+	}
+	var s C.struct_csgo_stats
+	if C.csgo_stats(&s) < 0 {
+		return AgentStats{Enabled: true}
+	}
+	return AgentStats{
+		Enabled:     true,
+		Generation:  uint64(s.generation),
+		Checkpoints: uint64(s.checkpoints),
+		BytesTotal:  uint64(s.bytes_total),
+		BytesLast:   uint64(s.bytes_last),
+		LastPause:   time.Duration(s.last_pause_ns),
+		MaxPause:    time.Duration(s.max_pause_ns),
+	}
+}
+
+func cSync(gen *C.uint64_t) C.int       { return C.csgo_sync(gen) }
+func cCheckpoint(gen *C.uint64_t) C.int { return C.csgo_checkpoint(gen) }
+
+type result struct {
+	gen uint64
+	err error
+}
+
+// callC runs one blocking agent call. A cgo call keeps its goroutine on its
+// OS thread for the duration, and the runtime hands that thread's P to other
+// goroutines when the call blocks, so no LockOSThread is needed.
+func callC(f func(*C.uint64_t) C.int, what string) result {
+	var gen C.uint64_t
+	if rc := f(&gen); rc < 0 {
+		return result{err: fmt.Errorf("checksync: %s: %w", what, syscall.Errno(-rc))}
+	}
+	return result{gen: uint64(gen)}
+}

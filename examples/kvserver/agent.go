@@ -1,0 +1,33 @@
+//go:build !nochecksync
+
+package main
+
+import (
+	"context"
+	"time"
+
+	"checksync"
+)
+
+func agentEnabled() bool { return checksync.Enabled() }
+
+func agentSync(ctx context.Context) (uint64, error) { return checksync.Sync(ctx) }
+
+func agentOnRestore(f func(generation uint64, away time.Duration)) {
+	checksync.OnRestore(func(ri checksync.RestoreInfo) { f(ri.Generation, ri.Away) })
+}
+
+func agentStats() interface{} {
+	if !checksync.Enabled() {
+		return nil
+	}
+	s := checksync.Stats()
+	return map[string]interface{}{
+		"generation":    s.Generation,
+		"checkpoints":   s.Checkpoints,
+		"bytes_total":   s.BytesTotal,
+		"bytes_last":    s.BytesLast,
+		"last_pause_us": s.LastPause.Microseconds(),
+		"max_pause_us":  s.MaxPause.Microseconds(),
+	}
+}
