@@ -7,7 +7,8 @@
  *
  * little-endian, where the CRC covers type, flags, payload_len and payload.
  * The first section is HEADER, the last is END; an image without END is
- * incomplete (a writer died) and is never restored. Metadata sections hold
+ * incomplete (a writer died) and is never restored. HEADER and PROCESS hold
+ * one record each, without a count; the other metadata sections hold
  * a u32 record count followed by records encoded field by field; the PAGES
  * section holds page runs (u64 addr, u32 npages, u32 reserved, then the
  * pages). A base image holds every live page; a delta image holds the full
@@ -48,7 +49,13 @@ enum cs_image_section_type {
 	CS_SECT_UNSUPPORTED = 9, /* what could not be captured, by name */
 	CS_SECT_END = 15,
 };
+/* "HEADER", "PAGES", ...; NULL for a type this version does not know. */
 const char *cs_image_section_name(uint32_t type);
+
+/* Section flags. A reader skips a section of a type it does not know if it
+ * is SKIPPABLE and rejects the image otherwise; the other bits are reserved
+ * (written 0, rejected if set). Known sections are written with flags 0. */
+#define CS_SECT_F_SKIPPABLE 0x1u
 
 enum cs_image_arch { CS_ARCH_X86_64 = 1 };
 
@@ -167,6 +174,7 @@ enum cs_image_fd_type {
 	CS_FD_AGENT = 11,       /* the agent's own: recreated by the agent, not the restorer */
 	CS_FD_UNSUPPORTED = 12, /* reason says what; restore refuses unless told to drop it */
 };
+/* "REGULAR", "PIPE", ...; NULL for an unknown type. */
 const char *cs_image_fd_type_name(uint32_t type);
 
 struct cs_image_epoll_entry {
@@ -246,10 +254,15 @@ struct cs_image_writer {
 void cs_image_writer_init(struct cs_image_writer *w, cs_image_write_fn write, void *ctx);
 /* A section of exactly payload_len bytes, written in any number of pieces. */
 int cs_image_section_begin(struct cs_image_writer *w, uint32_t type, uint64_t payload_len);
+int cs_image_section_begin_flags(struct cs_image_writer *w, uint32_t type, uint32_t flags,
+				 uint64_t payload_len);
 int cs_image_section_write(struct cs_image_writer *w, const void *buf, size_t len);
 int cs_image_section_end(struct cs_image_writer *w); /* -EPROTO if the length is off */
 /* The END section (section count and total bytes): the image is complete. */
 int cs_image_write_end(struct cs_image_writer *w);
+/* Any misuse (a write past payload_len, begin inside a section, a short
+ * section) returns -EPROTO; after it or a failed write every call returns
+ * that error, so a broken image is never finished with an END. */
 
 /* A caller-owned byte buffer records are encoded into. */
 struct cs_buf {
@@ -259,8 +272,13 @@ struct cs_buf {
 
 /*
  * Record encoders append one record to b and return 0, or -ENOSPC leaving b
- * unchanged. A metadata section's payload is u32 count + records:
+ * unchanged (-EINVAL, b unchanged, for a string without NUL in its field or
+ * a length above its maximum). A metadata section's payload is u32 count + records:
  * cs_image_put_count reserves the count and cs_image_set_count fills it in.
+ * Order the reader enforces: mappings sorted by start and disjoint; fds
+ * strictly ascending; sigactions by strictly ascending signo (1..64);
+ * RESIDENT runs, and page runs across all PAGES sections of an image,
+ * ascending and disjoint.
  */
 int cs_image_put_header(struct cs_buf *b, const struct cs_image_header *h);
 int cs_image_put_process(struct cs_buf *b, const struct cs_image_process *p);
@@ -283,20 +301,22 @@ int cs_image_write_section(struct cs_image_writer *w, uint32_t type, const struc
 
 enum cs_image_err {
 	CS_IMG_OK = 0,
-	CS_IMG_TRUNCATED,     /* ends inside a section, or has no END */
+	CS_IMG_TRUNCATED,     /* ends inside a section (a length runs past the end), or no END */
 	CS_IMG_BAD_MAGIC,
 	CS_IMG_BAD_VERSION,
 	CS_IMG_BAD_CRC,
-	CS_IMG_BAD_SECTION,   /* unknown type, bad order, duplicate, length beyond the file */
+	CS_IMG_BAD_SECTION,   /* unknown type, bad order, duplicate, impossible length, bad END */
 	CS_IMG_BAD_RECORD,    /* a record's field is out of range or inconsistent */
 	CS_IMG_NO_MEMORY,
 };
-const char *cs_image_err_name(int code);
+const char *cs_image_err_name(int code); /* "BAD_CRC", ...; NULL if unknown */
 
 struct cs_image_error {
 	int code;          /* enum cs_image_err */
 	uint32_t section;  /* type of the damaged section, 0 if before any */
-	uint64_t offset;   /* byte offset in the image where the damage was found */
+	uint64_t offset;   /* byte offset in the image where the damage was found: the
+			    * section's start for framing and CRC errors, the field's
+			    * start for record errors */
 	char msg[200];     /* human sentence: "PAGES section at offset 8192: CRC mismatch" */
 };
 
@@ -336,6 +356,7 @@ void cs_image_free(struct cs_image *img);
 /* Image files in a checkpoint directory: DIR/gen-<20 digits>.img, written as
  * .tmp, fsync'd, renamed, directory fsync'd. */
 #define CS_IMAGE_NAME_FMT "gen-%020llu.img"
+/* Returns the name's length (28), or -ENOSPC if cap < 29. Signal-safe. */
 int cs_image_filename(char *buf, size_t cap, uint64_t generation);
 
 #endif

@@ -1,0 +1,624 @@
+/*
+ * Record decoders of the checkpoint image (docs/image-format.md). Every
+ * read is checked against the bytes left in the section, every count
+ * against the bytes its records need before anything is allocated, and
+ * every failure names the section, record and field.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+#include "image_int.h"
+
+#define TRY(expr)                                                                                  \
+	do {                                                                                       \
+		int rc_ = (expr);                                                                  \
+		if (rc_ < 0)                                                                       \
+			return rc_;                                                                \
+	} while (0)
+
+#define PAGE_MASK ((uint64_t)CS_IMAGE_PAGE_SIZE - 1)
+
+uint32_t cs_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint64_t cs_le64(const uint8_t *p)
+{
+	return (uint64_t)cs_le32(p) | (uint64_t)cs_le32(p + 4) << 32;
+}
+
+int cs_rd_fail(struct cs_rd *r, int code, const char *fmt, ...)
+{
+	struct cs_image_error *e = r->err;
+	const char *name = cs_image_section_name(r->section);
+	unsigned long long off = r->sect_off;
+	size_t n;
+	va_list ap;
+
+	e->code = code;
+	e->section = r->section;
+	e->offset = r->mark;
+	if (name)
+		n = (size_t)snprintf(e->msg, sizeof(e->msg), "%s section at offset %llu: ", name, off);
+	else if (r->section)
+		n = (size_t)snprintf(e->msg, sizeof(e->msg), "section type %u at offset %llu: ",
+				     r->section, off);
+	else
+		n = (size_t)snprintf(e->msg, sizeof(e->msg), "section at offset %llu: ", off);
+	if (r->record >= 0 && n < sizeof(e->msg))
+		n += (size_t)snprintf(e->msg + n, sizeof(e->msg) - n, "record %ld: ", r->record);
+	if (n < sizeof(e->msg)) {
+		va_start(ap, fmt);
+		vsnprintf(e->msg + n, sizeof(e->msg) - n, fmt, ap);
+		va_end(ap);
+	}
+	return code == CS_IMG_NO_MEMORY ? -ENOMEM : -EBADMSG;
+}
+
+int cs_img_no_memory(struct cs_rd *r)
+{
+	return cs_rd_fail(r, CS_IMG_NO_MEMORY, "out of memory");
+}
+
+/* Marks the field and checks that n bytes of it are present. */
+int cs_rd_need(struct cs_rd *r, const char *what, size_t n)
+{
+	r->mark = r->base + r->pos;
+	if (r->len - r->pos < n)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+				  "%s (%zu bytes) runs past the end of the section (%zu left)", what,
+				  n, r->len - r->pos);
+	return 0;
+}
+
+int cs_rd_u32(struct cs_rd *r, const char *what, uint32_t *v)
+{
+	TRY(cs_rd_need(r, what, 4));
+	*v = cs_le32(r->p + r->pos);
+	r->pos += 4;
+	return 0;
+}
+
+int cs_rd_u64(struct cs_rd *r, const char *what, uint64_t *v)
+{
+	TRY(cs_rd_need(r, what, 8));
+	*v = cs_le64(r->p + r->pos);
+	r->pos += 8;
+	return 0;
+}
+
+int cs_rd_i32(struct cs_rd *r, const char *what, int32_t *v)
+{
+	uint32_t u;
+
+	TRY(cs_rd_u32(r, what, &u));
+	*v = (int32_t)u;
+	return 0;
+}
+
+int cs_rd_i64(struct cs_rd *r, const char *what, int64_t *v)
+{
+	uint64_t u;
+
+	TRY(cs_rd_u64(r, what, &u));
+	*v = (int64_t)u;
+	return 0;
+}
+
+/* The u32 length of a variable part, checked against max and the bytes left. */
+static int rd_len(struct cs_rd *r, const char *what, size_t max, uint32_t *ret)
+{
+	uint32_t n = 0;
+
+	TRY(cs_rd_u32(r, what, &n));
+	if (n > max)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "%s length %u exceeds %zu", what, n, max);
+	if (n > r->len - r->pos)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+				  "%s (%u bytes) runs past the end of the section (%zu left)", what,
+				  n, r->len - r->pos);
+	*ret = n;
+	return 0;
+}
+
+int cs_rd_str(struct cs_rd *r, const char *what, char *dst, size_t cap)
+{
+	uint32_t n = 0;
+
+	TRY(rd_len(r, what, cap - 1, &n));
+	if (memchr(r->p + r->pos, '\0', n))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "%s contains a NUL byte", what);
+	if (n > 0)
+		memcpy(dst, r->p + r->pos, n);
+	dst[n] = '\0';
+	r->pos += n;
+	return 0;
+}
+
+int cs_rd_blob(struct cs_rd *r, const char *what, uint8_t *dst, size_t max, uint32_t *ret_len)
+{
+	uint32_t n = 0;
+
+	TRY(rd_len(r, what, max, &n));
+	if (n > 0)
+		memcpy(dst, r->p + r->pos, n);
+	r->pos += n;
+	*ret_len = n;
+	return 0;
+}
+
+int cs_rd_count(struct cs_rd *r, const char *what, size_t min_rec, uint32_t max, uint32_t *ret)
+{
+	uint32_t n = 0;
+
+	TRY(cs_rd_u32(r, what, &n));
+	if (n > max)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "%s %u exceeds %u", what, n, max);
+	if (n > (r->len - r->pos) / min_rec)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+				  "%s %u needs at least %llu bytes, %zu left", what, n,
+				  (unsigned long long)n * min_rec, r->len - r->pos);
+	*ret = n;
+	return 0;
+}
+
+int cs_rd_done(struct cs_rd *r)
+{
+	r->record = -1;
+	r->mark = r->base + r->pos;
+	if (r->pos != r->len)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "%zu bytes after the last record",
+				  r->len - r->pos);
+	return 0;
+}
+
+/* Reads the count and allocates n zeroed elements of size sz. */
+static int rd_array(struct cs_rd *r, size_t min_rec, uint32_t max, size_t sz, void **ret,
+		    size_t *ret_n)
+{
+	uint32_t n = 0;
+
+	TRY(cs_rd_count(r, "count", min_rec, max, &n));
+	*ret = calloc(n ? n : 1, sz);
+	if (!*ret)
+		return cs_img_no_memory(r);
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- HEADER ------------------------------------------------------------- */
+
+/* Generations chain a delta to its parent and its base (docs: "Chains"). */
+static int check_generations(struct cs_rd *r, const struct cs_image_header *h)
+{
+	unsigned long long g = h->generation, pg = h->parent_generation, bg = h->base_generation;
+
+	if (g == 0)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "generation 0 is reserved (no parent)");
+	if (!(h->flags & CS_IMAGE_F_DELTA)) {
+		if (pg != 0 || bg != g)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+					  "base image %llu has parent_generation %llu and "
+					  "base_generation %llu (must be 0 and %llu)",
+					  g, pg, bg, g);
+		return 0;
+	}
+	if (pg == 0 || g <= pg)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+				  "delta image %llu has parent_generation %llu (must be 1..%llu)",
+				  g, pg, g - 1);
+	if (bg == 0 || bg > pg)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+				  "delta image %llu has base_generation %llu (must be 1..%llu)", g,
+				  bg, pg);
+	return 0;
+}
+
+int cs_img_decode_header(struct cs_rd *r, struct cs_image_header *h)
+{
+	uint32_t version = 0;
+
+	TRY(cs_rd_need(r, "magic", 8));
+	if (memcmp(r->p + r->pos, CS_IMAGE_MAGIC, 8) != 0)
+		return cs_rd_fail(r, CS_IMG_BAD_MAGIC, "bad magic: not a checksync image");
+	r->pos += 8;
+	TRY(cs_rd_u32(r, "version", &version));
+	if (version != CS_IMAGE_FORMAT_VERSION)
+		return cs_rd_fail(r, CS_IMG_BAD_VERSION, "format version %u, this reader knows %u",
+				  version, CS_IMAGE_FORMAT_VERSION);
+	TRY(cs_rd_u32(r, "arch", &h->arch));
+	if (h->arch != CS_ARCH_X86_64)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "arch %u is not x86_64 (%u)", h->arch,
+				  CS_ARCH_X86_64);
+	TRY(cs_rd_u32(r, "page_size", &h->page_size));
+	if (h->page_size != CS_IMAGE_PAGE_SIZE)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "page_size %u is not %u", h->page_size,
+				  CS_IMAGE_PAGE_SIZE);
+	TRY(cs_rd_u32(r, "flags", &h->flags));
+	if (h->flags & ~CS_IMAGE_F_DELTA)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown flags 0x%x", h->flags);
+	TRY(cs_rd_u32(r, "tracking", &h->tracking));
+	if (h->tracking > CS_TRACK_HASH)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown tracking %u", h->tracking);
+	TRY(cs_rd_u32(r, "xsave_size", &h->xsave_size));
+	TRY(cs_rd_u64(r, "generation", &h->generation));
+	TRY(cs_rd_u64(r, "parent_generation", &h->parent_generation));
+	TRY(cs_rd_u64(r, "base_generation", &h->base_generation));
+	TRY(check_generations(r, h));
+	TRY(cs_rd_u64(r, "xsave_features", &h->xsave_features));
+	TRY(cs_rd_i64(r, "clock_realtime_ns", &h->clock_realtime_ns));
+	TRY(cs_rd_i64(r, "clock_monotonic_ns", &h->clock_monotonic_ns));
+	TRY(cs_rd_i64(r, "clock_boottime_ns", &h->clock_boottime_ns));
+	TRY(cs_rd_str(r, "kernel_release", h->kernel_release, sizeof(h->kernel_release)));
+	TRY(cs_rd_blob(r, "exe_build_id", h->exe_build_id, CS_IMAGE_BUILD_ID_MAX,
+		       &h->exe_build_id_len));
+	return cs_rd_done(r);
+}
+
+/* ---- PROCESS ------------------------------------------------------------ */
+
+int cs_img_decode_process(struct cs_rd *r, struct cs_image_process *p)
+{
+	uint64_t *mm[] = {&p->start_code, &p->end_code,  &p->start_data, &p->end_data,
+			  &p->start_brk,  &p->brk,       &p->start_stack, &p->arg_start,
+			  &p->arg_end,    &p->env_start, &p->env_end};
+	size_t i;
+
+	TRY(cs_rd_i32(r, "pid", &p->pid));
+	TRY(cs_rd_i32(r, "ppid", &p->ppid));
+	TRY(cs_rd_u32(r, "umask", &p->umask));
+	TRY(cs_rd_u32(r, "personality", &p->personality));
+	for (i = 0; i < sizeof(mm) / sizeof(mm[0]); i++)
+		TRY(cs_rd_u64(r, "mm layout", mm[i]));
+	for (i = 0; i < CS_IMAGE_RLIMITS; i++) {
+		TRY(cs_rd_u64(r, "rlimit cur", &p->rlimits[i].cur));
+		TRY(cs_rd_u64(r, "rlimit max", &p->rlimits[i].max));
+	}
+	for (i = 0; i < CS_AGENT_ADDRS; i++)
+		TRY(cs_rd_u64(r, "agent_addr", &p->agent_addr[i]));
+	TRY(cs_rd_u32(r, "vdso_crc", &p->vdso_crc));
+	TRY(cs_rd_blob(r, "auxv", p->auxv, CS_IMAGE_AUXV_MAX, &p->auxv_len));
+	TRY(cs_rd_str(r, "comm", p->comm, sizeof(p->comm)));
+	TRY(cs_rd_str(r, "cwd", p->cwd, sizeof(p->cwd)));
+	TRY(cs_rd_str(r, "exe_path", p->exe_path, sizeof(p->exe_path)));
+	return cs_rd_done(r);
+}
+
+/* ---- MAPPINGS ----------------------------------------------------------- */
+
+#define CS_MAP_ALL 0x1fffu
+
+static int check_mapping(struct cs_rd *r, const struct cs_image_mapping *m, uint64_t prev_end)
+{
+	if (m->start >= m->end)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "start 0x%llx is not below end 0x%llx",
+				  (unsigned long long)m->start, (unsigned long long)m->end);
+	if ((m->start | m->end | m->pgoff) & PAGE_MASK)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+				  "start 0x%llx, end 0x%llx or pgoff 0x%llx not page aligned",
+				  (unsigned long long)m->start, (unsigned long long)m->end,
+				  (unsigned long long)m->pgoff);
+	if (m->start < prev_end)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+				  "start 0x%llx is below the previous mapping's end 0x%llx (mappings "
+				  "must be sorted and disjoint)",
+				  (unsigned long long)m->start, (unsigned long long)prev_end);
+	if (m->prot & ~7u)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown prot bits 0x%x", m->prot);
+	if (m->flags & ~CS_MAP_ALL)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown flags 0x%x", m->flags);
+	return 0;
+}
+
+static int decode_mapping(struct cs_rd *r, struct cs_image_mapping *m)
+{
+	TRY(cs_rd_u64(r, "start", &m->start));
+	TRY(cs_rd_u64(r, "end", &m->end));
+	TRY(cs_rd_u32(r, "prot", &m->prot));
+	TRY(cs_rd_u32(r, "flags", &m->flags));
+	TRY(cs_rd_u64(r, "pgoff", &m->pgoff));
+	TRY(cs_rd_u64(r, "dev", &m->dev));
+	TRY(cs_rd_u64(r, "ino", &m->ino));
+	TRY(cs_rd_u64(r, "file_size", &m->file_size));
+	TRY(cs_rd_i64(r, "mtime_ns", &m->mtime_ns));
+	TRY(cs_rd_blob(r, "build_id", m->build_id, CS_IMAGE_BUILD_ID_MAX, &m->build_id_len));
+	return cs_rd_str(r, "path", m->path, sizeof(m->path));
+}
+
+int cs_img_decode_mappings(struct cs_rd *r, struct cs_image *img)
+{
+	uint64_t prev_end = 0;
+	size_t i;
+
+	TRY(rd_array(r, CS_REC_MAPPING_FIXED + 8, UINT32_MAX, sizeof(*img->mappings),
+		     (void **)&img->mappings, &img->n_mappings));
+	for (i = 0; i < img->n_mappings; i++) {
+		r->record = (long)i;
+		TRY(decode_mapping(r, &img->mappings[i]));
+		TRY(check_mapping(r, &img->mappings[i], prev_end));
+		prev_end = img->mappings[i].end;
+	}
+	return cs_rd_done(r);
+}
+
+/* ---- THREADS ------------------------------------------------------------ */
+
+static int decode_thread(struct cs_rd *r, struct cs_image_thread *t)
+{
+	TRY(cs_rd_i32(r, "tid", &t->tid));
+	TRY(cs_rd_u32(r, "flags", &t->flags));
+	if (t->flags & ~(CS_THREAD_MAIN | CS_THREAD_AGENT))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown flags 0x%x", t->flags);
+	TRY(cs_rd_u64(r, "ucontext_addr", &t->ucontext_addr));
+	TRY(cs_rd_u64(r, "fs_base", &t->fs_base));
+	TRY(cs_rd_u64(r, "gs_base", &t->gs_base));
+	TRY(cs_rd_u64(r, "clear_child_tid", &t->clear_child_tid));
+	TRY(cs_rd_u64(r, "robust_list", &t->robust_list));
+	TRY(cs_rd_u64(r, "robust_list_len", &t->robust_list_len));
+	TRY(cs_rd_u64(r, "rseq_addr", &t->rseq_addr));
+	TRY(cs_rd_u32(r, "rseq_len", &t->rseq_len));
+	return cs_rd_u32(r, "rseq_sig", &t->rseq_sig);
+}
+
+int cs_img_decode_threads(struct cs_rd *r, struct cs_image *img)
+{
+	size_t i;
+
+	TRY(rd_array(r, CS_REC_THREAD, UINT32_MAX, sizeof(*img->threads), (void **)&img->threads,
+		     &img->n_threads));
+	for (i = 0; i < img->n_threads; i++) {
+		r->record = (long)i;
+		TRY(decode_thread(r, &img->threads[i]));
+	}
+	return cs_rd_done(r);
+}
+
+/* ---- FDS ---------------------------------------------------------------- */
+
+static int decode_fd_fixed(struct cs_rd *r, struct cs_image_fd *f)
+{
+	TRY(cs_rd_i32(r, "fd", &f->fd));
+	TRY(cs_rd_u32(r, "type", &f->type));
+	TRY(cs_rd_u32(r, "open_flags", &f->open_flags));
+	TRY(cs_rd_u32(r, "fd_flags", &f->fd_flags));
+	TRY(cs_rd_u64(r, "offset", &f->offset));
+	TRY(cs_rd_i32(r, "family", &f->family));
+	TRY(cs_rd_i32(r, "sock_type", &f->sock_type));
+	TRY(cs_rd_i32(r, "protocol", &f->protocol));
+	TRY(cs_rd_i32(r, "backlog", &f->backlog));
+	TRY(cs_rd_u32(r, "sock_options", &f->sock_options));
+	TRY(cs_rd_u32(r, "eventfd_flags", &f->eventfd_flags));
+	TRY(cs_rd_u64(r, "pipe_id", &f->pipe_id));
+	TRY(cs_rd_u64(r, "eventfd_count", &f->eventfd_count));
+	TRY(cs_rd_i32(r, "timer_clockid", &f->timer_clockid));
+	TRY(cs_rd_u32(r, "timer_flags", &f->timer_flags));
+	TRY(cs_rd_u64(r, "timer_value_ns", &f->timer_value_ns));
+	return cs_rd_u64(r, "timer_interval_ns", &f->timer_interval_ns);
+}
+
+static int check_fd(struct cs_rd *r, const struct cs_image_fd *f, int32_t prev_fd)
+{
+	if (f->fd < 0 || f->fd <= prev_fd)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+				  "fd %d is negative or not above the previous fd %d (fds must be "
+				  "sorted and unique)",
+				  f->fd, prev_fd);
+	if (!cs_image_fd_type_name(f->type))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d: unknown type %u", f->fd, f->type);
+	return 0;
+}
+
+/* Pending pipe bytes; only the read end of a pipe has any. */
+static int decode_pipe_data(struct cs_rd *r, struct cs_image_fd *f)
+{
+	uint8_t *data;
+
+	TRY(rd_len(r, "pipe_data", CS_IMAGE_PIPE_DATA_MAX, &f->pipe_data_len));
+	if (f->pipe_data_len == 0)
+		return 0;
+	if (f->type != CS_FD_PIPE)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries pipe data", f->fd,
+				  cs_image_fd_type_name(f->type));
+	data = malloc(f->pipe_data_len);
+	if (!data)
+		return cs_img_no_memory(r);
+	memcpy(data, r->p + r->pos, f->pipe_data_len);
+	f->pipe_data = data;
+	r->pos += f->pipe_data_len;
+	return 0;
+}
+
+static int decode_epoll(struct cs_rd *r, struct cs_image_fd *f)
+{
+	struct cs_image_epoll_entry *e;
+	uint32_t i;
+
+	TRY(cs_rd_count(r, "n_epoll", 16, CS_IMAGE_EPOLL_MAX, &f->n_epoll));
+	if (f->n_epoll == 0)
+		return 0;
+	if (f->type != CS_FD_EPOLL)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries epoll entries",
+				  f->fd, cs_image_fd_type_name(f->type));
+	e = calloc(f->n_epoll, sizeof(*e));
+	if (!e)
+		return cs_img_no_memory(r);
+	f->epoll = e;
+	for (i = 0; i < f->n_epoll; i++) {
+		TRY(cs_rd_i32(r, "epoll tfd", &e[i].tfd));
+		TRY(cs_rd_u32(r, "epoll events", &e[i].events));
+		TRY(cs_rd_u64(r, "epoll data", &e[i].data));
+	}
+	return 0;
+}
+
+static int decode_fd(struct cs_rd *r, struct cs_image_fd *f, int32_t prev_fd)
+{
+	TRY(decode_fd_fixed(r, f));
+	TRY(check_fd(r, f, prev_fd));
+	TRY(cs_rd_str(r, "path", f->path, sizeof(f->path)));
+	TRY(cs_rd_blob(r, "local_addr", f->local_addr, CS_IMAGE_ADDR_MAX, &f->local_len));
+	TRY(cs_rd_blob(r, "remote_addr", f->remote_addr, CS_IMAGE_ADDR_MAX, &f->remote_len));
+	TRY(decode_pipe_data(r, f));
+	TRY(decode_epoll(r, f));
+	return cs_rd_str(r, "reason", f->reason, sizeof(f->reason));
+}
+
+int cs_img_decode_fds(struct cs_rd *r, struct cs_image *img)
+{
+	int32_t prev_fd = -1;
+	size_t i;
+
+	/* n_fds is set before decoding so cs_image_free releases partial records. */
+	TRY(rd_array(r, CS_REC_FD_FIXED + 24, UINT32_MAX, sizeof(*img->fds), (void **)&img->fds,
+		     &img->n_fds));
+	for (i = 0; i < img->n_fds; i++) {
+		r->record = (long)i;
+		TRY(decode_fd(r, &img->fds[i], prev_fd));
+		prev_fd = img->fds[i].fd;
+	}
+	return cs_rd_done(r);
+}
+
+/* ---- SIGNALS ------------------------------------------------------------ */
+
+static int decode_sigaction(struct cs_rd *r, struct cs_image_sigaction *s, uint32_t prev)
+{
+	TRY(cs_rd_u32(r, "signo", &s->signo));
+	if (s->signo == 0 || s->signo > CS_IMAGE_SIGNALS || s->signo <= prev)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+				  "signo %u is outside 1..%u or not above the previous %u", s->signo,
+				  CS_IMAGE_SIGNALS, prev);
+	TRY(cs_rd_u32(r, "reserved", &s->reserved));
+	if (s->reserved != 0)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0", s->reserved);
+	TRY(cs_rd_u64(r, "handler", &s->handler));
+	TRY(cs_rd_u64(r, "flags", &s->flags));
+	TRY(cs_rd_u64(r, "restorer", &s->restorer));
+	return cs_rd_u64(r, "mask", &s->mask);
+}
+
+int cs_img_decode_signals(struct cs_rd *r, struct cs_image *img)
+{
+	uint32_t prev = 0;
+	size_t i;
+
+	TRY(rd_array(r, CS_REC_SIGACTION, CS_IMAGE_SIGNALS, sizeof(*img->sigactions),
+		     (void **)&img->sigactions, &img->n_sigactions));
+	for (i = 0; i < img->n_sigactions; i++) {
+		r->record = (long)i;
+		TRY(decode_sigaction(r, &img->sigactions[i], prev));
+		prev = img->sigactions[i].signo;
+	}
+	return cs_rd_done(r);
+}
+
+/* ---- RESIDENT and page runs --------------------------------------------- */
+
+int cs_img_check_run(struct cs_rd *r, uint64_t addr, uint32_t npages, uint64_t prev_end)
+{
+	if (npages == 0)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "run at 0x%llx has npages 0",
+				  (unsigned long long)addr);
+	if (addr & PAGE_MASK)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "run address 0x%llx is not page aligned",
+				  (unsigned long long)addr);
+	if (addr >= CS_IMAGE_ADDR_LIMIT ||
+	    npages > (CS_IMAGE_ADDR_LIMIT - addr) / CS_IMAGE_PAGE_SIZE)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+				  "run 0x%llx + %u pages is not below 2^47",
+				  (unsigned long long)addr, npages);
+	if (addr < prev_end)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+				  "run 0x%llx is below the previous run's end 0x%llx (runs must be "
+				  "sorted and disjoint)",
+				  (unsigned long long)addr, (unsigned long long)prev_end);
+	return 0;
+}
+
+int cs_img_decode_resident(struct cs_rd *r, struct cs_image *img)
+{
+	uint64_t prev_end = 0;
+	uint32_t reserved;
+	size_t i;
+
+	TRY(rd_array(r, CS_REC_RUN, UINT32_MAX, sizeof(*img->resident), (void **)&img->resident,
+		     &img->n_resident));
+	for (i = 0; i < img->n_resident; i++) {
+		struct cs_image_run *run = &img->resident[i];
+
+		r->record = (long)i;
+		TRY(cs_rd_u64(r, "addr", &run->addr));
+		TRY(cs_rd_u32(r, "npages", &run->npages));
+		TRY(cs_img_check_run(r, run->addr, run->npages, prev_end));
+		TRY(cs_rd_u32(r, "reserved", &reserved));
+		if (reserved != 0)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0", reserved);
+		prev_end = run->addr + (uint64_t)run->npages * CS_IMAGE_PAGE_SIZE;
+	}
+	return cs_rd_done(r);
+}
+
+/* ---- UNSUPPORTED -------------------------------------------------------- */
+
+int cs_img_decode_unsupported(struct cs_rd *r, struct cs_image *img)
+{
+	size_t i;
+
+	TRY(rd_array(r, 4, UINT32_MAX, sizeof(*img->unsupported), (void **)&img->unsupported,
+		     &img->n_unsupported));
+	for (i = 0; i < img->n_unsupported; i++) {
+		r->record = (long)i;
+		TRY(cs_rd_str(r, "what", img->unsupported[i].what,
+			      sizeof(img->unsupported[i].what)));
+	}
+	return cs_rd_done(r);
+}
+
+/* ---- PAGES -------------------------------------------------------------- */
+
+/* Appends to img->page_runs, doubling the array at each power of two. */
+static int add_page_run(struct cs_rd *r, struct cs_image *img, const struct cs_image_page_run *pr)
+{
+	size_t n = img->n_page_runs;
+
+	if ((n & (n - 1)) == 0) {
+		struct cs_image_page_run *a;
+
+		a = realloc(img->page_runs, (n ? 2 * n : 1) * sizeof(*a));
+		if (!a)
+			return cs_img_no_memory(r);
+		img->page_runs = a;
+	}
+	img->page_runs[n] = *pr;
+	img->n_page_runs = n + 1;
+	return 0;
+}
+
+int cs_img_decode_pages(struct cs_rd *r, struct cs_image *img, uint64_t *pages_end)
+{
+	struct cs_image_page_run pr;
+	uint32_t reserved;
+	uint64_t bytes;
+
+	for (r->record = 0; r->pos < r->len; r->record++) {
+		TRY(cs_rd_u64(r, "addr", &pr.addr));
+		TRY(cs_rd_u32(r, "npages", &pr.npages));
+		TRY(cs_img_check_run(r, pr.addr, pr.npages, *pages_end));
+		TRY(cs_rd_u32(r, "reserved", &reserved));
+		if (reserved != 0)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0", reserved);
+		bytes = (uint64_t)pr.npages * CS_IMAGE_PAGE_SIZE;
+		TRY(cs_rd_need(r, "page data", bytes));
+		pr.file_offset = r->base + r->pos;
+		TRY(add_page_run(r, img, &pr));
+		r->pos += bytes;
+		*pages_end = pr.addr + bytes;
+	}
+	r->record = -1;
+	return 0;
+}
