@@ -1,0 +1,471 @@
+#!/usr/bin/env python3
+"""Checkpoint/restore scenarios (meson suite 'cr'); docs/testing-cr.md.
+
+    harness.py --build-root BUILD --workloads BUILD/tests/cr SCENARIO
+
+Each scenario starts workload programs under `checksync run`, checkpoints
+them at seeded random moments, SIGKILLs them, restores them and checks they
+continued from the checkpointed state; the refuse-* scenarios check that a
+bad restore is refused by name and changes nothing. CR_SEED=<n> replays a
+run's random moments, CR_ITERATIONS=<n> overrides the iteration count.
+Exit status: 0 pass, 1 fail, 77 skip (not root).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crlib import (App, Harness, TestFailure, SKIP, log, images, snapshot_dir,  # noqa: E402
+                   diff_snapshots, free_port, pid_alive)
+
+
+def pause(rng, lo, hi, what):
+    d = rng.uniform(lo, hi)
+    log("  wait %.2f s %s" % (d, what))
+    time.sleep(d)
+
+
+def cycle(h, app, rng, before_ckpt=None, after_restore=None, away=0.0, progress_timeout=60):
+    """One checkpoint, SIGKILL, restore at random moments; returns progress after."""
+    pause(rng, 0.2, 1.5, "before the checkpoint")
+    before = app.wait_progress(1, 30)
+    if before_ckpt:
+        before_ckpt()
+        before = app.progress()
+    app.checkpoint()
+    pause(rng, 0.0, 0.5, "before the kill")
+    app.kill()
+    if away:
+        log("  away %.1f s" % away)
+        time.sleep(away)
+    app.restore()
+    after = app.check_continued(before, progress_timeout)
+    if after_restore:
+        after_restore()
+    return after
+
+
+def iterate(h, n, body):
+    for i in range(h.iterations(n)):
+        rng = h.rng(i)
+        log("== %s iteration %d/%d (seed %d)" % (h.scenario, i + 1, h.iterations(n), h.seed))
+        body(i, rng)
+
+
+# ---- workloads --------------------------------------------------------------
+
+def sc_threads(h, tracking=None, n=5):
+    def body(i, rng):
+        app = App(h, "wl-threads", ["--counters", str(rng.randint(2, 6))], tracking=tracking)
+        app.run()
+        cycle(h, app, rng)
+        app.verify()
+    iterate(h, n, body)
+
+
+def sc_hash(h):
+    sc_threads(h, tracking="hash", n=2)
+    sc_bigheap(h, tracking="hash", n=1, mib=256)
+
+
+def echo_exchange(port, payload, sock=None):
+    """Sends payload and reads it back; returns the (open) socket."""
+    s = sock or socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.settimeout(10)
+    s.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = s.recv(65536)
+        if not chunk:
+            raise TestFailure("echo server closed the connection after %d of %d bytes" %
+                              (len(got), len(payload)))
+        got += chunk
+    if got != payload:
+        raise TestFailure("echo server returned different bytes")
+    return s
+
+
+def sc_echo(h):
+    def body(i, rng):
+        port = free_port()
+        app = App(h, "wl-echo", ["--port", str(port)])
+        app.run()
+        sent = {"pre": 0, "post": 0, "accepted": 0}
+        old = []
+
+        pre_sizes = [rng.randint(1, 5000), rng.randint(1, 100000), rng.randint(1, 3000)]
+
+        def before_exact():
+            a = echo_exchange(port, os.urandom(pre_sizes[0]))
+            echo_exchange(port, os.urandom(pre_sizes[1]), a)
+            b = echo_exchange(port, os.urandom(pre_sizes[2]))
+            b.close()
+            old.append(a)
+            sent["pre"] = sum(pre_sizes)
+            sent["accepted"] = 2
+
+        def after():
+            # the connection that was open at the checkpoint is gone for the client...
+            a = old[0]
+            a.settimeout(10)
+            try:
+                data = a.recv(10)
+                if data:
+                    h.fail("old client received %r after the server was killed" % data)
+            except ConnectionResetError:
+                pass
+            a.close()
+            # ...and the restored server sees it reset and drops it
+            app.proc.wait_line(r"^drop fd=\d+ bytes=%d " % (pre_sizes[0] + pre_sizes[1]), 30,
+                               "the restored server dropping the connection open at the checkpoint")
+            # new clients work, one after another and at the same time
+            for _ in range(3):
+                n = rng.randint(1, 20000)
+                echo_exchange(port, os.urandom(n)).close()
+                sent["post"] += n
+            c1 = socket.create_connection(("127.0.0.1", port), timeout=10)
+            c2 = socket.create_connection(("127.0.0.1", port), timeout=10)
+            for c in (c1, c2, c1):
+                n = rng.randint(1, 20000)
+                echo_exchange(port, os.urandom(n), c)
+                sent["post"] += n
+            c1.close()
+            c2.close()
+            sent["accepted"] += 5
+
+        cycle(h, app, rng, before_exact, after)
+        line = app.verify()
+        m = re.search(r"accepted=(\d+) bytes=(\d+)", line)
+        want_bytes = sent["pre"] + sent["post"]
+        if not m or int(m.group(1)) != sent["accepted"] or int(m.group(2)) != want_bytes:
+            h.fail("echo server counters after restore: %r; want accepted=%d bytes=%d (bytes "
+                   "before the checkpoint plus after the restore)" %
+                   (line, sent["accepted"], want_bytes), app.proc)
+    iterate(h, 5, body)
+
+
+def sc_timers(h):
+    def body(i, rng):
+        app = App(h, "wl-timers", ["--max-gap-ms", "1000"])
+        app.run()
+        cycle(h, app, rng, away=3.0)
+        # let the timers run a while after the restore (25 ticks = 0.5 s)
+        app.wait_progress(app.progress() + 25, 30)
+        app.verify()
+    iterate(h, 5, body)
+
+
+def sc_bigheap(h, tracking=None, n=2, mib=1024):
+    def body(i, rng):
+        app = App(h, "wl-bigheap", ["--mib", str(mib), "--seed", str(rng.randrange(1, 1 << 30))],
+                  tracking=tracking)
+        app.run(ready_timeout=120)
+        cycle(h, app, rng, progress_timeout=180)
+        app.verify(timeout=120)
+    iterate(h, n, body)
+
+
+def sc_signals(h):
+    def body(i, rng):
+        app = App(h, "wl-signals")
+        app.run()
+        counts = {"USR2": rng.randint(1, 3), "HUP": rng.randint(1, 3)}
+        signo = {"USR2": signal.SIGUSR2, "HUP": signal.SIGHUP}
+
+        def send(name, want):
+            os.kill(app.host_pid, signo[name])
+            app.proc.wait_line(r"^sig %s %d$" % (name, want), 10,
+                               "SIG%s handled (count %d)" % (name, want), start=app.out_start)
+
+        def before():
+            for name, k in counts.items():
+                for j in range(1, k + 1):
+                    send(name, j)
+
+        def after():
+            # the handlers are still installed and the counters came back
+            for name, k in counts.items():
+                send(name, k + 1)
+
+        cycle(h, app, rng, before, after)
+        line = app.verify()
+        want = "usr2=%d hup=%d" % (counts["USR2"] + 1, counts["HUP"] + 1)
+        if want not in line:
+            h.fail("signal counts after restore: %r, want %s" % (line, want), app.proc)
+    iterate(h, 5, body)
+
+
+def sc_chain(h):
+    rng = h.rng(0)
+    app = App(h, "wl-threads", ["--counters", "3"])
+    app.run()
+    last = 0
+    for k in range(h.iterations(5)):
+        log("== chain restore %d (seed %d)" % (k + 1, h.seed))
+        after = cycle(h, app, rng)
+        if after <= last:
+            h.fail("chain restore %d: progress %d did not increase past %d" %
+                   (k + 1, after, last), app.proc)
+        last = after
+    app.verify()
+
+
+def sc_detach(h):
+    rng = h.rng(0)
+    app = App(h, "wl-threads")
+    app.run()
+    pause(rng, 0.2, 1.0, "before the checkpoint")
+    before = app.wait_progress(1, 30)
+    app.checkpoint()
+    app.kill()
+    app.restore(detach=True)
+    time.sleep(0.5)
+    gen = app.checkpoint()  # the detached program goes on checkpointing
+    line = app.verify()
+    m = re.search(r"progress=(\d+)", line)
+    if not m or int(m.group(1)) < before:
+        h.fail("detached restore: %r, want progress >= %d" % (line, before), app.proc)
+    deadline = time.monotonic() + 10
+    while pid_alive(app.host_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log("  generation %d taken by the detached program" % gen)
+
+
+def sc_delta_size(h):
+    """A delta after the program wrote K distinct pages holds about K pages."""
+    k, mib = 2000, 256
+    for tracking in ("uffd", "hash"):
+        log("== delta size, tracking %s" % tracking)
+        app = App(h, "wl-bigheap", ["--mib", str(mib), "--writes-per-tick", "0",
+                                    "--burst", str(k)], tracking=tracking, interval_ms=600000)
+        app.run(ready_timeout=120)
+        app.checkpoint()
+        time.sleep(0.3)
+        quiet = app.checkpoint()
+        quiet_size = os.path.getsize(os.path.join(app.dir, "gen-%020d.img" % quiet))
+        start = app.proc.count()
+        os.kill(app.host_pid, signal.SIGUSR2)
+        app.proc.wait_line(r"^burst %d done" % k, 30, "the page burst", start=start)
+        gen = app.checkpoint()
+        size = os.path.getsize(os.path.join(app.dir, "gen-%020d.img" % gen))
+        lo, hi = k * 4096, k * 4096 + quiet_size + 512 * 4096
+        log("  quiet delta %d bytes, delta after %d pages: %d bytes (want %d..%d)" %
+            (quiet_size, k, size, lo, hi))
+        if not lo <= size <= hi:
+            h.fail("tracking %s: delta after writing %d distinct pages is %d bytes; want "
+                   "%d..%d (the quiet delta before it was %d bytes, the heap %d MiB)" %
+                   (tracking, k, size, lo, hi, quiet_size, mib), app.proc)
+        app.kill()
+
+
+# ---- refusals ---------------------------------------------------------------
+
+def expect_refusal(h, app, args, must_contain, what, extra_env=None):
+    """Runs `checksync restore` expecting a refusal: non-zero status, a message
+    containing each of must_contain (regexes), DIR unchanged, nothing started."""
+    d = args[args.index("--dir") + 1]
+    before = snapshot_dir(d)
+    rc, out, p = h.tool_cmd("restore", ["restore"] + args, 60, extra_env)
+    log("  refusal (%s): status %d: %s" % (what, rc, out.strip().replace("\n", " | ")))
+    if rc == 0:
+        h.fail("%s: restore succeeded, want a refusal" % what, p)
+    missing = [rx for rx in must_contain if not re.search(rx, out, re.I)]
+    if missing:
+        h.fail("%s: refusal message %r does not name %s" % (what, out.strip(), missing), p)
+    time.sleep(0.3)
+    changed = diff_snapshots(before, snapshot_dir(d))
+    if changed:
+        h.fail("%s: the refused restore changed %s: %s" % (what, d, "; ".join(changed)), p)
+    started = [pid for pid in h.tagged_pids() if pid not in h.host_pids or pid_alive(pid)]
+    started = [pid for pid in started if pid_alive(pid)]
+    if started:
+        h.fail("%s: processes alive after the refused restore: %s" % (what, started), p)
+    return out
+
+
+def ckpt_and_kill(h, app, rng, extra=1):
+    app.run()
+    pause(rng, 0.2, 0.8, "before the checkpoint")
+    before = app.wait_progress(1, 30)
+    for _ in range(1 + extra):
+        app.checkpoint()
+        time.sleep(0.2)
+    app.kill()
+    return before
+
+
+def refuse_damaged(h, damage):
+    rng = h.rng(0)
+    app = App(h, "wl-threads")
+    ckpt_and_kill(h, app, rng)
+    imgs = images(app.dir)
+    if len(imgs) < 2:
+        h.fail("want at least two images in %s, found %s" % (app.dir, imgs), app.proc)
+    (prev_gen, _), (gen, path) = imgs[-2], imgs[-1]
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        if damage == "corrupt":
+            at = size // 2
+            f.seek(at)
+            data = f.read(16)
+            f.seek(at)
+            f.write(bytes(b ^ 0xFF for b in data))
+            log("  flipped 16 bytes at offset %d of %s (%d bytes)" % (at, path, size))
+        else:
+            f.truncate(size // 2)
+            log("  truncated %s from %d to %d bytes" % (path, size, size // 2))
+    expect_refusal(h, app, ["--dir", app.dir],
+                   [re.escape(os.path.basename(path)), r"offset\D{0,3}(0x[0-9a-f]+|\d+)",
+                    r"\b0*%d\b" % prev_gen],
+                   "%s newest image (generation %d, previous %d)" % (damage, gen, prev_gen))
+    app.restore(generation=prev_gen)
+    app.check_continued(1)
+    app.verify()
+
+
+def refuse_buildid(h):
+    rng = h.rng(0)
+    work = h.mkdtemp("bin")
+    exe = os.path.join(work, "wl-app")
+    shutil.copy2(h.workload("wl-threads"), exe)
+    app = App(h, "wl-threads", exe=exe)
+    ckpt_and_kill(h, app, rng, extra=0)
+    original = exe + ".orig"
+    shutil.copy2(exe, original)
+    shutil.copyfile(h.workload("wl-threads-v2"), exe)  # in place: same inode, new build-id
+    expect_refusal(h, app, ["--dir", app.dir], [re.escape("wl-app"), r"build.?id"],
+                   "executable replaced by another build")
+    # control: with the original binary back the same images restore
+    shutil.copyfile(original, exe)
+    app.restore()
+    app.check_continued(1)
+    app.verify()
+
+
+def refuse_abi(h):
+    rng = h.rng(0)
+    app = App(h, "wl-threads")
+    ckpt_and_kill(h, app, rng, extra=0)
+    editor = os.path.join(h.wl_dir, "cr-imgedit")
+    if not os.access(editor, os.X_OK):
+        h.fail("cr-imgedit is not built (it needs proto's image encoder and decoder)")
+    for field, rx in (("kernel_release", r"kernel"), ("xsave_features", r"xsave|xcr0|fpu"),
+                      ("vdso_crc", r"vdso")):
+        d = h.mkdtemp("abi")
+        for _, path in images(app.dir):
+            dst = os.path.join(d, os.path.basename(path))
+            shutil.copy2(path, dst)
+            r = subprocess.run([editor, dst, field], capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                h.fail("cr-imgedit %s %s failed: %s" % (dst, field, r.stderr.strip()))
+        expect_refusal(h, app, ["--dir", d], [rx], "image from another kernel (%s edited)" % field)
+    app.restore()
+    app.check_continued(1)
+    app.verify()
+
+
+def refuse_port(h):
+    rng = h.rng(0)
+    port = free_port()
+    app = App(h, "wl-echo", ["--port", str(port)])
+    app.run()
+    echo_exchange(port, os.urandom(1000)).close()
+    pause(rng, 0.2, 0.8, "before the checkpoint")
+    app.checkpoint()
+    app.kill()
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen(1)
+    try:
+        expect_refusal(h, app, ["--dir", app.dir], [r"\b%d\b" % port],
+                       "port %d in use" % port)
+    finally:
+        squatter.close()
+    app.restore()
+    app.check_continued(1)
+    echo_exchange(port, os.urandom(2000)).close()
+    app.verify()
+
+
+def refuse_noagent(h):
+    empty = h.mkdtemp("empty")
+    for d, what in ((empty, "empty directory"),
+                    (os.path.join(empty, "missing"), "missing directory")):
+        rc, out, p = h.tool_cmd("checkpoint", ["checkpoint", "--dir", d], 20)
+        log("  checkpoint in %s: status %d: %s" % (what, rc, out.strip()))
+        if rc == 0 or not re.search(r"agent|not running|no such", out, re.I):
+            h.fail("checkpoint in an %s: status %d, output %r; want non-zero and a message "
+                   "saying no agent runs there" % (what, rc, out), p)
+    if os.listdir(empty):
+        h.fail("checkpoint with no agent created %s in %s" % (os.listdir(empty), empty))
+    # a directory whose agent was SIGKILLed (stale agent.sock): fail, do not hang
+    app = App(h, "wl-threads")
+    app.run()
+    app.checkpoint()
+    app.kill()
+    before = snapshot_dir(app.dir)
+    rc, out, p = h.tool_cmd("checkpoint", ["checkpoint", "--dir", app.dir], 20)
+    log("  checkpoint after the agent died: status %d: %s" % (rc, out.strip()))
+    if rc == 0 or not re.search(r"agent|not running|refused", out, re.I):
+        h.fail("checkpoint with a dead agent: status %d, output %r" % (rc, out), p)
+    changed = diff_snapshots(before, snapshot_dir(app.dir))
+    if changed:
+        h.fail("checkpoint with a dead agent changed %s: %s" % (app.dir, changed), p)
+
+
+SCENARIOS = {
+    "threads": sc_threads,
+    "echo": sc_echo,
+    "timers": sc_timers,
+    "bigheap": sc_bigheap,
+    "signals": sc_signals,
+    "chain": sc_chain,
+    "detach": sc_detach,
+    "hash": sc_hash,
+    "delta-size": sc_delta_size,
+    "refuse-corrupt": lambda h: refuse_damaged(h, "corrupt"),
+    "refuse-truncated": lambda h: refuse_damaged(h, "truncated"),
+    "refuse-buildid": refuse_buildid,
+    "refuse-abi": refuse_abi,
+    "refuse-port": refuse_port,
+    "refuse-noagent": refuse_noagent,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-root", required=True)
+    ap.add_argument("--workloads", required=True)
+    ap.add_argument("scenario", choices=sorted(SCENARIOS))
+    args = ap.parse_args()
+    h = Harness(args, args.scenario)
+    log("scenario %s seed %d (replay: CR_SEED=%d)" % (h.scenario, h.seed, h.seed))
+    status = 0
+    try:
+        if not h.check_ready():
+            return SKIP
+        SCENARIOS[args.scenario](h)
+        log("PASS %s (seed %d)" % (h.scenario, h.seed))
+    except TestFailure as e:
+        log("FAIL %s (seed %d, replay with CR_SEED=%d): %s" % (h.scenario, h.seed, h.seed, e))
+        status = 1
+    except Exception:
+        log("ERROR %s (seed %d):\n%s" % (h.scenario, h.seed, traceback.format_exc()))
+        status = 1
+    finally:
+        h.cleanup()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
