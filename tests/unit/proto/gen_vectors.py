@@ -7,7 +7,9 @@ prints one C string of hex per message. The C test holds the printed hex and
 checks that proto/ encodes exactly these bytes and decodes them back, so the
 C code, the document and this script have to agree. Run it to regenerate
 after a deliberate change of the wire format (which also needs a new
-protocol version).
+protocol version). With --corpus DIR it writes the fuzz seed corpus
+(tests/fuzz/corpus/frame) instead; with --check FILE it checks that FILE
+holds exactly these vectors (a unit test runs that).
 """
 import struct
 
@@ -63,14 +65,43 @@ SAMPLES = [
 ]
 
 
-def main():
+def write_corpus(directory):
+    """The fuzz seed corpus: each frame alone, and all of them as one stream."""
+    import os
+    os.makedirs(directory, exist_ok=True)
+    frames = [frame(t, p) for _, t, p in SAMPLES]
+    for (name, _, _), data in zip(SAMPLES, frames):
+        with open(os.path.join(directory, name.lower()), "wb") as out:
+            out.write(data)
+    with open(os.path.join(directory, "stream"), "wb") as out:
+        out.write(b"".join(frames))
+
+
+def c_table():
+    """The vectors as the body of the C table in test_msg_vectors.c."""
+    out = []
     for name, msg_type, payload in SAMPLES:
         hexed = frame(msg_type, payload).hex()
-        lines = [hexed[i:i + 64] for i in range(0, len(hexed), 64)]
-        print(f"\t{{CS_MSG_{name},")
-        for line in lines:
-            print(f'\t "{line}"')
-        print("\t},")
+        out.append(f"\t{{CS_MSG_{name},")
+        out += [f'\t "{hexed[i:i + 64]}"' for i in range(0, len(hexed), 64)]
+        out.append("\t},")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "--corpus":
+        write_corpus(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--check":
+        # The C test must hold exactly what this encoder produces.
+        with open(sys.argv[2]) as src:
+            text = src.read()
+        if c_table() not in text:
+            print(f"{sys.argv[2]}: vectors differ from gen_vectors.py output")
+            sys.exit(1)
+        print(f"{sys.argv[2]}: vectors match")
+    else:
+        sys.stdout.write(c_table())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,430 @@
+/*
+ * Sample checkpoint images for the image tests and the fuzz seed corpus:
+ * every record type with every field set to a distinct value, written with
+ * the real writer, and a checker that compares a parsed image field by
+ * field with what went in. Header-only so each test stays one source.
+ */
+#ifndef CS_TEST_IMAGE_SAMPLE_H
+#define CS_TEST_IMAGE_SAMPLE_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "image.h"
+
+#define S_MAPS   6
+#define S_THREADS 4
+#define S_FDS    13
+#define S_SIGS   CS_IMAGE_SIGNALS
+#define S_RES    3
+#define S_UNSUP  2
+#define S_RUNS   3
+#define S_EPOLL  300
+#define S_PIPE   1000
+
+/* An image's contents. full = 0 is small (short strings, few records, one
+ * page); full = 1 sets every field, maximum strings and a delta header. */
+struct sample {
+	int full;
+	struct cs_image_header header;
+	struct cs_image_process process;
+	struct cs_image_mapping maps[S_MAPS];
+	struct cs_image_thread threads[S_THREADS];
+	struct cs_image_fd fds[S_FDS];
+	struct cs_image_sigaction sigs[S_SIGS];
+	struct cs_image_run res[S_RES];
+	struct cs_image_unsupported unsup[S_UNSUP];
+	struct cs_image_run runs[S_RUNS]; /* page runs; runs[0] in the first PAGES section */
+	size_t n_maps, n_threads, n_fds, n_sigs, n_res, n_unsup, n_runs;
+	uint8_t pipe_data[S_PIPE];
+	struct cs_image_epoll_entry epoll[S_EPOLL];
+};
+
+/* Output into memory; fail_at makes the write that would pass it fail. */
+struct membuf {
+	uint8_t *data;
+	size_t len, cap;
+	size_t fail_at;
+};
+
+static int __attribute__((unused)) mem_write(void *ctx, const void *buf, size_t len)
+{
+	struct membuf *m = ctx;
+
+	if ((m->fail_at && m->len + len > m->fail_at) || m->cap - m->len < len)
+		return -EIO;
+	memcpy(m->data + m->len, buf, len);
+	m->len += len;
+	return 0;
+}
+
+static void fill_str(char *dst, size_t n, char first)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		dst[i] = (char)(first + i % 26);
+	dst[n] = '\0';
+}
+
+static void fill_bytes(uint8_t *dst, size_t n, uint8_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		dst[i] = (uint8_t)(seed + i * 7);
+}
+
+static uint8_t page_byte(uint64_t addr, size_t i)
+{
+	return (uint8_t)((addr >> 12) * 31 + i * 13 + 1);
+}
+
+static void sample_header(struct sample *s)
+{
+	struct cs_image_header *h = &s->header;
+
+	h->arch = CS_ARCH_X86_64;
+	h->page_size = CS_IMAGE_PAGE_SIZE;
+	h->flags = s->full ? CS_IMAGE_F_DELTA : 0;
+	h->tracking = s->full ? CS_TRACK_UFFD_WP : CS_TRACK_FULL;
+	h->generation = s->full ? 0x0123456789abcdefull : 1;
+	h->parent_generation = s->full ? 0x0123456789abcdeeull : 0;
+	h->base_generation = s->full ? 0x0123456789abcd00ull : 1;
+	h->xsave_features = 0x2e7;
+	h->xsave_size = 2696;
+	fill_str(h->kernel_release, s->full ? 64 : 6, 'a');
+	h->exe_build_id_len = s->full ? CS_IMAGE_BUILD_ID_MAX : 4;
+	fill_bytes(h->exe_build_id, h->exe_build_id_len, 0xde);
+	h->clock_realtime_ns = 1764072000123456789ll;
+	h->clock_monotonic_ns = -5; /* signed fields travel as two's complement */
+	h->clock_boottime_ns = INT64_MAX;
+}
+
+static void sample_process(struct sample *s)
+{
+	struct cs_image_process *p = &s->process;
+	size_t i;
+
+	p->pid = 1;
+	p->ppid = -1;
+	p->umask = 022;
+	p->personality = 0x0040000;
+	p->start_code = 0x400000, p->end_code = 0x401000, p->start_data = 0x402000;
+	p->end_data = 0x403000, p->start_brk = 0x404000, p->brk = 0x425000;
+	p->start_stack = 0x7ffc00000000, p->arg_start = 0x7ffc00001000;
+	p->arg_end = 0x7ffc00001100, p->env_start = 0x7ffc00001100, p->env_end = 0x7ffc00001f00;
+	p->auxv_len = s->full ? CS_IMAGE_AUXV_MAX : 32;
+	fill_bytes(p->auxv, p->auxv_len, 3);
+	for (i = 0; i < CS_IMAGE_RLIMITS; i++) {
+		p->rlimits[i].cur = 1000 + i;
+		p->rlimits[i].max = i == 3 ? UINT64_MAX : 2000 + i;
+	}
+	for (i = 0; i < CS_AGENT_ADDRS; i++)
+		p->agent_addr[i] = 0x7f0000001000ull + i * 0x40;
+	p->vdso_crc = 0xfeedf00d;
+	fill_str(p->comm, s->full ? 15 : 6, 'k');
+	fill_str(p->cwd, s->full ? CS_IMAGE_PATH_MAX - 1 : 4, 'c');
+	fill_str(p->exe_path, s->full ? CS_IMAGE_PATH_MAX - 1 : 12, 'e');
+}
+
+static void sample_maps(struct sample *s)
+{
+	size_t i;
+
+	s->n_maps = s->full ? S_MAPS : 2;
+	for (i = 0; i < s->n_maps; i++) {
+		struct cs_image_mapping *m = &s->maps[i];
+
+		m->start = 0x400000ull + i * 0x100000;
+		m->end = m->start + 0x3000;
+		m->prot = (uint32_t)(i % 8);
+		m->flags = (i % 2 ? CS_MAP_FILE : CS_MAP_ANON | CS_MAP_TRACKED) | CS_MAP_PRIVATE;
+		m->pgoff = i * 0x1000;
+		m->dev = 0x803 + i, m->ino = 12345 + i, m->file_size = 99999 + i;
+		m->mtime_ns = -1 - (int64_t)i;
+		m->build_id_len = s->full ? CS_IMAGE_BUILD_ID_MAX : 20;
+		fill_bytes(m->build_id, m->build_id_len, (uint8_t)i);
+		fill_str(m->path, s->full && i == 0 ? CS_IMAGE_PATH_MAX - 1 : 9 + i, 'p');
+	}
+	if (s->full) /* vsyscall is above 2^47 and still a mapping */
+		s->maps[S_MAPS - 1].start = 0xffffffffff600000ull,
+		s->maps[S_MAPS - 1].end = 0xffffffffff601000ull,
+		s->maps[S_MAPS - 1].flags = CS_MAP_VSYSCALL;
+}
+
+static void sample_threads(struct sample *s)
+{
+	size_t i;
+
+	s->n_threads = s->full ? S_THREADS : 2;
+	for (i = 0; i < s->n_threads; i++) {
+		struct cs_image_thread *t = &s->threads[i];
+
+		t->tid = (int32_t)(100 + i);
+		t->flags = i == 0 ? CS_THREAD_MAIN : i == 1 ? CS_THREAD_AGENT : 0;
+		t->ucontext_addr = 0x7ffd00000000ull + i * 0x10000;
+		t->fs_base = 0x7f0000100000ull + i, t->gs_base = i;
+		t->clear_child_tid = 0x7f0000200000ull + i;
+		t->robust_list = 0x7f0000300000ull + i, t->robust_list_len = 24;
+		t->rseq_addr = 0x7f0000400000ull + i, t->rseq_len = 32, t->rseq_sig = 0x53053053;
+	}
+}
+
+static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
+{
+	f->fd = (int32_t)(i * 3);
+	f->type = (uint32_t)(i % 12 + 1);
+	f->open_flags = 02 | (uint32_t)i << 12;
+	f->fd_flags = i % 2;
+	f->offset = 0x100000000ull + i;
+	fill_str(f->path, s->full && i == 1 ? CS_IMAGE_PATH_MAX - 1 : 5 + i, 'f');
+	f->family = 1, f->sock_type = 5, f->protocol = -7, f->backlog = 4096;
+	f->local_len = s->full ? CS_IMAGE_ADDR_MAX : 16;
+	f->remote_len = s->full ? CS_IMAGE_ADDR_MAX - 1 : 0;
+	fill_bytes(f->local_addr, f->local_len, 0x10);
+	fill_bytes(f->remote_addr, f->remote_len, 0x20);
+	f->sock_options = 3;
+	f->pipe_id = 0xabcdef00 + i;
+	f->eventfd_count = UINT64_MAX - i, f->eventfd_flags = 1;
+	f->timer_clockid = 1, f->timer_flags = 1;
+	f->timer_value_ns = 1500000000ull, f->timer_interval_ns = 250000000ull;
+	if (f->type == CS_FD_PIPE) {
+		f->pipe_data_len = s->full ? S_PIPE : 5;
+		f->pipe_data = s->pipe_data;
+	}
+	if (f->type == CS_FD_EPOLL) {
+		f->n_epoll = s->full ? S_EPOLL : 2;
+		f->epoll = s->epoll;
+	}
+	fill_str(f->reason, s->full && i == 11 ? 255 : i % 4, 'r');
+}
+
+static void sample_fds(struct sample *s)
+{
+	size_t i;
+
+	fill_bytes(s->pipe_data, S_PIPE, 0x55);
+	for (i = 0; i < S_EPOLL; i++) {
+		s->epoll[i].tfd = (int32_t)i - 1;
+		s->epoll[i].events = 0x80000001u + (uint32_t)i;
+		s->epoll[i].data = 0xdeadbeef00000000ull + i;
+	}
+	s->n_fds = s->full ? S_FDS : 4;
+	for (i = 0; i < s->n_fds; i++)
+		sample_fd(s, &s->fds[i], i);
+}
+
+static void sample_rest(struct sample *s)
+{
+	size_t i;
+
+	s->n_sigs = s->full ? S_SIGS : 2;
+	for (i = 0; i < s->n_sigs; i++) {
+		s->sigs[i].signo = s->full ? (uint32_t)i + 1 : (uint32_t)(i * 13 + 2);
+		s->sigs[i].handler = 0x401000 + i, s->sigs[i].flags = 0x14000000;
+		s->sigs[i].restorer = 0x7f0000500000ull, s->sigs[i].mask = UINT64_MAX >> i;
+	}
+	s->n_res = s->full ? S_RES : 1;
+	for (i = 0; i < s->n_res; i++)
+		s->res[i].addr = 0x400000ull + i * 0x100000, s->res[i].npages = (uint32_t)i + 3;
+	s->n_unsup = s->full ? S_UNSUP : 1;
+	for (i = 0; i < s->n_unsup; i++)
+		fill_str(s->unsup[i].what, s->full && i == 1 ? 255 : 20, 'u');
+	/* runs[0] goes in the first PAGES section, the rest in the second */
+	s->n_runs = s->full ? S_RUNS : 1;
+	for (i = 0; i < s->n_runs; i++)
+		s->runs[i].addr = 0x400000ull + i * 0x100000, s->runs[i].npages = (uint32_t)i + 1;
+	if (s->full) /* a run that ends exactly at 2^47 */
+		s->runs[S_RUNS - 1].addr = (1ull << 47) - 3 * CS_IMAGE_PAGE_SIZE,
+		s->runs[S_RUNS - 1].npages = 3;
+}
+
+static void __attribute__((unused)) sample_init(struct sample *s, int full)
+{
+	memset(s, 0, sizeof(*s));
+	s->full = full;
+	sample_header(s);
+	sample_process(s);
+	sample_maps(s);
+	sample_threads(s);
+	sample_fds(s);
+	sample_rest(s);
+}
+
+#define TRYW(expr)                                                                                 \
+	do {                                                                                       \
+		int rc_ = (expr);                                                                  \
+		if (rc_ < 0) {                                                                     \
+			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,             \
+				strerror(-rc_));                                                   \
+			return rc_;                                                                \
+		}                                                                                  \
+	} while (0)
+
+/* One PAGES section holding runs [from, to). */
+static int write_pages(struct cs_image_writer *w, const struct sample *s, size_t from, size_t to)
+{
+	uint8_t head[CS_IMAGE_PAGE_RUN_HEAD], page[CS_IMAGE_PAGE_SIZE];
+	struct cs_buf b = {head, 0, sizeof(head)};
+	uint64_t len = 0;
+	size_t i, p, k;
+
+	for (i = from; i < to; i++)
+		len += CS_IMAGE_PAGE_RUN_HEAD + (uint64_t)s->runs[i].npages * CS_IMAGE_PAGE_SIZE;
+	TRYW(cs_image_section_begin(w, CS_SECT_PAGES, len));
+	for (i = from; i < to; i++) {
+		b.len = 0;
+		TRYW(cs_image_put_page_run_head(&b, s->runs[i].addr, s->runs[i].npages));
+		TRYW(cs_image_section_write(w, head, b.len));
+		for (p = 0; p < s->runs[i].npages; p++) {
+			uint64_t addr = s->runs[i].addr + p * CS_IMAGE_PAGE_SIZE;
+
+			for (k = 0; k < sizeof(page); k++)
+				page[k] = page_byte(addr, k);
+			TRYW(cs_image_section_write(w, page, sizeof(page)));
+		}
+	}
+	return cs_image_section_end(w);
+}
+
+/* Encodes n records of one type into b as count + records. */
+#define PUT_ALL(b, fn, arr, n)                                                                     \
+	do {                                                                                       \
+		size_t pos_, i_;                                                                   \
+		(b)->len = 0;                                                                      \
+		TRYW(cs_image_put_count((b), &pos_));                                              \
+		for (i_ = 0; i_ < (n); i_++)                                                       \
+			TRYW(fn((b), &(arr)[i_]));                                                 \
+		cs_image_set_count((b), pos_, (uint32_t)(n));                                      \
+	} while (0)
+
+/* The metadata sections, HEADER first. */
+static int write_metadata(struct cs_image_writer *w, const struct sample *s, struct cs_buf *b)
+{
+	b->len = 0;
+	TRYW(cs_image_put_header(b, &s->header));
+	TRYW(cs_image_write_section(w, CS_SECT_HEADER, b));
+	b->len = 0;
+	TRYW(cs_image_put_process(b, &s->process));
+	TRYW(cs_image_write_section(w, CS_SECT_PROCESS, b));
+	PUT_ALL(b, cs_image_put_mapping, s->maps, s->n_maps);
+	TRYW(cs_image_write_section(w, CS_SECT_MAPPINGS, b));
+	PUT_ALL(b, cs_image_put_thread, s->threads, s->n_threads);
+	TRYW(cs_image_write_section(w, CS_SECT_THREADS, b));
+	PUT_ALL(b, cs_image_put_fd, s->fds, s->n_fds);
+	TRYW(cs_image_write_section(w, CS_SECT_FDS, b));
+	PUT_ALL(b, cs_image_put_sigaction, s->sigs, s->n_sigs);
+	TRYW(cs_image_write_section(w, CS_SECT_SIGNALS, b));
+	PUT_ALL(b, cs_image_put_run, s->res, s->n_res);
+	TRYW(cs_image_write_section(w, CS_SECT_RESIDENT, b));
+	PUT_ALL(b, cs_image_put_unsupported, s->unsup, s->n_unsup);
+	return cs_image_write_section(w, CS_SECT_UNSUPPORTED, b);
+}
+
+/* Writes the whole image into m; returns 0 or a negative errno. */
+static int __attribute__((unused)) sample_write(const struct sample *s, struct membuf *m)
+{
+	static uint8_t scratch[1 << 18];
+	struct cs_buf b = {scratch, 0, sizeof(scratch)};
+	struct cs_image_writer w;
+
+	cs_image_writer_init(&w, mem_write, m);
+	TRYW(write_metadata(&w, s, &b));
+	TRYW(write_pages(&w, s, 0, 1));
+	if (s->n_runs > 1)
+		TRYW(write_pages(&w, s, 1, s->n_runs));
+	return cs_image_write_end(&w);
+}
+
+/* Number of differences between a parsed image and the sample. */
+static int __attribute__((unused)) sample_diff(const struct sample *s, const struct cs_image *img,
+					       const uint8_t *buf)
+{
+	int bad = 0;
+	size_t i, k;
+
+#define DIFF(cond)                                                                                 \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			fprintf(stderr, "%s:%d: differs: %s\n", __FILE__, __LINE__, #cond);        \
+			bad++;                                                                     \
+		}                                                                                  \
+	} while (0)
+	DIFF(memcmp(&img->header, &s->header, sizeof(s->header)) != 0);
+	DIFF(memcmp(&img->process, &s->process, sizeof(s->process)) != 0);
+	DIFF(img->n_mappings != s->n_maps || img->n_threads != s->n_threads);
+	DIFF(img->n_fds != s->n_fds || img->n_sigactions != s->n_sigs);
+	DIFF(img->n_resident != s->n_res || img->n_unsupported != s->n_unsup);
+	DIFF(img->n_page_runs != s->n_runs);
+	if (bad)
+		return bad;
+	DIFF(memcmp(img->mappings, s->maps, s->n_maps * sizeof(s->maps[0])) != 0);
+	DIFF(memcmp(img->threads, s->threads, s->n_threads * sizeof(s->threads[0])) != 0);
+	DIFF(memcmp(img->sigactions, s->sigs, s->n_sigs * sizeof(s->sigs[0])) != 0);
+	DIFF(memcmp(img->resident, s->res, s->n_res * sizeof(s->res[0])) != 0);
+	DIFF(memcmp(img->unsupported, s->unsup, s->n_unsup * sizeof(s->unsup[0])) != 0);
+	for (i = 0; i < s->n_fds; i++) {
+		struct cs_image_fd a = img->fds[i], e = s->fds[i];
+
+		DIFF(a.pipe_data_len != e.pipe_data_len || a.n_epoll != e.n_epoll);
+		if (a.pipe_data_len == e.pipe_data_len && a.pipe_data_len)
+			DIFF(memcmp(a.pipe_data, e.pipe_data, a.pipe_data_len) != 0);
+		if (a.n_epoll == e.n_epoll && a.n_epoll)
+			DIFF(memcmp(a.epoll, e.epoll, a.n_epoll * sizeof(*a.epoll)) != 0);
+		a.pipe_data = e.pipe_data = NULL;
+		a.epoll = e.epoll = NULL;
+		DIFF(memcmp(&a, &e, sizeof(a)) != 0);
+	}
+	for (i = 0; i < s->n_runs; i++) {
+		const struct cs_image_page_run *r = &img->page_runs[i];
+
+		DIFF(r->addr != s->runs[i].addr || r->npages != s->runs[i].npages);
+		for (k = 0; buf && k < (size_t)r->npages * CS_IMAGE_PAGE_SIZE; k += 997)
+			DIFF(buf[r->file_offset + k] !=
+			     page_byte(r->addr + k / CS_IMAGE_PAGE_SIZE * CS_IMAGE_PAGE_SIZE,
+				       k % CS_IMAGE_PAGE_SIZE));
+	}
+#undef DIFF
+	return bad;
+}
+
+/* The sections of a valid image, as the tests walk them. */
+struct sect_pos {
+	uint32_t type;
+	size_t off, payload_len;
+};
+
+static size_t __attribute__((unused)) list_sections(const uint8_t *buf, size_t len,
+						    struct sect_pos *out, size_t max)
+{
+	size_t off = 0, n = 0;
+	uint64_t plen;
+
+	while (off + 16 <= len && n < max) {
+		plen = (uint64_t)buf[off + 8] | (uint64_t)buf[off + 9] << 8 |
+		       (uint64_t)buf[off + 10] << 16 | (uint64_t)buf[off + 11] << 24;
+		out[n].type = (uint32_t)buf[off] | (uint32_t)buf[off + 1] << 8;
+		out[n].off = off;
+		out[n].payload_len = plen;
+		n++;
+		off += 16 + plen + 4;
+	}
+	return n;
+}
+
+/* Recomputes the CRC of the section at off after a test patched it. */
+static void __attribute__((unused)) reseal(uint8_t *buf, size_t off, size_t payload_len)
+{
+	uint32_t crc = cs_crc32c(0, buf + off, 16 + payload_len);
+	uint8_t *p = buf + off + 16 + payload_len;
+
+	p[0] = (uint8_t)crc, p[1] = (uint8_t)(crc >> 8);
+	p[2] = (uint8_t)(crc >> 16), p[3] = (uint8_t)(crc >> 24);
+}
+
+#endif
