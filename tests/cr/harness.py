@@ -22,6 +22,7 @@ import sys
 import time
 import traceback
 
+sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import (App, Harness, TestFailure, SKIP, log, images, snapshot_dir,  # noqa: E402
                    diff_snapshots, free_port, pid_alive)
