@@ -215,13 +215,14 @@ static json_t *request(int fd, json_t *req)
 	if (r == 0)
 		r = send_all(fd, "\n", 1);
 	free(text);
-	if (r < 0) {
-		fprintf(stderr, "checksyncctl: cannot send the request: %s\n", strerror(-r));
+	/* A daemon that refuses us answers and closes at once, maybe before
+	 * our request is out: its answer is still worth reading. */
+	line = r == 0 || r == -EPIPE || r == -ECONNRESET ? read_line(fd) : NULL;
+	if (!line) {
+		if (r < 0)
+			fprintf(stderr, "checksyncctl: cannot send the request: %s\n", strerror(-r));
 		return NULL;
 	}
-	line = read_line(fd);
-	if (!line)
-		return NULL;
 	answer = json_loads(line, JSON_DISABLE_EOF_CHECK, &jerr);
 	free(line);
 	if (!json_is_object(answer)) {
