@@ -22,17 +22,17 @@ static const struct {
 	int err;
 	const char *name, *text;
 } errors[] = {
-	{CS_PROTO_OK, "OK", "success"},
-	{CS_PROTO_ETRUNC, "ETRUNC", "truncated frame (more bytes needed)"},
-	{CS_PROTO_EMAGIC, "EMAGIC", "bad frame magic (not a checksync peer)"},
-	{CS_PROTO_EVERSION, "EVERSION", "unsupported or unnegotiated protocol version"},
-	{CS_PROTO_EFLAGS, "EFLAGS", "unknown frame flags"},
-	{CS_PROTO_EOVERSIZE, "EOVERSIZE", "frame larger than the maximum frame size"},
-	{CS_PROTO_ECRC, "ECRC", "frame checksum mismatch"},
-	{CS_PROTO_ETYPE, "ETYPE", "unknown message type"},
-	{CS_PROTO_EMALFORMED, "EMALFORMED", "malformed message payload"},
-	{CS_PROTO_EINVAL, "EINVAL", "message field out of range"},
-	{CS_PROTO_ENOMEM, "ENOMEM", "out of memory"},
+    {CS_PROTO_OK, "OK", "success"},
+    {CS_PROTO_ETRUNC, "ETRUNC", "truncated frame (more bytes needed)"},
+    {CS_PROTO_EMAGIC, "EMAGIC", "bad frame magic (not a checksync peer)"},
+    {CS_PROTO_EVERSION, "EVERSION", "unsupported or unnegotiated protocol version"},
+    {CS_PROTO_EFLAGS, "EFLAGS", "unknown frame flags"},
+    {CS_PROTO_EOVERSIZE, "EOVERSIZE", "frame larger than the maximum frame size"},
+    {CS_PROTO_ECRC, "ECRC", "frame checksum mismatch"},
+    {CS_PROTO_ETYPE, "ETYPE", "unknown message type"},
+    {CS_PROTO_EMALFORMED, "EMALFORMED", "malformed message payload"},
+    {CS_PROTO_EINVAL, "EINVAL", "message field out of range"},
+    {CS_PROTO_ENOMEM, "ENOMEM", "out of memory"},
 };
 
 const char *cs_proto_err_name(int err)
@@ -89,7 +89,7 @@ static uint32_t frame_crc(const uint8_t *frame, uint32_t payload_len)
 }
 
 int cs_frame_parse(const void *buf, size_t len, uint16_t accept_version, struct cs_frame *out,
-		   size_t *ret_need)
+                   size_t *ret_need)
 {
 	const uint8_t *p = buf;
 	int total = cs_frame_peek(buf, len, accept_version);
@@ -137,7 +137,7 @@ int cs_frame_seal(void *buf, uint16_t version, uint16_t type, uint32_t flags, ui
 }
 
 int cs_frame_encode(void *buf, size_t cap, uint16_t version, uint16_t type, uint32_t flags,
-		    const void *payload, size_t payload_len)
+                    const void *payload, size_t payload_len)
 {
 	if (payload_len > CS_FRAME_PAYLOAD_MAX)
 		return CS_PROTO_EOVERSIZE;
@@ -159,11 +159,11 @@ int cs_frame_encode(void *buf, size_t cap, uint16_t version, uint16_t type, uint
 struct cs_frame_decoder {
 	uint8_t *buf;
 	size_t cap;
-	size_t have;   /* bytes of the current frame in buf */
-	size_t total;  /* size of the current frame; 0 until its header is in */
+	size_t have;  /* bytes of the current frame in buf */
+	size_t total; /* size of the current frame; 0 until its header is in */
 	uint16_t version;
-	int err;       /* sticky: framing is lost after any error */
-	int returned;  /* the frame in buf was handed out; drop it on the next push */
+	int err;      /* sticky: framing is lost after any error */
+	int returned; /* the frame in buf was handed out; drop it on the next push */
 };
 
 struct cs_frame_decoder *cs_frame_decoder_new(void)
@@ -235,7 +235,7 @@ static int decoder_start_frame(struct cs_frame_decoder *d)
 }
 
 int cs_frame_decoder_push(struct cs_frame_decoder *d, const void *data, size_t len,
-			  size_t *ret_used, struct cs_frame *out)
+                          size_t *ret_used, struct cs_frame *out)
 {
 	const uint8_t *src = data;
 	size_t used = 0;

@@ -23,12 +23,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CS_FRAME_MAGIC        0x4e595343u /* "CSYN" read as a little-endian u32 */
-#define CS_FRAME_HEADER_SIZE  20u
-#define CS_FRAME_MAX          (16u * 1024u * 1024u) /* header + payload */
-#define CS_FRAME_PAYLOAD_MAX  (CS_FRAME_MAX - CS_FRAME_HEADER_SIZE)
-#define CS_PROTO_VERSION_MIN  1 /* versions this implementation speaks */
-#define CS_PROTO_VERSION_MAX  1
+#define CS_FRAME_MAGIC         0x4e595343u /* "CSYN" read as a little-endian u32 */
+#define CS_FRAME_HEADER_SIZE   20u
+#define CS_FRAME_MAX           (16u * 1024u * 1024u) /* header + payload */
+#define CS_FRAME_PAYLOAD_MAX   (CS_FRAME_MAX - CS_FRAME_HEADER_SIZE)
+#define CS_PROTO_VERSION_MIN   1 /* versions this implementation speaks */
+#define CS_PROTO_VERSION_MAX   1
 #define CS_PROTO_VERSION_HELLO 1 /* HELLO always travels in version 1 frames */
 
 /*
@@ -84,7 +84,7 @@ int cs_frame_peek(const void *buf, size_t len, uint16_t accept_version);
  * type is not checked here (cs_msg_decode does that); the CRC is.
  */
 int cs_frame_parse(const void *buf, size_t len, uint16_t accept_version, struct cs_frame *out,
-		   size_t *ret_need);
+                   size_t *ret_need);
 
 /*
  * Writes the header for a payload of payload_len bytes that the caller has
@@ -92,8 +92,7 @@ int cs_frame_parse(const void *buf, size_t len, uint16_t accept_version, struct 
  * buf must hold CS_FRAME_HEADER_SIZE + payload_len bytes. Returns the total
  * size, or CS_PROTO_EOVERSIZE / CS_PROTO_EVERSION / CS_PROTO_EFLAGS.
  */
-int cs_frame_seal(void *buf, uint16_t version, uint16_t type, uint32_t flags,
-		  uint32_t payload_len);
+int cs_frame_seal(void *buf, uint16_t version, uint16_t type, uint32_t flags, uint32_t payload_len);
 
 /*
  * Encodes a frame with a copy of payload into buf (cap bytes). Returns the
@@ -102,7 +101,7 @@ int cs_frame_seal(void *buf, uint16_t version, uint16_t type, uint32_t flags,
  * cs_frame_seal.
  */
 int cs_frame_encode(void *buf, size_t cap, uint16_t version, uint16_t type, uint32_t flags,
-		    const void *payload, size_t payload_len);
+                    const void *payload, size_t payload_len);
 
 /*
  * Stream decoder: fed bytes in arbitrary pieces, returns whole frames.
@@ -132,7 +131,7 @@ void cs_frame_decoder_set_version(struct cs_frame_decoder *d, uint16_t v);
  * yet, or a negative CS_PROTO_E* error.
  */
 int cs_frame_decoder_push(struct cs_frame_decoder *d, const void *data, size_t len,
-			  size_t *ret_used, struct cs_frame *out);
+                          size_t *ret_used, struct cs_frame *out);
 /* Bytes still needed to complete the current frame (at least 1). */
 size_t cs_frame_decoder_need(const struct cs_frame_decoder *d);
 

@@ -12,12 +12,12 @@
  */
 struct codec {
 	int decoding;
-	int bad;          /* a bound or a limit was broken */
-	uint8_t *out;     /* encoding: payload area; NULL when only sizing */
-	size_t out_cap;   /* bytes writable at out */
+	int bad;           /* a bound or a limit was broken */
+	uint8_t *out;      /* encoding: payload area; NULL when only sizing */
+	size_t out_cap;    /* bytes writable at out */
 	const uint8_t *in; /* decoding: the payload */
-	size_t len;       /* decoding: payload length */
-	size_t off;       /* bytes produced or consumed so far */
+	size_t len;        /* decoding: payload length */
+	size_t off;        /* bytes produced or consumed so far */
 };
 
 static void check(struct codec *c, int ok)
@@ -136,7 +136,7 @@ static void f_raw(struct codec *c, uint8_t *v, size_t n)
  * bytes left before the bytes are looked at.
  */
 static void f_blob(struct codec *c, const uint8_t **ptr, uint32_t *len, int wide, uint32_t min,
-		   uint32_t max)
+                   uint32_t max)
 {
 	if (wide) {
 		f_u32(c, len);
@@ -227,8 +227,8 @@ int cs_str_copy(char *dst, size_t cap, struct cs_str a)
 }
 
 static const char *const role_names[CS_ROLE_COUNT_] = {
-	[CS_ROLE_NONE] = "none",       [CS_ROLE_PRIMARY] = "primary", [CS_ROLE_BACKUP] = "backup",
-	[CS_ROLE_WITNESS] = "witness", [CS_ROLE_AGENT] = "agent",     [CS_ROLE_CLIENT] = "client",
+    [CS_ROLE_NONE] = "none",       [CS_ROLE_PRIMARY] = "primary", [CS_ROLE_BACKUP] = "backup",
+    [CS_ROLE_WITNESS] = "witness", [CS_ROLE_AGENT] = "agent",     [CS_ROLE_CLIENT] = "client",
 };
 
 const char *cs_role_name(unsigned role)
@@ -237,12 +237,12 @@ const char *cs_role_name(unsigned role)
 }
 
 static const char *const vote_reason_names[CS_VOTE_REASON_COUNT_] = {
-	[CS_VOTE_GRANTED] = "granted",
-	[CS_VOTE_STALE_TERM] = "stale-term",
-	[CS_VOTE_ALREADY_VOTED] = "already-voted",
-	[CS_VOTE_LEASE_HELD] = "lease-held",
-	[CS_VOTE_BEHIND] = "behind",
-	[CS_VOTE_NOT_VOTER] = "not-voter",
+    [CS_VOTE_GRANTED] = "granted",
+    [CS_VOTE_STALE_TERM] = "stale-term",
+    [CS_VOTE_ALREADY_VOTED] = "already-voted",
+    [CS_VOTE_LEASE_HELD] = "lease-held",
+    [CS_VOTE_BEHIND] = "behind",
+    [CS_VOTE_NOT_VOTER] = "not-voter",
 };
 
 const char *cs_vote_reason_name(unsigned reason)
@@ -251,16 +251,16 @@ const char *cs_vote_reason_name(unsigned reason)
 }
 
 static const char *const error_code_names[CS_ERR_CODE_COUNT_] = {
-	[CS_ERR_PROTOCOL] = "protocol",
-	[CS_ERR_VERSION] = "version",
-	[CS_ERR_AUTH] = "auth",
-	[CS_ERR_CLUSTER] = "cluster",
-	[CS_ERR_STALE_TERM] = "stale-term",
-	[CS_ERR_APP_MISMATCH] = "app-mismatch",
-	[CS_ERR_BUSY] = "busy",
-	[CS_ERR_INTERNAL] = "internal",
-	[CS_ERR_UNEXPECTED] = "unexpected",
-	[CS_ERR_BAD_CHECKPOINT] = "bad-checkpoint",
+    [CS_ERR_PROTOCOL] = "protocol",
+    [CS_ERR_VERSION] = "version",
+    [CS_ERR_AUTH] = "auth",
+    [CS_ERR_CLUSTER] = "cluster",
+    [CS_ERR_STALE_TERM] = "stale-term",
+    [CS_ERR_APP_MISMATCH] = "app-mismatch",
+    [CS_ERR_BUSY] = "busy",
+    [CS_ERR_INTERNAL] = "internal",
+    [CS_ERR_UNEXPECTED] = "unexpected",
+    [CS_ERR_BAD_CHECKPOINT] = "bad-checkpoint",
 };
 
 const char *cs_error_code_name(uint32_t code)
@@ -418,20 +418,20 @@ static const struct msg_desc {
 	const char *name;
 	void (*fields)(struct codec *c, struct cs_msg *m);
 } descs[] = {
-	{CS_MSG_HELLO, "HELLO", hello_fields},
-	{CS_MSG_HEARTBEAT, "HEARTBEAT", heartbeat_fields},
-	{CS_MSG_LEASE_RENEW, "LEASE_RENEW", lease_renew_fields},
-	{CS_MSG_LEASE_GRANT, "LEASE_GRANT", lease_grant_fields},
-	{CS_MSG_VOTE_REQUEST, "VOTE_REQUEST", vote_request_fields},
-	{CS_MSG_VOTE, "VOTE", vote_fields},
-	{CS_MSG_CKPT_BEGIN, "CKPT_BEGIN", ckpt_begin_fields},
-	{CS_MSG_CKPT_PAGES, "CKPT_PAGES", ckpt_pages_fields},
-	{CS_MSG_CKPT_END, "CKPT_END", ckpt_end_fields},
-	{CS_MSG_CKPT_ABORT, "CKPT_ABORT", ckpt_abort_fields},
-	{CS_MSG_ACK, "ACK", ack_fields},
-	{CS_MSG_CONTROL_REQUEST, "CONTROL_REQUEST", control_request_fields},
-	{CS_MSG_CONTROL_RESPONSE, "CONTROL_RESPONSE", control_response_fields},
-	{CS_MSG_ERROR, "ERROR", error_fields},
+    {CS_MSG_HELLO, "HELLO", hello_fields},
+    {CS_MSG_HEARTBEAT, "HEARTBEAT", heartbeat_fields},
+    {CS_MSG_LEASE_RENEW, "LEASE_RENEW", lease_renew_fields},
+    {CS_MSG_LEASE_GRANT, "LEASE_GRANT", lease_grant_fields},
+    {CS_MSG_VOTE_REQUEST, "VOTE_REQUEST", vote_request_fields},
+    {CS_MSG_VOTE, "VOTE", vote_fields},
+    {CS_MSG_CKPT_BEGIN, "CKPT_BEGIN", ckpt_begin_fields},
+    {CS_MSG_CKPT_PAGES, "CKPT_PAGES", ckpt_pages_fields},
+    {CS_MSG_CKPT_END, "CKPT_END", ckpt_end_fields},
+    {CS_MSG_CKPT_ABORT, "CKPT_ABORT", ckpt_abort_fields},
+    {CS_MSG_ACK, "ACK", ack_fields},
+    {CS_MSG_CONTROL_REQUEST, "CONTROL_REQUEST", control_request_fields},
+    {CS_MSG_CONTROL_RESPONSE, "CONTROL_RESPONSE", control_response_fields},
+    {CS_MSG_ERROR, "ERROR", error_fields},
 };
 
 static const struct msg_desc *desc_of(uint16_t type)
@@ -476,7 +476,8 @@ int cs_msg_payload_size(const struct cs_msg *m)
 
 int cs_msg_encode(void *buf, size_t cap, uint16_t version, const struct cs_msg *m)
 {
-	uint8_t *payload = cap > CS_FRAME_HEADER_SIZE ? (uint8_t *)buf + CS_FRAME_HEADER_SIZE : NULL;
+	uint8_t *payload =
+	    cap > CS_FRAME_HEADER_SIZE ? (uint8_t *)buf + CS_FRAME_HEADER_SIZE : NULL;
 	int n;
 
 	if (version < CS_PROTO_VERSION_MIN || version > CS_PROTO_VERSION_MAX)
@@ -505,7 +506,7 @@ int cs_msg_decode(const struct cs_frame *f, struct cs_msg *out)
 }
 
 int cs_msg_parse(const void *buf, size_t len, uint16_t accept_version, struct cs_msg *out,
-		 size_t *ret_need)
+                 size_t *ret_need)
 {
 	struct cs_frame f;
 	int total = cs_frame_parse(buf, len, accept_version, &f, ret_need);

@@ -82,16 +82,16 @@ const char *cs_vote_reason_name(unsigned reason);
 
 /* Codes carried by ERROR (and CKPT_ABORT); any u32 is accepted on decode. */
 enum cs_error_code {
-	CS_ERR_PROTOCOL = 1,         /* a frame or message failed to decode */
-	CS_ERR_VERSION = 2,          /* no common protocol version */
-	CS_ERR_AUTH = 3,             /* token or peer identity refused */
-	CS_ERR_CLUSTER = 4,          /* HELLO for another cluster */
-	CS_ERR_STALE_TERM = 5,       /* message of an older term refused */
-	CS_ERR_APP_MISMATCH = 6,     /* build-ids differ from the cluster's app */
-	CS_ERR_BUSY = 7,             /* try again later */
-	CS_ERR_INTERNAL = 8,         /* the sender failed (disk full, ...) */
-	CS_ERR_UNEXPECTED = 9,       /* valid message at the wrong time */
-	CS_ERR_BAD_CHECKPOINT = 10,  /* digest, size or sequence of a checkpoint wrong */
+	CS_ERR_PROTOCOL = 1,        /* a frame or message failed to decode */
+	CS_ERR_VERSION = 2,         /* no common protocol version */
+	CS_ERR_AUTH = 3,            /* token or peer identity refused */
+	CS_ERR_CLUSTER = 4,         /* HELLO for another cluster */
+	CS_ERR_STALE_TERM = 5,      /* message of an older term refused */
+	CS_ERR_APP_MISMATCH = 6,    /* build-ids differ from the cluster's app */
+	CS_ERR_BUSY = 7,            /* try again later */
+	CS_ERR_INTERNAL = 8,        /* the sender failed (disk full, ...) */
+	CS_ERR_UNEXPECTED = 9,      /* valid message at the wrong time */
+	CS_ERR_BAD_CHECKPOINT = 10, /* digest, size or sequence of a checkpoint wrong */
 	CS_ERR_CODE_COUNT_
 };
 const char *cs_error_code_name(uint32_t code); /* "protocol", ...; NULL if unknown */
@@ -170,7 +170,7 @@ struct cs_msg_vote {
 enum cs_ckpt_kind { CS_CKPT_BASE = 0, CS_CKPT_DELTA = 1 };
 
 struct cs_msg_ckpt_begin {
-	uint64_t term;              /* the sending primary's term */
+	uint64_t term; /* the sending primary's term */
 	uint64_t generation;
 	uint64_t parent_generation; /* the delta's parent; 0 for a base */
 	uint64_t total_bytes;       /* image bytes that PAGES will carry */
@@ -179,7 +179,7 @@ struct cs_msg_ckpt_begin {
 
 struct cs_msg_ckpt_pages {
 	uint64_t generation;
-	uint64_t offset;     /* of data[0] in the image */
+	uint64_t offset;      /* of data[0] in the image */
 	struct cs_bytes data; /* image bytes, opaque here (image.h) */
 };
 
@@ -265,7 +265,7 @@ int cs_msg_decode(const struct cs_frame *f, struct cs_msg *out);
  * another negative CS_PROTO_E*.
  */
 int cs_msg_parse(const void *buf, size_t len, uint16_t accept_version, struct cs_msg *out,
-		 size_t *ret_need);
+                 size_t *ret_need);
 
 /*
  * Version negotiation (docs/protocol.md): the highest version both HELLOs

@@ -17,7 +17,7 @@ static uint8_t out[CS_FRAME_MAX];
 
 /* Re-encodes m and compares with the frame it was decoded from. */
 static void check_canonical(const struct cs_msg *m, uint16_t version, const uint8_t *frame,
-			    size_t len)
+                            size_t len)
 {
 	int n = cs_msg_encode(out, sizeof(out), version, m);
 

@@ -6,24 +6,23 @@
 
 static int check_failures;
 
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                \
-			check_failures++;                                              \
-		}                                                                      \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+			check_failures++;                                                          \
+		}                                                                                  \
 	} while (0)
 
 /* Equality of two integers, printing both on failure. */
-#define CHECK_EQ(a, b)                                                                 \
-	do {                                                                           \
-		long long a_ = (long long)(a), b_ = (long long)(b);                    \
-		if (a_ != b_) {                                                        \
-			fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n",     \
-				__FILE__, __LINE__, #a, a_, #b, b_);                   \
-			check_failures++;                                              \
-		}                                                                      \
+#define CHECK_EQ(a, b)                                                                             \
+	do {                                                                                       \
+		long long a_ = (long long)(a), b_ = (long long)(b);                                \
+		if (a_ != b_) {                                                                    \
+			fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", __FILE__,      \
+			        __LINE__, #a, a_, #b, b_);                                         \
+			check_failures++;                                                          \
+		}                                                                                  \
 	} while (0)
 
 static inline int check_report(const char *name)

@@ -7,11 +7,20 @@
 #include "msg.h"
 
 static const uint16_t all_types[] = {
-	CS_MSG_HELLO,           CS_MSG_HEARTBEAT,        CS_MSG_LEASE_RENEW,
-	CS_MSG_LEASE_GRANT,     CS_MSG_VOTE_REQUEST,     CS_MSG_VOTE,
-	CS_MSG_CKPT_BEGIN,      CS_MSG_CKPT_PAGES,       CS_MSG_CKPT_END,
-	CS_MSG_CKPT_ABORT,      CS_MSG_ACK,              CS_MSG_CONTROL_REQUEST,
-	CS_MSG_CONTROL_RESPONSE, CS_MSG_ERROR,
+    CS_MSG_HELLO,
+    CS_MSG_HEARTBEAT,
+    CS_MSG_LEASE_RENEW,
+    CS_MSG_LEASE_GRANT,
+    CS_MSG_VOTE_REQUEST,
+    CS_MSG_VOTE,
+    CS_MSG_CKPT_BEGIN,
+    CS_MSG_CKPT_PAGES,
+    CS_MSG_CKPT_END,
+    CS_MSG_CKPT_ABORT,
+    CS_MSG_ACK,
+    CS_MSG_CONTROL_REQUEST,
+    CS_MSG_CONTROL_RESPONSE,
+    CS_MSG_ERROR,
 };
 #define N_TYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -27,57 +36,58 @@ static void sample_msg(uint16_t type, struct cs_msg *m)
 	switch (type) {
 	case CS_MSG_HELLO:
 		m->hello = (struct cs_msg_hello){
-			.version_min = 1,
-			.version_max = 1,
-			.role = CS_ROLE_BACKUP,
-			.term = 7,
-			.cluster = cs_str_of("c1"),
-			.node = cs_str_of("node-b"),
-			.token = {sample_token, sizeof(sample_token)},
-			.exe_path = cs_str_of("/bin/app"),
-			.n_build_ids = 2,
-			.build_ids = {{sample_bid0, sizeof(sample_bid0)},
-				      {sample_bid1, sizeof(sample_bid1)}},
+		    .version_min = 1,
+		    .version_max = 1,
+		    .role = CS_ROLE_BACKUP,
+		    .term = 7,
+		    .cluster = cs_str_of("c1"),
+		    .node = cs_str_of("node-b"),
+		    .token = {sample_token, sizeof(sample_token)},
+		    .exe_path = cs_str_of("/bin/app"),
+		    .n_build_ids = 2,
+		    .build_ids = {{sample_bid0, sizeof(sample_bid0)},
+		                  {sample_bid1, sizeof(sample_bid1)}},
 		};
 		break;
 	case CS_MSG_HEARTBEAT:
 		m->heartbeat = (struct cs_msg_heartbeat){
-			.term = 7,
-			.durable_generation = 42,
-			.send_time_ns = 0x0102030405060708ull,
-			.echo_time_ns = 1000,
-			.lease_ms = 1500,
-			.role = CS_ROLE_PRIMARY,
+		    .term = 7,
+		    .durable_generation = 42,
+		    .send_time_ns = 0x0102030405060708ull,
+		    .echo_time_ns = 1000,
+		    .lease_ms = 1500,
+		    .role = CS_ROLE_PRIMARY,
 		};
 		break;
 	case CS_MSG_LEASE_RENEW:
-		m->lease_renew = (struct cs_msg_lease_renew){.term = 7, .seq = 3, .duration_ms = 2000};
+		m->lease_renew =
+		    (struct cs_msg_lease_renew){.term = 7, .seq = 3, .duration_ms = 2000};
 		break;
 	case CS_MSG_LEASE_GRANT:
 		m->lease_grant = (struct cs_msg_lease_grant){
-			.term = 7, .seq = 3, .duration_ms = 2000, .granted = true};
+		    .term = 7, .seq = 3, .duration_ms = 2000, .granted = true};
 		break;
 	case CS_MSG_VOTE_REQUEST:
 		m->vote_request = (struct cs_msg_vote_request){
-			.term = 8, .durable_generation = 42, .candidate = cs_str_of("node-b")};
+		    .term = 8, .durable_generation = 42, .candidate = cs_str_of("node-b")};
 		break;
 	case CS_MSG_VOTE:
 		m->vote = (struct cs_msg_vote){.term = 8,
-					       .durable_generation = 41,
-					       .lease_remaining_ms = 250,
-					       .granted = false,
-					       .reason = CS_VOTE_LEASE_HELD};
+		                               .durable_generation = 41,
+		                               .lease_remaining_ms = 250,
+		                               .granted = false,
+		                               .reason = CS_VOTE_LEASE_HELD};
 		break;
 	case CS_MSG_CKPT_BEGIN:
 		m->ckpt_begin = (struct cs_msg_ckpt_begin){.term = 7,
-							   .generation = 43,
-							   .parent_generation = 42,
-							   .total_bytes = 8192,
-							   .kind = CS_CKPT_DELTA};
+		                                           .generation = 43,
+		                                           .parent_generation = 42,
+		                                           .total_bytes = 8192,
+		                                           .kind = CS_CKPT_DELTA};
 		break;
 	case CS_MSG_CKPT_PAGES:
 		m->ckpt_pages = (struct cs_msg_ckpt_pages){
-			.generation = 43, .offset = 4096, .data = {sample_pages, sizeof(sample_pages)}};
+		    .generation = 43, .offset = 4096, .data = {sample_pages, sizeof(sample_pages)}};
 		break;
 	case CS_MSG_CKPT_END:
 		m->ckpt_end.generation = 43;
@@ -87,22 +97,22 @@ static void sample_msg(uint16_t type, struct cs_msg *m)
 		break;
 	case CS_MSG_CKPT_ABORT:
 		m->ckpt_abort = (struct cs_msg_ckpt_abort){
-			.generation = 43, .code = CS_ERR_INTERNAL, .text = cs_str_of("disk full")};
+		    .generation = 43, .code = CS_ERR_INTERNAL, .text = cs_str_of("disk full")};
 		break;
 	case CS_MSG_ACK:
 		m->ack = (struct cs_msg_ack){.generation = 43, .durable = true};
 		break;
 	case CS_MSG_CONTROL_REQUEST:
 		m->control_request = (struct cs_msg_control_request){
-			.request_id = 9, .command = cs_str_of("status"), .json = cs_str_of("{}")};
+		    .request_id = 9, .command = cs_str_of("status"), .json = cs_str_of("{}")};
 		break;
 	case CS_MSG_CONTROL_RESPONSE:
 		m->control_response = (struct cs_msg_control_response){
-			.request_id = 9, .status = -2, .json = cs_str_of("{\"ok\":1}")};
+		    .request_id = 9, .status = -2, .json = cs_str_of("{\"ok\":1}")};
 		break;
 	case CS_MSG_ERROR:
 		m->error = (struct cs_msg_error){.code = CS_ERR_STALE_TERM,
-						 .text = cs_str_of("term 6 < 7")};
+		                                 .text = cs_str_of("term 6 < 7")};
 		break;
 	}
 }

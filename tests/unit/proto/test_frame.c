@@ -73,7 +73,7 @@ static void test_encode_too_small(void)
 	CHECK_EQ(cs_frame_encode(NULL, 0, 2, 1, 0, payload, 1), CS_PROTO_EVERSION);
 	CHECK_EQ(cs_frame_encode(buf, sizeof(buf), 1, 1, 1, payload, 1), CS_PROTO_EFLAGS);
 	CHECK_EQ(cs_frame_encode(NULL, 0, 1, 1, 0, payload, CS_FRAME_PAYLOAD_MAX + 1),
-		 CS_PROTO_EOVERSIZE);
+	         CS_PROTO_EOVERSIZE);
 	CHECK_EQ(cs_frame_encode(NULL, 0, 1, 1, 0, payload, CS_FRAME_PAYLOAD_MAX), CS_FRAME_MAX);
 }
 
@@ -92,11 +92,11 @@ static void test_errors(void)
 	size_t need;
 	int n = make_frame(good, sizeof(good), 0x0201, 10);
 
-#define BAD(mutation, expect)                                                         \
-	do {                                                                          \
-		memcpy(buf, good, sizeof(buf));                                       \
-		mutation;                                                             \
-		CHECK_EQ(cs_frame_parse(buf, (size_t)n, 0, &f, &need), expect);      \
+#define BAD(mutation, expect)                                                                      \
+	do {                                                                                       \
+		memcpy(buf, good, sizeof(buf));                                                    \
+		mutation;                                                                          \
+		CHECK_EQ(cs_frame_parse(buf, (size_t)n, 0, &f, &need), expect);                    \
 	} while (0)
 	BAD(buf[0] ^= 1, CS_PROTO_EMAGIC);
 	BAD(buf[3] = 'X', CS_PROTO_EMAGIC);
@@ -106,10 +106,10 @@ static void test_errors(void)
 	BAD((cs_put_le32(buf + 8, 0x80000000u), reseal(buf, (size_t)n)), CS_PROTO_EFLAGS);
 	BAD(cs_put_le32(buf + 12, CS_FRAME_PAYLOAD_MAX + 1), CS_PROTO_EOVERSIZE);
 	BAD(cs_put_le32(buf + 12, 0xffffffffu), CS_PROTO_EOVERSIZE);
-	BAD(buf[25] ^= 0x40, CS_PROTO_ECRC);         /* payload bit */
-	BAD(buf[6] ^= 0x01, CS_PROTO_ECRC);          /* type bit */
-	BAD(buf[16] ^= 0x80, CS_PROTO_ECRC);         /* CRC bit */
-	BAD(buf[n - 1] ^= 0x01, CS_PROTO_ECRC);      /* last byte */
+	BAD(buf[25] ^= 0x40, CS_PROTO_ECRC);          /* payload bit */
+	BAD(buf[6] ^= 0x01, CS_PROTO_ECRC);           /* type bit */
+	BAD(buf[16] ^= 0x80, CS_PROTO_ECRC);          /* CRC bit */
+	BAD(buf[n - 1] ^= 0x01, CS_PROTO_ECRC);       /* last byte */
 	BAD(cs_put_le32(buf + 12, 9), CS_PROTO_ECRC); /* shorter length: CRC no longer matches */
 #undef BAD
 	/* Largest allowed length: valid header, needs the whole payload. */
@@ -122,10 +122,10 @@ static void test_errors(void)
 	CHECK_EQ(cs_frame_parse(good, (size_t)n, 2, &f, &need), CS_PROTO_EVERSION);
 
 	/* Every error is distinct and named. */
-	const int all[] = {CS_PROTO_ETRUNC,    CS_PROTO_EMAGIC, CS_PROTO_EVERSION,
-			   CS_PROTO_EFLAGS,    CS_PROTO_EOVERSIZE, CS_PROTO_ECRC,
-			   CS_PROTO_ETYPE,     CS_PROTO_EMALFORMED, CS_PROTO_EINVAL,
-			   CS_PROTO_ENOMEM};
+	const int all[] = {CS_PROTO_ETRUNC, CS_PROTO_EMAGIC,     CS_PROTO_EVERSION,
+	                   CS_PROTO_EFLAGS, CS_PROTO_EOVERSIZE,  CS_PROTO_ECRC,
+	                   CS_PROTO_ETYPE,  CS_PROTO_EMALFORMED, CS_PROTO_EINVAL,
+	                   CS_PROTO_ENOMEM};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		CHECK(all[i] < 0);
 		CHECK(cs_proto_err_name(all[i]) != NULL);
@@ -167,7 +167,7 @@ static void test_decoder(void)
 	CHECK(d != NULL);
 	for (int i = 0; i < 8; i++) {
 		int n = make_frame(stream + total, sizeof(stream) - total, (uint16_t)(0x100 + i),
-				   (size_t)i * 3);
+		                   (size_t)i * 3);
 		sizes[i] = (size_t)n;
 		total += (size_t)n;
 	}
@@ -247,7 +247,7 @@ static void test_decoder_max(void)
 	/* One byte over: refused from the header alone. */
 	cs_put_le32(big + 12, CS_FRAME_PAYLOAD_MAX + 1);
 	CHECK_EQ(cs_frame_decoder_push(d, big, CS_FRAME_HEADER_SIZE, &used, &f),
-		 CS_PROTO_EOVERSIZE);
+	         CS_PROTO_EOVERSIZE);
 	cs_frame_decoder_free(d);
 	free(big);
 }

@@ -55,7 +55,7 @@ static void test_round_trip_all(void)
 		CHECK(cs_msg_type_name(all_types[i]) != NULL);
 		for (size_t j = 0; j < i; j++)
 			CHECK(strcmp(cs_msg_type_name(all_types[i]),
-				     cs_msg_type_name(all_types[j])) != 0);
+			             cs_msg_type_name(all_types[j])) != 0);
 	}
 	CHECK(cs_msg_type_name(0) == NULL);
 	CHECK(cs_msg_type_name(0x0106) == NULL);
@@ -105,9 +105,10 @@ static void test_short_payloads(void)
 			uint8_t *p = malloc(CS_FRAME_HEADER_SIZE + k);
 
 			memcpy(p, buf, CS_FRAME_HEADER_SIZE + k);
-			CHECK_EQ(cs_frame_seal(p, 1, all_types[i], 0, k), (int)CS_FRAME_HEADER_SIZE + (int)k);
+			CHECK_EQ(cs_frame_seal(p, 1, all_types[i], 0, k),
+			         (int)CS_FRAME_HEADER_SIZE + (int)k);
 			CHECK_EQ(cs_msg_parse(p, CS_FRAME_HEADER_SIZE + k, 0, &out, NULL),
-				 CS_PROTO_EMALFORMED);
+			         CS_PROTO_EMALFORMED);
 			free(p);
 		}
 		uint8_t *p = malloc((size_t)n + 1);
@@ -147,16 +148,21 @@ static void fill_max(uint16_t type, struct cs_msg *m)
 	m->type = type;
 	switch (type) {
 	case CS_MSG_HELLO:
-		m->hello = (struct cs_msg_hello){UINT16_MAX, UINT16_MAX, CS_ROLE_CLIENT, UINT64_MAX,
-						 str_a(CS_NAME_MAX), str_a(CS_NAME_MAX),
-						 bytes_a(CS_TOKEN_MAX), str_a(CS_PATH_MAX),
-						 CS_BUILD_IDS_MAX};
+		m->hello = (struct cs_msg_hello){UINT16_MAX,
+		                                 UINT16_MAX,
+		                                 CS_ROLE_CLIENT,
+		                                 UINT64_MAX,
+		                                 str_a(CS_NAME_MAX),
+		                                 str_a(CS_NAME_MAX),
+		                                 bytes_a(CS_TOKEN_MAX),
+		                                 str_a(CS_PATH_MAX),
+		                                 CS_BUILD_IDS_MAX};
 		for (int i = 0; i < CS_BUILD_IDS_MAX; i++)
 			m->hello.build_ids[i] = bytes_a(CS_BUILD_ID_MAX);
 		break;
 	case CS_MSG_HEARTBEAT:
 		m->heartbeat = (struct cs_msg_heartbeat){UINT64_MAX, UINT64_MAX, UINT64_MAX,
-							 UINT64_MAX, UINT32_MAX, CS_ROLE_CLIENT};
+		                                         UINT64_MAX, UINT32_MAX, CS_ROLE_CLIENT};
 		break;
 	case CS_MSG_LEASE_RENEW:
 		m->lease_renew = (struct cs_msg_lease_renew){UINT64_MAX, UINT64_MAX, UINT32_MAX};
@@ -165,40 +171,40 @@ static void fill_max(uint16_t type, struct cs_msg *m)
 		m->lease_grant = (struct cs_msg_lease_grant){UINT64_MAX, UINT64_MAX, UINT32_MAX, 1};
 		break;
 	case CS_MSG_VOTE_REQUEST:
-		m->vote_request = (struct cs_msg_vote_request){UINT64_MAX, UINT64_MAX,
-							       str_a(CS_NAME_MAX)};
+		m->vote_request =
+		    (struct cs_msg_vote_request){UINT64_MAX, UINT64_MAX, str_a(CS_NAME_MAX)};
 		break;
 	case CS_MSG_VOTE:
 		m->vote = (struct cs_msg_vote){UINT64_MAX, UINT64_MAX, UINT32_MAX, false,
-					       CS_VOTE_REASON_COUNT_ - 1};
+		                               CS_VOTE_REASON_COUNT_ - 1};
 		break;
 	case CS_MSG_CKPT_BEGIN:
 		m->ckpt_begin = (struct cs_msg_ckpt_begin){UINT64_MAX, UINT64_MAX, UINT64_MAX,
-							   UINT64_MAX, CS_CKPT_DELTA};
+		                                           UINT64_MAX, CS_CKPT_DELTA};
 		break;
 	case CS_MSG_CKPT_PAGES:
 		/* The largest offset at which the chunk does not wrap. */
 		m->ckpt_pages = (struct cs_msg_ckpt_pages){UINT64_MAX, UINT64_MAX - sizeof(big_a),
-							   bytes_a(sizeof(big_a))};
+		                                           bytes_a(sizeof(big_a))};
 		break;
 	case CS_MSG_CKPT_END:
 		m->ckpt_end.generation = m->ckpt_end.total_bytes = UINT64_MAX;
 		memset(m->ckpt_end.sha256, 0xff, CS_DIGEST_SIZE);
 		break;
 	case CS_MSG_CKPT_ABORT:
-		m->ckpt_abort = (struct cs_msg_ckpt_abort){UINT64_MAX, UINT32_MAX,
-							   str_a(CS_ERROR_TEXT_MAX)};
+		m->ckpt_abort =
+		    (struct cs_msg_ckpt_abort){UINT64_MAX, UINT32_MAX, str_a(CS_ERROR_TEXT_MAX)};
 		break;
 	case CS_MSG_ACK:
 		m->ack = (struct cs_msg_ack){UINT64_MAX, true};
 		break;
 	case CS_MSG_CONTROL_REQUEST:
 		m->control_request = (struct cs_msg_control_request){
-			UINT32_MAX, str_a(CS_COMMAND_MAX), str_a(sizeof(big_a))};
+		    UINT32_MAX, str_a(CS_COMMAND_MAX), str_a(sizeof(big_a))};
 		break;
 	case CS_MSG_CONTROL_RESPONSE:
-		m->control_response = (struct cs_msg_control_response){UINT32_MAX, INT32_MIN,
-								       str_a(sizeof(big_a))};
+		m->control_response =
+		    (struct cs_msg_control_response){UINT32_MAX, INT32_MIN, str_a(sizeof(big_a))};
 		break;
 	case CS_MSG_ERROR:
 		m->error = (struct cs_msg_error){UINT32_MAX, str_a(CS_ERROR_TEXT_MAX)};
@@ -228,13 +234,13 @@ static void test_encode_limits(void)
 	struct cs_msg m;
 	uint8_t buf[256];
 
-#define REFUSE(type, mutation, expect)                                              \
-	do {                                                                        \
-		fill_max(type, &m);                                                 \
-		mutation;                                                           \
-		CHECK_EQ(cs_msg_encode(NULL, 0, 1, &m), expect);                    \
-		CHECK_EQ(cs_msg_encode(buf, sizeof(buf), 1, &m), expect);           \
-		CHECK_EQ(cs_msg_payload_size(&m), expect);                          \
+#define REFUSE(type, mutation, expect)                                                             \
+	do {                                                                                       \
+		fill_max(type, &m);                                                                \
+		mutation;                                                                          \
+		CHECK_EQ(cs_msg_encode(NULL, 0, 1, &m), expect);                                   \
+		CHECK_EQ(cs_msg_encode(buf, sizeof(buf), 1, &m), expect);                          \
+		CHECK_EQ(cs_msg_payload_size(&m), expect);                                         \
 	} while (0)
 	REFUSE(CS_MSG_HELLO, m.hello.cluster.len++, CS_PROTO_EINVAL);
 	REFUSE(CS_MSG_HELLO, m.hello.node.len++, CS_PROTO_EINVAL);
@@ -335,16 +341,16 @@ static void test_decode_limits(void)
 		uint32_t len_off; /* offset of the length field in fill_max's payload */
 		int wide;
 	} fields[] = {
-		{CS_MSG_HELLO, 13, 0},              /* cluster */
-		{CS_MSG_HELLO, 13 + 66, 0},         /* node */
-		{CS_MSG_HELLO, 13 + 66 * 2, 0},     /* token */
-		{CS_MSG_HELLO, 13 + 66 * 3, 0},     /* exe_path */
-		{CS_MSG_HELLO, 13 + 66 * 3 + 4098 + 2, 0},         /* build_ids[0] */
-		{CS_MSG_HELLO, 13 + 66 * 3 + 4098 + 2 + 130 * 31, 0}, /* build_ids[31] */
-		{CS_MSG_VOTE_REQUEST, 16, 0},
-		{CS_MSG_CKPT_ABORT, 12, 0},
-		{CS_MSG_CONTROL_REQUEST, 4, 0},
-		{CS_MSG_ERROR, 4, 0},
+	    {CS_MSG_HELLO, 13, 0},                                /* cluster */
+	    {CS_MSG_HELLO, 13 + 66, 0},                           /* node */
+	    {CS_MSG_HELLO, 13 + 66 * 2, 0},                       /* token */
+	    {CS_MSG_HELLO, 13 + 66 * 3, 0},                       /* exe_path */
+	    {CS_MSG_HELLO, 13 + 66 * 3 + 4098 + 2, 0},            /* build_ids[0] */
+	    {CS_MSG_HELLO, 13 + 66 * 3 + 4098 + 2 + 130 * 31, 0}, /* build_ids[31] */
+	    {CS_MSG_VOTE_REQUEST, 16, 0},
+	    {CS_MSG_CKPT_ABORT, 12, 0},
+	    {CS_MSG_CONTROL_REQUEST, 4, 0},
+	    {CS_MSG_ERROR, 4, 0},
 	};
 	struct cs_msg m;
 
@@ -374,28 +380,28 @@ static void test_decode_values(void)
 		uint8_t value;
 		int expect;
 	} cases[] = {
-		{CS_MSG_HELLO, 12, CS_ROLE_COUNT_, CS_PROTO_EMALFORMED},   /* role */
-		{CS_MSG_HELLO, 12, CS_ROLE_COUNT_ - 1, 0},
-		{CS_MSG_HELLO, 8, 0, CS_PROTO_EMALFORMED},                 /* version_min 0 */
-		{CS_MSG_HELLO, 8, 2, CS_PROTO_EMALFORMED},                 /* min 2 > max 1 */
-		{CS_MSG_HELLO, 15, 0, CS_PROTO_EMALFORMED},                /* NUL in cluster */
-		{CS_MSG_HELLO, 39, 33, CS_PROTO_EMALFORMED},               /* build-id count */
-		{CS_MSG_HELLO, 41, 0, CS_PROTO_EMALFORMED},                /* build-id length 0 */
-		{CS_MSG_HEARTBEAT, 36, 6, CS_PROTO_EMALFORMED},            /* role */
-		{CS_MSG_LEASE_GRANT, 20, 2, CS_PROTO_EMALFORMED},          /* bool */
-		{CS_MSG_LEASE_GRANT, 20, 0, 0},
-		{CS_MSG_VOTE, 20, 1, CS_PROTO_EMALFORMED},                 /* granted, reason 3 */
-		{CS_MSG_VOTE, 21, 0, CS_PROTO_EMALFORMED},                 /* reason 0, refused */
-		{CS_MSG_VOTE, 21, CS_VOTE_REASON_COUNT_, CS_PROTO_EMALFORMED},
-		{CS_MSG_CKPT_BEGIN, 32, 2, CS_PROTO_EMALFORMED},           /* kind */
-		{CS_MSG_CKPT_BEGIN, 32, 0, 0},
-		{CS_MSG_CKPT_PAGES, 8, 0xff, CS_PROTO_EMALFORMED},        /* offset + len wraps */
-		{CS_MSG_ACK, 8, 0xff, CS_PROTO_EMALFORMED},                /* bool */
-		{CS_MSG_CONTROL_REQUEST, 6, 0, CS_PROTO_EMALFORMED},       /* NUL in command */
-		{CS_MSG_CONTROL_REQUEST, 15, 0xff, CS_PROTO_EMALFORMED},   /* json len 2^32-1 */
-		{CS_MSG_CONTROL_RESPONSE, 10, 0xff, CS_PROTO_EMALFORMED},  /* json len */
-		{CS_MSG_ERROR, 5, 0xff, CS_PROTO_EMALFORMED},              /* text len 65280+ */
-		{CS_MSG_ERROR, 6, 0, CS_PROTO_EMALFORMED},                 /* NUL in text */
+	    {CS_MSG_HELLO, 12, CS_ROLE_COUNT_, CS_PROTO_EMALFORMED}, /* role */
+	    {CS_MSG_HELLO, 12, CS_ROLE_COUNT_ - 1, 0},
+	    {CS_MSG_HELLO, 8, 0, CS_PROTO_EMALFORMED},        /* version_min 0 */
+	    {CS_MSG_HELLO, 8, 2, CS_PROTO_EMALFORMED},        /* min 2 > max 1 */
+	    {CS_MSG_HELLO, 15, 0, CS_PROTO_EMALFORMED},       /* NUL in cluster */
+	    {CS_MSG_HELLO, 39, 33, CS_PROTO_EMALFORMED},      /* build-id count */
+	    {CS_MSG_HELLO, 41, 0, CS_PROTO_EMALFORMED},       /* build-id length 0 */
+	    {CS_MSG_HEARTBEAT, 36, 6, CS_PROTO_EMALFORMED},   /* role */
+	    {CS_MSG_LEASE_GRANT, 20, 2, CS_PROTO_EMALFORMED}, /* bool */
+	    {CS_MSG_LEASE_GRANT, 20, 0, 0},
+	    {CS_MSG_VOTE, 20, 1, CS_PROTO_EMALFORMED}, /* granted, reason 3 */
+	    {CS_MSG_VOTE, 21, 0, CS_PROTO_EMALFORMED}, /* reason 0, refused */
+	    {CS_MSG_VOTE, 21, CS_VOTE_REASON_COUNT_, CS_PROTO_EMALFORMED},
+	    {CS_MSG_CKPT_BEGIN, 32, 2, CS_PROTO_EMALFORMED}, /* kind */
+	    {CS_MSG_CKPT_BEGIN, 32, 0, 0},
+	    {CS_MSG_CKPT_PAGES, 8, 0xff, CS_PROTO_EMALFORMED},        /* offset + len wraps */
+	    {CS_MSG_ACK, 8, 0xff, CS_PROTO_EMALFORMED},               /* bool */
+	    {CS_MSG_CONTROL_REQUEST, 6, 0, CS_PROTO_EMALFORMED},      /* NUL in command */
+	    {CS_MSG_CONTROL_REQUEST, 15, 0xff, CS_PROTO_EMALFORMED},  /* json len 2^32-1 */
+	    {CS_MSG_CONTROL_RESPONSE, 10, 0xff, CS_PROTO_EMALFORMED}, /* json len */
+	    {CS_MSG_ERROR, 5, 0xff, CS_PROTO_EMALFORMED},             /* text len 65280+ */
+	    {CS_MSG_ERROR, 6, 0, CS_PROTO_EMALFORMED},                /* NUL in text */
 	};
 	struct cs_msg m;
 
@@ -410,10 +416,10 @@ static void test_decode_values(void)
 		CHECK((uint32_t)n > CS_FRAME_HEADER_SIZE + cases[i].off);
 		buf[CS_FRAME_HEADER_SIZE + cases[i].off] = cases[i].value;
 		int r = decode_payload(cases[i].type, buf + CS_FRAME_HEADER_SIZE,
-				       (uint32_t)n - CS_FRAME_HEADER_SIZE);
+		                       (uint32_t)n - CS_FRAME_HEADER_SIZE);
 		if (r != cases[i].expect)
 			fprintf(stderr, "case %zu (type 0x%04x off %u)\n", i, cases[i].type,
-				cases[i].off);
+			        cases[i].off);
 		CHECK_EQ(r, cases[i].expect);
 		free(buf);
 	}
