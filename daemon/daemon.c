@@ -1,0 +1,435 @@
+/* checksyncd's event loop: links -> membership -> role changes, hooks,
+ * journal, sd_notify. See daemon.h. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "control.h"
+#include "daemon_int.h"
+#include "hooks.h"
+#include "journal.h"
+#include "membership.h"
+#include "peer.h"
+#include "sdnotify.h"
+#include "term.h"
+#include "tls.h"
+
+uint64_t cs_daemon_now_ms(void)
+{
+	struct timespec ts;
+
+	/* BOOTTIME keeps counting through a suspend, so a lease cannot
+	 * survive one on a frozen clock. */
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void handle(struct cs_daemon *d, struct cs_mevent ev)
+{
+	ev.now_ms = cs_daemon_now_ms();
+	cs_membership_handle(d->m, &ev);
+	cs_daemon_update_status(d);
+}
+
+/* ---- the membership machine's callbacks ---- */
+
+static int op_persist(void *ctx, uint64_t term, int voted_for)
+{
+	struct cs_daemon *d = ctx;
+	struct cs_term_state st = {.term = term};
+
+	if (voted_for >= 0)
+		snprintf(st.voted_for, sizeof(st.voted_for), "%s",
+			 d->cfg->peers[voted_for].name);
+	return cs_term_store(d->cfg->state_dir, &st);
+}
+
+static void op_send(void *ctx, int peer, const struct cs_msg *m)
+{
+	struct cs_daemon *d = ctx;
+
+	cs_links_send(d->links, peer, m); /* a down link drops it: heartbeats repeat */
+}
+
+static void op_send_transfer(void *ctx, int peer, uint64_t term, int target)
+{
+	struct cs_daemon *d = ctx;
+	struct cs_msg m = {.type = CS_MSG_CONTROL_REQUEST};
+	char json[160];
+
+	snprintf(json, sizeof(json), "{\"term\":%" PRIu64 ",\"target\":\"%s\"}", term,
+		 d->cfg->peers[target].name);
+	m.control_request.command = cs_str_of(CS_TRANSFER_COMMAND);
+	m.control_request.json = cs_str_of(json);
+	cs_links_send(d->links, peer, &m);
+}
+
+static void fence_done_deferred(evutil_socket_t fd, short what, void *arg)
+{
+	struct fence_result *fr = arg;
+
+	(void)fd, (void)what;
+	handle(fr->d, (struct cs_mevent){.kind = CS_MEV_FENCE_DONE, .peer = fr->peer,
+					 .term = fr->term, .ok = fr->status == 0});
+	free(fr);
+}
+
+static void fence_finished(void *arg, int status, uint64_t took)
+{
+	struct fence_result *fr = arg;
+	const char *peer = fr->d->cfg->peers[fr->peer].name;
+	char why[96];
+
+	if (status == 0) {
+		cs_event(CS_EV_FENCE_HOOK_OK, .peer = peer, .term = fr->term, .hook = "fence",
+			 CS_DURATION(took));
+	} else {
+		if (status == -ETIMEDOUT)
+			snprintf(why, sizeof(why), "timed out after %" PRIu64 " ms", took);
+		else if (status < 0)
+			snprintf(why, sizeof(why), "cannot run: %s", strerror(-status));
+		else
+			snprintf(why, sizeof(why), "exit status %d", status);
+		cs_event(CS_EV_FENCE_HOOK_FAILED, .peer = peer, .term = fr->term, .hook = "fence",
+			 .reason = why, CS_DURATION(took));
+	}
+	fr->status = status;
+	/* Never re-enter the state machine from inside one of its calls. */
+	event_base_once(fr->d->base, -1, EV_TIMEOUT, fence_done_deferred, fr, NULL);
+}
+
+static void op_fence_peer(void *ctx, int peer, uint64_t term)
+{
+	struct cs_daemon *d = ctx;
+	struct fence_result *fr = calloc(1, sizeof(*fr));
+	char t[24];
+	const char *argv[] = {d->live->hooks.fence, d->cfg->peers[peer].name, t, NULL};
+
+	if (!fr)
+		return; /* the candidate times out and retries */
+	*fr = (struct fence_result){.d = d, .peer = peer, .term = term};
+	snprintf(t, sizeof(t), "%" PRIu64, term);
+	if (!d->live->hooks.fence) {
+		cs_event(CS_EV_FENCE_HOOK_FAILED, .peer = argv[1], .term = term, .hook = "fence",
+			 .reason = "no fence hook configured (two voters need one to promote)");
+		fr->status = -ENOENT;
+		event_base_once(d->base, -1, EV_TIMEOUT, fence_done_deferred, fr, NULL);
+		return;
+	}
+	if (cs_hook_run(d->hooks, "fence", argv, d->live->hooks.timeout_ms, false, fence_finished,
+			fr) < 0)
+		fence_finished(fr, -ENOMEM, 0);
+}
+
+static void op_note(void *ctx, const struct cs_mnote_info *n)
+{
+	struct cs_daemon *d = ctx;
+	const char *peer = n->peer >= 0 ? d->cfg->peers[n->peer].name : NULL;
+
+	switch (n->what) {
+	case CS_MNOTE_TERM_CHANGED:
+		cs_journal_set_state(cs_member_role_name(cs_membership_role(d->m)), n->term);
+		cs_event(CS_EV_TERM_CHANGED, .term = n->term, .old_term = n->old_term);
+		break;
+	case CS_MNOTE_SUSPECTED:
+		cs_event(CS_EV_PEER_SUSPECTED, .peer = peer,
+			 CS_DURATION(d->live->heartbeat.timeout_ms));
+		break;
+	case CS_MNOTE_LEASE_LOST:
+		cs_event(CS_EV_LEASE_LOST, .reason = n->detail);
+		break;
+	case CS_MNOTE_STALE_TERM:
+		cs_event(CS_EV_STALE_TERM_REFUSED, .peer = peer, .reason = n->detail);
+		break;
+	case CS_MNOTE_BLOCKED:
+		cs_event(CS_EV_PROMOTION_BLOCKED, .peer = peer, .reason = n->detail);
+		break;
+	case CS_MNOTE_SWITCHOVER:
+		cs_event(CS_EV_SWITCHOVER, .peer = peer);
+		break;
+	case CS_MNOTE_PERSIST_FAILED:
+		cs_log_err_errno(n->err, "cannot write term %" PRIu64 " to %s/%s", n->term,
+				 d->cfg->state_dir, CS_TERM_FILE);
+		break;
+	default:
+		break;
+	}
+}
+
+static const struct cs_membership_ops membership_ops = {
+	.persist = op_persist,
+	.send = op_send,
+	.role_changed = cs_daemon_role_changed,
+	.fence_peer = op_fence_peer,
+	.note = op_note,
+	.send_transfer = op_send_transfer,
+};
+
+/* ---- peer links ---- */
+
+static void link_up(void *ctx, int peer)
+{
+	handle(ctx, (struct cs_mevent){.kind = CS_MEV_PEER_UP, .peer = peer});
+}
+
+static void link_down(void *ctx, int peer)
+{
+	handle(ctx, (struct cs_mevent){.kind = CS_MEV_PEER_DOWN, .peer = peer});
+}
+
+static const struct {
+	uint16_t type;
+	enum cs_mevent_kind kind;
+} message_events[] = {
+	{CS_MSG_HEARTBEAT, CS_MEV_HEARTBEAT},	  {CS_MSG_LEASE_RENEW, CS_MEV_LEASE_RENEW},
+	{CS_MSG_LEASE_GRANT, CS_MEV_LEASE_GRANT}, {CS_MSG_VOTE_REQUEST, CS_MEV_VOTE_REQUEST},
+	{CS_MSG_VOTE, CS_MEV_VOTE},
+};
+
+/* The switchover hand-over: {"term":N,"target":"name"}. */
+static void on_transfer(struct cs_daemon *d, int peer, const struct cs_msg_control_request *r)
+{
+	json_t *j = json_loadb(r->json.ptr ? r->json.ptr : "", r->json.len, 0, NULL);
+	const char *target = json_string_value(json_object_get(j, "target"));
+	json_t *term = json_object_get(j, "term");
+	int t = target ? cs_membership_peer_index(d->m, target, strlen(target)) : -1;
+
+	if (t < 0 || !json_is_integer(term) || json_integer_value(term) < 0)
+		cs_log_warn("malformed hand-over from %s ignored", d->cfg->peers[peer].name);
+	else
+		handle(d, (struct cs_mevent){.kind = CS_MEV_TRANSFER, .peer = peer,
+					     .term = (uint64_t)json_integer_value(term),
+					     .target = t});
+	json_decref(j);
+}
+
+static void link_message(void *ctx, int peer, const struct cs_msg *m)
+{
+	struct cs_daemon *d = ctx;
+
+	for (size_t i = 0; i < sizeof(message_events) / sizeof(message_events[0]); i++)
+		if (message_events[i].type == m->type) {
+			handle(d, (struct cs_mevent){.kind = message_events[i].kind, .peer = peer,
+						     .msg = m});
+			return;
+		}
+	if (m->type == CS_MSG_CONTROL_REQUEST &&
+	    cs_str_eq(m->control_request.command, CS_TRANSFER_COMMAND)) {
+		on_transfer(d, peer, &m->control_request);
+		return;
+	}
+	if (d->dp.on_message)
+		d->dp.on_message(d->dp_arg, d->cfg->peers[peer].name, m);
+	else
+		cs_log_debug("ignoring %s from %s", cs_msg_type_name(m->type) ?: "?",
+			     d->cfg->peers[peer].name);
+}
+
+static const struct cs_links_ops links_ops = {
+	.up = link_up,
+	.down = link_down,
+	.message = link_message,
+};
+
+/* ---- the loop ---- */
+
+unsigned cs_daemon_tick_ms(const struct cs_config *cfg)
+{
+	/* Several ticks per heartbeat: the primary must see its lease end
+	 * coming a whole interval ahead (docs/cluster.md). */
+	unsigned t = cfg->heartbeat.interval_ms / 4;
+
+	return t < 5 ? 5 : t > 50 ? 50 : t;
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cs_daemon *d = arg;
+
+	(void)fd, (void)what;
+	handle(d, (struct cs_mevent){.kind = CS_MEV_TICK, .peer = -1});
+	cs_daemon_check_switchover(d);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct cs_daemon *d = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		cs_daemon_reload(d);
+		return;
+	}
+	cs_log_notice("%s received, stopping", strsignal((int)sig));
+	event_base_loopexit(d->base, NULL);
+}
+
+static int load_term(struct cs_daemon *d, uint64_t *term, int *voted_for)
+{
+	struct cs_term_state st;
+	int r;
+
+	if (mkdir(d->cfg->state_dir, 0700) < 0 && errno != EEXIST)
+		return cs_log_err_errno(errno, "cannot create state directory %s",
+					d->cfg->state_dir);
+	r = cs_term_load(d->cfg->state_dir, &st);
+	if (r < 0)
+		return cs_log_err_errno(r, "cannot read %s/%s", d->cfg->state_dir, CS_TERM_FILE);
+	*term = st.term;
+	*voted_for = -1;
+	for (size_t i = 0; st.voted_for[0] && i < d->cfg->n_peers; i++)
+		if (strcmp(d->cfg->peers[i].name, st.voted_for) == 0)
+			*voted_for = (int)i;
+	return 0;
+}
+
+static int new_membership(struct cs_daemon *d)
+{
+	const struct cs_config *c = d->cfg;
+	struct cs_membership_peer peers[64];
+	struct cs_membership_params p = {.peers = peers, .n_peers = c->n_peers, .self = -1,
+					 .interval_ms = c->heartbeat.interval_ms,
+					 .timeout_ms = c->heartbeat.timeout_ms,
+					 .drift_ms = c->heartbeat.drift_ms};
+	int r;
+
+	if (c->n_peers > 64)
+		return cs_log_err_errno(EINVAL, "at most 64 peers are supported");
+	for (size_t i = 0; i < c->n_peers; i++) {
+		peers[i] = (struct cs_membership_peer){c->peers[i].name, c->peers[i].witness};
+		if (strcmp(c->peers[i].name, c->node) == 0)
+			p.self = (int)i;
+	}
+	r = load_term(d, &p.term, &p.voted_for);
+	if (r < 0)
+		return r;
+	r = cs_membership_new(&p, &membership_ops, d, &d->m);
+	if (r < 0)
+		return cs_log_err_errno(r, "cannot set up membership");
+	cs_journal_set_state("init", p.term);
+	return 0;
+}
+
+static int new_events(struct cs_daemon *d)
+{
+	d->base = event_base_new();
+	if (!d->base)
+		return cs_log_err_errno(ENOMEM, "cannot create the event loop");
+	d->tick = event_new(d->base, -1, EV_PERSIST, tick_cb, d);
+	d->sigterm = evsignal_new(d->base, SIGTERM, signal_cb, d);
+	d->sigint = evsignal_new(d->base, SIGINT, signal_cb, d);
+	d->sighup = evsignal_new(d->base, SIGHUP, signal_cb, d);
+	if (!d->tick || !d->sigterm || !d->sigint || !d->sighup)
+		return cs_log_err_errno(ENOMEM, "cannot create events");
+	event_add(d->sigterm, NULL);
+	event_add(d->sigint, NULL);
+	event_add(d->sighup, NULL);
+	return 0;
+}
+
+int cs_daemon_new(const char *config_path, struct cs_config *cfg, struct cs_daemon **out)
+{
+	struct cs_daemon *d = calloc(1, sizeof(*d));
+	char err[512];
+	int r;
+
+	if (!d) {
+		cs_config_free(cfg);
+		return -ENOMEM;
+	}
+	d->cfg = d->live = cfg;
+	d->switchover_target = -1;
+	d->config_path = strdup(config_path);
+	cs_journal_set_node(cfg->node);
+	signal(SIGPIPE, SIG_IGN);
+	r = new_events(d);
+	if (r == 0 && (r = cs_tls_new(cfg->tls.ca, cfg->tls.cert, cfg->tls.key, &d->tls, err,
+				      sizeof(err))) < 0)
+		cs_log_err("%s", err);
+	if (r == 0)
+		r = new_membership(d);
+	if (r == 0 && (r = cs_hooks_new(d->base, &d->hooks)) < 0)
+		cs_log_err_errno(r, "cannot set up hooks");
+	if (r == 0 && (r = cs_links_new(d->base, cfg, d->tls, &links_ops, d, &d->links)) < 0)
+		cs_log_err_errno(r, "cannot set up peer links");
+	if (r < 0) {
+		cs_daemon_free(d);
+		return r;
+	}
+	*out = d;
+	return 0;
+}
+
+void cs_daemon_set_dataplane(struct cs_daemon *d, const struct cs_dataplane_ops *ops, void *arg)
+{
+	d->dp = *ops;
+	d->dp_arg = arg;
+}
+
+int cs_daemon_run(struct cs_daemon *d)
+{
+	unsigned t = cs_daemon_tick_ms(d->live);
+	struct timeval tv = {0, (long)t * 1000};
+	int r;
+
+	r = cs_links_listen(d->links);
+	if (r == 0)
+		r = cs_control_open(d->base, d->cfg->control_socket, d->cfg->control_group,
+				    cs_daemon_control, d, &d->control);
+	if (r < 0)
+		return r;
+	if (cs_sdnotify_start(d->base, &d->sdnotify) < 0)
+		cs_log_warn("watchdog not armed");
+	handle(d, (struct cs_mevent){.kind = CS_MEV_START, .peer = -1});
+	cs_links_start(d->links);
+	evtimer_add(d->tick, &tv);
+	cs_event(CS_EV_STARTED, .address = d->cfg->listen);
+	cs_sdnotify_ready();
+	r = event_base_dispatch(d->base);
+	cs_sdnotify_stopping();
+	cs_event(CS_EV_STOPPING);
+	return r < 0 ? -EIO : 0;
+}
+
+void cs_daemon_free(struct cs_daemon *d)
+{
+	if (!d)
+		return;
+	if (d->m && cs_membership_role(d->m) == CS_MROLE_PRIMARY && d->dp.on_fence)
+		d->dp.on_fence(d->dp_arg, cs_membership_term(d->m), "daemon stopping");
+	if (d->control)
+		cs_control_close(d->control);
+	cs_sdnotify_free(d->sdnotify);
+	cs_links_free(d->links);
+	cs_hooks_free(d->hooks);
+	cs_membership_free(d->m);
+	cs_tls_free(d->tls);
+	struct event *evs[] = {d->tick, d->sigterm, d->sigint, d->sighup};
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i])
+			event_free(evs[i]);
+	if (d->base)
+		event_base_free(d->base);
+	if (d->live != d->cfg)
+		cs_config_free(d->live);
+	cs_config_free(d->cfg);
+	free(d->config_path);
+	free(d);
+}
+
+int cs_daemon_send(struct cs_daemon *d, const char *peer, const struct cs_msg *m)
+{
+	int i = cs_membership_peer_index(d->m, peer, strlen(peer));
+
+	return i < 0 ? -ENOENT : cs_links_send(d->links, i, m);
+}

@@ -1,0 +1,164 @@
+/* checksyncd: parse the command line, load the configuration, run the
+ * daemon (daemon.c). It never forks: systemd (Type=notify) or the shell
+ * keeps it in the foreground. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "journal.h"
+
+struct opts {
+	const char *config;
+	const char *log_target;
+	bool check_config;
+	bool foreground;
+	bool verbose;
+	bool help;
+	bool version;
+};
+
+static const struct opt_spec {
+	const char *name;
+	char letter; /* 0: long option only */
+	const char *arg; /* NULL: a flag */
+	size_t off; /* const char * or bool in struct opts */
+	const char *help;
+} opt_table[] = {
+	{"config", 'c', "FILE", offsetof(struct opts, config),
+	 "configuration file (default " CS_CONFIG_DEFAULT_PATH ")"},
+	{"check-config", 0, NULL, offsetof(struct opts, check_config),
+	 "validate the configuration, print \"FILE: ok\" or the error, and exit"},
+	{"foreground", 'f', NULL, offsetof(struct opts, foreground),
+	 "log readable lines to stderr even under systemd (checksyncd never forks)"},
+	{"log-target", 0, "auto|journal|stderr", offsetof(struct opts, log_target),
+	 "where events go (default auto: the journal if stderr is a journal stream)"},
+	{"verbose", 'v', NULL, offsetof(struct opts, verbose), "log debug messages too"},
+	{"version", 'V', NULL, offsetof(struct opts, version), "print the version and exit"},
+	{"help", 'h', NULL, offsetof(struct opts, help), "show this help"},
+};
+#define N_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: checksyncd [OPTIONS]\n\n");
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt_spec *o = &opt_table[i];
+		char left[64];
+
+		snprintf(left, sizeof(left), "%s%c%s--%s%s%s", o->letter ? "-" : "",
+			 o->letter ? o->letter : ' ', o->letter ? ", " : "  ", o->name,
+			 o->arg ? " " : "", o->arg ? o->arg : "");
+		fprintf(out, "  %-36s %s\n", left, o->help);
+	}
+}
+
+static int parse(int argc, char **argv, struct opts *out)
+{
+	struct option longs[N_OPTS + 1] = {0};
+	char shorts[2 * N_OPTS + 2] = ":";
+	int c, idx;
+
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt_spec *o = &opt_table[i];
+
+		longs[i] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL,
+					   o->letter ? o->letter : 256 + (int)i};
+		if (o->letter) {
+			char s[3] = {o->letter, o->arg ? ':' : '\0', '\0'};
+			strcat(shorts, s);
+		}
+	}
+	while ((c = getopt_long(argc, argv, shorts, longs, &idx)) != -1) {
+		const struct opt_spec *o = NULL;
+
+		for (size_t i = 0; i < N_OPTS && !o; i++)
+			if (opt_table[i].letter ? c == opt_table[i].letter : c == 256 + (int)i)
+				o = &opt_table[i];
+		if (!o) {
+			fprintf(stderr, "checksyncd: %s option %s\n",
+				c == ':' ? "missing argument for" : "unknown", argv[optind - 1]);
+			return -1;
+		}
+		if (o->arg)
+			*(const char **)((char *)out + o->off) = optarg;
+		else
+			*(bool *)((char *)out + o->off) = true;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "checksyncd: unexpected argument %s\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static int log_target(const struct opts *o, enum cs_log_target *out)
+{
+	static const struct {
+		const char *name;
+		enum cs_log_target target;
+	} targets[] = {{"auto", CS_LOG_AUTO}, {"journal", CS_LOG_JOURNAL}, {"stderr", CS_LOG_STDERR}};
+
+	*out = o->foreground ? CS_LOG_STDERR : CS_LOG_AUTO;
+	if (!o->log_target)
+		return 0;
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
+		if (strcmp(o->log_target, targets[i].name) == 0) {
+			*out = targets[i].target;
+			return 0;
+		}
+	fprintf(stderr, "checksyncd: --log-target: expected auto, journal or stderr, found %s\n",
+		o->log_target);
+	return -1;
+}
+
+static int check_config(const char *path)
+{
+	struct cs_config *cfg;
+	char err[1024];
+
+	if (cs_config_load(path, 0, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	cs_config_free(cfg);
+	printf("%s: ok\n", path);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.config = CS_CONFIG_DEFAULT_PATH};
+	enum cs_log_target target;
+	struct cs_config *cfg;
+	struct cs_daemon *d;
+	char err[1024];
+	int r;
+
+	if (parse(argc, argv, &o) < 0 || log_target(&o, &target) < 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (o.help || o.version) {
+		o.help ? usage(stdout) : (void)printf("checksyncd %s\n", CS_VERSION);
+		return 0;
+	}
+	if (o.check_config)
+		return check_config(o.config);
+	cs_journal_init("checksyncd", target);
+	if (o.verbose)
+		cs_log_set_max_priority(LOG_DEBUG);
+	if (cs_config_load(o.config, 0, &cfg, err, sizeof(err)) < 0) {
+		cs_log_err("%s", err);
+		return 1;
+	}
+	if (cs_daemon_new(o.config, cfg, &d) < 0)
+		return 1;
+	r = cs_daemon_run(d);
+	cs_daemon_free(d);
+	return r < 0 ? 1 : 0;
+}
