@@ -5,8 +5,11 @@
 #   tests/bench/run.sh [BUILD_DIR] [--sizes 64,1024] [--dirty 10,100] [--rounds N]
 set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
-build=${1:-$src/build}
-[ $# -gt 0 ] && shift
+build=$src/build
+case "${1:-}" in
+"" | -*) ;;
+*) build=$1; shift ;;
+esac
 if [ ! -f "$build/build.ninja" ]; then
 	meson setup "$build" "$src" >/dev/null
 fi
