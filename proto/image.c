@@ -1,10 +1,7 @@
 /*
- * Checkpoint image sections (docs/image-format.md): the streaming writer,
- * and the parser that walks the sections, checks their framing, order and
- * CRCs, and hands each payload to its record decoder (image_decode.c).
- *
- * The writer runs in a copy-on-write child of a multi-threaded process:
- * no allocation, no stdio, no errno; only cs_crc32c and the output callback.
+ * Checkpoint image parser (docs/image-format.md): walks the sections,
+ * checks their framing, order and CRCs, and hands each payload to its
+ * record decoder (image_decode.c). The writer is in image_write.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -72,137 +69,6 @@ const char *cs_image_err_name(int code)
 	return err_names[code];
 }
 
-int cs_image_filename(char *buf, size_t cap, uint64_t generation)
-{
-	static const char prefix[] = "gen-", suffix[] = ".img";
-	const size_t len = 4 + 20 + 4;
-	int i;
-
-	/* By hand rather than snprintf: the agent names files in its child. */
-	if (cap < len + 1)
-		return -ENOSPC;
-	memcpy(buf, prefix, 4);
-	for (i = 23; i >= 4; i--) {
-		buf[i] = (char)('0' + generation % 10);
-		generation /= 10;
-	}
-	memcpy(buf + 24, suffix, 5);
-	return (int)len;
-}
-
-/* ---- Writing ------------------------------------------------------------ */
-
-/* w->open: 1 inside a section, 0 between sections, -errno once broken (a
- * failed write or a misuse leaves the output unusable, so it stays broken). */
-static int emit(struct cs_image_writer *w, const void *buf, size_t len)
-{
-	int rc = w->write(w->ctx, buf, len);
-
-	if (rc < 0) {
-		w->open = rc;
-		return rc;
-	}
-	w->offset += len;
-	return 0;
-}
-
-static int broken(struct cs_image_writer *w, int rc)
-{
-	w->open = rc;
-	return rc;
-}
-
-void cs_image_writer_init(struct cs_image_writer *w, cs_image_write_fn write, void *ctx)
-{
-	memset(w, 0, sizeof(*w));
-	w->write = write;
-	w->ctx = ctx;
-}
-
-int cs_image_section_begin_flags(struct cs_image_writer *w, uint32_t type, uint32_t flags,
-				 uint64_t payload_len)
-{
-	uint8_t head[CS_SECT_HEAD];
-	int rc;
-
-	if (w->open < 0)
-		return w->open;
-	if (w->open)
-		return broken(w, -EPROTO);
-	cs_put_le64(cs_put_le32(cs_put_le32(head, type), flags), payload_len);
-	w->crc = cs_crc32c(0, head, sizeof(head));
-	rc = emit(w, head, sizeof(head));
-	if (rc < 0)
-		return rc;
-	w->type = type;
-	w->remaining = payload_len;
-	w->open = 1;
-	return 0;
-}
-
-int cs_image_section_begin(struct cs_image_writer *w, uint32_t type, uint64_t payload_len)
-{
-	return cs_image_section_begin_flags(w, type, 0, payload_len);
-}
-
-int cs_image_section_write(struct cs_image_writer *w, const void *buf, size_t len)
-{
-	if (w->open < 0)
-		return w->open;
-	if (!w->open || len > w->remaining)
-		return broken(w, -EPROTO);
-	if (len == 0)
-		return 0;
-	w->crc = cs_crc32c(w->crc, buf, len);
-	w->remaining -= len;
-	return emit(w, buf, len);
-}
-
-int cs_image_section_end(struct cs_image_writer *w)
-{
-	uint8_t crc[CS_SECT_TRAILER];
-	int rc;
-
-	if (w->open < 0)
-		return w->open;
-	if (!w->open || w->remaining != 0)
-		return broken(w, -EPROTO);
-	cs_put_le32(crc, w->crc);
-	rc = emit(w, crc, sizeof(crc));
-	if (rc < 0)
-		return rc;
-	w->sections++;
-	w->open = 0;
-	return 0;
-}
-
-int cs_image_write_end(struct cs_image_writer *w)
-{
-	uint8_t payload[CS_REC_END];
-	int rc;
-
-	if (w->open)
-		return w->open < 0 ? w->open : broken(w, -EPROTO);
-	cs_put_le64(cs_put_le32(payload, w->sections), w->offset);
-	rc = cs_image_section_begin(w, CS_SECT_END, sizeof(payload));
-	if (rc == 0)
-		rc = cs_image_section_write(w, payload, sizeof(payload));
-	if (rc == 0)
-		rc = cs_image_section_end(w);
-	return rc;
-}
-
-int cs_image_write_section(struct cs_image_writer *w, uint32_t type, const struct cs_buf *b)
-{
-	int rc = cs_image_section_begin(w, type, b->len);
-
-	if (rc == 0)
-		rc = cs_image_section_write(w, b->data, b->len);
-	if (rc == 0)
-		rc = cs_image_section_end(w);
-	return rc;
-}
-
 /* ---- Reading ------------------------------------------------------------ */
 
 struct parse {
@@ -255,7 +121,7 @@ static int check_prologue(struct parse *ps)
 	r.mark = 0;
 	if (ps->len < CS_SECT_HEAD + 12)
 		return cs_rd_fail(&r, CS_IMG_TRUNCATED, "the image ends after %zu bytes", ps->len);
-	version = cs_le32(ps->buf + CS_SECT_HEAD + 8);
+	version = cs_img_le32(ps->buf + CS_SECT_HEAD + 8);
 	r.mark = CS_SECT_HEAD + 8;
 	if (version != CS_IMAGE_FORMAT_VERSION)
 		return cs_rd_fail(&r, CS_IMG_BAD_VERSION, "format version %u, this reader knows %u",
@@ -271,13 +137,13 @@ static int read_section(struct parse *ps, struct sect *s)
 	struct cs_rd r;
 	uint32_t crc, stored;
 
-	s->type = left >= 4 ? cs_le32(p) : 0;
+	s->type = left >= 4 ? cs_img_le32(p) : 0;
 	r = sect_rd(ps, s);
 	if (left < CS_SECT_HEAD)
 		return cs_rd_fail(&r, CS_IMG_TRUNCATED, "section head needs %u bytes, %zu left",
 				  CS_SECT_HEAD, left);
-	s->flags = cs_le32(p + 4);
-	s->payload_len = cs_le64(p + 8);
+	s->flags = cs_img_le32(p + 4);
+	s->payload_len = cs_img_le64(p + 8);
 	r.len = 0; /* not known to be present yet */
 	if (s->payload_len > CS_SECT_PAYLOAD_LIMIT)
 		return cs_rd_fail(&r, CS_IMG_BAD_SECTION, "payload_len %llu is impossible (> 2^48)",
@@ -289,7 +155,7 @@ static int read_section(struct parse *ps, struct sect *s)
 	if (s->type == CS_SECT_PAGES && (ps->flags & CS_IMAGE_PARSE_SKIP_PAGE_CRC))
 		return 0;
 	crc = cs_crc32c(0, p, CS_SECT_HEAD + s->payload_len);
-	stored = cs_le32(p + CS_SECT_HEAD + s->payload_len);
+	stored = cs_img_le32(p + CS_SECT_HEAD + s->payload_len);
 	if (crc != stored)
 		return cs_rd_fail(&r, CS_IMG_BAD_CRC, "CRC mismatch (stored 0x%08x, computed 0x%08x)",
 				  stored, crc);
@@ -334,8 +200,8 @@ static int check_end(struct parse *ps, const struct sect *s)
 	if (s->payload_len != CS_REC_END)
 		return cs_rd_fail(&r, CS_IMG_BAD_SECTION, "payload_len %llu, not %u",
 				  (unsigned long long)s->payload_len, CS_REC_END);
-	count = cs_le32(r.p);
-	total = cs_le64(r.p + 4);
+	count = cs_img_le32(r.p);
+	total = cs_img_le64(r.p + 4);
 	if (count != ps->nsect || total != s->off)
 		return cs_rd_fail(&r, CS_IMG_BAD_SECTION,
 				  "says %u sections in %llu bytes, the image has %u in %llu", count,

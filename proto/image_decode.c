@@ -22,14 +22,14 @@
 
 #define PAGE_MASK ((uint64_t)CS_IMAGE_PAGE_SIZE - 1)
 
-uint32_t cs_le32(const uint8_t *p)
+uint32_t cs_img_le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-uint64_t cs_le64(const uint8_t *p)
+uint64_t cs_img_le64(const uint8_t *p)
 {
-	return (uint64_t)cs_le32(p) | (uint64_t)cs_le32(p + 4) << 32;
+	return (uint64_t)cs_img_le32(p) | (uint64_t)cs_img_le32(p + 4) << 32;
 }
 
 int cs_rd_fail(struct cs_rd *r, int code, const char *fmt, ...)
@@ -79,7 +79,7 @@ int cs_rd_need(struct cs_rd *r, const char *what, size_t n)
 int cs_rd_u32(struct cs_rd *r, const char *what, uint32_t *v)
 {
 	TRY(cs_rd_need(r, what, 4));
-	*v = cs_le32(r->p + r->pos);
+	*v = cs_img_le32(r->p + r->pos);
 	r->pos += 4;
 	return 0;
 }
@@ -87,7 +87,7 @@ int cs_rd_u32(struct cs_rd *r, const char *what, uint32_t *v)
 int cs_rd_u64(struct cs_rd *r, const char *what, uint64_t *v)
 {
 	TRY(cs_rd_need(r, what, 8));
-	*v = cs_le64(r->p + r->pos);
+	*v = cs_img_le64(r->p + r->pos);
 	r->pos += 8;
 	return 0;
 }

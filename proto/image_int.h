@@ -55,10 +55,10 @@ int cs_rd_blob(struct cs_rd *r, const char *what, uint8_t *dst, size_t max, uint
 int cs_rd_count(struct cs_rd *r, const char *what, size_t min_rec, uint32_t max, uint32_t *ret);
 int cs_rd_done(struct cs_rd *r); /* no bytes may follow the last record */
 
-uint32_t cs_le32(const uint8_t *p);
-uint8_t *cs_put_le32(uint8_t *p, uint32_t v); /* returns p + 4 */
-uint8_t *cs_put_le64(uint8_t *p, uint64_t v); /* returns p + 8 */
-uint64_t cs_le64(const uint8_t *p);
+uint32_t cs_img_le32(const uint8_t *p);
+uint8_t *cs_img_put32(uint8_t *p, uint32_t v); /* returns p + 4 */
+uint8_t *cs_img_put64(uint8_t *p, uint64_t v); /* returns p + 8 */
+uint64_t cs_img_le64(const uint8_t *p);
 
 /* Section decoders: each fills its part of img from a whole payload. */
 int cs_img_decode_header(struct cs_rd *r, struct cs_image_header *h);

@@ -28,7 +28,7 @@ static size_t field_strlen(const char *s, size_t cap)
 	return n;
 }
 
-uint8_t *cs_put_le32(uint8_t *p, uint32_t v)
+uint8_t *cs_img_put32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)v;
 	p[1] = (uint8_t)(v >> 8);
@@ -37,10 +37,10 @@ uint8_t *cs_put_le32(uint8_t *p, uint32_t v)
 	return p + 4;
 }
 
-uint8_t *cs_put_le64(uint8_t *p, uint64_t v)
+uint8_t *cs_img_put64(uint8_t *p, uint64_t v)
 {
-	cs_put_le32(p, (uint32_t)v);
-	return cs_put_le32(p + 4, (uint32_t)(v >> 32));
+	cs_img_put32(p, (uint32_t)v);
+	return cs_img_put32(p + 4, (uint32_t)(v >> 32));
 }
 
 static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
@@ -53,7 +53,7 @@ static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
 /* u32 length + bytes: strings (without NUL) and byte strings alike. */
 static uint8_t *put_var(uint8_t *p, const void *src, size_t n)
 {
-	return put_bytes(cs_put_le32(p, (uint32_t)n), src, n);
+	return put_bytes(cs_img_put32(p, (uint32_t)n), src, n);
 }
 
 /* Where the next n bytes go, or NULL if they do not fit. */
@@ -77,19 +77,19 @@ int cs_image_put_header(struct cs_buf *b, const struct cs_image_header *h)
 	if (!p)
 		return -ENOSPC;
 	p = put_bytes(p, CS_IMAGE_MAGIC, 8);
-	p = cs_put_le32(p, CS_IMAGE_FORMAT_VERSION);
-	p = cs_put_le32(p, h->arch);
-	p = cs_put_le32(p, h->page_size);
-	p = cs_put_le32(p, h->flags);
-	p = cs_put_le32(p, h->tracking);
-	p = cs_put_le32(p, h->xsave_size);
-	p = cs_put_le64(p, h->generation);
-	p = cs_put_le64(p, h->parent_generation);
-	p = cs_put_le64(p, h->base_generation);
-	p = cs_put_le64(p, h->xsave_features);
-	p = cs_put_le64(p, (uint64_t)h->clock_realtime_ns);
-	p = cs_put_le64(p, (uint64_t)h->clock_monotonic_ns);
-	p = cs_put_le64(p, (uint64_t)h->clock_boottime_ns);
+	p = cs_img_put32(p, CS_IMAGE_FORMAT_VERSION);
+	p = cs_img_put32(p, h->arch);
+	p = cs_img_put32(p, h->page_size);
+	p = cs_img_put32(p, h->flags);
+	p = cs_img_put32(p, h->tracking);
+	p = cs_img_put32(p, h->xsave_size);
+	p = cs_img_put64(p, h->generation);
+	p = cs_img_put64(p, h->parent_generation);
+	p = cs_img_put64(p, h->base_generation);
+	p = cs_img_put64(p, h->xsave_features);
+	p = cs_img_put64(p, (uint64_t)h->clock_realtime_ns);
+	p = cs_img_put64(p, (uint64_t)h->clock_monotonic_ns);
+	p = cs_img_put64(p, (uint64_t)h->clock_boottime_ns);
 	p = put_var(p, h->kernel_release, kr);
 	put_var(p, h->exe_build_id, h->exe_build_id_len);
 	b->len += n;
@@ -114,19 +114,19 @@ int cs_image_put_process(struct cs_buf *b, const struct cs_image_process *pr)
 	p = reserve(b, n);
 	if (!p)
 		return -ENOSPC;
-	p = cs_put_le32(p, (uint32_t)pr->pid);
-	p = cs_put_le32(p, (uint32_t)pr->ppid);
-	p = cs_put_le32(p, pr->umask);
-	p = cs_put_le32(p, pr->personality);
+	p = cs_img_put32(p, (uint32_t)pr->pid);
+	p = cs_img_put32(p, (uint32_t)pr->ppid);
+	p = cs_img_put32(p, pr->umask);
+	p = cs_img_put32(p, pr->personality);
 	for (i = 0; i < sizeof(mm) / sizeof(mm[0]); i++)
-		p = cs_put_le64(p, mm[i]);
+		p = cs_img_put64(p, mm[i]);
 	for (i = 0; i < CS_IMAGE_RLIMITS; i++) {
-		p = cs_put_le64(p, pr->rlimits[i].cur);
-		p = cs_put_le64(p, pr->rlimits[i].max);
+		p = cs_img_put64(p, pr->rlimits[i].cur);
+		p = cs_img_put64(p, pr->rlimits[i].max);
 	}
 	for (i = 0; i < CS_AGENT_ADDRS; i++)
-		p = cs_put_le64(p, pr->agent_addr[i]);
-	p = cs_put_le32(p, pr->vdso_crc);
+		p = cs_img_put64(p, pr->agent_addr[i]);
+	p = cs_img_put32(p, pr->vdso_crc);
 	p = put_var(p, pr->auxv, pr->auxv_len);
 	p = put_var(p, pr->comm, comm);
 	p = put_var(p, pr->cwd, cwd);
@@ -141,7 +141,7 @@ int cs_image_put_count(struct cs_buf *b, size_t *ret_pos)
 
 	if (!p)
 		return -ENOSPC;
-	cs_put_le32(p, 0);
+	cs_img_put32(p, 0);
 	*ret_pos = b->len;
 	b->len += 4;
 	return 0;
@@ -150,7 +150,7 @@ int cs_image_put_count(struct cs_buf *b, size_t *ret_pos)
 void cs_image_set_count(struct cs_buf *b, size_t pos, uint32_t count)
 {
 	if (pos <= b->len && b->len - pos >= 4)
-		cs_put_le32(b->data + pos, count);
+		cs_img_put32(b->data + pos, count);
 }
 
 int cs_image_put_mapping(struct cs_buf *b, const struct cs_image_mapping *m)
@@ -165,15 +165,15 @@ int cs_image_put_mapping(struct cs_buf *b, const struct cs_image_mapping *m)
 	p = reserve(b, n);
 	if (!p)
 		return -ENOSPC;
-	p = cs_put_le64(p, m->start);
-	p = cs_put_le64(p, m->end);
-	p = cs_put_le32(p, m->prot);
-	p = cs_put_le32(p, m->flags);
-	p = cs_put_le64(p, m->pgoff);
-	p = cs_put_le64(p, m->dev);
-	p = cs_put_le64(p, m->ino);
-	p = cs_put_le64(p, m->file_size);
-	p = cs_put_le64(p, (uint64_t)m->mtime_ns);
+	p = cs_img_put64(p, m->start);
+	p = cs_img_put64(p, m->end);
+	p = cs_img_put32(p, m->prot);
+	p = cs_img_put32(p, m->flags);
+	p = cs_img_put64(p, m->pgoff);
+	p = cs_img_put64(p, m->dev);
+	p = cs_img_put64(p, m->ino);
+	p = cs_img_put64(p, m->file_size);
+	p = cs_img_put64(p, (uint64_t)m->mtime_ns);
 	p = put_var(p, m->build_id, m->build_id_len);
 	put_var(p, m->path, path);
 	b->len += n;
@@ -186,40 +186,40 @@ int cs_image_put_thread(struct cs_buf *b, const struct cs_image_thread *t)
 
 	if (!p)
 		return -ENOSPC;
-	p = cs_put_le32(p, (uint32_t)t->tid);
-	p = cs_put_le32(p, t->flags);
-	p = cs_put_le64(p, t->ucontext_addr);
-	p = cs_put_le64(p, t->fs_base);
-	p = cs_put_le64(p, t->gs_base);
-	p = cs_put_le64(p, t->clear_child_tid);
-	p = cs_put_le64(p, t->robust_list);
-	p = cs_put_le64(p, t->robust_list_len);
-	p = cs_put_le64(p, t->rseq_addr);
-	p = cs_put_le32(p, t->rseq_len);
-	cs_put_le32(p, t->rseq_sig);
+	p = cs_img_put32(p, (uint32_t)t->tid);
+	p = cs_img_put32(p, t->flags);
+	p = cs_img_put64(p, t->ucontext_addr);
+	p = cs_img_put64(p, t->fs_base);
+	p = cs_img_put64(p, t->gs_base);
+	p = cs_img_put64(p, t->clear_child_tid);
+	p = cs_img_put64(p, t->robust_list);
+	p = cs_img_put64(p, t->robust_list_len);
+	p = cs_img_put64(p, t->rseq_addr);
+	p = cs_img_put32(p, t->rseq_len);
+	cs_img_put32(p, t->rseq_sig);
 	b->len += CS_REC_THREAD;
 	return 0;
 }
 
 static uint8_t *put_fd_fixed(uint8_t *p, const struct cs_image_fd *f)
 {
-	p = cs_put_le32(p, (uint32_t)f->fd);
-	p = cs_put_le32(p, f->type);
-	p = cs_put_le32(p, f->open_flags);
-	p = cs_put_le32(p, f->fd_flags);
-	p = cs_put_le64(p, f->offset);
-	p = cs_put_le32(p, (uint32_t)f->family);
-	p = cs_put_le32(p, (uint32_t)f->sock_type);
-	p = cs_put_le32(p, (uint32_t)f->protocol);
-	p = cs_put_le32(p, (uint32_t)f->backlog);
-	p = cs_put_le32(p, f->sock_options);
-	p = cs_put_le32(p, f->eventfd_flags);
-	p = cs_put_le64(p, f->pipe_id);
-	p = cs_put_le64(p, f->eventfd_count);
-	p = cs_put_le32(p, (uint32_t)f->timer_clockid);
-	p = cs_put_le32(p, f->timer_flags);
-	p = cs_put_le64(p, f->timer_value_ns);
-	return cs_put_le64(p, f->timer_interval_ns);
+	p = cs_img_put32(p, (uint32_t)f->fd);
+	p = cs_img_put32(p, f->type);
+	p = cs_img_put32(p, f->open_flags);
+	p = cs_img_put32(p, f->fd_flags);
+	p = cs_img_put64(p, f->offset);
+	p = cs_img_put32(p, (uint32_t)f->family);
+	p = cs_img_put32(p, (uint32_t)f->sock_type);
+	p = cs_img_put32(p, (uint32_t)f->protocol);
+	p = cs_img_put32(p, (uint32_t)f->backlog);
+	p = cs_img_put32(p, f->sock_options);
+	p = cs_img_put32(p, f->eventfd_flags);
+	p = cs_img_put64(p, f->pipe_id);
+	p = cs_img_put64(p, f->eventfd_count);
+	p = cs_img_put32(p, (uint32_t)f->timer_clockid);
+	p = cs_img_put32(p, f->timer_flags);
+	p = cs_img_put64(p, f->timer_value_ns);
+	return cs_img_put64(p, f->timer_interval_ns);
 }
 
 int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)
@@ -244,11 +244,11 @@ int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)
 	p = put_var(p, f->local_addr, f->local_len);
 	p = put_var(p, f->remote_addr, f->remote_len);
 	p = put_var(p, f->pipe_data, f->pipe_data_len);
-	p = cs_put_le32(p, f->n_epoll);
+	p = cs_img_put32(p, f->n_epoll);
 	for (i = 0; i < f->n_epoll; i++) {
-		p = cs_put_le32(p, (uint32_t)f->epoll[i].tfd);
-		p = cs_put_le32(p, f->epoll[i].events);
-		p = cs_put_le64(p, f->epoll[i].data);
+		p = cs_img_put32(p, (uint32_t)f->epoll[i].tfd);
+		p = cs_img_put32(p, f->epoll[i].events);
+		p = cs_img_put64(p, f->epoll[i].data);
 	}
 	put_var(p, f->reason, reason);
 	b->len += n;
@@ -261,12 +261,12 @@ int cs_image_put_sigaction(struct cs_buf *b, const struct cs_image_sigaction *s)
 
 	if (!p)
 		return -ENOSPC;
-	p = cs_put_le32(p, s->signo);
-	p = cs_put_le32(p, 0); /* reserved: always written as zero */
-	p = cs_put_le64(p, s->handler);
-	p = cs_put_le64(p, s->flags);
-	p = cs_put_le64(p, s->restorer);
-	cs_put_le64(p, s->mask);
+	p = cs_img_put32(p, s->signo);
+	p = cs_img_put32(p, 0); /* reserved: always written as zero */
+	p = cs_img_put64(p, s->handler);
+	p = cs_img_put64(p, s->flags);
+	p = cs_img_put64(p, s->restorer);
+	cs_img_put64(p, s->mask);
 	b->len += CS_REC_SIGACTION;
 	return 0;
 }
@@ -278,9 +278,9 @@ static int put_run16(struct cs_buf *b, uint64_t addr, uint32_t npages)
 
 	if (!p)
 		return -ENOSPC;
-	p = cs_put_le64(p, addr);
-	p = cs_put_le32(p, npages);
-	cs_put_le32(p, 0);
+	p = cs_img_put64(p, addr);
+	p = cs_img_put32(p, npages);
+	cs_img_put32(p, 0);
 	b->len += CS_REC_RUN;
 	return 0;
 }

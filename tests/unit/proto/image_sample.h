@@ -259,11 +259,8 @@ static void __attribute__((unused)) sample_init(struct sample *s, int full)
 #define TRYW(expr)                                                                                 \
 	do {                                                                                       \
 		int rc_ = (expr);                                                                  \
-		if (rc_ < 0) {                                                                     \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,             \
-				strerror(-rc_));                                                   \
+		if (rc_ < 0)                                                                       \
 			return rc_;                                                                \
-		}                                                                                  \
 	} while (0)
 
 /* One PAGES section holding runs [from, to). */
@@ -417,14 +414,22 @@ static size_t __attribute__((unused)) list_sections(const uint8_t *buf, size_t l
 	return n;
 }
 
+static void __attribute__((unused)) put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+
+static void __attribute__((unused)) put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
 /* Recomputes the CRC of the section at off after a test patched it. */
 static void __attribute__((unused)) reseal(uint8_t *buf, size_t off, size_t payload_len)
 {
-	uint32_t crc = cs_crc32c(0, buf + off, 16 + payload_len);
-	uint8_t *p = buf + off + 16 + payload_len;
-
-	p[0] = (uint8_t)crc, p[1] = (uint8_t)(crc >> 8);
-	p[2] = (uint8_t)(crc >> 16), p[3] = (uint8_t)(crc >> 24);
+	put_le32(buf + off + 16 + payload_len, cs_crc32c(0, buf + off, 16 + payload_len));
 }
 
 #endif
