@@ -1,0 +1,126 @@
+/*
+ * The restore plan: what the checksync tool (libc, validates everything)
+ * hands the freestanding restorer (no libc, does only what the plan says).
+ *
+ * The tool writes the plan into a memfd; the restorer maps it at
+ * CS_RESTORER_PLAN_ADDR. It is an internal format between two programs of
+ * the same build (the version guards against a stale install), made of a
+ * header and flat arrays of fixed-size records at offsets from the start.
+ * Every fd number in it is final: the tool's child places each helper fd
+ * (plan, images, mapped files, executable, status pipe) at that number
+ * before it execs the restorer.
+ */
+#ifndef CS_RESTORE_PLAN_H
+#define CS_RESTORE_PLAN_H
+
+#include <stdint.h>
+
+#define CS_PLAN_MAGIC   0x4e414c50434e5953ull /* "SYNCPLAN" */
+#define CS_PLAN_VERSION 1
+
+/*
+ * The restorer's own region. Its ELF is linked at CS_RESTORER_BASE; its
+ * stack is in its bss; the plan, the parked vDSO pages and the stacks of
+ * threads being created all live inside [BASE, BASE + LEN), which the last
+ * trampoline unmaps in one call. 0x6a5a'0000'0000 is far below the mmap
+ * base (0x7f..), far above PIE executables (0x55..-0x56..) and the brk
+ * heap, and between Go's arena hints (0x..c0'0000'0000, one per 2^40).
+ */
+#define CS_RESTORER_BASE         0x6a5a00000000ull
+#define CS_RESTORER_LEN          0x40000000ull
+#define CS_RESTORER_PLAN_ADDR    (CS_RESTORER_BASE + 0x10000000ull)
+#define CS_RESTORER_PARK_ADDR    (CS_RESTORER_BASE + 0x20000000ull)
+#define CS_RESTORER_STACKS_ADDR  (CS_RESTORER_BASE + 0x30000000ull)
+#define CS_RESTORER_THREAD_STACK 0x10000ull
+#define CS_RESTORER_MAX_THREADS  ((0x10000000ull / CS_RESTORER_THREAD_STACK) - 1)
+
+/* cs_plan_map.kind */
+enum cs_plan_map_kind {
+	CS_PLAN_MAP_ANON = 0,
+	CS_PLAN_MAP_FILE = 1,
+};
+
+struct cs_plan_map {
+	uint64_t start, len;
+	uint64_t pgoff;
+	uint32_t kind;      /* enum cs_plan_map_kind */
+	uint32_t prot;      /* final PROT_* */
+	uint32_t mmap_flags; /* MAP_PRIVATE or MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE */
+	int32_t fd;         /* CS_PLAN_MAP_FILE: identity-checked file */
+	uint32_t has_pages; /* mapped writable until the page copies are done */
+	uint32_t reserved;
+};
+
+/* Bytes of an image file that go to [addr, addr + len). */
+struct cs_plan_copy {
+	uint64_t addr, len, file_off;
+	int32_t fd;
+	uint32_t reserved;
+};
+
+struct cs_plan_thread {
+	int32_t tid;
+	uint32_t is_main;
+	uint64_t ucontext, fs_base, gs_base;
+	uint64_t clear_child_tid;
+	uint64_t robust_list, robust_len;
+	uint64_t rseq_addr;
+	uint32_t rseq_len, rseq_sig;
+};
+
+struct cs_plan_sigaction {
+	uint32_t signo, reserved;
+	uint64_t handler, flags, restorer, mask;
+};
+
+/* [vvar], [vvar_vclock], [vdso]: where the kernel put ours relative to
+ * AT_SYSINFO_EHDR (same kernel, measured by the tool), and where the image
+ * had them. */
+enum { CS_PLAN_VVAR, CS_PLAN_VVAR_VCLOCK, CS_PLAN_VDSO, CS_PLAN_SPECIALS };
+struct cs_plan_special {
+	int64_t rel;     /* current start - current vdso start */
+	uint64_t len;    /* 0: this kernel has none */
+	uint64_t target; /* saved start */
+};
+
+struct cs_plan_rlimit {
+	uint32_t resource, reserved;
+	uint64_t cur, max;
+};
+
+#define CS_PLAN_AUXV_MAX 1024
+#define CS_PLAN_RLIMITS  16
+
+struct cs_plan_header {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t reserved0;
+	uint64_t total_len;
+
+	uint32_t n_maps, n_copies, n_threads, n_sigactions;
+	uint64_t maps_off, copies_off, threads_off, sigactions_off;
+
+	/* for PR_SET_MM_MAP */
+	uint64_t start_code, end_code, start_data, end_data;
+	uint64_t start_brk, brk, start_stack;
+	uint64_t arg_start, arg_end, env_start, env_end;
+	uint32_t auxv_len, reserved1;
+	uint8_t auxv[CS_PLAN_AUXV_MAX];
+
+	struct cs_plan_special specials[CS_PLAN_SPECIALS];
+	struct cs_plan_rlimit rlimits[CS_PLAN_RLIMITS];
+	uint32_t n_rlimits;
+	char comm[16];
+
+	/* the agent (addresses inside the restored memory) */
+	uint64_t block_addr, trampoline, trampoline_last;
+	uint64_t restored_from_generation, next_generation;
+	int64_t away_ns;
+
+	/* fds */
+	int32_t status_fd; /* the tool reads "ok" or the error from it */
+	int32_t exe_fd;    /* handed to cs_trampoline_last, above the range below */
+	int32_t helper_lo, helper_hi; /* helper fds closed before threads run */
+};
+
+#endif

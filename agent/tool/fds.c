@@ -1,0 +1,323 @@
+/*
+ * In the process being restored (already the image's pid, in the new
+ * namespaces), before it execs the restorer: recreate the image's fds at
+ * their numbers, put the helper fds at the numbers the plan names, set
+ * cwd, umask and personality.
+ *
+ * fd numbers: the helpers sit above every number the image uses and above
+ * every fd the tool had open; each new fd is first moved above the helpers
+ * (a scratch number) and then dup2'd onto its number, so creating one fd
+ * never clobbers another.
+ *
+ * stdio: fds 0-2 are the restoring tool's own, whatever the image had there
+ * (usually the first launcher's terminal or log file: restoring a saved
+ * offset into a log overwrote later lines, and a terminal is gone).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "restore.h"
+#include "tool.h"
+
+static int status_fd = -1;
+static int scratch_min;
+
+static int child_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int child_fail(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = snprintf(buf, sizeof(buf), "error ");
+	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (n >= (int)sizeof(buf))
+		n = sizeof(buf) - 1;
+	if (write(status_fd, buf, (size_t)n) < 0)
+		return -1;
+	return -1;
+}
+
+/* Moves a freshly created fd onto its number. */
+static int place(int tmp, int target, const char *what)
+{
+	if (tmp < 0)
+		return child_fail("fd %d (%s): %s", target, what, strerror(errno));
+	int hi = fcntl(tmp, F_DUPFD, scratch_min);
+	close(tmp);
+	if (hi < 0 || dup2(hi, target) < 0)
+		return child_fail("fd %d (%s): placing it: %s", target, what, strerror(errno));
+	close(hi);
+	return 0;
+}
+
+static int finish(const struct cs_image_fd *f)
+{
+	if (fcntl(f->fd, F_SETFL, f->open_flags & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)) < 0 ||
+	    fcntl(f->fd, F_SETFD, f->fd_flags & FD_CLOEXEC) < 0)
+		return child_fail("fd %d: restoring its flags: %s", f->fd, strerror(errno));
+	return 0;
+}
+
+static int open_path(const struct cs_image_fd *f)
+{
+	int flags = (int)(f->open_flags & ~(unsigned)(O_CREAT | O_EXCL | O_TRUNC | O_NONBLOCK)) | O_CLOEXEC;
+	if (f->type == CS_FD_DIRECTORY)
+		flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+	if (place(open(f->path, flags), f->fd, f->path) < 0)
+		return -1;
+	if (f->type == CS_FD_REGULAR && !(f->open_flags & O_APPEND) &&
+	    lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0)
+		return child_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
+				  (unsigned long long)f->offset, strerror(errno));
+	return 0;
+}
+
+static int listen_socket(const struct cs_image_fd *f)
+{
+	int s = socket(f->family, f->sock_type | SOCK_CLOEXEC, f->protocol), one = 1;
+	if (s < 0)
+		return place(s, f->fd, "socket");
+	if (f->sock_options & 1)
+		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (f->sock_options & 2)
+		setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	const struct sockaddr_un *su = (const void *)f->local_addr;
+	if (f->family == AF_UNIX && f->local_len > sizeof(sa_family_t) && su->sun_path[0])
+		unlink(su->sun_path); /* stale: the tool checked nobody listens there */
+	if (f->local_len > sizeof(sa_family_t) &&
+	    bind(s, (const struct sockaddr *)f->local_addr, f->local_len) < 0) {
+		close(s);
+		return child_fail("fd %d: binding again: %s", f->fd, strerror(errno));
+	}
+	if (f->type == CS_FD_SOCKET_LISTEN && listen(s, f->backlog > 0 ? f->backlog : 128) < 0) {
+		close(s);
+		return child_fail("fd %d: listen: %s", f->fd, strerror(errno));
+	}
+	return place(s, f->fd, "socket");
+}
+
+/*
+ * A connected socket cannot move: it comes back as one whose peer is gone.
+ * TCP: connected over loopback to a listener whose accepted end is closed
+ * with SO_LINGER 0, so the program reads ECONNRESET (then EOF), exactly as
+ * after a peer's reset, and the fd is still an AF_INET(6) TCP socket.
+ * Other families: a socketpair end whose peer is closed (EOF, EPIPE).
+ */
+static int reset_socket(const struct cs_image_fd *f)
+{
+	if ((f->family == AF_INET || f->family == AF_INET6) && f->sock_type == SOCK_STREAM) {
+		struct sockaddr_storage sa = {0};
+		socklen_t len = f->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+		if (f->family == AF_INET)
+			((struct sockaddr_in *)&sa)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		else
+			((struct sockaddr_in6 *)&sa)->sin6_addr = in6addr_loopback;
+		sa.ss_family = (sa_family_t)f->family;
+		int l = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int c = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct linger lg = {1, 0};
+		if (l >= 0 && c >= 0 && bind(l, (struct sockaddr *)&sa, len) == 0 && listen(l, 1) == 0 &&
+		    getsockname(l, (struct sockaddr *)&sa, &len) == 0 &&
+		    connect(c, (struct sockaddr *)&sa, len) == 0) {
+			int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+			if (a >= 0) {
+				setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+				close(a);
+				close(l);
+				return place(c, f->fd, "reset TCP socket");
+			}
+		}
+		if (l >= 0)
+			close(l);
+		if (c >= 0)
+			close(c);
+	}
+	int sv[2];
+	int type = f->sock_type == SOCK_DGRAM || f->sock_type == SOCK_SEQPACKET ? f->sock_type : SOCK_STREAM;
+	if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) < 0)
+		return place(-1, f->fd, "reset socket");
+	close(sv[1]);
+	return place(sv[0], f->fd, "reset socket");
+}
+
+static int timer_fd(const struct cs_image_fd *f)
+{
+	int t = timerfd_create(f->timer_clockid, TFD_CLOEXEC);
+	struct itimerspec its = {
+		.it_value = {(time_t)(f->timer_value_ns / 1000000000), (long)(f->timer_value_ns % 1000000000)},
+		.it_interval = {(time_t)(f->timer_interval_ns / 1000000000),
+				(long)(f->timer_interval_ns % 1000000000)},
+	};
+	if (t >= 0 && timerfd_settime(t, 0, &its, NULL) < 0)
+		return child_fail("fd %d: timerfd_settime: %s", f->fd, strerror(errno));
+	return place(t, f->fd, "timerfd");
+}
+
+static int event_fd(const struct cs_image_fd *f)
+{
+	int e = eventfd(0, EFD_CLOEXEC | (f->eventfd_flags & EFD_SEMAPHORE));
+	if (e >= 0 && f->eventfd_count && write(e, &f->eventfd_count, 8) != 8)
+		return child_fail("fd %d: eventfd count: %s", f->fd, strerror(errno));
+	return place(e, f->fd, "eventfd");
+}
+
+static int is_read_end(const struct cs_image_fd *f)
+{
+	return (f->open_flags & O_ACCMODE) == O_RDONLY;
+}
+
+/* Both ends of a pipe, found by pipe_id; pending bytes go back in. An end
+ * that was outside the process is closed: its partner sees EOF or EPIPE. */
+static int pipe_group(const struct cs_image *img, size_t first, char *done)
+{
+	const struct cs_image_fd *f = &img->fds[first];
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return place(-1, f->fd, "pipe");
+	int err = 0;
+	for (size_t i = first; i < img->n_fds && !err; i++) {
+		const struct cs_image_fd *g = &img->fds[i];
+		if (g->type != CS_FD_PIPE || g->pipe_id != f->pipe_id || g->fd <= 2)
+			continue;
+		done[i] = 1;
+		if (is_read_end(g) && g->pipe_data_len) {
+			if (g->pipe_data_len > 65536)
+				fcntl(p[1], F_SETPIPE_SZ, (int)g->pipe_data_len);
+			if (write(p[1], g->pipe_data, g->pipe_data_len) != (ssize_t)g->pipe_data_len)
+				err = child_fail("fd %d: pending pipe bytes: %s", g->fd, strerror(errno));
+		}
+		if (!err)
+			err = place(dup(p[is_read_end(g) ? 0 : 1]), g->fd, "pipe");
+		if (!err)
+			err = finish(g);
+	}
+	close(p[0]);
+	close(p[1]);
+	return err;
+}
+
+static int one_fd(const struct cs_image_fd *f)
+{
+	switch (f->type) {
+	case CS_FD_REGULAR:
+	case CS_FD_DIRECTORY:
+	case CS_FD_CHARDEV:
+		return open_path(f);
+	case CS_FD_SOCKET_LISTEN:
+	case CS_FD_SOCKET_DGRAM:
+		return listen_socket(f);
+	case CS_FD_SOCKET_CONNECTED:
+		return reset_socket(f);
+	case CS_FD_EVENTFD:
+		return event_fd(f);
+	case CS_FD_TIMERFD:
+		return timer_fd(f);
+	case CS_FD_EPOLL:
+		return place(epoll_create1(EPOLL_CLOEXEC), f->fd, "epoll");
+	default:
+		return child_fail("fd %d: cannot recreate a %s", f->fd, cs_image_fd_type_name(f->type));
+	}
+}
+
+static int epoll_registrations(const struct cs_image_fd *f)
+{
+	for (uint32_t i = 0; i < f->n_epoll; i++) {
+		struct epoll_event ev = {.events = f->epoll[i].events, .data.u64 = f->epoll[i].data};
+		if (epoll_ctl(f->fd, EPOLL_CTL_ADD, f->epoll[i].tfd, &ev) < 0)
+			return child_fail("epoll fd %d: registering fd %d again: %s", f->fd,
+					  f->epoll[i].tfd, strerror(errno));
+	}
+	return 0;
+}
+
+static int recreate_fds(const struct cs_image *img)
+{
+	char *done = calloc(img->n_fds + 1, 1);
+	int err = done ? 0 : child_fail("out of memory");
+	for (size_t i = 0; i < img->n_fds && !err; i++) {
+		const struct cs_image_fd *f = &img->fds[i];
+		if (done[i] || f->fd <= 2 || f->type == CS_FD_AGENT)
+			continue;
+		if (f->type == CS_FD_PIPE) {
+			err = pipe_group(img, i, done);
+			continue;
+		}
+		err = one_fd(f);
+		if (!err)
+			err = finish(f);
+	}
+	for (size_t i = 0; i < img->n_fds && !err; i++)
+		if (img->fds[i].type == CS_FD_EPOLL && img->fds[i].fd > 2)
+			err = epoll_registrations(&img->fds[i]);
+	free(done);
+	return err;
+}
+
+/* Helper fds go to [helper_base, ...) in the order the plan names them. */
+static int place_helpers(struct cs_restore *r)
+{
+	int n = cs_restore_helper_count(r) + 1, *src = calloc((size_t)n, sizeof(int)), k = 0;
+	if (!src)
+		return child_fail("out of memory");
+	src[k++] = r->status_wr;
+	src[k++] = r->plan_fd;
+	for (size_t i = 0; i < r->chain.n; i++)
+		src[k++] = r->chain.imgs[i].fd;
+	for (size_t i = 0; i < r->n_files; i++)
+		src[k++] = r->files[i].fd;
+	src[k++] = r->exe_fd;
+	for (int i = 0; i < n; i++)
+		if (dup2(src[i], r->helper_base + i) < 0)
+			return child_fail("placing helper fd %d at %d: %s", src[i], r->helper_base + i,
+					  strerror(errno));
+	status_fd = r->helper_base;
+	close_range(3, (unsigned)r->helper_base - 1, 0);
+	scratch_min = r->helper_base + n;
+	free(src);
+	return 0;
+}
+
+int cs_restore_exec(struct cs_restore *r)
+{
+	const struct cs_image_process *p = &r->img->process;
+	struct rlimit rl;
+	status_fd = r->status_wr;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (place_helpers(r) < 0 || recreate_fds(r->img) < 0)
+		return -1;
+	if (r->detach) {
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null >= 0 && null != 0) {
+			dup2(null, 0);
+			close(null);
+		}
+	}
+	if (chdir(p->cwd) < 0)
+		return child_fail("chdir %s: %s", p->cwd, strerror(errno));
+	umask(p->umask);
+	if (personality(p->personality) < 0)
+		return child_fail("personality %#x: %s", p->personality, strerror(errno));
+	char fdarg[16];
+	snprintf(fdarg, sizeof(fdarg), "%d", r->helper_base + 1);
+	char *argv[] = {r->restorer, fdarg, NULL}, *envp[] = {NULL};
+	execve(r->restorer, argv, envp);
+	return child_fail("cannot execute %s: %s", r->restorer, strerror(errno));
+}

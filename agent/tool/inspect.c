@@ -1,0 +1,333 @@
+/*
+ * checksync inspect DIR|IMAGE [--json]: what an image holds. For a
+ * directory: every generation with its state (restorable or which file is
+ * damaged where), then the newest restorable one in detail.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "chain.h"
+#include "fmt.h"
+#include "tool.h"
+
+static json_t *hexnum(uint64_t v)
+{
+	char b[24];
+	snprintf(b, sizeof(b), "0x%llx", (unsigned long long)v);
+	return json_string(b);
+}
+
+static json_t *j_header(const struct cs_loaded *l)
+{
+	const struct cs_image_header *h = &l->img->header;
+	char bid[2 * CS_IMAGE_BUILD_ID_MAX + 1] = "";
+	for (uint32_t i = 0; i < h->exe_build_id_len && i < CS_IMAGE_BUILD_ID_MAX; i++)
+		sprintf(bid + 2 * i, "%02x", h->exe_build_id[i]);
+	return json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:i, s:o, s:i, s:s, s:s, s:I, s:I, s:I, s:I}",
+			 "file", l->path, "generation", (json_int_t)h->generation,
+			 "parent_generation", (json_int_t)h->parent_generation,
+			 "base_generation", (json_int_t)h->base_generation,
+			 "kind", (h->flags & CS_IMAGE_F_DELTA) ? "delta" : "base",
+			 "tracking", cs_tracking_name(h->tracking),
+			 "arch", h->arch == CS_ARCH_X86_64 ? "x86_64" : "unknown",
+			 "page_size", (int)h->page_size, "xsave_features", hexnum(h->xsave_features),
+			 "xsave_size", (int)h->xsave_size, "kernel_release", h->kernel_release,
+			 "exe_build_id", bid, "clock_realtime_ns", (json_int_t)h->clock_realtime_ns,
+			 "clock_monotonic_ns", (json_int_t)h->clock_monotonic_ns,
+			 "clock_boottime_ns", (json_int_t)h->clock_boottime_ns,
+			 "bytes", (json_int_t)l->len);
+}
+
+static json_t *j_mappings(const struct cs_image *img)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < img->n_mappings; i++) {
+		const struct cs_image_mapping *m = &img->mappings[i];
+		char prot[5];
+		cs_prot_text(m->prot, m->flags, prot);
+		json_array_append_new(a, json_pack("{s:o, s:o, s:s, s:o, s:o, s:s, s:I, s:I}",
+			"start", hexnum(m->start), "end", hexnum(m->end), "prot", prot,
+			"flags", hexnum(m->flags), "pgoff", hexnum(m->pgoff),
+			"name", cs_mapping_name(m),
+			"resident_pages", (json_int_t)cs_runs_pages_in(img->resident, img->n_resident, m->start, m->end),
+			"pages_in_image", (json_int_t)cs_page_runs_pages_in(img->page_runs, img->n_page_runs, m->start, m->end)));
+	}
+	return a;
+}
+
+static json_t *j_threads(const struct cs_image *img)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < img->n_threads; i++) {
+		const struct cs_image_thread *t = &img->threads[i];
+		json_array_append_new(a, json_pack("{s:i, s:b, s:b, s:o, s:o, s:o, s:o, s:o}",
+			"tid", t->tid, "main", !!(t->flags & CS_THREAD_MAIN),
+			"agent", !!(t->flags & CS_THREAD_AGENT), "ucontext", hexnum(t->ucontext_addr),
+			"fs_base", hexnum(t->fs_base), "clear_child_tid", hexnum(t->clear_child_tid),
+			"robust_list", hexnum(t->robust_list), "rseq", hexnum(t->rseq_addr)));
+	}
+	return a;
+}
+
+static json_t *j_fds(const struct cs_image *img)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < img->n_fds; i++) {
+		const struct cs_image_fd *f = &img->fds[i];
+		const char *type = cs_image_fd_type_name(f->type);
+		json_t *o = json_pack("{s:i, s:s, s:o}", "fd", f->fd, "type", type ? type : "?",
+				      "flags", hexnum(f->open_flags));
+		char addr[256];
+		switch (f->type) {
+		case CS_FD_REGULAR: case CS_FD_DIRECTORY: case CS_FD_CHARDEV:
+			json_object_set_new(o, "path", json_string(f->path));
+			json_object_set_new(o, "offset", json_integer((json_int_t)f->offset));
+			break;
+		case CS_FD_SOCKET_LISTEN: case CS_FD_SOCKET_DGRAM: case CS_FD_SOCKET_CONNECTED:
+			cs_sockaddr_text(f, addr, sizeof(addr));
+			json_object_set_new(o, "local", json_string(addr));
+			break;
+		case CS_FD_PIPE:
+			json_object_set_new(o, "pipe_id", json_integer((json_int_t)f->pipe_id));
+			json_object_set_new(o, "pending_bytes", json_integer(f->pipe_data_len));
+			break;
+		case CS_FD_EVENTFD:
+			json_object_set_new(o, "count", json_integer((json_int_t)f->eventfd_count));
+			break;
+		case CS_FD_TIMERFD:
+			json_object_set_new(o, "value_ns", json_integer((json_int_t)f->timer_value_ns));
+			json_object_set_new(o, "interval_ns", json_integer((json_int_t)f->timer_interval_ns));
+			break;
+		case CS_FD_EPOLL: {
+			json_t *r = json_array();
+			for (uint32_t k = 0; k < f->n_epoll; k++)
+				json_array_append_new(r, json_pack("{s:i, s:o, s:o}", "fd", f->epoll[k].tfd,
+					"events", hexnum(f->epoll[k].events), "data", hexnum(f->epoll[k].data)));
+			json_object_set_new(o, "registrations", r);
+			break;
+		}
+		case CS_FD_UNSUPPORTED:
+			json_object_set_new(o, "reason", json_string(f->reason));
+			break;
+		}
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+static json_t *j_image(const struct cs_loaded *l, const struct cs_chain *chain)
+{
+	const struct cs_image *img = l->img;
+	const struct cs_image_process *p = &img->process;
+	json_t *o = json_object(), *sig = json_array(), *uns = json_array(), *ch = json_array();
+	uint64_t pages = 0, resident = 0;
+	for (size_t i = 0; i < img->n_page_runs; i++)
+		pages += img->page_runs[i].npages;
+	for (size_t i = 0; i < img->n_resident; i++)
+		resident += img->resident[i].npages;
+	for (size_t i = 0; chain && i < chain->n; i++)
+		json_array_append_new(ch, json_integer((json_int_t)chain->imgs[i].generation));
+	for (size_t i = 0; i < img->n_sigactions; i++) {
+		const struct cs_image_sigaction *s = &img->sigactions[i];
+		json_array_append_new(sig, json_pack("{s:i, s:o, s:o, s:o}", "signo", (int)s->signo,
+			"handler", hexnum(s->handler), "flags", hexnum(s->flags), "mask", hexnum(s->mask)));
+	}
+	for (size_t i = 0; i < img->n_unsupported; i++)
+		json_array_append_new(uns, json_string(img->unsupported[i].what));
+	json_object_set_new(o, "header", j_header(l));
+	json_object_set_new(o, "chain", ch);
+	json_object_set_new(o, "process", json_pack("{s:i, s:i, s:s, s:s, s:s, s:o, s:o}",
+		"pid", p->pid, "ppid", p->ppid, "comm", p->comm, "exe", p->exe_path, "cwd", p->cwd,
+		"umask", hexnum(p->umask), "brk", hexnum(p->brk)));
+	json_object_set_new(o, "mappings", j_mappings(img));
+	json_object_set_new(o, "threads", j_threads(img));
+	json_object_set_new(o, "fds", j_fds(img));
+	json_object_set_new(o, "signal_handlers", sig);
+	json_object_set_new(o, "unsupported", uns);
+	json_object_set_new(o, "sizes", json_pack("{s:I, s:I, s:I, s:I}", "image_bytes", (json_int_t)l->len,
+		"page_bytes", (json_int_t)(pages * CS_IMAGE_PAGE_SIZE), "resident_pages", (json_int_t)resident,
+		"pages_in_image", (json_int_t)pages));
+	return o;
+}
+
+/* Every generation in dir with its state. */
+static json_t *j_generations(const char *dir, uint64_t *newest_ok)
+{
+	uint64_t *gens;
+	size_t n;
+	json_t *a = json_array();
+	*newest_ok = 0;
+	if (cs_dir_generations(dir, &gens, &n) < 0)
+		return a;
+	for (size_t i = 0; i < n; i++) {
+		struct cs_chain c;
+		struct cs_chain_damage d = {0};
+		json_t *o = json_pack("{s:I}", "generation", (json_int_t)gens[i]);
+		if (cs_chain_load(dir, gens[i], &c, &d) == 0) {
+			json_object_set_new(o, "state", json_string("restorable"));
+			*newest_ok = gens[i];
+			cs_chain_free(&c);
+		} else {
+			char msg[PATH_MAX + 600];
+			snprintf(msg, sizeof(msg), "%s: offset %llu: %s", d.path,
+				 (unsigned long long)d.offset, d.msg);
+			json_object_set_new(o, "state", json_string("damaged"));
+			json_object_set_new(o, "damage", json_string(msg));
+		}
+		json_array_append_new(a, o);
+	}
+	free(gens);
+	return a;
+}
+
+static const char *js(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static long long ji(json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static void text_image(json_t *o)
+{
+	json_t *h = json_object_get(o, "header"), *p = json_object_get(o, "process"), *v;
+	size_t i;
+	printf("image %s (%lld bytes)\n", js(h, "file"), ji(h, "bytes"));
+	printf("  generation %lld, %s, parent %lld, base %lld, tracking %s\n", ji(h, "generation"),
+	       js(h, "kind"), ji(h, "parent_generation"), ji(h, "base_generation"), js(h, "tracking"));
+	printf("  %s, %lld-byte pages, kernel %s, xsave %s (%lld bytes), exe build-id %s\n",
+	       js(h, "arch"), ji(h, "page_size"), js(h, "kernel_release"), js(h, "xsave_features"),
+	       ji(h, "xsave_size"), js(h, "exe_build_id"));
+	printf("  clocks at capture: realtime %lld, monotonic %lld, boottime %lld (ns)\n",
+	       ji(h, "clock_realtime_ns"), ji(h, "clock_monotonic_ns"), ji(h, "clock_boottime_ns"));
+	printf("chain:");
+	json_array_foreach(json_object_get(o, "chain"), i, v)
+		printf("%s%lld", i ? " <- " : " ", (long long)json_integer_value(v));
+	printf("\nprocess: pid %lld, ppid %lld, comm %s, exe %s, cwd %s, umask %s, brk %s\n",
+	       ji(p, "pid"), ji(p, "ppid"), js(p, "comm"), js(p, "exe"), js(p, "cwd"), js(p, "umask"),
+	       js(p, "brk"));
+	printf("mappings (%zu):\n", json_array_size(json_object_get(o, "mappings")));
+	json_array_foreach(json_object_get(o, "mappings"), i, v)
+		printf("  %14s-%-14s %s %-8s resident %6lld pages, %6lld in this image  %s\n",
+		       js(v, "start"), js(v, "end"), js(v, "prot"), js(v, "flags"),
+		       ji(v, "resident_pages"), ji(v, "pages_in_image"), js(v, "name"));
+	printf("threads (%zu):\n", json_array_size(json_object_get(o, "threads")));
+	json_array_foreach(json_object_get(o, "threads"), i, v)
+		printf("  tid %lld%s%s  ucontext %s  fs %s  rseq %s\n", ji(v, "tid"),
+		       json_is_true(json_object_get(v, "main")) ? " (main)" : "",
+		       json_is_true(json_object_get(v, "agent")) ? " (agent)" : "", js(v, "ucontext"),
+		       js(v, "fs_base"), js(v, "rseq"));
+	printf("fds (%zu):\n", json_array_size(json_object_get(o, "fds")));
+	json_array_foreach(json_object_get(o, "fds"), i, v) {
+		char *rest = json_dumps(v, JSON_COMPACT);
+		printf("  %3lld %-16s %s\n", ji(v, "fd"), js(v, "type"), rest ? rest : "");
+		free(rest);
+	}
+	printf("signal handlers (%zu):\n", json_array_size(json_object_get(o, "signal_handlers")));
+	json_array_foreach(json_object_get(o, "signal_handlers"), i, v)
+		printf("  %2lld: handler %s flags %s mask %s\n", ji(v, "signo"), js(v, "handler"),
+		       js(v, "flags"), js(v, "mask"));
+	json_t *s = json_object_get(o, "sizes");
+	printf("sizes: image %lld bytes, page data %lld bytes (%lld pages), live pages %lld\n",
+	       ji(s, "image_bytes"), ji(s, "page_bytes"), ji(s, "pages_in_image"),
+	       ji(s, "resident_pages"));
+	printf("unsupported (%zu):\n", json_array_size(json_object_get(o, "unsupported")));
+	json_array_foreach(json_object_get(o, "unsupported"), i, v)
+		printf("  %s\n", json_string_value(v));
+}
+
+static int inspect_dir(const char *dir, int as_json)
+{
+	uint64_t newest;
+	json_t *root = json_object(), *gens = j_generations(dir, &newest);
+	json_object_set_new(root, "dir", json_string(dir));
+	json_object_set_new(root, "generations", gens);
+	int rc = 0;
+	if (newest) {
+		struct cs_chain c;
+		struct cs_chain_damage d;
+		if (cs_chain_load(dir, newest, &c, &d) == 0) {
+			json_object_set_new(root, "newest_restorable", j_image(&c.imgs[0], &c));
+			cs_chain_free(&c);
+		}
+	} else {
+		rc = 1;
+	}
+	if (as_json) {
+		json_dumpf(root, stdout, JSON_INDENT(2));
+		printf("\n");
+	} else {
+		size_t i;
+		json_t *v;
+		printf("directory %s\n", dir);
+		json_array_foreach(gens, i, v)
+			printf("  generation %lld: %s%s%s\n", ji(v, "generation"), js(v, "state"),
+			       json_object_get(v, "damage") ? ": " : "", js(v, "damage"));
+		if (!json_array_size(gens))
+			printf("  no images\n");
+		if (json_object_get(root, "newest_restorable"))
+			text_image(json_object_get(root, "newest_restorable"));
+		else
+			printf("no restorable generation\n");
+	}
+	json_decref(root);
+	return rc;
+}
+
+static int inspect_file(const char *path, int as_json)
+{
+	struct cs_loaded l;
+	struct cs_chain_damage d = {0};
+	if (cs_loaded_open(path, &l, &d) < 0) {
+		cs_err("%s is damaged at offset %llu: %s", path, (unsigned long long)d.offset, d.msg);
+		return 1;
+	}
+	char copy[PATH_MAX];
+	snprintf(copy, sizeof(copy), "%s", path);
+	struct cs_chain c = {0};
+	struct cs_chain_damage cd;
+	int have_chain = cs_chain_load(dirname(copy), l.generation, &c, &cd) == 0;
+	json_t *o = j_image(&l, have_chain ? &c : NULL);
+	if (as_json) {
+		json_dumpf(o, stdout, JSON_INDENT(2));
+		printf("\n");
+	} else {
+		text_image(o);
+	}
+	json_decref(o);
+	if (have_chain)
+		cs_chain_free(&c);
+	cs_loaded_close(&l);
+	return 0;
+}
+
+int cs_cmd_inspect(int argc, char **argv)
+{
+	const char *what = NULL;
+	int as_json = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			as_json = 1;
+		else if (!what && argv[i][0] != '-')
+			what = argv[i];
+		else {
+			cs_err("usage: checksync inspect DIR|IMAGE [--json]");
+			return 2;
+		}
+	}
+	struct stat st;
+	if (!what || stat(what, &st) < 0) {
+		cs_err(what ? "%s: %s" : "usage: checksync inspect DIR|IMAGE [--json]", what,
+		       strerror(errno));
+		return 2;
+	}
+	return S_ISDIR(st.st_mode) ? inspect_dir(what, as_json) : inspect_file(what, as_json);
+}

@@ -1,0 +1,208 @@
+/*
+ * checksync restore: rebuild the process of a checkpoint in new PID, mount
+ * and time namespaces. Every check runs before anything is created
+ * (docs/restore.md lists the refusals); then the plan is written, the
+ * namespaces made, and the process to restore (the image's own pid, via
+ * clone3 set_tid in the init) recreates its fds and execs the restorer.
+ * The restorer reports "ok" on a status pipe just before threads run.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "restore.h"
+#include "tool.h"
+
+static int64_t now_ns(clockid_t c)
+{
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* First generation number nobody used in DIR, counting unfinished .tmp
+ * images too, so the restored agent never overwrites one. */
+static uint64_t next_generation(const char *dir)
+{
+	uint64_t max = 0;
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		unsigned long long g;
+		if (sscanf(e->d_name, "gen-%20llu", &g) == 1 && g > max)
+			max = g;
+	}
+	if (d)
+		closedir(d);
+	return max + 1;
+}
+
+static int highest_open_fd(void)
+{
+	int hi = 2;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		int fd = atoi(e->d_name);
+		if (fd > hi)
+			hi = fd;
+	}
+	if (d)
+		closedir(d);
+	return hi;
+}
+
+static int prepare(struct cs_restore *r)
+{
+	const struct cs_image *img = r->img;
+	if (cs_validate_unsupported(img) < 0 || cs_validate_abi(img) < 0 ||
+	    cs_validate_fds(img) < 0 || cs_validate_files(r) < 0)
+		return -1;
+	r->next_generation = next_generation(r->dir);
+	r->mono_offset_ns = img->header.clock_monotonic_ns - now_ns(CLOCK_MONOTONIC);
+	r->boot_offset_ns = img->header.clock_boottime_ns - now_ns(CLOCK_BOOTTIME);
+	r->away_ns = now_ns(CLOCK_REALTIME) - img->header.clock_realtime_ns;
+	int p[2];
+	r->plan_fd = memfd_create("checksync-plan", MFD_CLOEXEC);
+	if (r->plan_fd < 0 || pipe2(p, O_CLOEXEC) < 0) {
+		cs_err("creating the plan: %s", strerror(errno));
+		return -1;
+	}
+	r->status_rd = p[0];
+	r->status_wr = p[1];
+	int hi = highest_open_fd();
+	for (size_t i = 0; i < img->n_fds; i++)
+		if (img->fds[i].fd > hi)
+			hi = img->fds[i].fd;
+	r->helper_base = hi + 8;
+	return cs_plan_build(r) < 0 ? -1 : 0;
+}
+
+static int restore_child(void *arg)
+{
+	return cs_restore_exec(arg);
+}
+
+/* "ok" from the restorer, or its (or the child's) error sentence. */
+static int await_status(struct cs_restore *r)
+{
+	char buf[1200];
+	size_t n = 0;
+	for (;;) {
+		ssize_t k = read(r->status_rd, buf + n, sizeof(buf) - 1 - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		if (n == sizeof(buf) - 1 || (n >= 3 && !memcmp(buf, "ok\n", 3)))
+			break;
+	}
+	buf[n] = 0;
+	if (n >= 3 && !memcmp(buf, "ok\n", 3))
+		return 0;
+	buf[strcspn(buf, "\n")] = 0;
+	if (!strncmp(buf, "error ", 6))
+		cs_err("restore of generation %llu failed: %s",
+		       (unsigned long long)r->img->header.generation, buf + 6);
+	else
+		cs_err("restore of generation %llu failed: the restorer died without a word",
+		       (unsigned long long)r->img->header.generation);
+	return -1;
+}
+
+static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *gen)
+{
+	static const struct option longopts[] = {
+		{"dir", required_argument, NULL, 'd'},
+		{"generation", required_argument, NULL, 'g'},
+		{"detach", no_argument, NULL, 'D'},
+		{0},
+	};
+	const char *dir = NULL;
+	char *end;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dir = optarg; break;
+		case 'D': r->detach = 1; break;
+		case 'g':
+			*gen = strtoull(optarg, &end, 10);
+			if (*end || !*gen) {
+				cs_err("--generation needs a generation number, not '%s'", optarg);
+				return -1;
+			}
+			break;
+		default: return -1;
+		}
+	}
+	if (!dir || optind != argc) {
+		cs_err("usage: checksync restore --dir DIR [--generation G] [--detach]");
+		return -1;
+	}
+	if (!realpath(dir, r->dir)) {
+		cs_err("%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int launch(struct cs_restore *r)
+{
+	struct cs_launch l = {
+		.monotonic_offset_ns = r->mono_offset_ns, .boottime_offset_ns = r->boot_offset_ns,
+		.pid = r->img->process.pid, .child = restore_child, .arg = r, .detach = r->detach,
+		.close_in_init = r->status_wr,
+	};
+	pid_t init;
+	if (cs_launch_start(&l, &init) < 0)
+		return 1;
+	close(r->status_wr);
+	if (await_status(r) < 0) {
+		int st;
+		waitpid(init, &st, 0);
+		return 1;
+	}
+	pid_t host = cs_launch_child_host_pid(init);
+	if (host > 0)
+		cs_write_pid_file(r->dir, host);
+	if (r->detach) {
+		printf("%d\n", (int)host);
+		fflush(stdout);
+		return 0;
+	}
+	return cs_launch_wait(init);
+}
+
+int cs_cmd_restore(int argc, char **argv)
+{
+	struct cs_restore r = {.exe_fd = -1, .plan_fd = -1, .status_rd = -1, .status_wr = -1};
+	uint64_t gen = 0;
+	char msg[2048];
+	if (parse_restore(argc, argv, &r, &gen) < 0)
+		return 2;
+	int e = cs_find_file("CHECKSYNC_RESTORER", "../restore/checksync-restore",
+			     CS_INSTALL_LIBEXECDIR "/checksync-restore", r.restorer, sizeof(r.restorer));
+	if (e < 0) {
+		cs_err("cannot find checksync-restore (tried $CHECKSYNC_RESTORER, the build tree, %s): %s",
+		       CS_INSTALL_LIBEXECDIR, strerror(-e));
+		return 1;
+	}
+	if (cs_chain_pick(r.dir, gen, &r.chain, msg, sizeof(msg)) < 0) {
+		cs_err("refusing to restore: %s", msg);
+		return 1;
+	}
+	r.img = r.chain.imgs[0].img;
+	if (prepare(&r) < 0)
+		return 1;
+	return launch(&r);
+}

@@ -1,0 +1,57 @@
+/*
+ * Restore, tool side: everything that can be checked is checked before a
+ * namespace or process exists (validate.c), then a plan is written for the
+ * freestanding restorer (plan.c), then the process to restore recreates
+ * its fds and execs the restorer (fds.c).
+ */
+#ifndef CS_TOOL_RESTORE_H
+#define CS_TOOL_RESTORE_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "chain.h"
+
+/* Files the restore needs open: opened and identity-checked by validate.c. */
+struct cs_mapped_file {
+	char path[PATH_MAX];
+	int fd;
+};
+
+struct cs_restore {
+	char dir[PATH_MAX];
+	char restorer[PATH_MAX];
+	struct cs_chain chain;
+	const struct cs_image *img; /* chain.imgs[0].img */
+	struct cs_mapped_file *files;
+	size_t n_files;
+	int exe_fd;
+	int plan_fd;
+	int status_rd, status_wr;
+	int helper_base; /* final number of the first helper fd (status) */
+	int detach;
+	int64_t mono_offset_ns, boot_offset_ns, away_ns;
+	uint64_t next_generation;
+};
+
+/* validate.c: each returns 0 or -1 after printing why it refuses. */
+int cs_validate_abi(const struct cs_image *img);
+int cs_validate_files(struct cs_restore *r);
+int cs_validate_fds(const struct cs_image *img);
+int cs_validate_unsupported(const struct cs_image *img);
+/* Index of the mapped file for path (opened by cs_validate_files). */
+int cs_restore_file_fd(const struct cs_restore *r, const char *path);
+/* Current kernel's [vvar], [vvar_vclock], [vdso]: start and length. */
+struct cs_special_now {
+	uint64_t start[3], len[3];
+};
+int cs_specials_now(struct cs_special_now *out);
+
+/* plan.c: writes the plan memfd (r->plan_fd); fd numbers are final ones. */
+int cs_plan_build(struct cs_restore *r);
+int cs_restore_helper_count(const struct cs_restore *r);
+
+/* fds.c: in the process to restore, before exec. Returns only on failure. */
+int cs_restore_exec(struct cs_restore *r);
+
+#endif

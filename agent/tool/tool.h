@@ -1,0 +1,46 @@
+/* The checksync tool: subcommands and what they share. */
+#ifndef CS_TOOL_H
+#define CS_TOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Subcommands: each takes argv after the subcommand name and returns the
+ * process exit status. */
+int cs_cmd_run(int argc, char **argv);
+int cs_cmd_checkpoint(int argc, char **argv);
+int cs_cmd_restore(int argc, char **argv);
+int cs_cmd_inspect(int argc, char **argv);
+
+/* Messages: "checksync: ..." on stderr. */
+void cs_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * The namespaces a program runs in (ns.c): new PID and time namespaces
+ * (time offsets written before anyone enters), and an init that is PID 1
+ * there, mounts its own /proc in its own mount namespace, reaps, forwards
+ * SIGTERM/SIGINT/SIGHUP/SIGQUIT, and exits with the program's status
+ * (128 + signal when it was killed).
+ */
+struct cs_launch {
+	int64_t monotonic_offset_ns, boottime_offset_ns;
+	pid_t pid;                /* the program's pid inside, 0: the next free */
+	int (*child)(void *arg);  /* the program's side; returns only on failure */
+	void *arg;
+	int detach;               /* the tool will not wait: init outlives it */
+	int close_in_init;        /* an fd init must not keep open (-1: none) */
+};
+int cs_launch_start(const struct cs_launch *l, pid_t *ret_init);
+/* Host pid of init's first child (from /proc/<init>/task/<init>/children). */
+pid_t cs_launch_child_host_pid(pid_t init);
+/* Waits for init, forwarding signals; returns the exit status to use. */
+int cs_launch_wait(pid_t init);
+
+/* Finds a file that ships with the tool: $env, then relative to the tool's
+ * own directory in the build tree, then the installed path. */
+int cs_find_file(const char *env, const char *build_rel, const char *installed, char *out,
+		 size_t cap);
+int cs_write_pid_file(const char *dir, pid_t pid);
+
+#endif
