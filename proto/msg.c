@@ -459,7 +459,7 @@ static int encode_payload(uint8_t *out, size_t cap, const struct cs_msg *m)
 	if (!d)
 		return CS_PROTO_ETYPE;
 	/* The field functions serve both directions, so they take a mutable
-	 * message; encoding only reads it, but give them a copy anyway. */
+	 * message, and they clear a view they refuse: give them a copy. */
 	copy = *m;
 	d->fields(&c, &copy);
 	if (c.bad)

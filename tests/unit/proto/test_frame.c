@@ -75,6 +75,10 @@ static void test_encode_too_small(void)
 	CHECK_EQ(cs_frame_encode(NULL, 0, 1, 1, 0, payload, CS_FRAME_PAYLOAD_MAX + 1),
 	         CS_PROTO_EOVERSIZE);
 	CHECK_EQ(cs_frame_encode(NULL, 0, 1, 1, 0, payload, CS_FRAME_PAYLOAD_MAX), CS_FRAME_MAX);
+	/* seal checks the length before it writes anything. */
+	CHECK_EQ(cs_frame_seal(buf, 1, 1, 0, CS_FRAME_PAYLOAD_MAX + 1), CS_PROTO_EOVERSIZE);
+	CHECK_EQ(cs_frame_seal(buf, 1, 1, 4, 0), CS_PROTO_EFLAGS);
+	CHECK_EQ(cs_frame_seal(buf, 9, 1, 0, 0), CS_PROTO_EVERSION);
 }
 
 /* Rewrites a header field and reseals the CRC so only that field is wrong. */
