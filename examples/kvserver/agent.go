@@ -25,9 +25,14 @@ func agentStats() interface{} {
 	return map[string]interface{}{
 		"generation":    s.Generation,
 		"checkpoints":   s.Checkpoints,
+		"failures":      s.Failures,
 		"bytes_total":   s.BytesTotal,
-		"bytes_last":    s.BytesLast,
+		"bytes_last":    s.LastBytes,
+		"pages_last":    s.LastPages,
 		"last_pause_us": s.LastPause.Microseconds(),
 		"max_pause_us":  s.MaxPause.Microseconds(),
+		"restored_from": s.RestoredFrom,
+		"tracking":      s.Tracking,
+		"last_error":    s.LastError,
 	}
 }

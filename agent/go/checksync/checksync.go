@@ -11,8 +11,9 @@
 // OnRestore functions are never called. See docs/go.md.
 package checksync
 
-// #cgo CFLAGS: -I${SRCDIR}/../../include
+// #cgo CFLAGS: -I${SRCDIR}/../../include -Wall -Wextra -Werror
 // #include "shim.h"
+// #include <checksync.h>
 import "C"
 
 import (
@@ -38,13 +39,18 @@ type RestoreInfo struct {
 // AgentStats are the agent's counters for this process since it was started
 // (or restored). (Go cannot name a type and a function alike, hence not Stats.)
 type AgentStats struct {
-	Enabled     bool
-	Generation  uint64        // newest complete checkpoint
-	Checkpoints uint64        // checkpoints taken
-	BytesTotal  uint64        // image bytes written
-	BytesLast   uint64        // bytes of the newest image
-	LastPause   time.Duration // threads stopped, last checkpoint
-	MaxPause    time.Duration
+	Enabled      bool
+	Generation   uint64        // newest durable checkpoint, 0 if none
+	Checkpoints  uint64        // taken successfully
+	Failures     uint64        // checkpoints that failed
+	BytesTotal   uint64        // image bytes written
+	LastBytes    uint64        // bytes of the newest image
+	LastPages    uint64        // pages in the newest image
+	LastPause    time.Duration // all threads stopped, newest checkpoint
+	MaxPause     time.Duration
+	RestoredFrom uint64 // generation this process was restored from, 0 if none
+	Tracking     string // dirty-page tracking: "uffd", "hash" or "none"
+	LastError    string // why the newest checkpoint failed or was incomplete
 }
 
 var (
@@ -102,18 +108,29 @@ func Stats() AgentStats {
 		return AgentStats{Enabled: true}
 	}
 	return AgentStats{
-		Enabled:     true,
-		Generation:  uint64(s.generation),
-		Checkpoints: uint64(s.checkpoints),
-		BytesTotal:  uint64(s.bytes_total),
-		BytesLast:   uint64(s.bytes_last),
-		LastPause:   time.Duration(s.last_pause_ns),
-		MaxPause:    time.Duration(s.max_pause_ns),
+		Enabled:      true,
+		Generation:   uint64(s.generation),
+		Checkpoints:  uint64(s.checkpoints),
+		Failures:     uint64(s.failures),
+		BytesTotal:   uint64(s.bytes_total),
+		LastBytes:    uint64(s.last_bytes),
+		LastPages:    uint64(s.last_pages),
+		LastPause:    time.Duration(s.last_pause_ns),
+		MaxPause:     time.Duration(s.max_pause_ns),
+		RestoredFrom: uint64(s.restored_from),
+		Tracking:     trackingNames[int(s.tracking)],
+		LastError:    C.GoString(&s.last_error[0]),
 	}
 }
 
 func cSync(gen *C.uint64_t) C.int       { return C.csgo_sync(gen) }
 func cCheckpoint(gen *C.uint64_t) C.int { return C.csgo_checkpoint(gen) }
+
+var trackingNames = map[int]string{
+	int(C.CS_TRACKING_NONE): "none",
+	int(C.CS_TRACKING_UFFD): "uffd",
+	int(C.CS_TRACKING_HASH): "hash",
+}
 
 type result struct {
 	gen uint64

@@ -1,4 +1,5 @@
 /* See shim.h. Kept free of Go so it could be tested on its own. */
+#define _GNU_SOURCE /* pipe2 */
 #include "shim.h"
 
 #include <dlfcn.h>
@@ -8,28 +9,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#if __has_include(<checksync.h>)
 #include <checksync.h>
-#define CSGO_HAVE_API 1
-#else
-/* The agent's header has not been built yet: the package then reports
- * Enabled() == false, which is true of every process it could run in. */
-#define CSGO_HAVE_API 0
-#endif
 
-#if CSGO_HAVE_API
 static int (*p_enabled)(void);
 static int (*p_sync)(uint64_t *);
 static int (*p_checkpoint)(uint64_t *);
 static int (*p_stats)(struct cs_stats *);
 static int (*p_on_restore)(void (*)(const struct cs_restore_info *, void *), void *);
-#endif
 static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
 static int resolved;
 
 static void resolve(void)
 {
-#if CSGO_HAVE_API
 	/* RTLD_DEFAULT searches the executable and everything loaded with it,
 	 * LD_PRELOAD first among the libraries. */
 	p_enabled = (int (*)(void))dlsym(RTLD_DEFAULT, "cs_enabled");
@@ -39,7 +30,6 @@ static void resolve(void)
 	p_on_restore = (int (*)(void (*)(const struct cs_restore_info *, void *), void *))
 		dlsym(RTLD_DEFAULT, "cs_on_restore");
 	resolved = p_enabled && p_sync && p_checkpoint && p_stats && p_on_restore;
-#endif
 }
 
 int csgo_resolve(void)
@@ -50,50 +40,45 @@ int csgo_resolve(void)
 
 int csgo_enabled(void)
 {
-#if CSGO_HAVE_API
-	if (csgo_resolve())
-		return p_enabled() > 0;
-#endif
-	return 0;
+	return csgo_resolve() && p_enabled() > 0;
 }
 
 int csgo_sync(uint64_t *ret_generation)
 {
-#if CSGO_HAVE_API
-	if (csgo_resolve())
-		return p_sync(ret_generation);
-#endif
-	(void)ret_generation;
-	return -ENOSYS;
+	return csgo_resolve() ? p_sync(ret_generation) : -ENOTCONN;
 }
 
 int csgo_checkpoint(uint64_t *ret_generation)
 {
-#if CSGO_HAVE_API
-	if (csgo_resolve())
-		return p_checkpoint(ret_generation);
-#endif
-	(void)ret_generation;
-	return -ENOSYS;
+	return csgo_resolve() ? p_checkpoint(ret_generation) : -ENOTCONN;
 }
 
 int csgo_stats(struct csgo_stats *out)
 {
-	memset(out, 0, sizeof(*out));
-#if CSGO_HAVE_API
-	if (csgo_resolve()) {
-		struct cs_stats s;
-		int r;
+	struct cs_stats s;
+	int r;
 
-		memset(&s, 0, sizeof(s));
-		r = p_stats(&s);
-		if (r < 0)
-			return r;
-		CSGO_COPY_STATS(out, &s);
-		return 0;
-	}
-#endif
-	return -ENOSYS;
+	memset(out, 0, sizeof(*out));
+	if (!csgo_resolve())
+		return -ENOTCONN;
+	memset(&s, 0, sizeof(s));
+	r = p_stats(&s);
+	if (r < 0)
+		return r;
+	/* Field by field: the agent's struct may grow, ours is what Go sees. */
+	out->generation = s.generation;
+	out->checkpoints = s.checkpoints;
+	out->failures = s.failures;
+	out->bytes_total = s.bytes_total;
+	out->last_bytes = s.last_bytes;
+	out->last_pages = s.last_pages;
+	out->last_pause_ns = s.last_pause_ns;
+	out->max_pause_ns = s.max_pause_ns;
+	out->restored_from = s.restored_from;
+	out->tracking = s.tracking;
+	memcpy(out->last_error, s.last_error, sizeof(out->last_error));
+	out->last_error[sizeof(out->last_error) - 1] = 0;
+	return 0;
 }
 
 /*
@@ -107,7 +92,6 @@ static pthread_mutex_t restore_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct csgo_restore last_restore;
 static int restore_wfd = -1;
 
-#if CSGO_HAVE_API
 static void on_restore(const struct cs_restore_info *info, void *arg)
 {
 	char b = 'r';
@@ -116,22 +100,21 @@ static void on_restore(const struct cs_restore_info *info, void *arg)
 	(void)arg;
 	pthread_mutex_lock(&restore_lock);
 	last_restore.seq++;
-	CSGO_COPY_RESTORE(&last_restore, info);
+	last_restore.generation = info->restored_from_generation;
+	last_restore.away_ns = info->away_ns;
 	pthread_mutex_unlock(&restore_lock);
 	do
 		n = write(restore_wfd, &b, 1);
 	while (n < 0 && errno == EINTR);
 }
-#endif
 
 int csgo_restore_pipe(void)
 {
-#if CSGO_HAVE_API
 	int fds[2];
 	int r;
 
 	if (!csgo_resolve())
-		return -ENOSYS;
+		return -ENOTCONN;
 	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -errno;
 	restore_wfd = fds[1];
@@ -143,9 +126,6 @@ int csgo_restore_pipe(void)
 		return r;
 	}
 	return fds[0];
-#else
-	return -ENOSYS;
-#endif
 }
 
 void csgo_last_restore(struct csgo_restore *out)

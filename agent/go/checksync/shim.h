@@ -12,10 +12,15 @@
 struct csgo_stats {
 	uint64_t generation;
 	uint64_t checkpoints;
+	uint64_t failures;
 	uint64_t bytes_total;
-	uint64_t bytes_last;
-	int64_t last_pause_ns;
-	int64_t max_pause_ns;
+	uint64_t last_bytes;
+	uint64_t last_pages;
+	uint64_t last_pause_ns;
+	uint64_t max_pause_ns;
+	uint64_t restored_from;
+	int tracking;
+	char last_error[256];
 };
 
 struct csgo_restore {
