@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define ANSWER_TIMEOUT_MS 60000 /* a switchover may wait for a fence hook */
-#define ANSWER_MAX	  (1024 * 1024)
+#define ANSWER_MAX        (1024 * 1024)
 
 struct opts {
 	const char *socket;
@@ -29,15 +29,15 @@ static const struct opt_spec {
 	const char *name;
 	char letter;
 	const char *arg; /* NULL: a flag */
-	size_t off;	 /* const char * or bool in struct opts */
+	size_t off;      /* const char * or bool in struct opts */
 	const char *help;
 } opt_table[] = {
-	{"socket", 's', "SOCKET", offsetof(struct opts, socket),
-	 "control socket (default: control_socket of the config, else " CS_CONFIG_DEFAULT_SOCKET ")"},
-	{"config", 'c', "CONFIG", offsetof(struct opts, config),
-	 "configuration file (default " CS_CONFIG_DEFAULT_PATH ")"},
-	{"json", 'j', NULL, offsetof(struct opts, json), "status: print the answer as one JSON object"},
-	{"help", 'h', NULL, offsetof(struct opts, help), "show this help"},
+    {"socket", 's', "SOCKET", offsetof(struct opts, socket),
+     "control socket (default: control_socket of the config, else " CS_CONFIG_DEFAULT_SOCKET ")"},
+    {"config", 'c', "CONFIG", offsetof(struct opts, config),
+     "configuration file (default " CS_CONFIG_DEFAULT_PATH ")"},
+    {"json", 'j', NULL, offsetof(struct opts, json), "status: print the answer as one JSON object"},
+    {"help", 'h', NULL, offsetof(struct opts, help), "show this help"},
 };
 #define N_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
 
@@ -50,8 +50,8 @@ static const struct command {
 	int max_args;
 	int (*run)(int fd, const struct opts *o, int argc, char **argv);
 } commands[] = {
-	{"status", "status [--json]", 0, cmd_status},
-	{"switchover", "switchover [NODE]", 1, cmd_switchover},
+    {"status", "status [--json]", 0, cmd_status},
+    {"switchover", "switchover [NODE]", 1, cmd_switchover},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -63,8 +63,8 @@ static void usage(FILE *out)
 	fprintf(out, "\noptions:\n");
 	for (size_t i = 0; i < N_OPTS; i++)
 		fprintf(out, "  -%c, --%s%s%-*s %s\n", opt_table[i].letter, opt_table[i].name,
-			opt_table[i].arg ? " " : "", (int)(16 - strlen(opt_table[i].name)),
-			opt_table[i].arg ? opt_table[i].arg : "", opt_table[i].help);
+		        opt_table[i].arg ? " " : "", (int)(16 - strlen(opt_table[i].name)),
+		        opt_table[i].arg ? opt_table[i].arg : "", opt_table[i].help);
 }
 
 /* Builds getopt_long's tables from opt_table. Returns the index of the
@@ -77,8 +77,9 @@ static int parse_options(int argc, char **argv, struct opts *o)
 	int c;
 
 	for (size_t i = 0; i < N_OPTS; i++) {
-		longopts[i] = (struct option){opt_table[i].name, opt_table[i].arg ? required_argument : no_argument,
-					      NULL, opt_table[i].letter};
+		longopts[i] = (struct option){opt_table[i].name,
+		                              opt_table[i].arg ? required_argument : no_argument,
+		                              NULL, opt_table[i].letter};
 		*p++ = opt_table[i].letter;
 		if (opt_table[i].arg)
 			*p++ = ':';
@@ -107,8 +108,8 @@ static const char *socket_path(const struct opts *o, struct cs_config **cfg)
 
 	if (o->socket)
 		return o->socket;
-	r = cs_config_load(o->config ? o->config : CS_CONFIG_DEFAULT_PATH, CS_CONFIG_NO_FS_CHECKS, cfg, err,
-			   sizeof(err));
+	r = cs_config_load(o->config ? o->config : CS_CONFIG_DEFAULT_PATH, CS_CONFIG_NO_FS_CHECKS,
+	                   cfg, err, sizeof(err));
 	if (r == 0)
 		return (*cfg)->control_socket;
 	if (o->config) {
@@ -116,7 +117,8 @@ static const char *socket_path(const struct opts *o, struct cs_config **cfg)
 		return NULL;
 	}
 	if (r != -ENOENT && r != -EACCES)
-		fprintf(stderr, "checksyncctl: warning: %s (using %s)\n", err, CS_CONFIG_DEFAULT_SOCKET);
+		fprintf(stderr, "checksyncctl: warning: %s (using %s)\n", err,
+		        CS_CONFIG_DEFAULT_SOCKET);
 	return CS_CONFIG_DEFAULT_SOCKET;
 }
 
@@ -138,10 +140,12 @@ static int connect_socket(const char *path)
 		close(fd);
 	if (e == ENOENT || e == ECONNREFUSED)
 		fprintf(stderr, "checksyncctl: checksyncd not running? %s at %s\n",
-			e == ENOENT ? "no socket" : "nobody listening", path);
+		        e == ENOENT ? "no socket" : "nobody listening", path);
 	else if (e == EACCES || e == EPERM)
-		fprintf(stderr, "checksyncctl: permission denied on %s (run as root or as a member of the control group)\n",
-			path);
+		fprintf(stderr,
+		        "checksyncctl: permission denied on %s (run as root or as a member of the "
+		        "control group)\n",
+		        path);
 	else
 		fprintf(stderr, "checksyncctl: cannot connect to %s: %s\n", path, strerror(e));
 	return -1;
@@ -173,7 +177,8 @@ static char *read_line(int fd)
 		ssize_t n;
 
 		if (poll(&pfd, 1, ANSWER_TIMEOUT_MS) == 0) {
-			fprintf(stderr, "checksyncctl: no answer from checksyncd within %d s\n", ANSWER_TIMEOUT_MS / 1000);
+			fprintf(stderr, "checksyncctl: no answer from checksyncd within %d s\n",
+			        ANSWER_TIMEOUT_MS / 1000);
 			break;
 		}
 		if (len + 1 >= cap) {
@@ -186,8 +191,8 @@ static char *read_line(int fd)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			fprintf(stderr, "checksyncctl: checksyncd closed the connection%s%s\n", n < 0 ? ": " : "",
-				n < 0 ? strerror(errno) : "");
+			fprintf(stderr, "checksyncctl: checksyncd closed the connection%s%s\n",
+			        n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
 			break;
 		}
 		len += (size_t)n;
@@ -220,13 +225,15 @@ static json_t *request(int fd, json_t *req)
 	line = r == 0 || r == -EPIPE || r == -ECONNRESET ? read_line(fd) : NULL;
 	if (!line) {
 		if (r < 0)
-			fprintf(stderr, "checksyncctl: cannot send the request: %s\n", strerror(-r));
+			fprintf(stderr, "checksyncctl: cannot send the request: %s\n",
+			        strerror(-r));
 		return NULL;
 	}
 	answer = json_loads(line, JSON_DISABLE_EOF_CHECK, &jerr);
 	free(line);
 	if (!json_is_object(answer)) {
-		fprintf(stderr, "checksyncctl: unreadable answer from checksyncd: %s\n", answer ? "not an object" : jerr.text);
+		fprintf(stderr, "checksyncctl: unreadable answer from checksyncd: %s\n",
+		        answer ? "not an object" : jerr.text);
 	} else if (!json_is_true(json_object_get(answer, "ok"))) {
 		const char *e = json_string_value(json_object_get(answer, "error"));
 		fprintf(stderr, "checksyncctl: checksyncd: %s\n", e ? e : "request failed");
@@ -265,14 +272,19 @@ static void print_peers(json_t *peers)
 	json_t *p;
 	char buf[32];
 
-	json_array_foreach(peers, i, p) {
+	json_array_foreach(peers, i, p)
+	{
 		int n = (int)strlen(str_or(p, "name", "?"));
 		w = n > w ? n : w;
 	}
 	printf("\n%-*s  %-8s  %-10s  %s\n", w, "PEER", "ROLE", "STATE", "LAST HEARTBEAT");
-	json_array_foreach(peers, i, p) {
-		const char *role = json_is_true(json_object_get(p, "witness")) ? "witness" : str_or(p, "role", "-");
-		printf("%-*s  %-8s  %-10s  %s\n", w, str_or(p, "name", "?"), role, str_or(p, "state", "?"),
+	json_array_foreach(peers, i, p)
+	{
+		const char *role = json_is_true(json_object_get(p, "witness"))
+		                       ? "witness"
+		                       : str_or(p, "role", "-");
+		printf("%-*s  %-8s  %-10s  %s\n", w, str_or(p, "name", "?"), role,
+		       str_or(p, "state", "?"),
 		       ago(json_object_get(p, "last_heartbeat_ms"), buf, sizeof(buf)));
 	}
 }
@@ -285,10 +297,12 @@ static void print_status(json_t *a)
 	if (json_object_get(a, "cluster"))
 		printf(" (cluster %s)", str_or(a, "cluster", "?"));
 	printf("\nrole:     %s\n", str_or(a, "role", "?"));
-	printf("term:     %" JSON_INTEGER_FORMAT "\n", json_integer_value(json_object_get(a, "term")));
+	printf("term:     %" JSON_INTEGER_FORMAT "\n",
+	       json_integer_value(json_object_get(a, "term")));
 	printf("primary:  %s\n", str_or(a, "primary", "none"));
 	if (json_is_integer(lease))
-		printf("lease:    %" JSON_INTEGER_FORMAT " ms remaining\n", json_integer_value(lease));
+		printf("lease:    %" JSON_INTEGER_FORMAT " ms remaining\n",
+		       json_integer_value(lease));
 	else
 		printf("lease:    -\n");
 	print_peers(json_object_get(a, "peers"));
@@ -323,8 +337,8 @@ static int cmd_switchover(int fd, const struct opts *o, int argc, char **argv)
 	if (o->json)
 		json_dumpf(a, stdout, JSON_INDENT(2)), putchar('\n');
 	else if (json_object_get(a, "primary"))
-		printf("switchover done: primary is %s (term %" JSON_INTEGER_FORMAT ")\n", str_or(a, "primary", "?"),
-		       json_integer_value(json_object_get(a, "term")));
+		printf("switchover done: primary is %s (term %" JSON_INTEGER_FORMAT ")\n",
+		       str_or(a, "primary", "?"), json_integer_value(json_object_get(a, "term")));
 	else
 		printf("switchover done\n");
 	json_decref(a);

@@ -17,33 +17,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MS_MAX	       3600000u	      /* an hour: anything longer is a typo */
-#define FILE_SIZE_MAX  (1024 * 1024) /* a config is a few hundred bytes */
-#define STRING_MAX     4096
+#define MS_MAX        3600000u      /* an hour: anything longer is a typo */
+#define FILE_SIZE_MAX (1024 * 1024) /* a config is a few hundred bytes */
+#define STRING_MAX    4096
 
 enum key_type {
 	K_STRING,  /* any non-empty string */
-	K_NAME,	   /* peer or cluster name */
+	K_NAME,    /* peer or cluster name */
 	K_ADDRESS, /* "host:port", split into host and port */
-	K_PATH,	   /* absolute path */
-	K_FILE,	   /* absolute path of a readable regular file */
-	K_EXEC,	   /* absolute path of an executable regular file */
-	K_MS,	   /* integer milliseconds, 1..MS_MAX */
+	K_PATH,    /* absolute path */
+	K_FILE,    /* absolute path of a readable regular file */
+	K_EXEC,    /* absolute path of an executable regular file */
+	K_MS,      /* integer milliseconds, 1..MS_MAX */
 	K_BOOL,
 	K_OBJECT, /* nested table */
 	K_PEERS,  /* array of peer objects */
-	K_ARGV,	  /* non-empty array of strings, NULL-terminated */
-	K_ENV,	  /* object of strings, stored as NULL-terminated "K=V" */
+	K_ARGV,   /* non-empty array of strings, NULL-terminated */
+	K_ENV,    /* object of strings, stored as NULL-terminated "K=V" */
 };
 
 struct key {
 	const char *name;
 	enum key_type type;
 	bool required;
-	size_t off;	  /* the field, relative to the struct of its table */
-	size_t off_host;  /* K_ADDRESS: where the host goes */
-	size_t off_port;  /* K_ADDRESS: where the port goes */
-	size_t off_count; /* K_PEERS, K_ARGV, K_ENV: where the count goes */
+	size_t off;            /* the field, relative to the struct of its table */
+	size_t off_host;       /* K_ADDRESS: where the host goes */
+	size_t off_port;       /* K_ADDRESS: where the port goes */
+	size_t off_count;      /* K_PEERS, K_ARGV, K_ENV: where the count goes */
 	const struct key *sub; /* K_OBJECT, K_PEERS: table of the members */
 	const char *def_str;   /* default of a string-like key */
 	unsigned def_num;      /* default of a K_MS key (0: none) */
@@ -52,81 +52,81 @@ struct key {
 #define OFF(type, field) offsetof(struct type, field)
 
 static const struct key peer_keys[] = {
-	{"name", K_NAME, true, OFF(cs_peer_config, name)},
-	{"address", K_ADDRESS, true, OFF(cs_peer_config, address),
-	 .off_host = OFF(cs_peer_config, host), .off_port = OFF(cs_peer_config, port)},
-	{"witness", K_BOOL, false, OFF(cs_peer_config, witness)},
-	{NULL},
+    {"name", K_NAME, true, OFF(cs_peer_config, name)},
+    {"address", K_ADDRESS, true, OFF(cs_peer_config, address),
+     .off_host = OFF(cs_peer_config, host), .off_port = OFF(cs_peer_config, port)},
+    {"witness", K_BOOL, false, OFF(cs_peer_config, witness)},
+    {NULL},
 };
 
 static const struct key tls_keys[] = {
-	{"ca", K_FILE, true, OFF(cs_tls_config, ca)},
-	{"cert", K_FILE, true, OFF(cs_tls_config, cert)},
-	{"key", K_FILE, true, OFF(cs_tls_config, key)},
-	{NULL},
+    {"ca", K_FILE, true, OFF(cs_tls_config, ca)},
+    {"cert", K_FILE, true, OFF(cs_tls_config, cert)},
+    {"key", K_FILE, true, OFF(cs_tls_config, key)},
+    {NULL},
 };
 
 static const struct key heartbeat_keys[] = {
-	{"interval_ms", K_MS, false, OFF(cs_heartbeat_config, interval_ms), .def_num = 100},
-	{"timeout_ms", K_MS, false, OFF(cs_heartbeat_config, timeout_ms), .def_num = 1000},
-	{"drift_ms", K_MS, false, OFF(cs_heartbeat_config, drift_ms), .def_num = 100},
-	{NULL},
+    {"interval_ms", K_MS, false, OFF(cs_heartbeat_config, interval_ms), .def_num = 100},
+    {"timeout_ms", K_MS, false, OFF(cs_heartbeat_config, timeout_ms), .def_num = 1000},
+    {"drift_ms", K_MS, false, OFF(cs_heartbeat_config, drift_ms), .def_num = 100},
+    {NULL},
 };
 
 static const struct key hooks_keys[] = {
-	{"notify", K_EXEC, false, OFF(cs_hooks_config, notify)},
-	{"fence", K_EXEC, false, OFF(cs_hooks_config, fence)},
-	{"timeout_ms", K_MS, false, OFF(cs_hooks_config, timeout_ms), .def_num = 10000},
-	{NULL},
+    {"notify", K_EXEC, false, OFF(cs_hooks_config, notify)},
+    {"fence", K_EXEC, false, OFF(cs_hooks_config, fence)},
+    {"timeout_ms", K_MS, false, OFF(cs_hooks_config, timeout_ms), .def_num = 10000},
+    {NULL},
 };
 
 static const struct key app_keys[] = {
-	{"exec", K_ARGV, true, OFF(cs_app_config, exec), .off_count = OFF(cs_app_config, n_exec)},
-	{"user", K_STRING, false, OFF(cs_app_config, user)},
-	{"env", K_ENV, false, OFF(cs_app_config, env), .off_count = OFF(cs_app_config, n_env)},
-	{"workdir", K_PATH, false, OFF(cs_app_config, workdir), .def_str = "/"},
-	{NULL},
+    {"exec", K_ARGV, true, OFF(cs_app_config, exec), .off_count = OFF(cs_app_config, n_exec)},
+    {"user", K_STRING, false, OFF(cs_app_config, user)},
+    {"env", K_ENV, false, OFF(cs_app_config, env), .off_count = OFF(cs_app_config, n_env)},
+    {"workdir", K_PATH, false, OFF(cs_app_config, workdir), .def_str = "/"},
+    {NULL},
 };
 
 static const struct key checkpoint_keys[] = {
-	{"interval_ms", K_MS, false, OFF(cs_checkpoint_config, interval_ms), .def_num = 100},
-	{NULL},
+    {"interval_ms", K_MS, false, OFF(cs_checkpoint_config, interval_ms), .def_num = 100},
+    {NULL},
 };
 
 /* "listen" has a derived default (0.0.0.0 and this node's port), set in
  * config_check once the peers are known. */
 static const struct key top_keys[] = {
-	{"node", K_NAME, true, OFF(cs_config, node)},
-	{"cluster", K_NAME, true, OFF(cs_config, cluster)},
-	{"listen", K_ADDRESS, false, OFF(cs_config, listen), .off_host = OFF(cs_config, listen_host),
-	 .off_port = OFF(cs_config, listen_port)},
-	{"peers", K_PEERS, true, OFF(cs_config, peers), .off_count = OFF(cs_config, n_peers),
-	 .sub = peer_keys},
-	{"tls", K_OBJECT, true, OFF(cs_config, tls), .sub = tls_keys},
-	{"heartbeat", K_OBJECT, false, OFF(cs_config, heartbeat), .sub = heartbeat_keys},
-	{"state_dir", K_PATH, false, OFF(cs_config, state_dir), .def_str = CS_CONFIG_DEFAULT_STATE},
-	{"control_socket", K_PATH, false, OFF(cs_config, control_socket),
-	 .def_str = CS_CONFIG_DEFAULT_SOCKET},
-	{"control_group", K_STRING, false, OFF(cs_config, control_group)},
-	{"hooks", K_OBJECT, false, OFF(cs_config, hooks), .sub = hooks_keys},
-	{"app", K_OBJECT, false, OFF(cs_config, app), .sub = app_keys},
-	{"checkpoint", K_OBJECT, false, OFF(cs_config, checkpoint), .sub = checkpoint_keys},
-	{NULL},
+    {"node", K_NAME, true, OFF(cs_config, node)},
+    {"cluster", K_NAME, true, OFF(cs_config, cluster)},
+    {"listen", K_ADDRESS, false, OFF(cs_config, listen), .off_host = OFF(cs_config, listen_host),
+     .off_port = OFF(cs_config, listen_port)},
+    {"peers", K_PEERS, true, OFF(cs_config, peers), .off_count = OFF(cs_config, n_peers),
+     .sub = peer_keys},
+    {"tls", K_OBJECT, true, OFF(cs_config, tls), .sub = tls_keys},
+    {"heartbeat", K_OBJECT, false, OFF(cs_config, heartbeat), .sub = heartbeat_keys},
+    {"state_dir", K_PATH, false, OFF(cs_config, state_dir), .def_str = CS_CONFIG_DEFAULT_STATE},
+    {"control_socket", K_PATH, false, OFF(cs_config, control_socket),
+     .def_str = CS_CONFIG_DEFAULT_SOCKET},
+    {"control_group", K_STRING, false, OFF(cs_config, control_group)},
+    {"hooks", K_OBJECT, false, OFF(cs_config, hooks), .sub = hooks_keys},
+    {"app", K_OBJECT, false, OFF(cs_config, app), .sub = app_keys},
+    {"checkpoint", K_OBJECT, false, OFF(cs_config, checkpoint), .sub = checkpoint_keys},
+    {NULL},
 };
 
 static const char *const expected_text[] = {
-	[K_STRING] = "non-empty string",
-	[K_NAME] = "name string (1-63 of A-Z a-z 0-9 . _ -)",
-	[K_ADDRESS] = "\"host:port\" string",
-	[K_PATH] = "absolute path string",
-	[K_FILE] = "absolute path string of a readable file",
-	[K_EXEC] = "absolute path string of an executable file",
-	[K_MS] = "integer milliseconds (1-3600000)",
-	[K_BOOL] = "true or false",
-	[K_OBJECT] = "object",
-	[K_PEERS] = "non-empty array of peer objects",
-	[K_ARGV] = "non-empty array of strings",
-	[K_ENV] = "object of strings",
+    [K_STRING] = "non-empty string",
+    [K_NAME] = "name string (1-63 of A-Z a-z 0-9 . _ -)",
+    [K_ADDRESS] = "\"host:port\" string",
+    [K_PATH] = "absolute path string",
+    [K_FILE] = "absolute path string of a readable file",
+    [K_EXEC] = "absolute path string of an executable file",
+    [K_MS] = "integer milliseconds (1-3600000)",
+    [K_BOOL] = "true or false",
+    [K_OBJECT] = "object",
+    [K_PEERS] = "non-empty array of peer objects",
+    [K_ARGV] = "non-empty array of strings",
+    [K_ENV] = "object of strings",
 };
 
 /* The walk's state: where we are (for messages) and where errors go. */
@@ -216,8 +216,8 @@ static int fail_type(struct ctx *c, const struct key *k, const json_t *v, const 
 {
 	char buf[96];
 
-	return fail(c, "expected %s, found %s%s%s%s", expected_text[k->type], describe(v, buf, sizeof(buf)),
-		    why ? " (" : "", why ? why : "", why ? ")" : "");
+	return fail(c, "expected %s, found %s%s%s%s", expected_text[k->type],
+	            describe(v, buf, sizeof(buf)), why ? " (" : "", why ? why : "", why ? ")" : "");
 }
 
 #define FIELD(base, off, type) ((type *)((char *)(base) + (off)))
@@ -241,7 +241,7 @@ static bool valid_hostname(const char *h)
 	for (size_t i = 0; i < n; i++) {
 		char ch = h[i];
 		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			     (ch >= '0' && ch <= '9');
+		             (ch >= '0' && ch <= '9');
 
 		if (ch == '.') {
 			if (label == 0 || h[i - 1] == '-')
@@ -284,9 +284,9 @@ static const char *split_address(const char *s, char **ret_host, uint16_t *ret_p
 		return "bad host";
 	memcpy(host, hs, he - hs);
 	host[he - hs] = '\0';
-	if (s[0] == '[' ? inet_pton(AF_INET6, host, a) != 1
-			: strspn(host, "0123456789.") == strlen(host) ? inet_pton(AF_INET, host, a) != 1
-								   : !valid_hostname(host))
+	if (s[0] == '['                                   ? inet_pton(AF_INET6, host, a) != 1
+	    : strspn(host, "0123456789.") == strlen(host) ? inet_pton(AF_INET, host, a) != 1
+	                                                  : !valid_hostname(host))
 		return "bad host";
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
@@ -337,7 +337,8 @@ static int parse_stringish(struct ctx *c, const struct key *k, const json_t *v, 
 			return fail_type(c, k, v, NULL);
 		break;
 	case K_ADDRESS:
-		why = split_address(s, FIELD(base, k->off_host, char *), FIELD(base, k->off_port, uint16_t));
+		why = split_address(s, FIELD(base, k->off_host, char *),
+		                    FIELD(base, k->off_port, uint16_t));
 		if (why)
 			return fail_type(c, k, v, why);
 		break;
@@ -349,7 +350,8 @@ static int parse_stringish(struct ctx *c, const struct key *k, const json_t *v, 
 		if (k->type != K_PATH && !(c->flags & CS_CONFIG_NO_FS_CHECKS))
 			why = check_file(s, k->type == K_EXEC, buf, sizeof(buf));
 		if (why)
-			return fail(c, "%s \"%s\": %s", k->type == K_EXEC ? "program" : "file", s, why);
+			return fail(c, "%s \"%s\": %s", k->type == K_EXEC ? "program" : "file", s,
+			            why);
 		break;
 	default:
 		break;
@@ -395,13 +397,14 @@ static int parse_vector(struct ctx *c, const struct key *k, const json_t *v, voi
 		old = env ? push_key(c, key) : push_index(c, i);
 		if (!json_is_string(item) || (!env && !*json_string_value(item)))
 			r = fail(c, "expected %s, found %s", env ? "string" : "non-empty string",
-				 describe(item, buf, sizeof(buf)));
+			         describe(item, buf, sizeof(buf)));
 		else if (env && (!*key || strchr(key, '=')))
 			r = fail(c, "expected an environment variable name, found \"%s\"", key);
 		else if (!env && i == 0 && json_string_value(item)[0] != '/')
-			r = fail(c, "expected absolute path string, found \"%s\"", json_string_value(item));
+			r = fail(c, "expected absolute path string, found \"%s\"",
+			         json_string_value(item));
 		else if (asprintf(&vec[i], "%s%s%s", env ? key : "", env ? "=" : "",
-				  json_string_value(item)) < 0)
+		                  json_string_value(item)) < 0)
 			vec[i] = NULL, r = -ENOMEM;
 		pop(c, old);
 		if (r < 0)
@@ -490,7 +493,8 @@ static int unknown_key(struct ctx *c, const struct key *table)
 	size_t len = 0;
 
 	for (const struct key *k = table; k->name; k++) {
-		int n = snprintf(names + len, sizeof(names) - len, "%s%s", len ? ", " : "", k->name);
+		int n =
+		    snprintf(names + len, sizeof(names) - len, "%s%s", len ? ", " : "", k->name);
 		if (n < 0 || (size_t)n >= sizeof(names) - len)
 			break;
 		len += n;
@@ -513,7 +517,8 @@ static int parse_object(struct ctx *c, const json_t *obj, const struct key *tabl
 	}
 	/* Unknown keys first: a typo also makes the real key look missing, and
 	 * the typo is the more useful message. */
-	json_object_foreach((json_t *)obj, name, v) {
+	json_object_foreach((json_t *)obj, name, v)
+	{
 		for (k = table; k->name && strcmp(k->name, name); k++)
 			;
 		if (!k->name) {
@@ -574,7 +579,7 @@ void cs_config_free(struct cs_config *cfg)
 }
 
 static int fail_at(struct ctx *c, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int fail_at(struct ctx *c, const char *path, const char *fmt, ...)
 {
 	char msg[384];
@@ -597,19 +602,25 @@ static int check_peers(struct ctx *c, const struct cs_config *cfg)
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(cfg->peers[i].name, cfg->peers[j].name) == 0) {
 				snprintf(path, sizeof(path), "peers[%zu].name", i);
-				return fail_at(c, path, "expected a unique name, found \"%s\" again (as in peers[%zu].name)",
-					       cfg->peers[i].name, j);
+				return fail_at(c, path,
+				               "expected a unique name, found \"%s\" again (as in "
+				               "peers[%zu].name)",
+				               cfg->peers[i].name, j);
 			}
 		}
 		members += !cfg->peers[i].witness;
 		if (len < sizeof(names))
-			len += snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "", cfg->peers[i].name);
+			len += snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
+			                cfg->peers[i].name);
 	}
 	if (!cs_config_self(cfg))
-		return fail_at(c, "node", "expected the name of one of the peers (%s), found \"%s\"", names,
-			       cfg->node);
+		return fail_at(c, "node",
+		               "expected the name of one of the peers (%s), found \"%s\"", names,
+		               cfg->node);
 	if (members == 0)
-		return fail_at(c, "peers", "expected at least one peer that is not a witness, found only witnesses");
+		return fail_at(
+		    c, "peers",
+		    "expected at least one peer that is not a witness, found only witnesses");
 	return 0;
 }
 
@@ -622,14 +633,18 @@ static int config_check(struct ctx *c, struct cs_config *cfg)
 	if (r < 0)
 		return r;
 	if (hb->interval_ms >= hb->timeout_ms)
-		return fail_at(c, "heartbeat.interval_ms", "expected less than heartbeat.timeout_ms (%u), found %u",
-			       hb->timeout_ms, hb->interval_ms);
+		return fail_at(c, "heartbeat.interval_ms",
+		               "expected less than heartbeat.timeout_ms (%u), found %u",
+		               hb->timeout_ms, hb->interval_ms);
 	if (cs_config_voters(cfg) == 2 && !cfg->hooks.fence)
 		return fail_at(c, "hooks.fence",
-			       "expected a fence hook, found none (a cluster of two voters cannot fail over without one)");
-	if (cfg->control_group && !(c->flags & CS_CONFIG_NO_FS_CHECKS) && !getgrnam(cfg->control_group))
-		return fail_at(c, "control_group", "expected an existing group, found \"%s\" (no such group)",
-			       cfg->control_group);
+		               "expected a fence hook, found none (a cluster of two voters cannot "
+		               "fail over without one)");
+	if (cfg->control_group && !(c->flags & CS_CONFIG_NO_FS_CHECKS) &&
+	    !getgrnam(cfg->control_group))
+		return fail_at(c, "control_group",
+		               "expected an existing group, found \"%s\" (no such group)",
+		               cfg->control_group);
 	if (!cfg->listen) {
 		/* Derived default: every address, this node's port. */
 		const struct cs_peer_config *self = cs_config_self(cfg);
@@ -642,8 +657,8 @@ static int config_check(struct ctx *c, struct cs_config *cfg)
 	return 0;
 }
 
-int cs_config_parse(const char *buf, size_t len, const char *name, unsigned flags, struct cs_config **out,
-		    char *err, size_t errlen)
+int cs_config_parse(const char *buf, size_t len, const char *name, unsigned flags,
+                    struct cs_config **out, char *err, size_t errlen)
 {
 	struct ctx c = {.file = name, .flags = flags, .err = err, .errlen = errlen};
 	struct cs_config *cfg;
@@ -654,7 +669,8 @@ int cs_config_parse(const char *buf, size_t len, const char *name, unsigned flag
 	*out = NULL;
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", name, jerr.line, jerr.column, jerr.text);
+		snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", name, jerr.line, jerr.column,
+		         jerr.text);
 		return -EINVAL;
 	}
 	cfg = calloc(1, sizeof(*cfg));
@@ -679,7 +695,8 @@ int cs_config_parse(const char *buf, size_t len, const char *name, unsigned flag
 	return 0;
 }
 
-int cs_config_load(const char *path, unsigned flags, struct cs_config **out, char *err, size_t errlen)
+int cs_config_load(const char *path, unsigned flags, struct cs_config **out, char *err,
+                   size_t errlen)
 {
 	char *buf;
 	ssize_t n;
@@ -706,8 +723,8 @@ int cs_config_load(const char *path, unsigned flags, struct cs_config **out, cha
 	if (r < 0)
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-r));
 	else if (len > FILE_SIZE_MAX)
-		r = -EFBIG, snprintf(err, errlen, "%s: larger than %d bytes, not a config file", path,
-				     FILE_SIZE_MAX);
+		r = -EFBIG, snprintf(err, errlen, "%s: larger than %d bytes, not a config file",
+		                     path, FILE_SIZE_MAX);
 	else
 		r = cs_config_parse(buf, len, path, flags, out, err, errlen);
 	free(buf);
@@ -771,9 +788,10 @@ static bool field_equal(const struct key *k, const void *a, const void *b)
 		if (n != *FIELD(b, k->off_count, size_t))
 			return false;
 		for (size_t i = 0; i < n; i++) {
-			if (k->type == K_PEERS ? !object_equal(k->sub, &(*(struct cs_peer_config *const *)fa)[i],
-							       &(*(struct cs_peer_config *const *)fb)[i])
-					       : !str_equal((*(char **const *)fa)[i], (*(char **const *)fb)[i]))
+			if (k->type == K_PEERS
+			        ? !object_equal(k->sub, &(*(struct cs_peer_config *const *)fa)[i],
+			                        &(*(struct cs_peer_config *const *)fb)[i])
+			        : !str_equal((*(char **const *)fa)[i], (*(char **const *)fb)[i]))
 				return false;
 		}
 		return true;
@@ -794,18 +812,18 @@ static const struct {
 	const char *key;
 	enum cs_config_change change;
 } change_of_key[] = {
-	{"tls", CS_CHANGE_TLS},
-	{"hooks", CS_CHANGE_HOOKS},
-	{"heartbeat", CS_CHANGE_HEARTBEAT},
-	{"control_group", CS_CHANGE_CONTROL_GROUP},
-	{"node", CS_CHANGE_NODE},
-	{"cluster", CS_CHANGE_CLUSTER},
-	{"listen", CS_CHANGE_LISTEN},
-	{"peers", CS_CHANGE_PEERS},
-	{"state_dir", CS_CHANGE_STATE_DIR},
-	{"control_socket", CS_CHANGE_CONTROL_SOCKET},
-	{"app", CS_CHANGE_APP},
-	{"checkpoint", CS_CHANGE_CHECKPOINT},
+    {"tls", CS_CHANGE_TLS},
+    {"hooks", CS_CHANGE_HOOKS},
+    {"heartbeat", CS_CHANGE_HEARTBEAT},
+    {"control_group", CS_CHANGE_CONTROL_GROUP},
+    {"node", CS_CHANGE_NODE},
+    {"cluster", CS_CHANGE_CLUSTER},
+    {"listen", CS_CHANGE_LISTEN},
+    {"peers", CS_CHANGE_PEERS},
+    {"state_dir", CS_CHANGE_STATE_DIR},
+    {"control_socket", CS_CHANGE_CONTROL_SOCKET},
+    {"app", CS_CHANGE_APP},
+    {"checkpoint", CS_CHANGE_CHECKPOINT},
 };
 
 #define N_CHANGES (sizeof(change_of_key) / sizeof(change_of_key[0]))
@@ -842,7 +860,8 @@ char *cs_config_changes_format(unsigned changes, char *buf, size_t len)
 	buf[0] = '\0';
 	for (size_t i = 0; i < N_CHANGES && used < len; i++) {
 		if (changes & change_of_key[i].change) {
-			int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", change_of_key[i].key);
+			int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+			                 change_of_key[i].key);
 			if (n < 0)
 				break;
 			used += (size_t)n;

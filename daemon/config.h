@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CS_CONFIG_DEFAULT_PATH	  "/etc/checksync.json"
-#define CS_CONFIG_DEFAULT_SOCKET  "/run/checksync/control.sock"
-#define CS_CONFIG_DEFAULT_STATE	  "/var/lib/checksync"
+#define CS_CONFIG_DEFAULT_PATH   "/etc/checksync.json"
+#define CS_CONFIG_DEFAULT_SOCKET "/run/checksync/control.sock"
+#define CS_CONFIG_DEFAULT_STATE  "/var/lib/checksync"
 /* Peer and cluster names: 1..63 of [A-Za-z0-9._-], not starting with '.'
  * or '-'. They appear in certificates, journal fields and file names. */
 #define CS_CONFIG_NAME_MAX 63
@@ -35,16 +35,16 @@ struct cs_heartbeat_config {
 };
 
 struct cs_hooks_config {
-	char *notify; /* NULL: no notify hook */
-	char *fence;  /* NULL: no fence hook */
+	char *notify;        /* NULL: no notify hook */
+	char *fence;         /* NULL: no fence hook */
 	unsigned timeout_ms; /* a hook still running after this is killed */
 };
 
 struct cs_app_config {
 	char **exec; /* NULL-terminated argv, exec[0] absolute */
 	size_t n_exec;
-	char *user;    /* NULL: run as the daemon's user */
-	char **env;    /* NULL-terminated "KEY=VALUE" strings, in file order */
+	char *user; /* NULL: run as the daemon's user */
+	char **env; /* NULL-terminated "KEY=VALUE" strings, in file order */
 	size_t n_env;
 	char *workdir;
 };
@@ -87,10 +87,10 @@ enum cs_config_flags {
  *   /etc/checksync.json: peers[2].address: expected "host:port" string, found number 7400
  * Nothing is logged. */
 int cs_config_load(const char *path, unsigned flags, struct cs_config **out, char *err,
-		   size_t errlen);
+                   size_t errlen);
 /* Same from memory; NAME stands for the file name in messages. */
 int cs_config_parse(const char *buf, size_t len, const char *name, unsigned flags,
-		    struct cs_config **out, char *err, size_t errlen);
+                    struct cs_config **out, char *err, size_t errlen);
 void cs_config_free(struct cs_config *cfg);
 
 /* This host's entry in peers (never NULL for a loaded config). */
@@ -106,7 +106,7 @@ const struct cs_peer_config *cs_config_preferred(const struct cs_config *cfg);
 /* What a reload changed, as a bit set. The first group can be applied to a
  * running daemon; the rest need a restart (the old values stay in force). */
 enum cs_config_change {
-	CS_CHANGE_TLS = 1u << 0,       /* tls.* paths (certificates are re-read on every reload anyway) */
+	CS_CHANGE_TLS = 1u << 0, /* tls.* paths (certificates are re-read on every reload anyway) */
 	CS_CHANGE_HOOKS = 1u << 1,     /* hooks.* */
 	CS_CHANGE_HEARTBEAT = 1u << 2, /* heartbeat.* */
 	CS_CHANGE_CONTROL_GROUP = 1u << 3,
@@ -119,7 +119,7 @@ enum cs_config_change {
 	CS_CHANGE_APP = 1u << 14,
 	CS_CHANGE_CHECKPOINT = 1u << 15,
 };
-#define CS_CHANGES_LIVE                                                                        \
+#define CS_CHANGES_LIVE                                                                            \
 	(CS_CHANGE_TLS | CS_CHANGE_HOOKS | CS_CHANGE_HEARTBEAT | CS_CHANGE_CONTROL_GROUP)
 
 unsigned cs_config_diff(const struct cs_config *old, const struct cs_config *new_cfg);

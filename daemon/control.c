@@ -38,12 +38,12 @@ struct cs_control {
 
 /* A client lives while its connection is open or a reply is pending. */
 struct cs_control_client {
-	struct cs_control *ctl; /* NULL once the server is closed */
+	struct cs_control *ctl;  /* NULL once the server is closed */
 	struct bufferevent *bev; /* NULL once the connection is gone */
 	struct cs_control_client *next, *prev;
 	uid_t uid;
 	pid_t pid;
-	bool deferred;	   /* a reply is pending: further requests wait */
+	bool deferred;    /* a reply is pending: further requests wait */
 	bool close_after; /* close once the output is flushed */
 };
 
@@ -188,7 +188,8 @@ static void client_process(struct cs_control_client *c)
 		line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
 		if (!line) {
 			if (evbuffer_get_length(in) > LINE_MAX_BYTES) {
-				client_send(c, cs_control_error("request longer than %d bytes", LINE_MAX_BYTES));
+				client_send(c, cs_control_error("request longer than %d bytes",
+				                                LINE_MAX_BYTES));
 				c->close_after = true;
 				bufferevent_disable(c->bev, EV_READ);
 			}
@@ -239,7 +240,8 @@ static bool in_group(int fd, gid_t primary, gid_t want)
 }
 
 /* NULL when the peer may talk to us, else why not. */
-static const char *refusal(struct cs_control *ctl, int fd, struct ucred *cred, char *buf, size_t len)
+static const char *refusal(struct cs_control *ctl, int fd, struct ucred *cred, char *buf,
+                           size_t len)
 {
 	socklen_t clen = sizeof(*cred);
 
@@ -250,11 +252,12 @@ static const char *refusal(struct cs_control *ctl, int fd, struct ucred *cred, c
 	if (ctl->group && in_group(fd, cred->gid, ctl->gid))
 		return NULL;
 	snprintf(buf, len, "permission denied: uid %u is not root%s%s", (unsigned)cred->uid,
-		 ctl->group ? " and not in group " : "", ctl->group ? ctl->group : "");
+	         ctl->group ? " and not in group " : "", ctl->group ? ctl->group : "");
 	return buf;
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
 	struct cs_control *ctl = arg;
 	struct cs_control_client *c;
@@ -265,7 +268,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	(void)l, (void)sa, (void)salen;
 	c = calloc(1, sizeof(*c));
 	if (!c || ctl->n_clients >= MAX_CLIENTS) {
-		cs_log_warn("control: refusing a connection: %s", c ? "too many clients" : "out of memory");
+		cs_log_warn("control: refusing a connection: %s",
+		            c ? "too many clients" : "out of memory");
 		free(c);
 		close(fd);
 		return;
@@ -288,7 +292,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_enable(c->bev, EV_READ);
 	if (why) {
-		cs_log_warn("control: refused pid %d uid %u: %s", (int)cred.pid, (unsigned)cred.uid, why);
+		cs_log_warn("control: refused pid %d uid %u: %s", (int)cred.pid, (unsigned)cred.uid,
+		            why);
 		client_send(c, cs_control_error("%s", why));
 		c->close_after = true;
 		bufferevent_disable(c->bev, EV_READ);
@@ -321,7 +326,8 @@ static int make_parent(const char *path, gid_t gid)
 	dir = dirname(copy);
 	if (mkdir(dir, 0750) == 0) {
 		if (chown(dir, (uid_t)-1, gid) < 0)
-			r = cs_log_err_errno(errno, "control: cannot give %s to gid %u", dir, (unsigned)gid);
+			r = cs_log_err_errno(errno, "control: cannot give %s to gid %u", dir,
+			                     (unsigned)gid);
 	} else if (errno != EEXIST) {
 		r = cs_log_err_errno(errno, "control: cannot create %s", dir);
 	}
@@ -336,7 +342,8 @@ static int clear_stale(const char *path, const struct sockaddr_un *sun)
 	int fd, r;
 
 	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : cs_log_err_errno(errno, "control: cannot stat %s", path);
+		return errno == ENOENT ? 0
+		                       : cs_log_err_errno(errno, "control: cannot stat %s", path);
 	if (!S_ISSOCK(st.st_mode))
 		return cs_log_err_errno(EEXIST, "control: %s exists and is not a socket", path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -345,7 +352,8 @@ static int clear_stale(const char *path, const struct sockaddr_un *sun)
 	r = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
 	close(fd);
 	if (r == 0)
-		return cs_log_err_errno(EADDRINUSE, "control: %s is in use (another checksyncd running?)", path);
+		return cs_log_err_errno(
+		    EADDRINUSE, "control: %s is in use (another checksyncd running?)", path);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return cs_log_err_errno(errno, "control: cannot remove stale %s", path);
 	return 0;
@@ -372,7 +380,8 @@ static int bind_socket(const char *path, gid_t gid)
 	old_mask = umask(0117);
 	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old_mask);
-	if (r < 0 || chmod(path, 0660) < 0 || chown(path, (uid_t)-1, gid) < 0 || listen(fd, 16) < 0) {
+	if (r < 0 || chmod(path, 0660) < 0 || chown(path, (uid_t)-1, gid) < 0 ||
+	    listen(fd, 16) < 0) {
 		r = cs_log_err_errno(errno, "control: cannot set up %s", path);
 		close(fd);
 		return r;
@@ -380,8 +389,8 @@ static int bind_socket(const char *path, gid_t gid)
 	return fd;
 }
 
-int cs_control_open(struct event_base *base, const char *path, const char *group, cs_control_handler handler,
-		    void *arg, struct cs_control **out)
+int cs_control_open(struct event_base *base, const char *path, const char *group,
+                    cs_control_handler handler, void *arg, struct cs_control **out)
 {
 	struct cs_control *ctl = calloc(1, sizeof(*ctl));
 	int fd, r;
@@ -435,7 +444,8 @@ int cs_control_set_group(struct cs_control *ctl, const char *group)
 		r = -errno;
 	if (r < 0) {
 		free(copy);
-		return cs_log_err_errno(r, "control: cannot give %s to group %s", ctl->path, group ? group : "root");
+		return cs_log_err_errno(r, "control: cannot give %s to group %s", ctl->path,
+		                        group ? group : "root");
 	}
 	free(ctl->group);
 	ctl->group = copy;

@@ -41,14 +41,14 @@ struct cs_control_pending;
  * wait until cs_control_reply. Returning NULL without deferring answers
  * "internal error". */
 typedef json_t *(*cs_control_handler)(struct cs_control_client *client, const char *cmd,
-				      json_t *req, void *arg);
+                                      json_t *req, void *arg);
 
 /* Creates the socket at PATH (parent directory created 0750 if missing; a
  * stale socket is replaced), mode 0660, owner root and group GROUP (NULL:
  * root), and serves it on BASE. Logs the reason and returns a negative errno
  * on failure. */
 int cs_control_open(struct event_base *base, const char *path, const char *group,
-		    cs_control_handler handler, void *arg, struct cs_control **out);
+                    cs_control_handler handler, void *arg, struct cs_control **out);
 /* Closes the listener, every client and unlinks the socket. Pending
  * replies become no-ops that free themselves. */
 void cs_control_close(struct cs_control *ctl);

@@ -28,52 +28,53 @@ struct event_desc {
 };
 
 static const struct event_desc events[CS_EV__COUNT] = {
-	[CS_EV_STARTED] = {"started", "a67084b15666421fad510087294ee168", LOG_NOTICE,
-			   "checksyncd started on {node} as {role} in term {term}"},
-	[CS_EV_STOPPING] = {"stopping", "9eb903ea9dc94b17be781be378e7a17f", LOG_NOTICE,
-			    "checksyncd stopping on {node}"},
-	[CS_EV_PEER_UP] = {"peer_up", "c5ea1c9bbede4339a710878d20c42879", LOG_INFO, "peer {peer} is up"},
-	[CS_EV_PEER_DOWN] = {"peer_down", "e43da8c8bce64ba0bc3a5b9167108d3f", LOG_WARNING,
-			     "peer {peer} is down"},
-	[CS_EV_PEER_SUSPECTED] = {"peer_suspected", "b9b7934bb0c442cc9f41ec79a6ed0f37", LOG_WARNING,
-				  "peer {peer} suspected: no heartbeat for {duration_ms} ms"},
-	[CS_EV_LEASE_LOST] = {"lease_lost", "f950ad6c86614ca782da74016ba6fb7b", LOG_WARNING,
-			      "primary lease lost in term {term}"},
-	[CS_EV_FENCED] = {"fenced", "3501c74d33854aca814c746bb7820f68", LOG_WARNING,
-			  "{node} fenced itself in term {term}"},
-	[CS_EV_PROMOTED] = {"promoted", "b1fb09894aea4fa4836aff9c791f56f0", LOG_NOTICE,
-			    "{node} promoted to primary in term {term}"},
-	[CS_EV_DEMOTED] = {"demoted", "001424f510e3430693a71940fd3b2c97", LOG_NOTICE,
-			   "{node} demoted from {old_role} to {role} in term {term}"},
-	[CS_EV_ROLE_CHANGED] = {"role_changed", "fc8e30d357984b3dabe12581a1f022e8", LOG_NOTICE,
-				"{node} role {old_role} -> {role} in term {term}"},
-	[CS_EV_TERM_CHANGED] = {"term_changed", "093c7c235d6541fdbe8d1974ba80d338", LOG_NOTICE,
-				"term {old_term} -> {term}"},
-	[CS_EV_TLS_REFUSED] = {"tls_refused", "dea201648cf94f129f6eda4b329f22f0", LOG_WARNING,
-			       "refused peer connection from {address}"},
-	[CS_EV_STALE_TERM_REFUSED] = {"stale_term_refused", "e0aef0e7c5d34dfeab57b9a372a2ac7f",
-				      LOG_INFO,
-				      "refused a message of old term {old_term} from {peer} (term is {term})"},
-	[CS_EV_CONFIG_RELOADED] = {"config_reloaded", "0b404f23dcfe485ca6442e0be53ab952", LOG_NOTICE,
-				   "configuration reloaded"},
-	[CS_EV_CONFIG_RELOAD_PARTIAL] = {"config_reload_partial", "907bef1509004e3fa46ab4d107b8eb21",
-					 LOG_WARNING, "configuration reloaded in part"},
-	[CS_EV_CONFIG_RELOAD_FAILED] = {"config_reload_failed", "ffc7af174fa044a68882c711f43d31cd",
-					LOG_ERR, "configuration reload failed, old configuration kept"},
-	[CS_EV_FENCE_HOOK_OK] = {"fence_hook_ok", "573279c45b0d466d877966f7f4ff1131", LOG_NOTICE,
-				 "fence hook for {peer} succeeded in {duration_ms} ms"},
-	[CS_EV_FENCE_HOOK_FAILED] = {"fence_hook_failed", "690d17773a534637aa5b66ddc035cc43", LOG_ERR,
-				     "fence hook for {peer} failed"},
-	[CS_EV_NOTIFY_HOOK_OUTPUT] = {"notify_hook_output", "a11589f1dd5a4d919c5c3ddb1c90f8c9",
-				      LOG_INFO, "{hook} hook: {reason}"},
-	[CS_EV_NOTIFY_HOOK_FAILED] = {"notify_hook_failed", "a4d88e199a614da7bcc7f2f7d7958f3f",
-				      LOG_WARNING, "notify hook failed"},
-	[CS_EV_SWITCHOVER] = {"switchover", "640fdc534d1143ca8a931ca1b904dde3", LOG_NOTICE,
-			      "switchover to {peer} started in term {term}"},
-	[CS_EV_SWITCHOVER_DONE] = {"switchover_done", "e49c8734978f488c9d68e180d5c109a9", LOG_NOTICE,
-				   "switchover to {peer} done, term {term}"},
-	[CS_EV_PROMOTION_BLOCKED] = {"promotion_blocked", "a52a9b1f29384bafbeaea25ae6174017",
-				     LOG_WARNING, "promotion of {node} blocked in term {term}"},
+    [CS_EV_STARTED] = {"started", "a67084b15666421fad510087294ee168", LOG_NOTICE,
+                       "checksyncd started on {node} as {role} in term {term}"},
+    [CS_EV_STOPPING] = {"stopping", "9eb903ea9dc94b17be781be378e7a17f", LOG_NOTICE,
+                        "checksyncd stopping on {node}"},
+    [CS_EV_PEER_UP] = {"peer_up", "c5ea1c9bbede4339a710878d20c42879", LOG_INFO,
+                       "peer {peer} is up"},
+    [CS_EV_PEER_DOWN] = {"peer_down", "e43da8c8bce64ba0bc3a5b9167108d3f", LOG_WARNING,
+                         "peer {peer} is down"},
+    [CS_EV_PEER_SUSPECTED] = {"peer_suspected", "b9b7934bb0c442cc9f41ec79a6ed0f37", LOG_WARNING,
+                              "peer {peer} suspected: no heartbeat for {duration_ms} ms"},
+    [CS_EV_LEASE_LOST] = {"lease_lost", "f950ad6c86614ca782da74016ba6fb7b", LOG_WARNING,
+                          "primary lease lost in term {term}"},
+    [CS_EV_FENCED] = {"fenced", "3501c74d33854aca814c746bb7820f68", LOG_WARNING,
+                      "{node} fenced itself in term {term}"},
+    [CS_EV_PROMOTED] = {"promoted", "b1fb09894aea4fa4836aff9c791f56f0", LOG_NOTICE,
+                        "{node} promoted to primary in term {term}"},
+    [CS_EV_DEMOTED] = {"demoted", "001424f510e3430693a71940fd3b2c97", LOG_NOTICE,
+                       "{node} demoted from {old_role} to {role} in term {term}"},
+    [CS_EV_ROLE_CHANGED] = {"role_changed", "fc8e30d357984b3dabe12581a1f022e8", LOG_NOTICE,
+                            "{node} role {old_role} -> {role} in term {term}"},
+    [CS_EV_TERM_CHANGED] = {"term_changed", "093c7c235d6541fdbe8d1974ba80d338", LOG_NOTICE,
+                            "term {old_term} -> {term}"},
+    [CS_EV_TLS_REFUSED] = {"tls_refused", "dea201648cf94f129f6eda4b329f22f0", LOG_WARNING,
+                           "refused peer connection from {address}"},
+    [CS_EV_STALE_TERM_REFUSED] =
+        {"stale_term_refused", "e0aef0e7c5d34dfeab57b9a372a2ac7f", LOG_INFO,
+         "refused a message of old term {old_term} from {peer} (term is {term})"},
+    [CS_EV_CONFIG_RELOADED] = {"config_reloaded", "0b404f23dcfe485ca6442e0be53ab952", LOG_NOTICE,
+                               "configuration reloaded"},
+    [CS_EV_CONFIG_RELOAD_PARTIAL] = {"config_reload_partial", "907bef1509004e3fa46ab4d107b8eb21",
+                                     LOG_WARNING, "configuration reloaded in part"},
+    [CS_EV_CONFIG_RELOAD_FAILED] = {"config_reload_failed", "ffc7af174fa044a68882c711f43d31cd",
+                                    LOG_ERR, "configuration reload failed, old configuration kept"},
+    [CS_EV_FENCE_HOOK_OK] = {"fence_hook_ok", "573279c45b0d466d877966f7f4ff1131", LOG_NOTICE,
+                             "fence hook for {peer} succeeded in {duration_ms} ms"},
+    [CS_EV_FENCE_HOOK_FAILED] = {"fence_hook_failed", "690d17773a534637aa5b66ddc035cc43", LOG_ERR,
+                                 "fence hook for {peer} failed"},
+    [CS_EV_NOTIFY_HOOK_OUTPUT] = {"notify_hook_output", "a11589f1dd5a4d919c5c3ddb1c90f8c9",
+                                  LOG_INFO, "{hook} hook: {reason}"},
+    [CS_EV_NOTIFY_HOOK_FAILED] = {"notify_hook_failed", "a4d88e199a614da7bcc7f2f7d7958f3f",
+                                  LOG_WARNING, "notify hook failed"},
+    [CS_EV_SWITCHOVER] = {"switchover", "640fdc534d1143ca8a931ca1b904dde3", LOG_NOTICE,
+                          "switchover to {peer} started in term {term}"},
+    [CS_EV_SWITCHOVER_DONE] = {"switchover_done", "e49c8734978f488c9d68e180d5c109a9", LOG_NOTICE,
+                               "switchover to {peer} done, term {term}"},
+    [CS_EV_PROMOTION_BLOCKED] = {"promotion_blocked", "a52a9b1f29384bafbeaea25ae6174017",
+                                 LOG_WARNING, "promotion of {node} blocked in term {term}"},
 };
 
 static struct {
@@ -158,7 +159,7 @@ struct entry {
 	int priority;
 	const char *message_id; /* NULL for plain messages */
 	const char *message;
-	int err; /* ERRNO=, 0 if none */
+	int err;    /* ERRNO=, 0 if none */
 	bool plain; /* not an event: fields go to the journal only */
 	struct field f[MAX_FIELDS];
 	size_t n;
@@ -223,12 +224,12 @@ static void write_journal(const struct entry *e)
 	size_t n = 0;
 	int r;
 
-#define ADD(...)                                                                               \
-	do {                                                                                   \
-		if (asprintf(&owned[n], __VA_ARGS__) >= 0) {                                   \
-			iov[n] = (struct iovec){owned[n], strlen(owned[n])};                   \
-			n++;                                                                   \
-		}                                                                              \
+#define ADD(...)                                                                                   \
+	do {                                                                                       \
+		if (asprintf(&owned[n], __VA_ARGS__) >= 0) {                                       \
+			iov[n] = (struct iovec){owned[n], strlen(owned[n])};                       \
+			n++;                                                                       \
+		}                                                                                  \
 	} while (0)
 	ADD("MESSAGE=%s", e->message);
 	ADD("PRIORITY=%d", e->priority);
@@ -242,8 +243,9 @@ static void write_journal(const struct entry *e)
 		size_t k;
 
 		for (k = 0; e->f[i].key[k] && k + 1 < sizeof(key); k++)
-			key[k] = (char)(e->f[i].key[k] >= 'a' && e->f[i].key[k] <= 'z' ? e->f[i].key[k] - 32
-											    : e->f[i].key[k]);
+			key[k] = (char)(e->f[i].key[k] >= 'a' && e->f[i].key[k] <= 'z'
+			                    ? e->f[i].key[k] - 32
+			                    : e->f[i].key[k]);
 		key[k] = '\0';
 		ADD("CHECKSYNC_%s=%s", key, e->f[i].value);
 	}
@@ -267,8 +269,8 @@ static void put_clean(FILE *out, const char *s)
 static void write_line(const struct entry *e)
 {
 	static const char *const level[] = {
-		[LOG_EMERG] = "emergency: ", [LOG_ALERT] = "alert: ", [LOG_CRIT] = "critical: ",
-		[LOG_ERR] = "error: ",	      [LOG_WARNING] = "warning: ",
+	    [LOG_EMERG] = "emergency: ", [LOG_ALERT] = "alert: ",     [LOG_CRIT] = "critical: ",
+	    [LOG_ERR] = "error: ",       [LOG_WARNING] = "warning: ",
 	};
 	struct timespec ts;
 	struct tm tm;
@@ -277,8 +279,10 @@ static void write_line(const struct entry *e)
 	localtime_r(&ts.tv_sec, &tm);
 	flockfile(stderr);
 	fprintf(stderr, "%02d:%02d:%02d.%03ld %s: %s", tm.tm_hour, tm.tm_min, tm.tm_sec,
-		ts.tv_nsec / 1000000, st.ident,
-		e->priority >= 0 && e->priority <= LOG_WARNING && level[e->priority] ? level[e->priority] : "");
+	        ts.tv_nsec / 1000000, st.ident,
+	        e->priority >= 0 && e->priority <= LOG_WARNING && level[e->priority]
+	            ? level[e->priority]
+	            : "");
 	put_clean(stderr, e->message);
 	if (e->n && !e->plain)
 		fputs(" [", stderr);

@@ -24,28 +24,28 @@
 /* Keep in step with the table in journal.c, systemd/checksync.catalog and
  * docs/events.md. Never renumber: only the names and ids are stable. */
 enum cs_event_kind {
-	CS_EV_STARTED,		     /* daemon up, listeners open */
-	CS_EV_STOPPING,		     /* daemon shutting down */
-	CS_EV_PEER_UP,		     /* link to .peer authenticated and live */
-	CS_EV_PEER_DOWN,	     /* link to .peer closed */
-	CS_EV_PEER_SUSPECTED,	     /* no heartbeat from .peer for timeout_ms */
-	CS_EV_LEASE_LOST,	     /* primary could not renew its lease */
-	CS_EV_FENCED,		     /* this node fenced itself */
-	CS_EV_PROMOTED,		     /* this node became primary in .term */
-	CS_EV_DEMOTED,		     /* this node stopped being primary */
-	CS_EV_ROLE_CHANGED,	     /* any other role change (e.g. fenced -> backup) */
-	CS_EV_TERM_CHANGED,	     /* the known term moved (.old_term -> .term) */
-	CS_EV_TLS_REFUSED,	     /* a peer connection was refused (.reason) */
+	CS_EV_STARTED,               /* daemon up, listeners open */
+	CS_EV_STOPPING,              /* daemon shutting down */
+	CS_EV_PEER_UP,               /* link to .peer authenticated and live */
+	CS_EV_PEER_DOWN,             /* link to .peer closed */
+	CS_EV_PEER_SUSPECTED,        /* no heartbeat from .peer for timeout_ms */
+	CS_EV_LEASE_LOST,            /* primary could not renew its lease */
+	CS_EV_FENCED,                /* this node fenced itself */
+	CS_EV_PROMOTED,              /* this node became primary in .term */
+	CS_EV_DEMOTED,               /* this node stopped being primary */
+	CS_EV_ROLE_CHANGED,          /* any other role change (e.g. fenced -> backup) */
+	CS_EV_TERM_CHANGED,          /* the known term moved (.old_term -> .term) */
+	CS_EV_TLS_REFUSED,           /* a peer connection was refused (.reason) */
 	CS_EV_STALE_TERM_REFUSED,    /* a message of an older term was refused */
-	CS_EV_CONFIG_RELOADED,	     /* SIGHUP: every change applied */
+	CS_EV_CONFIG_RELOADED,       /* SIGHUP: every change applied */
 	CS_EV_CONFIG_RELOAD_PARTIAL, /* SIGHUP: some changes need a restart (.reason) */
 	CS_EV_CONFIG_RELOAD_FAILED,  /* SIGHUP: new config invalid, old one kept */
-	CS_EV_FENCE_HOOK_OK,	     /* fence hook for .peer exited 0 */
+	CS_EV_FENCE_HOOK_OK,         /* fence hook for .peer exited 0 */
 	CS_EV_FENCE_HOOK_FAILED,     /* fence hook failed, timed out or could not start */
 	CS_EV_NOTIFY_HOOK_OUTPUT,    /* one line of a hook's output (.reason holds it) */
 	CS_EV_NOTIFY_HOOK_FAILED,    /* notify hook failed or timed out */
-	CS_EV_SWITCHOVER,	     /* a switchover to .peer was requested/started */
-	CS_EV_SWITCHOVER_DONE,	     /* switchover finished */
+	CS_EV_SWITCHOVER,            /* a switchover to .peer was requested/started */
+	CS_EV_SWITCHOVER_DONE,       /* switchover finished */
 	CS_EV_PROMOTION_BLOCKED,     /* a promotion is waiting or refused (.reason) */
 	CS_EV__COUNT
 };
@@ -97,13 +97,12 @@ void cs_journal_set_state(const char *role, uint64_t term);
  *   return cs_log_err_errno(r, "cannot bind %s", path);
  * works. */
 void cs_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int cs_log_errno(int priority, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-#define cs_log_debug(...) cs_log(LOG_DEBUG, __VA_ARGS__)
-#define cs_log_info(...)  cs_log(LOG_INFO, __VA_ARGS__)
-#define cs_log_notice(...) cs_log(LOG_NOTICE, __VA_ARGS__)
-#define cs_log_warn(...)  cs_log(LOG_WARNING, __VA_ARGS__)
-#define cs_log_err(...)	  cs_log(LOG_ERR, __VA_ARGS__)
+int cs_log_errno(int priority, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define cs_log_debug(...)           cs_log(LOG_DEBUG, __VA_ARGS__)
+#define cs_log_info(...)            cs_log(LOG_INFO, __VA_ARGS__)
+#define cs_log_notice(...)          cs_log(LOG_NOTICE, __VA_ARGS__)
+#define cs_log_warn(...)            cs_log(LOG_WARNING, __VA_ARGS__)
+#define cs_log_err(...)             cs_log(LOG_ERR, __VA_ARGS__)
 #define cs_log_warn_errno(err, ...) cs_log_errno(LOG_WARNING, (err), __VA_ARGS__)
 #define cs_log_err_errno(err, ...)  cs_log_errno(LOG_ERR, (err), __VA_ARGS__)
 

@@ -17,14 +17,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r;
 
 	memset(err, 'x', sizeof(err));
-	r = cs_config_parse((const char *)data, size, "fuzz.json", CS_CONFIG_NO_FS_CHECKS, &cfg, err,
-			    sizeof(err));
+	r = cs_config_parse((const char *)data, size, "fuzz.json", CS_CONFIG_NO_FS_CHECKS, &cfg,
+	                    err, sizeof(err));
 	if (r < 0) {
-		if (cfg || memchr(err, '\0', sizeof(err)) == NULL || strncmp(err, "fuzz.json", 9) != 0)
+		if (cfg || memchr(err, '\0', sizeof(err)) == NULL ||
+		    strncmp(err, "fuzz.json", 9) != 0)
 			abort();
 		return 0;
 	}
-	if (!cfg || !cs_config_self(cfg) || !cs_config_preferred(cfg) || cs_config_diff(cfg, cfg) != 0 ||
+	if (!cfg || !cs_config_self(cfg) || !cs_config_preferred(cfg) ||
+	    cs_config_diff(cfg, cfg) != 0 ||
 	    cfg->heartbeat.interval_ms >= cfg->heartbeat.timeout_ms || cfg->listen == NULL)
 		abort();
 	cs_config_changes_format(~0u, buf, sizeof(buf));

@@ -17,11 +17,12 @@ struct slow {
 
 static json_t *status(void)
 {
-	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:[{s:s,s:s,s:s,s:b,s:I}, {s:s,s:s,s:s,s:b,s:n}]}",
-			 "node", "alpha", "cluster", "kv", "role", "primary", "term", (json_int_t)5, "primary",
-			 "alpha", "lease_remaining_ms", (json_int_t)820, "peers", "name", "beta", "state", "up",
-			 "role", "backup", "witness", 0, "last_heartbeat_ms", (json_int_t)12, "name", "gamma",
-			 "state", "down", "role", "witness", "witness", 1, "last_heartbeat_ms");
+	return json_pack(
+	    "{s:s, s:s, s:s, s:I, s:s, s:I, s:[{s:s,s:s,s:s,s:b,s:I}, {s:s,s:s,s:s,s:b,s:n}]}",
+	    "node", "alpha", "cluster", "kv", "role", "primary", "term", (json_int_t)5, "primary",
+	    "alpha", "lease_remaining_ms", (json_int_t)820, "peers", "name", "beta", "state", "up",
+	    "role", "backup", "witness", 0, "last_heartbeat_ms", (json_int_t)12, "name", "gamma",
+	    "state", "down", "role", "witness", "witness", 1, "last_heartbeat_ms");
 }
 
 static void slow_cb(evutil_socket_t fd, short what, void *arg)
@@ -29,7 +30,8 @@ static void slow_cb(evutil_socket_t fd, short what, void *arg)
 	struct slow *s = arg;
 
 	(void)fd, (void)what;
-	cs_control_reply(s->pending, json_pack("{s:s, s:I}", "primary", "slow", "term", (json_int_t)8));
+	cs_control_reply(s->pending,
+	                 json_pack("{s:s, s:I}", "primary", "slow", "term", (json_int_t)8));
 	s->pending = NULL;
 }
 
@@ -74,7 +76,8 @@ int main(int argc, char **argv)
 	term = evsignal_new(base, SIGTERM, stop_cb, base);
 	event_add(term, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (cs_control_open(base, argv[1], strcmp(argv[2], "-") ? argv[2] : NULL, handler, &s, &ctl) < 0)
+	if (cs_control_open(base, argv[1], strcmp(argv[2], "-") ? argv[2] : NULL, handler, &s,
+	                    &ctl) < 0)
 		return 1;
 	printf("ready\n");
 	fflush(stdout);

@@ -26,7 +26,8 @@ int main(int argc, char **argv)
 	cs_journal_init("journal_emit", (enum cs_log_target)t);
 	cs_journal_set_node("alpha");
 	cs_journal_set_state("backup", 4);
-	cs_event(CS_EV_PROMOTED, .role = "primary", .term = 5, .peer = "beta", .reason = "lease of beta expired");
+	cs_event(CS_EV_PROMOTED, .role = "primary", .term = 5, .peer = "beta",
+	         .reason = "lease of beta expired");
 	cs_event(CS_EV_FENCE_HOOK_OK, .peer = "beta", CS_DURATION(37));
 	cs_event(CS_EV_PEER_DOWN, .peer = "gamma");
 	cs_event(CS_EV_NOTIFY_HOOK_OUTPUT, .hook = "notify", .reason = "moved ip\tto alpha\n");

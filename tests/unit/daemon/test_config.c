@@ -17,12 +17,12 @@ static int failures;
 static char dir[] = "/tmp/cs-test-config-XXXXXX";
 static char file[256]; /* where each config under test is written */
 
-#define CHECK(cond)                                                                            \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);     \
-			failures++;                                                            \
-		}                                                                              \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 static void touch(const char *name, mode_t mode)
@@ -43,30 +43,34 @@ static json_t *good(void)
 {
 	json_error_t e;
 	json_t *j = json_pack_ex(
-		&e, 0,
-		"{s:s, s:s, s:s, s:[{s:s,s:s},{s:s,s:s},{s:s,s:s,s:b}], s:{s:s%,s:s%,s:s%},"
-		" s:{s:i,s:i}, s:s, s:s, s:{s:s%,s:s%}, s:{s:[s,s,s],s:s,s:{},s:s}, s:{s:i}}",
-		"node", "alpha", "cluster", "kv", "listen", "0.0.0.0:7400",
-		"peers", "name", "alpha", "address", "10.77.0.1:7400", "name", "beta", "address",
-		"10.77.0.2:7400", "name", "gamma", "address", "10.77.0.3:7400", "witness", 1,
-		"tls", "ca", "", (size_t)0, "cert", "", (size_t)0, "key", "", (size_t)0,
-		"heartbeat", "interval_ms", 100, "timeout_ms", 1000,
-		"state_dir", "/var/lib/checksync", "control_socket", "/run/checksync/control.sock",
-		"hooks", "notify", "", (size_t)0, "fence", "", (size_t)0,
-		"app", "exec", "/usr/bin/kvserver", "-listen", ":8080", "user", "kv", "env", "workdir", "/",
-		"checkpoint", "interval_ms", 100);
+	    &e, 0,
+	    "{s:s, s:s, s:s, s:[{s:s,s:s},{s:s,s:s},{s:s,s:s,s:b}], s:{s:s%,s:s%,s:s%},"
+	    " s:{s:i,s:i}, s:s, s:s, s:{s:s%,s:s%}, s:{s:[s,s,s],s:s,s:{},s:s}, s:{s:i}}",
+	    "node", "alpha", "cluster", "kv", "listen", "0.0.0.0:7400", "peers", "name", "alpha",
+	    "address", "10.77.0.1:7400", "name", "beta", "address", "10.77.0.2:7400", "name",
+	    "gamma", "address", "10.77.0.3:7400", "witness", 1, "tls", "ca", "", (size_t)0, "cert",
+	    "", (size_t)0, "key", "", (size_t)0, "heartbeat", "interval_ms", 100, "timeout_ms",
+	    1000, "state_dir", "/var/lib/checksync", "control_socket",
+	    "/run/checksync/control.sock", "hooks", "notify", "", (size_t)0, "fence", "", (size_t)0,
+	    "app", "exec", "/usr/bin/kvserver", "-listen", ":8080", "user", "kv", "env", "workdir",
+	    "/", "checkpoint", "interval_ms", 100);
 	char path[300];
 
 	if (!j) {
 		fprintf(stderr, "json_pack: %s\n", e.text);
 		exit(1);
 	}
-	static const char *const files[][2] = {{"tls", "ca"}, {"tls", "cert"}, {"tls", "key"},
-					       {"hooks", "notify"}, {"hooks", "fence"}};
-	static const char *const names[] = {"ca.pem", "alpha.pem", "alpha.key", "notify.sh", "fence.sh"};
+	static const char *const files[][2] = {{"tls", "ca"},
+	                                       {"tls", "cert"},
+	                                       {"tls", "key"},
+	                                       {"hooks", "notify"},
+	                                       {"hooks", "fence"}};
+	static const char *const names[] = {"ca.pem", "alpha.pem", "alpha.key", "notify.sh",
+	                                    "fence.sh"};
 	for (size_t i = 0; i < 5; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		json_object_set_new(json_object_get(j, files[i][0]), files[i][1], json_string(path));
+		json_object_set_new(json_object_get(j, files[i][0]), files[i][1],
+		                    json_string(path));
 	}
 	return j;
 }
@@ -119,8 +123,10 @@ static void expect_error(int line, json_t *j, ...)
 	int r = load_json(j, &cfg, err, sizeof(err));
 
 	if (r != -EINVAL || cfg != NULL || strncmp(err, file, strlen(file)) != 0) {
-		fprintf(stderr, "line %d: expected -EINVAL and a message starting with the file, got %d: %s\n",
-			line, r, err);
+		fprintf(
+		    stderr,
+		    "line %d: expected -EINVAL and a message starting with the file, got %d: %s\n",
+		    line, r, err);
 		failures++;
 	}
 	va_start(ap, j);
@@ -185,8 +191,8 @@ static void test_defaults(void)
 	json_t *j = good();
 	struct cs_config *cfg = NULL;
 	char err[512] = "";
-	static const char *const optional[] = {"listen", "heartbeat", "state_dir", "control_socket",
-					       "app", "checkpoint"};
+	static const char *const optional[] = {"listen",         "heartbeat", "state_dir",
+	                                       "control_socket", "app",       "checkpoint"};
 
 	for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
 		json_object_del(j, optional[i]);
@@ -207,7 +213,8 @@ static void test_defaults(void)
 	CHECK(strcmp(cfg->control_socket, CS_CONFIG_DEFAULT_SOCKET) == 0);
 	CHECK(!cfg->has_app && cfg->app.exec == NULL);
 	CHECK(cfg->checkpoint.interval_ms == 100);
-	CHECK(cfg->hooks.notify == NULL && cfg->hooks.fence != NULL && cfg->hooks.timeout_ms == 10000);
+	CHECK(cfg->hooks.notify == NULL && cfg->hooks.fence != NULL &&
+	      cfg->hooks.timeout_ms == 10000);
 	cs_config_free(cfg);
 }
 
@@ -226,7 +233,8 @@ static void test_syntax_and_file(void)
 	f = fopen(file, "w");
 	fputs("{\"node\": \"alpha\", \"node\": \"beta\"}", f);
 	fclose(f);
-	CHECK(cs_config_load(file, 0, &cfg, err, sizeof(err)) == -EINVAL && strstr(err, "duplicate"));
+	CHECK(cs_config_load(file, 0, &cfg, err, sizeof(err)) == -EINVAL &&
+	      strstr(err, "duplicate"));
 
 	snprintf(expect, sizeof(expect), "%s/absent.json", dir);
 	CHECK(cs_config_load(expect, 0, &cfg, err, sizeof(err)) == -ENOENT);
@@ -255,53 +263,64 @@ static void test_broken(void)
 	snprintf(missing, sizeof(missing), "%s/missing.key", dir);
 	snprintf(notexec, sizeof(notexec), "%s/plain.txt", dir);
 	EXPECT_ERROR(with("peers[2].address", json_integer(7400)),
-		     ": peers[2].address: expected \"host:port\" string, found number 7400");
+	             ": peers[2].address: expected \"host:port\" string, found number 7400");
 	EXPECT_ERROR(with("tls.cert", NULL), ": tls.cert: expected", "found nothing (missing key)");
 	EXPECT_ERROR(with("node", NULL), ": node: expected name string", "missing key");
 	EXPECT_ERROR(with("heartbeat.interval_ms", json_string("100")),
-		     ": heartbeat.interval_ms: expected integer milliseconds", "found string \"100\"");
-	EXPECT_ERROR(with("heartbeat.timeout_ms", json_real(1.5)), "heartbeat.timeout_ms", "found number 1.5");
-	EXPECT_ERROR(with("heartbeat.timeout_ms", json_integer(0)), "heartbeat.timeout_ms", "found number 0");
+	             ": heartbeat.interval_ms: expected integer milliseconds",
+	             "found string \"100\"");
+	EXPECT_ERROR(with("heartbeat.timeout_ms", json_real(1.5)), "heartbeat.timeout_ms",
+	             "found number 1.5");
+	EXPECT_ERROR(with("heartbeat.timeout_ms", json_integer(0)), "heartbeat.timeout_ms",
+	             "found number 0");
 	EXPECT_ERROR(with("peers[2].witness", json_string("yes")),
-		     ": peers[2].witness: expected true or false, found string \"yes\"");
-	EXPECT_ERROR(with("heartbeat.intervl_ms", json_integer(5)), ": heartbeat.intervl_ms: unknown key",
-		     "interval_ms, timeout_ms");
+	             ": peers[2].witness: expected true or false, found string \"yes\"");
+	EXPECT_ERROR(with("heartbeat.intervl_ms", json_integer(5)),
+	             ": heartbeat.intervl_ms: unknown key", "interval_ms, timeout_ms");
 	EXPECT_ERROR(with("peers[1].adress", json_string("x:1")), ": peers[1].adress: unknown key");
 	EXPECT_ERROR(with("colour", json_true()), ": colour: unknown key");
-	EXPECT_ERROR(with("node", json_string("delta")),
-		     ": node: expected the name of one of the peers (alpha, beta, gamma), found \"delta\"");
+	EXPECT_ERROR(
+	    with("node", json_string("delta")),
+	    ": node: expected the name of one of the peers (alpha, beta, gamma), found \"delta\"");
 	EXPECT_ERROR(with("peers[1].name", json_string("alpha")),
-		     ": peers[1].name: expected a unique name, found \"alpha\" again");
-	EXPECT_ERROR(with("peers[1].name", json_string("be ta")), ": peers[1].name: expected name string",
-		     "found string \"be ta\"");
-	EXPECT_ERROR(with("peers[1].address", json_string("10.77.0.2")), ": peers[1].address: expected",
-		     "found string \"10.77.0.2\" (no port)");
+	             ": peers[1].name: expected a unique name, found \"alpha\" again");
+	EXPECT_ERROR(with("peers[1].name", json_string("be ta")),
+	             ": peers[1].name: expected name string", "found string \"be ta\"");
+	EXPECT_ERROR(with("peers[1].address", json_string("10.77.0.2")),
+	             ": peers[1].address: expected", "found string \"10.77.0.2\" (no port)");
 	EXPECT_ERROR(with("peers[1].address", json_string("10.77.0.300:7400")), "peers[1].address",
-		     "(bad host)");
+	             "(bad host)");
 	EXPECT_ERROR(with("peers[1].address", json_string("fd00::2:7400")), "peers[1].address",
-		     "IPv6 address needs brackets");
+	             "IPv6 address needs brackets");
 	EXPECT_ERROR(with("peers[1].address", json_string("beta:70000")), "peers[1].address",
-		     "port must be 1-65535");
-	EXPECT_ERROR(with("peers[1].address", json_string("-beta:7400")), "peers[1].address", "(bad host)");
+	             "port must be 1-65535");
+	EXPECT_ERROR(with("peers[1].address", json_string("-beta:7400")), "peers[1].address",
+	             "(bad host)");
 	EXPECT_ERROR(with("listen", json_string("[::1]7400")), ": listen: expected", "[addr]:port");
 	EXPECT_ERROR(with("tls.key", json_string(missing)), ": tls.key: file \"", missing,
-		     "cannot open it: No such file or directory");
+	             "cannot open it: No such file or directory");
 	EXPECT_ERROR(with("tls.ca", json_string(dir)), ": tls.ca: file", "not a regular file");
 	EXPECT_ERROR(with("tls.ca", json_string("ca.pem")), ": tls.ca: expected", "(not absolute)");
-	EXPECT_ERROR(with("hooks.fence", json_string(notexec)), ": hooks.fence: program", "cannot execute it");
-	EXPECT_ERROR(with("heartbeat.interval_ms", json_integer(1000)),
-		     ": heartbeat.interval_ms: expected less than heartbeat.timeout_ms (1000), found 1000");
-	EXPECT_ERROR(with("state_dir", json_string("var/lib")), ": state_dir: expected absolute path",
-		     "(not absolute)");
-	EXPECT_ERROR(with("peers", json_array()), ": peers: expected non-empty array", "found array");
-	EXPECT_ERROR(with("peers[1]", json_string("beta")), ": peers[1]: expected object, found string");
-	EXPECT_ERROR(with("app.exec", json_pack("[s]", "kvserver")), ": app.exec[0]: expected absolute path");
-	EXPECT_ERROR(with("app.exec", json_pack("[s,i]", "/bin/kv", 3)), ": app.exec[1]: expected non-empty string",
-		     "found number 3");
-	EXPECT_ERROR(with("app.env", json_pack("{s:i}", "PORT", 80)), ": app.env.PORT: expected string");
+	EXPECT_ERROR(with("hooks.fence", json_string(notexec)), ": hooks.fence: program",
+	             "cannot execute it");
+	EXPECT_ERROR(
+	    with("heartbeat.interval_ms", json_integer(1000)),
+	    ": heartbeat.interval_ms: expected less than heartbeat.timeout_ms (1000), found 1000");
+	EXPECT_ERROR(with("state_dir", json_string("var/lib")),
+	             ": state_dir: expected absolute path", "(not absolute)");
+	EXPECT_ERROR(with("peers", json_array()), ": peers: expected non-empty array",
+	             "found array");
+	EXPECT_ERROR(with("peers[1]", json_string("beta")),
+	             ": peers[1]: expected object, found string");
+	EXPECT_ERROR(with("app.exec", json_pack("[s]", "kvserver")),
+	             ": app.exec[0]: expected absolute path");
+	EXPECT_ERROR(with("app.exec", json_pack("[s,i]", "/bin/kv", 3)),
+	             ": app.exec[1]: expected non-empty string", "found number 3");
+	EXPECT_ERROR(with("app.env", json_pack("{s:i}", "PORT", 80)),
+	             ": app.env.PORT: expected string");
 	EXPECT_ERROR(with("app.env", json_pack("[]")), ": app.env: expected object of strings");
-	EXPECT_ERROR(with("control_group", json_string("no-such-group-cs")), ": control_group:",
-		     "(no such group)");
+	EXPECT_ERROR(with("control_group", json_string("no-such-group-cs")),
+	             ": control_group:", "(no such group)");
 
 	j = good();
 	set(j, "peers[0].witness", json_true());
@@ -333,7 +352,8 @@ static void test_diff(void)
 		CHECK(cs_config_diff(a, b) == 0);
 		CHECK(d == (CS_CHANGE_HEARTBEAT | CS_CHANGE_PEERS | CS_CHANGE_HOOKS));
 		CHECK((d & ~CS_CHANGES_LIVE) == CS_CHANGE_PEERS);
-		CHECK(strcmp(cs_config_changes_format(d, buf, sizeof(buf)), "hooks, heartbeat, peers") == 0);
+		CHECK(strcmp(cs_config_changes_format(d, buf, sizeof(buf)),
+		             "hooks, heartbeat, peers") == 0);
 		CHECK(strcmp(cs_config_changes_format(0, buf, sizeof(buf)), "none") == 0);
 		CHECK(strcmp(cs_config_change_name(CS_CHANGE_LISTEN), "listen") == 0);
 	}
@@ -363,8 +383,8 @@ int main(int argc, char **argv)
 	if (argc > 1)
 		test_example(argv[1]);
 	/* Clean up our own files only. */
-	static const char *const names[] = {"ca.pem", "alpha.pem", "alpha.key", "notify.sh", "fence.sh",
-					    "plain.txt", "checksync.json"};
+	static const char *const names[] = {"ca.pem",   "alpha.pem", "alpha.key",     "notify.sh",
+	                                    "fence.sh", "plain.txt", "checksync.json"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char p[300];
 		snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
