@@ -149,7 +149,8 @@ static void op_note(void *ctx, const struct cs_mnote_info *n)
 		cs_event(CS_EV_LEASE_LOST, .reason = n->detail);
 		break;
 	case CS_MNOTE_STALE_TERM:
-		cs_event(CS_EV_STALE_TERM_REFUSED, .peer = peer, .reason = n->detail);
+		cs_event(CS_EV_STALE_TERM_REFUSED, .peer = peer, .old_term = n->old_term,
+			 .reason = n->detail);
 		break;
 	case CS_MNOTE_BLOCKED:
 		cs_event(CS_EV_PROMOTION_BLOCKED, .peer = peer, .reason = n->detail);

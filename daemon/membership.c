@@ -700,8 +700,13 @@ static bool check_term(struct cs_membership *m, const struct cs_mevent *ev)
 
 	if (t < m->term) {
 		if (p->stale_noted_term != m->term) {
+			struct cs_mnote_info n = {.what = CS_MNOTE_STALE_TERM, .peer = ev->peer,
+						  .term = m->term, .old_term = t,
+						  .detail = cs_mevent_name(ev->kind)};
+
 			p->stale_noted_term = m->term;
-			note(m, CS_MNOTE_STALE_TERM, ev->peer, cs_mevent_name(ev->kind));
+			if (m->ops.note)
+				m->ops.note(m->ctx, &n);
 		}
 		if (ev->kind == CS_MEV_VOTE_REQUEST)
 			reply_vote(m, ev->peer, false, CS_VOTE_STALE_TERM);

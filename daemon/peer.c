@@ -344,8 +344,12 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 		conn_close(c, c->established ? "no data within timeout_ms" : "connect timed out");
 		return;
 	}
-	if (!c->established && (ssl_err || SSL_get_verify_result(bufferevent_openssl_get_ssl(
-							bev)) != X509_V_OK)) {
+	/* A refused TCP connect is no TLS refusal: only TLS-level errors and
+	 * failed verifications are reported as such (libevent reports socket
+	 * errors as small codes of no OpenSSL library). */
+	if (!c->established &&
+	    ((ERR_GET_LIB(ssl_err) != 0 && ERR_GET_LIB(ssl_err) != ERR_LIB_SYS) ||
+	     SSL_get_verify_result(bufferevent_openssl_get_ssl(bev)) != X509_V_OK)) {
 		cs_tls_failure(bufferevent_openssl_get_ssl(bev), ssl_err, reason, sizeof(reason));
 		ERR_clear_error();
 		refuse(c, reason);
