@@ -231,8 +231,8 @@ def free_port():
 
 class Harness:
     def __init__(self, args, scenario):
-        self.tool = os.path.join(args.build_root, "agent", "tool", "checksync")
-        self.wl_dir = args.workloads
+        self.tool = os.path.abspath(os.path.join(args.build_root, "agent", "tool", "checksync"))
+        self.wl_dir = os.path.abspath(args.workloads)
         self.scenario = scenario
         seed = os.environ.get("CR_SEED")
         self.seed = int(seed) if seed else random.SystemRandom().randrange(1, 2**31)
@@ -392,6 +392,10 @@ class App:
             pid = self.read_agent_pid()
             if pid and pid != old_pid and pid_alive(pid):
                 return pid
+            if self.proc.p.poll() is not None:
+                self.h.fail("%s: `%s` exited with status %d before the program ran" %
+                            (self.describe(), " ".join(self.proc.argv[1:3]), self.proc.p.returncode),
+                            self.proc)
             if old_pid is not None:
                 pid = self.find_by_argv0(old_pid)
                 if pid:
