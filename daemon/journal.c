@@ -217,7 +217,8 @@ static void expand(const struct entry *e, const char *text, char *buf, size_t le
 		snprintf(buf + used, len - used, ": %s", field_value(e, "reason", 6));
 }
 
-static void write_journal(const struct entry *e)
+/* Returns false when journald did not take the entry. */
+static bool write_journal(const struct entry *e)
 {
 	struct iovec iov[MAX_FIELDS + 8];
 	char *owned[MAX_FIELDS + 8];
@@ -253,10 +254,7 @@ static void write_journal(const struct entry *e)
 	r = sd_journal_sendv(iov, (int)n);
 	for (size_t i = 0; i < n; i++)
 		free(owned[i]);
-	if (r < 0) {
-		/* No journal after all: fall back to stderr for good. */
-		st.journal = false;
-	}
+	return r >= 0;
 }
 
 /* Control characters would break the one-line format (hook output). */
@@ -301,9 +299,9 @@ static void write_entry(const struct entry *e)
 {
 	if (e->priority > st.max_priority)
 		return;
-	if (st.journal)
-		write_journal(e);
-	if (!st.journal)
+	/* An entry journald refused (restarting, gone) still reaches stderr,
+	 * which systemd also collects. */
+	if (!st.journal || !write_journal(e))
 		write_line(e);
 }
 

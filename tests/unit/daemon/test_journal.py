@@ -111,6 +111,12 @@ def test_journald():
         check(not j.query("SYSLOG_IDENTIFIER=journal_emit", "PRIORITY=7"), "debug dropped")
         if failures:
             j.print_tail()
+        # journald gone (its socket still there): entries fall back to stderr.
+        j.proc.terminate()
+        j.proc.wait(timeout=30)
+        r = subprocess.run([EMIT, "journal"], capture_output=True, text=True)
+        check(r.returncode == 0 and len(r.stderr.splitlines()) == 5 and "event=promoted" in r.stderr,
+              "stderr when journald refuses", r.stderr)
 
 
 def main():
