@@ -1,0 +1,361 @@
+/*
+ * Start-up, the agent thread and the public API (checksync.h).
+ *
+ * Nothing happens unless CHECKSYNC_DIR is set: the constructor returns at
+ * once and every API call answers -ENOTCONN. Otherwise the constructor
+ * reads the configuration, opens the directory and the tracking fds, and
+ * starts one thread that takes checkpoints on a timer, on a control-socket
+ * request or on an API call.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "checksync.h"
+
+struct cs_agent cs_agent;
+struct cs_agent_restore_block cs_restore_block = {.magic = CS_AGENT_BLOCK_MAGIC};
+
+#define MAX_CALLBACKS 8
+
+static pthread_mutex_t api_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t api_cv = PTHREAD_COND_INITIALIZER;
+static uint64_t api_req, api_done, api_gen;
+static int api_rc;
+static struct {
+	void (*cb)(const struct cs_restore_info *, void *);
+	void *arg;
+} callbacks[MAX_CALLBACKS];
+
+static uint32_t env_u32(const char *name, uint32_t dflt)
+{
+	const char *s = getenv(name);
+	uint64_t v;
+	if (!s || cs_parse_u64(&s, &v, 10) || *s || v > UINT32_MAX)
+		return dflt;
+	return (uint32_t)v;
+}
+
+static int read_config(struct cs_config *cfg, const char *dir)
+{
+	if (cs_strlcpy(cfg->dir, dir, sizeof(cfg->dir)) >= sizeof(cfg->dir))
+		return -ENAMETOOLONG;
+	cfg->interval_ms = env_u32(CS_ENV_INTERVAL_MS, 100);
+	cfg->base_every = env_u32(CS_ENV_BASE_EVERY, 50);
+	if (!cfg->base_every)
+		cfg->base_every = 1;
+	const char *t = getenv(CS_ENV_TRACKING);
+	cfg->mode = t && !strcmp(t, "hash") ? CS_MODE_HASH : CS_MODE_UFFD;
+	return 0;
+}
+
+/* The highest generation already in DIR; stale .tmp files go. */
+static uint64_t scan_dir(struct cs_agent *a)
+{
+	uint64_t max = 0;
+	DIR *d = opendir(a->cfg.dir);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		unsigned long long g;
+		char tail[8] = "";
+		if (sscanf(e->d_name, "gen-%20llu.img%7s", &g, tail) < 1)
+			continue;
+		if (!strcmp(tail, ".tmp"))
+			unlinkat(a->dir_fd, e->d_name, 0);
+		else if (!tail[0] && g > max)
+			max = g;
+	}
+	closedir(d);
+	return max;
+}
+
+/* One agent per directory: a second process that inherited CHECKSYNC_DIR
+ * (a child that exec'd) stays inactive. */
+static int open_dir(struct cs_agent *a)
+{
+	mkdir(a->cfg.dir, 0700);
+	a->dir_fd = open(a->cfg.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (a->dir_fd < 0)
+		return -errno;
+	a->lock_fd = openat(a->dir_fd, "agent.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (a->lock_fd < 0)
+		return -errno;
+	if (flock(a->lock_fd, LOCK_EX | LOCK_NB))
+		return -errno;
+	return 0;
+}
+
+/* fds the agent needs; shared by start-up and restore. */
+static int open_fds(struct cs_agent *a)
+{
+	int r = open_dir(a);
+	if (r)
+		return r;
+	a->mode = a->cfg.mode;
+	if (cs_track_open(a)) {
+		cs_track_close(a);
+		a->mode = CS_MODE_HASH; /* kernel without async WP or PAGEMAP_SCAN */
+	}
+	if (a->pagemap_fd < 0)
+		return -errno;
+	a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (a->wake_fd < 0)
+		return -errno;
+	if (pipe2(a->tee_pipe, O_CLOEXEC | O_NONBLOCK) == 0)
+		fcntl(a->tee_pipe[0], F_SETPIPE_SZ, CS_IMAGE_PIPE_DATA_MAX);
+	return cs_control_open(a);
+}
+
+static void reset_fds(struct cs_agent *a)
+{
+	a->uffd = a->pagemap_fd = a->lock_fd = a->listen_fd = a->wake_fd = a->dir_fd = -1;
+	a->tee_pipe[0] = a->tee_pipe[1] = -1;
+	for (size_t i = 0; i < sizeof(a->client_fd) / sizeof(a->client_fd[0]); i++)
+		a->client_fd[i] = -1;
+}
+
+/* Runs a checkpoint for whoever asked and wakes API callers waiting for it.
+ * Returns CS_RESTORED-style 1 through *restored when the process was
+ * restored in between (fds from before are then meaningless). */
+static int run_checkpoint(struct cs_agent *a, uint64_t *gen, int *restored)
+{
+	pthread_mutex_lock(&api_mu);
+	uint64_t serving = api_req;
+	pthread_mutex_unlock(&api_mu);
+	*gen = 0;
+	*restored = 0;
+	int r = cs_take_checkpoint(a, gen);
+	if (r == 1) {
+		*restored = 1;
+		cs_after_restore(a);
+		r = cs_take_checkpoint(a, gen);
+	}
+	pthread_mutex_lock(&api_mu);
+	if (api_done < serving)
+		api_done = serving;
+	api_rc = r;
+	api_gen = *gen;
+	pthread_cond_broadcast(&api_cv);
+	pthread_mutex_unlock(&api_mu);
+	return r;
+}
+
+int cs_agent_run_checkpoint(uint64_t *gen, int *restored)
+{
+	return run_checkpoint(&cs_agent, gen, restored);
+}
+
+static uint64_t mono_ms(void)
+{
+	return (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) / 1000000;
+}
+
+static void *agent_main(void *arg)
+{
+	struct cs_agent *a = arg;
+	sigset_t set;
+	sigfillset(&set);
+	sigdelset(&set, CS_FREEZE_SIGNAL);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	a->agent_tid = (pid_t)syscall(SYS_gettid);
+	uint64_t next = mono_ms() + a->cfg.interval_ms;
+	for (;;) {
+		struct pollfd p[2 + 8];
+		int n = 0, timeout = -1;
+		if (a->cfg.interval_ms) {
+			uint64_t now = mono_ms();
+			timeout = now >= next ? 0 : (int)(next - now);
+		}
+		p[n++] = (struct pollfd){.fd = a->wake_fd, .events = POLLIN};
+		p[n++] = (struct pollfd){.fd = a->listen_fd, .events = POLLIN};
+		for (int i = 0; i < 8; i++)
+			if (a->client_fd[i] >= 0)
+				p[n++] = (struct pollfd){.fd = a->client_fd[i], .events = POLLIN};
+		int r = poll(p, (nfds_t)n, timeout);
+		if (r < 0 && errno != EINTR)
+			timeout = 10, poll(NULL, 0, timeout);
+		uint64_t gen;
+		int restored;
+		if (r > 0 && (p[0].revents & POLLIN)) {
+			uint64_t v;
+			if (read(a->wake_fd, &v, sizeof(v)) == sizeof(v))
+				run_checkpoint(a, &gen, &restored);
+		}
+		uint64_t epoch = a->epoch;
+		for (int i = 1; r > 0 && i < n && epoch == a->epoch; i++)
+			if (p[i].revents)
+				cs_control_serve(a, p[i].fd);
+		if (a->cfg.interval_ms && mono_ms() >= next) {
+			run_checkpoint(a, &gen, &restored);
+			next = mono_ms() + a->cfg.interval_ms;
+		}
+	}
+	return NULL;
+}
+
+static int start_thread(struct cs_agent *a)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* The agent thread never runs the application's signal handlers. */
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(&t, &attr, agent_main, a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return -r;
+}
+
+static int start(const char *dir)
+{
+	struct cs_agent *a = &cs_agent;
+	reset_fds(a);
+	int r = read_config(&a->cfg, dir);
+	if (r)
+		return r;
+	a->pid = getpid();
+	a->result = cs_scratch_alloc(sizeof(*a->result), 1);
+	if (!a->result)
+		return -ENOMEM;
+	if ((r = cs_freeze_install()) || (r = open_fds(a)))
+		return r;
+	a->next_generation = scan_dir(a) + 1;
+	a->active = 1;
+	r = start_thread(a);
+	if (r)
+		a->active = 0;
+	return r;
+}
+
+__attribute__((constructor)) static void cs_agent_ctor(void)
+{
+	const char *dir = getenv(CS_ENV_DIR);
+	if (!dir || !*dir)
+		return;
+	int r = start(dir);
+	if (r)
+		cs_strlcpy(cs_agent.last_error, strerror(-r), sizeof(cs_agent.last_error));
+}
+
+void cs_after_restore(struct cs_agent *a)
+{
+	struct cs_agent_restore_block b = cs_restore_block;
+	__atomic_store_n(&cs_restore_block.restored, 0, __ATOMIC_RELEASE);
+	a->epoch++;
+	a->pid = getpid();
+	a->agent_tid = (pid_t)syscall(SYS_gettid);
+	cs_freeze_reset();
+	cs_scratch_rearm();
+	reset_fds(a); /* the restorer recreates no agent fd: their numbers are free */
+	a->hash_n = 0;
+	a->restored_from = b.restored_from_generation;
+	a->next_generation = b.next_generation ? b.next_generation : a->cap.generation + 1;
+	a->last_generation = b.restored_from_generation;
+	a->chain_base = a->cap.base; /* the snapshot's capture is the restored image */
+	a->force_base = 1;
+	int r = open_fds(a);
+	if (r) {
+		a->active = 0;
+		cs_strlcpy(a->last_error, "after restore: ", sizeof(a->last_error));
+		cs_strlcat(a->last_error, strerror(-r), sizeof(a->last_error));
+	}
+	struct cs_restore_info info = {.restored_from_generation = b.restored_from_generation,
+				       .away_ns = b.away_ns};
+	for (int i = 0; i < MAX_CALLBACKS; i++)
+		if (callbacks[i].cb)
+			callbacks[i].cb(&info, callbacks[i].arg);
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+int cs_enabled(void)
+{
+	return cs_agent.active;
+}
+
+static int request(uint64_t *ret_generation)
+{
+	struct cs_agent *a = &cs_agent;
+	if (!a->active)
+		return -ENOTCONN;
+	if ((pid_t)syscall(SYS_gettid) == a->agent_tid)
+		return -EDEADLK; /* from an on-restore callback */
+	pthread_mutex_lock(&api_mu);
+	uint64_t mine = ++api_req;
+	uint64_t one = 1;
+	if (write(a->wake_fd, &one, sizeof(one)) < 0) {
+		/* eventfd full cannot happen; the agent wakes on the timer anyway */
+	}
+	while (api_done < mine)
+		pthread_cond_wait(&api_cv, &api_mu);
+	int r = api_rc;
+	if (ret_generation)
+		*ret_generation = api_gen;
+	pthread_mutex_unlock(&api_mu);
+	return r;
+}
+
+int cs_checkpoint(uint64_t *ret_generation)
+{
+	return request(ret_generation);
+}
+
+int cs_sync(uint64_t *ret_generation)
+{
+	return request(ret_generation);
+}
+
+int cs_on_restore(void (*cb)(const struct cs_restore_info *, void *), void *arg)
+{
+	if (!cb)
+		return -EINVAL;
+	pthread_mutex_lock(&api_mu);
+	for (int i = 0; i < MAX_CALLBACKS; i++) {
+		if (!callbacks[i].cb) {
+			callbacks[i].cb = cb;
+			callbacks[i].arg = arg;
+			pthread_mutex_unlock(&api_mu);
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&api_mu);
+	return -ENOSPC;
+}
+
+int cs_stats(struct cs_stats *out)
+{
+	const struct cs_agent *a = &cs_agent;
+	memset(out, 0, sizeof(*out));
+	if (!a->active && !a->last_error[0])
+		return -ENOTCONN;
+	out->generation = a->last_generation;
+	out->checkpoints = a->checkpoints;
+	out->failures = a->failures;
+	out->bytes_total = a->bytes_total;
+	out->last_bytes = a->last_bytes;
+	out->last_pages = a->last_pages;
+	out->last_pause_ns = a->last_pause_ns;
+	out->max_pause_ns = a->max_pause_ns;
+	out->restored_from = a->restored_from;
+	out->tracking = a->active ? (a->mode == CS_MODE_HASH ? CS_TRACKING_HASH : CS_TRACKING_UFFD)
+				  : CS_TRACKING_NONE;
+	cs_strlcpy(out->last_error, a->last_error, sizeof(out->last_error));
+	return a->active ? 0 : -ENOTCONN;
+}

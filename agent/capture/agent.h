@@ -1,0 +1,205 @@
+/*
+ * libchecksync internals: the state shared by the agent's modules.
+ *
+ * Two rules shape everything here. (1) During a freeze every other thread is
+ * parked inside a signal handler and may hold any lock (malloc's, stdio's),
+ * so the freeze path only makes raw system calls and uses memory obtained
+ * beforehand with mmap ("scratch"). (2) The image is written by a
+ * copy-on-write child made with a raw clone(2); the child inherits the
+ * scratch data computed in the parent and owns everything it maps itself.
+ */
+#ifndef CS_CAPTURE_AGENT_H
+#define CS_CAPTURE_AGENT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cs_agent_abi.h"
+#include "image.h"
+
+#define CS_PAGE 4096u
+#define CS_FREEZE_SIGNAL (SIGRTMIN + 28) /* 62 with glibc: rarely used by programs */
+#define CS_MAX_THREADS 4096
+#define CS_MAX_FDS 4096
+#define CS_MAX_AGENT_REGIONS 16
+#define CS_ERR_MAX 256
+
+/* A mapping from /proc/self/maps (paths live in a string pool). */
+struct cs_vma {
+	uint64_t start, end, pgoff;
+	uint64_t dev, ino;
+	uint32_t prot, flags; /* PROT_*, CS_MAP_* */
+	uint32_t path_off;    /* into cs_maps.pool; 0 = no path */
+	uint32_t whole;       /* tracked but its pages go whole into this image */
+};
+
+struct cs_maps {
+	struct cs_vma *v;
+	size_t n, cap;
+	char *pool;
+	size_t pool_len, pool_cap;
+};
+
+/* A page run [addr, addr + npages * 4096). */
+struct cs_run {
+	uint64_t addr;
+	uint64_t npages;
+};
+
+struct cs_runs {
+	struct cs_run *r;
+	size_t n, cap;
+	int plain; /* grown with plain mmap: the writer child must not touch agent state */
+};
+
+/* What a parked thread recorded about itself. */
+struct cs_thread_rec {
+	int32_t tid;
+	uint32_t flags;
+	uint64_t ucontext;
+	uint64_t fs_base, gs_base, clear_child_tid;
+	uint64_t robust_list, robust_len;
+	uint64_t rseq_addr;
+	uint32_t rseq_len, rseq_sig;
+};
+
+/* Results the writer child leaves for the parent (a MAP_SHARED page). */
+struct cs_child_result {
+	int32_t done;   /* 1 once filled in */
+	int32_t err;    /* negative errno, 0 on success */
+	uint64_t bytes; /* image size */
+	uint64_t pages; /* pages written */
+	uint64_t hash_entries; /* hash mode: entries in the new table */
+	char msg[CS_ERR_MAX];
+};
+
+/* One hash-mode entry: the 64-bit hash of a resident tracked page. */
+struct cs_hash_ent {
+	uint64_t addr, hash;
+};
+
+enum cs_tracking_mode { CS_MODE_UFFD = 1, CS_MODE_HASH = 2 };
+
+struct cs_config {
+	char dir[CS_IMAGE_PATH_MAX];
+	uint32_t interval_ms;
+	uint32_t base_every;
+	int mode; /* enum cs_tracking_mode asked for */
+};
+
+/* The checkpoint being taken: filled during the freeze, read by the child. */
+struct cs_capture {
+	uint64_t generation, parent, base;
+	int is_base;
+	struct cs_maps maps;
+	struct cs_runs dirty;   /* uffd mode: written pages, parent side */
+	struct cs_thread_rec *threads;
+	uint32_t n_threads;
+	struct cs_image_fd *fds;
+	uint32_t n_fds;
+	uint8_t *fd_pool; /* pipe bytes and epoll entries */
+	size_t fd_pool_len, fd_pool_cap;
+	char *unsup;      /* newline-separated "what" strings */
+	size_t unsup_len, unsup_cap;
+	int64_t clocks[3]; /* realtime, monotonic, boottime */
+	int dir_fd;
+	pid_t ppid;
+	char comm[16];
+	int err;
+	char errmsg[CS_ERR_MAX];
+};
+
+struct cs_agent {
+	struct cs_config cfg;
+	int active;
+	int mode; /* what actually runs */
+	int uffd, pagemap_fd, lock_fd, listen_fd, wake_fd, dir_fd;
+	int tee_pipe[2]; /* scratch pipe for copying pending pipe bytes */
+	pid_t pid, agent_tid;
+	uint64_t next_generation, last_generation, chain_base, prev_base;
+	uint64_t chain_deltas, chain_delta_bytes, base_bytes;
+	uint64_t restored_from;
+	pid_t child_pid;
+	int client_fd[8];
+	int force_base;
+	uint64_t epoch; /* bumped at each restore: fds from before are gone */
+	/* hash mode: two tables in MAP_SHARED memory, the child fills the spare */
+	struct cs_hash_ent *hash_tab[2];
+	size_t hash_cap; /* entries in each */
+	uint64_t hash_n;
+	int hash_cur;
+	struct cs_child_result *result; /* MAP_SHARED */
+	struct cs_capture cap;
+	/* statistics */
+	uint64_t checkpoints, bytes_total, last_pause_ns, max_pause_ns, last_bytes, last_pages;
+	uint64_t failures;
+	char last_error[CS_ERR_MAX];
+};
+
+extern struct cs_agent cs_agent;
+extern struct cs_agent_restore_block cs_restore_block;
+
+/* scratch.c: memory from mmap, remembered so maps parsing can mark it */
+void *cs_scratch_alloc(size_t len, int shared);
+void cs_scratch_free(void *p, size_t len);
+int cs_scratch_is_agent(uint64_t start, uint64_t end);
+int cs_scratch_grow(void **p, size_t *cap, size_t elem, size_t need);
+void cs_scratch_rearm(void);
+int cs_plain_grow(void **p, size_t *cap, size_t elem, size_t need);
+
+/* util.c: formatting and parsing without stdio or malloc */
+size_t cs_fmt_u64(char *buf, uint64_t v);
+size_t cs_fmt_hex(char *buf, uint64_t v);
+size_t cs_strlcpy(char *dst, const char *src, size_t cap);
+size_t cs_strlcat(char *dst, const char *src, size_t cap);
+int cs_parse_u64(const char **s, uint64_t *out, int base);
+ssize_t cs_read_file(const char *path, char *buf, size_t cap);
+int64_t cs_clock_ns(int clockid);
+int cs_set_err(char *dst, const char *a, const char *b, const char *c);
+
+/* maps.c */
+int cs_maps_read(struct cs_maps *m);
+const char *cs_vma_path(const struct cs_maps *m, const struct cs_vma *v);
+
+/* track.c */
+int cs_track_open(struct cs_agent *a);
+void cs_track_close(struct cs_agent *a);
+int cs_track_scan(struct cs_agent *a, struct cs_capture *c);
+int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out);
+int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages);
+
+/* fds.c: runs in the parent during the freeze (file descriptions are shared) */
+int cs_fds_capture(struct cs_agent *a, struct cs_capture *c);
+int cs_fd_is_agent(const struct cs_agent *a, int fd);
+void cs_unsup_add(struct cs_capture *c, const char *what);
+
+/* freeze.c */
+int cs_freeze_install(void);
+int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns);
+int cs_freeze_signal_ok(void);
+void cs_freeze_reset(void);
+int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c);
+
+/* dump.c: the writer child */
+int cs_dump_child(struct cs_agent *a, struct cs_capture *c);
+
+/* procinfo.c */
+int cs_fill_process(struct cs_agent *a, struct cs_image_process *p);
+int cs_fill_header(struct cs_agent *a, struct cs_capture *c, struct cs_image_header *h);
+int cs_build_id(int fd, uint8_t *out, uint32_t *out_len);
+
+/* checkpoint.c */
+int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation);
+void cs_after_restore(struct cs_agent *a);
+
+/* agent.c: a checkpoint for a requester; *restored says the process was
+ * restored meanwhile (the requester's fd is gone) */
+int cs_agent_run_checkpoint(uint64_t *gen, int *restored);
+
+/* control.c */
+int cs_control_open(struct cs_agent *a);
+void cs_control_serve(struct cs_agent *a, int fd);
+
+#endif

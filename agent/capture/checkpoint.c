@@ -1,0 +1,259 @@
+/*
+ * One checkpoint, from the agent thread: decide base or delta, freeze,
+ * capture, thaw, wait for the writer child, then keep the chain state and
+ * the directory tidy. A failure never touches the previous generations and
+ * makes the next checkpoint a base (the dirty bits it consumed are gone).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+static int need_base(const struct cs_agent *a)
+{
+	return a->force_base || !a->last_generation || !a->chain_base ||
+	       a->chain_deltas >= a->cfg.base_every ||
+	       (a->base_bytes && a->chain_delta_bytes > a->base_bytes) ||
+	       (a->mode == CS_MODE_HASH && !a->hash_n);
+}
+
+/* Hash mode keeps one entry per resident page; size both tables for every
+ * tracked page there could be. Growing loses the old table: a base follows. */
+static int hash_reserve(struct cs_agent *a, struct cs_capture *c)
+{
+	size_t pages = 0;
+	for (size_t i = 0; i < c->maps.n; i++)
+		if (c->maps.v[i].flags & CS_MAP_TRACKED)
+			pages += (c->maps.v[i].end - c->maps.v[i].start) / CS_PAGE;
+	if (pages <= a->hash_cap)
+		return 0;
+	size_t cap = pages + pages / 2 + 1024;
+	for (int i = 0; i < 2; i++) {
+		cs_scratch_free(a->hash_tab[i], a->hash_cap * sizeof(struct cs_hash_ent));
+		a->hash_tab[i] = cs_scratch_alloc(cap * sizeof(struct cs_hash_ent), 1);
+	}
+	a->hash_cap = cap;
+	a->hash_n = 0;
+	if (!a->hash_tab[0] || !a->hash_tab[1]) {
+		a->hash_cap = 0;
+		return -ENOMEM;
+	}
+	c->is_base = 1;
+	c->parent = 0;
+	c->base = c->generation;
+	return 0;
+}
+
+static void unsupported_mappings(struct cs_capture *c)
+{
+	for (size_t i = 0; i < c->maps.n; i++) {
+		const struct cs_vma *v = &c->maps.v[i];
+		if (!(v->flags & CS_MAP_SHARED) || !(v->prot & PROT_WRITE) || (v->flags & CS_MAP_AGENT))
+			continue;
+		char what[CS_ERR_MAX], num[24];
+		cs_strlcpy(what, "mapping ", sizeof(what));
+		cs_fmt_hex(num, v->start);
+		cs_strlcat(what, num, sizeof(what));
+		cs_strlcat(what, "-", sizeof(what));
+		cs_fmt_hex(num, v->end);
+		cs_strlcat(what, num, sizeof(what));
+		cs_strlcat(what, " shared writable ", sizeof(what));
+		cs_strlcat(what, v->path_off ? cs_vma_path(&c->maps, v) : "(anonymous)", sizeof(what));
+		cs_unsup_add(c, what);
+	}
+}
+
+#define WRITER_STACK (256u << 10)
+static char *writer_stack;
+
+static int writer_main(void *arg)
+{
+	struct cs_agent *a = arg;
+	syscall(SYS_exit_group, cs_dump_child(a, &a->cap) ? 1 : 0);
+	return 1;
+}
+
+/*
+ * Inside the agent's signal handler, every other thread parked: take what
+ * must be consistent with the frozen instant (mappings, dirty pages, file
+ * descriptions, clocks) and start the writer child, which owns a
+ * copy-on-write snapshot of memory.
+ */
+int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
+{
+	c->clocks[0] = cs_clock_ns(CLOCK_REALTIME);
+	c->clocks[1] = cs_clock_ns(CLOCK_MONOTONIC);
+	c->clocks[2] = cs_clock_ns(CLOCK_BOOTTIME);
+	c->ppid = (pid_t)syscall(SYS_getppid);
+	/* /proc/self/comm is the main thread's; the writer's would be ours. */
+	if (cs_read_file("/proc/self/comm", c->comm, sizeof(c->comm)) > 0)
+		c->comm[strcspn(c->comm, "\n")] = 0;
+	int r = cs_maps_read(&c->maps);
+	if (r)
+		return cs_set_err(c->errmsg, "reading /proc/self/maps failed", NULL, NULL), r;
+	unsupported_mappings(c);
+	if (a->mode == CS_MODE_UFFD)
+		r = cs_track_scan(a, c);
+	else
+		r = hash_reserve(a, c);
+	if (r)
+		return cs_set_err(c->errmsg, "dirty page scan failed", NULL, NULL), r;
+	r = cs_fds_capture(a, c);
+	if (r)
+		return cs_set_err(c->errmsg, "fd capture failed", NULL, NULL), r;
+	memset(a->result, 0, sizeof(*a->result));
+	if (!writer_stack && !(writer_stack = cs_scratch_alloc(WRITER_STACK, 0)))
+		return cs_set_err(c->errmsg, "no memory for the writer's stack", NULL, NULL), -ENOMEM;
+	/* clone(2), not fork(): no atfork handlers, no malloc locks taken. Its
+	 * own stack, in agent memory, so it never writes to a page it copies
+	 * into the image. Exit signal 0 makes it a "clone child" that only
+	 * __WCLONE waits see: the application's own wait() never reaps it. */
+	int pid = clone(writer_main, writer_stack + WRITER_STACK, 0, a);
+	if (pid < 0)
+		return cs_set_err(c->errmsg, "clone of the writer failed", NULL, NULL), -errno;
+	a->child_pid = (pid_t)pid;
+	return 0;
+}
+
+static int wait_child(pid_t pid, int *status_ok)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	while (waitid(P_PID, (id_t)pid, &si, WEXITED | __WCLONE) < 0)
+		if (errno != EINTR)
+			return -errno;
+	*status_ok = si.si_code == CLD_EXITED && si.si_status == 0;
+	return 0;
+}
+
+static void tmp_name(char *buf, size_t cap, uint64_t gen)
+{
+	cs_image_filename(buf, cap, gen);
+	cs_strlcat(buf, ".tmp", cap);
+}
+
+/* Deletes images older than generation keep_from (never .tmp of a live writer:
+ * there is none when this runs). */
+static void prune(struct cs_agent *a, uint64_t keep_from)
+{
+	DIR *d = opendir(a->cfg.dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		unsigned long long g;
+		char tail[8] = "";
+		if (sscanf(e->d_name, "gen-%20llu.img%7s", &g, tail) < 1)
+			continue;
+		if (g < keep_from || !strcmp(tail, ".tmp"))
+			unlinkat(a->dir_fd, e->d_name, 0);
+	}
+	closedir(d);
+}
+
+static void chain_advance(struct cs_agent *a, const struct cs_capture *c, uint64_t bytes)
+{
+	a->last_generation = c->generation;
+	if (c->is_base) {
+		uint64_t old = a->chain_base;
+		a->prev_base = old;
+		a->chain_base = c->generation;
+		a->chain_deltas = 0;
+		a->chain_delta_bytes = 0;
+		a->base_bytes = bytes;
+		if (old)
+			prune(a, old); /* keep the previous chain and this one */
+	} else {
+		a->chain_deltas++;
+		a->chain_delta_bytes += bytes;
+	}
+	if (a->mode == CS_MODE_HASH) {
+		a->hash_cur ^= 1;
+		a->hash_n = a->result->hash_entries;
+	}
+	a->force_base = 0;
+}
+
+static void prepare(struct cs_agent *a, struct cs_capture *c)
+{
+	c->is_base = need_base(a);
+	c->generation = a->next_generation;
+	c->parent = c->is_base ? 0 : a->last_generation;
+	c->base = c->is_base ? c->generation : a->chain_base;
+	c->err = 0;
+	c->errmsg[0] = 0;
+	c->n_fds = 0;
+	c->fd_pool_len = 0;
+	c->unsup_len = 0;
+	c->dir_fd = a->dir_fd;
+	a->child_pid = -1;
+}
+
+static int fail(struct cs_agent *a, int r, const char *why)
+{
+	char name[64];
+	a->force_base = 1;
+	a->failures++;
+	cs_strlcpy(a->last_error, why, sizeof(a->last_error));
+	tmp_name(name, sizeof(name), a->cap.generation);
+	unlinkat(a->dir_fd, name, 0);
+	return r;
+}
+
+/* Takes one checkpoint; returns 0 (or -ENOTSUP when something was not
+ * captured, image still written), CS_RESTORED in a restored process, or a
+ * negative errno. */
+int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
+{
+	struct cs_capture *c = &a->cap;
+	if (!a->active)
+		return -ENOTCONN;
+	if (!cs_freeze_signal_ok() && cs_freeze_install())
+		return -EIO;
+	prepare(a, c);
+	uint64_t pause = 0;
+	int r = cs_freeze_and_capture(a, &pause);
+	if (r == 1)
+		return 1;
+	a->last_pause_ns = pause;
+	if (pause > a->max_pause_ns)
+		a->max_pause_ns = pause;
+	a->next_generation = c->generation + 1;
+	if (r < 0) {
+		if (a->child_pid > 0) {
+			int ok;
+			kill(a->child_pid, SIGKILL);
+			wait_child(a->child_pid, &ok);
+		}
+		return fail(a, r, c->errmsg[0] ? c->errmsg : "freeze failed");
+	}
+	int ok = 0;
+	r = wait_child(a->child_pid, &ok);
+	if (r || !ok || !a->result->done || a->result->err)
+		return fail(a, a->result->err ? a->result->err : -EIO,
+			    a->result->msg[0] ? a->result->msg : "the image writer died");
+	chain_advance(a, c, a->result->bytes);
+	a->checkpoints++;
+	a->bytes_total += a->result->bytes;
+	a->last_bytes = a->result->bytes;
+	a->last_pages = a->result->pages;
+	*ret_generation = c->generation;
+	if (c->unsup_len) {
+		cs_strlcpy(a->last_error, "unsupported: ", sizeof(a->last_error));
+		cs_strlcat(a->last_error, c->unsup, sizeof(a->last_error));
+		return -ENOTSUP;
+	}
+	a->last_error[0] = 0;
+	return 0;
+}

@@ -1,0 +1,132 @@
+/*
+ * DIR/agent.sock: AF_UNIX SOCK_SEQPACKET, one ASCII request per packet,
+ * one reply per request (cs_agent_abi.h has the protocol).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+/* sun_path holds 108 bytes; a longer DIR is reached through our fd of it. */
+static int socket_path(const struct cs_agent *a, struct sockaddr_un *sun)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	int n = snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/%s", a->cfg.dir,
+			 CS_AGENT_SOCKET_NAME);
+	if (n > 0 && (size_t)n < sizeof(sun->sun_path))
+		return 0;
+	n = snprintf(sun->sun_path, sizeof(sun->sun_path), "/proc/self/fd/%d/%s", a->dir_fd,
+		     CS_AGENT_SOCKET_NAME);
+	return n > 0 && (size_t)n < sizeof(sun->sun_path) ? 0 : -ENAMETOOLONG;
+}
+
+int cs_control_open(struct cs_agent *a)
+{
+	struct sockaddr_un sun;
+	int r = socket_path(a, &sun);
+	if (r)
+		return r;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlinkat(a->dir_fd, CS_AGENT_SOCKET_NAME, 0);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 8)) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	a->listen_fd = fd;
+	return 0;
+}
+
+static void accept_client(struct cs_agent *a)
+{
+	int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
+	    (cred.uid != 0 && cred.uid != getuid())) {
+		close(fd);
+		return;
+	}
+	for (int i = 0; i < 8; i++) {
+		if (a->client_fd[i] < 0) {
+			a->client_fd[i] = fd;
+			return;
+		}
+	}
+	close(fd); /* too many clients */
+}
+
+static void drop_client(struct cs_agent *a, int fd)
+{
+	for (int i = 0; i < 8; i++)
+		if (a->client_fd[i] == fd)
+			a->client_fd[i] = -1;
+	close(fd);
+}
+
+static const char *mode_name(const struct cs_agent *a)
+{
+	return a->mode == CS_MODE_HASH ? "hash" : "uffd";
+}
+
+static void error_reply(const struct cs_agent *a, int r, char *reply, size_t cap)
+{
+	if (r == -ENOTSUP)
+		snprintf(reply, cap, "error generation %llu written, but %s",
+			 (unsigned long long)a->last_generation, a->last_error);
+	else
+		snprintf(reply, cap, "error checkpoint failed: %s (%s)",
+			 a->last_error[0] ? a->last_error : "unknown", strerror(-r));
+	for (char *p = reply; *p; p++)
+		if (*p == '\n')
+			*p = ';';
+}
+
+void cs_control_serve(struct cs_agent *a, int fd)
+{
+	char req[64], reply[CS_AGENT_REPLY_MAX];
+	if (fd == a->listen_fd) {
+		accept_client(a);
+		return;
+	}
+	ssize_t n = recv(fd, req, sizeof(req) - 1, MSG_DONTWAIT);
+	if (n <= 0) {
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			drop_client(a, fd);
+		return;
+	}
+	req[n] = 0;
+	req[strcspn(req, "\r\n")] = 0;
+	if (!strcmp(req, "checkpoint")) {
+		uint64_t gen;
+		int restored;
+		int r = cs_agent_run_checkpoint(&gen, &restored);
+		if (restored)
+			return; /* the requester was in the process we came from */
+		if (r == 0)
+			snprintf(reply, sizeof(reply), "ok %llu", (unsigned long long)gen);
+		else
+			error_reply(a, r, reply, sizeof(reply));
+	} else if (!strcmp(req, "status")) {
+		snprintf(reply, sizeof(reply),
+			 "ok generation=%llu tracking=%s checkpoints=%llu last_pause_us=%llu "
+			 "bytes=%llu",
+			 (unsigned long long)a->last_generation, mode_name(a),
+			 (unsigned long long)a->checkpoints,
+			 (unsigned long long)(a->last_pause_ns / 1000),
+			 (unsigned long long)a->bytes_total);
+	} else {
+		snprintf(reply, sizeof(reply), "error unknown request");
+	}
+	if (send(fd, reply, strlen(reply), MSG_NOSIGNAL) < 0)
+		drop_client(a, fd);
+}

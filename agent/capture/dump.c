@@ -1,0 +1,354 @@
+/*
+ * The writer child: a copy-on-write snapshot of the process made by a raw
+ * clone during the freeze. It owns its memory (so it may mmap freely) but
+ * must not take locks or call malloc: the parent's other threads may have
+ * held them at the instant of the clone. It writes DIR/gen-N.img.tmp,
+ * fsyncs it, renames it to gen-N.img and fsyncs DIR, then reports through a
+ * MAP_SHARED page. A writer that dies leaves only a .tmp behind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "dump.h"
+
+static int flush_out(struct out *o)
+{
+	size_t off = 0;
+	while (off < o->len) {
+		ssize_t r = write(o->fd, o->buf + off, o->len - off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		off += (size_t)r;
+	}
+	o->len = 0;
+	return 0;
+}
+
+static int out_write(void *ctx, const void *buf, size_t len)
+{
+	struct out *o = ctx;
+	if (o->len + len <= OUT_BUF) {
+		memcpy(o->buf + o->len, buf, len);
+		o->len += len;
+		return 0;
+	}
+	int r = flush_out(o);
+	if (r)
+		return r;
+	if (len < OUT_BUF) {
+		memcpy(o->buf, buf, len);
+		o->len = len;
+		return 0;
+	}
+	/* Large page runs go straight from the snapshot to the file. */
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t w = write(o->fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+
+static int dfail(struct dump *d, int r, const char *what)
+{
+	if (!d->msg[0])
+		cs_set_err(d->msg, what, NULL, NULL);
+	return r;
+}
+
+static int meta_section(struct dump *d, uint32_t type)
+{
+	return cs_image_write_section(&d->w, type, &d->meta);
+}
+
+static int put_header(struct dump *d)
+{
+	struct cs_image_header h;
+	d->meta.len = 0;
+	int r = cs_fill_header(d->a, d->c, &h);
+	if (!r)
+		r = cs_image_put_header(&d->meta, &h);
+	return r ? r : meta_section(d, CS_SECT_HEADER);
+}
+
+static int put_process(struct dump *d)
+{
+	struct cs_image_process *p = (void *)(d->meta.data + META_CAP / 2);
+	d->meta.len = 0;
+	memset(p, 0, sizeof(*p));
+	int r = cs_fill_process(d->a, p);
+	if (!r)
+		r = cs_image_put_process(&d->meta, p);
+	return r ? r : meta_section(d, CS_SECT_PROCESS);
+}
+
+static int put_threads(struct dump *d)
+{
+	size_t pos;
+	uint32_t n = 0;
+	d->meta.len = 0;
+	int r = cs_image_put_count(&d->meta, &pos);
+	for (uint32_t i = 0; !r && i < d->c->n_threads && i < CS_MAX_THREADS; i++) {
+		const struct cs_thread_rec *t = &d->c->threads[i];
+		struct cs_image_thread it = {
+			.tid = t->tid, .flags = t->flags, .ucontext_addr = t->ucontext,
+			.fs_base = t->fs_base, .gs_base = t->gs_base,
+			.clear_child_tid = t->clear_child_tid, .robust_list = t->robust_list,
+			.robust_list_len = t->robust_len, .rseq_addr = t->rseq_addr,
+			.rseq_len = t->rseq_len, .rseq_sig = t->rseq_sig};
+		r = cs_image_put_thread(&d->meta, &it);
+		n++;
+	}
+	if (r)
+		return r;
+	cs_image_set_count(&d->meta, pos, n);
+	return meta_section(d, CS_SECT_THREADS);
+}
+
+static int put_fds(struct dump *d)
+{
+	size_t pos;
+	d->meta.len = 0;
+	int r = cs_image_put_count(&d->meta, &pos);
+	for (uint32_t i = 0; !r && i < d->c->n_fds; i++)
+		r = cs_image_put_fd(&d->meta, &d->c->fds[i]);
+	if (r)
+		return r;
+	cs_image_set_count(&d->meta, pos, d->c->n_fds);
+	return meta_section(d, CS_SECT_FDS);
+}
+
+/* The kernel's sigaction layout, which carries sa_restorer. */
+struct ksigaction {
+	uint64_t handler, flags, restorer, mask;
+};
+
+static int put_signals(struct dump *d)
+{
+	size_t pos;
+	uint32_t n = 0;
+	d->meta.len = 0;
+	int r = cs_image_put_count(&d->meta, &pos);
+	for (uint32_t sig = 1; !r && sig <= CS_IMAGE_SIGNALS; sig++) {
+		struct ksigaction k;
+		if (syscall(SYS_rt_sigaction, sig, NULL, &k, 8))
+			continue;
+		struct cs_image_sigaction s = {.signo = sig, .handler = k.handler,
+					       .flags = k.flags, .restorer = k.restorer,
+					       .mask = k.mask};
+		r = cs_image_put_sigaction(&d->meta, &s);
+		n++;
+	}
+	if (r)
+		return r;
+	cs_image_set_count(&d->meta, pos, n);
+	return meta_section(d, CS_SECT_SIGNALS);
+}
+
+static int put_unsupported(struct dump *d)
+{
+	size_t pos;
+	uint32_t n = 0;
+	d->meta.len = 0;
+	int r = cs_image_put_count(&d->meta, &pos);
+	const char *p = d->c->unsup, *end = d->c->unsup + d->c->unsup_len;
+	while (!r && p && p < end) {
+		struct cs_image_unsupported u;
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (len >= sizeof(u.what))
+			len = sizeof(u.what) - 1;
+		memcpy(u.what, p, len);
+		u.what[len] = 0;
+		r = cs_image_put_unsupported(&d->meta, &u);
+		n++;
+		p = nl ? nl + 1 : end;
+	}
+	if (r)
+		return r;
+	cs_image_set_count(&d->meta, pos, n);
+	return meta_section(d, CS_SECT_UNSUPPORTED);
+}
+
+static int put_resident(struct dump *d)
+{
+	size_t pos;
+	uint32_t n = 0;
+	d->meta.len = 0;
+	int r = cs_image_put_count(&d->meta, &pos);
+	for (size_t i = 0; !r && i < d->resident.n; i++) {
+		uint64_t addr = d->resident.r[i].addr, left = d->resident.r[i].npages;
+		while (!r && left) {
+			uint32_t k = left > (1u << 30) ? (1u << 30) : (uint32_t)left;
+			struct cs_image_run run = {.addr = addr, .npages = k};
+			r = cs_image_put_run(&d->meta, &run);
+			addr += (uint64_t)k * CS_PAGE;
+			left -= k;
+			n++;
+		}
+	}
+	if (r)
+		return r;
+	cs_image_set_count(&d->meta, pos, n);
+	return meta_section(d, CS_SECT_RESIDENT);
+}
+
+/*
+ * Page bytes go through a bounce buffer: the CRC and the file must see the
+ * same bytes even if one of these pages is written while we copy it (the
+ * writer's errno lives in the agent thread's TLS, a tracked page).
+ */
+static int write_bounced(struct dump *d, uint64_t addr, uint32_t npages)
+{
+	while (npages) {
+		uint32_t k = npages > BOUNCE_PAGES ? BOUNCE_PAGES : npages;
+		memcpy(d->bounce, (const void *)addr, (size_t)k * CS_PAGE);
+		int r = cs_image_section_write(&d->w, d->bounce, (size_t)k * CS_PAGE);
+		if (r)
+			return r;
+		addr += (uint64_t)k * CS_PAGE;
+		npages -= k;
+	}
+	return 0;
+}
+
+/* PAGES: one section, each run's bytes read straight from the snapshot. */
+static int put_pages(struct dump *d, uint64_t *pages)
+{
+	uint64_t len = 0;
+	*pages = 0;
+	for (size_t i = 0; i < d->send.n; i++) {
+		uint64_t np = d->send.r[i].npages;
+		len += ((np + (1u << 20) - 1) >> 20) * CS_IMAGE_PAGE_RUN_HEAD + np * CS_PAGE;
+		*pages += np;
+	}
+	int r = cs_image_section_begin(&d->w, CS_SECT_PAGES, len);
+	for (size_t i = 0; !r && i < d->send.n; i++) {
+		uint64_t addr = d->send.r[i].addr, left = d->send.r[i].npages;
+		while (!r && left) {
+			uint32_t k = left > (1u << 20) ? (1u << 20) : (uint32_t)left;
+			uint8_t head[CS_IMAGE_PAGE_RUN_HEAD];
+			struct cs_buf hb = {.data = head, .cap = sizeof(head)};
+			r = cs_image_put_page_run_head(&hb, addr, k);
+			if (!r)
+				r = cs_image_section_write(&d->w, head, hb.len);
+			if (!r)
+				r = write_bounced(d, addr, k);
+			addr += (uint64_t)k * CS_PAGE;
+			left -= k;
+		}
+	}
+	return r ? r : cs_image_section_end(&d->w);
+}
+
+static int write_image(struct dump *d)
+{
+	int r;
+	uint64_t pages = 0;
+	if ((r = put_header(d)))
+		return dfail(d, r, "writing HEADER failed");
+	if ((r = put_process(d)))
+		return dfail(d, r, "writing PROCESS failed");
+	if ((r = cs_dump_mappings(d)))
+		return dfail(d, r, "writing MAPPINGS failed");
+	if ((r = put_threads(d)))
+		return dfail(d, r, "writing THREADS failed");
+	if ((r = put_fds(d)))
+		return dfail(d, r, "writing FDS failed");
+	if ((r = put_signals(d)))
+		return dfail(d, r, "writing SIGNALS failed");
+	if ((r = cs_dump_select_pages(d)))
+		return dfail(d, r, "scanning resident pages failed");
+	if ((r = put_resident(d)))
+		return dfail(d, r, "writing RESIDENT failed");
+	if ((r = put_pages(d, &pages)))
+		return dfail(d, r, "writing PAGES failed");
+	if ((r = put_unsupported(d)))
+		return dfail(d, r, "writing UNSUPPORTED failed");
+	if ((r = cs_image_write_end(&d->w)) || (r = flush_out(&d->out)))
+		return dfail(d, r, "writing END failed");
+	d->a->result->pages = pages;
+	return 0;
+}
+
+static int commit(struct dump *d, const char *tmp, const char *final)
+{
+	if (fsync(d->out.fd))
+		return dfail(d, -errno, "fsync of the image failed");
+	if (close(d->out.fd))
+		return dfail(d, -errno, "close of the image failed");
+	if (renameat(d->c->dir_fd, tmp, d->c->dir_fd, final))
+		return dfail(d, -errno, "rename of the image failed");
+	if (fsync(d->c->dir_fd))
+		return dfail(d, -errno, "fsync of the directory failed");
+	return 0;
+}
+
+static int dump(struct dump *d)
+{
+	char final[64], tmp[64];
+	cs_image_filename(final, sizeof(final), d->c->generation);
+	cs_strlcpy(tmp, final, sizeof(tmp));
+	cs_strlcat(tmp, ".tmp", sizeof(tmp));
+	d->out.buf = mmap(NULL, OUT_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	d->meta.data = mmap(NULL, META_CAP, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	d->bounce = mmap(NULL, BOUNCE_PAGES * CS_PAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (d->out.buf == MAP_FAILED || d->meta.data == MAP_FAILED || d->bounce == MAP_FAILED)
+		return dfail(d, -ENOMEM, "writer out of memory");
+	d->meta.cap = META_CAP / 2;
+	/* The parent's pagemap fd reads the parent's page tables: open ours. */
+	d->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (d->pagemap_fd < 0)
+		return dfail(d, -errno, "open /proc/self/pagemap failed");
+	d->out.fd = openat(d->c->dir_fd, tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+	if (d->out.fd < 0)
+		return dfail(d, -errno, "creating the image file failed");
+	cs_image_writer_init(&d->w, out_write, &d->out);
+	int r = write_image(d);
+	if (!r)
+		r = commit(d, tmp, final);
+	if (r)
+		unlinkat(d->c->dir_fd, tmp, 0);
+	d->a->result->bytes = d->w.offset;
+	d->a->result->hash_entries = d->hash_entries;
+	return r;
+}
+
+int cs_dump_child(struct cs_agent *a, struct cs_capture *c)
+{
+	/* The writer must not outlive the agent: a restore may already be
+	 * using this directory's next generation number. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (syscall(SYS_getppid) != a->pid)
+		return -ESRCH;
+	struct dump d;
+	memset(&d, 0, sizeof(d));
+	d.resident.plain = 1;
+	d.send.plain = 1;
+	d.a = a;
+	d.c = c;
+	d.msg = a->result->msg;
+	int r = dump(&d);
+	a->result->err = r;
+	__atomic_store_n(&a->result->done, 1, __ATOMIC_RELEASE);
+	return r;
+}

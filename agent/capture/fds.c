@@ -1,0 +1,346 @@
+/*
+ * File descriptors, captured in the parent during the freeze: the writer
+ * child has its own fd table but shares every open file description with
+ * the parent (offsets, eventfd counters, epoll interest lists, pipe
+ * buffers), which the application changes as soon as it is released.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+void cs_unsup_add(struct cs_capture *c, const char *what)
+{
+	size_t len = strlen(what);
+	if (cs_scratch_grow((void **)&c->unsup, &c->unsup_cap, 1, c->unsup_len + len + 2))
+		return;
+	if (c->unsup_len)
+		c->unsup[c->unsup_len++] = '\n';
+	memcpy(c->unsup + c->unsup_len, what, len);
+	c->unsup_len += len;
+	c->unsup[c->unsup_len] = 0;
+}
+
+int cs_fd_is_agent(const struct cs_agent *a, int fd)
+{
+	if (fd < 0)
+		return 0;
+	if (fd == a->uffd || fd == a->pagemap_fd || fd == a->lock_fd || fd == a->listen_fd ||
+	    fd == a->wake_fd || fd == a->dir_fd || fd == a->tee_pipe[0] || fd == a->tee_pipe[1])
+		return 1;
+	for (size_t i = 0; i < sizeof(a->client_fd) / sizeof(a->client_fd[0]); i++)
+		if (a->client_fd[i] == fd)
+			return 1;
+	return 0;
+}
+
+static void unsupported(struct cs_capture *c, struct cs_image_fd *f, const char *reason)
+{
+	char what[CS_ERR_MAX], num[24];
+	f->type = CS_FD_UNSUPPORTED;
+	cs_strlcpy(f->reason, reason, sizeof(f->reason));
+	cs_strlcpy(what, "fd ", sizeof(what));
+	cs_fmt_u64(num, (uint64_t)f->fd);
+	cs_strlcat(what, num, sizeof(what));
+	cs_strlcat(what, ": ", sizeof(what));
+	cs_strlcat(what, f->path, sizeof(what));
+	cs_strlcat(what, " (", sizeof(what));
+	cs_strlcat(what, reason, sizeof(what));
+	cs_strlcat(what, ")", sizeof(what));
+	cs_unsup_add(c, what);
+}
+
+static int pool_reserve(struct cs_capture *c, size_t more)
+{
+	return cs_scratch_grow((void **)&c->fd_pool, &c->fd_pool_cap, 1, c->fd_pool_len + more);
+}
+
+/* Pending bytes of a pipe's read end, copied without consuming them. */
+static void pipe_data(struct cs_agent *a, struct cs_capture *c, struct cs_image_fd *f)
+{
+	if (a->tee_pipe[0] < 0 || (f->open_flags & O_ACCMODE) == O_WRONLY)
+		return;
+	ssize_t n = tee(f->fd, a->tee_pipe[1], CS_IMAGE_PIPE_DATA_MAX, SPLICE_F_NONBLOCK);
+	if (n <= 0)
+		return;
+	if (pool_reserve(c, (size_t)n)) {
+		unsupported(c, f, "no memory for pending pipe bytes");
+		return;
+	}
+	size_t got = 0;
+	while (got < (size_t)n) {
+		ssize_t r = read(a->tee_pipe[0], c->fd_pool + c->fd_pool_len + got, (size_t)n - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	f->pipe_data = (const uint8_t *)(uintptr_t)c->fd_pool_len; /* an offset until the end */
+	f->pipe_data_len = (uint32_t)got;
+	c->fd_pool_len += got;
+}
+
+static const char *field(const char *buf, const char *name)
+{
+	const char *p = strstr(buf, name);
+	return p ? p + strlen(name) : NULL;
+}
+
+static uint64_t field_u64(const char *buf, const char *name, int base)
+{
+	const char *p = field(buf, name);
+	uint64_t v = 0;
+	if (!p)
+		return 0;
+	while (*p == ' ' || *p == '\t' || *p == '(')
+		p++;
+	cs_parse_u64(&p, &v, base);
+	return v;
+}
+
+static void fdinfo_path(char *buf, int fd)
+{
+	char num[24];
+	cs_strlcpy(buf, "/proc/self/fdinfo/", 64);
+	cs_fmt_u64(num, (uint64_t)fd);
+	cs_strlcat(buf, num, 64);
+}
+
+/* "it_value: (sec, nsec)" */
+static uint64_t timespec_field(const char *buf, const char *name)
+{
+	const char *p = field(buf, name);
+	uint64_t s = 0, ns = 0;
+	if (!p)
+		return 0;
+	while (*p == ' ' || *p == '(')
+		p++;
+	if (cs_parse_u64(&p, &s, 10))
+		return 0;
+	while (*p == ',' || *p == ' ')
+		p++;
+	cs_parse_u64(&p, &ns, 10);
+	return s * 1000000000ull + ns;
+}
+
+static void epoll_entries(struct cs_capture *c, struct cs_image_fd *f, const char *info)
+{
+	size_t start = c->fd_pool_len;
+	uint32_t n = 0;
+	for (const char *p = info; (p = strstr(p, "tfd:")) && n < CS_IMAGE_EPOLL_MAX;) {
+		struct cs_image_epoll_entry e;
+		uint64_t v;
+		p += 4;
+		while (*p == ' ')
+			p++;
+		if (cs_parse_u64(&p, &v, 10))
+			continue;
+		e.tfd = (int32_t)v;
+		e.events = (uint32_t)field_u64(p, "events:", 16);
+		e.data = field_u64(p, "data:", 16);
+		if (pool_reserve(c, sizeof(e))) {
+			unsupported(c, f, "no memory for epoll entries");
+			return;
+		}
+		memcpy(c->fd_pool + c->fd_pool_len, &e, sizeof(e));
+		c->fd_pool_len += sizeof(e);
+		n++;
+	}
+	f->epoll = (const void *)(uintptr_t)start;
+	f->n_epoll = n;
+}
+
+/* eventfd, timerfd, epoll: their state is in fdinfo. */
+static void anon_inode(struct cs_capture *c, struct cs_image_fd *f)
+{
+	static char *info;
+	static size_t info_cap;
+	char path[64];
+	if (cs_scratch_grow((void **)&info, &info_cap, 1, 1u << 20)) {
+		unsupported(c, f, "no memory for fdinfo");
+		return;
+	}
+	fdinfo_path(path, f->fd);
+	if (cs_read_file(path, info, info_cap) < 0) {
+		unsupported(c, f, "fdinfo unreadable");
+		return;
+	}
+	if (strstr(f->path, "[eventfd]")) {
+		f->type = CS_FD_EVENTFD;
+		f->eventfd_count = field_u64(info, "eventfd-count:", 16);
+		f->eventfd_flags = (f->open_flags & O_NONBLOCK) ? O_NONBLOCK : 0;
+		if (field_u64(info, "eventfd-semaphore:", 10))
+			f->eventfd_flags |= 1; /* EFD_SEMAPHORE */
+	} else if (strstr(f->path, "[timerfd]")) {
+		f->type = CS_FD_TIMERFD;
+		f->timer_clockid = (int32_t)field_u64(info, "clockid:", 10);
+		f->timer_flags = (uint32_t)field_u64(info, "settime flags:", 8);
+		f->timer_value_ns = timespec_field(info, "it_value:");
+		f->timer_interval_ns = timespec_field(info, "it_interval:");
+	} else if (strstr(f->path, "[eventpoll]")) {
+		f->type = CS_FD_EPOLL;
+		epoll_entries(c, f, info);
+	} else {
+		unsupported(c, f, "unsupported kind of anonymous inode");
+	}
+}
+
+static int sockopt(int fd, int level, int name)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+	return getsockopt(fd, level, name, &v, &len) ? -1 : v;
+}
+
+static void socket_fd(struct cs_capture *c, struct cs_image_fd *f)
+{
+	socklen_t len = CS_IMAGE_ADDR_MAX;
+	f->family = sockopt(f->fd, SOL_SOCKET, SO_DOMAIN);
+	f->sock_type = sockopt(f->fd, SOL_SOCKET, SO_TYPE);
+	f->protocol = sockopt(f->fd, SOL_SOCKET, SO_PROTOCOL);
+	if (f->family != AF_INET && f->family != AF_INET6 && f->family != AF_UNIX) {
+		unsupported(c, f, f->family == AF_NETLINK ? "netlink socket" : "socket family");
+		return;
+	}
+	if (getsockname(f->fd, (struct sockaddr *)f->local_addr, &len) == 0)
+		f->local_len = len < CS_IMAGE_ADDR_MAX ? len : CS_IMAGE_ADDR_MAX;
+	len = CS_IMAGE_ADDR_MAX;
+	int connected = getpeername(f->fd, (struct sockaddr *)f->remote_addr, &len) == 0;
+	if (connected)
+		f->remote_len = len < CS_IMAGE_ADDR_MAX ? len : CS_IMAGE_ADDR_MAX;
+	f->sock_options = (sockopt(f->fd, SOL_SOCKET, SO_REUSEADDR) > 0 ? 1u : 0) |
+			  (sockopt(f->fd, SOL_SOCKET, SO_REUSEPORT) > 0 ? 2u : 0);
+	if (sockopt(f->fd, SOL_SOCKET, SO_ACCEPTCONN) > 0) {
+		f->type = CS_FD_SOCKET_LISTEN;
+		f->backlog = 128;
+		if (f->family != AF_UNIX) {
+			/* For a listener, tcpi_sacked is sk_max_ack_backlog. */
+			struct tcp_info ti;
+			socklen_t tl = sizeof(ti);
+			if (getsockopt(f->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0)
+				f->backlog = (int32_t)ti.tcpi_sacked;
+		}
+	} else if (f->sock_type == SOCK_DGRAM && !connected) {
+		f->type = CS_FD_SOCKET_DGRAM;
+	} else {
+		f->type = CS_FD_SOCKET_CONNECTED;
+	}
+}
+
+static void classify(struct cs_agent *a, struct cs_capture *c, struct cs_image_fd *f)
+{
+	char path[64];
+	struct stat st;
+	cs_strlcpy(path, "/proc/self/fd/", sizeof(path));
+	cs_fmt_u64(path + strlen(path), (uint64_t)f->fd);
+	ssize_t n = readlink(path, f->path, sizeof(f->path) - 1);
+	f->path[n > 0 ? n : 0] = 0;
+	f->fd_flags = (uint32_t)fcntl(f->fd, F_GETFD);
+	f->open_flags = (uint32_t)fcntl(f->fd, F_GETFL);
+	if (fstat(f->fd, &st)) {
+		unsupported(c, f, "fstat failed");
+		return;
+	}
+	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode)) {
+		f->type = S_ISREG(st.st_mode) ? CS_FD_REGULAR
+			  : S_ISDIR(st.st_mode) ? CS_FD_DIRECTORY : CS_FD_CHARDEV;
+		off_t off = lseek(f->fd, 0, SEEK_CUR);
+		f->offset = off > 0 ? (uint64_t)off : 0;
+		if (strstr(f->path, " (deleted)"))
+			unsupported(c, f, "the file was deleted");
+		else if (f->path[0] != '/')
+			unsupported(c, f, "not reachable by path");
+	} else if (S_ISFIFO(st.st_mode)) {
+		f->type = CS_FD_PIPE;
+		f->pipe_id = st.st_ino;
+		if (strncmp(f->path, "pipe:", 5))
+			unsupported(c, f, "named FIFO");
+		else
+			pipe_data(a, c, f);
+	} else if (S_ISSOCK(st.st_mode)) {
+		socket_fd(c, f);
+	} else if (!strncmp(f->path, "anon_inode:", 11)) {
+		anon_inode(c, f);
+	} else {
+		unsupported(c, f, "unsupported file type");
+	}
+}
+
+static int list_fds(struct cs_agent *a, struct cs_capture *c)
+{
+	char buf[4096];
+	int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	long n;
+	while ((n = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			unsigned short reclen;
+			memcpy(&reclen, buf + off + 16, sizeof(reclen));
+			const char *p = buf + off + 19;
+			off += reclen;
+			uint64_t fd;
+			if (cs_parse_u64(&p, &fd, 10) || (int)fd == dfd)
+				continue;
+			if (c->n_fds >= CS_MAX_FDS) {
+				close(dfd);
+				return -EMFILE;
+			}
+			/* insertion sort: the image wants fds in ascending order */
+			uint32_t i = c->n_fds++;
+			while (i && c->fds[i - 1].fd > (int32_t)fd) {
+				c->fds[i].fd = c->fds[i - 1].fd;
+				i--;
+			}
+			c->fds[i].fd = (int32_t)fd;
+		}
+	}
+	close(dfd);
+	(void)a;
+	return n < 0 ? -errno : 0;
+}
+
+int cs_fds_capture(struct cs_agent *a, struct cs_capture *c)
+{
+	if (!c->fds) {
+		c->fds = cs_scratch_alloc(CS_MAX_FDS * sizeof(*c->fds), 0);
+		if (!c->fds)
+			return -ENOMEM;
+	}
+	c->n_fds = 0;
+	c->fd_pool_len = 0;
+	int r = list_fds(a, c);
+	if (r)
+		return r;
+	for (uint32_t i = 0; i < c->n_fds; i++) {
+		struct cs_image_fd *f = &c->fds[i];
+		int32_t fd = f->fd;
+		memset(f, 0, sizeof(*f));
+		f->fd = fd;
+		if (cs_fd_is_agent(a, fd)) {
+			f->type = CS_FD_AGENT;
+			continue;
+		}
+		classify(a, c, f);
+	}
+	/* The pool may have moved while it grew: offsets become pointers now. */
+	for (uint32_t i = 0; i < c->n_fds; i++) {
+		struct cs_image_fd *f = &c->fds[i];
+		if (f->pipe_data_len)
+			f->pipe_data = c->fd_pool + (uintptr_t)f->pipe_data;
+		else
+			f->pipe_data = NULL;
+		if (f->n_epoll)
+			f->epoll = (const void *)(c->fd_pool + (uintptr_t)f->epoll);
+		else
+			f->epoll = NULL;
+	}
+	return 0;
+}

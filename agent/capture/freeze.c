@@ -1,0 +1,288 @@
+/*
+ * Freezing every thread of the process from inside, with a dedicated
+ * real-time signal.
+ *
+ * The agent thread sends the signal with tgkill to every other thread of
+ * /proc/self/task, re-reading the list until no new thread shows up. Each
+ * handler records what the restorer needs about its thread (the address of
+ * its signal frame's ucontext, fs base, tid address, robust list, rseq) and
+ * parks on a futex. Then the agent signals itself, so its own state is a
+ * signal frame like every other thread's, and does the capture from inside
+ * its handler. When that frame is resumed by a restorer, the agent returns
+ * from tgkill in a new process and sees cs_restore_block.restored == 1.
+ *
+ * Everything reached from the handler saves errno, takes no lock and never
+ * calls malloc or stdio: the parked threads may hold any of them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "compat.h"
+
+#define STRAGGLER_TIMEOUT_NS (2ull * 1000000000ull)
+
+static _Atomic uint32_t release_seq; /* bumped to release parked threads */
+static _Atomic uint32_t freeze_seq;  /* release_seq value of the current freeze */
+static _Atomic int freeze_active;
+static _Atomic uint32_t parked;      /* threads parked in this freeze */
+static _Atomic uint32_t nrec;        /* records filled in */
+static struct cs_thread_rec *recs;   /* scratch, CS_MAX_THREADS */
+static int32_t *signaled;            /* scratch: tids sent the signal this freeze */
+static uint32_t n_signaled;
+static uint64_t t_first_kill, t_released;
+static int capture_rc;
+
+static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, (uint32_t *)uaddr, op | FUTEX_PRIVATE_FLAG, val, ts, NULL, 0);
+}
+
+static uint64_t now_ns(void)
+{
+	return (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
+}
+
+static void record_self(struct cs_thread_rec *t, pid_t tid, void *uc)
+{
+	unsigned long v = 0, len = 0;
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	t->ucontext = (uint64_t)uc;
+	if (syscall(SYS_arch_prctl, ARCH_GET_FS, &v) == 0)
+		t->fs_base = v;
+	v = 0;
+	if (syscall(SYS_arch_prctl, ARCH_GET_GS, &v) == 0)
+		t->gs_base = v;
+	v = 0;
+	if (syscall(SYS_prctl, PR_GET_TID_ADDRESS, &v, 0, 0, 0) == 0)
+		t->clear_child_tid = v;
+	v = 0;
+	if (syscall(SYS_get_robust_list, 0, &v, &len) == 0) {
+		t->robust_list = v;
+		t->robust_len = len;
+	}
+	/* glibc 2.35+ registers an rseq area per thread at a fixed offset
+	 * from the thread pointer; __rseq_size is 0 when it did not. */
+	if (__rseq_size > 0 && t->fs_base) {
+		t->rseq_addr = t->fs_base + (uint64_t)__rseq_offset;
+		t->rseq_len = __rseq_size < 32 ? 32 : __rseq_size;
+		t->rseq_sig = RSEQ_SIG;
+	}
+	if (tid == (pid_t)syscall(SYS_getpid))
+		t->flags |= CS_THREAD_MAIN;
+}
+
+static void agent_in_handler(void *uc);
+
+static void freeze_handler(int sig, siginfo_t *si, void *uc)
+{
+	int saved_errno = errno;
+	(void)sig;
+	uint32_t seq = atomic_load(&freeze_seq);
+	if (si->si_code != SI_TKILL || si->si_pid != cs_agent.pid || !atomic_load(&freeze_active)) {
+		errno = saved_errno;
+		return;
+	}
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	if (tid == cs_agent.agent_tid) {
+		agent_in_handler(uc);
+		errno = saved_errno;
+		return;
+	}
+	uint32_t i = atomic_fetch_add(&nrec, 1);
+	if (i < CS_MAX_THREADS)
+		record_self(&recs[i], tid, uc);
+	atomic_fetch_add(&parked, 1);
+	futex(&parked, FUTEX_WAKE, 1, NULL);
+	while (atomic_load(&release_seq) == seq)
+		futex(&release_seq, FUTEX_WAIT, seq, NULL);
+	errno = saved_errno;
+}
+
+int cs_freeze_install(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = freeze_handler;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	/* Nothing else runs on a parked thread: its state stays the frame. */
+	sigfillset(&sa.sa_mask);
+	if (!recs) {
+		recs = cs_scratch_alloc(CS_MAX_THREADS * sizeof(*recs), 0);
+		signaled = cs_scratch_alloc(CS_MAX_THREADS * sizeof(*signaled), 0);
+		if (!recs || !signaled)
+			return -ENOMEM;
+	}
+	return sigaction(CS_FREEZE_SIGNAL, &sa, NULL) ? -errno : 0;
+}
+
+/* Go and others install handlers for every signal: check ours is still there. */
+int cs_freeze_signal_ok(void)
+{
+	struct sigaction cur;
+	if (sigaction(CS_FREEZE_SIGNAL, NULL, &cur))
+		return 0;
+	return (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == freeze_handler;
+}
+
+static int was_signaled(int32_t tid)
+{
+	for (uint32_t i = 0; i < n_signaled; i++)
+		if (signaled[i] == tid)
+			return 1;
+	return 0;
+}
+
+static int has_record(int32_t tid)
+{
+	uint32_t n = atomic_load(&nrec);
+	for (uint32_t i = 0; i < n && i < CS_MAX_THREADS; i++)
+		if (recs[i].tid == tid)
+			return 1;
+	return 0;
+}
+
+/* Sends the signal to every thread not signaled yet; returns how many. */
+static int signal_new_threads(struct cs_agent *a)
+{
+	char buf[4096];
+	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int sent = 0;
+	long n;
+	while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			struct {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (void *)(buf + off);
+			off += d->reclen;
+			const char *p = d->name;
+			uint64_t tid;
+			if (cs_parse_u64(&p, &tid, 10) || (pid_t)tid == a->agent_tid ||
+			    was_signaled((int32_t)tid))
+				continue;
+			if (n_signaled >= CS_MAX_THREADS - 1) {
+				close(fd);
+				return -E2BIG;
+			}
+			if (!t_first_kill)
+				t_first_kill = now_ns();
+			if (syscall(SYS_tgkill, a->pid, (pid_t)tid, CS_FREEZE_SIGNAL) == 0) {
+				signaled[n_signaled++] = (int32_t)tid;
+				sent++;
+			}
+		}
+	}
+	close(fd);
+	return n < 0 ? -errno : sent;
+}
+
+/* Waits until every signaled thread is parked or gone. */
+static int wait_parked(struct cs_agent *a)
+{
+	uint64_t deadline = now_ns() + STRAGGLER_TIMEOUT_NS;
+	for (;;) {
+		uint32_t want = 0;
+		for (uint32_t i = 0; i < n_signaled; i++) {
+			if (has_record(signaled[i]))
+				continue;
+			if (syscall(SYS_tgkill, a->pid, signaled[i], 0) != 0) {
+				signaled[i] = -1; /* exited before it could park */
+				continue;
+			}
+			want++;
+		}
+		if (!want)
+			return 0;
+		if (now_ns() > deadline)
+			return -ETIMEDOUT;
+		uint32_t p = atomic_load(&parked);
+		struct timespec ts = {0, 1000000};
+		futex(&parked, FUTEX_WAIT, p, &ts);
+	}
+}
+
+static void release_all(void)
+{
+	atomic_store(&freeze_active, 0);
+	atomic_fetch_add(&release_seq, 1);
+	futex(&release_seq, FUTEX_WAKE, INT32_MAX, NULL);
+	t_released = now_ns();
+}
+
+/* In the agent's own handler: everything else is parked. */
+static void agent_in_handler(void *uc)
+{
+	struct cs_agent *a = &cs_agent;
+	uint32_t i = atomic_fetch_add(&nrec, 1);
+	if (i < CS_MAX_THREADS) {
+		record_self(&recs[i], a->agent_tid, uc);
+		recs[i].flags |= CS_THREAD_AGENT;
+	}
+	a->cap.threads = recs;
+	a->cap.n_threads = atomic_load(&nrec);
+	capture_rc = cs_capture_frozen(a, &a->cap);
+	release_all();
+}
+
+/*
+ * Freezes, captures (cs_capture_frozen starts the writer child) and thaws.
+ * Returns 1 when this thread has just been resumed by a restorer, 0 after
+ * a capture in this process, or a negative errno.
+ */
+int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns)
+{
+	n_signaled = 0;
+	atomic_store(&nrec, 0);
+	atomic_store(&parked, 0);
+	t_first_kill = 0;
+	capture_rc = -EINTR;
+	atomic_store(&freeze_seq, atomic_load(&release_seq));
+	atomic_store(&freeze_active, 1);
+	int r;
+	do {
+		r = signal_new_threads(a);
+		if (r >= 0) {
+			int w = wait_parked(a);
+			if (w)
+				r = w;
+		}
+	} while (r > 0);
+	if (r < 0) {
+		release_all();
+		*pause_ns = t_released - t_first_kill;
+		return r;
+	}
+	if (!t_first_kill)
+		t_first_kill = now_ns();
+	syscall(SYS_tgkill, a->pid, a->agent_tid, CS_FREEZE_SIGNAL);
+	/* A restored agent resumes here, in a new process. */
+	if (__atomic_load_n(&cs_restore_block.restored, __ATOMIC_ACQUIRE))
+		return 1;
+	*pause_ns = t_released - t_first_kill;
+	return capture_rc;
+}
+
+/* After a restore: the freeze state in memory is that of the capture. */
+void cs_freeze_reset(void)
+{
+	atomic_store(&freeze_active, 0);
+	atomic_fetch_add(&release_seq, 1);
+	atomic_store(&nrec, 0);
+	atomic_store(&parked, 0);
+	n_signaled = 0;
+}

@@ -1,0 +1,208 @@
+/*
+ * Dirty-page tracking with userfaultfd asynchronous write-protect and the
+ * PAGEMAP_SCAN ioctl (Linux 6.7+), and the resident-page scans.
+ *
+ * Facts measured on this kernel (6.18) that shape the code:
+ * - A page counts as PAGE_IS_WRITTEN when its PTE lacks the uffd-wp bit, so
+ *   right after UFFDIO_REGISTER every present page of the VMA is "written":
+ *   registering a new mapping and scanning it sends it whole, as it must.
+ * - Holes (never-touched pages) of a registered VMA are reported WRITTEN as
+ *   well, and a PM_SCAN_WP_MATCHING scan that matches them installs uffd-wp
+ *   PTE markers there, allocating page tables for the whole range (2 MiB of
+ *   PTEs per GiB) and making later scans report the holes as SWAPPED. The
+ *   scan therefore asks for PRESENT|SWAPPED pages only (anyof mask): holes
+ *   are never matched, never marked, and a first write into one still shows
+ *   up as written because the new PTE has no uffd-wp bit.
+ * - PM_SCAN_CHECK_WPASYNC fails with EPERM on a VMA that is not registered:
+ *   a mapping that was unmapped and mapped again (or moved by mremap, which
+ *   drops the registration) is detected by the kernel, not by bookkeeping.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "compat.h"
+
+#define VEC_LEN 4096
+
+static struct page_region *vec;
+
+int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages)
+{
+	if (r->n && r->r[r->n - 1].addr + r->r[r->n - 1].npages * CS_PAGE == addr) {
+		r->r[r->n - 1].npages += npages;
+		return 0;
+	}
+	if (r->n + 1 > r->cap) {
+		int e = r->plain ? cs_plain_grow((void **)&r->r, &r->cap, sizeof(*r->r), r->n + 1)
+				 : cs_scratch_grow((void **)&r->r, &r->cap, sizeof(*r->r), r->n + 1);
+		if (e)
+			return e;
+	}
+	r->r[r->n].addr = addr;
+	r->r[r->n].npages = npages;
+	r->n++;
+	return 0;
+}
+
+int cs_track_open(struct cs_agent *a)
+{
+	a->uffd = -1;
+	a->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (a->pagemap_fd < 0)
+		return -errno;
+	if (!vec) {
+		vec = cs_scratch_alloc(VEC_LEN * sizeof(*vec), 0);
+		if (!vec)
+			return -ENOMEM;
+	}
+	if (a->cfg.mode == CS_MODE_HASH)
+		return 0;
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return -errno;
+	struct uffdio_api api = {.api = UFFD_API,
+				 .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
+	if (ioctl(fd, UFFDIO_API, &api) || !(api.features & UFFD_FEATURE_WP_ASYNC)) {
+		int e = errno ? -errno : -EOPNOTSUPP;
+		close(fd);
+		return e;
+	}
+	/* PAGEMAP_SCAN exists? An empty range answers 0 or ENOTTY. */
+	struct pm_scan_arg arg = {.size = sizeof(arg), .vec = (uint64_t)vec, .vec_len = 1};
+	if (ioctl(a->pagemap_fd, PAGEMAP_SCAN, &arg) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	a->uffd = fd;
+	return 0;
+}
+
+void cs_track_close(struct cs_agent *a)
+{
+	if (a->uffd >= 0)
+		close(a->uffd);
+	a->uffd = -1;
+}
+
+/* One PAGEMAP_SCAN pass over [start, end), repeated while the vector fills. */
+static int scan_range(int pagemap_fd, uint64_t start, uint64_t end, uint64_t flags,
+		      uint64_t mask, uint64_t inverted, uint64_t anyof, struct cs_runs *out)
+{
+	while (start < end) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.flags = flags,
+			.start = start,
+			.end = end,
+			.vec = (uint64_t)vec,
+			.vec_len = VEC_LEN,
+			.category_mask = mask,
+			.category_inverted = inverted,
+			.category_anyof_mask = anyof,
+			.return_mask = mask | anyof,
+		};
+		long n = ioctl(pagemap_fd, PAGEMAP_SCAN, &arg);
+		if (n < 0)
+			return -errno;
+		for (long i = 0; i < n; i++) {
+			int r = cs_runs_add(out, vec[i].start, (vec[i].end - vec[i].start) / CS_PAGE);
+			if (r)
+				return r;
+		}
+		if (arg.walk_end <= start)
+			return -EIO;
+		start = arg.walk_end;
+	}
+	return 0;
+}
+
+static int scan_written(int pagemap_fd, const struct cs_vma *v, struct cs_runs *out)
+{
+	return scan_range(pagemap_fd, v->start, v->end,
+			  PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			  PAGE_IS_WRITTEN | PAGE_IS_FILE | PAGE_IS_PFNZERO,
+			  PAGE_IS_FILE | PAGE_IS_PFNZERO, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
+}
+
+/*
+ * During the freeze: for every tracked mapping, the pages written since the
+ * last scan, write-protected again in the same call. A mapping that is not
+ * registered yet (new since the last checkpoint) is registered and marked
+ * whole: all its resident pages go into this image.
+ */
+int cs_track_scan(struct cs_agent *a, struct cs_capture *c)
+{
+	c->dirty.n = 0;
+	for (size_t i = 0; i < c->maps.n; i++) {
+		struct cs_vma *v = &c->maps.v[i];
+		v->whole = 0;
+		if (!(v->flags & CS_MAP_TRACKED))
+			continue;
+		size_t mark = c->dirty.n;
+		int r = scan_written(a->pagemap_fd, v, &c->dirty);
+		if (r == -EPERM) {
+			c->dirty.n = mark;
+			v->whole = 1;
+			struct uffdio_register reg = {
+				.range = {.start = v->start, .len = v->end - v->start},
+				.mode = UFFDIO_REGISTER_MODE_WP};
+			if (ioctl(a->uffd, UFFDIO_REGISTER, &reg))
+				continue; /* untrackable: sent whole every time */
+			r = scan_written(a->pagemap_fd, v, &c->dirty);
+			c->dirty.n = mark; /* whole anyway; the scan only armed it */
+		}
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* Pages of the pagemap read path (kernels without PAGEMAP_SCAN). */
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAP (1ull << 62)
+#define PM_FILE (1ull << 61)
+
+static int resident_pagemap(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out)
+{
+	uint64_t ents[512];
+	for (uint64_t addr = v->start; addr < v->end;) {
+		uint64_t n = (v->end - addr) / CS_PAGE;
+		if (n > 512)
+			n = 512;
+		ssize_t r = pread(pagemap_fd, ents, n * 8, (off_t)(addr / CS_PAGE * 8));
+		if (r < 0)
+			return -errno;
+		if (r < 8)
+			return -EIO;
+		n = (uint64_t)r / 8;
+		for (uint64_t i = 0; i < n; i++) {
+			if ((ents[i] & (PM_PRESENT | PM_SWAP)) && !(ents[i] & PM_FILE)) {
+				int e = cs_runs_add(out, addr + i * CS_PAGE, 1);
+				if (e)
+					return e;
+			}
+		}
+		addr += n * CS_PAGE;
+	}
+	return 0;
+}
+
+/*
+ * The live pages of a tracked mapping: present or swapped, anonymous (a page
+ * still shared with the file is restored from the file), not the zero page.
+ * Runs in the writer child, whose page tables are a copy of the parent's.
+ */
+int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out)
+{
+	if (v->flags & CS_MAP_VSYSCALL)
+		return 0;
+	if (cs_agent.mode == CS_MODE_HASH)
+		return resident_pagemap(v, pagemap_fd, out);
+	return scan_range(pagemap_fd, v->start, v->end, 0, PAGE_IS_FILE | PAGE_IS_PFNZERO,
+			  PAGE_IS_FILE | PAGE_IS_PFNZERO, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
+}

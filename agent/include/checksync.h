@@ -1,0 +1,66 @@
+/*
+ * libchecksync: the public API for programs that run under checksync.
+ *
+ * The agent starts by itself when the environment names a checkpoint
+ * directory (CHECKSYNC_DIR, set by `checksync run`), whether the library is
+ * preloaded (LD_PRELOAD=libchecksync.so) or linked in (libchecksync.a, or
+ * -lchecksync). Without CHECKSYNC_DIR nothing starts and every call below
+ * returns -ENOTCONN, cheaply.
+ *
+ * All functions are thread-safe, return 0 or a negative errno, never log,
+ * never write to stderr and never exit.
+ */
+#ifndef CHECKSYNC_H
+#define CHECKSYNC_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when the agent runs in this process, 0 otherwise. */
+int cs_enabled(void);
+
+/* Takes a checkpoint now and returns once it is durable in the directory.
+ * -ENOTSUP means the image was written but something could not be captured
+ * (cs_stats().last_error names it). */
+int cs_checkpoint(uint64_t *ret_generation);
+
+/* Returns once a checkpoint taken after this call is durable. Concurrent
+ * callers may share one checkpoint. */
+int cs_sync(uint64_t *ret_generation);
+
+struct cs_restore_info {
+	uint64_t restored_from_generation;
+	int64_t away_ns; /* how long the process was not running, as the time namespace hides it */
+};
+
+/* cb runs on the agent's thread right after this process was restored from
+ * a checkpoint, before the agent takes its first checkpoint there. At most
+ * 8 callbacks. */
+int cs_on_restore(void (*cb)(const struct cs_restore_info *info, void *arg), void *arg);
+
+enum cs_tracking { CS_TRACKING_NONE = 0, CS_TRACKING_UFFD = 1, CS_TRACKING_HASH = 2 };
+
+struct cs_stats {
+	uint64_t generation;      /* last durable generation, 0 if none */
+	uint64_t checkpoints;     /* taken successfully */
+	uint64_t failures;
+	uint64_t bytes_total;     /* image bytes written */
+	uint64_t last_bytes;
+	uint64_t last_pages;      /* pages in the last image */
+	uint64_t last_pause_ns;   /* first freeze signal sent to all threads released */
+	uint64_t max_pause_ns;
+	uint64_t restored_from;   /* generation this process was restored from, 0 if none */
+	int tracking;             /* enum cs_tracking */
+	char last_error[256];
+};
+
+int cs_stats(struct cs_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * libchecksync capture, from inside a real process: run by capture_test.py
+ * with CHECKSYNC_DIR set, in uffd and in hash mode. Each check prints what
+ * it saw and the test fails on the first wrong answer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checksync.h"
+#include "image.h"
+
+#define HEAP (64u << 20)
+#define K 100
+
+static const char *dir;
+static int failures;
+
+#define CHECK(cond, ...)                                                                    \
+	do {                                                                                \
+		if (!(cond)) {                                                              \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                \
+			fprintf(stderr, __VA_ARGS__);                                       \
+			fputc('\n', stderr);                                                \
+			failures++;                                                         \
+		}                                                                           \
+	} while (0)
+
+static struct cs_image *load(uint64_t gen)
+{
+	char name[64], path[4200];
+	cs_image_filename(name, sizeof(name), gen);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		fprintf(stderr, "open %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	fstat(fd, &st);
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	struct cs_image *img = NULL;
+	struct cs_image_error err;
+	int r = cs_image_parse(p, (size_t)st.st_size, 0, &img, &err);
+	munmap(p, (size_t)st.st_size);
+	if (r) {
+		fprintf(stderr, "parse %s: %s\n", path, err.msg);
+		return NULL;
+	}
+	return img;
+}
+
+static uint64_t page_count(const struct cs_image *img)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < img->n_page_runs; i++)
+		n += img->page_runs[i].npages;
+	return n;
+}
+
+static int resident_has(const struct cs_image *img, uint64_t addr)
+{
+	for (size_t i = 0; i < img->n_resident; i++)
+		if (addr >= img->resident[i].addr &&
+		    addr < img->resident[i].addr + (uint64_t)img->resident[i].npages * 4096)
+			return 1;
+	return 0;
+}
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static volatile int stop;
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	while (!stop)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	return NULL;
+}
+
+static void *spinner(void *arg)
+{
+	volatile uint64_t *counter = arg;
+	while (!stop)
+		(*counter)++;
+	return NULL;
+}
+
+static void check_threads(const struct cs_image *img, size_t want)
+{
+	CHECK(img->n_threads == want, "THREADS has %zu, want %zu", img->n_threads, want);
+	int agents = 0, mains = 0;
+	for (size_t i = 0; i < img->n_threads; i++) {
+		agents += !!(img->threads[i].flags & CS_THREAD_AGENT);
+		mains += !!(img->threads[i].flags & CS_THREAD_MAIN);
+		CHECK(img->threads[i].ucontext_addr && img->threads[i].fs_base,
+		      "thread %d has no ucontext or fs base", img->threads[i].tid);
+		for (size_t j = 0; j < i; j++)
+			CHECK(img->threads[i].ucontext_addr != img->threads[j].ucontext_addr &&
+				      img->threads[i].tid != img->threads[j].tid,
+			      "threads %zu and %zu share a ucontext or tid", i, j);
+	}
+	CHECK(agents == 1 && mains == 1, "%d agent and %d main threads", agents, mains);
+}
+
+/* Base, then K written pages give a delta of about K pages. */
+static void test_delta(uint8_t *heap, const char *mode)
+{
+	uint64_t g1, g2;
+	int r = cs_checkpoint(&g1);
+	CHECK(r == 0, "first checkpoint: %d", r);
+	struct cs_image *base = load(g1);
+	CHECK(base, "base image %llu unreadable", (unsigned long long)g1);
+	if (!base)
+		return;
+	CHECK(!(base->header.flags & CS_IMAGE_F_DELTA), "first image is a delta");
+	CHECK(page_count(base) >= HEAP / 4096, "base holds %llu pages, heap alone is %u",
+	      (unsigned long long)page_count(base), HEAP / 4096);
+	CHECK(resident_has(base, (uint64_t)heap + HEAP / 2), "heap page not in RESIDENT");
+	check_threads(base, 5);
+	for (int i = 0; i < K; i++)
+		heap[(size_t)i * 37 * 4096 % HEAP] ^= 0x5a;
+	r = cs_checkpoint(&g2);
+	CHECK(r == 0 && g2 > g1, "second checkpoint: %d, generation %llu after %llu", r,
+	      (unsigned long long)g2, (unsigned long long)g1);
+	struct cs_image *delta = load(g2);
+	CHECK(delta, "delta image unreadable");
+	if (delta) {
+		uint64_t n = page_count(delta);
+		printf("%s: base %llu pages, delta after %d writes %llu pages\n", mode,
+		       (unsigned long long)page_count(base), K, (unsigned long long)n);
+		CHECK(delta->header.flags & CS_IMAGE_F_DELTA, "second image is not a delta");
+		CHECK(delta->header.parent_generation == g1, "delta parent %llu",
+		      (unsigned long long)delta->header.parent_generation);
+		uint32_t want = !strcmp(mode, "hash") ? CS_TRACK_HASH : CS_TRACK_UFFD_WP;
+		CHECK(delta->header.tracking == want, "tracking %u, want %u",
+		      delta->header.tracking, want);
+		CHECK(n >= K && n < K + 400, "delta holds %llu pages for %d written",
+		      (unsigned long long)n, K);
+		check_threads(delta, 5);
+		cs_image_free(delta);
+	}
+	cs_image_free(base);
+}
+
+static void test_unsupported(void)
+{
+	int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	CHECK(nl >= 0, "netlink socket: %s", strerror(errno));
+	uint64_t g;
+	int r = cs_checkpoint(&g);
+	struct cs_stats st;
+	cs_stats(&st);
+	CHECK(r == -ENOTSUP, "checkpoint with a netlink fd returned %d (%s)", r, st.last_error);
+	CHECK(strstr(st.last_error, "netlink"), "error does not name the netlink fd: %s",
+	      st.last_error);
+	struct cs_image *img = load(g);
+	CHECK(img, "image with unsupported fd unreadable");
+	int named = 0;
+	for (size_t i = 0; img && i < img->n_unsupported; i++)
+		named |= !!strstr(img->unsupported[i].what, "netlink");
+	CHECK(named, "UNSUPPORTED does not name the netlink socket");
+	for (size_t i = 0; img && i < img->n_fds; i++)
+		if (img->fds[i].fd == nl)
+			CHECK(img->fds[i].type == CS_FD_UNSUPPORTED, "netlink fd has type %u",
+			      img->fds[i].type);
+	cs_image_free(img);
+	close(nl);
+}
+
+int main(int argc, char **argv)
+{
+	dir = getenv("CHECKSYNC_DIR");
+	const char *mode = argc > 1 ? argv[1] : "uffd";
+	CHECK(cs_enabled(), "agent not running");
+	if (!cs_enabled())
+		return 1;
+	uint8_t *heap = mmap(NULL, HEAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	memset(heap, 1, HEAP);
+	pthread_t t[3];
+	static volatile uint64_t counter;
+	pthread_create(&t[0], NULL, sleeper, NULL);
+	pthread_create(&t[1], NULL, sleeper, NULL);
+	pthread_create(&t[2], NULL, spinner, (void *)&counter);
+	test_delta(heap, mode);
+	test_unsupported();
+	struct cs_stats st;
+	CHECK(cs_stats(&st) == 0, "cs_stats");
+	CHECK(st.tracking == (!strcmp(mode, "hash") ? CS_TRACKING_HASH : CS_TRACKING_UFFD),
+	      "tracking %d", st.tracking);
+	printf("%s: %llu checkpoints, last pause %llu us, max pause %llu us\n", mode,
+	       (unsigned long long)st.checkpoints, (unsigned long long)st.last_pause_ns / 1000,
+	       (unsigned long long)st.max_pause_ns / 1000);
+	pthread_mutex_lock(&mu);
+	stop = 1;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	printf("%s\n", failures ? "FAILED" : "ok");
+	return failures ? 1 : 0;
+}
