@@ -119,7 +119,7 @@ struct cs_plan_header {
 
 	/* fds */
 	int32_t status_fd; /* the tool reads "ok" or the error from it */
-	int32_t exe_fd;    /* handed to cs_trampoline_last, above the range below */
+	int32_t exe_fd;    /* set with PR_SET_MM_MAP; right above the range below */
 	int32_t helper_lo, helper_hi; /* helper fds closed before threads run */
 };
 

@@ -242,6 +242,31 @@ static void restore_sigactions(void)
 	}
 }
 
+/*
+ * PR_SET_MM_EXE_FILE fails with EBUSY while any mapping still comes from the
+ * current executable (ours). The legacy PR_SET_MM_EXE_FILE also needs
+ * CAP_SYS_RESOURCE, which root in a container may lack; PR_SET_MM_MAP with
+ * exe_fd needs only CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE. So the
+ * file-backed part of our own image is replaced by an anonymous copy (one
+ * mremap swaps identical bytes under the running code), and the exe file
+ * is set together with the mm fields. The stack is in bss beyond _edata,
+ * so it is not touched.
+ */
+extern char __executable_start[], _edata[];
+
+__attribute__((noinline)) static void become_anonymous(void)
+{
+	uint64_t start = (uint64_t)__executable_start;
+	uint64_t len = (((uint64_t)_edata + PAGE - 1) & ~(PAGE - 1)) - start;
+	uint64_t tmp = CS_RESTORER_PARK_ADDR + 0x4000000;
+	long r = cs_sys6(NR_mmap, (long)tmp, (long)len, PROT_READ | PROT_WRITE | PROT_EXEC,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	check(r, "mapping a copy of the restorer", tmp);
+	memcpy((void *)tmp, (const void *)start, len);
+	r = cs_sys5(NR_mremap, tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, start);
+	check(r, "replacing the restorer by its copy", start);
+}
+
 static void restore_mm(void)
 {
 	struct prctl_mm_map map = {
@@ -252,8 +277,9 @@ static void restore_mm(void)
 		.arg_start = plan->arg_start, .arg_end = plan->arg_end,
 		.env_start = plan->env_start, .env_end = plan->env_end,
 		.auxv = (__u64 *)plan->auxv, .auxv_size = plan->auxv_len,
-		.exe_fd = (uint32_t)-1,
+		.exe_fd = (uint32_t)plan->exe_fd,
 	};
+	become_anonymous();
 	check(cs_sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &map, sizeof(map), 0),
 	      "PR_SET_MM_MAP", plan->start_code);
 	check(cs_sys5(NR_prctl, PR_SET_NAME, plan->comm, 0, 0, 0), "PR_SET_NAME", 0);
@@ -352,8 +378,7 @@ static void threads_and_leave(void)
 	restore_rlimits();
 	/* From here on nothing may fail: threads start running app code. */
 	cs_sys3(NR_write, plan->status_fd, "ok\n", 3);
-	if (plan->helper_hi >= plan->helper_lo)
-		cs_sys3(NR_close_range, plan->helper_lo, plan->helper_hi, 0);
+	cs_sys3(NR_close_range, plan->helper_lo, plan->exe_fd, 0);
 	report_fd = 2;
 	uint32_t slot = 1;
 	for (uint32_t i = 0; i < plan->n_threads; i++) {
@@ -368,7 +393,8 @@ static void threads_and_leave(void)
 	cs_sys1(NR_set_tid_address, main_thread->clear_child_tid);
 	check(cs_sys2(NR_arch_prctl, ARCH_SET_FS, main_thread->fs_base), "ARCH_SET_FS", 0);
 	wait_for_threads(b);
-	cs_jump(main_thread->ucontext, CS_RESTORER_BASE, CS_RESTORER_LEN, (uint64_t)plan->exe_fd,
+	/* The exe file was set with the mm fields (restore_mm), so -1 here. */
+	cs_jump(main_thread->ucontext, CS_RESTORER_BASE, CS_RESTORER_LEN, (uint64_t)-1,
 		plan->trampoline_last);
 }
 

@@ -104,6 +104,14 @@ static int open_identical(const char *path, const uint8_t *build_id, uint32_t bu
 	return -1;
 }
 
+/* Agent scratch memory is recreated empty; shared anonymous memory shows up
+ * as "/dev/zero (deleted)" and is anonymous again. */
+int cs_mapping_is_file(const struct cs_image_mapping *m)
+{
+	return (m->flags & CS_MAP_FILE) && !(m->flags & CS_MAP_AGENT) &&
+	       strcmp(m->path, "/dev/zero (deleted)");
+}
+
 int cs_restore_file_fd(const struct cs_restore *r, const char *path)
 {
 	for (size_t i = 0; i < r->n_files; i++)
@@ -141,7 +149,7 @@ int cs_validate_files(struct cs_restore *r)
 	int bad = 0;
 	for (size_t i = 0; i < img->n_mappings; i++) {
 		const struct cs_image_mapping *m = &img->mappings[i];
-		if ((m->flags & CS_MAP_FILE) && add_file(r, m) < 0)
+		if (cs_mapping_is_file(m) && add_file(r, m) < 0)
 			bad = 1;
 	}
 	if (bad)

@@ -190,7 +190,7 @@ static int plan_mapping(const struct cs_restore *r, const struct cs_image_mappin
 	if (!m->prot)
 		out->mmap_flags |= MAP_NORESERVE;
 	out->fd = -1;
-	if (m->flags & CS_MAP_FILE) {
+	if (cs_mapping_is_file(m)) {
 		int i = cs_restore_file_fd(r, m->path);
 		if (i < 0)
 			return -EINVAL;
@@ -376,13 +376,16 @@ int cs_plan_build(struct cs_restore *r)
 		err = buf_add(&b, cl.v, cl.n * sizeof(*cl.v), &h.copies_off);
 	if (!err)
 		err = buf_add(&b, threads, h.n_threads * sizeof(*threads), &h.threads_off);
-	for (size_t i = 0; !err && i < r->img->n_sigactions; i++) {
+	struct cs_plan_sigaction *sa = calloc(h.n_sigactions + 1, sizeof(*sa));
+	for (size_t i = 0; sa && i < h.n_sigactions; i++) {
 		const struct cs_image_sigaction *s = &r->img->sigactions[i];
-		struct cs_plan_sigaction ps = {.signo = s->signo, .handler = s->handler,
-					       .flags = s->flags, .restorer = s->restorer,
-					       .mask = s->mask};
-		err = buf_add(&b, &ps, sizeof(ps), i ? NULL : &h.sigactions_off);
+		sa[i] = (struct cs_plan_sigaction){.signo = s->signo, .handler = s->handler,
+						   .flags = s->flags, .restorer = s->restorer,
+						   .mask = s->mask};
 	}
+	if (!err)
+		err = sa ? buf_add(&b, sa, h.n_sigactions * sizeof(*sa), &h.sigactions_off) : -ENOMEM;
+	free(sa);
 	if (err)
 		goto out;
 	h.total_len = b.len;

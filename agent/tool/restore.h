@@ -39,6 +39,7 @@ int cs_validate_abi(const struct cs_image *img);
 int cs_validate_files(struct cs_restore *r);
 int cs_validate_fds(const struct cs_image *img);
 int cs_validate_unsupported(const struct cs_image *img);
+int cs_mapping_is_file(const struct cs_image_mapping *m);
 /* Index of the mapped file for path (opened by cs_validate_files). */
 int cs_restore_file_fd(const struct cs_restore *r, const char *path);
 /* Current kernel's [vvar], [vvar_vclock], [vdso]: start and length. */
