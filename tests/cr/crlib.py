@@ -354,7 +354,7 @@ class App:
     def describe(self):
         return "%s (tracking=%s, dir=%s)" % (self.workload, self.tracking or "default", self.dir)
 
-    def run(self, ready_timeout=60):
+    def run(self, ready_timeout=60, ready_rx=r"^ready \S+ " + TOKEN_RX):
         argv = [self.h.tool, "run", "--dir", self.dir]
         if self.interval_ms is not None:
             argv += ["--interval-ms", str(self.interval_ms)]
@@ -362,8 +362,8 @@ class App:
             argv += ["--tracking", self.tracking]
         argv += ["--", self.exe] + self.args
         self.proc = self.h.start("checksync run " + self.workload, argv, {"CR_RESULT": self.result})
-        _, m = self.proc.wait_line(r"^ready \S+ " + TOKEN_RX, ready_timeout, "the ready line")
-        self.token = m.group(1)
+        _, m = self.proc.wait_line(ready_rx, ready_timeout, "the ready line")
+        self.token = m.group(1) if m.re.groups else None
         self.host_pid = self.wait_agent_pid(None, 10)
         self.h.track(self.host_pid)
         log("  %s started: host pid %d token %s" % (self.workload, self.host_pid, self.token))
