@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Checkpoint/restore tests of Go programs under `checksync run` (suite 'go').
 
+  crgo.py pkg --checksync T --prog pkgcheck
+      the Go package against the real agent (Enabled, Checkpoint, Sync alone
+      and concurrent, Stats, cancellation), with checkpoints only on request
+      and every 100 ms.
   crgo.py stress --checksync T --prog gostress [--restores N]
       gostress (an unmodified cgo program): acknowledged values, the ticker,
       invariants, old and new listeners and the GC after each of a chain of
@@ -201,6 +205,26 @@ def ensure_tool(tool):
         sys.exit(SKIP)
 
 
+# --- pkg: the Go package against the agent ---------------------------------
+
+def pkg(a):
+    for interval in (0, 100):
+        s = Session(a.checksync)
+        try:
+            proc = s.run([a.prog, "-dir", s.dir], interval)
+            try:
+                rc = proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                raise Failure("pkgcheck did not finish in 120 s:\n" + s.tail(proc))
+            out = s.tail(proc)
+            if rc != 0 or "pkgcheck: ok" not in out:
+                raise Failure("pkgcheck with --interval-ms %d exited %d:\n%s" % (interval, rc, out))
+            log("interval %d ms: %s" % (interval, out.strip().splitlines()[-1]))
+        finally:
+            s.cleanup()
+    return 0
+
+
 # --- stress: gostress, a chain of restores -------------------------------
 
 def stress(a):
@@ -339,6 +363,20 @@ def verify_keys(port, acked, keys):
         c.close()
 
 
+def check_on_restore(port):
+    """kvserver counts checksync.OnRestore calls in /stats; the callback is
+    asynchronous (agent thread -> pipe -> goroutine), so allow it a moment."""
+    deadline = time.monotonic() + 10
+    while True:
+        st = json.loads(http_get(port, "/stats")[1])
+        if st["restores"] >= 1 and st["restored_from"] >= 1:
+            return
+        if time.monotonic() > deadline:
+            raise Failure("OnRestore was not called after the restore: restores=%d restored_from=%d" %
+                          (st["restores"], st["restored_from"]))
+        time.sleep(0.05)
+
+
 def kv(a):
     s = Session(a.checksync)
     port = a.port or free_port()
@@ -367,6 +405,8 @@ def kv(a):
             waited = wait_answer(port, "/stats", proc, s, 60)
             worst = max(worst, waited)
             check_kv(port, must)
+            if not a.plain:
+                check_on_restore(port)
             log("kill %d/%d: restored, answered after %.3f s, %d acknowledged writes intact" %
                 (k + 1, a.kills, waited, len(must)))
             if waited > a.answer_within:
@@ -387,7 +427,7 @@ def kv(a):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("scenario", choices=["stress", "kv"])
+    p.add_argument("scenario", choices=["pkg", "stress", "kv"])
     p.add_argument("--checksync", required=True, help="the checksync tool")
     p.add_argument("--prog", required=True)
     p.add_argument("--port", type=int, default=0, help="default: a free one")
@@ -408,7 +448,7 @@ def main():
         print("SKIP: needs root (PID and time namespaces)")
         return SKIP
     try:
-        return stress(a) if a.scenario == "stress" else kv(a)
+        return {"pkg": pkg, "stress": stress, "kv": kv}[a.scenario](a)
     except Failure as e:
         log("FAIL:", e)
         return 1
