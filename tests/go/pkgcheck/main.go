@@ -11,12 +11,17 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"checksync"
 )
+
+// The agent's freeze signal (agent/capture/agent.h: SIGRTMIN + 28 with glibc).
+const freezeSignal = 62
 
 var dir = flag.String("dir", "", "the checkpoint directory the agent writes to")
 
@@ -100,6 +105,22 @@ func main() {
 	if _, err := checksync.Checkpoint(short); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		fail("Checkpoint with a tiny deadline: %v", err)
 	}
+	// Go's os/signal can take the agent's freeze signal back: Ignore drops
+	// the agent's handler and a later Notify installs Go's own (docs/go.md).
+	// The agent must notice before its next freeze, or that freeze hangs.
+	sig := syscall.Signal(freezeSignal)
+	signal.Ignore(sig)
+	notified := make(chan os.Signal, 1)
+	signal.Notify(notified, sig)
+	tctx, cancel3 := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel3()
+	g3, err := checksync.Checkpoint(tctx)
+	if err != nil {
+		fail("Checkpoint after the program took signal %d with os/signal: %v", freezeSignal, err)
+	}
+	durable(g3)
+	signal.Reset(sig)
+
 	fmt.Printf("pkgcheck: ok: checkpoint %d, sync %d, %d concurrent syncs in %d checkpoints (%v), "+
 		"tracking %s, last image %d bytes, last pause %v, max pause %v\n",
 		g1, g2, n, len(distinct), time.Since(t0).Round(time.Millisecond), s.Tracking,
