@@ -156,8 +156,11 @@ static void test_truncation(void)
 	CHECK_EQ(sample_write(&s, &m), 0);
 	len = m.len;
 	CHECK(len > 4096 && len < 8192);
+	/* metadata-only reads differ only from the first PAGES section on */
 	for (flags = 0; flags <= CS_IMAGE_PARSE_SKIP_PAGE_CRC; flags++) {
-		for (cut = 0; cut < len; cut++) {
+		cut = flags ? section_off(img_buf, len, CS_SECT_PAGES) : 0;
+		CHECK(!flags || cut > 0);
+		for (; cut < len; cut++) {
 			int rc = parse_copy(img_buf, cut, flags, &err);
 
 			if (rc != -EBADMSG || err.code != CS_IMG_TRUNCATED) {
@@ -770,7 +773,7 @@ int main(void)
 {
 	test_truncation();
 	test_bit_flips(0, 1);
-	test_bit_flips(1, 7);
+	test_bit_flips(1, 61);
 	test_skip_page_crc();
 	test_not_an_image();
 	test_section_lengths();

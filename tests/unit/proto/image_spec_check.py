@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""A second implementation of docs/image-format.md, written from the
+document alone, checked against the C implementation's output:
+
+- it encodes the known-answer image of the document's example and compares
+  it with the example's bytes and with kat_hex in test_image.c;
+- it decodes every image of the fuzz seed corpus (written by the C writer,
+  every record type with every field set) field by field, following only
+  the layouts of the document, and checks that each section's records use
+  exactly its payload, the CRCs, the END totals and the ordering rules.
+
+usage: image_spec_check.py DOC TEST_IMAGE_C CORPUS_DIR
+"""
+import os
+import re
+import struct
+import sys
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def section(stype, payload):
+    head = struct.pack('<IIQ', stype, 0, len(payload))
+    return head + payload + struct.pack('<I', crc32c(head + payload))
+
+
+def lp(data):
+    return struct.pack('<I', len(data)) + data
+
+
+def known_answer():
+    header = (b'CSYNCIMG' + struct.pack('<IIIIII', 1, 1, 4096, 0, 0, 0x340)
+              + struct.pack('<QQQQqqq', 1, 0, 1, 7, 0x1122334455667788, 0x10, 0x20)
+              + lp(b'6.18.0') + lp(bytes.fromhex('deadbeef')))
+    thread = struct.pack('<iIQQQQQQQII', 42, 1, 0x7ffe0000f000, 0x7f0000000100,
+                         0, 0, 0, 0, 0, 32, 0x53053053)
+    resident = struct.pack('<QII', 0x400000, 2, 0)
+    img = (section(1, header) + section(4, struct.pack('<I', 1) + thread)
+           + section(7, struct.pack('<I', 1) + resident))
+    return img + section(15, struct.pack('<IQ', 3, len(img)))
+
+
+def doc_example(doc):
+    block = doc[doc.index('```\nHEADER at 0'):]
+    block = block[4:block.index('```', 4)]
+    return bytes.fromhex(''.join(''.join(line.strip().split('   ')[0].split())
+                                 for line in block.splitlines() if line.startswith('  ')))
+
+
+def test_kat(c_source):
+    body = c_source[c_source.index('kat_hex[] ='):]
+    body = re.sub(r'/\*.*?\*/', '', body, flags=re.S)
+    body = body[:body.index(';')]
+    return bytes.fromhex(''.join(re.findall(r'"([0-9a-f]*)"', body)))
+
+
+class Bad(Exception):
+    pass
+
+
+class Reader:
+    def __init__(self, data, where):
+        self.d, self.pos, self.where = data, 0, where
+
+    def take(self, n):
+        if n > len(self.d) - self.pos:
+            raise Bad('%s: %d bytes needed, %d left' % (self.where, n, len(self.d) - self.pos))
+        self.pos += n
+        return self.d[self.pos - n:self.pos]
+
+    def u(self, fmt):
+        return struct.unpack('<' + fmt, self.take(struct.calcsize('<' + fmt)))
+
+    def var(self, limit, text=False):
+        (n,) = self.u('I')
+        if n > limit:
+            raise Bad('%s: length %d above %d' % (self.where, n, limit))
+        data = self.take(n)
+        if text and 0 in data:
+            raise Bad('%s: NUL in a string' % self.where)
+        return data
+
+    def done(self):
+        if self.pos != len(self.d):
+            raise Bad('%s: %d bytes left over' % (self.where, len(self.d) - self.pos))
+
+
+def run(r, prev_end):
+    addr, npages, reserved = r.u('QII')
+    if addr % 4096 or npages == 0 or reserved or addr + npages * 4096 > 1 << 47 \
+            or addr < prev_end:
+        raise Bad('%s: bad run %#x+%d' % (r.where, addr, npages))
+    return addr + npages * 4096
+
+
+def records(r, one):
+    (count,) = r.u('I')
+    state = None
+    for _ in range(count):
+        state = one(r, state)
+    return count
+
+
+def header(r):
+    magic, version = r.u('8sI')
+    if magic != b'CSYNCIMG' or version != 1:
+        raise Bad('magic/version')
+    arch, page_size, flags, tracking, _ = r.u('IIIII')
+    gen, parent, base, _ = r.u('QQQQ')
+    r.u('qqq')
+    r.var(64, True)
+    r.var(32)
+    delta = flags & 1
+    if arch != 1 or page_size != 4096 or flags & ~1 or tracking > 2 or gen == 0:
+        raise Bad('header fields')
+    if (not delta and (parent or base != gen)) or \
+            (delta and not 1 <= base <= parent < gen):
+        raise Bad('generation chain')
+
+
+def process(r):
+    r.u('iiII' + 'Q' * 11 + 'Q' * 32 + 'Q' * 3 + 'I')
+    r.var(1024)
+    r.var(15, True)
+    r.var(4095, True)
+    r.var(4095, True)
+
+
+def mapping(r, prev_end):
+    start, end, prot, flags, pgoff = r.u('QQIIQ')
+    r.u('QQQq')
+    r.var(32)
+    r.var(4095, True)
+    if start >= end or (start | end | pgoff) % 4096 or prot & ~7 or flags & ~0x1fff \
+            or (prev_end or 0) > start:
+        raise Bad('mapping %#x-%#x' % (start, end))
+    return end
+
+
+def thread(r, _):
+    (flags,) = r.u('iI')[1:]
+    r.u('QQQQQQQII')
+    if flags & ~3:
+        raise Bad('thread flags')
+
+
+def fd(r, prev):
+    num, ftype = r.u('iI')
+    r.u('IIQiiiiIIQQiIQQ')
+    if num < 0 or (prev is not None and num <= prev) or not 1 <= ftype <= 12:
+        raise Bad('fd %d type %d' % (num, ftype))
+    r.var(4095, True)
+    r.var(128)
+    r.var(128)
+    if r.var(1 << 20) and ftype != 4:
+        raise Bad('pipe data on a non-pipe')
+    (n,) = r.u('I')
+    if n > 65536 or (n and ftype != 10):
+        raise Bad('epoll entries')
+    for _ in range(n):
+        r.u('iIQ')
+    r.var(255, True)
+    return num
+
+
+def sigaction(r, prev):
+    signo, reserved = r.u('II')
+    r.u('QQQQ')
+    if not 1 <= signo <= 64 or reserved or signo <= (prev or 0):
+        raise Bad('signo %d' % signo)
+    return signo
+
+
+def decode(data, name):
+    """Walks and decodes a whole image; returns the section types seen."""
+    off, types, seen, pages_end = 0, [], set(), 0
+    while True:
+        if len(data) - off < 16:
+            raise Bad('%s: truncated at %d' % (name, off))
+        stype, flags, plen = struct.unpack_from('<IIQ', data, off)
+        end = off + 16 + plen
+        if end + 4 > len(data):
+            raise Bad('%s: section at %d runs past the end' % (name, off))
+        if crc32c(data[off:end]) != struct.unpack_from('<I', data, end)[0]:
+            raise Bad('%s: CRC of section at %d' % (name, off))
+        if flags & ~1 or (not types and stype != 1):
+            raise Bad('%s: flags or first section' % name)
+        r = Reader(data[off + 16:end], '%s section %d at %d' % (name, stype, off))
+        if stype in (1, 2, 3, 4, 5, 6, 7, 9):
+            if stype in seen:
+                raise Bad('%s: duplicate %d' % (name, stype))
+            seen.add(stype)
+        if stype == 1:
+            header(r)
+        elif stype == 2:
+            process(r)
+        elif stype == 3:
+            records(r, mapping)
+        elif stype == 4:
+            records(r, thread)
+        elif stype == 5:
+            records(r, fd)
+        elif stype == 6:
+            if struct.unpack_from('<I', r.d)[0] > 64:
+                raise Bad('too many sigactions')
+            records(r, sigaction)
+        elif stype == 7:
+            records(r, lambda rr, prev: run(rr, prev or 0))
+        elif stype == 8:
+            while r.pos < len(r.d):
+                pages_end = run(r, pages_end)
+                npages = struct.unpack_from('<I', r.d, r.pos - 8)[0]
+                r.take(npages * 4096)
+        elif stype == 9:
+            records(r, lambda rr, _: rr.var(255, True) and None)
+        elif stype == 15:
+            count, total = r.u('IQ')
+            if plen != 12 or count != len(types) or total != off or end + 4 != len(data):
+                raise Bad('%s: END totals' % name)
+            return types + [15]
+        elif not flags & 1:
+            raise Bad('%s: unknown section %d not skippable' % (name, stype))
+        else:
+            r.pos = len(r.d)
+        r.done()
+        types.append(stype)
+        off = end + 4
+
+
+def main():
+    doc = open(sys.argv[1]).read()
+    c_source = open(sys.argv[2]).read()
+    corpus = sys.argv[3]
+    failures = 0
+    kat = known_answer()
+    for what, data in (('docs/image-format.md example', doc_example(doc)),
+                       ('test_image.c kat_hex', test_kat(c_source))):
+        if data != kat:
+            print('%s differs from the spec encoder:\n  %s\n  %s' % (what, data.hex(), kat.hex()))
+            failures += 1
+    names = sorted(os.listdir(corpus))
+    for name in names:
+        with open(os.path.join(corpus, name), 'rb') as f:
+            data = f.read()
+        try:
+            types = decode(data, name)
+            print('%s: %d bytes, sections %s' % (name, len(data), types))
+        except (Bad, struct.error) as e:
+            print('%s: %s' % (name, e))
+            failures += 1
+    if len(names) < 3:
+        print('corpus too small: %s' % names)
+        failures += 1
+    # the decoder must be able to fail: a flipped bit is found
+    try:
+        bad = bytearray(kat)
+        bad[150] ^= 1
+        decode(bytes(bad), 'flipped')
+        print('a damaged image was accepted')
+        failures += 1
+    except Bad:
+        pass
+    print('%d passed, %d failed' % (len(names) + 3 - failures, failures))
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
