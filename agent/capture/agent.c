@@ -58,6 +58,9 @@ static int read_config(struct cs_config *cfg, const char *dir)
 		cfg->base_every = 1;
 	const char *t = getenv(CS_ENV_TRACKING);
 	cfg->mode = t && !strcmp(t, "hash") ? CS_MODE_HASH : CS_MODE_UFFD;
+	const char *w = getenv("CHECKSYNC_WRITER");
+	cfg->writer = !w ? CS_WRITER_AUTO : !strcmp(w, "fork") ? CS_WRITER_FORK
+			  : !strcmp(w, "copy") ? CS_WRITER_COPY : CS_WRITER_AUTO;
 	return 0;
 }
 

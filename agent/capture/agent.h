@@ -82,11 +82,16 @@ struct cs_hash_ent {
 
 enum cs_tracking_mode { CS_MODE_UFFD = 1, CS_MODE_HASH = 2 };
 
+/* How the writer gets a consistent view (CHECKSYNC_WRITER, for benchmarks). */
+enum cs_writer_mode { CS_WRITER_AUTO = 0, CS_WRITER_FORK = 1, CS_WRITER_COPY = 2 };
+#define CS_COPY_MAX (64u << 20)
+
 struct cs_config {
 	char dir[CS_IMAGE_PATH_MAX];
 	uint32_t interval_ms;
 	uint32_t base_every;
 	int mode; /* enum cs_tracking_mode asked for */
+	int writer; /* enum cs_writer_mode */
 };
 
 /* The checkpoint being taken: filled during the freeze, read by the child. */
@@ -94,7 +99,16 @@ struct cs_capture {
 	uint64_t generation, parent, base;
 	int is_base;
 	struct cs_maps maps;
-	struct cs_runs dirty;   /* uffd mode: written pages, parent side */
+	struct cs_runs dirty;    /* uffd mode: written pages, parent side */
+	struct cs_runs resident; /* uffd mode: live tracked pages, parent side */
+	struct cs_runs send;     /* uffd mode: pages whose bytes go into the image */
+	uint64_t send_pages, resident_pages;
+	/* copy mode: the send pages copied during the freeze, in order; the
+	 * writer then shares memory with the process (no page tables copied) */
+	int copy_mode;
+	uint8_t *copy;
+	size_t copy_cap;
+	uint64_t brk;
 	struct cs_thread_rec *threads;
 	uint32_t n_threads;
 	struct cs_image_fd *fds;
@@ -135,6 +149,10 @@ struct cs_agent {
 	/* statistics */
 	uint64_t checkpoints, bytes_total, last_pause_ns, max_pause_ns, last_bytes, last_pages;
 	uint64_t failures;
+	/* where the last pause went: stop, maps, dirty scan, fds, clone */
+	uint64_t phase_ns[6];
+	int last_copy_mode;
+	uint64_t last_pause_cpu_ns; /* agent CPU time inside the pause (no scheduling noise) */
 	char last_error[CS_ERR_MAX];
 };
 
@@ -168,6 +186,9 @@ int cs_track_open(struct cs_agent *a);
 void cs_track_close(struct cs_agent *a);
 int cs_track_scan(struct cs_agent *a, struct cs_capture *c);
 int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out);
+int cs_select_pages(const struct cs_maps *maps, const struct cs_runs *dirty, int is_base,
+		    int pagemap_fd, struct cs_runs *one, struct cs_runs *resident,
+		    struct cs_runs *send);
 int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages);
 
 /* fds.c: runs in the parent during the freeze (file descriptions are shared) */

@@ -84,6 +84,72 @@ static int writer_main(void *arg)
 	return 1;
 }
 
+static uint64_t run_pages(const struct cs_runs *r)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < r->n; i++)
+		n += r->r[i].npages;
+	return n;
+}
+
+/*
+ * uffd mode, during the freeze: the written pages (re-armed), RESIDENT and
+ * the pages to send, then how to write them. A copy-on-write child costs
+ * page-table copying for every resident page (and a COW fault for every
+ * page the application writes while the child lives); copying the delta
+ * costs a memcpy per sent page. Measured here: fork ~1 us per resident page,
+ * memcpy 2-4 us per page, so a delta under a third of the resident set is
+ * copied, up to CS_COPY_MAX bytes.
+ */
+static int select_uffd(struct cs_agent *a, struct cs_capture *c)
+{
+	static struct cs_runs one;
+	uint64_t t0 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
+	int r = cs_track_scan(a, c);
+	a->phase_ns[5] = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) - t0;
+	if (!r)
+		r = cs_select_pages(&c->maps, &c->dirty, c->is_base, a->pagemap_fd, &one,
+				    &c->resident, &c->send);
+	if (r)
+		return r;
+	c->send_pages = run_pages(&c->send);
+	c->resident_pages = run_pages(&c->resident);
+	switch (a->cfg.writer) {
+	case CS_WRITER_FORK:
+		c->copy_mode = 0;
+		break;
+	case CS_WRITER_COPY:
+		c->copy_mode = !c->is_base;
+		break;
+	default:
+		c->copy_mode = !c->is_base && c->send_pages * 3 <= c->resident_pages &&
+			       c->send_pages * CS_PAGE <= CS_COPY_MAX;
+	}
+	return 0;
+}
+
+/* The copy buffer stays mapped between checkpoints: its pages are then
+ * already faulted in, which is most of the cost on a virtual machine. */
+static int copy_pages(struct cs_capture *c)
+{
+	size_t need = c->send_pages * CS_PAGE;
+	if (need > c->copy_cap) {
+		cs_scratch_free(c->copy, c->copy_cap);
+		c->copy_cap = 0;
+		c->copy = cs_scratch_alloc(need + need / 4, 0);
+		if (!c->copy)
+			return -ENOMEM;
+		c->copy_cap = need + need / 4;
+	}
+	uint8_t *p = c->copy;
+	for (size_t i = 0; i < c->send.n; i++) {
+		size_t len = c->send.r[i].npages * CS_PAGE;
+		memcpy(p, (const void *)c->send.r[i].addr, len);
+		p += len;
+	}
+	return 0;
+}
+
 /*
  * Inside the agent's signal handler, every other thread parked: take what
  * must be consistent with the frozen instant (mappings, dirty pages, file
@@ -99,19 +165,24 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	/* /proc/self/comm is the main thread's; the writer's would be ours. */
 	if (cs_read_file("/proc/self/comm", c->comm, sizeof(c->comm)) > 0)
 		c->comm[strcspn(c->comm, "\n")] = 0;
+	uint64_t t0 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC), t1, t2, t3;
 	int r = cs_maps_read(&c->maps);
 	if (r)
 		return cs_set_err(c->errmsg, "reading /proc/self/maps failed", NULL, NULL), r;
 	unsupported_mappings(c);
+	t1 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
+	c->brk = (uint64_t)syscall(SYS_brk, 0);
 	if (a->mode == CS_MODE_UFFD)
-		r = cs_track_scan(a, c);
+		r = select_uffd(a, c);
 	else
 		r = hash_reserve(a, c);
 	if (r)
 		return cs_set_err(c->errmsg, "dirty page scan failed", NULL, NULL), r;
+	t2 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	r = cs_fds_capture(a, c);
 	if (r)
 		return cs_set_err(c->errmsg, "fd capture failed", NULL, NULL), r;
+	t3 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	memset(a->result, 0, sizeof(*a->result));
 	if (!writer_stack && !(writer_stack = cs_scratch_alloc(WRITER_STACK, 0)))
 		return cs_set_err(c->errmsg, "no memory for the writer's stack", NULL, NULL), -ENOMEM;
@@ -119,10 +190,16 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	 * own stack, in agent memory, so it never writes to a page it copies
 	 * into the image. Exit signal 0 makes it a "clone child" that only
 	 * __WCLONE waits see: the application's own wait() never reaps it. */
-	int pid = clone(writer_main, writer_stack + WRITER_STACK, 0, a);
+	if (c->copy_mode && (r = copy_pages(c)))
+		return cs_set_err(c->errmsg, "no memory to copy the delta", NULL, NULL), r;
+	int pid = clone(writer_main, writer_stack + WRITER_STACK, c->copy_mode ? CLONE_VM : 0, a);
 	if (pid < 0)
 		return cs_set_err(c->errmsg, "clone of the writer failed", NULL, NULL), -errno;
 	a->child_pid = (pid_t)pid;
+	a->phase_ns[1] = t1 - t0;
+	a->phase_ns[2] = t2 - t1;
+	a->phase_ns[3] = t3 - t2;
+	a->phase_ns[4] = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) - t3;
 	return 0;
 }
 
@@ -197,6 +274,7 @@ static void prepare(struct cs_agent *a, struct cs_capture *c)
 	c->fd_pool_len = 0;
 	c->unsup_len = 0;
 	c->dir_fd = a->dir_fd;
+	c->copy_mode = 0;
 	a->child_pid = -1;
 }
 
@@ -248,6 +326,7 @@ int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
 	a->bytes_total += a->result->bytes;
 	a->last_bytes = a->result->bytes;
 	a->last_pages = a->result->pages;
+	a->last_copy_mode = c->copy_mode;
 	*ret_generation = c->generation;
 	if (c->unsup_len) {
 		cs_strlcpy(a->last_error, "unsupported: ", sizeof(a->last_error));

@@ -249,8 +249,12 @@ static int put_pages(struct dump *d, uint64_t *pages)
 			r = cs_image_put_page_run_head(&hb, addr, k);
 			if (!r)
 				r = cs_image_section_write(&d->w, head, hb.len);
-			if (!r)
+			if (!r && d->c->copy_mode) {
+				r = cs_image_section_write(&d->w, d->copy_pos, (size_t)k * CS_PAGE);
+				d->copy_pos += (size_t)k * CS_PAGE;
+			} else if (!r) {
 				r = write_bounced(d, addr, k);
+			}
 			addr += (uint64_t)k * CS_PAGE;
 			left -= k;
 		}
@@ -323,6 +327,7 @@ static int dump(struct dump *d)
 	if (d->out.fd < 0)
 		return dfail(d, -errno, "creating the image file failed");
 	cs_image_writer_init(&d->w, out_write, &d->out);
+	d->copy_pos = d->c->copy;
 	int r = write_image(d);
 	if (!r)
 		r = commit(d, tmp, final);
@@ -331,6 +336,20 @@ static int dump(struct dump *d)
 	d->a->result->bytes = d->w.offset;
 	d->a->result->hash_entries = d->hash_entries;
 	return r;
+}
+
+/* A copy-mode writer shares the address space with the application: give
+ * back what it mapped. */
+static void unmap_all(struct dump *d)
+{
+	if (d->out.buf && d->out.buf != MAP_FAILED)
+		munmap(d->out.buf, OUT_BUF);
+	if (d->meta.data && d->meta.data != MAP_FAILED)
+		munmap(d->meta.data, META_CAP);
+	if (d->bounce && d->bounce != MAP_FAILED)
+		munmap(d->bounce, BOUNCE_PAGES * CS_PAGE);
+	if (d->pagemap_fd > 0)
+		close(d->pagemap_fd);
 }
 
 int cs_dump_child(struct cs_agent *a, struct cs_capture *c)
@@ -348,6 +367,7 @@ int cs_dump_child(struct cs_agent *a, struct cs_capture *c)
 	d.c = c;
 	d.msg = a->result->msg;
 	int r = dump(&d);
+	unmap_all(&d);
 	a->result->err = r;
 	__atomic_store_n(&a->result->done, 1, __ATOMIC_RELEASE);
 	return r;

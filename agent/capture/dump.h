@@ -27,6 +27,7 @@ struct dump {
 	uint64_t hash_entries;
 	char *msg;
 	uint8_t *bounce;
+	const uint8_t *copy_pos; /* copy mode: next page bytes */
 };
 
 int cs_dump_mappings(struct dump *d);

@@ -228,6 +228,8 @@ static void release_all(void)
 static void agent_in_handler(void *uc)
 {
 	struct cs_agent *a = &cs_agent;
+	int64_t cpu0 = cs_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	a->phase_ns[0] = now_ns() - t_first_kill;
 	uint32_t i = atomic_fetch_add(&nrec, 1);
 	if (i < CS_MAX_THREADS) {
 		record_self(&recs[i], a->agent_tid, uc);
@@ -237,6 +239,7 @@ static void agent_in_handler(void *uc)
 	a->cap.n_threads = atomic_load(&nrec);
 	capture_rc = cs_capture_frozen(a, &a->cap);
 	release_all();
+	a->last_pause_cpu_ns = (uint64_t)(cs_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0);
 }
 
 /*

@@ -90,28 +90,6 @@ int cs_dump_mappings(struct dump *d)
 	return cs_image_write_section(&d->w, CS_SECT_MAPPINGS, &d->meta);
 }
 
-/* Adds the part of run [addr, addr + np pages) that dirty covers, walking
- * dirty from *di (both are sorted). */
-static int add_intersection(struct dump *d, uint64_t addr, uint64_t np, size_t *di)
-{
-	const struct cs_runs *dirty = &d->c->dirty;
-	uint64_t end = addr + np * CS_PAGE;
-	while (*di < dirty->n && dirty->r[*di].addr + dirty->r[*di].npages * CS_PAGE <= addr)
-		(*di)++;
-	for (size_t j = *di; j < dirty->n && dirty->r[j].addr < end; j++) {
-		uint64_t s = dirty->r[j].addr > addr ? dirty->r[j].addr : addr;
-		uint64_t e = dirty->r[j].addr + dirty->r[j].npages * CS_PAGE;
-		if (e > end)
-			e = end;
-		if (s < e) {
-			int r = cs_runs_add(&d->send, s, (e - s) / CS_PAGE);
-			if (r)
-				return r;
-		}
-	}
-	return 0;
-}
-
 /* A 64-bit hash of one page, four independent lanes for speed. */
 static uint64_t page_hash(const uint64_t *w)
 {
@@ -163,28 +141,13 @@ static int select_by_hash(struct dump *d, int is_base)
 
 int cs_dump_select_pages(struct dump *d)
 {
-	const struct cs_maps *maps = &d->c->maps;
-	int is_base = d->c->is_base, hash = d->a->mode == CS_MODE_HASH;
-	struct cs_runs one = {.plain = 1}; /* this mapping's resident runs */
-	size_t di = 0;
-	for (size_t i = 0; i < maps->n; i++) {
-		const struct cs_vma *v = &maps->v[i];
-		if (!(v->flags & CS_MAP_TRACKED))
-			continue;
-		one.n = 0;
-		int r = cs_resident_scan(v, d->pagemap_fd, &one);
-		for (size_t j = 0; !r && j < one.n; j++) {
-			const struct cs_run *run = &one.r[j];
-			r = cs_runs_add(&d->resident, run->addr, run->npages);
-			if (r || hash)
-				continue;
-			if (is_base || v->whole)
-				r = cs_runs_add(&d->send, run->addr, run->npages);
-			else
-				r = add_intersection(d, run->addr, run->npages, &di);
-		}
-		if (r)
-			return r;
+	if (d->a->mode != CS_MODE_HASH) {
+		/* uffd mode: the parent chose during the freeze */
+		d->resident = d->c->resident;
+		d->send = d->c->send;
+		return 0;
 	}
-	return hash ? select_by_hash(d, is_base) : 0;
+	struct cs_runs one = {.plain = 1};
+	int r = cs_select_pages(&d->c->maps, NULL, 1, d->pagemap_fd, &one, &d->resident, NULL);
+	return r ? r : select_by_hash(d, d->c->is_base);
 }

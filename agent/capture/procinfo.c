@@ -131,7 +131,6 @@ static void mm_layout(struct cs_image_process *p)
 		if (want[field] && cs_parse_u64(&q, &v, 10) == 0)
 			*want[field] = v;
 	}
-	p->brk = (uint64_t)syscall(SYS_brk, 0);
 }
 
 static uint32_t vdso_crc(struct cs_agent *a)
@@ -169,6 +168,7 @@ int cs_fill_process(struct cs_agent *a, struct cs_image_process *p)
 	p->umask = um;
 	p->personality = (uint32_t)personality(0xffffffff);
 	mm_layout(p);
+	p->brk = a->cap.brk; /* taken during the freeze */
 	int fd = open("/proc/self/auxv", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		ssize_t n = read(fd, p->auxv, sizeof(p->auxv));

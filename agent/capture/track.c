@@ -206,3 +206,60 @@ int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out
 	return scan_range(pagemap_fd, v->start, v->end, 0, PAGE_IS_FILE | PAGE_IS_PFNZERO,
 			  PAGE_IS_FILE | PAGE_IS_PFNZERO, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
 }
+
+/* Adds the part of run [addr, addr + np pages) that dirty covers, walking
+ * dirty from *di (both are sorted). */
+static int add_intersection(const struct cs_runs *dirty, struct cs_runs *send, uint64_t addr,
+			    uint64_t np, size_t *di)
+{
+	uint64_t end = addr + np * CS_PAGE;
+	while (*di < dirty->n && dirty->r[*di].addr + dirty->r[*di].npages * CS_PAGE <= addr)
+		(*di)++;
+	for (size_t j = *di; j < dirty->n && dirty->r[j].addr < end; j++) {
+		uint64_t s = dirty->r[j].addr > addr ? dirty->r[j].addr : addr;
+		uint64_t e = dirty->r[j].addr + dirty->r[j].npages * CS_PAGE;
+		if (e > end)
+			e = end;
+		if (s < e) {
+			int r = cs_runs_add(send, s, (e - s) / CS_PAGE);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/*
+ * RESIDENT and the pages to send: all resident pages for a base or a mapping
+ * new since the last scan ("whole"), else the resident pages the dirty scan
+ * found written. send may be NULL (hash mode chooses by content).
+ */
+int cs_select_pages(const struct cs_maps *maps, const struct cs_runs *dirty, int is_base,
+		    int pagemap_fd, struct cs_runs *one, struct cs_runs *resident,
+		    struct cs_runs *send)
+{
+	size_t di = 0;
+	resident->n = 0;
+	if (send)
+		send->n = 0;
+	for (size_t i = 0; i < maps->n; i++) {
+		const struct cs_vma *v = &maps->v[i];
+		if (!(v->flags & CS_MAP_TRACKED))
+			continue;
+		one->n = 0;
+		int r = cs_resident_scan(v, pagemap_fd, one);
+		for (size_t j = 0; !r && j < one->n; j++) {
+			const struct cs_run *run = &one->r[j];
+			r = cs_runs_add(resident, run->addr, run->npages);
+			if (r || !send)
+				continue;
+			if (is_base || v->whole || !dirty)
+				r = cs_runs_add(send, run->addr, run->npages);
+			else
+				r = add_intersection(dirty, send, run->addr, run->npages, &di);
+		}
+		if (r)
+			return r;
+	}
+	return 0;
+}
