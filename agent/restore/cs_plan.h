@@ -99,6 +99,10 @@ struct cs_plan_header {
 
 	uint32_t n_maps, n_copies, n_threads, n_sigactions;
 	uint64_t maps_off, copies_off, threads_off, sigactions_off;
+	/* fds of the program that were FD_CLOEXEC: set only after the exec of
+	 * the restorer, which would close them otherwise (int32_t each) */
+	uint32_t n_cloexec, reserved2;
+	uint64_t cloexec_off;
 
 	/* for PR_SET_MM_MAP */
 	uint64_t start_code, end_code, start_data, end_data;

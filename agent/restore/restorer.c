@@ -298,6 +298,14 @@ static struct cs_agent_restore_block *fill_block(int32_t pending)
 	return b;
 }
 
+static void restore_cloexec(void)
+{
+	const int32_t *fd = at(plan->cloexec_off);
+	for (uint32_t i = 0; i < plan->n_cloexec; i++)
+		check(cs_sys3(NR_fcntl, fd[i], 2 /* F_SETFD */, 1 /* FD_CLOEXEC */),
+		      "setting FD_CLOEXEC", (uint64_t)fd[i]);
+}
+
 static void restore_rlimits(void)
 {
 	for (uint32_t i = 0; i < plan->n_rlimits; i++) {
@@ -375,6 +383,7 @@ static void threads_and_leave(void)
 		check(r, "mapping thread stacks", CS_RESTORER_STACKS_ADDR);
 	}
 	struct cs_agent_restore_block *b = fill_block(others);
+	restore_cloexec();
 	restore_rlimits();
 	/* From here on nothing may fail: threads start running app code. */
 	cs_sys3(NR_write, plan->status_fd, "ok\n", 3);

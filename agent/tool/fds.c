@@ -67,8 +67,8 @@ static int place(int tmp, int target, const char *what)
 
 static int finish(const struct cs_image_fd *f)
 {
-	if (fcntl(f->fd, F_SETFL, f->open_flags & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)) < 0 ||
-	    fcntl(f->fd, F_SETFD, f->fd_flags & FD_CLOEXEC) < 0)
+	/* FD_CLOEXEC is set by the restorer: exec would close the fd now */
+	if (fcntl(f->fd, F_SETFL, f->open_flags & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)) < 0)
 		return child_fail("fd %d: restoring its flags: %s", f->fd, strerror(errno));
 	return 0;
 }

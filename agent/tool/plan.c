@@ -9,6 +9,7 @@
  * that no image holds means a damaged chain, and the restore is refused.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,6 +387,15 @@ int cs_plan_build(struct cs_restore *r)
 	if (!err)
 		err = sa ? buf_add(&b, sa, h.n_sigactions * sizeof(*sa), &h.sigactions_off) : -ENOMEM;
 	free(sa);
+	int32_t *cx = calloc(r->img->n_fds + 1, sizeof(*cx));
+	for (size_t i = 0; cx && i < r->img->n_fds; i++) {
+		const struct cs_image_fd *f = &r->img->fds[i];
+		if (f->fd > 2 && f->type != CS_FD_AGENT && (f->fd_flags & FD_CLOEXEC))
+			cx[h.n_cloexec++] = f->fd;
+	}
+	if (!err)
+		err = cx ? buf_add(&b, cx, h.n_cloexec * sizeof(*cx), &h.cloexec_off) : -ENOMEM;
+	free(cx);
 	if (err)
 		goto out;
 	h.total_len = b.len;
