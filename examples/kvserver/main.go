@@ -7,6 +7,7 @@
 //	DELETE /k/<key>   answered after checksync.Sync with -sync
 //	GET    /stats     JSON: items, Go heap, RSS, checksync counters, snapshots
 //	GET    /stats/checksync   only the checksync counters (cheap to poll)
+//	POST   /debug/drop?n=N, /debug/free   memory experiments (debug.go)
 //
 // -preload N -value-size B fills keys k0..k<N-1> with PreloadValue(i, B), so a
 // checker can verify any of them without having written it.

@@ -51,6 +51,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(agentStats())
 		return
 	}
+	if s.debug(w, r) {
+		return
+	}
 	key := strings.TrimPrefix(r.URL.Path, "/k/")
 	if key == r.URL.Path || key == "" {
 		http.NotFound(w, r)
