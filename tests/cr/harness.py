@@ -357,7 +357,9 @@ def refuse_abi(h):
     editor = os.path.join(h.wl_dir, "cr-imgedit")
     if not os.access(editor, os.X_OK):
         h.fail("cr-imgedit is not built (it needs proto's image encoder and decoder)")
-    for field, rx in (("kernel_release", r"kernel"), ("xsave_features", r"xsave|xcr0|fpu"),
+    # The kernel release string alone is not a refusal: the restore depends on
+    # the vDSO bytes and the FPU frame layout, which these fields describe.
+    for field, rx in (("xsave_features", r"xsave|xcr0|fpu"), ("xsave_size", r"xsave|fpu"),
                       ("vdso_crc", r"vdso")):
         d = h.mkdtemp("abi")
         for _, path in images(app.dir):
