@@ -155,6 +155,11 @@ class Session:
             except ProcessLookupError:
                 pass
 
+    def dump_logs(self):
+        """On failure: what every process of this test said."""
+        for p in self.procs:
+            print("---- %s (exit %s):\n%s" % (" ".join(p.args[:3]), p.poll(), self.tail(p)), flush=True)
+
     def cleanup(self):
         roots = [p.pid for p in self.procs if p.poll() is None] + list(self.pids)
         self.kill_tree(roots)
@@ -220,6 +225,9 @@ def pkg(a):
             if rc != 0 or "pkgcheck: ok" not in out:
                 raise Failure("pkgcheck with --interval-ms %d exited %d:\n%s" % (interval, rc, out))
             log("interval %d ms: %s" % (interval, out.strip().splitlines()[-1]))
+        except BaseException:
+            s.dump_logs()
+            raise
         finally:
             s.cleanup()
     return 0
@@ -254,6 +262,9 @@ def stress(a):
             log("round %d: %d values, ticker, invariants, listeners and GC ok (%.1f s)" %
                 (rnd, len(acked), time.monotonic() - t0))
         return 0
+    except BaseException:
+        s.dump_logs()
+        raise
     finally:
         s.cleanup()
 
@@ -419,6 +430,9 @@ def kv(a):
         log("done: %d kills, worst answer %.3f s, %d writes verified; server: %d items, %d syncs, "
             "%d sync errors" % (a.kills, worst, len(final), st["items"], st["syncs"], st["sync_errors"]))
         return 0
+    except BaseException:
+        s.dump_logs()
+        raise
     finally:
         if load:
             load.stop.set()
@@ -451,6 +465,9 @@ def main():
         return {"pkg": pkg, "stress": stress, "kv": kv}[a.scenario](a)
     except Failure as e:
         log("FAIL:", e)
+        return 1
+    except (OSError, http.client.HTTPException) as e:
+        log("FAIL: the program stopped answering: %r" % e)
         return 1
 
 
