@@ -61,17 +61,45 @@ static void op_send(void *ctx, int peer, const struct cs_msg *m)
 	cs_links_send(d->links, peer, m); /* a down link drops it: heartbeats repeat */
 }
 
+
+static void send_control(struct cs_daemon *d, int peer, const char *command, const char *json)
+{
+	struct cs_msg m = {.type = CS_MSG_CONTROL_REQUEST};
+
+	m.control_request.command = cs_str_of(command);
+	m.control_request.json = cs_str_of(json);
+	cs_links_send(d->links, peer, &m);
+}
+
+static void op_send_prevote(void *ctx, int peer, uint64_t term)
+{
+	char json[64];
+
+	snprintf(json, sizeof(json), "{\"term\":%" PRIu64 "}", term);
+	send_control(ctx, peer, CS_PREVOTE_COMMAND, json);
+}
+
+static void op_reply_prevote(void *ctx, int peer, uint64_t term, bool granted)
+{
+	struct cs_daemon *d = ctx;
+	struct cs_msg m = {.type = CS_MSG_CONTROL_RESPONSE};
+	char json[96];
+
+	snprintf(json, sizeof(json), "{\"term\":%" PRIu64 ",\"granted\":%s}", term,
+		 granted ? "true" : "false");
+	m.control_response = (struct cs_msg_control_response){.request_id = CS_PREVOTE_ID,
+							       .json = cs_str_of(json)};
+	cs_links_send(d->links, peer, &m);
+}
+
 static void op_send_transfer(void *ctx, int peer, uint64_t term, int target)
 {
 	struct cs_daemon *d = ctx;
-	struct cs_msg m = {.type = CS_MSG_CONTROL_REQUEST};
 	char json[160];
 
 	snprintf(json, sizeof(json), "{\"term\":%" PRIu64 ",\"target\":\"%s\"}", term,
 		 d->cfg->peers[target].name);
-	m.control_request.command = cs_str_of(CS_TRANSFER_COMMAND);
-	m.control_request.json = cs_str_of(json);
-	cs_links_send(d->links, peer, &m);
+	send_control(d, peer, CS_TRANSFER_COMMAND, json);
 }
 
 static void fence_done_deferred(evutil_socket_t fd, short what, void *arg)
@@ -174,6 +202,8 @@ static const struct cs_membership_ops membership_ops = {
 	.fence_peer = op_fence_peer,
 	.note = op_note,
 	.send_transfer = op_send_transfer,
+	.send_prevote = op_send_prevote,
+	.reply_prevote = op_reply_prevote,
 };
 
 /* ---- peer links ---- */
@@ -197,21 +227,39 @@ static const struct {
 	{CS_MSG_VOTE, CS_MEV_VOTE},
 };
 
-/* The switchover hand-over: {"term":N,"target":"name"}. */
-static void on_transfer(struct cs_daemon *d, int peer, const struct cs_msg_control_request *r)
+/* The cluster core's CONTROL messages (daemon_int.h); false if the
+ * message is someone else's. */
+static bool on_core_control(struct cs_daemon *d, int peer, const struct cs_msg *m)
 {
-	json_t *j = json_loadb(r->json.ptr ? r->json.ptr : "", r->json.len, 0, NULL);
-	const char *target = json_string_value(json_object_get(j, "target"));
-	json_t *term = json_object_get(j, "term");
-	int t = target ? cs_membership_peer_index(d->m, target, strlen(target)) : -1;
+	bool request = m->type == CS_MSG_CONTROL_REQUEST;
+	struct cs_str body = request ? m->control_request.json : m->control_response.json;
+	struct cs_mevent ev = {.peer = peer};
+	json_t *j, *term;
+	const char *target;
 
-	if (t < 0 || !json_is_integer(term) || json_integer_value(term) < 0)
-		cs_log_warn("malformed hand-over from %s ignored", d->cfg->peers[peer].name);
+	if (request && cs_str_eq(m->control_request.command, CS_TRANSFER_COMMAND))
+		ev.kind = CS_MEV_TRANSFER;
+	else if (request && cs_str_eq(m->control_request.command, CS_PREVOTE_COMMAND))
+		ev.kind = CS_MEV_PREVOTE_REQUEST;
+	else if (!request && m->control_response.request_id == CS_PREVOTE_ID)
+		ev.kind = CS_MEV_PREVOTE;
 	else
-		handle(d, (struct cs_mevent){.kind = CS_MEV_TRANSFER, .peer = peer,
-					     .term = (uint64_t)json_integer_value(term),
-					     .target = t});
+		return false;
+	j = json_loadb(body.ptr ? body.ptr : "", body.len, 0, NULL);
+	term = json_object_get(j, "term");
+	target = json_string_value(json_object_get(j, "target"));
+	ev.target = target ? cs_membership_peer_index(d->m, target, strlen(target)) : -1;
+	ev.ok = json_is_true(json_object_get(j, "granted"));
+	if (!json_is_integer(term) || json_integer_value(term) < 0 ||
+	    (ev.kind == CS_MEV_TRANSFER && ev.target < 0)) {
+		cs_log_warn("malformed %s from %s ignored", cs_mevent_name(ev.kind),
+			    d->cfg->peers[peer].name);
+	} else {
+		ev.term = (uint64_t)json_integer_value(term);
+		handle(d, ev);
+	}
 	json_decref(j);
+	return true;
 }
 
 static void link_message(void *ctx, int peer, const struct cs_msg *m)
@@ -224,11 +272,9 @@ static void link_message(void *ctx, int peer, const struct cs_msg *m)
 						     .msg = m});
 			return;
 		}
-	if (m->type == CS_MSG_CONTROL_REQUEST &&
-	    cs_str_eq(m->control_request.command, CS_TRANSFER_COMMAND)) {
-		on_transfer(d, peer, &m->control_request);
+	if ((m->type == CS_MSG_CONTROL_REQUEST || m->type == CS_MSG_CONTROL_RESPONSE) &&
+	    on_core_control(d, peer, m))
 		return;
-	}
 	if (d->dp.on_message)
 		d->dp.on_message(d->dp_arg, d->cfg->peers[peer].name, m);
 	else

@@ -19,6 +19,7 @@ struct mpeer {
 	uint64_t last_heard; /* any message, or the link coming up */
 	bool suspected;	     /* reported once per silence */
 	bool vote_granted;   /* in the current election */
+	bool prevote_granted; /* in the current pre-vote */
 	bool fenced_by_hook; /* two voters: the fence hook stands in for its grants */
 	uint64_t stale_noted_term;
 };
@@ -52,6 +53,7 @@ struct cs_membership {
 	uint64_t seq;
 	struct lease_req ring[LEASE_RING];
 
+	uint64_t prevote_term, prevote_started; /* prevote_term 0: none running */
 	uint64_t election_started;
 	uint64_t not_before; /* no candidacy before this */
 	uint64_t next_heartbeat;
@@ -78,6 +80,8 @@ static const char *const event_names[CS_MEV__COUNT] = {
 	[CS_MEV_TRANSFER] = "transfer",
 	[CS_MEV_FENCE_DONE] = "fence-done",
 	[CS_MEV_SWITCHOVER] = "switchover",
+	[CS_MEV_PREVOTE_REQUEST] = "prevote-request",
+	[CS_MEV_PREVOTE] = "prevote",
 };
 
 static const char *const peer_state_names[] = {
@@ -222,6 +226,7 @@ static int set_term(struct cs_membership *m, uint64_t term, int voted_for)
 		struct cs_mnote_info n = {.what = CS_MNOTE_TERM_CHANGED, .peer = -1,
 					  .term = term, .old_term = old};
 		m->primary = -1;
+		m->prevote_term = 0;
 		for (size_t i = 0; i < m->n; i++) {
 			m->peers[i].vote_granted = false;
 			m->peers[i].fenced_by_hook = false;
@@ -391,6 +396,62 @@ static uint64_t retry_delay(const struct cs_membership *m)
 	return m->timeout / 2 + 2ull * m->interval * (m->rank + 1);
 }
 
+/* Rule 7: a node raises its term only after a majority said it would
+ * vote for it. Otherwise a node that cannot see the primary (but sees a
+ * majority) would keep raising terms and depose a healthy primary. */
+static unsigned prevotes(const struct cs_membership *m)
+{
+	unsigned n = 1;
+
+	for (size_t i = 0; i < m->n; i++)
+		n += (int)i != m->self && m->peers[i].prevote_granted;
+	return n;
+}
+
+static void start_prevote(struct cs_membership *m, enum cs_mevent_kind ev)
+{
+	m->prevote_term = m->term + 1;
+	m->prevote_started = m->now;
+	for (size_t i = 0; i < m->n; i++) {
+		m->peers[i].prevote_granted = false;
+		if ((int)i != m->self && m->ops.send_prevote)
+			m->ops.send_prevote(m->ctx, (int)i, m->prevote_term);
+	}
+	if (prevotes(m) >= m->majority) {
+		m->prevote_term = 0;
+		start_election(m, ev);
+	}
+}
+
+static void on_prevote(struct cs_membership *m, const struct cs_mevent *ev)
+{
+	if (m->prevote_term == 0 || ev->term != m->prevote_term || !ev->ok)
+		return;
+	m->peers[ev->peer].prevote_granted = true;
+	if (prevotes(m) >= m->majority && m->term + 1 == m->prevote_term) {
+		m->prevote_term = 0;
+		start_election(m, ev->kind);
+	}
+}
+
+/* The same tests as a real vote, but nothing changes here. */
+static void on_prevote_request(struct cs_membership *m, const struct cs_mevent *ev)
+{
+	bool grant = ev->term > m->term && !lease_held(m, ev->peer) && !primary_alive(m);
+
+	if (m->ops.reply_prevote)
+		m->ops.reply_prevote(m->ctx, ev->peer, ev->term, grant);
+}
+
+static void prevote_timeout(struct cs_membership *m)
+{
+	if (m->prevote_term == 0 || m->now - m->prevote_started <= 2ull * m->interval)
+		return;
+	m->prevote_term = 0;
+	m->not_before = m->now + 2ull * m->interval * (m->rank + 1);
+	blocked(m, "no majority would vote for this node (pre-vote)");
+}
+
 static void maybe_stand(struct cs_membership *m, enum cs_mevent_kind ev)
 {
 	if (m->peers[m->self].witness || primary_alive(m) || m->now < m->not_before)
@@ -403,7 +464,10 @@ static void maybe_stand(struct cs_membership *m, enum cs_mevent_kind ev)
 		blocked(m, "no majority of voters reachable");
 		return;
 	}
-	start_election(m, ev);
+	if (m->n == 2 && !peer_live(m, other_voter(m)))
+		start_election(m, ev); /* the fence hook decides, no one to ask */
+	else
+		start_prevote(m, ev);
 }
 
 static void on_fence_done(struct cs_membership *m, const struct cs_mevent *ev)
@@ -479,8 +543,11 @@ static void on_lease_renew(struct cs_membership *m, int peer, const struct cs_ms
 
 	if (m->role == CS_MROLE_CANDIDATE)
 		change_role(m, follower_role(m), ev, "another node won this term");
+	/* Renewing the lease of the primary of this term elects no one, so
+	 * the restart quarantine (promise_to -1) does not block it. */
 	grant = m->role != CS_MROLE_PRIMARY && m->role != CS_MROLE_FENCED &&
-		(m->voted_for < 0 || m->voted_for == peer) && !lease_held(m, peer);
+		(m->voted_for < 0 || m->voted_for == peer) &&
+		!(m->now < m->promise_until && m->promise_to >= 0 && m->promise_to != peer);
 	if (grant) {
 		m->primary = peer;
 		m->promise_until = m->now + lr->duration_ms + m->drift;
@@ -574,7 +641,11 @@ static int on_common(struct cs_membership *m, const struct cs_mevent *ev)
 		return 0;
 	case CS_MEV_SWITCHOVER:
 		return -EPERM;
+	case CS_MEV_PREVOTE_REQUEST:
+		on_prevote_request(m, ev);
+		return 0;
 	case CS_MEV_START:
+	case CS_MEV_PREVOTE:
 	case CS_MEV_LEASE_GRANT:
 	case CS_MEV_VOTE:
 	case CS_MEV_FENCE_DONE:
@@ -591,7 +662,13 @@ static int fsm_init(struct cs_membership *m, const struct cs_mevent *ev)
 	case CS_MEV_START:
 		/* Listen for an existing primary for a timeout before standing;
 		 * the preferred member (rank 0) stands first. */
-		m->not_before = m->now + m->timeout + (uint64_t)m->rank * (m->timeout + 2ull * m->interval);
+		/* Promises are not persisted: after a restart this node may have
+		 * promised a lease it no longer remembers, so it votes for no one
+		 * until any such promise has run out (rule 3). */
+		m->promise_until = m->now + m->timeout + m->drift;
+		m->promise_to = -1;
+		m->not_before = m->promise_until + m->interval +
+				(uint64_t)m->rank * (m->timeout + 2ull * m->interval);
 		m->next_heartbeat = m->now;
 		change_role(m, follower_role(m), ev->kind, "daemon started");
 		return 0;
@@ -605,7 +682,12 @@ static int fsm_follower(struct cs_membership *m, const struct cs_mevent *ev)
 	switch (ev->kind) {
 	case CS_MEV_TICK:
 		on_tick_common(m);
-		maybe_stand(m, ev->kind);
+		prevote_timeout(m);
+		if (m->prevote_term == 0)
+			maybe_stand(m, ev->kind);
+		return 0;
+	case CS_MEV_PREVOTE:
+		on_prevote(m, ev);
 		return 0;
 	default:
 		return on_common(m, ev);
@@ -659,7 +741,12 @@ static int fsm_fenced(struct cs_membership *m, const struct cs_mevent *ev)
 	case CS_MEV_TICK:
 		/* A fenced node may stand again, but only in a new term. */
 		on_tick_common(m);
-		maybe_stand(m, ev->kind);
+		prevote_timeout(m);
+		if (m->prevote_term == 0)
+			maybe_stand(m, ev->kind);
+		return 0;
+	case CS_MEV_PREVOTE:
+		on_prevote(m, ev);
 		return 0;
 	default:
 		return on_common(m, ev);
@@ -735,18 +822,25 @@ static bool valid_event(const struct cs_membership *m, const struct cs_mevent *e
 	return !is_message(ev->kind) || ev->msg;
 }
 
+static void mark_heard(struct cs_membership *m, int peer)
+{
+	m->peers[peer].heard = true;
+	m->peers[peer].last_heard = m->now;
+	m->peers[peer].suspected = false;
+}
+
 int cs_membership_handle(struct cs_membership *m, const struct cs_mevent *ev)
 {
 	if (!valid_event(m, ev))
 		return -EINVAL;
 	if (ev->now_ms > m->now)
 		m->now = ev->now_ms; /* time never goes back */
+	if (ev->kind == CS_MEV_PREVOTE_REQUEST || ev->kind == CS_MEV_PREVOTE)
+		mark_heard(m, ev->peer); /* a hypothetical term: never adopted */
 	if (is_message(ev->kind) || ev->kind == CS_MEV_TRANSFER) {
 		struct mpeer *p = &m->peers[ev->peer];
 
-		p->heard = true;
-		p->last_heard = m->now;
-		p->suspected = false;
+		mark_heard(m, ev->peer);
 		if (m->role == CS_MROLE_INIT || !check_term(m, ev))
 			return 0;
 		if (message_term(ev) == m->term)

@@ -42,6 +42,8 @@ enum cs_mevent_kind {
 	CS_MEV_TRANSFER,      /* .peer (the primary of .term) hands the role to .target */
 	CS_MEV_FENCE_DONE,    /* the fence hook for .peer in .term finished, .ok */
 	CS_MEV_SWITCHOVER,    /* operator: hand the primary role to .target (-1: any) */
+	CS_MEV_PREVOTE_REQUEST, /* .peer asks: would you vote for me in .term? */
+	CS_MEV_PREVOTE,	      /* .peer answers the pre-vote for .term: .ok */
 	CS_MEV__COUNT
 };
 const char *cs_mevent_name(enum cs_mevent_kind kind);
@@ -51,9 +53,9 @@ struct cs_mevent {
 	uint64_t now_ms;
 	int peer;		   /* index into the peer list, -1 if none */
 	const struct cs_msg *msg;  /* the message events */
-	uint64_t term;		   /* TRANSFER, FENCE_DONE */
+	uint64_t term;		   /* TRANSFER, FENCE_DONE, PREVOTE_* */
 	int target;		   /* TRANSFER, SWITCHOVER */
-	bool ok;		   /* FENCE_DONE */
+	bool ok;		   /* FENCE_DONE, PREVOTE */
 };
 
 /* Notes: things worth a journal event that are not role changes. */
@@ -94,6 +96,10 @@ struct cs_membership_ops {
 	/* Switchover only: send the peers the hand-over (the daemon encodes
 	 * it as a CONTROL_REQUEST). */
 	void (*send_transfer)(void *ctx, int peer, uint64_t term, int target);
+	/* Pre-vote (docs/cluster.md): ask, or answer, whether a vote for
+	 * term would be granted. Nothing is persisted for either. */
+	void (*send_prevote)(void *ctx, int peer, uint64_t term);
+	void (*reply_prevote)(void *ctx, int peer, uint64_t term, bool granted);
 };
 
 struct cs_membership_peer {

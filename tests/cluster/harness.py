@@ -197,7 +197,7 @@ class Cluster:
         with open(n.config, "w") as f:
             json.dump(cfg or self.config_of(n), f, indent=2)
 
-    def start(self, name):
+    def launch(self, name):
         n = self[name]
         log = open(os.path.join(n.dir, "stderr.log"), "a")
         n.proc = subprocess.Popen(
@@ -205,17 +205,17 @@ class Cluster:
              "-c", n.config, "--log-target", "journal"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
-        wait_until("%s's control socket" % name, n.status, 10)
+
+    def start(self, name):
+        self.launch(name)
+        wait_until("%s's control socket" % name, self[name].status, 10)
 
     def start_all(self):
+        """Starts every daemon at (nearly) the same time, like a cluster boot."""
         for n in self.nodes:
-            self.start(n.name)
-
-    def kill(self, name, sig=signal.SIGKILL):
-        n = self[name]
-        if n.proc and n.proc.poll() is None:
-            n.proc.send_signal(sig)
-            n.proc.wait(timeout=10)
+            self.launch(n.name)
+        for n in self.nodes:
+            wait_until("%s's control socket" % n.name, n.status, 10)
 
     def cut(self, name):
         sh("ip", "-n", self[name].ns, "link", "set", "eth0", "down")
@@ -226,19 +226,36 @@ class Cluster:
         # Bringing a link down drops its routes; the address route comes back
         # by itself, nothing else to restore.
 
+    def kill(self, name, sig=signal.SIGKILL):
+        n = self[name]
+        if n.proc and n.proc.poll() is None:
+            n.proc.send_signal(sig)
+            n.proc.wait(timeout=10)
+            n.killed = sig == signal.SIGKILL
+
     def stop(self):
+        """Stops everything; returns what went wrong with the daemons (a
+        daemon that crashed, or did not exit 0 on SIGTERM: sanitizer reports
+        end up here)."""
         self.stop_sampling()
+        problems = []
         for n in self.nodes:
             try:
                 self.kill(n.name, signal.SIGTERM)
             except subprocess.TimeoutExpired:
                 self.kill(n.name, signal.SIGKILL)
+                problems.append("%s did not stop on SIGTERM" % n.name)
+            rc = n.proc.returncode if n.proc else 0
+            if rc != 0 and not getattr(n, "killed", False):
+                log = open(os.path.join(n.dir, "stderr.log")).read()[-4000:]
+                problems.append("%s exited %s:\n%s" % (n.name, rc, log))
         for ns in reversed(self.netns):
             sh("ip", "netns", "del", ns, check=False)
         self.netns = []
         if self.journal:
             self.journal.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        return problems
 
     # ---- observing ----
 

@@ -34,9 +34,10 @@ def cluster(nodes=THREE, **kw):
             c.print_journal(200, file=sys.stdout)
     except BaseException:
         show_failure(c)
-        raise
-    finally:
         c.stop()
+        raise
+    problems = c.stop()
+    assert not problems, "\n".join(problems)
 
 
 def show_failure(c):

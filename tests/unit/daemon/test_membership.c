@@ -37,12 +37,15 @@ struct node {
 	uint64_t fenced_at, promoted_at; /* last time it became fenced / primary */
 };
 
+enum qkind { Q_MSG, Q_TRANSFER, Q_PREVOTE_REQUEST, Q_PREVOTE };
+
 struct qmsg {
 	int from, to;
 	uint64_t at;
-	bool transfer;
+	enum qkind kind;
 	uint64_t term;
 	int target;
+	bool ok;
 	struct cs_msg msg;
 };
 
@@ -75,28 +78,37 @@ static int op_persist(void *ctx, uint64_t term, int voted_for)
 	return 0;
 }
 
-static void enqueue(struct node *n, int peer, const struct cs_msg *m, bool transfer,
-		    uint64_t term, int target)
+static void enqueue(struct node *n, int peer, struct qmsg q)
 {
 	struct sim *s = n->s;
 
 	if (!connected(s, n->id, peer))
 		return;
 	assert(s->nq < QMAX);
-	s->q[s->nq++] = (struct qmsg){.from = n->id, .to = peer, .at = s->now + LATENCY,
-				       .transfer = transfer, .term = term, .target = target};
-	if (m)
-		s->q[s->nq - 1].msg = *m;
+	q.from = n->id;
+	q.to = peer;
+	q.at = s->now + LATENCY;
+	s->q[s->nq++] = q;
 }
 
 static void op_send(void *ctx, int peer, const struct cs_msg *m)
 {
-	enqueue(ctx, peer, m, false, 0, 0);
+	enqueue(ctx, peer, (struct qmsg){.kind = Q_MSG, .msg = *m});
 }
 
 static void op_transfer(void *ctx, int peer, uint64_t term, int target)
 {
-	enqueue(ctx, peer, NULL, true, term, target);
+	enqueue(ctx, peer, (struct qmsg){.kind = Q_TRANSFER, .term = term, .target = target});
+}
+
+static void op_prevote(void *ctx, int peer, uint64_t term)
+{
+	enqueue(ctx, peer, (struct qmsg){.kind = Q_PREVOTE_REQUEST, .term = term});
+}
+
+static void op_reply_prevote(void *ctx, int peer, uint64_t term, bool granted)
+{
+	enqueue(ctx, peer, (struct qmsg){.kind = Q_PREVOTE, .term = term, .ok = granted});
 }
 
 static void op_role(void *ctx, enum cs_member_role from, enum cs_member_role to,
@@ -149,6 +161,8 @@ static const struct cs_membership_ops ops = {
 	.fence_peer = op_fence,
 	.note = op_note,
 	.send_transfer = op_transfer,
+	.send_prevote = op_prevote,
+	.reply_prevote = op_reply_prevote,
 };
 
 static void feed(struct node *n, struct cs_mevent ev)
@@ -233,9 +247,15 @@ static struct cs_mevent message_event(const struct qmsg *q)
 		{CS_MSG_VOTE, CS_MEV_VOTE},
 	};
 
-	if (q->transfer)
+	if (q->kind == Q_TRANSFER)
 		return (struct cs_mevent){.kind = CS_MEV_TRANSFER, .peer = q->from,
 					  .term = q->term, .target = q->target};
+	if (q->kind == Q_PREVOTE_REQUEST)
+		return (struct cs_mevent){.kind = CS_MEV_PREVOTE_REQUEST, .peer = q->from,
+					  .term = q->term};
+	if (q->kind == Q_PREVOTE)
+		return (struct cs_mevent){.kind = CS_MEV_PREVOTE, .peer = q->from,
+					  .term = q->term, .ok = q->ok};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (map[i].type == q->msg.type)
 			return (struct cs_mevent){.kind = map[i].kind, .peer = q->from,
@@ -257,8 +277,7 @@ static void deliver(struct sim *s)
 		if (!connected(s, q.from, q.to))
 			continue;
 		/* feed() may enqueue: q is a copy, and the queue grows at its end */
-		struct cs_mevent ev = message_event(&q);
-		feed(&s->n[q.to], ev);
+		feed(&s->n[q.to], message_event(&q));
 	}
 	/* Messages queued by feed() went to the end and were kept by the loop. */
 	s->nq = keep;
@@ -423,6 +442,47 @@ static void test_witness_never_promotes(void)
 	sim_free(&s);
 }
 
+static void test_restarted_voter_keeps_its_promise(void)
+{
+	struct sim s;
+
+	/* alpha and beta cannot see each other; gamma holds alpha's lease. */
+	sim_init(&s, abc, abc_witness, 3);
+	run_until_primary(&s, 0, 3 * TIMEOUT);
+	run(&s, 500);
+	set_cut(&s, 0, 1, true);
+	run(&s, 2000);
+	assert(role(&s, 0) == CS_MROLE_PRIMARY && role(&s, 1) != CS_MROLE_PRIMARY);
+	/* gamma restarts and forgets its promise: it must not vote for beta
+	 * while alpha's lease may still run (check_instant would abort). */
+	set_alive(&s, 2, false);
+	set_alive(&s, 2, true);
+	run(&s, 3000);
+	assert(role(&s, 0) == CS_MROLE_PRIMARY && role(&s, 1) != CS_MROLE_PRIMARY);
+	sim_free(&s);
+}
+
+static void test_half_cut_backup_does_not_depose_the_primary(void)
+{
+	struct sim s;
+	uint64_t term;
+
+	sim_init(&s, abc, abc_witness, 3);
+	run_until_primary(&s, 0, 3 * TIMEOUT);
+	run(&s, 500);
+	term = cs_membership_term(s.n[0].m);
+	/* beta sees gamma but not alpha: the pre-vote fails, terms stay put. */
+	set_cut(&s, 0, 1, true);
+	run(&s, 5000);
+	assert(role(&s, 0) == CS_MROLE_PRIMARY);
+	assert(cs_membership_term(s.n[0].m) == term && cs_membership_term(s.n[1].m) == term);
+	set_cut(&s, 0, 1, false);
+	run(&s, 1000);
+	assert(role(&s, 0) == CS_MROLE_PRIMARY && role(&s, 1) == CS_MROLE_BACKUP);
+	assert(cs_membership_primary(s.n[1].m) == 0);
+	sim_free(&s);
+}
+
 static const char *const ab[] = {"alpha", "beta"};
 static const bool ab_witness[] = {false, false};
 
@@ -561,6 +621,8 @@ int main(void)
 	test_killed_primary_is_replaced_after_its_lease();
 	test_cut_primary_fences_before_backup_promotes();
 	test_witness_never_promotes();
+	test_restarted_voter_keeps_its_promise();
+	test_half_cut_backup_does_not_depose_the_primary();
 	test_two_voters_wait_for_the_fence_hook();
 	test_switchover_hands_over_in_a_new_term();
 	test_unwritable_term_sends_no_vote();
