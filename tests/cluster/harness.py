@@ -197,14 +197,37 @@ class Cluster:
         with open(n.config, "w") as f:
             json.dump(cfg or self.config_of(n), f, indent=2)
 
-    def launch(self, name):
+    def launch(self, name, env=None):
         n = self[name]
         log = open(os.path.join(n.dir, "stderr.log"), "a")
         n.proc = subprocess.Popen(
             ["ip", "netns", "exec", n.ns, self.build_file("daemon/checksyncd"),
              "-c", n.config, "--log-target", "journal"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            env=dict(os.environ, **(env or {})))
         log.close()
+
+    def listen_notify(self, name):
+        """A NOTIFY_SOCKET for name's daemon, as systemd would give it; the
+        messages pile up in the returned list. Pass the env to launch()."""
+        n = self[name]
+        path = os.path.join(n.dir, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(0.2)
+        messages = []
+
+        def loop():
+            while not self._stop_sampling.is_set():
+                try:
+                    messages.append(sock.recv(4096).decode())
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+            sock.close()
+        threading.Thread(target=loop, daemon=True).start()
+        return messages, {"NOTIFY_SOCKET": path}
 
     def start(self, name):
         self.launch(name)

@@ -255,6 +255,43 @@ def switchover_hands_over_cleanly():
         wait_event(c, "switchover_done", "alpha")
 
 
+def systemd_notifications_and_reload():
+    """Under a NOTIFY_SOCKET the daemon says READY=1, STATUS=<role, term,
+    peers>, WATCHDOG=1 when asked to, STOPPING=1. SIGHUP applies what can
+    change live, names what needs a restart, and keeps the old
+    configuration when the new one is broken."""
+    with cluster() as c:
+        messages, env = c.listen_notify("alpha")
+        env["WATCHDOG_USEC"] = "400000"
+        c.launch("alpha", env)
+        c.start("beta")
+        c.start("gamma")
+        wait_until("alpha primary", lambda: c.converged("alpha"), 20)
+        wait_until("READY and STATUS", lambda: "READY=1" in messages and any(
+            m.startswith("STATUS=primary, term ") and "peers up 2/2" in m
+            for m in messages), 10)
+        wait_until("watchdog pings", lambda: messages.count("WATCHDOG=1") >= 3, 10)
+        n = c["alpha"]
+        cfg = c.config_of(n)
+        cfg["heartbeat"]["interval_ms"] = 40
+        cfg["listen"] = "0.0.0.0:7401"
+        c.write_config(n, cfg)
+        n.proc.send_signal(signal.SIGHUP)
+        e = wait_event(c, "config_reload_partial", "alpha")[0]["MESSAGE"]
+        assert "applied: heartbeat" in e and "needs a restart: listen" in e, e
+        with open(n.config, "w") as f:
+            f.write('{"node": ')
+        n.proc.send_signal(signal.SIGHUP)
+        e = wait_event(c, "config_reload_failed", "alpha")[0]["MESSAGE"]
+        assert n.config in e, e
+        time.sleep(2 * TIMEOUT_S)
+        assert c.converged("alpha")
+        c.write_config(n)
+        c.kill("alpha", signal.SIGTERM)
+        assert n.proc.returncode == 0
+        wait_until("STOPPING", lambda: "STOPPING=1" in messages, 5)
+
+
 def check_config_rejects_broken_configs():
     """checksyncd --check-config: a good file prints "FILE: ok"; broken ones
     exit 1 with the file, the JSON path and what was wrong."""
@@ -303,6 +340,7 @@ SCENARIOS = {f.__name__: f for f in [
     foreign_ca_is_refused,
     impostor_name_is_refused,
     switchover_hands_over_cleanly,
+    systemd_notifications_and_reload,
     check_config_rejects_broken_configs,
 ]}
 
