@@ -49,8 +49,7 @@ static int op_persist(void *ctx, uint64_t term, int voted_for)
 	struct cs_term_state st = {.term = term};
 
 	if (voted_for >= 0)
-		snprintf(st.voted_for, sizeof(st.voted_for), "%s",
-			 d->cfg->peers[voted_for].name);
+		snprintf(st.voted_for, sizeof(st.voted_for), "%s", d->cfg->peers[voted_for].name);
 	return cs_term_store(d->cfg->state_dir, &st);
 }
 
@@ -60,7 +59,6 @@ static void op_send(void *ctx, int peer, const struct cs_msg *m)
 
 	cs_links_send(d->links, peer, m); /* a down link drops it: heartbeats repeat */
 }
-
 
 static void send_control(struct cs_daemon *d, int peer, const char *command, const char *json)
 {
@@ -86,9 +84,9 @@ static void op_reply_prevote(void *ctx, int peer, uint64_t term, bool granted)
 	char json[96];
 
 	snprintf(json, sizeof(json), "{\"term\":%" PRIu64 ",\"granted\":%s}", term,
-		 granted ? "true" : "false");
-	m.control_response = (struct cs_msg_control_response){.request_id = CS_PREVOTE_ID,
-							       .json = cs_str_of(json)};
+	         granted ? "true" : "false");
+	m.control_response =
+	    (struct cs_msg_control_response){.request_id = CS_PREVOTE_ID, .json = cs_str_of(json)};
 	cs_links_send(d->links, peer, &m);
 }
 
@@ -98,7 +96,7 @@ static void op_send_transfer(void *ctx, int peer, uint64_t term, int target)
 	char json[160];
 
 	snprintf(json, sizeof(json), "{\"term\":%" PRIu64 ",\"target\":\"%s\"}", term,
-		 d->cfg->peers[target].name);
+	         d->cfg->peers[target].name);
 	send_control(d, peer, CS_TRANSFER_COMMAND, json);
 }
 
@@ -107,8 +105,10 @@ static void fence_done_deferred(evutil_socket_t fd, short what, void *arg)
 	struct fence_result *fr = arg;
 
 	(void)fd, (void)what;
-	handle(fr->d, (struct cs_mevent){.kind = CS_MEV_FENCE_DONE, .peer = fr->peer,
-					 .term = fr->term, .ok = fr->status == 0});
+	handle(fr->d, (struct cs_mevent){.kind = CS_MEV_FENCE_DONE,
+	                                 .peer = fr->peer,
+	                                 .term = fr->term,
+	                                 .ok = fr->status == 0});
 	free(fr);
 }
 
@@ -120,7 +120,7 @@ static void fence_finished(void *arg, int status, uint64_t took)
 
 	if (status == 0) {
 		cs_event(CS_EV_FENCE_HOOK_OK, .peer = peer, .term = fr->term, .hook = "fence",
-			 CS_DURATION(took));
+		         CS_DURATION(took));
 	} else {
 		if (status == -ETIMEDOUT)
 			snprintf(why, sizeof(why), "timed out after %" PRIu64 " ms", took);
@@ -129,7 +129,7 @@ static void fence_finished(void *arg, int status, uint64_t took)
 		else
 			snprintf(why, sizeof(why), "exit status %d", status);
 		cs_event(CS_EV_FENCE_HOOK_FAILED, .peer = peer, .term = fr->term, .hook = "fence",
-			 .reason = why, CS_DURATION(took));
+		         .reason = why, CS_DURATION(took));
 	}
 	fr->status = status;
 	/* Never re-enter the state machine from inside one of its calls. */
@@ -149,13 +149,13 @@ static void op_fence_peer(void *ctx, int peer, uint64_t term)
 	snprintf(t, sizeof(t), "%" PRIu64, term);
 	if (!d->live->hooks.fence) {
 		cs_event(CS_EV_FENCE_HOOK_FAILED, .peer = argv[1], .term = term, .hook = "fence",
-			 .reason = "no fence hook configured (two voters need one to promote)");
+		         .reason = "no fence hook configured (two voters need one to promote)");
 		fr->status = -ENOENT;
 		event_base_once(d->base, -1, EV_TIMEOUT, fence_done_deferred, fr, NULL);
 		return;
 	}
 	if (cs_hook_run(d->hooks, "fence", argv, d->live->hooks.timeout_ms, false, fence_finished,
-			fr) < 0)
+	                fr) < 0)
 		fence_finished(fr, -ENOMEM, 0);
 }
 
@@ -171,14 +171,14 @@ static void op_note(void *ctx, const struct cs_mnote_info *n)
 		break;
 	case CS_MNOTE_SUSPECTED:
 		cs_event(CS_EV_PEER_SUSPECTED, .peer = peer,
-			 CS_DURATION(d->live->heartbeat.timeout_ms));
+		         CS_DURATION(d->live->heartbeat.timeout_ms));
 		break;
 	case CS_MNOTE_LEASE_LOST:
 		cs_event(CS_EV_LEASE_LOST, .reason = n->detail);
 		break;
 	case CS_MNOTE_STALE_TERM:
 		cs_event(CS_EV_STALE_TERM_REFUSED, .peer = peer, .old_term = n->old_term,
-			 .reason = n->detail);
+		         .reason = n->detail);
 		break;
 	case CS_MNOTE_BLOCKED:
 		cs_event(CS_EV_PROMOTION_BLOCKED, .peer = peer, .reason = n->detail);
@@ -188,7 +188,7 @@ static void op_note(void *ctx, const struct cs_mnote_info *n)
 		break;
 	case CS_MNOTE_PERSIST_FAILED:
 		cs_log_err_errno(n->err, "cannot write term %" PRIu64 " to %s/%s", n->term,
-				 d->cfg->state_dir, CS_TERM_FILE);
+		                 d->cfg->state_dir, CS_TERM_FILE);
 		break;
 	default:
 		break;
@@ -196,14 +196,14 @@ static void op_note(void *ctx, const struct cs_mnote_info *n)
 }
 
 static const struct cs_membership_ops membership_ops = {
-	.persist = op_persist,
-	.send = op_send,
-	.role_changed = cs_daemon_role_changed,
-	.fence_peer = op_fence_peer,
-	.note = op_note,
-	.send_transfer = op_send_transfer,
-	.send_prevote = op_send_prevote,
-	.reply_prevote = op_reply_prevote,
+    .persist = op_persist,
+    .send = op_send,
+    .role_changed = cs_daemon_role_changed,
+    .fence_peer = op_fence_peer,
+    .note = op_note,
+    .send_transfer = op_send_transfer,
+    .send_prevote = op_send_prevote,
+    .reply_prevote = op_reply_prevote,
 };
 
 /* ---- peer links ---- */
@@ -222,9 +222,11 @@ static const struct {
 	uint16_t type;
 	enum cs_mevent_kind kind;
 } message_events[] = {
-	{CS_MSG_HEARTBEAT, CS_MEV_HEARTBEAT},	  {CS_MSG_LEASE_RENEW, CS_MEV_LEASE_RENEW},
-	{CS_MSG_LEASE_GRANT, CS_MEV_LEASE_GRANT}, {CS_MSG_VOTE_REQUEST, CS_MEV_VOTE_REQUEST},
-	{CS_MSG_VOTE, CS_MEV_VOTE},
+    {CS_MSG_HEARTBEAT, CS_MEV_HEARTBEAT},
+    {CS_MSG_LEASE_RENEW, CS_MEV_LEASE_RENEW},
+    {CS_MSG_LEASE_GRANT, CS_MEV_LEASE_GRANT},
+    {CS_MSG_VOTE_REQUEST, CS_MEV_VOTE_REQUEST},
+    {CS_MSG_VOTE, CS_MEV_VOTE},
 };
 
 /* The cluster core's CONTROL messages (daemon_int.h); false if the
@@ -253,7 +255,7 @@ static bool on_core_control(struct cs_daemon *d, int peer, const struct cs_msg *
 	if (!json_is_integer(term) || json_integer_value(term) < 0 ||
 	    (ev.kind == CS_MEV_TRANSFER && ev.target < 0)) {
 		cs_log_warn("malformed %s from %s ignored", cs_mevent_name(ev.kind),
-			    d->cfg->peers[peer].name);
+		            d->cfg->peers[peer].name);
 	} else {
 		ev.term = (uint64_t)json_integer_value(term);
 		handle(d, ev);
@@ -268,8 +270,8 @@ static void link_message(void *ctx, int peer, const struct cs_msg *m)
 
 	for (size_t i = 0; i < sizeof(message_events) / sizeof(message_events[0]); i++)
 		if (message_events[i].type == m->type) {
-			handle(d, (struct cs_mevent){.kind = message_events[i].kind, .peer = peer,
-						     .msg = m});
+			handle(d, (struct cs_mevent){
+			              .kind = message_events[i].kind, .peer = peer, .msg = m});
 			return;
 		}
 	if ((m->type == CS_MSG_CONTROL_REQUEST || m->type == CS_MSG_CONTROL_RESPONSE) &&
@@ -279,13 +281,13 @@ static void link_message(void *ctx, int peer, const struct cs_msg *m)
 		d->dp.on_message(d->dp_arg, d->cfg->peers[peer].name, m);
 	else
 		cs_log_debug("ignoring %s from %s", cs_msg_type_name(m->type) ?: "?",
-			     d->cfg->peers[peer].name);
+		             d->cfg->peers[peer].name);
 }
 
 static const struct cs_links_ops links_ops = {
-	.up = link_up,
-	.down = link_down,
-	.message = link_message,
+    .up = link_up,
+    .down = link_down,
+    .message = link_message,
 };
 
 /* ---- the loop ---- */
@@ -328,7 +330,7 @@ static int load_term(struct cs_daemon *d, uint64_t *term, int *voted_for)
 
 	if (mkdir(d->cfg->state_dir, 0700) < 0 && errno != EEXIST)
 		return cs_log_err_errno(errno, "cannot create state directory %s",
-					d->cfg->state_dir);
+		                        d->cfg->state_dir);
 	r = cs_term_load(d->cfg->state_dir, &st);
 	if (r < 0)
 		return cs_log_err_errno(r, "cannot read %s/%s", d->cfg->state_dir, CS_TERM_FILE);
@@ -344,10 +346,12 @@ static int new_membership(struct cs_daemon *d)
 {
 	const struct cs_config *c = d->cfg;
 	struct cs_membership_peer peers[64];
-	struct cs_membership_params p = {.peers = peers, .n_peers = c->n_peers, .self = -1,
-					 .interval_ms = c->heartbeat.interval_ms,
-					 .timeout_ms = c->heartbeat.timeout_ms,
-					 .drift_ms = c->heartbeat.drift_ms};
+	struct cs_membership_params p = {.peers = peers,
+	                                 .n_peers = c->n_peers,
+	                                 .self = -1,
+	                                 .interval_ms = c->heartbeat.interval_ms,
+	                                 .timeout_ms = c->heartbeat.timeout_ms,
+	                                 .drift_ms = c->heartbeat.drift_ms};
 	int r;
 
 	if (c->n_peers > 64)
@@ -401,7 +405,7 @@ int cs_daemon_new(const char *config_path, struct cs_config *cfg, struct cs_daem
 	signal(SIGPIPE, SIG_IGN);
 	r = new_events(d);
 	if (r == 0 && (r = cs_tls_new(cfg->tls.ca, cfg->tls.cert, cfg->tls.key, &d->tls, err,
-				      sizeof(err))) < 0)
+	                              sizeof(err))) < 0)
 		cs_log_err("%s", err);
 	if (r == 0)
 		r = new_membership(d);
@@ -432,7 +436,7 @@ int cs_daemon_run(struct cs_daemon *d)
 	r = cs_links_listen(d->links);
 	if (r == 0)
 		r = cs_control_open(d->base, d->cfg->control_socket, d->cfg->control_group,
-				    cs_daemon_control, d, &d->control);
+		                    cs_daemon_control, d, &d->control);
 	if (r < 0)
 		return r;
 	if (cs_sdnotify_start(d->base, &d->sdnotify) < 0)

@@ -45,24 +45,24 @@ static void notify_finished(void *arg, int status, uint64_t took)
 }
 
 static void run_notify(struct cs_daemon *d, enum cs_event_kind kind, const char *role,
-		       uint64_t term)
+                       uint64_t term)
 {
 	char t[24];
-	const char *argv[] = {d->live->hooks.notify, cs_event_name(kind), role, t, d->cfg->node,
-			      NULL};
+	const char *argv[] = {
+	    d->live->hooks.notify, cs_event_name(kind), role, t, d->cfg->node, NULL};
 
 	if (!d->live->hooks.notify)
 		return;
 	snprintf(t, sizeof(t), "%" PRIu64, term);
-	if (cs_hook_run(d->hooks, "notify", argv, d->live->hooks.timeout_ms, true,
-			notify_finished, NULL) < 0)
+	if (cs_hook_run(d->hooks, "notify", argv, d->live->hooks.timeout_ms, true, notify_finished,
+	                NULL) < 0)
 		cs_log_warn("cannot queue the notify hook");
 }
 
 /* The one place where a role change has effects: the data plane first
  * (stopping the app is what fencing means), then the journal and hooks. */
 void cs_daemon_role_changed(void *ctx, enum cs_member_role from, enum cs_member_role to,
-			    enum cs_mevent_kind ev, const char *why)
+                            enum cs_mevent_kind ev, const char *why)
 {
 	struct cs_daemon *d = ctx;
 	uint64_t term = cs_membership_term(d->m);
@@ -74,7 +74,7 @@ void cs_daemon_role_changed(void *ctx, enum cs_member_role from, enum cs_member_
 	if (to == CS_MROLE_PRIMARY && d->dp.on_promote)
 		d->dp.on_promote(d->dp_arg, term);
 	snprintf(line, sizeof(line), "role %s -> %s (event %s: %s)", cs_member_role_name(from),
-		 cs_member_role_name(to), cs_mevent_name(ev), why);
+	         cs_member_role_name(to), cs_mevent_name(ev), why);
 	cs_journal_set_state(cs_member_role_name(to), term);
 	cs_event(kind, .old_role = cs_member_role_name(from), .reason = line);
 	run_notify(d, kind, cs_member_role_name(to), term);
@@ -88,8 +88,8 @@ void cs_daemon_update_status(struct cs_daemon *d)
 	char s[sizeof(d->status)];
 
 	snprintf(s, sizeof(s), "%s, term %" PRIu64 ", primary %s, peers up %zu/%zu",
-		 cs_member_role_name(cs_membership_role(d->m)), cs_membership_term(d->m),
-		 p >= 0 ? d->cfg->peers[p].name : "none", up, others);
+	         cs_member_role_name(cs_membership_role(d->m)), cs_membership_term(d->m),
+	         p >= 0 ? d->cfg->peers[p].name : "none", up, others);
 	if (strcmp(s, d->status) == 0)
 		return;
 	memcpy(d->status, s, sizeof(s));
@@ -110,19 +110,19 @@ static json_t *status_json(struct cs_daemon *d)
 		if (strcmp(d->cfg->peers[i].name, d->cfg->node) == 0)
 			continue;
 		json_array_append_new(
-			peers, json_pack("{s:s, s:s, s:o, s:b}", "name", d->cfg->peers[i].name,
-					 "state",
-					 cs_peer_state_name(cs_membership_peer_state(d->m, (int)i, now)),
-					 "last_heartbeat_ms",
-					 silence < 0 ? json_null() : json_integer(silence), "witness",
-					 d->cfg->peers[i].witness));
+		    peers,
+		    json_pack("{s:s, s:s, s:o, s:b}", "name", d->cfg->peers[i].name, "state",
+		              cs_peer_state_name(cs_membership_peer_state(d->m, (int)i, now)),
+		              "last_heartbeat_ms",
+		              silence < 0 ? json_null() : json_integer(silence), "witness",
+		              d->cfg->peers[i].witness));
 	}
 	return json_pack("{s:s, s:s, s:s, s:I, s:o, s:I, s:o}", "node", d->cfg->node, "cluster",
-			 d->cfg->cluster, "role", cs_member_role_name(cs_membership_role(d->m)),
-			 "term", (json_int_t)cs_membership_term(d->m), "primary",
-			 p >= 0 ? json_string(d->cfg->peers[p].name) : json_null(),
-			 "lease_remaining_ms",
-			 (json_int_t)cs_membership_lease_remaining(d->m, now), "peers", peers);
+	                 d->cfg->cluster, "role", cs_member_role_name(cs_membership_role(d->m)),
+	                 "term", (json_int_t)cs_membership_term(d->m), "primary",
+	                 p >= 0 ? json_string(d->cfg->peers[p].name) : json_null(),
+	                 "lease_remaining_ms", (json_int_t)cs_membership_lease_remaining(d->m, now),
+	                 "peers", peers);
 }
 
 static json_t *switchover(struct cs_daemon *d, struct cs_control_client *client, json_t *req)
@@ -136,15 +136,16 @@ static json_t *switchover(struct cs_daemon *d, struct cs_control_client *client,
 		return cs_control_error("a switchover is already running");
 	if (cs_membership_role(d->m) != CS_MROLE_PRIMARY)
 		return cs_control_error("this node is not the primary (the primary is %s); run "
-					"the switchover there",
-					p >= 0 ? d->cfg->peers[p].name : "unknown");
+		                        "the switchover there",
+		                        p >= 0 ? d->cfg->peers[p].name : "unknown");
 	d->switchover_term = cs_membership_term(d->m);
 	r = cs_membership_handle(d->m, &(struct cs_mevent){.kind = CS_MEV_SWITCHOVER,
-							   .now_ms = cs_daemon_now_ms(),
-							   .peer = -1, .target = t});
+	                                                   .now_ms = cs_daemon_now_ms(),
+	                                                   .peer = -1,
+	                                                   .target = t});
 	if (r < 0)
 		return cs_control_error("no %s backup is up to take over",
-					target ? target : "suitable");
+		                        target ? target : "suitable");
 	d->switchover_target = t;
 	d->switchover_deadline = cs_daemon_now_ms() + 4ull * d->live->heartbeat.timeout_ms;
 	d->switchover = cs_control_defer(client);
@@ -162,21 +163,21 @@ void cs_daemon_check_switchover(struct cs_daemon *d)
 	if (p >= 0 && term > d->switchover_term) {
 		cs_event(CS_EV_SWITCHOVER_DONE, .peer = d->cfg->peers[p].name, .term = term);
 		cs_control_reply(d->switchover,
-				 json_pack("{s:b, s:s, s:I}", "ok", 1, "primary",
-					   d->cfg->peers[p].name, "term", (json_int_t)term));
+		                 json_pack("{s:b, s:s, s:I}", "ok", 1, "primary",
+		                           d->cfg->peers[p].name, "term", (json_int_t)term));
 	} else if (cs_daemon_now_ms() > d->switchover_deadline) {
-		cs_control_reply(d->switchover,
-				 cs_control_error("no new primary after the hand-over (term %" PRIu64
-						  "); the cluster elects one by itself",
-						  term));
+		cs_control_reply(
+		    d->switchover,
+		    cs_control_error("no new primary after the hand-over (term %" PRIu64
+		                     "); the cluster elects one by itself",
+		                     term));
 	} else {
 		return;
 	}
 	d->switchover = NULL;
 }
 
-json_t *cs_daemon_control(struct cs_control_client *client, const char *cmd, json_t *req,
-			  void *arg)
+json_t *cs_daemon_control(struct cs_control_client *client, const char *cmd, json_t *req, void *arg)
 {
 	struct cs_daemon *d = arg;
 
@@ -195,7 +196,7 @@ static void apply_timing(struct cs_daemon *d, const struct cs_config *n)
 	struct timeval tv = {0, (long)t * 1000};
 
 	cs_membership_set_timing(d->m, n->heartbeat.interval_ms, n->heartbeat.timeout_ms,
-				 n->heartbeat.drift_ms);
+	                         n->heartbeat.drift_ms);
 	cs_links_set_timeout(d->links, n->heartbeat.timeout_ms);
 	evtimer_del(d->tick);
 	evtimer_add(d->tick, &tv);
@@ -227,8 +228,8 @@ static void report_reload(unsigned applied, unsigned restart, bool tls_ok, const
 		return;
 	}
 	snprintf(reason, sizeof(reason), "applied: %s; not applied, needs a restart: %s%s%s", a,
-		 restart ? r : "none", tls_ok ? "" : "; certificates not reloaded: ",
-		 tls_ok ? "" : tls_err);
+	         restart ? r : "none",
+	         tls_ok ? "" : "; certificates not reloaded: ", tls_ok ? "" : tls_err);
 	cs_event(CS_EV_CONFIG_RELOAD_PARTIAL, .reason = reason);
 }
 

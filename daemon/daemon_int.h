@@ -18,7 +18,7 @@
  * CONTROL_RESPONSE with request_id CS_PREVOTE_ID and {"term":N,"granted":B}. */
 #define CS_TRANSFER_COMMAND "transfer"
 #define CS_PREVOTE_COMMAND  "prevote"
-#define CS_PREVOTE_ID	    0x70726576u
+#define CS_PREVOTE_ID       0x70726576u
 
 struct event_base;
 struct event;
@@ -31,7 +31,7 @@ struct cs_sdnotify;
 
 struct cs_daemon {
 	char *config_path;
-	struct cs_config *cfg;	/* as started: node, peers, state_dir, ... */
+	struct cs_config *cfg;  /* as started: node, peers, state_dir, ... */
 	struct cs_config *live; /* latest reload: tls, hooks, heartbeat, group */
 	struct event_base *base;
 	struct cs_tls *tls;
@@ -59,11 +59,11 @@ struct fence_result {
 
 uint64_t cs_daemon_now_ms(void);
 void cs_daemon_role_changed(void *ctx, enum cs_member_role from, enum cs_member_role to,
-			    enum cs_mevent_kind ev, const char *why);
+                            enum cs_mevent_kind ev, const char *why);
 void cs_daemon_update_status(struct cs_daemon *d);
 void cs_daemon_check_switchover(struct cs_daemon *d);
 json_t *cs_daemon_control(struct cs_control_client *client, const char *cmd, json_t *req,
-			  void *arg);
+                          void *arg);
 void cs_daemon_reload(struct cs_daemon *d);
 unsigned cs_daemon_tick_ms(const struct cs_config *cfg);
 

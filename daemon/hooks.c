@@ -131,7 +131,7 @@ static int spawn(struct job *j)
 	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
 	posix_spawnattr_init(&attr);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-						POSIX_SPAWN_SETSIGDEF);
+	                                    POSIX_SPAWN_SETSIGDEF);
 	posix_spawnattr_setpgroup(&attr, 0);
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &all);
@@ -229,8 +229,8 @@ static void sigchld_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-int cs_hook_run(struct cs_hooks *h, const char *name, const char *const *argv,
-		unsigned timeout_ms, bool serial, cs_hook_done done, void *arg)
+int cs_hook_run(struct cs_hooks *h, const char *name, const char *const *argv, unsigned timeout_ms,
+                bool serial, cs_hook_done done, void *arg)
 {
 	struct job *j = calloc(1, sizeof(*j)), **tail;
 	size_t n = 0;
@@ -248,8 +248,13 @@ int cs_hook_run(struct cs_hooks *h, const char *name, const char *const *argv,
 		job_free(j);
 		return -ENOMEM;
 	}
-	*j = (struct job){.h = h, .argv = j->argv, .timeout_ms = timeout_ms, .serial = serial,
-			  .done = done, .arg = arg, .out_fd = -1};
+	*j = (struct job){.h = h,
+	                  .argv = j->argv,
+	                  .timeout_ms = timeout_ms,
+	                  .serial = serial,
+	                  .done = done,
+	                  .arg = arg,
+	                  .out_fd = -1};
 	snprintf(j->name, sizeof(j->name), "%s", name);
 	for (tail = &h->jobs; *tail; tail = &(*tail)->next)
 		;

@@ -26,8 +26,8 @@ void cs_hooks_free(struct cs_hooks *h);
 /* Runs argv (argv[0] is the path; NULL-terminated) now, or (serial) after
  * the serial hooks queued before it. name is "notify" or "fence" (journal
  * field CHECKSYNC_HOOK). done may be NULL. Returns 0 or a negative errno. */
-int cs_hook_run(struct cs_hooks *h, const char *name, const char *const *argv,
-		unsigned timeout_ms, bool serial, cs_hook_done done, void *arg);
+int cs_hook_run(struct cs_hooks *h, const char *name, const char *const *argv, unsigned timeout_ms,
+                bool serial, cs_hook_done done, void *arg);
 /* Hooks started or queued and not finished yet. */
 unsigned cs_hooks_pending(const struct cs_hooks *h);
 

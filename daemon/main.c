@@ -24,22 +24,22 @@ struct opts {
 
 static const struct opt_spec {
 	const char *name;
-	char letter; /* 0: long option only */
+	char letter;     /* 0: long option only */
 	const char *arg; /* NULL: a flag */
-	size_t off; /* const char * or bool in struct opts */
+	size_t off;      /* const char * or bool in struct opts */
 	const char *help;
 } opt_table[] = {
-	{"config", 'c', "FILE", offsetof(struct opts, config),
-	 "configuration file (default " CS_CONFIG_DEFAULT_PATH ")"},
-	{"check-config", 0, NULL, offsetof(struct opts, check_config),
-	 "validate the configuration, print \"FILE: ok\" or the error, and exit"},
-	{"foreground", 'f', NULL, offsetof(struct opts, foreground),
-	 "log readable lines to stderr even under systemd (checksyncd never forks)"},
-	{"log-target", 0, "auto|journal|stderr", offsetof(struct opts, log_target),
-	 "where events go (default auto: the journal if stderr is a journal stream)"},
-	{"verbose", 'v', NULL, offsetof(struct opts, verbose), "log debug messages too"},
-	{"version", 'V', NULL, offsetof(struct opts, version), "print the version and exit"},
-	{"help", 'h', NULL, offsetof(struct opts, help), "show this help"},
+    {"config", 'c', "FILE", offsetof(struct opts, config),
+     "configuration file (default " CS_CONFIG_DEFAULT_PATH ")"},
+    {"check-config", 0, NULL, offsetof(struct opts, check_config),
+     "validate the configuration, print \"FILE: ok\" or the error, and exit"},
+    {"foreground", 'f', NULL, offsetof(struct opts, foreground),
+     "log readable lines to stderr even under systemd (checksyncd never forks)"},
+    {"log-target", 0, "auto|journal|stderr", offsetof(struct opts, log_target),
+     "where events go (default auto: the journal if stderr is a journal stream)"},
+    {"verbose", 'v', NULL, offsetof(struct opts, verbose), "log debug messages too"},
+    {"version", 'V', NULL, offsetof(struct opts, version), "print the version and exit"},
+    {"help", 'h', NULL, offsetof(struct opts, help), "show this help"},
 };
 #define N_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
 
@@ -51,8 +51,8 @@ static void usage(FILE *out)
 		char left[64];
 
 		snprintf(left, sizeof(left), "%s%c%s--%s%s%s", o->letter ? "-" : "",
-			 o->letter ? o->letter : ' ', o->letter ? ", " : "  ", o->name,
-			 o->arg ? " " : "", o->arg ? o->arg : "");
+		         o->letter ? o->letter : ' ', o->letter ? ", " : "  ", o->name,
+		         o->arg ? " " : "", o->arg ? o->arg : "");
 		fprintf(out, "  %-36s %s\n", left, o->help);
 	}
 }
@@ -67,7 +67,7 @@ static int parse(int argc, char **argv, struct opts *out)
 		const struct opt_spec *o = &opt_table[i];
 
 		longs[i] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL,
-					   o->letter ? o->letter : 256 + (int)i};
+		                           o->letter ? o->letter : 256 + (int)i};
 		if (o->letter) {
 			char s[3] = {o->letter, o->arg ? ':' : '\0', '\0'};
 			strcat(shorts, s);
@@ -81,7 +81,7 @@ static int parse(int argc, char **argv, struct opts *out)
 				o = &opt_table[i];
 		if (!o) {
 			fprintf(stderr, "checksyncd: %s option %s\n",
-				c == ':' ? "missing argument for" : "unknown", argv[optind - 1]);
+			        c == ':' ? "missing argument for" : "unknown", argv[optind - 1]);
 			return -1;
 		}
 		if (o->arg)
@@ -101,7 +101,8 @@ static int log_target(const struct opts *o, enum cs_log_target *out)
 	static const struct {
 		const char *name;
 		enum cs_log_target target;
-	} targets[] = {{"auto", CS_LOG_AUTO}, {"journal", CS_LOG_JOURNAL}, {"stderr", CS_LOG_STDERR}};
+	} targets[] = {
+	    {"auto", CS_LOG_AUTO}, {"journal", CS_LOG_JOURNAL}, {"stderr", CS_LOG_STDERR}};
 
 	*out = o->foreground ? CS_LOG_STDERR : CS_LOG_AUTO;
 	if (!o->log_target)
@@ -112,7 +113,7 @@ static int log_target(const struct opts *o, enum cs_log_target *out)
 			return 0;
 		}
 	fprintf(stderr, "checksyncd: --log-target: expected auto, journal or stderr, found %s\n",
-		o->log_target);
+	        o->log_target);
 	return -1;
 }
 

@@ -15,12 +15,12 @@ struct mpeer {
 	char *name;
 	bool witness;
 	bool link_up;
-	bool heard;	     /* last_heard is valid */
-	uint64_t last_heard; /* any message, or the link coming up */
-	bool suspected;	     /* reported once per silence */
-	bool vote_granted;   /* in the current election */
+	bool heard;           /* last_heard is valid */
+	uint64_t last_heard;  /* any message, or the link coming up */
+	bool suspected;       /* reported once per silence */
+	bool vote_granted;    /* in the current election */
 	bool prevote_granted; /* in the current pre-vote */
-	bool fenced_by_hook; /* two voters: the fence hook stands in for its grants */
+	bool fenced_by_hook;  /* two voters: the fence hook stands in for its grants */
 	uint64_t stale_noted_term;
 };
 
@@ -62,33 +62,33 @@ struct cs_membership {
 };
 
 static const char *const role_names[CS_MROLE__COUNT] = {
-	[CS_MROLE_INIT] = "init",	      [CS_MROLE_BACKUP] = "backup",
-	[CS_MROLE_CANDIDATE] = "candidate", [CS_MROLE_PRIMARY] = "primary",
-	[CS_MROLE_FENCED] = "fenced",	      [CS_MROLE_WITNESS] = "witness",
+    [CS_MROLE_INIT] = "init",           [CS_MROLE_BACKUP] = "backup",
+    [CS_MROLE_CANDIDATE] = "candidate", [CS_MROLE_PRIMARY] = "primary",
+    [CS_MROLE_FENCED] = "fenced",       [CS_MROLE_WITNESS] = "witness",
 };
 
 static const char *const event_names[CS_MEV__COUNT] = {
-	[CS_MEV_START] = "start",
-	[CS_MEV_TICK] = "tick",
-	[CS_MEV_PEER_UP] = "peer-up",
-	[CS_MEV_PEER_DOWN] = "peer-down",
-	[CS_MEV_HEARTBEAT] = "heartbeat",
-	[CS_MEV_LEASE_RENEW] = "lease-renew",
-	[CS_MEV_LEASE_GRANT] = "lease-grant",
-	[CS_MEV_VOTE_REQUEST] = "vote-request",
-	[CS_MEV_VOTE] = "vote",
-	[CS_MEV_TRANSFER] = "transfer",
-	[CS_MEV_FENCE_DONE] = "fence-done",
-	[CS_MEV_SWITCHOVER] = "switchover",
-	[CS_MEV_PREVOTE_REQUEST] = "prevote-request",
-	[CS_MEV_PREVOTE] = "prevote",
+    [CS_MEV_START] = "start",
+    [CS_MEV_TICK] = "tick",
+    [CS_MEV_PEER_UP] = "peer-up",
+    [CS_MEV_PEER_DOWN] = "peer-down",
+    [CS_MEV_HEARTBEAT] = "heartbeat",
+    [CS_MEV_LEASE_RENEW] = "lease-renew",
+    [CS_MEV_LEASE_GRANT] = "lease-grant",
+    [CS_MEV_VOTE_REQUEST] = "vote-request",
+    [CS_MEV_VOTE] = "vote",
+    [CS_MEV_TRANSFER] = "transfer",
+    [CS_MEV_FENCE_DONE] = "fence-done",
+    [CS_MEV_SWITCHOVER] = "switchover",
+    [CS_MEV_PREVOTE_REQUEST] = "prevote-request",
+    [CS_MEV_PREVOTE] = "prevote",
 };
 
 static const char *const peer_state_names[] = {
-	[CS_PEER_SELF] = "self",
-	[CS_PEER_DOWN] = "down",
-	[CS_PEER_UP] = "up",
-	[CS_PEER_SUSPECTED] = "suspected",
+    [CS_PEER_SELF] = "self",
+    [CS_PEER_DOWN] = "down",
+    [CS_PEER_UP] = "up",
+    [CS_PEER_SUSPECTED] = "suspected",
 };
 
 const char *cs_member_role_name(enum cs_member_role role)
@@ -142,8 +142,7 @@ static bool peer_live(const struct cs_membership *m, int i)
 {
 	const struct mpeer *p = &m->peers[i];
 
-	return i == m->self ||
-	       (p->link_up && p->heard && m->now - p->last_heard <= m->timeout);
+	return i == m->self || (p->link_up && p->heard && m->now - p->last_heard <= m->timeout);
 }
 
 static unsigned reachable(const struct cs_membership *m)
@@ -184,7 +183,7 @@ static void broadcast(struct cs_membership *m, const struct cs_msg *msg)
 /* The one place where the role changes; side effects live in the daemon's
  * role_changed callback (log "role A -> B (event E)", hooks, app). */
 static void change_role(struct cs_membership *m, enum cs_member_role to, enum cs_mevent_kind ev,
-			const char *why)
+                        const char *why)
 {
 	enum cs_member_role from = m->role;
 
@@ -214,8 +213,11 @@ static int set_term(struct cs_membership *m, uint64_t term, int voted_for)
 	int r = m->ops.persist ? m->ops.persist(m->ctx, term, voted_for) : 0;
 
 	if (r < 0) {
-		struct cs_mnote_info n = {.what = CS_MNOTE_PERSIST_FAILED, .peer = -1,
-					  .term = term, .old_term = old, .err = r};
+		struct cs_mnote_info n = {.what = CS_MNOTE_PERSIST_FAILED,
+		                          .peer = -1,
+		                          .term = term,
+		                          .old_term = old,
+		                          .err = r};
 		if (m->ops.note)
 			m->ops.note(m->ctx, &n);
 		return r;
@@ -223,8 +225,8 @@ static int set_term(struct cs_membership *m, uint64_t term, int voted_for)
 	m->term = term;
 	m->voted_for = voted_for;
 	if (term != old) {
-		struct cs_mnote_info n = {.what = CS_MNOTE_TERM_CHANGED, .peer = -1,
-					  .term = term, .old_term = old};
+		struct cs_mnote_info n = {
+		    .what = CS_MNOTE_TERM_CHANGED, .peer = -1, .term = term, .old_term = old};
 		m->primary = -1;
 		m->prevote_term = 0;
 		for (size_t i = 0; i < m->n; i++) {
@@ -281,8 +283,8 @@ static void renew_lease(struct cs_membership *m)
 
 	*lr = (struct lease_req){.seq = m->seq, .sent_at = m->now};
 	count_grants(m, lr); /* one voter, or two with the peer fenced */
-	msg.lease_renew = (struct cs_msg_lease_renew){
-		.term = m->term, .seq = m->seq, .duration_ms = m->timeout};
+	msg.lease_renew =
+	    (struct cs_msg_lease_renew){.term = m->term, .seq = m->seq, .duration_ms = m->timeout};
 	broadcast(m, &msg);
 }
 
@@ -304,10 +306,10 @@ static void send_heartbeats(struct cs_membership *m)
 		return;
 	m->next_heartbeat = m->now + m->interval;
 	msg.heartbeat = (struct cs_msg_heartbeat){
-		.term = m->term,
-		.send_time_ns = m->now * 1000000ull,
-		.lease_ms = (uint32_t)cs_membership_lease_remaining(m, m->now),
-		.role = cs_member_role_wire(m->role),
+	    .term = m->term,
+	    .send_time_ns = m->now * 1000000ull,
+	    .lease_ms = (uint32_t)cs_membership_lease_remaining(m, m->now),
+	    .role = cs_member_role_wire(m->role),
 	};
 	broadcast(m, &msg);
 	if (m->role == CS_MROLE_PRIMARY)
@@ -377,7 +379,7 @@ static void start_election(struct cs_membership *m, enum cs_mevent_kind ev)
 	m->election_started = m->now;
 	m->promise_until = 0;
 	change_role(m, CS_MROLE_CANDIDATE, ev,
-		    fence ? "peer unreachable: running the fence hook" : "asking for votes");
+	            fence ? "peer unreachable: running the fence hook" : "asking for votes");
 	if (fence) {
 		/* Rule 6: with two voters the hook stands in for the peer's vote. */
 		m->fence_running = true;
@@ -386,7 +388,7 @@ static void start_election(struct cs_membership *m, enum cs_mevent_kind ev)
 		return;
 	}
 	msg.vote_request = (struct cs_msg_vote_request){
-		.term = m->term, .candidate = cs_str_of(m->peers[m->self].name)};
+	    .term = m->term, .candidate = cs_str_of(m->peers[m->self].name)};
 	broadcast(m, &msg);
 	check_votes(m, ev);
 }
@@ -491,8 +493,10 @@ static void reply_vote(struct cs_membership *m, int peer, bool granted, uint8_t 
 	struct cs_msg msg = {.type = CS_MSG_VOTE};
 	uint64_t left = m->promise_until > m->now ? m->promise_until - m->now : 0;
 
-	msg.vote = (struct cs_msg_vote){.term = m->term, .granted = granted, .reason = reason,
-					.lease_remaining_ms = granted ? 0 : (uint32_t)left};
+	msg.vote = (struct cs_msg_vote){.term = m->term,
+	                                .granted = granted,
+	                                .reason = reason,
+	                                .lease_remaining_ms = granted ? 0 : (uint32_t)left};
 	send_msg(m, peer, &msg);
 }
 
@@ -519,7 +523,7 @@ static void on_vote_request(struct cs_membership *m, int peer)
 /* ---- following a primary ---- */
 
 static void on_heartbeat(struct cs_membership *m, int peer, const struct cs_msg_heartbeat *hb,
-			 enum cs_mevent_kind ev)
+                         enum cs_mevent_kind ev)
 {
 	if (hb->role == CS_ROLE_PRIMARY) {
 		if (m->role == CS_MROLE_PRIMARY) {
@@ -536,7 +540,7 @@ static void on_heartbeat(struct cs_membership *m, int peer, const struct cs_msg_
 }
 
 static void on_lease_renew(struct cs_membership *m, int peer, const struct cs_msg_lease_renew *lr,
-			   enum cs_mevent_kind ev)
+                           enum cs_mevent_kind ev)
 {
 	struct cs_msg msg = {.type = CS_MSG_LEASE_GRANT};
 	bool grant;
@@ -546,15 +550,15 @@ static void on_lease_renew(struct cs_membership *m, int peer, const struct cs_ms
 	/* Renewing the lease of the primary of this term elects no one, so
 	 * the restart quarantine (promise_to -1) does not block it. */
 	grant = m->role != CS_MROLE_PRIMARY && m->role != CS_MROLE_FENCED &&
-		(m->voted_for < 0 || m->voted_for == peer) &&
-		!(m->now < m->promise_until && m->promise_to >= 0 && m->promise_to != peer);
+	        (m->voted_for < 0 || m->voted_for == peer) &&
+	        !(m->now < m->promise_until && m->promise_to >= 0 && m->promise_to != peer);
 	if (grant) {
 		m->primary = peer;
 		m->promise_until = m->now + lr->duration_ms + m->drift;
 		m->promise_to = peer;
 	}
 	msg.lease_grant = (struct cs_msg_lease_grant){
-		.term = m->term, .seq = lr->seq, .duration_ms = lr->duration_ms, .granted = grant};
+	    .term = m->term, .seq = lr->seq, .duration_ms = lr->duration_ms, .granted = grant};
 	send_msg(m, peer, &msg);
 }
 
@@ -563,9 +567,9 @@ static int pick_target(const struct cs_membership *m, int want)
 {
 	if (want >= 0)
 		return want != m->self && (size_t)want < m->n && !m->peers[want].witness &&
-				       peer_live(m, want)
-			       ? want
-			       : -1;
+		               peer_live(m, want)
+		           ? want
+		           : -1;
 	for (size_t i = 0; i < m->n; i++)
 		if ((int)i != m->self && !m->peers[i].witness && peer_live(m, (int)i))
 			return (int)i;
@@ -668,7 +672,7 @@ static int fsm_init(struct cs_membership *m, const struct cs_mevent *ev)
 		m->promise_until = m->now + m->timeout + m->drift;
 		m->promise_to = -1;
 		m->not_before = m->promise_until + m->interval +
-				(uint64_t)m->rank * (m->timeout + 2ull * m->interval);
+		                (uint64_t)m->rank * (m->timeout + 2ull * m->interval);
 		m->next_heartbeat = m->now;
 		change_role(m, follower_role(m), ev->kind, "daemon started");
 		return 0;
@@ -787,9 +791,11 @@ static bool check_term(struct cs_membership *m, const struct cs_mevent *ev)
 
 	if (t < m->term) {
 		if (p->stale_noted_term != m->term) {
-			struct cs_mnote_info n = {.what = CS_MNOTE_STALE_TERM, .peer = ev->peer,
-						  .term = m->term, .old_term = t,
-						  .detail = cs_mevent_name(ev->kind)};
+			struct cs_mnote_info n = {.what = CS_MNOTE_STALE_TERM,
+			                          .peer = ev->peer,
+			                          .term = m->term,
+			                          .old_term = t,
+			                          .detail = cs_mevent_name(ev->kind)};
 
 			p->stale_noted_term = m->term;
 			if (m->ops.note)
@@ -812,8 +818,8 @@ static bool check_term(struct cs_membership *m, const struct cs_mevent *ev)
 
 static bool valid_event(const struct cs_membership *m, const struct cs_mevent *ev)
 {
-	bool needs_peer = ev->kind != CS_MEV_START && ev->kind != CS_MEV_TICK &&
-			  ev->kind != CS_MEV_SWITCHOVER;
+	bool needs_peer =
+	    ev->kind != CS_MEV_START && ev->kind != CS_MEV_TICK && ev->kind != CS_MEV_SWITCHOVER;
 
 	if ((unsigned)ev->kind >= CS_MEV__COUNT)
 		return false;
@@ -875,7 +881,7 @@ static unsigned member_rank(const struct cs_membership_params *p)
 }
 
 int cs_membership_new(const struct cs_membership_params *p, const struct cs_membership_ops *ops,
-		      void *ctx, struct cs_membership **out)
+                      void *ctx, struct cs_membership **out)
 {
 	struct cs_membership *m;
 
@@ -925,7 +931,7 @@ void cs_membership_free(struct cs_membership *m)
 }
 
 void cs_membership_set_timing(struct cs_membership *m, unsigned interval_ms, unsigned timeout_ms,
-			      unsigned drift_ms)
+                              unsigned drift_ms)
 {
 	m->interval = interval_ms;
 	m->timeout = timeout_ms;
@@ -965,7 +971,7 @@ uint64_t cs_membership_lease_remaining(const struct cs_membership *m, uint64_t n
 }
 
 enum cs_peer_state cs_membership_peer_state(const struct cs_membership *m, int peer,
-					    uint64_t now_ms)
+                                            uint64_t now_ms)
 {
 	const struct mpeer *p = &m->peers[peer];
 

@@ -123,7 +123,7 @@ static void refuse(struct conn *c, const char *reason)
 		if (k && c->outbound)
 			snprintf(k->last_refusal, sizeof(k->last_refusal), "%s", reason);
 		cs_event(CS_EV_TLS_REFUSED, .peer = conn_name(c), .address = c->address,
-			 .reason = reason);
+		         .reason = reason);
 	}
 	conn_close(c, reason);
 }
@@ -141,8 +141,8 @@ static struct conn *conn_new(struct cs_links *l, int fd, int peer, const char *a
 	c->outbound = fd < 0;
 	snprintf(c->address, sizeof(c->address), "%s", address);
 	c->bev = bufferevent_openssl_socket_new(
-		l->base, fd, ssl, c->outbound ? BUFFEREVENT_SSL_CONNECTING : BUFFEREVENT_SSL_ACCEPTING,
-		BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	    l->base, fd, ssl, c->outbound ? BUFFEREVENT_SSL_CONNECTING : BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (!c->bev)
 		goto fail; /* ssl is freed by libevent on failure */
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
@@ -218,15 +218,15 @@ static bool on_hello(struct conn *c, const struct cs_msg_hello *h)
 		snprintf(name, sizeof(name), "?");
 	if (!cs_str_eq(h->cluster, l->cluster)) {
 		snprintf(reason, sizeof(reason), "peer %s is in cluster %.*s, not %s", name,
-			 (int)h->cluster.len, h->cluster.ptr ? h->cluster.ptr : "", l->cluster);
+		         (int)h->cluster.len, h->cluster.ptr ? h->cluster.ptr : "", l->cluster);
 		refuse(c, reason);
 		return false;
 	}
 	v = cs_proto_negotiate(h->version_min, h->version_max, CS_PROTO_VERSION_MIN,
-			       CS_PROTO_VERSION_MAX);
+	                       CS_PROTO_VERSION_MAX);
 	if (v < 0) {
 		snprintf(reason, sizeof(reason), "no common protocol version with %s (%u..%u)",
-			 name, h->version_min, h->version_max);
+		         name, h->version_min, h->version_max);
 		refuse(c, reason);
 		return false;
 	}
@@ -240,14 +240,14 @@ static bool on_hello(struct conn *c, const struct cs_msg_hello *h)
 	 * the HELLO must say the same. Inbound: the claim is the HELLO's. */
 	if (c->outbound && strcmp(name, l->links[peer].name) != 0) {
 		snprintf(reason, sizeof(reason), "dialed %s, but it says it is %s",
-			 l->links[peer].name, name);
+		         l->links[peer].name, name);
 		refuse(c, reason);
 		return false;
 	}
 	if (!c->outbound) {
 		c->peer = peer; /* for the log line */
 		if (cs_tls_check_name(bufferevent_openssl_get_ssl(c->bev), name, reason,
-				      sizeof(reason)) < 0) {
+		                      sizeof(reason)) < 0) {
 			c->peer = -1;
 			refuse(c, reason);
 			return false;
@@ -300,8 +300,8 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		if (total > 0 && len < (size_t)total)
 			return;
 		r = total < 0 ? total
-			      : cs_msg_parse(evbuffer_pullup(in, total), (size_t)total, c->version,
-					     &m, NULL);
+		              : cs_msg_parse(evbuffer_pullup(in, total), (size_t)total, c->version,
+		                             &m, NULL);
 		if (r < 0) {
 			snprintf(reason, sizeof(reason), "bad frame: %s", cs_proto_strerror(r));
 			if (c->established)
@@ -322,7 +322,7 @@ static void on_connected(struct conn *c)
 
 	if (c->outbound &&
 	    cs_tls_check_name(bufferevent_openssl_get_ssl(c->bev), c->l->links[c->peer].name,
-			      reason, sizeof(reason)) < 0) {
+	                      reason, sizeof(reason)) < 0) {
 		refuse(c, reason);
 		return;
 	}
@@ -359,10 +359,10 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 		snprintf(reason, sizeof(reason), "connection closed by peer");
 	else
 		snprintf(reason, sizeof(reason), "%s",
-			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	if (!c->established)
 		cs_log_debug("connection to %s (%s) failed: %s", c->address,
-			     conn_name(c) ? conn_name(c) : "?", reason);
+		             conn_name(c) ? conn_name(c) : "?", reason);
 	conn_close(c, reason);
 }
 
@@ -426,7 +426,7 @@ static void redial_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+                      int salen, void *arg)
 {
 	struct cs_links *l = arg;
 	char host[64] = "?", port[8] = "?", address[80];
@@ -434,7 +434,7 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 
 	(void)lis;
 	getnameinfo(sa, (socklen_t)salen, host, sizeof(host), port, sizeof(port),
-		    NI_NUMERICHOST | NI_NUMERICSERV);
+	            NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(address, sizeof(address), "%s:%s", host, port);
 	c = conn_new(l, fd, -1, address);
 	if (!c) {
@@ -446,17 +446,21 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 }
 
 int cs_links_new(struct event_base *base, const struct cs_config *cfg, struct cs_tls *tls,
-		 const struct cs_links_ops *ops, void *ctx, struct cs_links **out)
+                 const struct cs_links_ops *ops, void *ctx, struct cs_links **out)
 {
 	struct cs_links *l = calloc(1, sizeof(*l));
 	const char *self = cfg->node;
 
 	if (!l)
 		return -ENOMEM;
-	*l = (struct cs_links){.base = base, .tls = tls, .ops = *ops, .ctx = ctx,
-			       .n = cfg->n_peers, .self = -1,
-			       .timeout_ms = cfg->heartbeat.timeout_ms,
-			       .listen_port = cfg->listen_port};
+	*l = (struct cs_links){.base = base,
+	                       .tls = tls,
+	                       .ops = *ops,
+	                       .ctx = ctx,
+	                       .n = cfg->n_peers,
+	                       .self = -1,
+	                       .timeout_ms = cfg->heartbeat.timeout_ms,
+	                       .listen_port = cfg->listen_port};
 	l->cluster = strdup(cfg->cluster);
 	l->listen_host = strdup(cfg->listen_host);
 	l->links = calloc(l->n, sizeof(*l->links));
@@ -494,14 +498,14 @@ int cs_links_listen(struct cs_links *l)
 
 	if (resolve(l->listen_host, l->listen_port, &ss, &len) < 0)
 		return cs_log_err_errno(EADDRNOTAVAIL, "cannot resolve listen address %s",
-					l->listen_host);
-	l->listener = evconnlistener_new_bind(
-		l->base, accept_cb, l,
-		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, -1,
-		(struct sockaddr *)&ss, (int)len);
+		                        l->listen_host);
+	l->listener = evconnlistener_new_bind(l->base, accept_cb, l,
+	                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+	                                          LEV_OPT_CLOSE_ON_EXEC,
+	                                      -1, (struct sockaddr *)&ss, (int)len);
 	if (!l->listener)
 		return cs_log_err_errno(errno ? errno : EADDRINUSE, "cannot listen on %s:%u",
-					l->listen_host, l->listen_port);
+		                        l->listen_host, l->listen_port);
 	return 0;
 }
 

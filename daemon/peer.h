@@ -28,7 +28,7 @@ struct cs_links_ops {
 /* Peers are the config's peers, by index. Copies what it needs from cfg.
  * tls is borrowed (see cs_links_set_tls). */
 int cs_links_new(struct event_base *base, const struct cs_config *cfg, struct cs_tls *tls,
-		 const struct cs_links_ops *ops, void *ctx, struct cs_links **out);
+                 const struct cs_links_ops *ops, void *ctx, struct cs_links **out);
 /* Binds the listen address; logs and returns a negative errno on failure. */
 int cs_links_listen(struct cs_links *l);
 /* Starts dialing the peers this node dials. */

@@ -84,7 +84,7 @@ int cs_term_store(const char *dir, const struct cs_term_state *st)
 	    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, CS_TERM_FILE) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	len = snprintf(buf, sizeof(buf), "term %" PRIu64 "\nvote %s\n", st->term,
-		       st->voted_for[0] ? st->voted_for : "-");
+	               st->voted_for[0] ? st->voted_for : "-");
 	if (len < 0 || len >= (int)sizeof(buf))
 		return -EINVAL;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -22,8 +22,8 @@ static void openssl_reason(char *buf, size_t len)
 	ERR_clear_error();
 }
 
-static int load_files(SSL_CTX *ctx, const char *ca, const char *cert, const char *key,
-		      char *err, size_t errlen)
+static int load_files(SSL_CTX *ctx, const char *ca, const char *cert, const char *key, char *err,
+                      size_t errlen)
 {
 	char why[128];
 
@@ -51,7 +51,7 @@ static int load_files(SSL_CTX *ctx, const char *ca, const char *cert, const char
 }
 
 int cs_tls_new(const char *ca, const char *cert, const char *key, struct cs_tls **out, char *err,
-	       size_t errlen)
+               size_t errlen)
 {
 	struct cs_tls *tls = calloc(1, sizeof(*tls));
 	int r;
@@ -106,7 +106,7 @@ static void cert_name(X509 *cert, char *buf, size_t len)
 
 		if (g->type == GEN_DNS) {
 			snprintf(buf, len, "%.*s", ASN1_STRING_length(g->d.dNSName),
-				 (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+			         (const char *)ASN1_STRING_get0_data(g->d.dNSName));
 			GENERAL_NAMES_free(names);
 			return;
 		}
@@ -139,7 +139,8 @@ int cs_tls_check_name(SSL *ssl, const char *name, char *reason, size_t len)
 static bool unknown_issuer(long v)
 {
 	return v == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
-	       v == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT || v == X509_V_ERR_CERT_SIGNATURE_FAILURE ||
+	       v == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+	       v == X509_V_ERR_CERT_SIGNATURE_FAILURE ||
 	       v == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
 	       v == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
 	       v == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
@@ -152,7 +153,7 @@ void cs_tls_failure(SSL *ssl, unsigned long err, char *reason, size_t len)
 
 	if (v != X509_V_OK && unknown_issuer(v))
 		snprintf(reason, len, "certificate not signed by cluster CA (%s)",
-			 X509_verify_cert_error_string(v));
+		         X509_verify_cert_error_string(v));
 	else if (v != X509_V_OK)
 		snprintf(reason, len, "certificate rejected: %s", X509_verify_cert_error_string(v));
 	else if (r && strstr(r, "alert"))

@@ -12,7 +12,7 @@ struct cs_tls;
 /* Loads the CA, certificate and key. On failure returns a negative errno
  * and writes a sentence naming the file and the problem into err. */
 int cs_tls_new(const char *ca, const char *cert, const char *key, struct cs_tls **out, char *err,
-	       size_t errlen);
+               size_t errlen);
 void cs_tls_free(struct cs_tls *tls);
 /* A new SSL for one connection; it keeps the context alive by itself, so
  * the cs_tls may be replaced (SIGHUP) while connections run. */

@@ -11,13 +11,13 @@
 
 #include "membership.h"
 
-#define MAXN 5
-#define QMAX 8192
-#define STEP 5	   /* ms per simulation step */
-#define LATENCY 3  /* ms per message */
+#define MAXN     5
+#define QMAX     8192
+#define STEP     5 /* ms per simulation step */
+#define LATENCY  3 /* ms per message */
 #define INTERVAL 50
-#define TIMEOUT 500
-#define DRIFT 100
+#define TIMEOUT  500
+#define DRIFT    100
 
 struct sim;
 
@@ -112,7 +112,7 @@ static void op_reply_prevote(void *ctx, int peer, uint64_t term, bool granted)
 }
 
 static void op_role(void *ctx, enum cs_member_role from, enum cs_member_role to,
-		    enum cs_mevent_kind ev, const char *why)
+                    enum cs_mevent_kind ev, const char *why)
 {
 	struct node *n = ctx;
 	struct sim *s = n->s;
@@ -128,8 +128,8 @@ static void op_role(void *ctx, enum cs_member_role from, enum cs_member_role to,
 	assert(term < 1000);
 	assert(n->disk_term == term);
 	if (s->primary_of_term[term] != -1 && s->primary_of_term[term] != n->id) {
-		fprintf(stderr, "two primaries in term %llu: %d and %d\n",
-			(unsigned long long)term, s->primary_of_term[term], n->id);
+		fprintf(stderr, "two primaries in term %llu: %d and %d\n", (unsigned long long)term,
+		        s->primary_of_term[term], n->id);
 		abort();
 	}
 	s->primary_of_term[term] = n->id;
@@ -155,14 +155,14 @@ static void op_note(void *ctx, const struct cs_mnote_info *info)
 }
 
 static const struct cs_membership_ops ops = {
-	.persist = op_persist,
-	.send = op_send,
-	.role_changed = op_role,
-	.fence_peer = op_fence,
-	.note = op_note,
-	.send_transfer = op_transfer,
-	.send_prevote = op_prevote,
-	.reply_prevote = op_reply_prevote,
+    .persist = op_persist,
+    .send = op_send,
+    .role_changed = op_role,
+    .fence_peer = op_fence,
+    .note = op_note,
+    .send_transfer = op_transfer,
+    .send_prevote = op_prevote,
+    .reply_prevote = op_reply_prevote,
 };
 
 static void feed(struct node *n, struct cs_mevent ev)
@@ -174,10 +174,14 @@ static void feed(struct node *n, struct cs_mevent ev)
 static void boot(struct sim *s, int i)
 {
 	struct node *n = &s->n[i];
-	struct cs_membership_params p = {
-		.peers = s->peers, .n_peers = s->count, .self = i, .interval_ms = INTERVAL,
-		.timeout_ms = TIMEOUT, .drift_ms = DRIFT, .term = n->disk_term,
-		.voted_for = n->disk_vote};
+	struct cs_membership_params p = {.peers = s->peers,
+	                                 .n_peers = s->count,
+	                                 .self = i,
+	                                 .interval_ms = INTERVAL,
+	                                 .timeout_ms = TIMEOUT,
+	                                 .drift_ms = DRIFT,
+	                                 .term = n->disk_term,
+	                                 .voted_for = n->disk_vote};
 
 	cs_membership_free(n->m);
 	assert(cs_membership_new(&p, &ops, n, &n->m) == 0);
@@ -195,9 +199,9 @@ static void relink(struct sim *s, bool before[MAXN][MAXN])
 
 			if (a == b || now == before[a][b] || !s->n[a].alive)
 				continue;
-			feed(&s->n[a], (struct cs_mevent){
-					       .kind = now ? CS_MEV_PEER_UP : CS_MEV_PEER_DOWN,
-					       .peer = (int)b});
+			feed(&s->n[a],
+			     (struct cs_mevent){.kind = now ? CS_MEV_PEER_UP : CS_MEV_PEER_DOWN,
+			                        .peer = (int)b});
 		}
 }
 
@@ -242,24 +246,26 @@ static struct cs_mevent message_event(const struct qmsg *q)
 		uint16_t type;
 		enum cs_mevent_kind kind;
 	} map[] = {
-		{CS_MSG_HEARTBEAT, CS_MEV_HEARTBEAT},	  {CS_MSG_LEASE_RENEW, CS_MEV_LEASE_RENEW},
-		{CS_MSG_LEASE_GRANT, CS_MEV_LEASE_GRANT}, {CS_MSG_VOTE_REQUEST, CS_MEV_VOTE_REQUEST},
-		{CS_MSG_VOTE, CS_MEV_VOTE},
+	    {CS_MSG_HEARTBEAT, CS_MEV_HEARTBEAT},
+	    {CS_MSG_LEASE_RENEW, CS_MEV_LEASE_RENEW},
+	    {CS_MSG_LEASE_GRANT, CS_MEV_LEASE_GRANT},
+	    {CS_MSG_VOTE_REQUEST, CS_MEV_VOTE_REQUEST},
+	    {CS_MSG_VOTE, CS_MEV_VOTE},
 	};
 
 	if (q->kind == Q_TRANSFER)
-		return (struct cs_mevent){.kind = CS_MEV_TRANSFER, .peer = q->from,
-					  .term = q->term, .target = q->target};
+		return (struct cs_mevent){
+		    .kind = CS_MEV_TRANSFER, .peer = q->from, .term = q->term, .target = q->target};
 	if (q->kind == Q_PREVOTE_REQUEST)
-		return (struct cs_mevent){.kind = CS_MEV_PREVOTE_REQUEST, .peer = q->from,
-					  .term = q->term};
+		return (struct cs_mevent){
+		    .kind = CS_MEV_PREVOTE_REQUEST, .peer = q->from, .term = q->term};
 	if (q->kind == Q_PREVOTE)
-		return (struct cs_mevent){.kind = CS_MEV_PREVOTE, .peer = q->from,
-					  .term = q->term, .ok = q->ok};
+		return (struct cs_mevent){
+		    .kind = CS_MEV_PREVOTE, .peer = q->from, .term = q->term, .ok = q->ok};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (map[i].type == q->msg.type)
-			return (struct cs_mevent){.kind = map[i].kind, .peer = q->from,
-						  .msg = &q->msg};
+			return (struct cs_mevent){
+			    .kind = map[i].kind, .peer = q->from, .msg = &q->msg};
 	abort();
 }
 
@@ -291,7 +297,7 @@ static void check_instant(const struct sim *s)
 		primaries += s->n[i].alive && cs_membership_role(s->n[i].m) == CS_MROLE_PRIMARY;
 	if (primaries > 1) {
 		fprintf(stderr, "t=%llu: %d live primaries\n", (unsigned long long)s->now,
-			primaries);
+		        primaries);
 		abort();
 	}
 }
@@ -311,8 +317,9 @@ static void step(struct sim *s)
 			if (n->fence_ok && s->n[n->id == 0 ? 1 : 0].alive)
 				set_alive(s, n->id == 0 ? 1 : 0, false);
 			feed(n, (struct cs_mevent){.kind = CS_MEV_FENCE_DONE,
-						   .peer = n->id == 0 ? 1 : 0,
-						   .term = n->fence_term, .ok = n->fence_ok});
+			                           .peer = n->id == 0 ? 1 : 0,
+			                           .term = n->fence_term,
+			                           .ok = n->fence_ok});
 		}
 	}
 	check_instant(s);
@@ -355,8 +362,8 @@ static uint64_t run_until_primary(struct sim *s, int i, uint64_t limit)
 	while (cs_membership_role(s->n[i].m) != CS_MROLE_PRIMARY) {
 		if (s->now - start > limit) {
 			fprintf(stderr, "node %d not primary after %llu ms (role %s)\n", i,
-				(unsigned long long)limit,
-				cs_member_role_name(cs_membership_role(s->n[i].m)));
+			        (unsigned long long)limit,
+			        cs_member_role_name(cs_membership_role(s->n[i].m)));
 			abort();
 		}
 		step(s);
@@ -523,7 +530,7 @@ static void test_switchover_hands_over_in_a_new_term(void)
 	run(&s, 500);
 	term = cs_membership_term(s.n[0].m);
 	ev.now_ms = s.now;
-	assert(cs_membership_handle(s.n[1].m, &ev) == -EPERM);	   /* not the primary */
+	assert(cs_membership_handle(s.n[1].m, &ev) == -EPERM);        /* not the primary */
 	assert(cs_membership_handle(s.n[0].m, &ev) == -EHOSTUNREACH); /* a witness */
 	ev.target = 1;
 	assert(cs_membership_handle(s.n[0].m, &ev) == 0);
