@@ -3,6 +3,7 @@
  * with CHECKSYNC_DIR set, in uffd and in hash mode. Each check prints what
  * it saw and the test fails on the first wrong answer.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
@@ -181,6 +182,80 @@ static void test_unsupported(void)
 	close(nl);
 }
 
+/* Kills the agent's image writer (the only child of this process) when it
+ * appears. */
+static volatile int killer_on, killed;
+
+static void *killer(void *arg)
+{
+	(void)arg;
+	while (killer_on && !killed) {
+		DIR *d = opendir("/proc/self/task");
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			char path[300], buf[64];
+			snprintf(path, sizeof(path), "/proc/self/task/%s/children", e->d_name);
+			FILE *f = fopen(path, "r");
+			if (!f)
+				continue;
+			int pid;
+			if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%d", &pid) == 1 &&
+			    kill(pid, SIGKILL) == 0)
+				killed = 1;
+			fclose(f);
+		}
+		if (d)
+			closedir(d);
+	}
+	return NULL;
+}
+
+static int exists(uint64_t gen, const char *suffix)
+{
+	char name[64], path[4200];
+	cs_image_filename(name, sizeof(name), gen);
+	snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffix);
+	return access(path, F_OK) == 0;
+}
+
+/* A writer killed half way leaves the previous generation complete and no
+ * trace of its own; the next checkpoint is a base. */
+static void test_killed_writer(uint8_t *heap)
+{
+	uint64_t good, g = 0;
+	int r = cs_checkpoint(&good);
+	CHECK(r == 0, "checkpoint before the kill: %d", r);
+	pthread_t t;
+	killer_on = 1;
+	killed = 0;
+	pthread_create(&t, NULL, killer, NULL);
+	for (int i = 0; i < 10 && !killed; i++) {
+		memset(heap, i, HEAP); /* a big image: the writer lives long enough */
+		r = cs_checkpoint(&g);
+		if (!killed)
+			good = g;
+	}
+	killer_on = 0;
+	pthread_join(t, NULL);
+	CHECK(killed, "the writer was never caught alive");
+	if (!killed)
+		return;
+	struct cs_stats st;
+	cs_stats(&st);
+	printf("killed writer: checkpoint returned %d (%s)\n", r, st.last_error);
+	CHECK(r < 0, "checkpoint with a killed writer returned %d", r);
+	struct cs_image *img = load(good);
+	CHECK(img, "generation %llu before the kill is not complete", (unsigned long long)good);
+	cs_image_free(img);
+	CHECK(!exists(good + 1, "") && !exists(good + 1, ".tmp"),
+	      "the killed generation %llu left a file", (unsigned long long)good + 1);
+	r = cs_checkpoint(&g);
+	CHECK(r == 0, "checkpoint after the kill: %d", r);
+	img = load(g);
+	CHECK(img && !(img->header.flags & CS_IMAGE_F_DELTA), "checkpoint after a failure is not a base");
+	cs_image_free(img);
+}
+
 int main(int argc, char **argv)
 {
 	dir = getenv("CHECKSYNC_DIR");
@@ -197,6 +272,7 @@ int main(int argc, char **argv)
 	pthread_create(&t[2], NULL, spinner, (void *)&counter);
 	test_delta(heap, mode);
 	test_unsupported();
+	test_killed_writer(heap);
 	struct cs_stats st;
 	CHECK(cs_stats(&st) == 0, "cs_stats");
 	CHECK(st.tracking == (!strcmp(mode, "hash") ? CS_TRACKING_HASH : CS_TRACKING_UFFD),
