@@ -4,6 +4,7 @@
  * record decoder (image_decode.c). The writer is in image_write.c.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,11 +16,16 @@
 #define CS_SECT_PAYLOAD_LIMIT (1ull << 48)
 
 static const char *const section_names[] = {
-	[CS_SECT_HEADER] = "HEADER",     [CS_SECT_PROCESS] = "PROCESS",
-	[CS_SECT_MAPPINGS] = "MAPPINGS", [CS_SECT_THREADS] = "THREADS",
-	[CS_SECT_FDS] = "FDS",           [CS_SECT_SIGNALS] = "SIGNALS",
-	[CS_SECT_RESIDENT] = "RESIDENT", [CS_SECT_PAGES] = "PAGES",
-	[CS_SECT_UNSUPPORTED] = "UNSUPPORTED", [CS_SECT_END] = "END",
+	[CS_SECT_HEADER] = "HEADER",
+	[CS_SECT_PROCESS] = "PROCESS",
+	[CS_SECT_MAPPINGS] = "MAPPINGS",
+	[CS_SECT_THREADS] = "THREADS",
+	[CS_SECT_FDS] = "FDS",
+	[CS_SECT_SIGNALS] = "SIGNALS",
+	[CS_SECT_RESIDENT] = "RESIDENT",
+	[CS_SECT_PAGES] = "PAGES",
+	[CS_SECT_UNSUPPORTED] = "UNSUPPORTED",
+	[CS_SECT_END] = "END",
 };
 
 const char *cs_image_section_name(uint32_t type)
@@ -312,4 +318,47 @@ void cs_image_free(struct cs_image *img)
 	free(img->page_runs);
 	free(img->unsupported);
 	free(img);
+}
+
+_Static_assert(offsetof(struct cs_image_run, addr) == 0, "run lookups read addr at 0");
+_Static_assert(offsetof(struct cs_image_page_run, addr) == 0, "run lookups read addr at 0");
+
+/* Index of the last run starting at or below addr in runs sorted by addr
+ * (element size sz, addr at offset 0 of each), or n if there is none. */
+static size_t last_at_or_below(const void *runs, size_t n, size_t sz, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint64_t a;
+
+		memcpy(&a, (const char *)runs + mid * sz, sizeof(a));
+		if (a <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo == 0 ? n : lo - 1;
+}
+
+static int run_holds(uint64_t start, uint32_t npages, uint64_t addr)
+{
+	return addr - start < (uint64_t)npages * CS_IMAGE_PAGE_SIZE;
+}
+
+const struct cs_image_page_run *cs_image_find_page(const struct cs_image *img, uint64_t addr)
+{
+	size_t i = last_at_or_below(img->page_runs, img->n_page_runs, sizeof(*img->page_runs), addr);
+
+	if (i == img->n_page_runs || !run_holds(img->page_runs[i].addr, img->page_runs[i].npages, addr))
+		return NULL;
+	return &img->page_runs[i];
+}
+
+int cs_image_page_resident(const struct cs_image *img, uint64_t addr)
+{
+	size_t i = last_at_or_below(img->resident, img->n_resident, sizeof(*img->resident), addr);
+
+	return i != img->n_resident && run_holds(img->resident[i].addr, img->resident[i].npages, addr);
 }

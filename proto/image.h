@@ -353,6 +353,16 @@ int cs_image_parse(const void *buf, size_t len, unsigned parse_flags, struct cs_
 		   struct cs_image_error *err);
 void cs_image_free(struct cs_image *img);
 
+/*
+ * Lookups for resolving a chain (docs/image-format.md, "Chains"); both are
+ * binary searches, as the parser has checked that runs are sorted.
+ * cs_image_find_page: the run of img's PAGES holding the page at addr (its
+ * bytes are at run->file_offset + (addr - run->addr)), or NULL.
+ * cs_image_page_resident: whether img's RESIDENT holds the page at addr.
+ */
+const struct cs_image_page_run *cs_image_find_page(const struct cs_image *img, uint64_t addr);
+int cs_image_page_resident(const struct cs_image *img, uint64_t addr);
+
 /* Image files in a checkpoint directory: DIR/gen-<20 digits>.img, written as
  * .tmp, fsync'd, renamed, directory fsync'd. */
 #define CS_IMAGE_NAME_FMT "gen-%020llu.img"

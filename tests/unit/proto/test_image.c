@@ -143,7 +143,9 @@ static void test_round_trip(int full)
 	CHECK_EQ(img->total_len, m.len);
 	/* the comparison itself sees a difference in the last field of a record */
 	img->threads[img->n_threads - 1].rseq_sig ^= 1;
+	sample_quiet = 1;
 	CHECK(sample_diff(&s, img, NULL) > 0);
+	sample_quiet = 0;
 	cs_image_free(img);
 
 	/* Metadata only: the same records, page CRCs not computed. */
@@ -436,6 +438,49 @@ static void test_skippable(void)
 	}
 }
 
+/* The lookups a restorer resolves chains with. */
+static void test_lookups(void)
+{
+	static struct sample s;
+	static uint8_t out[1 << 19];
+	struct membuf m = {out, 0, sizeof(out), 0};
+	const struct cs_image_page_run *r;
+	struct cs_image_error err;
+	struct cs_image *img = NULL;
+	const uint64_t top = 1ull << 47;
+
+	sample_init(&s, 1); /* runs: 0x400000 +1, 0x500000 +2, 2^47 - 3 pages +3 */
+	CHECK_EQ(sample_write(&s, &m), 0);
+	CHECK_EQ(cs_image_parse(out, m.len, 0, &img, &err), 0);
+	if (!img)
+		return;
+	CHECK(cs_image_find_page(img, 0) == NULL);
+	CHECK(cs_image_find_page(img, 0x3ff000) == NULL);
+	r = cs_image_find_page(img, 0x400000);
+	CHECK(r && r->addr == 0x400000);
+	CHECK(cs_image_find_page(img, 0x401000) == NULL);
+	r = cs_image_find_page(img, 0x501000);
+	CHECK(r && r->addr == 0x500000 && out[r->file_offset + 0x1000 + 5] ==
+					      page_byte(0x501000, 5));
+	CHECK(cs_image_find_page(img, 0x502000) == NULL);
+	r = cs_image_find_page(img, top - 0x1000);
+	CHECK(r && r->npages == 3);
+	CHECK(cs_image_find_page(img, top) == NULL);
+	CHECK(cs_image_find_page(img, UINT64_MAX) == NULL);
+	/* RESIDENT: 0x400000 +3, 0x500000 +4, 0x600000 +5 */
+	CHECK(!cs_image_page_resident(img, 0x3ff000));
+	CHECK(cs_image_page_resident(img, 0x400000));
+	CHECK(cs_image_page_resident(img, 0x402000));
+	CHECK(!cs_image_page_resident(img, 0x403000));
+	CHECK(cs_image_page_resident(img, 0x604000));
+	CHECK(!cs_image_page_resident(img, 0x605000));
+	cs_image_free(img);
+	/* an image without runs */
+	img = calloc(1, sizeof(*img));
+	CHECK(cs_image_find_page(img, 0) == NULL && !cs_image_page_resident(img, 0));
+	cs_image_free(img);
+}
+
 static void test_names(void)
 {
 	char name[64];
@@ -565,6 +610,7 @@ int main(int argc, char **argv)
 	test_writer_io_error();
 	test_writer_counters();
 	test_skippable();
+	test_lookups();
 	test_names();
 	return check_report("image");
 }
