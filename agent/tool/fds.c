@@ -155,11 +155,14 @@ static int reset_socket(const struct cs_image_fd *f)
 	return place(sv[0], f->fd, "reset socket");
 }
 
+/* A periodic timer that had expired with its ticks not read yet shows a
+ * remaining time of 0 in fdinfo: 0 would disarm it, so it fires at once. */
 static int timer_fd(const struct cs_image_fd *f)
 {
 	int t = timerfd_create(f->timer_clockid, TFD_CLOEXEC);
+	uint64_t value = f->timer_value_ns ? f->timer_value_ns : f->timer_interval_ns ? 1 : 0;
 	struct itimerspec its = {
-		.it_value = {(time_t)(f->timer_value_ns / 1000000000), (long)(f->timer_value_ns % 1000000000)},
+		.it_value = {(time_t)(value / 1000000000), (long)(value % 1000000000)},
 		.it_interval = {(time_t)(f->timer_interval_ns / 1000000000),
 				(long)(f->timer_interval_ns % 1000000000)},
 	};

@@ -92,7 +92,7 @@ static int restore_child(void *arg)
 }
 
 /* "ok" from the restorer, or its (or the child's) error sentence. */
-static int await_status(struct cs_restore *r)
+static int await_status(struct cs_restore *r, pid_t init)
 {
 	char buf[1200];
 	size_t n = 0;
@@ -113,9 +113,16 @@ static int await_status(struct cs_restore *r)
 	if (!strncmp(buf, "error ", 6))
 		cs_err("restore of generation %llu failed: %s",
 		       (unsigned long long)r->img->header.generation, buf + 6);
-	else
-		cs_err("restore of generation %llu failed: the restorer died without a word",
-		       (unsigned long long)r->img->header.generation);
+	else {
+		/* init exits with the status of the process it created */
+		int st = 0;
+		waitpid(init, &st, 0);
+		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		cs_err("restore of generation %llu failed: the restorer died without a word "
+		       "(status %d%s)",
+		       (unsigned long long)r->img->header.generation, code,
+		       code > 128 ? ", killed by a signal: 128 + signo" : "");
+	}
 	return -1;
 }
 
@@ -167,7 +174,7 @@ static int launch(struct cs_restore *r)
 	if (cs_launch_start(&l, &init) < 0)
 		return 1;
 	close(r->status_wr);
-	if (await_status(r) < 0) {
+	if (await_status(r, init) < 0) {
 		int st;
 		waitpid(init, &st, 0);
 		return 1;
