@@ -95,9 +95,10 @@ static int cmp_page_run(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-static int take_from_image(const struct cs_image *img, int fd, struct span *need, size_t *n_need,
+static int take_from_image(const struct cs_image *img, int fd, struct span **needp, size_t *n_need,
 			   struct copy_list *cl)
 {
+	struct span *need = *needp;
 	size_t nr = img->n_page_runs;
 	struct cs_image_page_run *pr = malloc((nr + 1) * sizeof(*pr));
 	struct span *left = malloc((*n_need + nr + 1) * sizeof(*left));
@@ -127,9 +128,10 @@ static int take_from_image(const struct cs_image *img, int fd, struct span *need
 		if (cur < end)
 			left[nl++] = (struct span){cur, end};
 	}
-	memcpy(need, left, nl * sizeof(*need));
+	/* what is left can be more spans than before: a run splits a span */
+	free(need);
+	*needp = left;
 	*n_need = nl;
-	free(left);
 	free(pr);
 	return err;
 }
@@ -147,7 +149,7 @@ static int plan_copies(const struct cs_restore *r, int image_fd_base, struct cop
 	int err = 0;
 	for (size_t i = 0; i < r->chain.n && n && !err; i++) {
 		/* copies from one image are contiguous in cl; sort them by address afterwards */
-		err = take_from_image(r->chain.imgs[i].img, image_fd_base + (int)i, need, &n, cl);
+		err = take_from_image(r->chain.imgs[i].img, image_fd_base + (int)i, &need, &n, cl);
 	}
 	if (!err && n) {
 		cs_err("refusing: the chain of generation %llu is damaged: live page %#llx has its data "
