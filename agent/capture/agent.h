@@ -190,6 +190,7 @@ int cs_select_pages(const struct cs_maps *maps, const struct cs_runs *dirty, int
 		    int pagemap_fd, struct cs_runs *one, struct cs_runs *resident,
 		    struct cs_runs *send);
 int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages);
+int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end);
 
 /* fds.c: runs in the parent during the freeze (file descriptions are shared) */
 int cs_fds_capture(struct cs_agent *a, struct cs_capture *c);

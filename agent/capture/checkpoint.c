@@ -114,7 +114,11 @@ static int select_uffd(struct cs_agent *a, struct cs_capture *c)
 		return r;
 	c->send_pages = run_pages(&c->send);
 	c->resident_pages = run_pages(&c->resident);
-	switch (a->cfg.writer) {
+	int unreadable = 0; /* memcpy would fault; a COW child can mprotect its copy */
+	for (size_t i = 0; i < c->maps.n; i++)
+		if ((c->maps.v[i].flags & CS_MAP_TRACKED) && !(c->maps.v[i].prot & PROT_READ))
+			unreadable |= cs_runs_overlap(&c->send, c->maps.v[i].start, c->maps.v[i].end);
+	switch (unreadable ? CS_WRITER_FORK : a->cfg.writer) {
 	case CS_WRITER_FORK:
 		c->copy_mode = 0;
 		break;

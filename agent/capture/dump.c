@@ -262,6 +262,21 @@ static int put_pages(struct dump *d, uint64_t *pages)
 	return r ? r : cs_image_section_end(&d->w);
 }
 
+/* Live pages may sit in memory the program made unreadable (PROT_NONE
+ * after writing, guard schemes of GCs). The writer reads its own copy of
+ * the address space, so it may open those mappings up for reading. */
+static void make_readable(struct dump *d)
+{
+	const struct cs_maps *m = &d->c->maps;
+	if (d->c->copy_mode)
+		return;
+	for (size_t i = 0; i < m->n; i++)
+		if ((m->v[i].flags & CS_MAP_TRACKED) && !(m->v[i].prot & PROT_READ) &&
+		    !(m->v[i].flags & CS_MAP_VSYSCALL))
+			mprotect((void *)m->v[i].start, m->v[i].end - m->v[i].start,
+				 m->v[i].prot | PROT_READ);
+}
+
 static int write_image(struct dump *d)
 {
 	int r;
@@ -278,6 +293,7 @@ static int write_image(struct dump *d)
 		return dfail(d, r, "writing FDS failed");
 	if ((r = put_signals(d)))
 		return dfail(d, r, "writing SIGNALS failed");
+	make_readable(d);
 	if ((r = cs_dump_select_pages(d)))
 		return dfail(d, r, "scanning resident pages failed");
 	if ((r = put_resident(d)))

@@ -263,3 +263,11 @@ int cs_select_pages(const struct cs_maps *maps, const struct cs_runs *dirty, int
 	}
 	return 0;
 }
+
+int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->r[i].addr < end && r->r[i].addr + r->r[i].npages * CS_PAGE > start)
+			return 1;
+	return 0;
+}

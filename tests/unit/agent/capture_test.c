@@ -182,6 +182,31 @@ static void test_unsupported(void)
 	close(nl);
 }
 
+static int pages_have(const struct cs_image *img, uint64_t addr)
+{
+	for (size_t i = 0; i < img->n_page_runs; i++)
+		if (addr >= img->page_runs[i].addr &&
+		    addr < img->page_runs[i].addr + (uint64_t)img->page_runs[i].npages * 4096)
+			return 1;
+	return 0;
+}
+
+/* Pages written and then made unreadable are still live data. */
+static void test_prot_none(void)
+{
+	uint8_t *p = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	memset(p, 7, 4 * 4096);
+	mprotect(p, 4 * 4096, PROT_NONE);
+	uint64_t g;
+	int r = cs_checkpoint(&g);
+	CHECK(r == 0, "checkpoint with a PROT_NONE mapping: %d", r);
+	struct cs_image *img = load(g);
+	CHECK(img && resident_has(img, (uint64_t)p) && pages_have(img, (uint64_t)p + 3 * 4096),
+	      "written PROT_NONE pages missing from the image");
+	cs_image_free(img);
+	munmap(p, 4 * 4096);
+}
+
 /* Kills the agent's image writer (the only child of this process) when it
  * appears. */
 static volatile int killer_on, killed;
@@ -272,6 +297,7 @@ int main(int argc, char **argv)
 	pthread_create(&t[2], NULL, spinner, (void *)&counter);
 	test_delta(heap, mode);
 	test_unsupported();
+	test_prot_none();
 	test_killed_writer(heap);
 	struct cs_stats st;
 	CHECK(cs_stats(&st) == 0, "cs_stats");
