@@ -1,65 +1,13 @@
 /* The membership state machine. docs/cluster.md has the rules and the
  * argument for why two primaries never act in the same term; the comments
  * here point at the rule each piece of code implements. */
-#include "membership.h"
+#include "membership_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define LEASE_RING 32 /* renewals in flight the primary remembers */
-
-struct mpeer {
-	char *name;
-	bool witness;
-	bool link_up;
-	bool heard;           /* last_heard is valid */
-	uint64_t last_heard;  /* any message, or the link coming up */
-	bool suspected;       /* reported once per silence */
-	bool vote_granted;    /* in the current election */
-	bool prevote_granted; /* in the current pre-vote */
-	bool fenced_by_hook;  /* two voters: the fence hook stands in for its grants */
-	uint64_t stale_noted_term;
-};
-
-struct lease_req {
-	uint64_t seq, sent_at, granted; /* granted: bit per peer */
-};
-
-struct cs_membership {
-	struct cs_membership_ops ops;
-	void *ctx;
-	struct mpeer *peers;
-	size_t n;
-	int self;
-	unsigned majority, rank;
-	unsigned interval, timeout, drift;
-
-	enum cs_member_role role;
-	uint64_t term;
-	int voted_for;
-	int primary; /* the primary of term as far as we know, -1 */
-	uint64_t now;
-
-	/* Rule 3 (docs/cluster.md): no vote for anyone but promise_to before
-	 * promise_until. */
-	uint64_t promise_until;
-	int promise_to;
-
-	/* Primary: acts only before lease_until (rule 2). */
-	uint64_t lease_until;
-	uint64_t seq;
-	struct lease_req ring[LEASE_RING];
-
-	uint64_t prevote_term, prevote_started; /* prevote_term 0: none running */
-	uint64_t election_started;
-	uint64_t not_before; /* no candidacy before this */
-	uint64_t next_heartbeat;
-	bool fence_running;
-	const char *blocked; /* the last BLOCKED note, not repeated */
-};
 
 static const char *const role_names[CS_MROLE__COUNT] = {
     [CS_MROLE_INIT] = "init",           [CS_MROLE_BACKUP] = "backup",
@@ -122,7 +70,7 @@ uint8_t cs_member_role_wire(enum cs_member_role role)
 
 /* ---- small helpers ---- */
 
-static void note(struct cs_membership *m, enum cs_mnote what, int peer, const char *detail)
+void ms_note(struct cs_membership *m, enum cs_mnote what, int peer, const char *detail)
 {
 	struct cs_mnote_info n = {.what = what, .peer = peer, .term = m->term, .detail = detail};
 
@@ -130,60 +78,60 @@ static void note(struct cs_membership *m, enum cs_mnote what, int peer, const ch
 		m->ops.note(m->ctx, &n);
 }
 
-static void blocked(struct cs_membership *m, const char *why)
+void ms_blocked(struct cs_membership *m, const char *why)
 {
 	if (m->blocked == why)
 		return;
 	m->blocked = why;
-	note(m, CS_MNOTE_BLOCKED, -1, why);
+	ms_note(m, CS_MNOTE_BLOCKED, -1, why);
 }
 
-static bool peer_live(const struct cs_membership *m, int i)
+bool ms_peer_live(const struct cs_membership *m, int i)
 {
 	const struct mpeer *p = &m->peers[i];
 
 	return i == m->self || (p->link_up && p->heard && m->now - p->last_heard <= m->timeout);
 }
 
-static unsigned reachable(const struct cs_membership *m)
+unsigned ms_reachable(const struct cs_membership *m)
 {
 	unsigned n = 0;
 
 	for (size_t i = 0; i < m->n; i++)
-		n += peer_live(m, (int)i);
+		n += ms_peer_live(m, (int)i);
 	return n;
 }
 
-static bool primary_alive(const struct cs_membership *m)
+bool ms_primary_alive(const struct cs_membership *m)
 {
-	return m->primary >= 0 && m->primary != m->self && peer_live(m, m->primary);
+	return m->primary >= 0 && m->primary != m->self && ms_peer_live(m, m->primary);
 }
 
 /* Rule 3: a promise to one node blocks votes for every other. A primary's
  * own lease is a promise to itself. */
-static bool lease_held(const struct cs_membership *m, int candidate)
+bool ms_lease_held(const struct cs_membership *m, int candidate)
 {
 	if (m->role == CS_MROLE_PRIMARY)
 		return true;
 	return m->now < m->promise_until && m->promise_to != candidate;
 }
 
-static void send_msg(struct cs_membership *m, int peer, const struct cs_msg *msg)
+void ms_send_msg(struct cs_membership *m, int peer, const struct cs_msg *msg)
 {
 	if (peer != m->self && m->ops.send)
 		m->ops.send(m->ctx, peer, msg);
 }
 
-static void broadcast(struct cs_membership *m, const struct cs_msg *msg)
+void ms_broadcast(struct cs_membership *m, const struct cs_msg *msg)
 {
 	for (size_t i = 0; i < m->n; i++)
-		send_msg(m, (int)i, msg);
+		ms_send_msg(m, (int)i, msg);
 }
 
 /* The one place where the role changes; side effects live in the daemon's
  * role_changed callback (log "role A -> B (event E)", hooks, app). */
-static void change_role(struct cs_membership *m, enum cs_member_role to, enum cs_mevent_kind ev,
-                        const char *why)
+void ms_change_role(struct cs_membership *m, enum cs_member_role to, enum cs_mevent_kind ev,
+                    const char *why)
 {
 	enum cs_member_role from = m->role;
 
@@ -207,7 +155,7 @@ static void change_role(struct cs_membership *m, enum cs_member_role to, enum cs
 }
 
 /* Rule 4: the term and vote are durable before anything depends on them. */
-static int set_term(struct cs_membership *m, uint64_t term, int voted_for)
+int ms_set_term(struct cs_membership *m, uint64_t term, int voted_for)
 {
 	uint64_t old = m->term;
 	int r = m->ops.persist ? m->ops.persist(m->ctx, term, voted_for) : 0;
@@ -239,7 +187,7 @@ static int set_term(struct cs_membership *m, uint64_t term, int voted_for)
 	return 0;
 }
 
-static enum cs_member_role follower_role(const struct cs_membership *m)
+enum cs_member_role ms_follower_role(const struct cs_membership *m)
 {
 	return m->peers[m->self].witness ? CS_MROLE_WITNESS : CS_MROLE_BACKUP;
 }
@@ -250,370 +198,16 @@ static int adopt_newer_term(struct cs_membership *m, uint64_t term, enum cs_meve
 {
 	if (m->role == CS_MROLE_PRIMARY || m->role == CS_MROLE_CANDIDATE ||
 	    m->role == CS_MROLE_FENCED)
-		change_role(m, follower_role(m), ev, "a newer term exists");
-	return set_term(m, term, -1);
-}
-
-/* ---- the primary's lease (rule 2) ---- */
-
-static unsigned hook_fenced(const struct cs_membership *m)
-{
-	unsigned n = 0;
-
-	for (size_t i = 0; i < m->n; i++)
-		n += m->peers[i].fenced_by_hook;
-	return n;
-}
-
-static void count_grants(struct cs_membership *m, const struct lease_req *lr)
-{
-	unsigned votes = 1 + (unsigned)__builtin_popcountll(lr->granted) + hook_fenced(m);
-	uint64_t until = lr->sent_at + m->timeout;
-
-	/* Counted from when the request left: every grant was given later,
-	 * so every voter's promise outlasts this (rule 2). */
-	if (votes >= m->majority && until > m->lease_until)
-		m->lease_until = until;
-}
-
-static void renew_lease(struct cs_membership *m)
-{
-	struct lease_req *lr = &m->ring[++m->seq % LEASE_RING];
-	struct cs_msg msg = {.type = CS_MSG_LEASE_RENEW};
-
-	*lr = (struct lease_req){.seq = m->seq, .sent_at = m->now};
-	count_grants(m, lr); /* one voter, or two with the peer fenced */
-	msg.lease_renew =
-	    (struct cs_msg_lease_renew){.term = m->term, .seq = m->seq, .duration_ms = m->timeout};
-	broadcast(m, &msg);
-}
-
-static void on_lease_grant(struct cs_membership *m, int peer, const struct cs_msg_lease_grant *g)
-{
-	struct lease_req *lr = &m->ring[g->seq % LEASE_RING];
-
-	if (!g->granted || g->term != m->term || lr->seq != g->seq || g->seq == 0)
-		return;
-	lr->granted |= 1ull << peer;
-	count_grants(m, lr);
-}
-
-static void send_heartbeats(struct cs_membership *m)
-{
-	struct cs_msg msg = {.type = CS_MSG_HEARTBEAT};
-
-	if (m->now < m->next_heartbeat)
-		return;
-	m->next_heartbeat = m->now + m->interval;
-	msg.heartbeat = (struct cs_msg_heartbeat){
-	    .term = m->term,
-	    .send_time_ns = m->now * 1000000ull,
-	    .lease_ms = (uint32_t)cs_membership_lease_remaining(m, m->now),
-	    .role = cs_member_role_wire(m->role),
-	};
-	broadcast(m, &msg);
-	if (m->role == CS_MROLE_PRIMARY)
-		renew_lease(m);
-}
-
-static void check_suspects(struct cs_membership *m)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		struct mpeer *p = &m->peers[i];
-
-		if ((int)i == m->self || !p->heard || p->suspected)
-			continue;
-		if (m->now - p->last_heard > m->timeout) {
-			p->suspected = true;
-			note(m, CS_MNOTE_SUSPECTED, (int)i, NULL);
-		}
-	}
-}
-
-/* Rule 2: the primary stops before its lease ends, with one heartbeat
- * interval to spare (the daemon ticks several times per interval). */
-static void check_lease(struct cs_membership *m, enum cs_mevent_kind ev)
-{
-	if (m->now + m->interval < m->lease_until)
-		return;
-	note(m, CS_MNOTE_LEASE_LOST, -1, "lease not renewed by a majority of voters");
-	/* Do not stand again before the others had their chance. */
-	m->not_before = m->now + 2ull * m->timeout + m->drift;
-	change_role(m, CS_MROLE_FENCED, ev, "lease not renewed by a majority of voters");
-}
-
-/* ---- elections (rules 1, 3, 6) ---- */
-
-static int other_voter(const struct cs_membership *m)
-{
-	return m->self == 0 ? 1 : 0;
-}
-
-static void check_votes(struct cs_membership *m, enum cs_mevent_kind ev)
-{
-	unsigned votes = 1;
-
-	for (size_t i = 0; i < m->n; i++)
-		votes += (int)i != m->self && m->peers[i].vote_granted;
-	if (votes < m->majority)
-		return;
-	/* Every grant came after the request left: the lease runs from then. */
-	m->lease_until = m->election_started + m->timeout;
-	change_role(m, CS_MROLE_PRIMARY, ev, "elected by a majority of voters");
-}
-
-static void start_election(struct cs_membership *m, enum cs_mevent_kind ev)
-{
-	bool fence = m->n == 2 && !peer_live(m, other_voter(m));
-	struct cs_msg msg = {.type = CS_MSG_VOTE_REQUEST};
-	uint64_t term = m->term + 1;
-
-	/* A fence stands in for a vote, so two fencing nodes could pick the
-	 * same term: each takes only terms of its own parity (rule 6). */
-	if (fence && term % 2 != (uint64_t)m->self)
-		term++;
-	if (set_term(m, term, m->self) < 0) {
-		m->not_before = m->now + m->timeout;
-		return;
-	}
-	m->election_started = m->now;
-	m->promise_until = 0;
-	change_role(m, CS_MROLE_CANDIDATE, ev,
-	            fence ? "peer unreachable: running the fence hook" : "asking for votes");
-	if (fence) {
-		/* Rule 6: with two voters the hook stands in for the peer's vote. */
-		m->fence_running = true;
-		if (m->ops.fence_peer)
-			m->ops.fence_peer(m->ctx, other_voter(m), m->term);
-		return;
-	}
-	msg.vote_request = (struct cs_msg_vote_request){
-	    .term = m->term, .candidate = cs_str_of(m->peers[m->self].name)};
-	broadcast(m, &msg);
-	check_votes(m, ev);
-}
-
-static uint64_t retry_delay(const struct cs_membership *m)
-{
-	return m->timeout / 2 + 2ull * m->interval * (m->rank + 1);
-}
-
-/* Rule 7: a node raises its term only after a majority said it would
- * vote for it. Otherwise a node that cannot see the primary (but sees a
- * majority) would keep raising terms and depose a healthy primary. */
-static unsigned prevotes(const struct cs_membership *m)
-{
-	unsigned n = 1;
-
-	for (size_t i = 0; i < m->n; i++)
-		n += (int)i != m->self && m->peers[i].prevote_granted;
-	return n;
-}
-
-static void start_prevote(struct cs_membership *m, enum cs_mevent_kind ev)
-{
-	m->prevote_term = m->term + 1;
-	m->prevote_started = m->now;
-	for (size_t i = 0; i < m->n; i++) {
-		m->peers[i].prevote_granted = false;
-		if ((int)i != m->self && m->ops.send_prevote)
-			m->ops.send_prevote(m->ctx, (int)i, m->prevote_term);
-	}
-	if (prevotes(m) >= m->majority) {
-		m->prevote_term = 0;
-		start_election(m, ev);
-	}
-}
-
-static void on_prevote(struct cs_membership *m, const struct cs_mevent *ev)
-{
-	if (m->prevote_term == 0 || ev->term != m->prevote_term || !ev->ok)
-		return;
-	m->peers[ev->peer].prevote_granted = true;
-	if (prevotes(m) >= m->majority && m->term + 1 == m->prevote_term) {
-		m->prevote_term = 0;
-		start_election(m, ev->kind);
-	}
-}
-
-/* The same tests as a real vote, but nothing changes here. */
-static void on_prevote_request(struct cs_membership *m, const struct cs_mevent *ev)
-{
-	bool grant = ev->term > m->term && !lease_held(m, ev->peer) && !primary_alive(m);
-
-	if (m->ops.reply_prevote)
-		m->ops.reply_prevote(m->ctx, ev->peer, ev->term, grant);
-}
-
-static void prevote_timeout(struct cs_membership *m)
-{
-	if (m->prevote_term == 0 || m->now - m->prevote_started <= 2ull * m->interval)
-		return;
-	m->prevote_term = 0;
-	m->not_before = m->now + 2ull * m->interval * (m->rank + 1);
-	blocked(m, "no majority would vote for this node (pre-vote)");
-}
-
-static void maybe_stand(struct cs_membership *m, enum cs_mevent_kind ev)
-{
-	if (m->peers[m->self].witness || primary_alive(m) || m->now < m->not_before)
-		return;
-	if (m->now < m->promise_until + 2ull * m->interval * m->rank) {
-		blocked(m, "waiting for the primary's lease to expire");
-		return;
-	}
-	if (m->n != 2 && reachable(m) < m->majority) {
-		blocked(m, "no majority of voters reachable");
-		return;
-	}
-	if (m->n == 2 && !peer_live(m, other_voter(m)))
-		start_election(m, ev); /* the fence hook decides, no one to ask */
-	else
-		start_prevote(m, ev);
-}
-
-static void on_fence_done(struct cs_membership *m, const struct cs_mevent *ev)
-{
-	if (!m->fence_running || ev->term != m->term)
-		return;
-	m->fence_running = false;
-	if (!ev->ok) {
-		m->not_before = m->now + m->timeout;
-		note(m, CS_MNOTE_BLOCKED, ev->peer, "fence hook failed: not promoting");
-		change_role(m, follower_role(m), ev->kind, "fence hook failed");
-		return;
-	}
-	m->peers[other_voter(m)].fenced_by_hook = true;
-	m->lease_until = m->now + m->timeout;
-	change_role(m, CS_MROLE_PRIMARY, ev->kind, "peer fenced by the fence hook");
-}
-
-static void reply_vote(struct cs_membership *m, int peer, bool granted, uint8_t reason)
-{
-	struct cs_msg msg = {.type = CS_MSG_VOTE};
-	uint64_t left = m->promise_until > m->now ? m->promise_until - m->now : 0;
-
-	msg.vote = (struct cs_msg_vote){.term = m->term,
-	                                .granted = granted,
-	                                .reason = reason,
-	                                .lease_remaining_ms = granted ? 0 : (uint32_t)left};
-	send_msg(m, peer, &msg);
-}
-
-/* Rules 1 and 3: one vote per term, durable before it is sent, and none
- * while a promise to another node runs. */
-static void on_vote_request(struct cs_membership *m, int peer)
-{
-	if (m->role == CS_MROLE_CANDIDATE || m->role == CS_MROLE_PRIMARY ||
-	    (m->voted_for >= 0 && m->voted_for != peer)) {
-		reply_vote(m, peer, false, CS_VOTE_ALREADY_VOTED);
-		return;
-	}
-	if (lease_held(m, peer)) {
-		reply_vote(m, peer, false, CS_VOTE_LEASE_HELD);
-		return;
-	}
-	if (m->voted_for != peer && set_term(m, m->term, peer) < 0)
-		return;
-	m->promise_until = m->now + m->timeout + m->drift;
-	m->promise_to = peer;
-	reply_vote(m, peer, true, CS_VOTE_GRANTED);
-}
-
-/* ---- following a primary ---- */
-
-static void on_heartbeat(struct cs_membership *m, int peer, const struct cs_msg_heartbeat *hb,
-                         enum cs_mevent_kind ev)
-{
-	if (hb->role == CS_ROLE_PRIMARY) {
-		if (m->role == CS_MROLE_PRIMARY) {
-			/* Cannot happen (rule 1); say so loudly rather than guess. */
-			note(m, CS_MNOTE_BLOCKED, peer, "another node claims primary in this term");
-			return;
-		}
-		if (m->role == CS_MROLE_CANDIDATE)
-			change_role(m, follower_role(m), ev, "another node won this term");
-		m->primary = peer;
-	} else if (m->primary == peer) {
-		m->primary = -1; /* it stepped down or fenced itself */
-	}
-}
-
-static void on_lease_renew(struct cs_membership *m, int peer, const struct cs_msg_lease_renew *lr,
-                           enum cs_mevent_kind ev)
-{
-	struct cs_msg msg = {.type = CS_MSG_LEASE_GRANT};
-	bool grant;
-
-	if (m->role == CS_MROLE_CANDIDATE)
-		change_role(m, follower_role(m), ev, "another node won this term");
-	/* Renewing the lease of the primary of this term elects no one, so
-	 * the restart quarantine (promise_to -1) does not block it. */
-	grant = m->role != CS_MROLE_PRIMARY && m->role != CS_MROLE_FENCED &&
-	        (m->voted_for < 0 || m->voted_for == peer) &&
-	        !(m->now < m->promise_until && m->promise_to >= 0 && m->promise_to != peer);
-	if (grant) {
-		m->primary = peer;
-		m->promise_until = m->now + lr->duration_ms + m->drift;
-		m->promise_to = peer;
-	}
-	msg.lease_grant = (struct cs_msg_lease_grant){
-	    .term = m->term, .seq = lr->seq, .duration_ms = lr->duration_ms, .granted = grant};
-	send_msg(m, peer, &msg);
-}
-
-/* Switchover, on the old primary: stop acting first, then tell everyone. */
-static int pick_target(const struct cs_membership *m, int want)
-{
-	if (want >= 0)
-		return want != m->self && (size_t)want < m->n && !m->peers[want].witness &&
-		               peer_live(m, want)
-		           ? want
-		           : -1;
-	for (size_t i = 0; i < m->n; i++)
-		if ((int)i != m->self && !m->peers[i].witness && peer_live(m, (int)i))
-			return (int)i;
-	return -1;
-}
-
-static int on_switchover(struct cs_membership *m, const struct cs_mevent *ev)
-{
-	int target = pick_target(m, ev->target);
-
-	if (target < 0)
-		return -EHOSTUNREACH;
-	note(m, CS_MNOTE_SWITCHOVER, target, NULL);
-	change_role(m, CS_MROLE_BACKUP, ev->kind, "switchover requested");
-	m->promise_until = 0;
-	m->not_before = m->now + 2ull * m->timeout;
-	for (size_t i = 0; i < m->n; i++)
-		if ((int)i != m->self && m->ops.send_transfer)
-			m->ops.send_transfer(m->ctx, (int)i, m->term, target);
-	return 0;
-}
-
-/* The primary of our term gave its lease up: its promise is void. */
-static void on_transfer(struct cs_membership *m, const struct cs_mevent *ev)
-{
-	if (ev->term != m->term || (m->primary != ev->peer && m->primary != -1))
-		return;
-	if (m->promise_to == ev->peer)
-		m->promise_until = 0;
-	m->primary = -1;
-	if (ev->target == m->self && m->role == CS_MROLE_BACKUP) {
-		start_election(m, ev->kind);
-		return;
-	}
-	/* Leave the target a clear field. */
-	m->not_before = m->now + m->timeout;
+		ms_change_role(m, ms_follower_role(m), ev, "a newer term exists");
+	return ms_set_term(m, term, -1);
 }
 
 /* ---- events every state handles alike ---- */
 
 static void on_tick_common(struct cs_membership *m)
 {
-	check_suspects(m);
-	send_heartbeats(m);
+	ms_check_suspects(m);
+	ms_send_heartbeats(m);
 }
 
 static int on_common(struct cs_membership *m, const struct cs_mevent *ev)
@@ -632,21 +226,21 @@ static int on_common(struct cs_membership *m, const struct cs_mevent *ev)
 		m->peers[ev->peer].link_up = false;
 		return 0;
 	case CS_MEV_HEARTBEAT:
-		on_heartbeat(m, ev->peer, &ev->msg->heartbeat, ev->kind);
+		ms_on_heartbeat(m, ev->peer, &ev->msg->heartbeat, ev->kind);
 		return 0;
 	case CS_MEV_LEASE_RENEW:
-		on_lease_renew(m, ev->peer, &ev->msg->lease_renew, ev->kind);
+		ms_on_lease_renew(m, ev->peer, &ev->msg->lease_renew, ev->kind);
 		return 0;
 	case CS_MEV_VOTE_REQUEST:
-		on_vote_request(m, ev->peer);
+		ms_on_vote_request(m, ev->peer);
 		return 0;
 	case CS_MEV_TRANSFER:
-		on_transfer(m, ev);
+		ms_on_transfer(m, ev);
 		return 0;
 	case CS_MEV_SWITCHOVER:
 		return -EPERM;
 	case CS_MEV_PREVOTE_REQUEST:
-		on_prevote_request(m, ev);
+		ms_on_prevote_request(m, ev);
 		return 0;
 	case CS_MEV_START:
 	case CS_MEV_PREVOTE:
@@ -674,7 +268,7 @@ static int fsm_init(struct cs_membership *m, const struct cs_mevent *ev)
 		m->not_before = m->promise_until + m->interval +
 		                (uint64_t)m->rank * (m->timeout + 2ull * m->interval);
 		m->next_heartbeat = m->now;
-		change_role(m, follower_role(m), ev->kind, "daemon started");
+		ms_change_role(m, ms_follower_role(m), ev->kind, "daemon started");
 		return 0;
 	default:
 		return 0; /* nothing counts before the start */
@@ -686,12 +280,12 @@ static int fsm_follower(struct cs_membership *m, const struct cs_mevent *ev)
 	switch (ev->kind) {
 	case CS_MEV_TICK:
 		on_tick_common(m);
-		prevote_timeout(m);
+		ms_prevote_timeout(m);
 		if (m->prevote_term == 0)
-			maybe_stand(m, ev->kind);
+			ms_maybe_stand(m, ev->kind);
 		return 0;
 	case CS_MEV_PREVOTE:
-		on_prevote(m, ev);
+		ms_on_prevote(m, ev);
 		return 0;
 	default:
 		return on_common(m, ev);
@@ -704,18 +298,18 @@ static int fsm_candidate(struct cs_membership *m, const struct cs_mevent *ev)
 	case CS_MEV_TICK:
 		on_tick_common(m);
 		if (!m->fence_running && m->now - m->election_started > m->timeout) {
-			m->not_before = m->now + retry_delay(m);
-			change_role(m, follower_role(m), ev->kind, "no majority in time");
+			m->not_before = m->now + ms_retry_delay(m);
+			ms_change_role(m, ms_follower_role(m), ev->kind, "no majority in time");
 		}
 		return 0;
 	case CS_MEV_VOTE:
 		if (ev->msg->vote.term == m->term && ev->msg->vote.granted) {
 			m->peers[ev->peer].vote_granted = true;
-			check_votes(m, ev->kind);
+			ms_check_votes(m, ev->kind);
 		}
 		return 0;
 	case CS_MEV_FENCE_DONE:
-		on_fence_done(m, ev);
+		ms_on_fence_done(m, ev);
 		return 0;
 	default:
 		return on_common(m, ev);
@@ -727,13 +321,13 @@ static int fsm_primary(struct cs_membership *m, const struct cs_mevent *ev)
 	switch (ev->kind) {
 	case CS_MEV_TICK:
 		on_tick_common(m);
-		check_lease(m, ev->kind);
+		ms_check_lease(m, ev->kind);
 		return 0;
 	case CS_MEV_LEASE_GRANT:
-		on_lease_grant(m, ev->peer, &ev->msg->lease_grant);
+		ms_on_lease_grant(m, ev->peer, &ev->msg->lease_grant);
 		return 0;
 	case CS_MEV_SWITCHOVER:
-		return on_switchover(m, ev);
+		return ms_on_switchover(m, ev);
 	default:
 		return on_common(m, ev);
 	}
@@ -745,12 +339,12 @@ static int fsm_fenced(struct cs_membership *m, const struct cs_mevent *ev)
 	case CS_MEV_TICK:
 		/* A fenced node may stand again, but only in a new term. */
 		on_tick_common(m);
-		prevote_timeout(m);
+		ms_prevote_timeout(m);
 		if (m->prevote_term == 0)
-			maybe_stand(m, ev->kind);
+			ms_maybe_stand(m, ev->kind);
 		return 0;
 	case CS_MEV_PREVOTE:
-		on_prevote(m, ev);
+		ms_on_prevote(m, ev);
 		return 0;
 	default:
 		return on_common(m, ev);
@@ -802,15 +396,15 @@ static bool check_term(struct cs_membership *m, const struct cs_mevent *ev)
 				m->ops.note(m->ctx, &n);
 		}
 		if (ev->kind == CS_MEV_VOTE_REQUEST)
-			reply_vote(m, ev->peer, false, CS_VOTE_STALE_TERM);
+			ms_reply_vote(m, ev->peer, false, CS_VOTE_STALE_TERM);
 		return false;
 	}
 	if (t == m->term)
 		return true;
 	/* A vote request must not depose a lease still in force (rule 3):
 	 * refuse it without adopting its term. */
-	if (ev->kind == CS_MEV_VOTE_REQUEST && lease_held(m, ev->peer)) {
-		reply_vote(m, ev->peer, false, CS_VOTE_LEASE_HELD);
+	if (ev->kind == CS_MEV_VOTE_REQUEST && ms_lease_held(m, ev->peer)) {
+		ms_reply_vote(m, ev->peer, false, CS_VOTE_LEASE_HELD);
 		return false;
 	}
 	return adopt_newer_term(m, t, ev->kind) == 0;
@@ -828,7 +422,7 @@ static bool valid_event(const struct cs_membership *m, const struct cs_mevent *e
 	return !is_message(ev->kind) || ev->msg;
 }
 
-static void mark_heard(struct cs_membership *m, int peer)
+static void ms_mark_heard(struct cs_membership *m, int peer)
 {
 	m->peers[peer].heard = true;
 	m->peers[peer].last_heard = m->now;
@@ -842,11 +436,11 @@ int cs_membership_handle(struct cs_membership *m, const struct cs_mevent *ev)
 	if (ev->now_ms > m->now)
 		m->now = ev->now_ms; /* time never goes back */
 	if (ev->kind == CS_MEV_PREVOTE_REQUEST || ev->kind == CS_MEV_PREVOTE)
-		mark_heard(m, ev->peer); /* a hypothetical term: never adopted */
+		ms_mark_heard(m, ev->peer); /* a hypothetical term: never adopted */
 	if (is_message(ev->kind) || ev->kind == CS_MEV_TRANSFER) {
 		struct mpeer *p = &m->peers[ev->peer];
 
-		mark_heard(m, ev->peer);
+		ms_mark_heard(m, ev->peer);
 		if (m->role == CS_MROLE_INIT || !check_term(m, ev))
 			return 0;
 		if (message_term(ev) == m->term)
