@@ -395,6 +395,20 @@ static void test_converges_to_preferred(void)
 	sim_free(&s);
 }
 
+static void test_first_member_is_preferred_even_after_a_witness(void)
+{
+	static const char *const names[] = {"wit", "beta", "alpha"};
+	static const bool witness[] = {true, false, false};
+	struct sim s;
+
+	sim_init(&s, names, witness, 3);
+	run_until_primary(&s, 1, 3 * TIMEOUT);
+	run(&s, 2000);
+	assert(role(&s, 0) == CS_MROLE_WITNESS && role(&s, 1) == CS_MROLE_PRIMARY);
+	assert(role(&s, 2) == CS_MROLE_BACKUP);
+	sim_free(&s);
+}
+
 static void test_killed_primary_is_replaced_after_its_lease(void)
 {
 	struct sim s;
@@ -625,6 +639,7 @@ static void test_random_faults(size_t count, unsigned seed, int rounds)
 int main(void)
 {
 	test_converges_to_preferred();
+	test_first_member_is_preferred_even_after_a_witness();
 	test_killed_primary_is_replaced_after_its_lease();
 	test_cut_primary_fences_before_backup_promotes();
 	test_witness_never_promotes();
