@@ -204,7 +204,8 @@ def two_voters_failing_fence_hook_blocks_promotion():
 
 def foreign_ca_is_refused():
     """beta's certificate comes from another CA: its peers refuse it, say why
-    in the journal, and never count it as up."""
+    in the journal, and never count it as up; once beta gets a good
+    certificate, SIGHUP is enough for it to join."""
     with cluster() as c:
         other = c.certs.ca("other-ca")
         c.certs.node("beta", "beta", other)
@@ -219,6 +220,11 @@ def foreign_ca_is_refused():
             peers = {p["name"]: p["state"] for p in c[n].status()["peers"]}
             assert peers["beta"] == "down", peers
         assert not events(c, "peer_up", "beta")
+        # A good certificate and SIGHUP: beta joins without a restart.
+        c.certs.node("beta", "beta", c.ca)
+        c["beta"].proc.send_signal(signal.SIGHUP)
+        wait_event(c, "config_reloaded", "beta")
+        wait_until("beta follows alpha", lambda: c.converged("alpha"), 20)
 
 
 def impostor_name_is_refused():
