@@ -93,12 +93,14 @@ struct sect {
 	uint64_t off, payload_len;
 };
 
-/* A reader over the section at s (payload_len already checked). */
+/* A reader over the section at s; its payload may be read only once
+ * read_section has checked payload_len. */
 static struct cs_rd sect_rd(const struct parse *ps, const struct sect *s)
 {
+	int head = ps->len - s->off >= CS_SECT_HEAD; /* else p stays inside the buffer */
 	struct cs_rd r = {
-		.p = ps->buf + s->off + CS_SECT_HEAD,
-		.len = s->payload_len,
+		.p = ps->buf + s->off + (head ? CS_SECT_HEAD : 0),
+		.len = head ? s->payload_len : 0,
 		.base = s->off + CS_SECT_HEAD,
 		.mark = s->off,
 		.section = s->type,
@@ -280,7 +282,9 @@ static int parse_sections(struct parse *ps)
 int cs_image_parse(const void *buf, size_t len, unsigned parse_flags, struct cs_image **out,
 		   struct cs_image_error *err)
 {
-	struct parse ps = {.buf = buf, .len = len, .flags = parse_flags, .err = err};
+	static const uint8_t empty[1];
+	struct parse ps = {.buf = buf ? buf : empty, .len = buf ? len : 0, .flags = parse_flags,
+			   .err = err};
 	int rc;
 
 	memset(err, 0, sizeof(*err));

@@ -363,11 +363,12 @@ static int __attribute__((unused)) sample_diff(const struct sample *s, const str
 	DIFF(img->n_page_runs != s->n_runs);
 	if (bad)
 		return bad;
-	DIFF(memcmp(img->mappings, s->maps, s->n_maps * sizeof(s->maps[0])) != 0);
-	DIFF(memcmp(img->threads, s->threads, s->n_threads * sizeof(s->threads[0])) != 0);
-	DIFF(memcmp(img->sigactions, s->sigs, s->n_sigs * sizeof(s->sigs[0])) != 0);
-	DIFF(memcmp(img->resident, s->res, s->n_res * sizeof(s->res[0])) != 0);
-	DIFF(memcmp(img->unsupported, s->unsup, s->n_unsup * sizeof(s->unsup[0])) != 0);
+	/* (an absent section leaves its array NULL, so empty ones are not compared) */
+	DIFF(s->n_maps && memcmp(img->mappings, s->maps, s->n_maps * sizeof(s->maps[0])));
+	DIFF(s->n_threads && memcmp(img->threads, s->threads, s->n_threads * sizeof(s->threads[0])));
+	DIFF(s->n_sigs && memcmp(img->sigactions, s->sigs, s->n_sigs * sizeof(s->sigs[0])));
+	DIFF(s->n_res && memcmp(img->resident, s->res, s->n_res * sizeof(s->res[0])));
+	DIFF(s->n_unsup && memcmp(img->unsupported, s->unsup, s->n_unsup * sizeof(s->unsup[0])));
 	for (i = 0; i < s->n_fds; i++) {
 		struct cs_image_fd a = img->fds[i], e = s->fds[i];
 

@@ -257,6 +257,13 @@ static void test_not_an_image(void)
 	size_t len;
 
 	EXPECT(elf, 0, CS_IMG_TRUNCATED, CS_SECT_HEADER, "ends after 0 bytes");
+	{
+		struct cs_image_error err;
+		struct cs_image *img;
+
+		CHECK_EQ(cs_image_parse(NULL, 0, 0, &img, &err), -EBADMSG);
+		CHECK_EQ(err.code, CS_IMG_TRUNCATED);
+	}
 	EXPECT(elf, sizeof(elf), CS_IMG_BAD_MAGIC, CS_SECT_HEADER, "not a checksync image");
 	valid_header(&h);
 	len = build_header(&h);
