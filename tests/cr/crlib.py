@@ -396,7 +396,10 @@ class App:
                 self.h.fail("%s: `%s` exited with status %d before the program ran" %
                             (self.describe(), " ".join(self.proc.argv[1:3]), self.proc.p.returncode),
                             self.proc)
-            if old_pid is not None:
+            # A restored program that already prints, or a long wait: the tool
+            # may not rewrite agent.pid, so look for our executable instead.
+            late = time.monotonic() > deadline - timeout / 4
+            if old_pid is not None and (late or self.proc.find(r"^progress ")):
                 pid = self.find_by_argv0(old_pid)
                 if pid:
                     log("  note: DIR/agent.pid was not updated by the restore; found pid %d "
