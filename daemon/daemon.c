@@ -308,6 +308,32 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	handle(d, (struct cs_mevent){.kind = CS_MEV_TICK, .peer = -1});
 	cs_daemon_check_switchover(d);
+	if (d->stop_deadline &&
+	    ((cs_membership_primary(d->m) >= 0 && cs_membership_term(d->m) > d->stop_term) ||
+	     cs_daemon_now_ms() > d->stop_deadline))
+		event_base_loopexit(d->base, NULL);
+}
+
+/* A primary asked to stop hands its role over first, so the cluster need
+ * not wait for its lease to run out; it waits for the new primary at most
+ * two timeouts. A second signal stops at once. */
+static void stop(struct cs_daemon *d, int sig)
+{
+	struct cs_mevent ev = {.kind = CS_MEV_SWITCHOVER, .peer = -1, .target = -1};
+
+	if (d->stop_deadline) {
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	cs_log_notice("%s received, stopping", strsignal(sig));
+	ev.now_ms = cs_daemon_now_ms();
+	d->stop_term = cs_membership_term(d->m);
+	if (cs_membership_role(d->m) == CS_MROLE_PRIMARY && cs_membership_handle(d->m, &ev) == 0) {
+		d->stop_deadline = ev.now_ms + 2ull * d->live->heartbeat.timeout_ms;
+		cs_daemon_update_status(d);
+		return;
+	}
+	event_base_loopexit(d->base, NULL);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -319,8 +345,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		cs_daemon_reload(d);
 		return;
 	}
-	cs_log_notice("%s received, stopping", strsignal((int)sig));
-	event_base_loopexit(d->base, NULL);
+	stop(d, (int)sig);
 }
 
 static int load_term(struct cs_daemon *d, uint64_t *term, int *voted_for)

@@ -48,6 +48,8 @@ struct cs_daemon {
 	struct cs_control_pending *switchover;
 	int switchover_target;
 	uint64_t switchover_term, switchover_deadline;
+	/* Stopping as primary: the hand-over in progress (0: not stopping). */
+	uint64_t stop_term, stop_deadline;
 };
 
 struct fence_result {

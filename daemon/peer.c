@@ -355,7 +355,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 		refuse(c, reason);
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
+	if ((what & BEV_EVENT_EOF) || EVUTIL_SOCKET_ERROR() == 0)
 		snprintf(reason, sizeof(reason), "connection closed by peer");
 	else
 		snprintf(reason, sizeof(reason), "%s",

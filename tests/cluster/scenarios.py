@@ -261,6 +261,24 @@ def switchover_hands_over_cleanly():
         wait_event(c, "switchover_done", "alpha")
 
 
+def stopping_primary_hands_over():
+    """SIGTERM to the primary's daemon (systemctl stop): it hands the role to
+    the backup before it exits, cleanly, with exit status 0."""
+    with cluster() as c:
+        converge(c)
+        term = c["alpha"].role()[1]
+        c.start_sampling()
+        c.kill("alpha", signal.SIGTERM)
+        assert c["alpha"].proc.returncode == 0
+        wait_until("beta primary", lambda: c["beta"].role()[0] == "primary", 10)
+        c.stop_sampling()
+        c.check_samples()
+        assert c["beta"].role()[1] == term + 1
+        e = wait_event(c, "switchover", "alpha")
+        assert e[0]["CHECKSYNC_PEER"] == "beta", e
+        assert int(wait_event(c, "promoted", "beta")[-1]["CHECKSYNC_TERM"]) == term + 1
+
+
 def systemd_notifications_and_reload():
     """Under a NOTIFY_SOCKET the daemon says READY=1, STATUS=<role, term,
     peers>, WATCHDOG=1 when asked to, STOPPING=1. SIGHUP applies what can
@@ -346,6 +364,7 @@ SCENARIOS = {f.__name__: f for f in [
     foreign_ca_is_refused,
     impostor_name_is_refused,
     switchover_hands_over_cleanly,
+    stopping_primary_hands_over,
     systemd_notifications_and_reload,
     check_config_rejects_broken_configs,
 ]}
