@@ -264,8 +264,8 @@ void cs_after_restore(struct cs_agent *a)
 	a->epoch++;
 	a->pid = getpid();
 	a->agent_tid = (pid_t)syscall(SYS_gettid);
-	cs_freeze_reset();
-	cs_scratch_rearm();
+	cs_capture_reset(a);
+	cs_freeze_install();
 	reset_fds(a); /* the restorer recreates no agent fd: their numbers are free */
 	a->hash_n = 0;
 	a->restored_from = b.restored_from_generation;
@@ -356,6 +356,8 @@ int cs_stats(struct cs_stats *out)
 	out->last_pages = a->last_pages;
 	out->last_pause_ns = a->last_pause_ns;
 	out->max_pause_ns = a->max_pause_ns;
+	out->last_pause_cpu_ns = a->last_pause_cpu_ns;
+	out->last_copied = a->last_copy_mode;
 	out->restored_from = a->restored_from;
 	out->tracking = a->active ? (a->mode == CS_MODE_HASH ? CS_TRACKING_HASH : CS_TRACKING_UFFD)
 				  : CS_TRACKING_NONE;

@@ -164,7 +164,11 @@ void *cs_scratch_alloc(size_t len, int shared);
 void cs_scratch_free(void *p, size_t len);
 int cs_scratch_is_agent(uint64_t start, uint64_t end);
 int cs_scratch_grow(void **p, size_t *cap, size_t elem, size_t need);
-void cs_scratch_rearm(void);
+void cs_scratch_forget_all(void);
+void cs_maps_reset(void);
+void cs_track_reset(void);
+void cs_fds_reset(void);
+void cs_capture_reset(struct cs_agent *a);
 int cs_plain_grow(void **p, size_t *cap, size_t elem, size_t need);
 
 /* util.c: formatting and parsing without stdio or malloc */

@@ -76,6 +76,7 @@ static void unsupported_mappings(struct cs_capture *c)
 
 #define WRITER_STACK (256u << 10)
 static char *writer_stack;
+static struct cs_runs one; /* a mapping's resident runs, during the freeze */
 
 static int writer_main(void *arg)
 {
@@ -103,7 +104,6 @@ static uint64_t run_pages(const struct cs_runs *r)
  */
 static int select_uffd(struct cs_agent *a, struct cs_capture *c)
 {
-	static struct cs_runs one;
 	uint64_t t0 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	int r = cs_track_scan(a, c);
 	a->phase_ns[5] = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) - t0;
@@ -339,4 +339,37 @@ int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
 	}
 	a->last_error[0] = 0;
 	return 0;
+}
+
+/*
+ * After a restore: every scratch pointer refers to memory allocated before
+ * (perhaps after the scan that made the image, so the image may not even
+ * record it). Drop them all and start with fresh allocations.
+ */
+void cs_capture_reset(struct cs_agent *a)
+{
+	struct cs_capture *c = &a->cap;
+	cs_scratch_forget_all();
+	cs_maps_reset();
+	cs_track_reset();
+	cs_fds_reset();
+	cs_freeze_reset();
+	writer_stack = NULL;
+	memset(&one, 0, sizeof(one));
+	memset(&c->maps, 0, sizeof(c->maps));
+	memset(&c->dirty, 0, sizeof(c->dirty));
+	memset(&c->resident, 0, sizeof(c->resident));
+	memset(&c->send, 0, sizeof(c->send));
+	c->threads = NULL;
+	c->fds = NULL;
+	c->fd_pool = NULL;
+	c->fd_pool_cap = 0;
+	c->unsup = NULL;
+	c->unsup_cap = c->unsup_len = 0;
+	c->copy = NULL;
+	c->copy_cap = 0;
+	a->hash_tab[0] = a->hash_tab[1] = NULL;
+	a->hash_cap = 0;
+	a->hash_n = 0;
+	a->result = cs_scratch_alloc(sizeof(*a->result), 1);
 }

@@ -42,6 +42,15 @@ int cs_fd_is_agent(const struct cs_agent *a, int fd)
 	return 0;
 }
 
+static char *info_buf; /* fdinfo text */
+static size_t info_cap;
+
+void cs_fds_reset(void)
+{
+	info_buf = NULL;
+	info_cap = 0;
+}
+
 static void unsupported(struct cs_capture *c, struct cs_image_fd *f, const char *reason)
 {
 	char what[CS_ERR_MAX], num[24];
@@ -160,14 +169,13 @@ static void epoll_entries(struct cs_capture *c, struct cs_image_fd *f, const cha
 /* eventfd, timerfd, epoll: their state is in fdinfo. */
 static void anon_inode(struct cs_capture *c, struct cs_image_fd *f)
 {
-	static char *info;
-	static size_t info_cap;
 	char path[64];
-	if (cs_scratch_grow((void **)&info, &info_cap, 1, 1u << 20)) {
+	if (cs_scratch_grow((void **)&info_buf, &info_cap, 1, 1u << 20)) {
 		unsupported(c, f, "no memory for fdinfo");
 		return;
 	}
 	fdinfo_path(path, f->fd);
+	char *info = info_buf;
 	if (cs_read_file(path, info, info_cap) < 0) {
 		unsupported(c, f, "fdinfo unreadable");
 		return;

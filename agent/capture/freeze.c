@@ -283,6 +283,8 @@ int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns)
 /* After a restore: the freeze state in memory is that of the capture. */
 void cs_freeze_reset(void)
 {
+	recs = NULL; /* scratch from before the restore is gone */
+	signaled = NULL;
 	atomic_store(&freeze_active, 0);
 	atomic_fetch_add(&release_seq, 1);
 	atomic_store(&nrec, 0);

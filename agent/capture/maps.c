@@ -18,6 +18,12 @@
 static char *maps_buf;
 static size_t maps_cap;
 
+void cs_maps_reset(void)
+{
+	maps_buf = NULL;
+	maps_cap = 0;
+}
+
 static ssize_t read_maps(void)
 {
 	for (;;) {

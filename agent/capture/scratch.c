@@ -110,20 +110,21 @@ int cs_scratch_grow(void **p, size_t *cap, size_t elem, size_t need)
 }
 
 /*
- * After a restore: our regions were recreated empty (CS_MAP_AGENT), maybe
- * as private memory. Map each again at its address with its original
- * sharing, so the pointers held in .bss stay valid and the writer child's
- * results reach the agent again. Contents are gone; callers rebuild.
+ * After a restore: drop every region the table lists. The restorer
+ * recreated them empty (they were CS_MAP_AGENT in the image) or, for one
+ * allocated during the freeze after /proc/self/maps was read, left the
+ * range unmapped; either way nothing of the application is there, because
+ * the other threads were parked from that read until the image was taken.
+ * The agent then allocates afresh.
  */
-void cs_scratch_rearm(void)
+void cs_scratch_forget_all(void)
 {
 	for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
 		uint64_t s = atomic_load(&regions[i].start), e = atomic_load(&regions[i].end);
-		if (!s || e <= s)
-			continue;
-		int kind = atomic_load(&regions[i].shared) ? MAP_SHARED : MAP_PRIVATE;
-		mmap((void *)s, e - s, PROT_READ | PROT_WRITE,
-		     kind | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+		if (s && e > s)
+			munmap((void *)s, e - s);
+		atomic_store(&regions[i].start, 0);
+		atomic_store(&regions[i].end, 0);
 	}
 }
 

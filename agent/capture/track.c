@@ -30,6 +30,11 @@
 
 static struct page_region *vec;
 
+void cs_track_reset(void)
+{
+	vec = NULL;
+}
+
 int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages)
 {
 	if (r->n && r->r[r->n - 1].addr + r->r[r->n - 1].npages * CS_PAGE == addr) {

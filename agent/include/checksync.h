@@ -52,6 +52,8 @@ struct cs_stats {
 	uint64_t last_pages;      /* pages in the last image */
 	uint64_t last_pause_ns;   /* first freeze signal sent to all threads released */
 	uint64_t max_pause_ns;
+	uint64_t last_pause_cpu_ns; /* the agent's CPU time in that pause (no scheduling delays) */
+	int last_copied;          /* 1: the last delta was copied during the pause, 0: COW child */
 	uint64_t restored_from;   /* generation this process was restored from, 0 if none */
 	int tracking;             /* enum cs_tracking */
 	char last_error[256];
