@@ -323,25 +323,47 @@ static void lease_grant_fields(struct codec *c, struct cs_msg *m)
 	f_bool(c, &l->granted);
 }
 
-static void vote_request_fields(struct codec *c, struct cs_msg *m)
+static void vote_request_body(struct codec *c, struct cs_msg_vote_request *v)
 {
-	struct cs_msg_vote_request *v = &m->vote_request;
-
 	f_u64(c, &v->term);
 	f_u64(c, &v->durable_generation);
 	f_str16(c, &v->candidate, CS_NAME_MAX);
 }
 
-static void vote_fields(struct codec *c, struct cs_msg *m)
+static void vote_request_fields(struct codec *c, struct cs_msg *m)
 {
-	struct cs_msg_vote *v = &m->vote;
+	vote_request_body(c, &m->vote_request);
+}
 
+static void prevote_request_fields(struct codec *c, struct cs_msg *m)
+{
+	vote_request_body(c, &m->prevote_request);
+}
+
+static void vote_body(struct codec *c, struct cs_msg_vote *v)
+{
 	f_u64(c, &v->term);
 	f_u64(c, &v->durable_generation);
 	f_u32(c, &v->lease_remaining_ms);
 	f_bool(c, &v->granted);
 	f_enum8(c, &v->reason, CS_VOTE_REASON_COUNT_);
 	check(c, v->granted == (v->reason == CS_VOTE_GRANTED));
+}
+
+static void vote_fields(struct codec *c, struct cs_msg *m)
+{
+	vote_body(c, &m->vote);
+}
+
+static void prevote_fields(struct codec *c, struct cs_msg *m)
+{
+	vote_body(c, &m->prevote);
+}
+
+static void transfer_fields(struct codec *c, struct cs_msg *m)
+{
+	f_u64(c, &m->transfer.term);
+	f_str16(c, &m->transfer.target, CS_NAME_MAX);
 }
 
 static void ckpt_begin_fields(struct codec *c, struct cs_msg *m)
@@ -424,6 +446,9 @@ static const struct msg_desc {
     {CS_MSG_LEASE_GRANT, "LEASE_GRANT", lease_grant_fields},
     {CS_MSG_VOTE_REQUEST, "VOTE_REQUEST", vote_request_fields},
     {CS_MSG_VOTE, "VOTE", vote_fields},
+    {CS_MSG_PREVOTE_REQUEST, "PREVOTE_REQUEST", prevote_request_fields},
+    {CS_MSG_PREVOTE, "PREVOTE", prevote_fields},
+    {CS_MSG_TRANSFER, "TRANSFER", transfer_fields},
     {CS_MSG_CKPT_BEGIN, "CKPT_BEGIN", ckpt_begin_fields},
     {CS_MSG_CKPT_PAGES, "CKPT_PAGES", ckpt_pages_fields},
     {CS_MSG_CKPT_END, "CKPT_END", ckpt_end_fields},

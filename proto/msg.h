@@ -29,6 +29,9 @@ enum cs_msg_type {
 	CS_MSG_LEASE_GRANT = 0x0203,
 	CS_MSG_VOTE_REQUEST = 0x0204,
 	CS_MSG_VOTE = 0x0205,
+	CS_MSG_PREVOTE_REQUEST = 0x0206,
+	CS_MSG_PREVOTE = 0x0207,
+	CS_MSG_TRANSFER = 0x0208,
 	/* 0x03xx: checkpoint transfer */
 	CS_MSG_CKPT_BEGIN = 0x0301,
 	CS_MSG_CKPT_PAGES = 0x0302,
@@ -167,6 +170,21 @@ struct cs_msg_vote {
 	uint8_t reason; /* enum cs_vote_reason; CS_VOTE_GRANTED iff granted */
 };
 
+/*
+ * PREVOTE_REQUEST and PREVOTE carry the fields of VOTE_REQUEST and VOTE
+ * (members prevote_request and prevote of struct cs_msg). A pre-vote asks
+ * "would you vote for me in term?" before a candidate raises its term, so
+ * that a node cut off from the primary cannot depose it by raising terms
+ * again and again; answering one changes nothing on the voter (no term
+ * adopted, no vote recorded).
+ */
+
+/* Primary of term -> every peer: "I stepped down; let target take over". */
+struct cs_msg_transfer {
+	uint64_t term;        /* the term of the primary that stepped down */
+	struct cs_str target; /* node name that should stand, <= CS_NAME_MAX */
+};
+
 enum cs_ckpt_kind { CS_CKPT_BASE = 0, CS_CKPT_DELTA = 1 };
 
 struct cs_msg_ckpt_begin {
@@ -227,6 +245,9 @@ struct cs_msg {
 		struct cs_msg_lease_grant lease_grant;
 		struct cs_msg_vote_request vote_request;
 		struct cs_msg_vote vote;
+		struct cs_msg_vote_request prevote_request;
+		struct cs_msg_vote prevote;
+		struct cs_msg_transfer transfer;
 		struct cs_msg_ckpt_begin ckpt_begin;
 		struct cs_msg_ckpt_pages ckpt_pages;
 		struct cs_msg_ckpt_end ckpt_end;

@@ -7,19 +7,10 @@
 #include "msg.h"
 
 static const uint16_t all_types[] = {
-    CS_MSG_HELLO,
-    CS_MSG_HEARTBEAT,
-    CS_MSG_LEASE_RENEW,
-    CS_MSG_LEASE_GRANT,
-    CS_MSG_VOTE_REQUEST,
-    CS_MSG_VOTE,
-    CS_MSG_CKPT_BEGIN,
-    CS_MSG_CKPT_PAGES,
-    CS_MSG_CKPT_END,
-    CS_MSG_CKPT_ABORT,
-    CS_MSG_ACK,
-    CS_MSG_CONTROL_REQUEST,
-    CS_MSG_CONTROL_RESPONSE,
+    CS_MSG_HELLO,        CS_MSG_HEARTBEAT,  CS_MSG_LEASE_RENEW,     CS_MSG_LEASE_GRANT,
+    CS_MSG_VOTE_REQUEST, CS_MSG_VOTE,       CS_MSG_PREVOTE_REQUEST, CS_MSG_PREVOTE,
+    CS_MSG_TRANSFER,     CS_MSG_CKPT_BEGIN, CS_MSG_CKPT_PAGES,      CS_MSG_CKPT_END,
+    CS_MSG_CKPT_ABORT,   CS_MSG_ACK,        CS_MSG_CONTROL_REQUEST, CS_MSG_CONTROL_RESPONSE,
     CS_MSG_ERROR,
 };
 #define N_TYPES (sizeof(all_types) / sizeof(all_types[0]))
@@ -77,6 +68,20 @@ static void sample_msg(uint16_t type, struct cs_msg *m)
 		                               .lease_remaining_ms = 250,
 		                               .granted = false,
 		                               .reason = CS_VOTE_LEASE_HELD};
+		break;
+	case CS_MSG_PREVOTE_REQUEST:
+		m->prevote_request = (struct cs_msg_vote_request){
+		    .term = 9, .durable_generation = 44, .candidate = cs_str_of("node-c")};
+		break;
+	case CS_MSG_PREVOTE:
+		m->prevote = (struct cs_msg_vote){.term = 8,
+		                                  .durable_generation = 44,
+		                                  .lease_remaining_ms = 0,
+		                                  .granted = true,
+		                                  .reason = CS_VOTE_GRANTED};
+		break;
+	case CS_MSG_TRANSFER:
+		m->transfer = (struct cs_msg_transfer){.term = 8, .target = cs_str_of("node-c")};
 		break;
 	case CS_MSG_CKPT_BEGIN:
 		m->ckpt_begin = (struct cs_msg_ckpt_begin){.term = 7,
@@ -173,6 +178,20 @@ static int msg_same(const struct cs_msg *a, const struct cs_msg *b)
 		       a->vote.durable_generation == b->vote.durable_generation &&
 		       a->vote.lease_remaining_ms == b->vote.lease_remaining_ms &&
 		       a->vote.granted == b->vote.granted && a->vote.reason == b->vote.reason;
+	case CS_MSG_PREVOTE_REQUEST:
+		return a->prevote_request.term == b->prevote_request.term &&
+		       a->prevote_request.durable_generation ==
+		           b->prevote_request.durable_generation &&
+		       str_same(a->prevote_request.candidate, b->prevote_request.candidate);
+	case CS_MSG_PREVOTE:
+		return a->prevote.term == b->prevote.term &&
+		       a->prevote.durable_generation == b->prevote.durable_generation &&
+		       a->prevote.lease_remaining_ms == b->prevote.lease_remaining_ms &&
+		       a->prevote.granted == b->prevote.granted &&
+		       a->prevote.reason == b->prevote.reason;
+	case CS_MSG_TRANSFER:
+		return a->transfer.term == b->transfer.term &&
+		       str_same(a->transfer.target, b->transfer.target);
 	case CS_MSG_CKPT_BEGIN:
 		return a->ckpt_begin.term == b->ckpt_begin.term &&
 		       a->ckpt_begin.generation == b->ckpt_begin.generation &&

@@ -127,7 +127,7 @@ static void fill_zero(uint16_t type, struct cs_msg *m)
 	m->type = type;
 	if (type == CS_MSG_HELLO)
 		m->hello.version_min = m->hello.version_max = 1;
-	if (type == CS_MSG_VOTE)
+	if (type == CS_MSG_VOTE || type == CS_MSG_PREVOTE)
 		m->vote.reason = CS_VOTE_GRANTED, m->vote.granted = true;
 }
 
@@ -177,6 +177,17 @@ static void fill_max(uint16_t type, struct cs_msg *m)
 	case CS_MSG_VOTE:
 		m->vote = (struct cs_msg_vote){UINT64_MAX, UINT64_MAX, UINT32_MAX, false,
 		                               CS_VOTE_REASON_COUNT_ - 1};
+		break;
+	case CS_MSG_PREVOTE_REQUEST:
+		m->prevote_request =
+		    (struct cs_msg_vote_request){UINT64_MAX, UINT64_MAX, str_a(CS_NAME_MAX)};
+		break;
+	case CS_MSG_PREVOTE:
+		m->prevote =
+		    (struct cs_msg_vote){UINT64_MAX, UINT64_MAX, UINT32_MAX, true, CS_VOTE_GRANTED};
+		break;
+	case CS_MSG_TRANSFER:
+		m->transfer = (struct cs_msg_transfer){UINT64_MAX, str_a(CS_NAME_MAX)};
 		break;
 	case CS_MSG_CKPT_BEGIN:
 		m->ckpt_begin = (struct cs_msg_ckpt_begin){UINT64_MAX, UINT64_MAX, UINT64_MAX,
@@ -258,6 +269,9 @@ static void test_encode_limits(void)
 	REFUSE(CS_MSG_HELLO, (m.hello.node.ptr = "a\0b", m.hello.node.len = 3), CS_PROTO_EINVAL);
 	REFUSE(CS_MSG_HEARTBEAT, m.heartbeat.role = 200, CS_PROTO_EINVAL);
 	REFUSE(CS_MSG_VOTE_REQUEST, m.vote_request.candidate.len++, CS_PROTO_EINVAL);
+	REFUSE(CS_MSG_PREVOTE_REQUEST, m.prevote_request.candidate.len++, CS_PROTO_EINVAL);
+	REFUSE(CS_MSG_PREVOTE, m.prevote.granted = false, CS_PROTO_EINVAL);
+	REFUSE(CS_MSG_TRANSFER, m.transfer.target.len++, CS_PROTO_EINVAL);
 	REFUSE(CS_MSG_VOTE, m.vote.reason = CS_VOTE_REASON_COUNT_, CS_PROTO_EINVAL);
 	REFUSE(CS_MSG_VOTE, m.vote.granted = true, CS_PROTO_EINVAL); /* reason says refused */
 	REFUSE(CS_MSG_CKPT_BEGIN, m.ckpt_begin.kind = 2, CS_PROTO_EINVAL);
@@ -348,6 +362,8 @@ static void test_decode_limits(void)
 	    {CS_MSG_HELLO, 13 + 66 * 3 + 4098 + 2, 0},            /* build_ids[0] */
 	    {CS_MSG_HELLO, 13 + 66 * 3 + 4098 + 2 + 130 * 31, 0}, /* build_ids[31] */
 	    {CS_MSG_VOTE_REQUEST, 16, 0},
+	    {CS_MSG_PREVOTE_REQUEST, 16, 0},
+	    {CS_MSG_TRANSFER, 8, 0},
 	    {CS_MSG_CKPT_ABORT, 12, 0},
 	    {CS_MSG_CONTROL_REQUEST, 4, 0},
 	    {CS_MSG_ERROR, 4, 0},
@@ -390,8 +406,11 @@ static void test_decode_values(void)
 	    {CS_MSG_HEARTBEAT, 36, 6, CS_PROTO_EMALFORMED},   /* role */
 	    {CS_MSG_LEASE_GRANT, 20, 2, CS_PROTO_EMALFORMED}, /* bool */
 	    {CS_MSG_LEASE_GRANT, 20, 0, 0},
-	    {CS_MSG_VOTE, 20, 1, CS_PROTO_EMALFORMED}, /* granted, reason 3 */
-	    {CS_MSG_VOTE, 21, 0, CS_PROTO_EMALFORMED}, /* reason 0, refused */
+	    {CS_MSG_VOTE, 20, 1, CS_PROTO_EMALFORMED},     /* granted, reason 3 */
+	    {CS_MSG_VOTE, 21, 0, CS_PROTO_EMALFORMED},     /* reason 0, refused */
+	    {CS_MSG_PREVOTE, 20, 0, CS_PROTO_EMALFORMED},  /* refused, reason 0 */
+	    {CS_MSG_PREVOTE, 21, 1, CS_PROTO_EMALFORMED},  /* granted, reason 1 */
+	    {CS_MSG_TRANSFER, 10, 0, CS_PROTO_EMALFORMED}, /* NUL in target */
 	    {CS_MSG_VOTE, 21, CS_VOTE_REASON_COUNT_, CS_PROTO_EMALFORMED},
 	    {CS_MSG_CKPT_BEGIN, 32, 2, CS_PROTO_EMALFORMED}, /* kind */
 	    {CS_MSG_CKPT_BEGIN, 32, 0, 0},
@@ -426,7 +445,7 @@ static void test_decode_values(void)
 	/* Unknown types, valid frames. */
 	uint8_t f[CS_FRAME_HEADER_SIZE];
 	struct cs_msg out;
-	const uint16_t unknown[] = {0, 0x0100, 0x0106, 0x0206, 0x0300, 0x0306, 0x7f00, 0xffff};
+	const uint16_t unknown[] = {0, 0x0100, 0x0106, 0x0209, 0x0300, 0x0306, 0x7f00, 0xffff};
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		cs_frame_seal(f, 1, unknown[i], 0, 0);
 		CHECK_EQ(cs_msg_parse(f, sizeof(f), 0, &out, NULL), CS_PROTO_ETYPE);
