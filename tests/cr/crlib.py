@@ -90,6 +90,9 @@ class Proc:
                 if self.open_streams == 0 or left <= 0:
                     why = "its output ended" if self.open_streams == 0 else \
                         "no such line within %.0f s" % timeout
+                    rc = self.p.poll()
+                    if rc is not None:
+                        why += " (it exited with status %d)" % rc
                     raise TestFailure("%s: waiting for %s (/%s/): %s\n%s" %
                                       (self.name, what, pattern, why, self.tail()))
                 self.cond.wait(min(left, 0.5))
@@ -438,7 +441,10 @@ class App:
         m = re.search(r"(\d+)\s*$", out.strip())
         if rc != 0 or not m:
             self.h.fail("%s: `checksync checkpoint` exited %s, output %r (want status 0 and a "
-                        "generation number)" % (self.describe(), rc, out), p, self.proc)
+                        "generation number); program pid %d %s; DIR holds %s" %
+                        (self.describe(), rc, out, self.host_pid,
+                         "alive" if pid_alive(self.host_pid) else "dead",
+                         sorted(os.listdir(self.dir))), p, self.proc)
         gen = int(m.group(1))
         if self.generations and gen <= self.generations[-1]:
             self.h.fail("%s: checkpoint generation %d not above the previous %d" %
