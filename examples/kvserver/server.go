@@ -29,6 +29,7 @@ type server struct {
 	snapMax      time.Duration
 	snapBytes    int64
 	snapErr      string
+	syncLastErr  string
 	restores     uint64
 	restoredFrom uint64
 	awayLast     time.Duration
@@ -92,6 +93,9 @@ func (s *server) ack(w http.ResponseWriter, ctx context.Context) {
 		atomic.AddUint64(&s.syncs, 1)
 		if _, err := agentSync(ctx); err != nil {
 			atomic.AddUint64(&s.syncErrors, 1)
+			s.mu.Lock()
+			s.syncLastErr = err.Error()
+			s.mu.Unlock()
 			http.Error(w, "not durable: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -168,6 +172,7 @@ func (s *server) stats(w http.ResponseWriter) {
 		"sync":                s.cfg.sync,
 		"syncs":               atomic.LoadUint64(&s.syncs),
 		"sync_errors":         atomic.LoadUint64(&s.syncErrors),
+		"sync_last_error":     s.syncLastErr,
 		"snapshots":           s.snapshots,
 		"snapshot_last_ms":    float64(s.snapLast) / 1e6,
 		"snapshot_max_ms":     float64(s.snapMax) / 1e6,

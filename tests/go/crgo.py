@@ -188,6 +188,14 @@ def http_get(port, path, timeout=5.0, method="GET", body=None):
         c.close()
 
 
+def get(port, path, timeout=5.0):
+    """http_get for checks: a failed request names itself in the failure."""
+    try:
+        return http_get(port, path, timeout=timeout)
+    except (OSError, http.client.HTTPException) as e:
+        raise Failure("GET %s on port %d failed: %r" % (path, port, e))
+
+
 def wait_answer(port, path, proc, session, timeout):
     """Polls until the service answers; returns seconds waited."""
     t0 = time.monotonic()
@@ -246,13 +254,13 @@ def stress(a):
         for rnd in range(a.restores):
             for i in range(200):
                 k, v = "r%d-%d" % (rnd, i), "%x" % random.getrandbits(64)
-                st, _ = http_get(port, "/put?k=%s&v=%s" % (k, v))
+                st, _ = get(port, "/put?k=%s&v=%s" % (k, v))
                 if st == 200:
                     acked[k] = v
-            ticks_before = json.loads(http_get(port, "/ticks")[1])["ticks"]
+            ticks_before = json.loads(get(port, "/ticks")[1])["ticks"]
             gen = s.checkpoint()
             for i in range(50):  # after the checkpoint: may or may not survive
-                http_get(port, "/put?k=after%d-%d&v=x" % (rnd, i))
+                get(port, "/put?k=after%d-%d&v=x" % (rnd, i))
             s.kill_app(proc)
             t0 = time.monotonic()
             proc = s.restore()
@@ -271,30 +279,30 @@ def stress(a):
 
 def check_stress(port, acked, ticks_before, listeners):
     for k, v in acked.items():
-        st, body = http_get(port, "/get?k=" + k)
+        st, body = get(port, "/get?k=" + k)
         if st != 200 or body.decode() != v:
             raise Failure("acknowledged value %s=%s lost after restore (got %d %r)" % (k, v, st, body[:40]))
-    t1 = json.loads(http_get(port, "/ticks")[1])
+    t1 = json.loads(get(port, "/ticks")[1])
     if t1["ticks"] < ticks_before:
         raise Failure("ticker restarted: %d ticks, had %d at the checkpoint" % (t1["ticks"], ticks_before))
     time.sleep(0.5)
-    t2 = json.loads(http_get(port, "/ticks")[1])
+    t2 = json.loads(get(port, "/ticks")[1])
     if t2["ticks"] <= t1["ticks"]:
         raise Failure("ticker stopped after restore (%d then %d)" % (t1["ticks"], t2["ticks"]))
-    st, body = http_get(port, "/check", timeout=60)
+    st, body = get(port, "/check", timeout=60)
     if st != 200:
         raise Failure("invariants broken after restore: " + body.decode())
-    st, body = http_get(port, "/gc", timeout=60)
+    st, body = get(port, "/gc", timeout=60)
     if st != 200:
         raise Failure("GC after restore failed")
     log("  GC after restore: %s ms; goroutines %d" % (json.loads(body)["gc_ms"], t2["goroutines"]))
     new_port = free_port()
-    st, body = http_get(port, "/listen?addr=127.0.0.1:%d" % new_port)
+    st, body = get(port, "/listen?addr=127.0.0.1:%d" % new_port)
     if st != 200:
         raise Failure("new listener failed: %s" % body.decode())
     listeners.append(new_port)
     for p in listeners:  # the new one, and those of earlier rounds (restored)
-        if http_get(p, "/ticks")[0] != 200:
+        if get(p, "/ticks")[0] != 200:
             raise Failure("listener on %d does not answer" % p)
 
 
@@ -382,7 +390,7 @@ def check_on_restore(port):
     asynchronous (agent thread -> pipe -> goroutine), so allow it a moment."""
     deadline = time.monotonic() + 10
     while True:
-        st = json.loads(http_get(port, "/stats")[1])
+        st = json.loads(get(port, "/stats")[1])
         if st["restores"] >= 1 and st["restored_from"] >= 1:
             return
         if time.monotonic() > deadline:
@@ -439,7 +447,8 @@ def kv(a):
         verify_keys(port, final, list(final))
         st = json.loads(http_get(port, "/stats")[1])
         log("done: %d kills, answer after restore median %.3f s, worst %.3f s, %d writes verified; server: %d items, %d syncs, "
-            "%d sync errors" % (a.kills, median, worst, len(final), st["items"], st["syncs"], st["sync_errors"]))
+            "%d sync errors (last: %s)" % (a.kills, median, worst, len(final), st["items"], st["syncs"],
+                                           st["sync_errors"], st.get("sync_last_error") or "none"))
         return 0
     except BaseException:
         s.dump_logs()
