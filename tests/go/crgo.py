@@ -257,6 +257,7 @@ def stress(a):
                 st, _ = get(port, "/put?k=%s&v=%s" % (k, v))
                 if st == 200:
                     acked[k] = v
+            gc_before = json.loads(get(port, "/gc", timeout=60)[1])["gc_ms"]
             ticks_before = json.loads(get(port, "/ticks")[1])["ticks"]
             gen = s.checkpoint()
             for i in range(50):  # after the checkpoint: may or may not survive
@@ -266,6 +267,7 @@ def stress(a):
             proc = s.restore()
             waited = wait_answer(port, "/ticks", proc, s, 60)
             log("round %d: checkpoint %d, answered %.3f s after restore started" % (rnd, gen, waited))
+            log("  runtime.GC() before the checkpoint: %s ms" % gc_before)
             check_stress(port, acked, ticks_before, listeners)
             log("round %d: %d values, ticker, invariants, listeners and GC ok (%.1f s)" %
                 (rnd, len(acked), time.monotonic() - t0))
