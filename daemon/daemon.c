@@ -105,6 +105,7 @@ static void fence_done_deferred(evutil_socket_t fd, short what, void *arg)
 	struct fence_result *fr = arg;
 
 	(void)fd, (void)what;
+	fr->d->fence = NULL;
 	handle(fr->d, (struct cs_mevent){.kind = CS_MEV_FENCE_DONE,
 	                                 .peer = fr->peer,
 	                                 .term = fr->term,
@@ -118,6 +119,11 @@ static void fence_finished(void *arg, int status, uint64_t took)
 	const char *peer = fr->d->cfg->peers[fr->peer].name;
 	char why[96];
 
+	if (status == -ECANCELED) { /* the daemon is stopping */
+		fr->d->fence = NULL;
+		free(fr);
+		return;
+	}
 	if (status == 0) {
 		cs_event(CS_EV_FENCE_HOOK_OK, .peer = peer, .term = fr->term, .hook = "fence",
 		         CS_DURATION(took));
@@ -146,6 +152,7 @@ static void op_fence_peer(void *ctx, int peer, uint64_t term)
 	if (!fr)
 		return; /* the candidate times out and retries */
 	*fr = (struct fence_result){.d = d, .peer = peer, .term = term};
+	d->fence = fr;
 	snprintf(t, sizeof(t), "%" PRIu64, term);
 	if (!d->live->hooks.fence) {
 		cs_event(CS_EV_FENCE_HOOK_FAILED, .peer = argv[1], .term = term, .hook = "fence",
@@ -488,6 +495,7 @@ void cs_daemon_free(struct cs_daemon *d)
 	cs_sdnotify_free(d->sdnotify);
 	cs_links_free(d->links);
 	cs_hooks_free(d->hooks);
+	free(d->fence); /* a result still waiting for the loop */
 	cs_membership_free(d->m);
 	cs_tls_free(d->tls);
 	struct event *evs[] = {d->tick, d->sigterm, d->sigint, d->sighup};

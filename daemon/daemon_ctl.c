@@ -33,7 +33,7 @@ static void notify_finished(void *arg, int status, uint64_t took)
 	char why[64];
 
 	(void)arg;
-	if (status == 0)
+	if (status == 0 || status == -ECANCELED)
 		return;
 	if (status == -ETIMEDOUT)
 		snprintf(why, sizeof(why), "timed out after %" PRIu64 " ms", took);

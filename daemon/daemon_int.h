@@ -48,6 +48,7 @@ struct cs_daemon {
 	struct cs_control_pending *switchover;
 	int switchover_target;
 	uint64_t switchover_term, switchover_deadline;
+	struct fence_result *fence; /* the fence hook's result, until delivered */
 	/* Stopping as primary: the hand-over in progress (0: not stopping). */
 	uint64_t stop_term, stop_deadline;
 };

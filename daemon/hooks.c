@@ -303,6 +303,8 @@ void cs_hooks_free(struct cs_hooks *h)
 			kill(-j->pid, SIGKILL);
 			waitpid(j->pid, NULL, 0);
 		}
+		if (j->done)
+			j->done(j->arg, -ECANCELED, 0);
 		job_free(j);
 	}
 	if (h->sigchld)

@@ -20,7 +20,8 @@ struct cs_hooks;
 typedef void (*cs_hook_done)(void *arg, int status, uint64_t duration_ms);
 
 int cs_hooks_new(struct event_base *base, struct cs_hooks **out);
-/* Kills running hooks and forgets queued ones. */
+/* Kills running hooks and forgets queued ones; their done callbacks get
+ * -ECANCELED. */
 void cs_hooks_free(struct cs_hooks *h);
 
 /* Runs argv (argv[0] is the path; NULL-terminated) now, or (serial) after
