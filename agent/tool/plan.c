@@ -164,6 +164,20 @@ static int plan_copies(const struct cs_restore *r, int image_fd_base, struct cop
 	return err;
 }
 
+int cs_plan_resolve_pages(const struct cs_restore *r, int image_fd_base, struct cs_plan_copy **ret,
+			  size_t *ret_n)
+{
+	struct copy_list cl = {0};
+	int err = plan_copies(r, image_fd_base, &cl);
+	if (err) {
+		free(cl.v);
+		return err;
+	}
+	*ret = cl.v;
+	*ret_n = cl.n;
+	return 0;
+}
+
 static int cmp_map(const void *a, const void *b)
 {
 	const struct cs_plan_map *x = a, *y = b;

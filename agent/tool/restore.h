@@ -51,6 +51,10 @@ int cs_specials_now(struct cs_special_now *out);
 /* plan.c: writes the plan memfd (r->plan_fd); fd numbers are final ones. */
 int cs_plan_build(struct cs_restore *r);
 int cs_restore_helper_count(const struct cs_restore *r);
+/* The page copies alone (for tests): image i of the chain is fd base + i. */
+struct cs_plan_copy;
+int cs_plan_resolve_pages(const struct cs_restore *r, int image_fd_base, struct cs_plan_copy **ret,
+			  size_t *ret_n);
 
 /* fds.c: in the process to restore, before exec. Returns only on failure. */
 int cs_restore_exec(struct cs_restore *r);
