@@ -3,7 +3,8 @@
 document alone, checked against the C implementation's output:
 
 - it encodes the known-answer image of the document's example and compares
-  it with the example's bytes and with kat_hex in test_image.c;
+  it with the example's bytes and with kat_hex in test_image.c, and one
+  record of every other type with record_kat in test_image.c;
 - it decodes every image of the fuzz seed corpus (written by the C writer,
   every record type with every field set) field by field, following only
   the layouts of the document, and checks that each section's records use
@@ -45,6 +46,37 @@ def known_answer():
     img = (section(1, header) + section(4, struct.pack('<I', 1) + thread)
            + section(7, struct.pack('<I', 1) + resident))
     return img + section(15, struct.pack('<IQ', 3, len(img)))
+
+
+def record_vectors():
+    """One record of each other type, values as in test_image.c's record_kat."""
+    proc = struct.pack('<iiII', 1, 2, 3, 4) + struct.pack('<11Q', *range(5, 16))
+    proc += b''.join(struct.pack('<QQ', 16 + 2 * k, 17 + 2 * k) for k in range(16))
+    proc += (struct.pack('<3QI', 48, 49, 50, 51) + lp(bytes([0xa1, 0xa2])) + lp(b'c')
+             + lp(b'/w') + lp(b'/x'))
+    mapping = (struct.pack('<QQIIQQQQq', 0x1000, 0x3000, 5, 0x1009, 0x2000, 6, 7, 8, -9)
+               + lp(bytes([0xb1, 0xb2, 0xb3])) + lp(b'/lib'))
+    fd = struct.pack('<iIIIQiiiiIIQQiIQQ', 7, 10, 2, 1, 3, -4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                     14, 15)
+    fd += (lp(b'e') + lp(b'\x0a') + lp(b'') + lp(b'') + struct.pack('<I', 1)
+           + struct.pack('<iIQ', 3, 0x19, 0xdd) + lp(b'r'))
+    return {
+        'process': proc,
+        'mapping': mapping,
+        'fd': fd,
+        'sigaction': struct.pack('<IIQQQQ', 17, 0, 0x401000, 0x04000000, 0x7f00, 0x10000),
+        'unsupported': lp(b'fd 9: netlink'),
+        'page_run_head': struct.pack('<QII', 0x7f0000001000, 3, 0),
+    }
+
+
+def test_record_vectors(c_source):
+    body = c_source[c_source.index('record_kat[] = {'):]
+    body = body[:body.index('};')]
+    found = {}
+    for name, rest in re.findall(r'\{"(\w+)",((?:\s*"[0-9a-f]*")+)\}', body):
+        found[name] = bytes.fromhex(''.join(re.findall(r'"([0-9a-f]*)"', rest)))
+    return found
 
 
 def doc_example(doc):
@@ -245,6 +277,16 @@ def main():
         if data != kat:
             print('%s differs from the spec encoder:\n  %s\n  %s' % (what, data.hex(), kat.hex()))
             failures += 1
+    want = record_vectors()
+    got = test_record_vectors(c_source)
+    for name, data in want.items():
+        if got.get(name) != data:
+            print('%s record vector in test_image.c differs from the spec encoder:\n  %s\n  %s'
+                  % (name, (got.get(name) or b'').hex(), data.hex()))
+            failures += 1
+    if set(got) != set(want):
+        print('record vectors: test_image.c has %s' % sorted(got))
+        failures += 1
     names = sorted(os.listdir(corpus))
     for name in names:
         with open(os.path.join(corpus, name), 'rb') as f:
@@ -267,7 +309,7 @@ def main():
         failures += 1
     except Bad:
         pass
-    print('%d passed, %d failed' % (len(names) + 3 - failures, failures))
+    print('%d passed, %d failed' % (len(names) + len(want) + 3 - failures, failures))
     return 1 if failures else 0
 
 

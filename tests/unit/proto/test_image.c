@@ -6,6 +6,7 @@
  *   test_image                   run the tests
  *   test_image --check-corpus D  every file in D must parse
  *   test_image --write-corpus D  (re)write the seed corpus into D
+ *   test_image --print-vectors   print the record vectors (to review, not to paste blindly)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -89,6 +90,92 @@ static int kat_write(const struct sample *s, struct membuf *m)
 	return cs_image_write_end(&w);
 }
 
+/* One record of every other type with distinct small values in every field
+ * (field k holds k where it can), so a swapped or resized field changes the
+ * bytes. image_spec_check.py encodes the same values from the document and
+ * must produce these same bytes. */
+static const struct {
+	const char *name, *hex;
+} record_kat[] = {
+	{"process",
+		"0100000002000000030000000400000005000000000000000600000000000000"
+		"0700000000000000080000000000000009000000000000000a00000000000000"
+		"0b000000000000000c000000000000000d000000000000000e00000000000000"
+		"0f00000000000000100000000000000011000000000000001200000000000000"
+		"1300000000000000140000000000000015000000000000001600000000000000"
+		"1700000000000000180000000000000019000000000000001a00000000000000"
+		"1b000000000000001c000000000000001d000000000000001e00000000000000"
+		"1f00000000000000200000000000000021000000000000002200000000000000"
+		"2300000000000000240000000000000025000000000000002600000000000000"
+		"2700000000000000280000000000000029000000000000002a00000000000000"
+		"2b000000000000002c000000000000002d000000000000002e00000000000000"
+		"2f00000000000000300000000000000031000000000000003200000000000000"
+		"3300000002000000a1a20100000063020000002f77020000002f78"},
+	{"mapping",
+		"0010000000000000003000000000000005000000091000000020000000000000"
+		"060000000000000007000000000000000800000000000000f7ffffffffffffff"
+		"03000000b1b2b3040000002f6c6962"},
+	{"fd",
+		"070000000a00000002000000010000000300000000000000fcffffff05000000"
+		"060000000700000008000000090000000a000000000000000b00000000000000"
+		"0c0000000d0000000e000000000000000f000000000000000100000065010000"
+		"000a0000000000000000010000000300000019000000dd000000000000000100"
+		"000072"},
+	{"sigaction",
+		"110000000000000000104000000000000000000400000000007f000000000000"
+		"0000010000000000"},
+	{"unsupported", "0d000000666420393a206e65746c696e6b"},
+	{"page_run_head", "00100000007f00000300000000000000"},
+};
+
+static int record_kat_encode(size_t i, struct cs_buf *b)
+{
+	static struct cs_image_process p;
+	static struct cs_image_mapping m;
+	static struct cs_image_fd f;
+	static const struct cs_image_epoll_entry ep = {3, 0x19, 0xdd};
+	struct cs_image_sigaction sa = {17, 0, 0x401000, 0x04000000, 0x7f00, 0x10000};
+	struct cs_image_unsupported u = {"fd 9: netlink"};
+	uint64_t *mm = &p.start_code;
+	int k;
+
+	memset(&p, 0, sizeof(p)), memset(&m, 0, sizeof(m)), memset(&f, 0, sizeof(f));
+	p.pid = 1, p.ppid = 2, p.umask = 3, p.personality = 4;
+	for (k = 0; k < 11; k++) /* start_code .. env_end are consecutive u64s */
+		mm[k] = 5 + (uint64_t)k;
+	for (k = 0; k < CS_IMAGE_RLIMITS; k++)
+		p.rlimits[k].cur = 16 + 2 * (uint64_t)k, p.rlimits[k].max = 17 + 2 * (uint64_t)k;
+	p.agent_addr[0] = 48, p.agent_addr[1] = 49, p.agent_addr[2] = 50;
+	p.vdso_crc = 51;
+	p.auxv_len = 2, p.auxv[0] = 0xa1, p.auxv[1] = 0xa2;
+	strcpy(p.comm, "c"), strcpy(p.cwd, "/w"), strcpy(p.exe_path, "/x");
+	m.start = 0x1000, m.end = 0x3000, m.prot = 5, m.flags = 0x1009, m.pgoff = 0x2000;
+	m.dev = 6, m.ino = 7, m.file_size = 8, m.mtime_ns = -9;
+	m.build_id_len = 3, m.build_id[0] = 0xb1, m.build_id[1] = 0xb2, m.build_id[2] = 0xb3;
+	strcpy(m.path, "/lib");
+	f.fd = 7, f.type = CS_FD_EPOLL, f.open_flags = 2, f.fd_flags = 1, f.offset = 3;
+	f.family = -4, f.sock_type = 5, f.protocol = 6, f.backlog = 7, f.sock_options = 8;
+	f.eventfd_flags = 9, f.pipe_id = 10, f.eventfd_count = 11, f.timer_clockid = 12;
+	f.timer_flags = 13, f.timer_value_ns = 14, f.timer_interval_ns = 15;
+	strcpy(f.path, "e"), f.local_len = 1, f.local_addr[0] = 0x0a;
+	f.n_epoll = 1, f.epoll = &ep;
+	strcpy(f.reason, "r");
+	switch (i) {
+	case 0:
+		return cs_image_put_process(b, &p);
+	case 1:
+		return cs_image_put_mapping(b, &m);
+	case 2:
+		return cs_image_put_fd(b, &f);
+	case 3:
+		return cs_image_put_sigaction(b, &sa);
+	case 4:
+		return cs_image_put_unsupported(b, &u);
+	default:
+		return cs_image_put_page_run_head(b, 0x7f0000001000ull, 3);
+	}
+}
+
 static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 {
 	size_t n = 0;
@@ -121,6 +208,30 @@ static void test_known_answer(void)
 	CHECK_EQ(sample_diff(&s, img, want), 0);
 	CHECK_EQ(img->total_len, 294);
 	cs_image_free(img);
+}
+
+static void test_record_vectors(int print)
+{
+	uint8_t got[1024], want[1024];
+	struct cs_buf b = {got, 0, sizeof(got)};
+	size_t i, k, n;
+
+	for (i = 0; i < sizeof(record_kat) / sizeof(record_kat[0]); i++) {
+		b.len = 0;
+		CHECK_EQ(record_kat_encode(i, &b), 0);
+		if (print) {
+			printf("%s ", record_kat[i].name);
+			for (k = 0; k < b.len; k++)
+				printf("%02x", got[k]);
+			printf("\n");
+			continue;
+		}
+		n = unhex(record_kat[i].hex, want, sizeof(want));
+		if (n != b.len || memcmp(got, want, n) != 0) {
+			fprintf(stderr, "%s record: bytes differ from the vector\n", record_kat[i].name);
+			check_failures++;
+		}
+	}
 }
 
 /* Every record type with every field set survives writing and parsing. */
@@ -600,7 +711,12 @@ int main(int argc, char **argv)
 		return write_corpus(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "--check-corpus") == 0)
 		return check_corpus(argv[2]);
+	if (argc == 2 && strcmp(argv[1], "--print-vectors") == 0) {
+		test_record_vectors(1);
+		return 0;
+	}
 	test_known_answer();
+	test_record_vectors(0);
 	test_round_trip(0);
 	test_round_trip(1);
 	test_max_variable_parts();
