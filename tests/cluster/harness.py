@@ -298,11 +298,12 @@ class Cluster:
         """Samples every node's (role, term) every 20 ms in a thread."""
         def loop():
             while not self._stop_sampling.is_set():
-                t = time.monotonic()
                 for n in self.nodes:
+                    # The answer reflects some moment between t0 and t1.
+                    t0 = time.monotonic()
                     role, term = n.role()
                     if role:
-                        self.samples.append((t, n.name, role, term))
+                        self.samples.append((t0, time.monotonic(), n.name, role, term))
                 time.sleep(period)
         self._sampler = threading.Thread(target=loop, daemon=True)
         self._sampler.start()
@@ -318,7 +319,7 @@ class Cluster:
         in term T never claims primary again in a term <= T."""
         primary_of = {}
         fenced_in = {}
-        for t, name, role, term in self.samples:
+        for _, _, name, role, term in self.samples:
             if role == "primary":
                 other = primary_of.setdefault(term, name)
                 assert other == name, "%s and %s both primary in term %d" % (other, name, term)
@@ -336,10 +337,18 @@ class Cluster:
         print(r.stdout, file=file)
 
     def first_sample(self, name, pred):
-        for t, n, role, term in self.samples:
+        """(t0, t1) of the first sample of name that satisfies pred."""
+        for t0, t1, n, role, term in self.samples:
             if n == name and pred(role, term):
-                return t
+                return t0, t1
         return None
+
+    def last_sample(self, name, pred):
+        found = None
+        for t0, t1, n, role, term in self.samples:
+            if n == name and pred(role, term):
+                found = (t0, t1)
+        return found
 
 
 def run(scenarios):
