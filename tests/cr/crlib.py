@@ -459,7 +459,15 @@ class App:
 
     def kill(self, timeout=20):
         """SIGKILLs the program; its checksync run/restore must exit with that status."""
-        os.kill(self.host_pid, signal.SIGKILL)
+        try:
+            os.kill(self.host_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            rc = self.proc.p.poll()
+            self.h.fail("%s: the program (host pid %d) died before the harness killed it; "
+                        "`checksync %s` %s" %
+                        (self.describe(), self.host_pid, self.proc.argv[1],
+                         "is still running" if rc is None else "exited with status %d" % rc),
+                        self.proc)
         log("  SIGKILL host pid %d" % self.host_pid)
         if self.proc.p.poll() is None and self.proc.argv[1] in ("run", "restore") and \
                 "--detach" not in self.proc.argv:
