@@ -3,6 +3,7 @@ package checksync
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -51,5 +52,24 @@ func BenchmarkSyncNotEnabled(b *testing.B) {
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		Sync(ctx)
+	}
+}
+
+// TestPreloadedIdle runs (from meson) with libchecksync.so preloaded but no
+// CHECKSYNC_DIR: the package must find the agent's API and still be inert,
+// because the agent did not start.
+func TestPreloadedIdle(t *testing.T) {
+	if os.Getenv("CSGO_TEST_PRELOADED") == "" {
+		t.Skip("only with the agent preloaded (meson test go-package-preloaded-idle)")
+	}
+	Enabled()
+	if !haveAPI {
+		t.Fatal("libchecksync is preloaded but its API was not found with dlsym")
+	}
+	if Enabled() {
+		t.Fatal("Enabled() is true without CHECKSYNC_DIR")
+	}
+	if _, err := Sync(context.Background()); !errors.Is(err, ErrNotEnabled) {
+		t.Fatalf("Sync: got %v, want ErrNotEnabled", err)
 	}
 }
