@@ -128,14 +128,9 @@ static void fence_finished(void *arg, int status, uint64_t took)
 		cs_event(CS_EV_FENCE_HOOK_OK, .peer = peer, .term = fr->term, .hook = "fence",
 		         CS_DURATION(took));
 	} else {
-		if (status == -ETIMEDOUT)
-			snprintf(why, sizeof(why), "timed out after %" PRIu64 " ms", took);
-		else if (status < 0)
-			snprintf(why, sizeof(why), "cannot run: %s", strerror(-status));
-		else
-			snprintf(why, sizeof(why), "exit status %d", status);
 		cs_event(CS_EV_FENCE_HOOK_FAILED, .peer = peer, .term = fr->term, .hook = "fence",
-		         .reason = why, CS_DURATION(took));
+		         .reason = cs_hook_status_text(status, took, why, sizeof(why)),
+		         CS_DURATION(took));
 	}
 	fr->status = status;
 	/* Never re-enter the state machine from inside one of its calls. */

@@ -35,13 +35,8 @@ static void notify_finished(void *arg, int status, uint64_t took)
 	(void)arg;
 	if (status == 0 || status == -ECANCELED)
 		return;
-	if (status == -ETIMEDOUT)
-		snprintf(why, sizeof(why), "timed out after %" PRIu64 " ms", took);
-	else if (status < 0)
-		snprintf(why, sizeof(why), "cannot run: %s", strerror(-status));
-	else
-		snprintf(why, sizeof(why), "exit status %d", status);
-	cs_event(CS_EV_NOTIFY_HOOK_FAILED, .hook = "notify", .reason = why, CS_DURATION(took));
+	cs_event(CS_EV_NOTIFY_HOOK_FAILED, .hook = "notify",
+	         .reason = cs_hook_status_text(status, took, why, sizeof(why)), CS_DURATION(took));
 }
 
 static void run_notify(struct cs_daemon *d, enum cs_event_kind kind, const char *role,

@@ -266,6 +266,17 @@ int cs_hook_run(struct cs_hooks *h, const char *name, const char *const *argv, u
 	return 0;
 }
 
+const char *cs_hook_status_text(int status, uint64_t took, char *buf, size_t len)
+{
+	if (status == -ETIMEDOUT)
+		snprintf(buf, len, "timed out after %llu ms", (unsigned long long)took);
+	else if (status < 0)
+		snprintf(buf, len, "cannot run: %s", strerror(-status));
+	else
+		snprintf(buf, len, "exit status %d", status);
+	return buf;
+}
+
 unsigned cs_hooks_pending(const struct cs_hooks *h)
 {
 	unsigned n = 0;

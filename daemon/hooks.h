@@ -9,6 +9,7 @@
 #define CS_HOOKS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct event_base;
@@ -29,6 +30,9 @@ void cs_hooks_free(struct cs_hooks *h);
  * field CHECKSYNC_HOOK). done may be NULL. Returns 0 or a negative errno. */
 int cs_hook_run(struct cs_hooks *h, const char *name, const char *const *argv, unsigned timeout_ms,
                 bool serial, cs_hook_done done, void *arg);
+/* A done status as words: "exit status 3", "timed out after 5000 ms",
+ * "cannot run: No such file or directory". Returns buf. */
+const char *cs_hook_status_text(int status, uint64_t took, char *buf, size_t len);
 /* Hooks started or queued and not finished yet. */
 unsigned cs_hooks_pending(const struct cs_hooks *h);
 

@@ -333,24 +333,6 @@ static int fsm_primary(struct cs_membership *m, const struct cs_mevent *ev)
 	}
 }
 
-static int fsm_fenced(struct cs_membership *m, const struct cs_mevent *ev)
-{
-	switch (ev->kind) {
-	case CS_MEV_TICK:
-		/* A fenced node may stand again, but only in a new term. */
-		on_tick_common(m);
-		ms_prevote_timeout(m);
-		if (m->prevote_term == 0)
-			ms_maybe_stand(m, ev->kind);
-		return 0;
-	case CS_MEV_PREVOTE:
-		ms_on_prevote(m, ev);
-		return 0;
-	default:
-		return on_common(m, ev);
-	}
-}
-
 static bool is_message(enum cs_mevent_kind k)
 {
 	return k == CS_MEV_HEARTBEAT || k == CS_MEV_LEASE_RENEW || k == CS_MEV_LEASE_GRANT ||
@@ -451,13 +433,14 @@ int cs_membership_handle(struct cs_membership *m, const struct cs_mevent *ev)
 		return fsm_init(m, ev);
 	case CS_MROLE_BACKUP:
 	case CS_MROLE_WITNESS:
+	case CS_MROLE_FENCED:
+		/* A fenced node acts as a backup that runs no app; it may stand
+		 * again, and then only in a new term. */
 		return fsm_follower(m, ev);
 	case CS_MROLE_CANDIDATE:
 		return fsm_candidate(m, ev);
 	case CS_MROLE_PRIMARY:
 		return fsm_primary(m, ev);
-	case CS_MROLE_FENCED:
-		return fsm_fenced(m, ev);
 	default:
 		return -EINVAL;
 	}
