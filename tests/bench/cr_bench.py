@@ -113,7 +113,7 @@ def run_case(h, exe, mib, permille, rounds):
     pauses, walls, sizes = [], [], []
     for _ in range(rounds):
         start = app.proc.count()
-        os.kill(app.host_pid, signal.SIGUSR2)
+        app.signal(signal.SIGUSR2)
         app.proc.wait_line(r"^dirtied \d+", 120, "dirtying", start=start)
         wall, size, pause_us = timed_checkpoint(app)
         walls.append(wall)

@@ -244,7 +244,6 @@ class Harness:
         self.procs = []
         self.tmpdirs = []
         self.host_pids = set()
-        self.namespaces = set()
         self.context = ""
 
     def check_ready(self):
@@ -290,15 +289,18 @@ class Harness:
 
     def track(self, host_pid):
         self.host_pids.add(host_pid)
-        ns = pid_ns(host_pid)
-        if ns and ns != pid_ns(os.getpid()):
-            self.namespaces.add(ns)
+
+    def is_ours(self, pid):
+        """True if pid is a live process started by this harness run. Pids and
+        namespace inode numbers are reused quickly on a busy machine, so a
+        number alone never identifies a process: the tag in its environment
+        (inherited through checksync run, kept by restore) does."""
+        return ("CR_TEST_TAG=" + self.tag).encode() in read_environ(pid) and pid_alive(pid)
 
     def tagged_pids(self):
         """Live processes that carry this harness run's tag in their environment."""
-        mark = ("CR_TEST_TAG=" + self.tag).encode()
         me = os.getpid()
-        return [p for p in all_pids() if p != me and mark in read_environ(p) and pid_alive(p)]
+        return [p for p in all_pids() if p != me and self.is_ours(p)]
 
     def fail(self, msg, *procs):
         tails = "\n".join(p.tail() for p in procs if p)
@@ -309,13 +311,6 @@ class Harness:
             p.kill()
         for _ in range(50):
             victims = set(self.tagged_pids())
-            for pid in self.host_pids:
-                if pid_alive(pid):
-                    victims.add(pid)
-            if self.namespaces:
-                for pid in all_pids():
-                    if pid_ns(pid) in self.namespaces and pid_alive(pid):
-                        victims.add(pid)
             if not victims:
                 break
             for pid in victims:
@@ -443,7 +438,8 @@ class App:
             self.h.fail("%s: `checksync checkpoint` exited %s, output %r (want status 0 and a "
                         "generation number); program pid %d %s; DIR holds %s" %
                         (self.describe(), rc, out, self.host_pid,
-                         "alive" if pid_alive(self.host_pid) else "dead",
+                         "alive" if pid_alive(self.host_pid) else "dead (`checksync %s` status %s)"
+                         % (self.proc.argv[1], self.proc.p.poll()),
                          sorted(os.listdir(self.dir))), p, self.proc)
         gen = int(m.group(1))
         if self.generations and gen <= self.generations[-1]:
@@ -460,6 +456,8 @@ class App:
     def kill(self, timeout=20):
         """SIGKILLs the program; its checksync run/restore must exit with that status."""
         try:
+            if not self.h.is_ours(self.host_pid):
+                raise ProcessLookupError
             os.kill(self.host_pid, signal.SIGKILL)
         except ProcessLookupError:
             rc = self.proc.p.poll()
@@ -528,10 +526,20 @@ class App:
         log("  continued: progress %d after restore (>= %d before checkpoint)" % (first, before))
         return first
 
+    def signal(self, sig):
+        """Sends sig to the program, after checking the pid is still ours."""
+        if not self.h.is_ours(self.host_pid):
+            rc = self.proc.p.poll()
+            self.h.fail("%s: the program (host pid %d) is gone; `checksync %s` %s" %
+                        (self.describe(), self.host_pid, self.proc.argv[1],
+                         "is still running" if rc is None else "exited with status %d" % rc),
+                        self.proc)
+        os.kill(self.host_pid, sig)
+
     def verify(self, timeout=60, expect_ok=True):
         """Asks the program to verify itself (SIGUSR1); returns the verify line."""
         start = self.proc.count()
-        os.kill(self.host_pid, signal.SIGUSR1)
+        self.signal(signal.SIGUSR1)
         detached = "--detach" in self.proc.argv
         if detached:
             line = self.wait_result_file(timeout)

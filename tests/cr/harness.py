@@ -182,7 +182,7 @@ def sc_signals(h):
         signo = {"USR2": signal.SIGUSR2, "HUP": signal.SIGHUP}
 
         def send(name, want):
-            os.kill(app.host_pid, signo[name])
+            app.signal(signo[name])
             app.proc.wait_line(r"^sig %s %d$" % (name, want), 10,
                                "SIG%s handled (count %d)" % (name, want), start=app.out_start)
 
@@ -253,7 +253,7 @@ def sc_delta_size(h):
         quiet = app.checkpoint()
         quiet_size = os.path.getsize(os.path.join(app.dir, "gen-%020d.img" % quiet))
         start = app.proc.count()
-        os.kill(app.host_pid, signal.SIGUSR2)
+        app.signal(signal.SIGUSR2)
         app.proc.wait_line(r"^burst %d done" % k, 30, "the page burst", start=start)
         gen = app.checkpoint()
         size = os.path.getsize(os.path.join(app.dir, "gen-%020d.img" % gen))
