@@ -23,16 +23,18 @@ func agentStats() interface{} {
 	}
 	s := checksync.Stats()
 	return map[string]interface{}{
-		"generation":    s.Generation,
-		"checkpoints":   s.Checkpoints,
-		"failures":      s.Failures,
-		"bytes_total":   s.BytesTotal,
-		"bytes_last":    s.LastBytes,
-		"pages_last":    s.LastPages,
-		"last_pause_us": s.LastPause.Microseconds(),
-		"max_pause_us":  s.MaxPause.Microseconds(),
-		"restored_from": s.RestoredFrom,
-		"tracking":      s.Tracking,
-		"last_error":    s.LastError,
+		"generation":        s.Generation,
+		"checkpoints":       s.Checkpoints,
+		"failures":          s.Failures,
+		"bytes_total":       s.BytesTotal,
+		"bytes_last":        s.LastBytes,
+		"pages_last":        s.LastPages,
+		"last_pause_us":     s.LastPause.Microseconds(),
+		"max_pause_us":      s.MaxPause.Microseconds(),
+		"last_pause_cpu_us": s.LastPauseCPU.Microseconds(),
+		"last_copied":       s.LastCopied,
+		"restored_from":     s.RestoredFrom,
+		"tracking":          s.Tracking,
+		"last_error":        s.LastError,
 	}
 }

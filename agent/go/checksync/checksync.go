@@ -48,9 +48,11 @@ type AgentStats struct {
 	LastPages    uint64        // pages in the newest image
 	LastPause    time.Duration // all threads stopped, newest checkpoint
 	MaxPause     time.Duration
-	RestoredFrom uint64 // generation this process was restored from, 0 if none
-	Tracking     string // dirty-page tracking: "uffd", "hash" or "none"
-	LastError    string // why the newest checkpoint failed or was incomplete
+	LastPauseCPU time.Duration // the agent's CPU time in that pause (no scheduling delays)
+	LastCopied   bool          // the last delta was copied during the pause (not by a COW child)
+	RestoredFrom uint64        // generation this process was restored from, 0 if none
+	Tracking     string        // dirty-page tracking: "uffd", "hash" or "none"
+	LastError    string        // why the newest checkpoint failed or was incomplete
 }
 
 var (
@@ -117,6 +119,8 @@ func Stats() AgentStats {
 		LastPages:    uint64(s.last_pages),
 		LastPause:    time.Duration(s.last_pause_ns),
 		MaxPause:     time.Duration(s.max_pause_ns),
+		LastPauseCPU: time.Duration(s.last_pause_cpu_ns),
+		LastCopied:   s.last_copied != 0,
 		RestoredFrom: uint64(s.restored_from),
 		Tracking:     trackingNames[int(s.tracking)],
 		LastError:    C.GoString(&s.last_error[0]),

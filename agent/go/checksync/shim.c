@@ -55,28 +55,36 @@ int csgo_checkpoint(uint64_t *ret_generation)
 
 int csgo_stats(struct csgo_stats *out)
 {
-	struct cs_stats s;
+	/* Room to spare: an agent newer than this program may fill a larger
+	 * struct than the header it was built with. */
+	union {
+		struct cs_stats s;
+		char room[sizeof(struct cs_stats) + 1024];
+	} u;
+	const struct cs_stats *sp = &u.s;
 	int r;
 
 	memset(out, 0, sizeof(*out));
 	if (!csgo_resolve())
 		return -ENOTCONN;
-	memset(&s, 0, sizeof(s));
-	r = p_stats(&s);
+	memset(&u, 0, sizeof(u));
+	r = p_stats(&u.s);
 	if (r < 0)
 		return r;
 	/* Field by field: the agent's struct may grow, ours is what Go sees. */
-	out->generation = s.generation;
-	out->checkpoints = s.checkpoints;
-	out->failures = s.failures;
-	out->bytes_total = s.bytes_total;
-	out->last_bytes = s.last_bytes;
-	out->last_pages = s.last_pages;
-	out->last_pause_ns = s.last_pause_ns;
-	out->max_pause_ns = s.max_pause_ns;
-	out->restored_from = s.restored_from;
-	out->tracking = s.tracking;
-	memcpy(out->last_error, s.last_error, sizeof(out->last_error));
+	out->generation = sp->generation;
+	out->checkpoints = sp->checkpoints;
+	out->failures = sp->failures;
+	out->bytes_total = sp->bytes_total;
+	out->last_bytes = sp->last_bytes;
+	out->last_pages = sp->last_pages;
+	out->last_pause_ns = sp->last_pause_ns;
+	out->max_pause_ns = sp->max_pause_ns;
+	out->last_pause_cpu_ns = sp->last_pause_cpu_ns;
+	out->last_copied = sp->last_copied;
+	out->restored_from = sp->restored_from;
+	out->tracking = sp->tracking;
+	memcpy(out->last_error, sp->last_error, sizeof(out->last_error));
 	out->last_error[sizeof(out->last_error) - 1] = 0;
 	return 0;
 }

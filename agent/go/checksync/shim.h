@@ -18,6 +18,8 @@ struct csgo_stats {
 	uint64_t last_pages;
 	uint64_t last_pause_ns;
 	uint64_t max_pause_ns;
+	uint64_t last_pause_cpu_ns;
+	int last_copied;
 	uint64_t restored_from;
 	int tracking;
 	char last_error[256];
