@@ -129,6 +129,7 @@ struct cs_agent {
 	struct cs_config cfg;
 	int active;
 	int mode; /* what actually runs */
+	int have_pagemap_scan; /* PAGEMAP_SCAN works: resident scans skip holes */
 	int uffd, pagemap_fd, lock_fd, listen_fd, wake_fd, dir_fd;
 	int tee_pipe[2]; /* scratch pipe for copying pending pipe bytes */
 	pid_t pid, agent_tid;
@@ -179,6 +180,7 @@ size_t cs_strlcat(char *dst, const char *src, size_t cap);
 int cs_parse_u64(const char **s, uint64_t *out, int base);
 ssize_t cs_read_file(const char *path, char *buf, size_t cap);
 int64_t cs_clock_ns(int clockid);
+void cs_copy(void *dst, const void *src, size_t len);
 int cs_set_err(char *dst, const char *a, const char *b, const char *c);
 
 /* maps.c */
@@ -194,6 +196,7 @@ int cs_select_pages(const struct cs_maps *maps, const struct cs_runs *dirty, int
 		    int pagemap_fd, struct cs_runs *one, struct cs_runs *resident,
 		    struct cs_runs *send);
 int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages);
+void cs_runs_normalize(struct cs_runs *r);
 int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end);
 
 /* fds.c: runs in the parent during the freeze (file descriptions are shared) */

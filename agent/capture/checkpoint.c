@@ -28,14 +28,27 @@ static int need_base(const struct cs_agent *a)
 	       (a->mode == CS_MODE_HASH && !a->hash_n);
 }
 
+static uint64_t run_pages(const struct cs_runs *r);
+static struct cs_runs one; /* a mapping's resident runs, during the freeze */
+
 /* Hash mode keeps one entry per resident page; size both tables for every
- * tracked page there could be. Growing loses the old table: a base follows. */
+ * resident page (counted now when PAGEMAP_SCAN makes that cheap; the
+ * writer then reuses the list) or else every tracked page there could be.
+ * Growing loses the old table: a base follows. */
 static int hash_reserve(struct cs_agent *a, struct cs_capture *c)
 {
 	size_t pages = 0;
-	for (size_t i = 0; i < c->maps.n; i++)
-		if (c->maps.v[i].flags & CS_MAP_TRACKED)
-			pages += (c->maps.v[i].end - c->maps.v[i].start) / CS_PAGE;
+	c->resident.n = 0;
+	if (a->have_pagemap_scan) {
+		int r = cs_select_pages(&c->maps, NULL, 1, a->pagemap_fd, &one, &c->resident, NULL);
+		if (r)
+			return r;
+		pages = run_pages(&c->resident);
+	} else {
+		for (size_t i = 0; i < c->maps.n; i++)
+			if (c->maps.v[i].flags & CS_MAP_TRACKED)
+				pages += (c->maps.v[i].end - c->maps.v[i].start) / CS_PAGE;
+	}
 	if (pages <= a->hash_cap)
 		return 0;
 	size_t cap = pages + pages / 2 + 1024;
@@ -76,7 +89,6 @@ static void unsupported_mappings(struct cs_capture *c)
 
 #define WRITER_STACK (256u << 10)
 static char *writer_stack;
-static struct cs_runs one; /* a mapping's resident runs, during the freeze */
 
 static int writer_main(void *arg)
 {
@@ -138,17 +150,21 @@ static int copy_pages(struct cs_capture *c)
 {
 	size_t need = c->send_pages * CS_PAGE;
 	if (need > c->copy_cap) {
+		size_t cap = need * 2 > (4u << 20) ? need * 2 : (4u << 20);
 		cs_scratch_free(c->copy, c->copy_cap);
 		c->copy_cap = 0;
-		c->copy = cs_scratch_alloc(need + need / 4, 0);
+		c->copy = cs_scratch_alloc(cap, 0);
 		if (!c->copy)
 			return -ENOMEM;
-		c->copy_cap = need + need / 4;
+		/* A forked writer never needs it, and without this every page of
+		 * it would take a copy-on-write fault at the next copy. */
+		madvise(c->copy, cap, MADV_DONTFORK);
+		c->copy_cap = cap;
 	}
 	uint8_t *p = c->copy;
 	for (size_t i = 0; i < c->send.n; i++) {
 		size_t len = c->send.r[i].npages * CS_PAGE;
-		memcpy(p, (const void *)c->send.r[i].addr, len);
+		cs_copy(p, (const void *)c->send.r[i].addr, len);
 		p += len;
 	}
 	return 0;

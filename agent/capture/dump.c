@@ -219,7 +219,7 @@ static int write_bounced(struct dump *d, uint64_t addr, uint32_t npages)
 {
 	while (npages) {
 		uint32_t k = npages > BOUNCE_PAGES ? BOUNCE_PAGES : npages;
-		memcpy(d->bounce, (const void *)addr, (size_t)k * CS_PAGE);
+		cs_copy(d->bounce, (const void *)addr, (size_t)k * CS_PAGE);
 		int r = cs_image_section_write(&d->w, d->bounce, (size_t)k * CS_PAGE);
 		if (r)
 			return r;

@@ -148,6 +148,10 @@ int cs_dump_select_pages(struct dump *d)
 		return 0;
 	}
 	struct cs_runs one = {.plain = 1};
-	int r = cs_select_pages(&d->c->maps, NULL, 1, d->pagemap_fd, &one, &d->resident, NULL);
+	int r = 0;
+	if (d->a->have_pagemap_scan) /* the parent listed them at the freeze */
+		d->resident = d->c->resident;
+	else
+		r = cs_select_pages(&d->c->maps, NULL, 1, d->pagemap_fd, &one, &d->resident, NULL);
 	return r ? r : select_by_hash(d, d->c->is_base);
 }

@@ -37,9 +37,18 @@ void cs_track_reset(void)
 
 int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages)
 {
-	if (r->n && r->r[r->n - 1].addr + r->r[r->n - 1].npages * CS_PAGE == addr) {
-		r->r[r->n - 1].npages += npages;
-		return 0;
+	/* Adjacent runs merge. Overlap happens too: when the output vector
+	 * fills, PAGEMAP_SCAN's walk_end can lie before the end of the last
+	 * region it returned, and the next call returns those pages again. */
+	if (r->n) {
+		struct cs_run *last = &r->r[r->n - 1];
+		uint64_t end = last->addr + last->npages * CS_PAGE;
+		if (addr >= last->addr && addr <= end) {
+			uint64_t new_end = addr + npages * CS_PAGE;
+			if (new_end > end)
+				last->npages = (new_end - last->addr) / CS_PAGE;
+			return 0;
+		}
 	}
 	if (r->n + 1 > r->cap) {
 		int e = r->plain ? cs_plain_grow((void **)&r->r, &r->cap, sizeof(*r->r), r->n + 1)
@@ -64,6 +73,9 @@ int cs_track_open(struct cs_agent *a)
 		if (!vec)
 			return -ENOMEM;
 	}
+	/* PAGEMAP_SCAN exists? An empty range answers 0 or ENOTTY. */
+	struct pm_scan_arg probe = {.size = sizeof(probe), .vec = (uint64_t)vec, .vec_len = 1};
+	a->have_pagemap_scan = ioctl(a->pagemap_fd, PAGEMAP_SCAN, &probe) >= 0;
 	if (a->cfg.mode == CS_MODE_HASH)
 		return 0;
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
@@ -76,12 +88,9 @@ int cs_track_open(struct cs_agent *a)
 		close(fd);
 		return e;
 	}
-	/* PAGEMAP_SCAN exists? An empty range answers 0 or ENOTTY. */
-	struct pm_scan_arg arg = {.size = sizeof(arg), .vec = (uint64_t)vec, .vec_len = 1};
-	if (ioctl(a->pagemap_fd, PAGEMAP_SCAN, &arg) < 0) {
-		int e = -errno;
+	if (!a->have_pagemap_scan) {
 		close(fd);
-		return e;
+		return -ENOTTY;
 	}
 	a->uffd = fd;
 	return 0;
@@ -164,6 +173,7 @@ int cs_track_scan(struct cs_agent *a, struct cs_capture *c)
 		if (r)
 			return r;
 	}
+	cs_runs_normalize(&c->dirty);
 	return 0;
 }
 
@@ -198,7 +208,9 @@ static int resident_pagemap(const struct cs_vma *v, int pagemap_fd, struct cs_ru
 }
 
 /*
- * The live pages of a tracked mapping: present or swapped, anonymous (a page
+ * The live pages of a tracked mapping (PAGEMAP_SCAN where the kernel has
+ * it, in both modes: reading 8 bytes of /proc/self/pagemap per page of a
+ * sparse reservation, such as a sanitizer's shadow, takes minutes): present or swapped, anonymous (a page
  * still shared with the file is restored from the file), not the zero page.
  * Runs in the writer child, whose page tables are a copy of the parent's.
  */
@@ -206,7 +218,7 @@ int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out
 {
 	if (v->flags & CS_MAP_VSYSCALL)
 		return 0;
-	if (cs_agent.mode == CS_MODE_HASH)
+	if (!cs_agent.have_pagemap_scan)
 		return resident_pagemap(v, pagemap_fd, out);
 	return scan_range(pagemap_fd, v->start, v->end, 0, PAGE_IS_FILE | PAGE_IS_PFNZERO,
 			  PAGE_IS_FILE | PAGE_IS_PFNZERO, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
@@ -266,6 +278,9 @@ int cs_select_pages(const struct cs_maps *maps, const struct cs_runs *dirty, int
 		if (r)
 			return r;
 	}
+	cs_runs_normalize(resident);
+	if (send)
+		cs_runs_normalize(send);
 	return 0;
 }
 
@@ -275,4 +290,57 @@ int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end)
 		if (r->r[i].addr < end && r->r[i].addr + r->r[i].npages * CS_PAGE > start)
 			return 1;
 	return 0;
+}
+
+static void sift(struct cs_run *a, size_t i, size_t n)
+{
+	for (;;) {
+		size_t m = i, l = 2 * i + 1, r = l + 1;
+		if (l < n && a[l].addr > a[m].addr)
+			m = l;
+		if (r < n && a[r].addr > a[m].addr)
+			m = r;
+		if (m == i)
+			return;
+		struct cs_run t = a[i];
+		a[i] = a[m];
+		a[m] = t;
+		i = m;
+	}
+}
+
+/*
+ * Makes a run list sorted and disjoint, as the image format requires. The
+ * scans produce it in order almost always; the exception seen (a sanitizer
+ * build's allocator growing a mapping that is then registered and merged
+ * by the kernel) is repaired here rather than trusted. Heap sort: in place,
+ * no allocation, usable during the freeze.
+ */
+void cs_runs_normalize(struct cs_runs *r)
+{
+	size_t i, n = r->n;
+	for (i = 1; i < n && r->r[i].addr >= r->r[i - 1].addr + r->r[i - 1].npages * CS_PAGE; i++)
+		;
+	if (i >= n)
+		return;
+	for (i = n / 2; i-- > 0;)
+		sift(r->r, i, n);
+	for (i = n; i-- > 1;) {
+		struct cs_run t = r->r[0];
+		r->r[0] = r->r[i];
+		r->r[i] = t;
+		sift(r->r, 0, i);
+	}
+	size_t k = 0;
+	for (i = 1; i < n; i++) {
+		uint64_t end = r->r[k].addr + r->r[k].npages * CS_PAGE;
+		uint64_t e2 = r->r[i].addr + r->r[i].npages * CS_PAGE;
+		if (r->r[i].addr <= end) {
+			if (e2 > end)
+				r->r[k].npages = (e2 - r->r[k].addr) / CS_PAGE;
+		} else {
+			r->r[++k] = r->r[i];
+		}
+	}
+	r->n = k + 1;
 }
