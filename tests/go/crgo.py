@@ -188,8 +188,10 @@ def http_get(port, path, timeout=5.0, method="GET", body=None):
         c.close()
 
 
-def get(port, path, timeout=5.0):
-    """http_get for checks: a failed request names itself in the failure."""
+def get(port, path, timeout=30.0):
+    """http_get for checks: a failed request names itself in the failure.
+    The timeout is generous: a checkpoint's freeze of a large Go process
+    lasted seconds on this loaded machine; a hang still fails."""
     try:
         return http_get(port, path, timeout=timeout)
     except (OSError, http.client.HTTPException) as e:
