@@ -97,8 +97,13 @@ static int open_dir(struct cs_agent *a)
 	a->lock_fd = openat(a->dir_fd, "agent.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (a->lock_fd < 0)
 		return -errno;
-	if (flock(a->lock_fd, LOCK_EX | LOCK_NB))
-		return -errno;
+	/* After a restore the dead process's writer may hold the lock for a
+	 * moment longer (it dies of PR_SET_PDEATHSIG): wait for it. */
+	for (int i = 0; flock(a->lock_fd, LOCK_EX | LOCK_NB); i++) {
+		if (errno != EWOULDBLOCK || !a->restored_from || i >= 300)
+			return -errno;
+		poll(NULL, 0, 10);
+	}
 	return 0;
 }
 

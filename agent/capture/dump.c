@@ -375,6 +375,16 @@ int cs_dump_child(struct cs_agent *a, struct cs_capture *c)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (syscall(SYS_getppid) != a->pid)
 		return -ESRCH;
+	/* Our copies of the agent's fds would keep its lock (flock belongs to
+	 * the open file description) and its socket alive if the process died
+	 * first: a restore must be able to take them over at once. */
+	int mine[] = {a->lock_fd, a->listen_fd, a->wake_fd, a->uffd, a->pagemap_fd};
+	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+		if (mine[i] >= 0)
+			close(mine[i]);
+	for (size_t i = 0; i < sizeof(a->client_fd) / sizeof(a->client_fd[0]); i++)
+		if (a->client_fd[i] >= 0)
+			close(a->client_fd[i]);
 	struct dump d;
 	memset(&d, 0, sizeof(d));
 	d.resident.plain = 1;
