@@ -180,6 +180,14 @@ static void test_unsupported(void)
 			      img->fds[i].type);
 	cs_image_free(img);
 	close(nl);
+
+	/* A shared writable mapping is named too; cs_sync shares the path. */
+	void *shm = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	r = cs_sync(&g);
+	cs_stats(&st);
+	CHECK(r == -ENOTSUP && strstr(st.last_error, "shared writable"),
+	      "shared writable mapping: %d (%s)", r, st.last_error);
+	munmap(shm, 4096);
 }
 
 static int pages_have(const struct cs_image *img, uint64_t addr)
