@@ -39,6 +39,8 @@ int cs_find_file(const char *env, const char *build_rel, const char *installed, 
 		 size_t cap)
 {
 	const char *e = getenv(env);
+	if (!out || !cap)
+		return -EINVAL;
 	if (e && *e) {
 		snprintf(out, cap, "%s", e);
 		return access(out, R_OK) == 0 ? 0 : -errno;
@@ -85,9 +87,16 @@ int main(int argc, char **argv)
 		return usage(stderr);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))
 		return usage(stdout);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].fn(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		int rc = commands[i].fn(argc - 1, argv + 1);
+		/* After unshare(CLONE_NEWPID) this process can no longer fork once
+		 * the namespace's init is gone, and exit-time handlers that need to
+		 * (LeakSanitizer's stop-the-world) would fail: leave directly. */
+		fflush(NULL);
+		_exit(rc);
+	}
 	cs_err("unknown command '%s'", argv[1]);
 	return usage(stderr);
 }

@@ -107,7 +107,8 @@ static int take_from_image(const struct cs_image *img, int fd, struct span **nee
 		free(left);
 		return -ENOMEM;
 	}
-	memcpy(pr, img->page_runs, nr * sizeof(*pr));
+	if (nr)
+		memcpy(pr, img->page_runs, nr * sizeof(*pr));
 	qsort(pr, nr, sizeof(*pr), cmp_page_run);
 	size_t nl = 0, r = 0;
 	int err = 0;
@@ -303,7 +304,8 @@ static int buf_add(struct plan_buf *b, const void *data, size_t len, uint64_t *r
 		b->data = nd;
 		b->cap = cap;
 	}
-	memcpy(b->data + at, data, len);
+	if (len)
+		memcpy(b->data + at, data, len);
 	b->len = at + len;
 	if (ret_off)
 		*ret_off = at;

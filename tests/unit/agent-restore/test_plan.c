@@ -61,6 +61,13 @@ static void chain_of(struct cs_restore *r, struct cs_image **imgs, size_t n)
 	r->img = imgs[0];
 }
 
+static void unchain(struct cs_restore *r)
+{
+	for (size_t i = 0; i < r->chain.n; i++)
+		free(r->chain.imgs[i].img);
+	free(r->chain.imgs);
+}
+
 static void expect(const struct cs_plan_copy *c, uint64_t addr, uint64_t len, uint64_t off, int fd)
 {
 	if (c->addr != addr || c->len != len || c->file_off != off || c->fd != fd) {
@@ -91,6 +98,7 @@ static void newest_image_wins(void)
 	expect(&c[2], A + 2 * P, 2 * P, 1000 + 2 * P, 11);
 	expect(&c[3], A + 16 * P, P, 9000, 10);
 	free(c);
+	unchain(&r);
 }
 
 /* A page that is live but that no image holds: refused, not zero-filled. */
@@ -107,6 +115,7 @@ static void missing_page_is_damage(void)
 	int before = errors;
 	CHECK(cs_plan_resolve_pages(&r, 10, &c, &n) < 0);
 	CHECK(errors == before + 1);
+	unchain(&r);
 }
 
 /* Pages that are no longer live (not in RESIDENT) are not copied even if an
@@ -125,6 +134,7 @@ static void dead_pages_skipped_and_runs_merged(void)
 	CHECK(n == 1);
 	expect(&c[0], A, 3 * P, 100, 3);
 	free(c);
+	unchain(&r);
 }
 
 int main(void)
