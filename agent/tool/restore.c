@@ -174,14 +174,20 @@ static int launch(struct cs_restore *r)
 	if (cs_launch_start(&l, &init) < 0)
 		return 1;
 	close(r->status_wr);
-	if (await_status(r, init) < 0) {
-		int st;
-		waitpid(init, &st, 0);
-		return 1;
-	}
+	/* agent.pid first: tools that watch DIR learn the new pid as soon as the
+	 * process exists; a failed restore removes it again. */
 	pid_t host = cs_launch_child_host_pid(init);
 	if (host > 0)
 		cs_write_pid_file(r->dir, host);
+	if (await_status(r, init) < 0) {
+		char path[PATH_MAX + 16];
+		int st;
+		snprintf(path, sizeof(path), "%s/agent.pid", r->dir);
+		if (host > 0)
+			unlink(path);
+		waitpid(init, &st, 0);
+		return 1;
+	}
 	if (r->detach) {
 		printf("%d\n", (int)host);
 		fflush(stdout);
