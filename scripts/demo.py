@@ -94,6 +94,21 @@ def wait_http(port, timeout=20):
     raise RuntimeError("kvserver did not answer on port %d" % port)
 
 
+def kill_quietly(fn):
+    try:
+        fn()
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def parent_of(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def restore_demo():
     tool = os.path.join(BUILD, "agent", "tool", "checksync")
     kv = os.path.join(BUILD, "agent", "go", "kvserver")
@@ -148,15 +163,15 @@ def restore_demo():
         except (OSError, ValueError, IndexError):
             pass
         for p in procs:
-            pid = p.pid if hasattr(p, "pid") else p
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            # Popen children have sessions of their own; a restored program
+            # shares ours, so it is killed alone, with its namespace's init.
+            if hasattr(p, "pid"):
+                kill_quietly(lambda: os.killpg(p.pid, signal.SIGKILL))
+            else:
+                init = parent_of(p)
+                kill_quietly(lambda: os.kill(p, signal.SIGKILL))
+                if init and init != 1:
+                    kill_quietly(lambda: os.kill(init, signal.SIGKILL))
         for p in procs:
             if hasattr(p, "wait"):
                 p.wait(timeout=20)
