@@ -280,6 +280,16 @@ static int plan_threads(const struct cs_restore *r, struct cs_plan_thread *t)
 			.robust_len = s->robust_list_len, .rseq_addr = s->rseq_addr,
 			.rseq_len = s->rseq_len, .rseq_sig = s->rseq_sig};
 		mains += t[i].is_main;
+		/* Every glibc or Go thread has a TLS base: fs 0 means the agent did
+		 * not finish recording this thread, and resuming it would fault on
+		 * its first %fs access. */
+		if (!s->fs_base) {
+			cs_err("refusing: thread %d of generation %llu was captured without its TLS "
+			       "base (fs 0): the image is incomplete; restore an older generation "
+			       "with --generation",
+			       s->tid, (unsigned long long)r->img->header.generation);
+			return -EINVAL;
+		}
 	}
 	if (mains != 1) {
 		cs_err("refusing: the image has no thread whose tid is the process id %d (the main "
