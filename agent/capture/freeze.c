@@ -36,6 +36,9 @@ static _Atomic int freeze_active;
 static _Atomic uint32_t parked;      /* threads parked in this freeze */
 static _Atomic uint32_t nrec;        /* records filled in */
 static struct cs_thread_rec *recs;   /* scratch, CS_MAX_THREADS */
+/* recs[i] is complete once ready[i] is 1: a slot is claimed (nrec) before
+ * it is filled, and the agent must not capture a half-written record. */
+static _Atomic uint32_t *ready;
 static int32_t *signaled;            /* scratch: tids sent the signal this freeze */
 static uint32_t n_signaled;
 static uint64_t t_first_kill, t_released;
@@ -98,9 +101,13 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 		errno = saved_errno;
 		return;
 	}
+	struct cs_thread_rec rec;
+	record_self(&rec, tid, uc);
 	uint32_t i = atomic_fetch_add(&nrec, 1);
-	if (i < CS_MAX_THREADS)
-		record_self(&recs[i], tid, uc);
+	if (i < CS_MAX_THREADS) {
+		recs[i] = rec;
+		atomic_store_explicit(&ready[i], 1, memory_order_release);
+	}
 	atomic_fetch_add(&parked, 1);
 	futex(&parked, FUTEX_WAKE, 1, NULL);
 	while (atomic_load(&release_seq) == seq)
@@ -119,7 +126,8 @@ int cs_freeze_install(void)
 	if (!recs) {
 		recs = cs_scratch_alloc(CS_MAX_THREADS * sizeof(*recs), 0);
 		signaled = cs_scratch_alloc(CS_MAX_THREADS * sizeof(*signaled), 0);
-		if (!recs || !signaled)
+		ready = cs_scratch_alloc(CS_MAX_THREADS * sizeof(*ready), 0);
+		if (!recs || !signaled || !ready)
 			return -ENOMEM;
 	}
 	return sigaction(CS_FREEZE_SIGNAL, &sa, NULL) ? -errno : 0;
@@ -146,7 +154,7 @@ static int has_record(int32_t tid)
 {
 	uint32_t n = atomic_load(&nrec);
 	for (uint32_t i = 0; i < n && i < CS_MAX_THREADS; i++)
-		if (recs[i].tid == tid)
+		if (atomic_load_explicit(&ready[i], memory_order_acquire) && recs[i].tid == tid)
 			return 1;
 	return 0;
 }
@@ -250,6 +258,8 @@ static void agent_in_handler(void *uc)
 int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns)
 {
 	n_signaled = 0;
+	for (uint32_t i = 0; i < CS_MAX_THREADS && i < atomic_load(&nrec); i++)
+		atomic_store(&ready[i], 0);
 	atomic_store(&nrec, 0);
 	atomic_store(&parked, 0);
 	t_first_kill = 0;
@@ -285,6 +295,7 @@ void cs_freeze_reset(void)
 {
 	recs = NULL; /* scratch from before the restore is gone */
 	signaled = NULL;
+	ready = NULL;
 	atomic_store(&freeze_active, 0);
 	atomic_fetch_add(&release_seq, 1);
 	atomic_store(&nrec, 0);
