@@ -166,6 +166,7 @@ void cs_scratch_free(void *p, size_t len);
 int cs_scratch_is_agent(uint64_t start, uint64_t end);
 int cs_scratch_grow(void **p, size_t *cap, size_t elem, size_t need);
 void cs_scratch_forget_all(void);
+void cs_scratch_mark_mapped(void);
 void cs_maps_reset(void);
 void cs_track_reset(void);
 void cs_fds_reset(void);

@@ -186,6 +186,7 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	if (cs_read_file("/proc/self/comm", c->comm, sizeof(c->comm)) > 0)
 		c->comm[strcspn(c->comm, "\n")] = 0;
 	uint64_t t0 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC), t1, t2, t3;
+	cs_scratch_mark_mapped();
 	int r = cs_maps_read(&c->maps);
 	if (r)
 		return cs_set_err(c->errmsg, "reading /proc/self/maps failed", NULL, NULL), r;

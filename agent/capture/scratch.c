@@ -14,6 +14,9 @@
 struct region {
 	_Atomic uint64_t start, end;
 	_Atomic int shared;
+	/* Live when /proc/self/maps was last read during a freeze, so in that
+	 * image's MAPPINGS and recreated (empty) by a restore from it. */
+	_Atomic int in_maps;
 };
 
 static struct region regions[CS_MAX_AGENT_REGIONS * 4];
@@ -23,6 +26,7 @@ static void remember(uint64_t start, uint64_t end, int shared)
 	for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
 		uint64_t zero = 0;
 		if (atomic_compare_exchange_strong(&regions[i].start, &zero, start)) {
+			atomic_store(&regions[i].in_maps, 0);
 			atomic_store(&regions[i].shared, shared);
 			atomic_store(&regions[i].end, end);
 			return;
@@ -109,20 +113,33 @@ int cs_scratch_grow(void **p, size_t *cap, size_t elem, size_t need)
 	return 0;
 }
 
+/* During a freeze, just before /proc/self/maps is read: every region live
+ * now is in this image's MAPPINGS. */
+void cs_scratch_mark_mapped(void)
+{
+	for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++)
+		if (atomic_load(&regions[i].start))
+			atomic_store(&regions[i].in_maps, 1);
+}
+
 /*
- * After a restore: drop every region the table lists. The restorer
- * recreated them empty (they were CS_MAP_AGENT in the image) or, for one
- * allocated during the freeze after /proc/self/maps was read, left the
- * range unmapped; either way nothing of the application is there, because
- * the other threads were parked from that read until the image was taken.
- * The agent then allocates afresh.
+ * After a restore: drop every region the table lists, and unmap those the
+ * image's MAPPINGS had (the restorer recreated them empty). A region
+ * allocated during the freeze after /proc/self/maps was read (the writer's
+ * stack, a grown run list or copy buffer) is in the table but was never
+ * recreated: its range is a hole in this process, and the other threads,
+ * running since the restorer let them go, may already have mapped their own
+ * memory there. Unmapping it would pull memory from under them (SIGSEGV), so
+ * it is only forgotten. A region allocated during the maps read itself may
+ * have been recreated and is then left to the application, empty.
  */
 void cs_scratch_forget_all(void)
 {
 	for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
 		uint64_t s = atomic_load(&regions[i].start), e = atomic_load(&regions[i].end);
-		if (s && e > s)
+		if (s && e > s && atomic_load(&regions[i].in_maps))
 			munmap((void *)s, e - s);
+		atomic_store(&regions[i].in_maps, 0);
 		atomic_store(&regions[i].start, 0);
 		atomic_store(&regions[i].end, 0);
 	}
