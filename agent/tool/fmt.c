@@ -72,19 +72,23 @@ const char *cs_tracking_name(uint32_t t)
 	}
 }
 
+/* Pages of the run [addr, addr + npages pages) that fall inside [start, end). */
+static uint64_t run_pages_in(uint64_t addr, uint32_t npages, uint64_t start, uint64_t end)
+{
+	uint64_t s = addr, e = s + (uint64_t)npages * CS_IMAGE_PAGE_SIZE;
+	if (s < start)
+		s = start;
+	if (e > end)
+		e = end;
+	return e > s ? (e - s) / CS_IMAGE_PAGE_SIZE : 0;
+}
+
 /* Pages of the runs that fall inside [start, end). */
 uint64_t cs_runs_pages_in(const struct cs_image_run *runs, size_t n, uint64_t start, uint64_t end)
 {
 	uint64_t pages = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t s = runs[i].addr, e = s + (uint64_t)runs[i].npages * CS_IMAGE_PAGE_SIZE;
-		if (s < start)
-			s = start;
-		if (e > end)
-			e = end;
-		if (e > s)
-			pages += (e - s) / CS_IMAGE_PAGE_SIZE;
-	}
+	for (size_t i = 0; i < n; i++)
+		pages += run_pages_in(runs[i].addr, runs[i].npages, start, end);
 	return pages;
 }
 
@@ -92,14 +96,7 @@ uint64_t cs_page_runs_pages_in(const struct cs_image_page_run *runs, size_t n, u
 			       uint64_t end)
 {
 	uint64_t pages = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t s = runs[i].addr, e = s + (uint64_t)runs[i].npages * CS_IMAGE_PAGE_SIZE;
-		if (s < start)
-			s = start;
-		if (e > end)
-			e = end;
-		if (e > s)
-			pages += (e - s) / CS_IMAGE_PAGE_SIZE;
-	}
+	for (size_t i = 0; i < n; i++)
+		pages += run_pages_in(runs[i].addr, runs[i].npages, start, end);
 	return pages;
 }
