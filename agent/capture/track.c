@@ -135,12 +135,24 @@ static int scan_range(int pagemap_fd, uint64_t start, uint64_t end, uint64_t fla
 	return 0;
 }
 
+/*
+ * The pages to exclude: the zero page always, pages still shared with the
+ * file only in a file mapping. Asking for PAGE_IS_FILE makes the kernel
+ * look up every present page's struct page (a cache miss each: 0.1 us per
+ * page here, 8-14 ms per scan of a 300 MiB Go heap), and an anonymous
+ * mapping holds no file pages, so only file mappings ask.
+ */
+static uint64_t not_live_mask(const struct cs_vma *v)
+{
+	return (v->flags & CS_MAP_FILE) ? PAGE_IS_FILE | PAGE_IS_PFNZERO : PAGE_IS_PFNZERO;
+}
+
 static int scan_written(int pagemap_fd, const struct cs_vma *v, struct cs_runs *out)
 {
+	uint64_t skip = not_live_mask(v);
 	return scan_range(pagemap_fd, v->start, v->end,
-			  PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-			  PAGE_IS_WRITTEN | PAGE_IS_FILE | PAGE_IS_PFNZERO,
-			  PAGE_IS_FILE | PAGE_IS_PFNZERO, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
+			  PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, PAGE_IS_WRITTEN | skip, skip,
+			  PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
 }
 
 /*
@@ -220,8 +232,9 @@ int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out
 		return 0;
 	if (!cs_agent.have_pagemap_scan)
 		return resident_pagemap(v, pagemap_fd, out);
-	return scan_range(pagemap_fd, v->start, v->end, 0, PAGE_IS_FILE | PAGE_IS_PFNZERO,
-			  PAGE_IS_FILE | PAGE_IS_PFNZERO, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
+	uint64_t skip = not_live_mask(v);
+	return scan_range(pagemap_fd, v->start, v->end, 0, skip, skip,
+			  PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
 }
 
 /* Adds the part of run [addr, addr + np pages) that dirty covers, walking
