@@ -111,6 +111,21 @@ void cs_chain_free(struct cs_chain *c)
 	c->n = 0;
 }
 
+/*
+ * Whether l may be the parent of child (a delta) in one chain. Deltas of a
+ * chain all name the base the agent started it on. A full image ends the
+ * chain: that base itself, or a later generation of the same chain that
+ * compaction made full (compact.c). Either way its generation is at least
+ * the child's base (and is the child's parent, checked by the caller); a
+ * full image older than the base is another chain's.
+ */
+static int same_chain(const struct cs_image_header *h, const struct cs_image_header *child)
+{
+	if (h->flags & CS_IMAGE_F_DELTA)
+		return h->base_generation == child->base_generation;
+	return h->generation >= child->base_generation;
+}
+
 static int check_link(const struct cs_loaded *l, uint64_t want, const struct cs_loaded *child,
 		      struct cs_chain_damage *dmg)
 {
@@ -118,7 +133,7 @@ static int check_link(const struct cs_loaded *l, uint64_t want, const struct cs_
 	const char *why = NULL;
 	if (h->generation != want)
 		why = "its header names another generation";
-	else if (child && h->base_generation != child->img->header.base_generation)
+	else if (child && !same_chain(h, &child->img->header))
 		why = "it belongs to another base";
 	else if (!(h->flags & CS_IMAGE_F_DELTA) && h->base_generation != h->generation)
 		why = "a base image that is not its own base";

@@ -19,10 +19,11 @@ static const struct {
 	const char *usage;
 } commands[] = {
 	{"run", cs_cmd_run,
-	 "run --dir DIR [--interval-ms N] [--tracking uffd|hash] -- PROG [ARGS...]"},
+	 "run --dir DIR [--interval-ms N] [--tracking uffd|hash] [--no-compact] -- PROG [ARGS...]"},
 	{"checkpoint", cs_cmd_checkpoint, "checkpoint --dir DIR"},
 	{"restore", cs_cmd_restore, "restore --dir DIR [--generation G] [--detach]"},
 	{"inspect", cs_cmd_inspect, "inspect DIR|IMAGE [--json]"},
+	{"compact", cs_cmd_compact, "compact DIR [--generation G]"},
 };
 
 void cs_err(const char *fmt, ...)

@@ -6,12 +6,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "compact.h"
+
 /* Subcommands: each takes argv after the subcommand name and returns the
  * process exit status. */
 int cs_cmd_run(int argc, char **argv);
 int cs_cmd_checkpoint(int argc, char **argv);
 int cs_cmd_restore(int argc, char **argv);
 int cs_cmd_inspect(int argc, char **argv);
+int cs_cmd_compact(int argc, char **argv);
 
 /* Messages: "checksync: ..." on stderr. */
 void cs_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -30,6 +33,11 @@ struct cs_launch {
 	void *arg;
 	int detach;               /* the tool will not wait: init outlives it */
 	int close_in_init;        /* an fd init must not keep open (-1: none) */
+	/* A background compactor of this directory next to the program (NULL:
+	 * none), with its pid inside (0: the next free one). */
+	const char *compact_dir;
+	struct cs_compact_policy compact;
+	pid_t compactor_pid;
 };
 int cs_launch_start(const struct cs_launch *l, pid_t *ret_init);
 /* Host pid of init's first child (from /proc/<init>/task/<init>/children). */
