@@ -14,6 +14,9 @@
 #define CS_ENV_INTERVAL_MS "CHECKSYNC_INTERVAL_MS" /* period; 0 = only on request */
 #define CS_ENV_TRACKING    "CHECKSYNC_TRACKING"    /* "uffd" (default) or "hash" */
 #define CS_ENV_BASE_EVERY  "CHECKSYNC_BASE_EVERY"  /* a new base after N deltas */
+/* "1": a compactor folds the chain (checksync run): the agent takes a base
+ * only when it must, never periodically, and prunes nothing */
+#define CS_ENV_COMPACTOR   "CHECKSYNC_COMPACTOR"
 
 /* ---- Checkpoint directory ----------------------------------------------- */
 

@@ -74,8 +74,11 @@ static int status_code(int st)
 }
 
 /* Reaps every child, forwards signals to the main one; returns when it is
- * gone, with its status. */
-static int reap_and_forward(pid_t main_pid, const sigset_t *set)
+ * gone, with its status. The compactor, if any, goes with it: killed and
+ * reaped before init exits, so nothing writes into DIR once `checksync
+ * run` or `restore` has returned (an interrupted compaction leaves only a
+ * .tmp, which no reader reads). */
+static int reap_and_forward(pid_t main_pid, pid_t compactor, const sigset_t *set)
 {
 	for (;;) {
 		siginfo_t si;
@@ -91,26 +94,73 @@ static int reap_and_forward(pid_t main_pid, const sigset_t *set)
 			pid_t p = waitpid(-1, &st, WNOHANG);
 			if (p <= 0)
 				break;
-			if (p == main_pid)
-				return status_code(st);
+			if (p == compactor) {
+				cs_err("init: the compactor exited (status %d); no more compaction",
+				       status_code(st));
+				compactor = -1;
+			}
+			if (p != main_pid)
+				continue;
+			if (compactor > 0) {
+				kill(compactor, SIGKILL);
+				waitpid(compactor, NULL, 0);
+			}
+			return status_code(st);
 		}
 	}
 }
 
-static pid_t spawn(const struct cs_launch *l)
+static pid_t clone_pid(pid_t want)
 {
 	struct clone_args args = {.exit_signal = SIGCHLD};
-	pid_t want = l->pid;
 	if (want > 0) {
 		args.set_tid = (uint64_t)(uintptr_t)&want;
 		args.set_tid_size = 1;
 	}
-	long r = syscall(SYS_clone3, &args, sizeof(args));
+	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+}
+
+static pid_t spawn(const struct cs_launch *l)
+{
+	pid_t r = clone_pid(l->pid);
 	if (r == 0) {
 		uncatch_signals();
 		_exit(l->child(l->arg) ? 127 : 0);
 	}
-	return (pid_t)r;
+	return r;
+}
+
+/*
+ * The compactor: a child of init, so it lives exactly as long as the
+ * program (init kills it when the program is gone, and the kernel kills
+ * the whole namespace when init dies). Terminal and forwarded signals are
+ * ignored: they are the program's to act on, and the compactor must keep
+ * going while the program does.
+ *
+ * SCHED_IDLE rather than nice 19: both keep it off the program's cores
+ * when they are busy (weight 3 against nice 19's 15, next to a program's
+ * 1024), but only SCHED_IDLE also lets every waking thread of the program
+ * preempt it at once, so it adds no wake-up latency to requests. It still
+ * gets that small share under full load, so compaction never stops
+ * entirely. Its I/O is best-effort at the lowest level, not the idle
+ * class, for the same reason: the idle class can starve it forever.
+ */
+static pid_t spawn_compactor(const struct cs_launch *l)
+{
+	pid_t r = clone_pid(l->compactor_pid);
+	if (r != 0)
+		return r;
+	struct sched_param sp = {0};
+	uncatch_signals();
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		signal(forwarded[i], SIG_IGN);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	prctl(PR_SET_NAME, "checksync-cmpct");
+	close_range(3, ~0u, 0); /* e.g. a restore's image fds: pruned files keep their space while open */
+	sched_setscheduler(0, SCHED_IDLE, &sp);
+	/* IOPRIO_WHO_PROCESS 1, IOPRIO_CLASS_BE 2 << 13, level 7 */
+	syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 7);
+	cs_compact_loop(l->compact_dir, &l->compact);
 }
 
 static __attribute__((noreturn)) void run_init(const struct cs_launch *l)
@@ -132,8 +182,12 @@ static __attribute__((noreturn)) void run_init(const struct cs_launch *l)
 	}
 	if (l->close_in_init >= 0)
 		close(l->close_in_init);
+	pid_t compactor = -1;
+	if (l->compact_dir && (compactor = spawn_compactor(l)) < 0)
+		cs_err("init: cannot start the compactor (pid %d): %s", (int)l->compactor_pid,
+		       strerror(errno));
 	/* init has nothing else to hold open: stdio stays for messages only. */
-	_exit(reap_and_forward(main_pid, &set));
+	_exit(reap_and_forward(main_pid, compactor, &set));
 }
 
 static int write_time_offsets(int64_t mono, int64_t boot)
@@ -204,5 +258,5 @@ int cs_launch_wait(pid_t init)
 {
 	sigset_t set;
 	catch_signals(&set);
-	return reap_and_forward(init, &set);
+	return reap_and_forward(init, -1, &set);
 }

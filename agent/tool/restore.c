@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../include/cs_agent_abi.h"
+#include "../restore/cs_plan.h"
 #include "restore.h"
 #include "tool.h"
 
@@ -43,6 +45,62 @@ static uint64_t next_generation(const char *dir)
 	if (d)
 		closedir(d);
 	return max + 1;
+}
+
+/* Reads [addr, addr + len) of the checkpointed memory from the chain. */
+static int read_memory(const struct cs_restore *r, uint64_t addr, uint8_t *out, size_t len)
+{
+	struct cs_plan_copy *c;
+	size_t n, got = 0;
+	if (cs_plan_resolve_pages(r, 0, &c, &n) < 0) /* image i of the chain is "fd" i */
+		return -EBADMSG;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t s = c[i].addr > addr ? c[i].addr : addr;
+		uint64_t e = c[i].addr + c[i].len < addr + len ? c[i].addr + c[i].len : addr + len;
+		if (s >= e)
+			continue;
+		ssize_t k = pread(r->chain.imgs[c[i].fd].fd, out + (s - addr), e - s,
+				  (off_t)(c[i].file_off + (s - c[i].addr)));
+		if (k == (ssize_t)(e - s))
+			got += (size_t)k;
+	}
+	free(c);
+	return got == len ? 0 : -ENODATA;
+}
+
+/*
+ * Whether the agent in the image counts on a compactor: its process was
+ * started with CHECKSYNC_COMPACTOR=1 (checksync run). Its configuration is
+ * in its memory, so the answer is in the image: the environment block the
+ * kernel laid out at exec (setenv later changes environ, not this block).
+ */
+static int image_wants_compactor(const struct cs_restore *r)
+{
+	static const char want[] = CS_ENV_COMPACTOR "=1";
+	uint64_t start = r->img->process.env_start, end = r->img->process.env_end;
+	if (!start || end <= start || end - start > (1u << 20))
+		return 0;
+	size_t len = (size_t)(end - start);
+	uint8_t *env = malloc(len + 1);
+	int found = 0;
+	if (env && read_memory(r, start, env, len) == 0) {
+		env[len] = 0;
+		for (size_t i = 0; i < len && !found; i += strlen((char *)env + i) + 1)
+			found = !strcmp((char *)env + i, want);
+	}
+	free(env);
+	return found;
+}
+
+/* A pid for the compactor that no thread of the image has: clone3 gives
+ * the threads their saved tids after init has started the compactor. */
+static pid_t compactor_pid(const struct cs_image *img)
+{
+	pid_t hi = img->process.pid;
+	for (size_t i = 0; i < img->n_threads; i++)
+		if (img->threads[i].tid > hi)
+			hi = img->threads[i].tid;
+	return hi + 1;
 }
 
 static int highest_open_fd(void)
@@ -170,6 +228,15 @@ static int launch(struct cs_restore *r)
 		.pid = r->img->process.pid, .child = restore_child, .arg = r, .detach = r->detach,
 		.close_in_init = r->status_wr,
 	};
+	char msg[256];
+	if (image_wants_compactor(r)) {
+		if (cs_compact_policy_from_env(&l.compact, msg, sizeof(msg)) < 0) {
+			cs_err("%s", msg);
+			return 2;
+		}
+		l.compact_dir = r->dir;
+		l.compactor_pid = compactor_pid(r->img);
+	}
 	pid_t init;
 	if (cs_launch_start(&l, &init) < 0)
 		return 1;

@@ -19,6 +19,7 @@ struct run_opts {
 	char agent[PATH_MAX];
 	const char *interval_ms;
 	const char *tracking;
+	int no_compact;
 	char **prog;
 };
 
@@ -44,6 +45,13 @@ static int start_program(void *arg)
 		setenv(CS_ENV_INTERVAL_MS, o->interval_ms, 1);
 	if (o->tracking)
 		setenv(CS_ENV_TRACKING, o->tracking, 1);
+	/* The agent then never takes a periodic base: the compactor folds the
+	 * chain instead. Without it (or with --no-compact) the agent keeps
+	 * taking bases itself. */
+	if (o->no_compact)
+		unsetenv(CS_ENV_COMPACTOR);
+	else
+		setenv(CS_ENV_COMPACTOR, "1", 1);
 	close_range(3, ~0u, 0);
 	execvp(o->prog[0], o->prog);
 	cs_err("cannot execute %s: %s", o->prog[0], strerror(errno));
@@ -56,6 +64,7 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 		{"dir", required_argument, NULL, 'd'},
 		{"interval-ms", required_argument, NULL, 'i'},
 		{"tracking", required_argument, NULL, 't'},
+		{"no-compact", no_argument, NULL, 'n'},
 		{0},
 	};
 	const char *dir = NULL;
@@ -66,11 +75,13 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 		case 'd': dir = optarg; break;
 		case 'i': o->interval_ms = optarg; break;
 		case 't': o->tracking = optarg; break;
+		case 'n': o->no_compact = 1; break;
 		default: return -1;
 		}
 	}
 	if (!dir || optind >= argc) {
-		cs_err("usage: checksync run --dir DIR [--interval-ms N] [--tracking uffd|hash] -- PROG [ARGS...]");
+		cs_err("usage: checksync run --dir DIR [--interval-ms N] [--tracking uffd|hash] "
+		       "[--no-compact] -- PROG [ARGS...]");
 		return -1;
 	}
 	if (o->tracking && strcmp(o->tracking, "uffd") && strcmp(o->tracking, "hash")) {
@@ -106,6 +117,14 @@ int cs_cmd_run(int argc, char **argv)
 		return 1;
 	}
 	struct cs_launch l = {.child = start_program, .arg = &o, .close_in_init = -1};
+	char msg[256];
+	if (!o.no_compact) {
+		if (cs_compact_policy_from_env(&l.compact, msg, sizeof(msg)) < 0) {
+			cs_err("%s", msg);
+			return 2;
+		}
+		l.compact_dir = o.dir;
+	}
 	pid_t init;
 	if (cs_launch_start(&l, &init) < 0)
 		return 1;
