@@ -92,6 +92,7 @@ struct cs_config {
 	uint32_t base_every;
 	int mode; /* enum cs_tracking_mode asked for */
 	int writer; /* enum cs_writer_mode */
+	int compactor; /* CHECKSYNC_COMPACTOR=1: someone else folds the chain */
 };
 
 /* The checkpoint being taken: filled during the freeze, read by the child. */

@@ -20,12 +20,21 @@
 
 #include "agent.h"
 
+/*
+ * A base when one is needed for correctness (no chain yet, after a restore
+ * or a failure, hash mode without a table). Periodic bases only keep the
+ * chain short; with a compactor (CHECKSYNC_COMPACTOR=1, checksync run) that
+ * is its job, done outside the process: a base here forks a copy-on-write
+ * writer for the whole resident set, and the application pays a fault for
+ * every page it writes while that writer lives.
+ */
 static int need_base(const struct cs_agent *a)
 {
-	return a->force_base || !a->last_generation || !a->chain_base ||
-	       a->chain_deltas >= a->cfg.base_every ||
-	       (a->base_bytes && a->chain_delta_bytes > a->base_bytes) ||
-	       (a->mode == CS_MODE_HASH && !a->hash_n);
+	if (a->force_base || !a->last_generation || !a->chain_base ||
+	    (a->mode == CS_MODE_HASH && !a->hash_n))
+		return 1;
+	return !a->cfg.compactor && (a->chain_deltas >= a->cfg.base_every ||
+				     (a->base_bytes && a->chain_delta_bytes > a->base_bytes));
 }
 
 static uint64_t run_pages(const struct cs_runs *r);
@@ -270,8 +279,11 @@ static void chain_advance(struct cs_agent *a, const struct cs_capture *c, uint64
 		a->chain_deltas = 0;
 		a->chain_delta_bytes = 0;
 		a->base_bytes = bytes;
-		if (old)
-			prune(a, old); /* keep the previous chain and this one */
+		/* Keep the previous chain and this one. With a compactor the
+		 * directory is its to prune: it may be writing a .tmp of an
+		 * older generation right now. */
+		if (old && !a->cfg.compactor)
+			prune(a, old);
 	} else {
 		a->chain_deltas++;
 		a->chain_delta_bytes += bytes;
