@@ -19,7 +19,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -255,110 +254,14 @@ static int start(const char *dir)
 	return r;
 }
 
-/*
- * Two copies of the agent in one process: a program that links
- * libchecksync.a (the Go package's checksync_static tag) and is dynamically
- * linked still gets libchecksync.so from `checksync run` by LD_PRELOAD. Two
- * active agents would fight over the freeze signal and the directory, so the
- * first constructor to run (the preloaded one: ld.so runs the executable's
- * constructors last) becomes the agent and publishes a table of its API in
- * CS_ENV_ACTIVE ("pid:address:cookie"); a later copy finds it, starts
- * nothing, installs no handler, and forwards every cs_* call to it, so the
- * program reaches the active agent whichever copy it calls. The pid and a
- * random cookie, checked through a read that cannot fault, reject the value
- * a program inherited or kept across execve.
- */
-#define CS_ENV_ACTIVE "CHECKSYNC_ACTIVE_AGENT"
-#define PEER_MAGIC 0x3152454550534328ull /* "(CSPEER1" */
-
-struct cs_agent_peer {
-	uint64_t magic;
-	uint64_t cookie; /* nonzero once published */
-	uint64_t size;   /* sizeof(struct cs_agent_peer) of the publisher */
-	int (*enabled)(void);
-	int (*sync)(uint64_t *);
-	int (*checkpoint)(uint64_t *);
-	int (*stats_size)(struct cs_stats *, size_t);
-	int (*on_restore)(void (*)(const struct cs_restore_info *, void *), void *);
-};
-
-static struct cs_agent_peer self_peer = {
-	.magic = PEER_MAGIC,
-	.size = sizeof(struct cs_agent_peer),
-	.enabled = cs_enabled,
-	.sync = cs_sync,
-	.checkpoint = cs_checkpoint,
-	.stats_size = cs_stats_size,
-	.on_restore = cs_on_restore,
-};
-/* Non-NULL: another copy in this process is the agent; calls go there. */
-static const struct cs_agent_peer *peer;
-
-static void publish_self(void)
-{
-	char val[80];
-	uint64_t c = 0;
-	if (syscall(SYS_getrandom, &c, sizeof(c), 0) != (long)sizeof(c) || !c)
-		c = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) ^ ((uint64_t)getpid() << 32) ^ 1;
-	self_peer.cookie = c;
-	snprintf(val, sizeof(val), "%d:%lx:%llx", (int)getpid(), (unsigned long)&self_peer,
-		 (unsigned long long)c);
-	setenv(CS_ENV_ACTIVE, val, 1); /* constructors run before any other thread */
-}
-
-/* The active copy's table, or NULL when there is none (or only a stale
- * value from before an execve). */
-static const struct cs_agent_peer *find_active_copy(void)
-{
-	const char *v = getenv(CS_ENV_ACTIVE);
-	unsigned long addr;
-	unsigned long long cookie;
-	int pid;
-	static struct cs_agent_peer p;
-	if (!v || sscanf(v, "%d:%lx:%llx", &pid, &addr, &cookie) != 3 || pid != getpid() ||
-	    addr == (unsigned long)&self_peer)
-		return NULL;
-	struct iovec local = {&p, sizeof(p)}, remote = {(void *)addr, sizeof(p)};
-	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof(p) ||
-	    p.magic != PEER_MAGIC || p.cookie != cookie || !cookie)
-		return NULL;
-	return (const struct cs_agent_peer *)addr;
-}
-
-/* A copy we cannot talk to: stay inactive and say so, once. */
-static void refuse_copy(const struct cs_agent_peer *p)
-{
-	char line[256];
-	int n = snprintf(line, sizeof(line),
-			 "checksync: another copy of the agent is active in this process with an "
-			 "incompatible interface (%llu bytes, this copy knows %zu); this copy "
-			 "stays inactive (its calls answer -ENOTCONN)\n",
-			 (unsigned long long)p->size, sizeof(*p));
-	cs_strlcpy(cs_agent.last_error, "another, incompatible copy of the agent is active",
-		   sizeof(cs_agent.last_error));
-	if (n > 0 && write(STDERR_FILENO, line, strlen(line)) < 0) {
-		/* stderr closed: last_error still says it */
-	}
-}
-
 __attribute__((constructor)) static void cs_agent_ctor(void)
 {
 	const char *dir = getenv(CS_ENV_DIR);
 	if (!dir || !*dir)
 		return;
-	const struct cs_agent_peer *p = find_active_copy();
-	if (p) {
-		if (p->size >= sizeof(*p))
-			peer = p;
-		else
-			refuse_copy(p);
-		return;
-	}
 	int r = start(dir);
 	if (r)
 		cs_strlcpy(cs_agent.last_error, strerror(-r), sizeof(cs_agent.last_error));
-	else
-		publish_self();
 }
 
 void cs_after_restore(struct cs_agent *a)
@@ -394,8 +297,6 @@ void cs_after_restore(struct cs_agent *a)
 
 int cs_enabled(void)
 {
-	if (peer)
-		return peer->enabled();
 	return cs_agent.active;
 }
 
@@ -423,15 +324,11 @@ static int request(uint64_t *ret_generation)
 
 int cs_checkpoint(uint64_t *ret_generation)
 {
-	if (peer)
-		return peer->checkpoint(ret_generation);
 	return request(ret_generation);
 }
 
 int cs_sync(uint64_t *ret_generation)
 {
-	if (peer)
-		return peer->sync(ret_generation);
 	return request(ret_generation);
 }
 
@@ -439,8 +336,6 @@ int cs_on_restore(void (*cb)(const struct cs_restore_info *, void *), void *arg)
 {
 	if (!cb)
 		return -EINVAL;
-	if (peer)
-		return peer->on_restore(cb, arg);
 	pthread_mutex_lock(&api_mu);
 	for (int i = 0; i < MAX_CALLBACKS; i++) {
 		if (!callbacks[i].cb) {
@@ -454,10 +349,9 @@ int cs_on_restore(void (*cb)(const struct cs_restore_info *, void *), void *arg)
 	return -ENOSPC;
 }
 
-static int fill_stats(struct cs_stats *out)
+int cs_stats(struct cs_stats *out)
 {
 	const struct cs_agent *a = &cs_agent;
-	struct cs_sig_report sig;
 	memset(out, 0, sizeof(*out));
 	if (!a->active && !a->last_error[0])
 		return -ENOTCONN;
@@ -475,31 +369,5 @@ static int fill_stats(struct cs_stats *out)
 	out->tracking = a->active ? (a->mode == CS_MODE_HASH ? CS_TRACKING_HASH : CS_TRACKING_UFFD)
 				  : CS_TRACKING_NONE;
 	cs_strlcpy(out->last_error, a->last_error, sizeof(out->last_error));
-	cs_freeze_sig_report(&sig);
-	out->freeze_signal = sig.signal;
-	out->sig_takeovers = sig.takeovers;
-	out->sig_foreign_handler = sig.foreign;
-	out->sig_first_takeover_ns = sig.first_ns;
-	out->sig_last_takeover_ns = sig.last_ns;
-	out->sig_forwarded = sig.forwarded;
 	return a->active ? 0 : -ENOTCONN;
-}
-
-int cs_stats_size(struct cs_stats *out, size_t size)
-{
-	struct cs_stats s;
-	if (peer)
-		return peer->stats_size(out, size);
-	int r = fill_stats(&s);
-	if (size > sizeof(s)) {
-		memset((char *)out + sizeof(s), 0, size - sizeof(s));
-		size = sizeof(s);
-	}
-	memcpy(out, &s, size);
-	return r;
-}
-
-int cs_stats(struct cs_stats *out)
-{
-	return cs_stats_size(out, sizeof(*out));
 }
