@@ -104,11 +104,13 @@ struct cs_capture {
 	struct cs_runs resident; /* uffd mode: live tracked pages, parent side */
 	struct cs_runs send;     /* uffd mode: pages whose bytes go into the image */
 	uint64_t send_pages, resident_pages;
-	/* copy mode: the send pages copied during the freeze, in order; the
-	 * writer then shares memory with the process (no page tables copied) */
+	/* copy mode: the send pages copied during the freeze, laid out as
+	 * the PAGES section's payload (each run's head, then its bytes), so
+	 * the writer hands it to write(2) in one piece; the writer then
+	 * shares memory with the process (no page tables copied) */
 	int copy_mode;
 	uint8_t *copy;
-	size_t copy_cap;
+	size_t copy_cap, copy_len;
 	uint64_t brk;
 	struct cs_thread_rec *threads;
 	uint32_t n_threads;
@@ -210,11 +212,30 @@ void cs_unsup_add(struct cs_capture *c, const char *what);
 int cs_freeze_install(void);
 int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns);
 int cs_freeze_signal_ok(void);
+
+/* The freeze signal taken by another handler and taken back (freeze.c). */
+struct cs_sig_report {
+	int signal;         /* CS_FREEZE_SIGNAL */
+	uint64_t takeovers; /* times another handler was found in the agent's place */
+	uint64_t foreign;   /* the last one found: address; 0 = SIG_DFL, 1 = SIG_IGN */
+	int64_t first_ns, last_ns; /* CLOCK_REALTIME when found; 0 = never */
+	uint64_t forwarded; /* signals the agent did not send, passed to that handler */
+};
+void cs_freeze_sig_report(struct cs_sig_report *out);
 void cs_freeze_reset(void);
 int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c);
 
 /* dump.c: the writer child */
 int cs_dump_child(struct cs_agent *a, struct cs_capture *c);
+/* Longest page run one PAGES record carries, and the PAGES payload size
+ * for a list of runs (each run's heads plus its bytes). */
+#define CS_RUN_MAX_PAGES (1u << 20)
+uint64_t cs_page_section_len(const struct cs_runs *send);
+/* Copy-mode writers share the agent's memory and reuse buffers that stay
+ * mapped (and faulted in) between checkpoints; called during the freeze.
+ * cs_dump_reset forgets them after a restore. */
+int cs_dump_keep_buffers(void);
+void cs_dump_reset(void);
 
 /* procinfo.c */
 int cs_fill_process(struct cs_agent *a, struct cs_image_process *p);

@@ -91,6 +91,19 @@ static void error_reply(const struct cs_agent *a, int r, char *reply, size_t cap
 			*p = ';';
 }
 
+/* The freeze signal: who took it and how often (freeze.c, docs/capture.md). */
+static void status_signal(char *out, size_t cap)
+{
+	struct cs_sig_report r;
+	cs_freeze_sig_report(&r);
+	snprintf(out, cap,
+		 " signal=%d sig_takeovers=%llu sig_foreign=%#llx sig_first_takeover_ms=%lld "
+		 "sig_last_takeover_ms=%lld sig_forwarded=%llu",
+		 r.signal, (unsigned long long)r.takeovers, (unsigned long long)r.foreign,
+		 (long long)(r.first_ns / 1000000), (long long)(r.last_ns / 1000000),
+		 (unsigned long long)r.forwarded);
+}
+
 void cs_control_serve(struct cs_agent *a, int fd)
 {
 	char req[64], reply[CS_AGENT_REPLY_MAX];
@@ -133,6 +146,7 @@ void cs_control_serve(struct cs_agent *a, int fd)
 			 (unsigned long long)a->phase_ns[5] / 1000,
 			 (unsigned long long)a->cap.send_pages,
 			 (unsigned long long)a->last_pause_cpu_ns / 1000);
+		status_signal(reply + strlen(reply), sizeof(reply) - strlen(reply));
 	} else {
 		snprintf(reply, sizeof(reply), "error unknown request");
 	}
