@@ -104,13 +104,11 @@ struct cs_capture {
 	struct cs_runs resident; /* uffd mode: live tracked pages, parent side */
 	struct cs_runs send;     /* uffd mode: pages whose bytes go into the image */
 	uint64_t send_pages, resident_pages;
-	/* copy mode: the send pages copied during the freeze, laid out as
-	 * the PAGES section's payload (each run's head, then its bytes), so
-	 * the writer hands it to write(2) in one piece; the writer then
-	 * shares memory with the process (no page tables copied) */
+	/* copy mode: the send pages copied during the freeze, in order; the
+	 * writer then shares memory with the process (no page tables copied) */
 	int copy_mode;
 	uint8_t *copy;
-	size_t copy_cap, copy_len;
+	size_t copy_cap;
 	uint64_t brk;
 	struct cs_thread_rec *threads;
 	uint32_t n_threads;
