@@ -225,15 +225,6 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c);
 
 /* dump.c: the writer child */
 int cs_dump_child(struct cs_agent *a, struct cs_capture *c);
-/* Longest page run one PAGES record carries, and the PAGES payload size
- * for a list of runs (each run's heads plus its bytes). */
-#define CS_RUN_MAX_PAGES (1u << 20)
-uint64_t cs_page_section_len(const struct cs_runs *send);
-/* Copy-mode writers share the agent's memory and reuse buffers that stay
- * mapped (and faulted in) between checkpoints; called during the freeze.
- * cs_dump_reset forgets them after a restore. */
-int cs_dump_keep_buffers(void);
-void cs_dump_reset(void);
 
 /* procinfo.c */
 int cs_fill_process(struct cs_agent *a, struct cs_image_process *p);
