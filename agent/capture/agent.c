@@ -26,6 +26,9 @@
 #include "checksync.h"
 
 struct cs_agent cs_agent;
+/* This object's own cs_agent, whatever the dynamic linker binds the global
+ * name to (see "Two copies" below). */
+extern struct cs_agent cs_agent_here __attribute__((alias("cs_agent"), visibility("hidden")));
 struct cs_agent_restore_block cs_restore_block = {.magic = CS_AGENT_BLOCK_MAGIC};
 
 #define MAX_CALLBACKS 8
@@ -254,14 +257,133 @@ static int start(const char *dir)
 	return r;
 }
 
+/*
+ * Two copies of the agent in one process: a program that links
+ * libchecksync.a (the Go package's checksync_static tag) and is dynamically
+ * linked still gets libchecksync.so from `checksync run` by LD_PRELOAD. Two
+ * active agents would fight over the freeze signal and the directory, so the
+ * first constructor to run (the preloaded one: ld.so runs the executable's
+ * constructors last) becomes the agent and publishes a table of its API in
+ * CS_ENV_ACTIVE ("pid:address:cookie"); a later copy finds it, starts
+ * nothing, installs no handler, and forwards every cs_* call to it, so the
+ * program reaches the active agent whichever copy it calls. The pid and a
+ * random cookie, checked through a read that cannot fault, reject the value
+ * a program inherited or kept across execve.
+ *
+ * That holds when the program keeps the linked copy's symbols to itself.
+ * When it exports them (Go's external linker passes -rdynamic), they
+ * interpose the preloaded library's own: its code would run on the
+ * program's data. The preloaded copy sees that (its cs_agent is not its
+ * own) and stands down before touching anything; the program's copy, whose
+ * constructor runs next, is then the only agent.
+ */
+#define CS_ENV_ACTIVE "CHECKSYNC_ACTIVE_AGENT"
+#define PEER_MAGIC 0x3152454550534328ull /* "(CSPEER1" */
+
+struct cs_agent_peer {
+	uint64_t magic;
+	uint64_t cookie; /* nonzero once published */
+	uint64_t size;   /* sizeof(struct cs_agent_peer) of the publisher */
+	int (*enabled)(void);
+	int (*sync)(uint64_t *);
+	int (*checkpoint)(uint64_t *);
+	int (*stats_size)(struct cs_stats *, size_t);
+	int (*on_restore)(void (*)(const struct cs_restore_info *, void *), void *);
+};
+
+static struct cs_agent_peer self_peer = {
+	.magic = PEER_MAGIC,
+	.size = sizeof(struct cs_agent_peer),
+	.enabled = cs_enabled,
+	.sync = cs_sync,
+	.checkpoint = cs_checkpoint,
+	.stats_size = cs_stats_size,
+	.on_restore = cs_on_restore,
+};
+/* Non-NULL: another copy in this process is the agent; calls go there. */
+static const struct cs_agent_peer *peer;
+
+static void publish_self(void)
+{
+	char val[80];
+	uint64_t c = 0;
+	if (syscall(SYS_getrandom, &c, sizeof(c), 0) != (long)sizeof(c) || !c)
+		c = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) ^ ((uint64_t)getpid() << 32) ^ 1;
+	self_peer.cookie = c;
+	snprintf(val, sizeof(val), "%d:%lx:%llx", (int)getpid(), (unsigned long)&self_peer,
+		 (unsigned long long)c);
+	setenv(CS_ENV_ACTIVE, val, 1); /* constructors run before any other thread */
+}
+
+/* Copies n bytes from an address that may not be mapped: through a pipe,
+ * whose write fails with EFAULT where a load would crash. */
+static int read_safely(void *dst, const void *src, size_t n)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC))
+		return -errno;
+	ssize_t w = write(fds[1], src, n);
+	ssize_t r = w == (ssize_t)n ? read(fds[0], dst, n) : -1;
+	close(fds[0]);
+	close(fds[1]);
+	return r == (ssize_t)n ? 0 : -EFAULT;
+}
+
+/* The active copy's table, or NULL when there is none (or only a stale
+ * value from before an execve). */
+static const struct cs_agent_peer *find_active_copy(void)
+{
+	const char *v = getenv(CS_ENV_ACTIVE);
+	unsigned long addr;
+	unsigned long long cookie;
+	int pid;
+	static struct cs_agent_peer p;
+	if (!v || sscanf(v, "%d:%lx:%llx", &pid, &addr, &cookie) != 3 || pid != getpid() ||
+	    addr == (unsigned long)&self_peer)
+		return NULL;
+	if (read_safely(&p, (const void *)addr, sizeof(p)) || p.magic != PEER_MAGIC ||
+	    p.cookie != cookie || !cookie)
+		return NULL;
+	/* Its table naming our own functions would make every call recurse. */
+	if (p.enabled == cs_enabled || p.sync == cs_sync)
+		return NULL;
+	return (const struct cs_agent_peer *)addr;
+}
+
+/* A copy we cannot talk to: stay inactive and say so, once. */
+static void refuse_copy(const struct cs_agent_peer *p)
+{
+	char line[256];
+	int n = snprintf(line, sizeof(line),
+			 "checksync: another copy of the agent is active in this process with an "
+			 "incompatible interface (%llu bytes, this copy knows %zu); this copy "
+			 "stays inactive (its calls answer -ENOTCONN)\n",
+			 (unsigned long long)p->size, sizeof(*p));
+	cs_strlcpy(cs_agent.last_error, "another, incompatible copy of the agent is active",
+		   sizeof(cs_agent.last_error));
+	if (n > 0 && write(STDERR_FILENO, line, strlen(line)) < 0) {
+		/* stderr closed: last_error still says it */
+	}
+}
+
 __attribute__((constructor)) static void cs_agent_ctor(void)
 {
 	const char *dir = getenv(CS_ENV_DIR);
-	if (!dir || !*dir)
+	if (!dir || !*dir || &cs_agent != &cs_agent_here)
 		return;
+	const struct cs_agent_peer *p = find_active_copy();
+	if (p) {
+		if (p->size >= sizeof(*p))
+			peer = p;
+		else
+			refuse_copy(p);
+		return;
+	}
 	int r = start(dir);
 	if (r)
 		cs_strlcpy(cs_agent.last_error, strerror(-r), sizeof(cs_agent.last_error));
+	else
+		publish_self();
 }
 
 void cs_after_restore(struct cs_agent *a)
@@ -297,6 +419,8 @@ void cs_after_restore(struct cs_agent *a)
 
 int cs_enabled(void)
 {
+	if (peer)
+		return peer->enabled();
 	return cs_agent.active;
 }
 
@@ -324,11 +448,15 @@ static int request(uint64_t *ret_generation)
 
 int cs_checkpoint(uint64_t *ret_generation)
 {
+	if (peer)
+		return peer->checkpoint(ret_generation);
 	return request(ret_generation);
 }
 
 int cs_sync(uint64_t *ret_generation)
 {
+	if (peer)
+		return peer->sync(ret_generation);
 	return request(ret_generation);
 }
 
@@ -336,6 +464,8 @@ int cs_on_restore(void (*cb)(const struct cs_restore_info *, void *), void *arg)
 {
 	if (!cb)
 		return -EINVAL;
+	if (peer)
+		return peer->on_restore(cb, arg);
 	pthread_mutex_lock(&api_mu);
 	for (int i = 0; i < MAX_CALLBACKS; i++) {
 		if (!callbacks[i].cb) {
@@ -349,9 +479,10 @@ int cs_on_restore(void (*cb)(const struct cs_restore_info *, void *), void *arg)
 	return -ENOSPC;
 }
 
-int cs_stats(struct cs_stats *out)
+static int fill_stats(struct cs_stats *out)
 {
 	const struct cs_agent *a = &cs_agent;
+	struct cs_sig_report sig;
 	memset(out, 0, sizeof(*out));
 	if (!a->active && !a->last_error[0])
 		return -ENOTCONN;
@@ -369,5 +500,31 @@ int cs_stats(struct cs_stats *out)
 	out->tracking = a->active ? (a->mode == CS_MODE_HASH ? CS_TRACKING_HASH : CS_TRACKING_UFFD)
 				  : CS_TRACKING_NONE;
 	cs_strlcpy(out->last_error, a->last_error, sizeof(out->last_error));
+	cs_freeze_sig_report(&sig);
+	out->freeze_signal = sig.signal;
+	out->sig_takeovers = sig.takeovers;
+	out->sig_foreign_handler = sig.foreign;
+	out->sig_first_takeover_ns = sig.first_ns;
+	out->sig_last_takeover_ns = sig.last_ns;
+	out->sig_forwarded = sig.forwarded;
 	return a->active ? 0 : -ENOTCONN;
+}
+
+int cs_stats_size(struct cs_stats *out, size_t size)
+{
+	struct cs_stats s;
+	if (peer)
+		return peer->stats_size(out, size);
+	int r = fill_stats(&s);
+	if (size > sizeof(s)) {
+		memset((char *)out + sizeof(s), 0, size - sizeof(s));
+		size = sizeof(s);
+	}
+	memcpy(out, &s, size);
+	return r;
+}
+
+int cs_stats(struct cs_stats *out)
+{
+	return cs_stats_size(out, sizeof(*out));
 }

@@ -13,6 +13,7 @@
 #ifndef CHECKSYNC_H
 #define CHECKSYNC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -57,9 +58,28 @@ struct cs_stats {
 	uint64_t restored_from;   /* generation this process was restored from, 0 if none */
 	int tracking;             /* enum cs_tracking */
 	char last_error[256];
+	/* The freeze signal (freeze_signal, 62 with glibc) found taken by
+	 * another handler (Go's runtime and os/signal do that) and taken back:
+	 * how often, the handler found last (its address; 0 = SIG_DFL,
+	 * 1 = SIG_IGN), when the first and the last were found (CLOCK_REALTIME
+	 * ns, 0 if never), and how many signals the agent did not send itself
+	 * it passed on to that handler. */
+	uint64_t sig_takeovers;
+	uint64_t sig_foreign_handler;
+	int64_t sig_first_takeover_ns;
+	int64_t sig_last_takeover_ns;
+	uint64_t sig_forwarded;
+	int freeze_signal;
 };
 
+/* Fills *out (sizeof(struct cs_stats) bytes of the header the agent was
+ * built with). Fields are only ever appended to struct cs_stats. */
 int cs_stats(struct cs_stats *out);
+
+/* The same, writing at most size bytes: the prefix of struct cs_stats a
+ * caller built against an older (smaller) header knows. Fields beyond the
+ * agent's own struct are zeroed. */
+int cs_stats_size(struct cs_stats *out, size_t size);
 
 #ifdef __cplusplus
 }
