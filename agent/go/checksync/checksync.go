@@ -3,12 +3,14 @@
 // a checkpoint now (Checkpoint), learn that the process was restored
 // (OnRestore), and read the agent's counters (Stats).
 //
-// The package links no agent. It looks up libchecksync's C API in the running
-// process (dlsym with RTLD_DEFAULT), so it talks to the agent that
-// `checksync run` preloaded, and there is never a second agent. A program
-// that is not run by checksync has no agent to find: Enabled reports false,
-// Sync and Checkpoint return ErrNotEnabled at once, Stats returns zeros, and
-// OnRestore functions are never called. See docs/go.md.
+// By default the package links no agent. It looks up libchecksync's C API in
+// the running process (dlsym with RTLD_DEFAULT), so it talks to the agent that
+// `checksync run` preloaded. Built with -tags checksync_static it links
+// libchecksync.a instead and calls it directly, which also works in a fully
+// static binary (no ld.so, no LD_PRELOAD, no dlsym). A program that is not
+// run by checksync has no active agent: Enabled reports false, Sync and
+// Checkpoint return ErrNotEnabled at once, Stats returns zeros, and OnRestore
+// functions are never called. See docs/go.md.
 package checksync
 
 // #cgo CFLAGS: -I${SRCDIR}/../../include -Wall -Wextra -Werror
@@ -53,6 +55,23 @@ type AgentStats struct {
 	RestoredFrom uint64        // generation this process was restored from, 0 if none
 	Tracking     string        // dirty-page tracking: "uffd", "hash" or "none"
 	LastError    string        // why the newest checkpoint failed or was incomplete
+	Signal       SignalStats   // the agent's freeze signal and who else took it
+}
+
+// SignalStats says whether the program (or the Go runtime) took the agent's
+// freeze signal: the Go runtime installs its handler for every signal at
+// start-up, and os/signal's Ignore and Notify can install it again. The agent
+// takes the signal back before each freeze and passes the signals it did not
+// send itself (for example `kill -62` from another process) to the handler it
+// found, so signal.Notify on that signal still sees them; it never sees the
+// agent's own freeze signals.
+type SignalStats struct {
+	Number         int       // the freeze signal: 62 (SIGRTMIN+28 with glibc)
+	Takeovers      uint64    // times another handler was found in the agent's place
+	ForeignHandler uintptr   // the handler found last: address; 0 = SIG_DFL, 1 = SIG_IGN
+	FirstTakeover  time.Time // zero if never
+	LastTakeover   time.Time
+	Forwarded      uint64 // signals the agent did not send, passed to that handler
 }
 
 var (
@@ -124,7 +143,22 @@ func Stats() AgentStats {
 		RestoredFrom: uint64(s.restored_from),
 		Tracking:     trackingNames[int(s.tracking)],
 		LastError:    C.GoString(&s.last_error[0]),
+		Signal: SignalStats{
+			Number:         int(s.freeze_signal),
+			Takeovers:      uint64(s.sig_takeovers),
+			ForeignHandler: uintptr(s.sig_foreign_handler),
+			FirstTakeover:  unixNano(int64(s.sig_first_takeover_ns)),
+			LastTakeover:   unixNano(int64(s.sig_last_takeover_ns)),
+			Forwarded:      uint64(s.sig_forwarded),
+		},
 	}
+}
+
+func unixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 func cSync(gen *C.uint64_t) C.int       { return C.csgo_sync(gen) }

@@ -3,7 +3,9 @@ package checksync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,4 +74,58 @@ func TestPreloadedIdle(t *testing.T) {
 	if _, err := Sync(context.Background()); !errors.Is(err, ErrNotEnabled) {
 		t.Fatalf("Sync: got %v, want ErrNotEnabled", err)
 	}
+}
+
+// TestLinkedIdle runs in the test binary built with -tags checksync_static
+// (the agent linked in, meson's checksync-go-static.test, fully static): the
+// API is there, but without CHECKSYNC_DIR the agent did not start, so the
+// package is inert and the process has no agent thread.
+func TestLinkedIdle(t *testing.T) {
+	if !linkedAgent {
+		t.Skip("only with -tags checksync_static")
+	}
+	if os.Getenv("CHECKSYNC_DIR") != "" {
+		t.Skip("CHECKSYNC_DIR is set: the agent may run")
+	}
+	if Enabled() {
+		t.Fatal("Enabled() is true without CHECKSYNC_DIR")
+	}
+	if !haveAPI {
+		t.Fatal("the linked agent's API was not bound")
+	}
+	if _, err := Sync(context.Background()); !errors.Is(err, ErrNotEnabled) {
+		t.Fatalf("Sync: got %v, want ErrNotEnabled", err)
+	}
+	if s := Stats(); s != (AgentStats{}) {
+		t.Fatalf("Stats: got %+v, want zero", s)
+	}
+	if tid := agentThread(t); tid != "" {
+		t.Fatalf("thread %s looks like the agent's (blocks every signal but 62)", tid)
+	}
+}
+
+// agentThread returns the id of a thread whose signal mask is the agent
+// thread's: every signal blocked but the freeze signal, or "".
+func agentThread(t *testing.T) string {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			var mask uint64
+			if _, err := fmt.Sscanf(line, "SigBlk:\t%x", &mask); err != nil {
+				continue
+			}
+			const term, freeze = 1 << (15 - 1), 1 << (62 - 1)
+			if mask&term != 0 && mask&freeze == 0 {
+				return task.Name()
+			}
+		}
+	}
+	return ""
 }

@@ -2,34 +2,21 @@
 #define _GNU_SOURCE /* pipe2 */
 #include "shim.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <checksync.h>
+#include "shim_api.h"
 
-static int (*p_enabled)(void);
-static int (*p_sync)(uint64_t *);
-static int (*p_checkpoint)(uint64_t *);
-static int (*p_stats)(struct cs_stats *);
-static int (*p_on_restore)(void (*)(const struct cs_restore_info *, void *), void *);
+static struct csgo_api api;
 static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
 static int resolved;
 
 static void resolve(void)
 {
-	/* RTLD_DEFAULT searches the executable and everything loaded with it,
-	 * LD_PRELOAD first among the libraries. */
-	p_enabled = (int (*)(void))dlsym(RTLD_DEFAULT, "cs_enabled");
-	p_sync = (int (*)(uint64_t *))dlsym(RTLD_DEFAULT, "cs_sync");
-	p_checkpoint = (int (*)(uint64_t *))dlsym(RTLD_DEFAULT, "cs_checkpoint");
-	p_stats = (int (*)(struct cs_stats *))dlsym(RTLD_DEFAULT, "cs_stats");
-	p_on_restore = (int (*)(void (*)(const struct cs_restore_info *, void *), void *))
-		dlsym(RTLD_DEFAULT, "cs_on_restore");
-	resolved = p_enabled && p_sync && p_checkpoint && p_stats && p_on_restore;
+	resolved = csgo_bind(&api);
 }
 
 int csgo_resolve(void)
@@ -40,17 +27,17 @@ int csgo_resolve(void)
 
 int csgo_enabled(void)
 {
-	return csgo_resolve() && p_enabled() > 0;
+	return csgo_resolve() && api.enabled() > 0;
 }
 
 int csgo_sync(uint64_t *ret_generation)
 {
-	return csgo_resolve() ? p_sync(ret_generation) : -ENOTCONN;
+	return csgo_resolve() ? api.sync(ret_generation) : -ENOTCONN;
 }
 
 int csgo_checkpoint(uint64_t *ret_generation)
 {
-	return csgo_resolve() ? p_checkpoint(ret_generation) : -ENOTCONN;
+	return csgo_resolve() ? api.checkpoint(ret_generation) : -ENOTCONN;
 }
 
 int csgo_stats(struct csgo_stats *out)
@@ -68,7 +55,9 @@ int csgo_stats(struct csgo_stats *out)
 	if (!csgo_resolve())
 		return -ENOTCONN;
 	memset(&u, 0, sizeof(u));
-	r = p_stats(&u.s);
+	/* An agent with cs_stats_size writes no more than we have; an older
+	 * one fills its own struct, which the spare room covers. */
+	r = api.stats_size ? api.stats_size(&u.s, sizeof(u.s)) : api.stats(&u.s);
 	if (r < 0)
 		return r;
 	/* Field by field: the agent's struct may grow, ours is what Go sees. */
@@ -86,6 +75,12 @@ int csgo_stats(struct csgo_stats *out)
 	out->tracking = sp->tracking;
 	memcpy(out->last_error, sp->last_error, sizeof(out->last_error));
 	out->last_error[sizeof(out->last_error) - 1] = 0;
+	out->sig_takeovers = sp->sig_takeovers;
+	out->sig_foreign_handler = sp->sig_foreign_handler;
+	out->sig_first_takeover_ns = sp->sig_first_takeover_ns;
+	out->sig_last_takeover_ns = sp->sig_last_takeover_ns;
+	out->sig_forwarded = sp->sig_forwarded;
+	out->freeze_signal = sp->freeze_signal;
 	return 0;
 }
 
@@ -126,7 +121,7 @@ int csgo_restore_pipe(void)
 	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -errno;
 	restore_wfd = fds[1];
-	r = p_on_restore(on_restore, NULL);
+	r = api.on_restore(on_restore, NULL);
 	if (r < 0) {
 		close(fds[0]);
 		close(fds[1]);

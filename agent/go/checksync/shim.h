@@ -1,7 +1,8 @@
 /*
- * The C side of the Go package: it finds libchecksync's public API at run
- * time with dlsym(RTLD_DEFAULT), so a Go program carries no agent of its own
- * and always talks to the one agent that `checksync run` preloaded (or none).
+ * The C side of the Go package. By default it finds libchecksync's public
+ * API at run time with dlsym(RTLD_DEFAULT), so a Go program carries no agent
+ * of its own and talks to the one `checksync run` preloaded (or none); with
+ * -tags checksync_static it links libchecksync.a instead (shim_api.h).
  * Plain C types only, so cgo needs no knowledge of the agent's structs.
  */
 #ifndef CS_GO_SHIM_H
@@ -23,6 +24,12 @@ struct csgo_stats {
 	uint64_t restored_from;
 	int tracking;
 	char last_error[256];
+	uint64_t sig_takeovers;
+	uint64_t sig_foreign_handler;
+	int64_t sig_first_takeover_ns;
+	int64_t sig_last_takeover_ns;
+	uint64_t sig_forwarded;
+	int freeze_signal;
 };
 
 struct csgo_restore {
