@@ -51,14 +51,29 @@ static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 	return crc;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* cpuid traps to the hypervisor in a virtual machine (microseconds each), so
+ * its answer is kept. Racing first calls store the same value: relaxed
+ * atomics suffice, and a signal handler or a copy-on-write child may call. */
+static int use_hw(void)
+{
+	static int known; /* 0 unknown, 1 no, 2 yes */
+	int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+	if (!k) {
+		k = have_sse42() ? 2 : 1;
+		__atomic_store_n(&known, k, __ATOMIC_RELAXED);
+	}
+	return k == 2;
+}
+#endif
+
 uint32_t cs_crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
 	crc = ~crc;
 #if defined(__x86_64__) && defined(__GNUC__)
-	/* cpuid is a plain instruction: no state, safe anywhere. */
-	if (have_sse42())
+	if (use_hw())
 		return ~crc32c_hw(crc, p, len);
 #endif
 	return ~crc32c_sw(crc, p, len);

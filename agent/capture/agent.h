@@ -104,11 +104,13 @@ struct cs_capture {
 	struct cs_runs resident; /* uffd mode: live tracked pages, parent side */
 	struct cs_runs send;     /* uffd mode: pages whose bytes go into the image */
 	uint64_t send_pages, resident_pages;
-	/* copy mode: the send pages copied during the freeze, in order; the
-	 * writer then shares memory with the process (no page tables copied) */
+	/* copy mode: the send pages copied during the freeze, laid out as
+	 * the PAGES section's payload (each run's head, then its bytes), so
+	 * the writer hands it to write(2) in one piece; the writer then
+	 * shares memory with the process (no page tables copied) */
 	int copy_mode;
 	uint8_t *copy;
-	size_t copy_cap;
+	size_t copy_cap, copy_len;
 	uint64_t brk;
 	struct cs_thread_rec *threads;
 	uint32_t n_threads;
@@ -225,6 +227,15 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c);
 
 /* dump.c: the writer child */
 int cs_dump_child(struct cs_agent *a, struct cs_capture *c);
+/* Longest page run one PAGES record carries, and the PAGES payload size
+ * for a list of runs (each run's heads plus its bytes). */
+#define CS_RUN_MAX_PAGES (1u << 20)
+uint64_t cs_page_section_len(const struct cs_runs *send);
+/* Copy-mode writers share the agent's memory and reuse buffers that stay
+ * mapped (and faulted in) between checkpoints; called during the freeze.
+ * cs_dump_reset forgets them after a restore. */
+int cs_dump_keep_buffers(void);
+void cs_dump_reset(void);
 
 /* procinfo.c */
 int cs_fill_process(struct cs_agent *a, struct cs_image_process *p);

@@ -157,7 +157,7 @@ static int select_uffd(struct cs_agent *a, struct cs_capture *c)
  * already faulted in, which is most of the cost on a virtual machine. */
 static int copy_pages(struct cs_capture *c)
 {
-	size_t need = c->send_pages * CS_PAGE;
+	size_t need = (size_t)cs_page_section_len(&c->send);
 	if (need > c->copy_cap) {
 		size_t cap = need * 2 > (4u << 20) ? need * 2 : (4u << 20);
 		cs_scratch_free(c->copy, c->copy_cap);
@@ -170,13 +170,22 @@ static int copy_pages(struct cs_capture *c)
 		madvise(c->copy, cap, MADV_DONTFORK);
 		c->copy_cap = cap;
 	}
-	uint8_t *p = c->copy;
+	struct cs_buf out = {.data = c->copy, .cap = need};
 	for (size_t i = 0; i < c->send.n; i++) {
-		size_t len = c->send.r[i].npages * CS_PAGE;
-		cs_copy(p, (const void *)c->send.r[i].addr, len);
-		p += len;
+		uint64_t addr = c->send.r[i].addr, left = c->send.r[i].npages;
+		while (left) {
+			uint32_t k = left > CS_RUN_MAX_PAGES ? CS_RUN_MAX_PAGES : (uint32_t)left;
+			int r = cs_image_put_page_run_head(&out, addr, k);
+			if (r)
+				return r;
+			cs_copy(out.data + out.len, (const void *)addr, (size_t)k * CS_PAGE);
+			out.len += (size_t)k * CS_PAGE;
+			addr += (uint64_t)k * CS_PAGE;
+			left -= k;
+		}
 	}
-	return 0;
+	c->copy_len = out.len;
+	return cs_dump_keep_buffers();
 }
 
 /*
@@ -383,6 +392,7 @@ void cs_capture_reset(struct cs_agent *a)
 	cs_track_reset();
 	cs_fds_reset();
 	cs_freeze_reset();
+	cs_dump_reset();
 	writer_stack = NULL;
 	memset(&one, 0, sizeof(one));
 	memset(&c->maps, 0, sizeof(c->maps));

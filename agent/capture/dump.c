@@ -46,12 +46,14 @@ static int out_write(void *ctx, const void *buf, size_t len)
 	int r = flush_out(o);
 	if (r)
 		return r;
-	if (len < OUT_BUF) {
+	if (len < OUT_DIRECT) {
 		memcpy(o->buf, buf, len);
 		o->len = len;
 		return 0;
 	}
-	/* Large page runs go straight from the snapshot to the file. */
+	/* Large pieces (page runs, a copy-mode PAGES payload) go straight to
+	 * the file: copying them into the buffer first costs more than the
+	 * extra write(2). */
 	const uint8_t *p = buf;
 	while (len) {
 		ssize_t w = write(o->fd, p, len);
@@ -229,32 +231,44 @@ static int write_bounced(struct dump *d, uint64_t addr, uint32_t npages)
 	return 0;
 }
 
-/* PAGES: one section, each run's bytes read straight from the snapshot. */
-static int put_pages(struct dump *d, uint64_t *pages)
+uint64_t cs_page_section_len(const struct cs_runs *send)
 {
 	uint64_t len = 0;
-	*pages = 0;
-	for (size_t i = 0; i < d->send.n; i++) {
-		uint64_t np = d->send.r[i].npages;
-		len += ((np + (1u << 20) - 1) >> 20) * CS_IMAGE_PAGE_RUN_HEAD + np * CS_PAGE;
-		*pages += np;
+	for (size_t i = 0; i < send->n; i++) {
+		uint64_t np = send->r[i].npages;
+		len += (np + CS_RUN_MAX_PAGES - 1) / CS_RUN_MAX_PAGES * CS_IMAGE_PAGE_RUN_HEAD +
+		       np * CS_PAGE;
 	}
+	return len;
+}
+
+/* PAGES: one section. A copy-mode writer has the whole payload ready in the
+ * copy the agent made during the freeze; otherwise each run's bytes are
+ * read from the snapshot (this copy-on-write child's memory). */
+static int put_pages(struct dump *d, uint64_t *pages)
+{
+	uint64_t len = cs_page_section_len(&d->send);
+	*pages = 0;
+	for (size_t i = 0; i < d->send.n; i++)
+		*pages += d->send.r[i].npages;
 	int r = cs_image_section_begin(&d->w, CS_SECT_PAGES, len);
+	if (!r && d->c->copy_mode) {
+		if (d->c->copy_len != len)
+			return -EIO;
+		r = cs_image_section_write(&d->w, d->c->copy, d->c->copy_len);
+		return r ? r : cs_image_section_end(&d->w);
+	}
 	for (size_t i = 0; !r && i < d->send.n; i++) {
 		uint64_t addr = d->send.r[i].addr, left = d->send.r[i].npages;
 		while (!r && left) {
-			uint32_t k = left > (1u << 20) ? (1u << 20) : (uint32_t)left;
+			uint32_t k = left > CS_RUN_MAX_PAGES ? CS_RUN_MAX_PAGES : (uint32_t)left;
 			uint8_t head[CS_IMAGE_PAGE_RUN_HEAD];
 			struct cs_buf hb = {.data = head, .cap = sizeof(head)};
 			r = cs_image_put_page_run_head(&hb, addr, k);
 			if (!r)
 				r = cs_image_section_write(&d->w, head, hb.len);
-			if (!r && d->c->copy_mode) {
-				r = cs_image_section_write(&d->w, d->copy_pos, (size_t)k * CS_PAGE);
-				d->copy_pos += (size_t)k * CS_PAGE;
-			} else if (!r) {
+			if (!r)
 				r = write_bounced(d, addr, k);
-			}
 			addr += (uint64_t)k * CS_PAGE;
 			left -= k;
 		}
@@ -321,18 +335,69 @@ static int commit(struct dump *d, const char *tmp, const char *final)
 	return 0;
 }
 
+/*
+ * Buffers of copy-mode writers. Such a writer shares the agent's memory, so
+ * buffers it mapped for itself would be first-touched (a fault of 14 us a
+ * page on the VM we measure on) and unmapped (a TLB flush) at every
+ * checkpoint; these stay mapped and warm. MADV_DONTFORK keeps a forked
+ * writer from copying their page tables: it maps its own.
+ */
+static struct {
+	uint8_t *out, *meta, *bounce;
+} kept;
+
+static uint8_t *keep_one(size_t len)
+{
+	uint8_t *p = cs_scratch_alloc(len, 0);
+	if (p)
+		madvise(p, len, MADV_DONTFORK);
+	return p;
+}
+
+int cs_dump_keep_buffers(void)
+{
+	if (!kept.out)
+		kept.out = keep_one(OUT_BUF);
+	if (!kept.meta)
+		kept.meta = keep_one(META_CAP);
+	if (!kept.bounce)
+		kept.bounce = keep_one(BOUNCE_PAGES * CS_PAGE);
+	return kept.out && kept.meta && kept.bounce ? 0 : -ENOMEM;
+}
+
+void cs_dump_reset(void)
+{
+	memset(&kept, 0, sizeof(kept));
+}
+
+static void *map_own(size_t len, int flags)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int get_buffers(struct dump *d)
+{
+	d->own_buffers = !d->c->copy_mode || !kept.out || !kept.meta || !kept.bounce;
+	if (d->own_buffers) {
+		d->out.buf = map_own(OUT_BUF, 0);
+		d->meta.data = map_own(META_CAP, MAP_NORESERVE);
+		d->bounce = map_own(BOUNCE_PAGES * CS_PAGE, 0);
+	} else {
+		d->out.buf = kept.out;
+		d->meta.data = kept.meta;
+		d->bounce = kept.bounce;
+	}
+	return d->out.buf && d->meta.data && d->bounce ? 0 : -ENOMEM;
+}
+
 static int dump(struct dump *d)
 {
 	char final[64], tmp[64];
 	cs_image_filename(final, sizeof(final), d->c->generation);
 	cs_strlcpy(tmp, final, sizeof(tmp));
 	cs_strlcat(tmp, ".tmp", sizeof(tmp));
-	d->out.buf = mmap(NULL, OUT_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	d->meta.data = mmap(NULL, META_CAP, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	d->bounce = mmap(NULL, BOUNCE_PAGES * CS_PAGE, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (d->out.buf == MAP_FAILED || d->meta.data == MAP_FAILED || d->bounce == MAP_FAILED)
+	if (get_buffers(d))
 		return dfail(d, -ENOMEM, "writer out of memory");
 	d->meta.cap = META_CAP / 2;
 	/* The parent's pagemap fd reads the parent's page tables: open ours. */
@@ -343,7 +408,6 @@ static int dump(struct dump *d)
 	if (d->out.fd < 0)
 		return dfail(d, -errno, "creating the image file failed");
 	cs_image_writer_init(&d->w, out_write, &d->out);
-	d->copy_pos = d->c->copy;
 	int r = write_image(d);
 	if (!r)
 		r = commit(d, tmp, final);
@@ -358,12 +422,14 @@ static int dump(struct dump *d)
  * back what it mapped. */
 static void unmap_all(struct dump *d)
 {
-	if (d->out.buf && d->out.buf != MAP_FAILED)
-		munmap(d->out.buf, OUT_BUF);
-	if (d->meta.data && d->meta.data != MAP_FAILED)
-		munmap(d->meta.data, META_CAP);
-	if (d->bounce && d->bounce != MAP_FAILED)
-		munmap(d->bounce, BOUNCE_PAGES * CS_PAGE);
+	if (d->own_buffers) {
+		if (d->out.buf)
+			munmap(d->out.buf, OUT_BUF);
+		if (d->meta.data)
+			munmap(d->meta.data, META_CAP);
+		if (d->bounce)
+			munmap(d->bounce, BOUNCE_PAGES * CS_PAGE);
+	}
 	if (d->pagemap_fd > 0)
 		close(d->pagemap_fd);
 }

@@ -6,6 +6,7 @@
 #include "agent.h"
 
 #define OUT_BUF (1u << 20)
+#define OUT_DIRECT (64u << 10) /* pieces this large bypass the buffer */
 #define META_CAP (64u << 20)
 #define BOUNCE_PAGES 64u
 
@@ -27,7 +28,7 @@ struct dump {
 	uint64_t hash_entries;
 	char *msg;
 	uint8_t *bounce;
-	const uint8_t *copy_pos; /* copy mode: next page bytes */
+	int own_buffers; /* mapped by this writer, unmapped when it ends */
 };
 
 int cs_dump_mappings(struct dump *d);
