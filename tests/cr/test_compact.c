@@ -1,0 +1,218 @@
+/*
+ * Compaction (agent/tool/compact.c) on small chains written with proto's
+ * encoder: each live page of the full image comes from the newest image
+ * holding it, pages no longer resident are dropped, metadata is the
+ * compacted generation's own, deltas written after it chain onto it, older
+ * images are pruned, and chains that mix bases are still refused.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../agent/tool/chain.h"
+#include "../../agent/tool/compact.h"
+#include "../../agent/tool/tool.h"
+#include "../unit/proto/check.h"
+
+#define PG 4096u
+#define A  0x10000000ull /* four pages */
+#define B  0x20000000ull
+#define C  0x30000000ull
+
+void cs_err(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static char dir[] = "/tmp/test-compact-XXXXXX";
+
+struct spec {
+	uint64_t gen, parent, base;
+	struct cs_image_run resident[4];
+	size_t n_resident;
+	uint64_t pages[6]; /* single pages sent in this image, ascending */
+	size_t n_pages;
+};
+
+/* Page bytes say which image wrote them and where. */
+static void fill(uint8_t *p, uint64_t gen, uint64_t addr)
+{
+	for (unsigned i = 0; i < PG; i += 16) {
+		memcpy(p + i, &gen, 8);
+		memcpy(p + i + 8, &addr, 8);
+	}
+}
+
+static int fd_write(void *ctx, const void *buf, size_t len)
+{
+	return write(*(int *)ctx, buf, len) == (ssize_t)len ? 0 : -EIO;
+}
+
+static void write_image(const struct spec *s)
+{
+	char path[128], name[64];
+	uint8_t meta[1024], page[PG];
+	struct cs_buf b = {.data = meta, .cap = sizeof(meta)};
+	struct cs_image_header h = {.arch = CS_ARCH_X86_64, .page_size = PG, .generation = s->gen,
+				    .parent_generation = s->parent, .base_generation = s->base,
+				    .flags = s->parent ? CS_IMAGE_F_DELTA : 0,
+				    .tracking = s->parent ? CS_TRACK_UFFD_WP : CS_TRACK_FULL};
+	struct cs_image_thread t = {.tid = (int32_t)(100 + s->gen), .flags = CS_THREAD_MAIN};
+	struct cs_image_writer w;
+	size_t pos;
+	cs_image_filename(name, sizeof(name), s->gen);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	cs_image_writer_init(&w, fd_write, &fd);
+	CHECK(cs_image_put_header(&b, &h) == 0);
+	CHECK(cs_image_write_section(&w, CS_SECT_HEADER, &b) == 0);
+	b.len = 0;
+	cs_image_put_count(&b, &pos);
+	cs_image_put_thread(&b, &t);
+	cs_image_set_count(&b, pos, 1);
+	CHECK(cs_image_write_section(&w, CS_SECT_THREADS, &b) == 0);
+	b.len = 0;
+	cs_image_put_count(&b, &pos);
+	for (size_t i = 0; i < s->n_resident; i++)
+		cs_image_put_run(&b, &s->resident[i]);
+	cs_image_set_count(&b, pos, (uint32_t)s->n_resident);
+	CHECK(cs_image_write_section(&w, CS_SECT_RESIDENT, &b) == 0);
+	CHECK(cs_image_section_begin(&w, CS_SECT_PAGES, s->n_pages * (16 + PG)) == 0);
+	for (size_t i = 0; i < s->n_pages; i++) {
+		b.len = 0;
+		cs_image_put_page_run_head(&b, s->pages[i], 1);
+		fill(page, s->gen, s->pages[i]);
+		cs_image_section_write(&w, meta, b.len);
+		cs_image_section_write(&w, page, PG);
+	}
+	CHECK(cs_image_section_end(&w) == 0);
+	CHECK(cs_image_write_end(&w) == 0);
+	close(fd);
+}
+
+/* The bytes of page addr in the image of generation gen. */
+static int page_from(uint64_t gen, uint64_t addr, uint64_t want_gen)
+{
+	char path[128], name[64];
+	struct cs_loaded l;
+	struct cs_chain_damage d;
+	cs_image_filename(name, sizeof(name), gen);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (cs_loaded_open(path, &l, &d) < 0)
+		return 0;
+	const struct cs_image_page_run *r = cs_image_find_page(l.img, addr);
+	uint8_t want[PG];
+	fill(want, want_gen, addr);
+	int ok = r && !memcmp((const uint8_t *)l.map + r->file_offset + (addr - r->addr), want, PG);
+	cs_loaded_close(&l);
+	return ok;
+}
+
+static int exists(uint64_t gen)
+{
+	char path[128], name[64];
+	cs_image_filename(name, sizeof(name), gen);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return access(path, F_OK) == 0;
+}
+
+static void compact_chain(void)
+{
+	struct spec s1 = {1, 0, 1, {{A, 4}, {B, 1}}, 2, {A, A + PG, A + 2 * PG, A + 3 * PG, B}, 5};
+	struct spec s2 = {2, 1, 1, {{A, 4}, {B, 1}, {C, 1}}, 3, {A + PG, C}, 2};
+	/* A+3 is no longer resident: it must not come back */
+	struct spec s3 = {3, 2, 1, {{A, 3}, {B, 1}, {C, 1}}, 3, {A + 2 * PG, B}, 2};
+	write_image(&s1);
+	write_image(&s2);
+	write_image(&s3);
+	struct cs_compact_result res;
+	char msg[512];
+	CHECK_EQ(cs_compact(dir, 0, 1, &res, msg, sizeof(msg)), 0);
+	CHECK_EQ(res.generation, 3);
+	CHECK_EQ(res.old_base, 1);
+	CHECK_EQ(res.folded, 3);
+	CHECK_EQ(res.removed, 0);
+	struct cs_chain ch;
+	struct cs_chain_damage d;
+	CHECK_EQ(cs_chain_load(dir, 3, &ch, &d), 0);
+	CHECK_EQ(ch.n, 1);
+	const struct cs_image *img = ch.imgs[0].img;
+	CHECK(!(img->header.flags & CS_IMAGE_F_DELTA));
+	CHECK_EQ(img->header.base_generation, 3);
+	CHECK_EQ(img->header.tracking, CS_TRACK_FULL);
+	CHECK_EQ(img->n_threads, 1);
+	CHECK_EQ(img->threads[0].tid, 103); /* generation 3's own metadata */
+	CHECK_EQ(img->n_resident, 3);
+	CHECK(cs_image_find_page(img, A + 3 * PG) == NULL);
+	cs_chain_free(&ch);
+	CHECK(page_from(3, A, 1));
+	CHECK(page_from(3, A + PG, 2));
+	CHECK(page_from(3, A + 2 * PG, 3));
+	CHECK(page_from(3, B, 3));
+	CHECK(page_from(3, C, 2));
+
+	/* a delta written after the compaction still names base 1 */
+	struct spec s4 = {4, 3, 1, {{A, 3}, {B, 1}, {C, 1}}, 3, {C}, 1};
+	write_image(&s4);
+	CHECK_EQ(cs_chain_load(dir, 4, &ch, &d), 0);
+	CHECK_EQ(ch.n, 2);
+	cs_chain_free(&ch);
+	/* compacting 4 folds [4, 3]: everything older than 3 goes */
+	CHECK_EQ(cs_compact(dir, 4, 1, &res, msg, sizeof(msg)), 0);
+	CHECK_EQ(res.old_base, 3);
+	CHECK_EQ(res.removed, 2);
+	CHECK(!exists(1) && !exists(2) && exists(3) && exists(4));
+	CHECK(page_from(4, C, 4) && page_from(4, A + PG, 2));
+	CHECK_EQ(cs_compact(dir, 4, 1, &res, msg, sizeof(msg)), 0);
+	CHECK(res.already_full);
+}
+
+static void refusals(void)
+{
+	/* a delta whose delta parent names another base */
+	struct spec s5 = {5, 4, 4, {{A, 1}}, 1, {A}, 1};
+	struct spec s6 = {6, 5, 2, {{A, 1}}, 1, {A}, 1};
+	struct cs_chain ch;
+	struct cs_chain_damage d;
+	struct cs_compact_result res;
+	char msg[512];
+	write_image(&s5);
+	write_image(&s6);
+	CHECK_EQ(cs_chain_load(dir, 5, &ch, &d), 0);
+	cs_chain_free(&ch);
+	CHECK_EQ(cs_chain_load(dir, 6, &ch, &d), -EBADMSG);
+	CHECK(strstr(d.msg, "another base") != NULL);
+	CHECK_EQ(cs_compact(dir, 6, 1, &res, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "gen-00000000000000000005.img") != NULL);
+	/* a missing link */
+	struct spec s8 = {8, 7, 4, {{A, 1}}, 1, {A}, 1};
+	write_image(&s8);
+	CHECK_EQ(cs_compact(dir, 8, 1, &res, msg, sizeof(msg)), -ENOENT);
+	CHECK(strstr(msg, "generation 7") != NULL);
+	char tmp[128];
+	snprintf(tmp, sizeof(tmp), "%s/gen-00000000000000000008.img.tmp", dir);
+	CHECK(access(tmp, F_OK) < 0); /* nothing was written */
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	compact_chain();
+	refusals();
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	return check_report("test_compact");
+}
