@@ -368,5 +368,9 @@ int cs_image_page_resident(const struct cs_image *img, uint64_t addr);
 #define CS_IMAGE_NAME_FMT "gen-%020llu.img"
 /* Returns the name's length (28), or -ENOSPC if cap < 29. Signal-safe. */
 int cs_image_filename(char *buf, size_t cap, uint64_t generation);
+/* The other way: 0 and the generation (>= 1) for "gen-<20 digits>.img"
+ * (*ret_is_tmp = 0) or "gen-<20 digits>.img.tmp" (*ret_is_tmp = 1), a
+ * writer's unfinished file; -EINVAL for any other name. Signal-safe. */
+int cs_image_name_parse(const char *name, uint64_t *ret_generation, int *ret_is_tmp);
 
 #endif

@@ -32,6 +32,41 @@ int cs_image_filename(char *buf, size_t cap, uint64_t generation)
 	return (int)len;
 }
 
+int cs_image_name_parse(const char *name, uint64_t *ret_generation, int *ret_is_tmp)
+{
+	static const char prefix[] = "gen-", img[] = ".img", tmp[] = ".tmp";
+	uint64_t g = 0;
+	int i;
+
+	/* By hand, like cs_image_filename: no libc in this file. */
+	for (i = 0; i < 4; i++)
+		if (name[i] != prefix[i])
+			return -EINVAL;
+	for (i = 4; i < 24; i++) {
+		unsigned d = (unsigned)(unsigned char)name[i] - '0';
+		if (d > 9 || g > (UINT64_MAX - d) / 10)
+			return -EINVAL; /* not a digit, or more than 64 bits */
+		g = g * 10 + d;
+	}
+	for (i = 0; i < 4; i++)
+		if (name[24 + i] != img[i])
+			return -EINVAL;
+	if (name[28] == 0)
+		*ret_is_tmp = 0;
+	else {
+		for (i = 0; i < 4; i++)
+			if (name[28 + i] != tmp[i])
+				return -EINVAL;
+		if (name[32] != 0)
+			return -EINVAL;
+		*ret_is_tmp = 1;
+	}
+	if (!g)
+		return -EINVAL;
+	*ret_generation = g;
+	return 0;
+}
+
 /* ---- Writing ------------------------------------------------------------ */
 
 /* w->open: 1 inside a section, 0 between sections, -errno once broken (a

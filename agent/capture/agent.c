@@ -78,13 +78,13 @@ static uint64_t scan_dir(struct cs_agent *a)
 		return 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		unsigned long long g;
-		char tail[8] = "";
-		if (sscanf(e->d_name, "gen-%20llu.img%7s", &g, tail) < 1)
+		uint64_t g;
+		int tmp;
+		if (cs_image_name_parse(e->d_name, &g, &tmp) < 0)
 			continue;
-		if (!strcmp(tail, ".tmp"))
+		if (tmp)
 			unlinkat(a->dir_fd, e->d_name, 0);
-		else if (!tail[0] && g > max)
+		else if (g > max)
 			max = g;
 	}
 	closedir(d);

@@ -268,11 +268,11 @@ static void prune(struct cs_agent *a, uint64_t keep_from)
 		return;
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		unsigned long long g;
-		char tail[8] = "";
-		if (sscanf(e->d_name, "gen-%20llu.img%7s", &g, tail) < 1)
+		uint64_t g;
+		int tmp;
+		if (cs_image_name_parse(e->d_name, &g, &tmp) < 0)
 			continue;
-		if (g < keep_from || !strcmp(tail, ".tmp"))
+		if (g < keep_from || tmp)
 			unlinkat(a->dir_fd, e->d_name, 0);
 	}
 	closedir(d);

@@ -25,10 +25,9 @@ int cs_dir_generations(const char *dir, uint64_t **ret_gens, size_t *ret_n)
 	size_t n = 0, cap = 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		unsigned long long g;
-		char tail[8];
-		if (strlen(e->d_name) != 28 || sscanf(e->d_name, "gen-%20llu.%7s", &g, tail) != 2 ||
-		    strcmp(tail, "img"))
+		uint64_t g;
+		int tmp;
+		if (cs_image_name_parse(e->d_name, &g, &tmp) < 0 || tmp)
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;

@@ -235,18 +235,6 @@ static int check_written(const char *path, const struct cs_image *k, char *msg, 
 	return r;
 }
 
-/* "gen-<20 digits>.img" or ".img.tmp": the generation, or 0. */
-static uint64_t image_name_gen(const char *name, int *is_tmp)
-{
-	size_t len = strlen(name);
-	if ((len != 28 && len != 32) || strncmp(name, "gen-", 4) ||
-	    strspn(name + 4, "0123456789") != 20 || strncmp(name + 24, ".img", 4) ||
-	    (len == 32 && strcmp(name + 28, ".tmp")))
-		return 0;
-	*is_tmp = len == 32;
-	return strtoull(name + 4, NULL, 10);
-}
-
 /*
  * Deletes the images older than below, the base the compacted chain ended
  * at: the new chain and the one before stay, as when the agent prunes. A
@@ -261,9 +249,10 @@ static size_t prune(int dfd, uint64_t below)
 	if (!d)
 		return 0;
 	while ((e = readdir(d))) {
-		int tmp = 0;
-		uint64_t g = image_name_gen(e->d_name, &tmp);
-		if (g && g < below && unlinkat(dfd, e->d_name, 0) == 0 && !tmp)
+		int tmp;
+		uint64_t g;
+		if (cs_image_name_parse(e->d_name, &g, &tmp) == 0 && g < below &&
+		    unlinkat(dfd, e->d_name, 0) == 0 && !tmp)
 			removed++;
 	}
 	closedir(d);

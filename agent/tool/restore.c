@@ -38,8 +38,9 @@ static uint64_t next_generation(const char *dir)
 	DIR *d = opendir(dir);
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
-		unsigned long long g;
-		if (sscanf(e->d_name, "gen-%20llu", &g) == 1 && g > max)
+		uint64_t g;
+		int tmp;
+		if (cs_image_name_parse(e->d_name, &g, &tmp) == 0 && g > max)
 			max = g;
 	}
 	if (d)

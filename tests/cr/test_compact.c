@@ -3,7 +3,8 @@
  * encoder: each live page of the full image comes from the newest image
  * holding it, pages no longer resident are dropped, metadata is the
  * compacted generation's own, deltas written after it chain onto it, older
- * images are pruned, and chains that mix bases are still refused.
+ * images are pruned, and chains that mix bases are still refused. And
+ * cs_image_name_parse, which every reader of a directory uses.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -202,8 +203,34 @@ static void refusals(void)
 	CHECK(access(tmp, F_OK) < 0); /* nothing was written */
 }
 
+/* cs_image_name_parse: the one parser of image file names. */
+static void names(void)
+{
+	uint64_t g = 0;
+	int tmp = -1;
+	CHECK_EQ(cs_image_name_parse("gen-00000000000000000042.img", &g, &tmp), 0);
+	CHECK(g == 42 && tmp == 0);
+	CHECK_EQ(cs_image_name_parse("gen-18446744073709551615.img.tmp", &g, &tmp), 0);
+	CHECK(g == UINT64_MAX && tmp == 1);
+	static const char *bad[] = {
+		"gen-18446744073709551616.img", /* above 64 bits */
+		"gen-00000000000000000000.img", /* generation 0 */
+		"gen-0000000000000000042.img",  /* 19 digits */
+		"gen-000000000000000000042.img", "gen-00000000000000000042.im",
+		"gen-00000000000000000042.img.tm", "gen-00000000000000000042.img.tmpx",
+		"gen-00000000000000000042.imgx", "gen- 0000000000000000042.img",
+		"agent.lock", "", "gen-",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (cs_image_name_parse(bad[i], &g, &tmp) != -EINVAL) {
+			fprintf(stderr, "accepted image name '%s'\n", bad[i]);
+			check_failures++;
+		}
+}
+
 int main(void)
 {
+	names();
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
 		return 1;
