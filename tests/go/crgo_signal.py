@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""A Go program that wants the agent's freeze signal (62) for itself, suite 'go'.
+
+  crgo_signal.py --checksync T --prog sigcheck --notify one|all
+
+sigcheck calls signal.Notify on signal 62 (one) or on every signal (all) and
+counts what arrives; it runs under `checksync run` with a checkpoint every
+100 ms. Checked: the Go runtime's takeover of the signal is reported (one
+stderr line, Stats().Signal, the agent's status reply); checkpoints keep
+succeeding; every `kill -62 <pid>` from outside reaches the Go channel, one
+for one, and none of the agent's own freeze signals does; a signal sent
+straight at the agent's thread reaches it too; after os/signal takes the
+signal back again (Ignore, then Notify) the agent notices and checkpoints go
+on; and checkpoint (through checksync.Sync) / SIGKILL / `checksync restore`
+keeps the synced keys, the count, and the forwarding.
+
+Exit 77 (meson: skipped) only when the checksync tool is not built.
+Everything started here is killed, and the temp dirs removed, in `finally`.
+"""
+import argparse
+import ctypes
+import http.client
+import json
+import os
+import socket
+import sys
+import time
+
+import crgo
+from crgo import Failure, Session, get, log, wait_answer
+from crgo_static import expect_agent_threads, put_synced, verify
+
+FREEZE_SIGNAL = 62
+SYS_TGKILL = 234
+REPORT = "checksync: signal %d (the agent's freeze signal) was " % FREEZE_SIGNAL
+
+
+def stats(port):
+    return json.loads(get(port, "/stats")[1])
+
+
+def count(port):
+    return json.loads(get(port, "/count")[1])["sig62"]
+
+
+def agent_status(ckdir):
+    """The agent's status reply (DIR/agent.sock), as a dict."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sk:
+        sk.settimeout(30)
+        sk.connect(os.path.join(ckdir, "agent.sock"))
+        sk.send(b"status")
+        reply = sk.recv(4096).decode()
+    if not reply.startswith("ok "):
+        raise Failure("status: %r" % reply)
+    return dict(f.split("=", 1) for f in reply.split()[1:] if "=" in f)
+
+
+def wait_for(what, cond, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise Failure("timed out (%d s) waiting for %s" % (timeout, what))
+        time.sleep(0.05)
+
+
+def send_each(port, send, n, what):
+    """Sends n signals, one at a time: Go's os/signal merges a signal that
+    arrives while the same one is still pending, so each must be received
+    before the next. Then checks that nothing else arrives while the agent
+    keeps freezing the process with the same signal."""
+    base = count(port)
+    ck0 = stats(port)["checkpoints"]
+    for i in range(n):
+        send()
+        wait_for("%s %d of %d to reach signal.Notify" % (what, i + 1, n),
+                 lambda: count(port) >= base + i + 1, timeout=15)
+    wait_for("3 more checkpoints", lambda: stats(port)["checkpoints"] >= ck0 + 3)
+    got = count(port) - base
+    if got != n:
+        raise Failure("%s: sent %d, signal.Notify received %d (the agent's own leaked?)" % (what, n, got))
+
+
+def tgkill(pid, tid, sig):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SYS_TGKILL, pid, tid, sig) != 0:
+        raise Failure("tgkill(%d, %d, %d): errno %d" % (pid, tid, sig, ctypes.get_errno()))
+
+
+def check_reported(s, proc, ckdir, port):
+    st = wait_for("the takeover in Stats", lambda: (lambda x: x if x["takeovers"] >= 1 else None)(stats(port)))
+    if st["signal"] != FREEZE_SIGNAL or st["foreign_handler"] in (0, 1) or not st["first_takeover"]:
+        raise Failure("Stats().Signal after the Go runtime took the signal: %s" % st)
+    lines = [l for l in s.tail(proc, 100000).splitlines() if l.startswith(REPORT)]
+    if len(lines) != 1 or "the Go runtime's" not in lines[0]:
+        raise Failure("want one stderr line reporting the takeover by the Go runtime, got %s" % lines)
+    status = agent_status(ckdir)
+    if int(status.get("sig_takeovers", 0)) < 1 or status.get("signal") != str(FREEZE_SIGNAL):
+        raise Failure("the status reply does not report the takeover: %s" % status)
+    log("reported: %s" % lines[0][:110])
+    log("  Stats: takeovers %d, handler %#x; status: sig_takeovers=%s sig_foreign=%s" %
+        (st["takeovers"], st["foreign_handler"], status["sig_takeovers"], status["sig_foreign"]))
+
+
+def scenario(a):
+    s = Session(a.checksync)
+    port = crgo.free_port()
+    try:
+        proc = s.run([a.prog, "-listen", "127.0.0.1:%d" % port, "-notify", a.notify], a.interval_ms)
+        wait_answer(port, "/count", proc, s, 120)
+        pid = s.app_pid()
+        check_reported(s, proc, s.dir, port)
+
+        send_each(port, lambda: os.kill(pid, FREEZE_SIGNAL), a.kills, "kill -62")
+        tids = expect_agent_threads(pid, 1, "under checksync run")
+        send_each(port, lambda: tgkill(pid, tids[0], FREEZE_SIGNAL), 3, "tgkill -62 to the agent's thread")
+        st = stats(port)
+        if st["forwarded"] < a.kills + 3:
+            raise Failure("Stats().Signal.Forwarded %d < %d signals sent" % (st["forwarded"], a.kills + 3))
+        log("%d kills and 3 tgkills at the agent's thread reached signal.Notify one for one; "
+            "%d checkpoints, %d failures" % (a.kills, st["checkpoints"], st["failures"]))
+
+        # os/signal takes the signal back once more: Ignore installs SIG_IGN,
+        # Notify then installs Go's handler again.
+        takeovers = st["takeovers"]
+        get(port, "/retake")
+        wait_for("the agent to notice the retake",
+                 lambda: stats(port)["takeovers"] > takeovers, timeout=30)
+        send_each(port, lambda: os.kill(pid, FREEZE_SIGNAL), 3, "kill -62 after the retake")
+
+        acked = put_synced(port, "sig", 20)  # each answered after checksync.Sync
+        at_sync = count(port)
+        st = stats(port)
+        s.kill_app(proc)
+        proc = s.restore()
+        wait_answer(port, "/count", proc, s, 60)
+        verify(port, acked)
+        if count(port) != at_sync:
+            raise Failure("count after restore %d, %d when the keys were synced" % (count(port), at_sync))
+        pid = s.app_pid()
+        after = stats(port)
+        if not after["restored_from"] or after["takeovers"] < st["takeovers"]:
+            raise Failure("Stats after restore: %s (before: %s)" % (after, st))
+        send_each(port, lambda: os.kill(pid, FREEZE_SIGNAL), 3, "kill -62 after the restore")
+        log("restore: %d synced keys, the count and the forwarding survived; Stats %s" %
+            (len(acked), {k: after[k] for k in ("takeovers", "forwarded", "restored_from")}))
+        return 0
+    except BaseException:
+        s.dump_logs()
+        raise
+    finally:
+        s.cleanup()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checksync", required=True, help="the checksync tool")
+    p.add_argument("--prog", required=True)
+    p.add_argument("--notify", choices=["one", "all"], default="one")
+    p.add_argument("--interval-ms", type=int, default=100)
+    p.add_argument("--kills", type=int, default=10)
+    a = p.parse_args()
+    crgo.ensure_tool(a.checksync)
+    if os.geteuid() != 0:
+        print("SKIP: needs root (PID and time namespaces)")
+        return crgo.SKIP
+    try:
+        return scenario(a)
+    except Failure as e:
+        log("FAIL:", e)
+        return 1
+    except (OSError, http.client.HTTPException) as e:
+        log("FAIL: the program stopped answering: %r" % e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
