@@ -10,9 +10,10 @@
       invariants, old and new listeners and the GC after each of a chain of
       checkpoint / SIGKILL / restore.
   crgo.py kv --checksync T --prog kvserver [--kills N]
-      kvserver -sync under continuous load; at N random moments SIGKILL and
-      restore; after each, no write acknowledged under -sync is missing and
-      the service answers within --answer-within seconds of the restore.
+      kvserver -sync under continuous load; at N random moments (the issue:
+      50) SIGKILL and restore; after each, no write acknowledged under -sync
+      is missing and the service's first 200 answer comes within
+      --answer-within seconds (the issue: 1) of `checksync restore` starting.
   crgo.py kv --plain --checksync T --prog kvserver-plain [--kills N]
       the same service built without the checksync package (the agent only
       arrives by LD_PRELOAD): writes acknowledged before an explicit
@@ -36,6 +37,7 @@ import threading
 import time
 
 SKIP = 77
+ISSUE_KILLS = 50  # issue 4: "at 50 random moments, SIGKILL and restore"
 
 
 def log(*a):
@@ -198,9 +200,10 @@ def get(port, path, timeout=30.0):
         raise Failure("GET %s on port %d failed: %r" % (path, port, e))
 
 
-def wait_answer(port, path, proc, session, timeout):
-    """Polls until the service answers; returns seconds waited."""
-    t0 = time.monotonic()
+def wait_answer(port, path, proc, session, timeout, since=None):
+    """Polls until the service answers with a 200; returns the seconds since
+    `since` (a time.monotonic() reading; default: now)."""
+    t0 = time.monotonic() if since is None else since
     while time.monotonic() - t0 < timeout:
         if proc.poll() is not None:
             raise Failure("process exited (%s) before answering:\n%s" % (proc.returncode, session.tail(proc)))
@@ -314,10 +317,15 @@ def check_stress(port, acked, ticks_before, listeners):
 
 class Load:
     """Writer threads: unique keys, each counted as acknowledged only on a
-    200 answer. Connection errors (the server is being killed) are normal."""
+    200 answer. Connection errors (the server is being killed) are normal.
+    At most `rate` writes a second in all: unthrottled (without -sync) they
+    made ~360,000 keys over 50 kills, and the store, its images and the time
+    to restore them grew with the count of kills; the GIL they held also
+    delayed the harness's own timing of the restore."""
 
-    def __init__(self, port, threads):
+    def __init__(self, port, threads, rate):
         self.port = port
+        self.gap = threads / float(rate)  # seconds between one writer's writes
         self.lock = threading.Lock()
         self.acked = {}
         self.stop = threading.Event()
@@ -332,7 +340,14 @@ class Load:
     def writer(self, idx):
         conn = None
         n = 0
+        due = time.monotonic()
         while not self.stop.is_set():
+            due += self.gap
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            else:
+                due = time.monotonic()  # behind (the server was away): no burst
             n += 1
             key, val = "t%d-%d" % (idx, n), "%016x" % random.getrandbits(64)
             try:
@@ -424,19 +439,26 @@ def check_on_restore(port):
         time.sleep(0.05)
 
 
+def spread(xs):
+    xs = sorted(xs)
+    q = lambda f: xs[min(len(xs) - 1, int(f * len(xs)))]
+    return "min %.3f s, median %.3f s, p90 %.3f s, max %.3f s" % (xs[0], q(0.5), q(0.9), xs[-1])
+
+
 def kv(a):
     s = Session(a.checksync)
     port = a.port or free_port()
-    load = None
+    load, waits = None, []
     try:
         argv = [a.prog, "-listen", "127.0.0.1:%d" % port, "-preload", str(a.preload), "-value-size", "256"]
         if not a.plain:
             argv.append("-sync")
+        if a.kills < ISSUE_KILLS:
+            log("note: %d kills, not the issue's %d: %s" % (a.kills, ISSUE_KILLS, a.fewer_because))
         proc = s.run(argv, a.interval_ms)
         wait_answer(port, "/stats", proc, s, 120)
-        load = Load(port, a.writers)
+        load = Load(port, a.writers, a.write_rate)
         load.start()
-        worst, waits = 0.0, []
         for k in range(a.kills):
             time.sleep(random.uniform(0.2, 1.5))
             if a.plain:
@@ -448,10 +470,10 @@ def kv(a):
             before_kill = load.snapshot()
             if not a.plain:
                 must = before_kill  # every write acknowledged before the kill
-            t0 = time.monotonic()
+            t0 = time.monotonic()  # the restore starts: the clock of the issue's bound
             proc = s.restore()
-            waited = wait_answer(port, "/stats", proc, s, 60)
-            worst = max(worst, waited)
+            waited = wait_answer(port, "/stats", proc, s, 60, since=t0)
+            waits.append(waited)
             check_kv(port, must)
             if not a.plain:
                 check_on_restore(port)
@@ -460,31 +482,29 @@ def kv(a):
                 # were never made safe: the restore may or may not have
                 # them, and those it lacks are not owed later either.
                 load.forget(absent_keys(port, [k for k in before_kill if k not in must]))
-            log("kill %d/%d: restored, answered after %.3f s, %d acknowledged writes intact" %
-                (k + 1, a.kills, waited, len(must)))
-            waits.append(waited)
-            # The issue's bound is 1 s. One restore on this shared 2-core
-            # machine can miss it by noise alone, so the bound applies to the
-            # median, and no single restore may take 3 times as long.
-            if waited > 3 * a.answer_within:
-                raise Failure("service answered %.3f s after the restore started (limit %.1f s)" %
-                              (waited, 3 * a.answer_within))
+            log("kill %d/%d: restored, first answer %.3f s after `checksync restore` started, "
+                "%d acknowledged writes intact" % (k + 1, a.kills, waited, len(must)))
+            # The issue: "the service answers within a second of the restore
+            # starting", after each restore. Behaviour, not speed: the only
+            # timed assertion of the suite.
+            if waited > a.answer_within:
+                raise Failure("kill %d: the service answered %.3f s after the restore started "
+                              "(the issue's bound: %.1f s)" % (k + 1, waited, a.answer_within))
         load.finish()
-        median = sorted(waits)[len(waits) // 2]
-        if median > a.answer_within:
-            raise Failure("median time to answer after a restore %.3f s (limit %.1f s): %s" %
-                          (median, a.answer_within, ", ".join("%.3f" % w for w in waits)))
         final = load.snapshot() if not a.plain else must
         verify_keys(port, final, list(final))
         st = json.loads(http_get(port, "/stats")[1])
-        log("done: %d kills, answer after restore median %.3f s, worst %.3f s, %d writes verified; server: %d items, %d syncs, "
-            "%d sync errors (last: %s)" % (a.kills, median, worst, len(final), st["items"], st["syncs"],
-                                           st["sync_errors"], st.get("sync_last_error") or "none"))
+        log("done: %d kills, %d writes verified; server: %d items, %d syncs, %d sync errors (last: %s)" %
+            (a.kills, len(final), st["items"], st["syncs"], st["sync_errors"],
+             st.get("sync_last_error") or "none"))
         return 0
     except BaseException:
         s.dump_logs()
         raise
     finally:
+        if waits:
+            log("first answer after the restore started, %d restores: %s (bound %.1f s)" %
+                (len(waits), spread(waits), a.answer_within))
         if load:
             load.stop.set()
         s.cleanup()
@@ -500,14 +520,18 @@ def main():
     p.add_argument("--restores", type=int, default=3, help="stress: restores in the chain")
     p.add_argument("--goroutines", type=int, default=4000)
     p.add_argument("--map", type=int, default=1000000)
-    p.add_argument("--kills", type=int, default=50, help="kv: SIGKILL/restore rounds (issue: 50)")
+    p.add_argument("--kills", type=int, default=ISSUE_KILLS, help="kv: SIGKILL/restore rounds (issue: 50)")
+    p.add_argument("--fewer-because", default="asked for on the command line",
+                   help="kv: printed when --kills is below the issue's 50")
     p.add_argument("--plain", action="store_true", help="kv: program without the checksync package")
     p.add_argument("--preload", type=int, default=20000)
     p.add_argument("--writers", type=int, default=4)
+    p.add_argument("--write-rate", type=float, default=200, help="kv: writes per second, all writers")
     p.add_argument("--answer-within", type=float, default=1.0)
     a = p.parse_args()
     if os.environ.get("CRGO_KILLS"):  # e.g. CRGO_KILLS=50 for the issue's full run
         a.kills = int(os.environ["CRGO_KILLS"])
+        a.fewer_because = "CRGO_KILLS=%d" % a.kills
     ensure_tool(a.checksync)
     if os.geteuid() != 0:
         print("SKIP: needs root (PID and time namespaces)")
