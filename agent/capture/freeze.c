@@ -155,17 +155,39 @@ static void forward(int sig, siginfo_t *si, void *uc)
 	forwarding = 0;
 }
 
+/*
+ * A signal from others that landed on the agent's own thread (it blocks
+ * every signal but this one) is not handled there: it goes to the main
+ * thread, queued with the sender's pid and uid (as SI_QUEUE: only a thread
+ * itself may be sent SI_USER). The agent thread is not Go's; Go's handler
+ * would borrow an M on it (needm), possibly while the frozen threads hold
+ * what that needs, and raise a signal it does not want straight back at it.
+ * Returns 0 when queued.
+ */
+static int to_main_thread(int sig, const siginfo_t *si)
+{
+	siginfo_t q;
+	memset(&q, 0, sizeof(q));
+	q.si_signo = sig;
+	q.si_code = SI_QUEUE;
+	q.si_pid = si->si_pid;
+	q.si_uid = si->si_uid;
+	q.si_value = si->si_value;
+	return (int)syscall(SYS_rt_tgsigqueueinfo, cs_agent.pid, cs_agent.pid, sig, &q);
+}
+
 static void freeze_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
 	uint32_t seq = atomic_load(&freeze_seq);
+	pid_t tid = (pid_t)syscall(SYS_gettid);
 	/* The agent sends with tgkill from this process, only during a freeze. */
 	if (si->si_code != SI_TKILL || si->si_pid != cs_agent.pid || !atomic_load(&freeze_active)) {
-		forward(sig, si, uc);
+		if (tid != cs_agent.agent_tid || to_main_thread(sig, si))
+			forward(sig, si, uc);
 		errno = saved_errno;
 		return;
 	}
-	pid_t tid = (pid_t)syscall(SYS_gettid);
 	if (tid == cs_agent.agent_tid) {
 		agent_in_handler(uc);
 		errno = saved_errno;
