@@ -50,9 +50,15 @@ struct cs_compact_result {
 int cs_compact(const char *dir, uint64_t generation, int wait, struct cs_compact_result *res,
 	       char *msg, size_t cap);
 
-/* 1 and the newest generation when the policy says compact now, 0 if not,
- * negative errno if dir cannot be read. Reads only image headers. */
-int cs_compact_due(const char *dir, const struct cs_compact_policy *p, uint64_t *ret_generation);
+/* What the directory holds, from image headers only. */
+struct cs_compact_backlog {
+	uint64_t newest;      /* newest generation, 0: none */
+	uint64_t delta_bytes; /* images newer than the newest full image */
+	uint64_t limit;       /* the policy's threshold for them */
+};
+/* 1 when the policy says compact the newest generation now, 0 if not,
+ * negative errno if dir cannot be read. */
+int cs_compact_due(const char *dir, const struct cs_compact_policy *p, struct cs_compact_backlog *out);
 
 /* The background compactor: every second, compact when due. Never returns;
  * whoever started it kills it (checksync-init when the program exits). */

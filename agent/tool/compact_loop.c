@@ -6,9 +6,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,7 +65,7 @@ static int peek_full(const char *dir, uint64_t gen, int *is_full, uint64_t *size
 	return 0;
 }
 
-int cs_compact_due(const char *dir, const struct cs_compact_policy *p, uint64_t *ret_generation)
+int cs_compact_due(const char *dir, const struct cs_compact_policy *p, struct cs_compact_backlog *out)
 {
 	uint64_t *gens, deltas = 0, full_size = 0;
 	size_t n;
@@ -80,12 +82,35 @@ int cs_compact_due(const char *dir, const struct cs_compact_policy *p, uint64_t 
 		else
 			deltas += size;
 	}
-	*ret_generation = n ? gens[n - 1] : 0;
+	out->newest = n ? gens[n - 1] : 0;
 	free(gens);
-	uint64_t limit = (uint64_t)(p->factor * (double)full_size);
-	if (limit < p->min_bytes)
-		limit = p->min_bytes;
-	return found && deltas > limit;
+	out->delta_bytes = deltas;
+	out->limit = (uint64_t)(p->factor * (double)full_size);
+	if (out->limit < p->min_bytes)
+		out->limit = p->min_bytes;
+	return found && deltas > out->limit;
+}
+
+/*
+ * SCHED_IDLE normally (ns.c says why). But under a program that keeps both
+ * cores busy, an idle-class compactor gets a fraction of a percent of a
+ * core while deltas keep coming: the directory would grow without bound.
+ * So once the backlog is BACKLOG_ESCALATE times the threshold it competes
+ * as an ordinary nice-19 process until it has caught up. Slower compaction
+ * costs disk and restore time; it never costs the program's memory.
+ */
+#define BACKLOG_ESCALATE 4
+
+static void set_class(const struct cs_compact_backlog *b, int *escalated)
+{
+	int want = b->delta_bytes / BACKLOG_ESCALATE > b->limit;
+	if (want == *escalated)
+		return;
+	struct sched_param sp = {0};
+	if (sched_setscheduler(0, want ? SCHED_OTHER : SCHED_IDLE, &sp) == 0) {
+		setpriority(PRIO_PROCESS, 0, 19);
+		*escalated = want;
+	}
 }
 
 static void report(const struct cs_compact_result *res)
@@ -104,16 +129,19 @@ static void report(const struct cs_compact_result *res)
 void cs_compact_loop(const char *dir, const struct cs_compact_policy *p)
 {
 	unsigned delay = 1, failures = 0;
+	int escalated = 0;
 	for (;;) {
 		sleep(delay);
-		uint64_t gen;
-		if (cs_compact_due(dir, p, &gen) <= 0) {
+		struct cs_compact_backlog b;
+		if (cs_compact_due(dir, p, &b) <= 0) {
 			if (!failures)
 				delay = 1;
 			continue;
 		}
+		set_class(&b, &escalated);
 		struct cs_compact_result res;
 		char msg[1024];
+		uint64_t gen = b.newest;
 		int r = cs_compact(dir, gen, 0, &res, msg, sizeof(msg));
 		if (r == -EBUSY) /* `checksync compact` is at it */
 			continue;

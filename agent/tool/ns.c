@@ -142,8 +142,10 @@ static pid_t spawn(const struct cs_launch *l)
  * 1024), but only SCHED_IDLE also lets every waking thread of the program
  * preempt it at once, so it adds no wake-up latency to requests. It still
  * gets that small share under full load, so compaction never stops
- * entirely. Its I/O is best-effort at the lowest level, not the idle
- * class, for the same reason: the idle class can starve it forever.
+ * entirely, and when the backlog grows large anyway it steps up to an
+ * ordinary nice-19 process until it has caught up (compact_loop.c). Its
+ * I/O is best-effort at the lowest level, not the idle class, for the same
+ * reason: the idle class can starve it forever.
  */
 static pid_t spawn_compactor(const struct cs_launch *l)
 {
