@@ -124,14 +124,20 @@ static int write_metadata(struct cs_image_writer *w, const struct cs_loaded *k)
 }
 
 /* Page runs of the full image: the copies (sorted, disjoint) merged where
- * they touch, whichever image they come from. Returns the PAGES payload. */
+ * they touch, whichever image they come from, up to MAX_RUN_PAGES. Whether
+ * copy i continues the run of `run` pages before it: */
+static int joins(const struct cs_plan_copy *c, size_t i, uint64_t run)
+{
+	return i && c[i - 1].addr + c[i - 1].len == c[i].addr &&
+	       run + c[i].len / CS_IMAGE_PAGE_SIZE <= MAX_RUN_PAGES;
+}
+
+/* The PAGES payload: run heads and page bytes. */
 static uint64_t pages_payload(const struct cs_plan_copy *c, size_t n)
 {
 	uint64_t total = 0, run = 0;
 	for (size_t i = 0; i < n; i++) {
-		int joins = i && c[i - 1].addr + c[i - 1].len == c[i].addr &&
-			    run + c[i].len / CS_IMAGE_PAGE_SIZE <= MAX_RUN_PAGES;
-		if (!joins) {
+		if (!joins(c, i, run)) {
 			total += CS_IMAGE_PAGE_RUN_HEAD;
 			run = 0;
 		}
@@ -165,14 +171,10 @@ static int write_pages(struct cs_image_writer *w, const struct cs_chain *ch,
 	int r = cs_image_section_begin(w, CS_SECT_PAGES, pages_payload(c, n));
 	uint64_t run = 0;
 	for (size_t i = 0; !r && i < n; i++) {
-		int joins = i && c[i - 1].addr + c[i - 1].len == c[i].addr &&
-			    run + c[i].len / CS_IMAGE_PAGE_SIZE <= MAX_RUN_PAGES;
-		if (!joins) {
+		if (!joins(c, i, run)) {
 			/* the run's length: every following copy that joins it */
 			uint64_t pages = c[i].len / CS_IMAGE_PAGE_SIZE;
-			for (size_t j = i + 1; j < n && c[j - 1].addr + c[j - 1].len == c[j].addr &&
-					       pages + c[j].len / CS_IMAGE_PAGE_SIZE <= MAX_RUN_PAGES;
-			     j++)
+			for (size_t j = i + 1; j < n && joins(c, j, pages); j++)
 				pages += c[j].len / CS_IMAGE_PAGE_SIZE;
 			uint8_t hb[CS_IMAGE_PAGE_RUN_HEAD];
 			struct cs_buf b = {.data = hb, .cap = sizeof(hb)};
