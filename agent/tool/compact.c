@@ -22,9 +22,9 @@
 #include "restore.h"
 #include "tool.h"
 
-#define IO_CHUNK     (1u << 20)
-#define SYNC_EVERY   (32ull << 20) /* start writeback early: no huge fsync at the end */
-#define MAX_RUN_PAGES (1u << 30)   /* a PAGES run head counts pages in a u32 */
+#define IO_CHUNK      (1u << 20)
+#define SYNC_EVERY    (32ull << 20) /* start writeback early: no huge fsync at the end */
+#define MAX_RUN_PAGES (1u << 30)    /* a PAGES run head counts pages in a u32 */
 
 /* Buffered output for the image writer. */
 struct sink {
@@ -55,7 +55,7 @@ static int sink_flush(struct sink *s)
 	s->len = 0;
 	if (!r && s->flushed - s->synced >= SYNC_EVERY) {
 		sync_file_range(s->fd, (off64_t)s->synced, (off64_t)(s->flushed - s->synced),
-				SYNC_FILE_RANGE_WRITE);
+		                SYNC_FILE_RANGE_WRITE);
 		s->synced = s->flushed;
 	}
 	return r;
@@ -148,7 +148,7 @@ static uint64_t pages_payload(const struct cs_plan_copy *c, size_t n)
 }
 
 static int copy_bytes(struct cs_image_writer *w, const struct cs_loaded *src,
-		      const struct cs_plan_copy *c, uint8_t *buf)
+                      const struct cs_plan_copy *c, uint8_t *buf)
 {
 	for (uint64_t done = 0; done < c->len;) {
 		size_t n = c->len - done < IO_CHUNK ? (size_t)(c->len - done) : IO_CHUNK;
@@ -166,7 +166,7 @@ static int copy_bytes(struct cs_image_writer *w, const struct cs_loaded *src,
 }
 
 static int write_pages(struct cs_image_writer *w, const struct cs_chain *ch,
-		       const struct cs_plan_copy *c, size_t n, uint8_t *buf)
+                       const struct cs_plan_copy *c, size_t n, uint8_t *buf)
 {
 	int r = cs_image_section_begin(w, CS_SECT_PAGES, pages_payload(c, n));
 	uint64_t run = 0;
@@ -192,7 +192,7 @@ static int write_pages(struct cs_image_writer *w, const struct cs_chain *ch,
 
 /* Writes the full image of ch->imgs[0] into fd. */
 static int write_full(int fd, const struct cs_chain *ch, const struct cs_plan_copy *c, size_t n,
-		      uint64_t *ret_bytes)
+                      uint64_t *ret_bytes)
 {
 	struct sink s = {.fd = fd, .buf = malloc(IO_CHUNK)};
 	uint8_t *buf = malloc(IO_CHUNK);
@@ -222,15 +222,17 @@ static int check_written(const char *path, const struct cs_image *k, char *msg, 
 	struct cs_chain_damage d = {0};
 	int r = cs_loaded_open(path, &l, &d);
 	if (r < 0) {
-		snprintf(msg, cap, "the image just written does not read back: %s at offset %llu: %s",
-			 path, (unsigned long long)d.offset, d.msg);
+		snprintf(msg, cap,
+		         "the image just written does not read back: %s at offset %llu: %s", path,
+		         (unsigned long long)d.offset, d.msg);
 		return r;
 	}
 	const struct cs_image *img = l.img;
-	if ((img->header.flags & CS_IMAGE_F_DELTA) || img->header.generation != k->header.generation ||
-	    img->n_resident != k->n_resident) {
-		snprintf(msg, cap, "the image just written (%s) is not a full image of generation %llu",
-			 path, (unsigned long long)k->header.generation);
+	if ((img->header.flags & CS_IMAGE_F_DELTA) ||
+	    img->header.generation != k->header.generation || img->n_resident != k->n_resident) {
+		snprintf(msg, cap,
+		         "the image just written (%s) is not a full image of generation %llu", path,
+		         (unsigned long long)k->header.generation);
 		r = -EIO;
 	}
 	cs_loaded_close(&l);
@@ -266,17 +268,18 @@ static void damage_msg(const struct cs_chain_damage *d, uint64_t gen, int r, cha
 {
 	if (r == -ENOENT && d->generation != gen)
 		snprintf(msg, cap, "generation %llu needs generation %llu, which is missing (%s)",
-			 (unsigned long long)gen, (unsigned long long)d->generation, d->path);
+		         (unsigned long long)gen, (unsigned long long)d->generation, d->path);
 	else if (r == -ENOENT)
-		snprintf(msg, cap, "generation %llu does not exist (%s)", (unsigned long long)gen, d->path);
+		snprintf(msg, cap, "generation %llu does not exist (%s)", (unsigned long long)gen,
+		         d->path);
 	else
 		snprintf(msg, cap, "%s is damaged at offset %llu: %s", d->path,
-			 (unsigned long long)d->offset, d->msg);
+		         (unsigned long long)d->offset, d->msg);
 }
 
 /* Writes, checks and renames; the chain is loaded and intact. */
 static int replace(int dfd, const char *dir, struct cs_chain *ch, struct cs_compact_result *res,
-		   char *msg, size_t cap)
+                   char *msg, size_t cap)
 {
 	struct cs_restore view = {.chain = *ch, .img = ch->imgs[0].img};
 	struct cs_plan_copy *c = NULL;
@@ -338,7 +341,7 @@ static int newest_generation(const char *dir, uint64_t *ret, char *msg, size_t c
 }
 
 int cs_compact(const char *dir, uint64_t generation, int wait, struct cs_compact_result *res,
-	       char *msg, size_t cap)
+               char *msg, size_t cap)
 {
 	memset(res, 0, sizeof(*res));
 	msg[0] = 0;

@@ -48,7 +48,7 @@ struct cs_compact_result {
  * the file, the offset and the reason.
  */
 int cs_compact(const char *dir, uint64_t generation, int wait, struct cs_compact_result *res,
-	       char *msg, size_t cap);
+               char *msg, size_t cap);
 
 /* What the directory holds, from image headers only. */
 struct cs_compact_backlog {
@@ -58,7 +58,8 @@ struct cs_compact_backlog {
 };
 /* 1 when the policy says compact the newest generation now, 0 if not,
  * negative errno if dir cannot be read. */
-int cs_compact_due(const char *dir, const struct cs_compact_policy *p, struct cs_compact_backlog *out);
+int cs_compact_due(const char *dir, const struct cs_compact_policy *p,
+                   struct cs_compact_backlog *out);
 
 /* The background compactor: every second, compact when due. Never returns;
  * whoever started it kills it (checksync-init when the program exits). */

@@ -27,15 +27,16 @@ int cs_compact_policy_from_env(struct cs_compact_policy *p, char *msg, size_t ca
 	if (f && *f) {
 		p->factor = strtod(f, &end);
 		if (*end || !(p->factor >= 0)) {
-			snprintf(msg, cap, "%s must be a number >= 0, not '%s'", CS_ENV_COMPACT_FACTOR, f);
+			snprintf(msg, cap, "%s must be a number >= 0, not '%s'",
+			         CS_ENV_COMPACT_FACTOR, f);
 			return -EINVAL;
 		}
 	}
 	if (m && *m) {
 		p->min_bytes = strtoull(m, &end, 10);
 		if (*end || *m == '-') {
-			snprintf(msg, cap, "%s must be a number of bytes, not '%s'", CS_ENV_COMPACT_MIN_BYTES,
-				 m);
+			snprintf(msg, cap, "%s must be a number of bytes, not '%s'",
+			         CS_ENV_COMPACT_MIN_BYTES, m);
 			return -EINVAL;
 		}
 	}
@@ -65,7 +66,8 @@ static int peek_full(const char *dir, uint64_t gen, int *is_full, uint64_t *size
 	return 0;
 }
 
-int cs_compact_due(const char *dir, const struct cs_compact_policy *p, struct cs_compact_backlog *out)
+int cs_compact_due(const char *dir, const struct cs_compact_policy *p,
+                   struct cs_compact_backlog *out)
 {
 	uint64_t *gens, deltas = 0, full_size = 0;
 	size_t n;
@@ -152,8 +154,10 @@ void cs_compact_loop(const char *dir, const struct cs_compact_policy *p)
 			continue;
 		}
 		if (!failures++)
-			cs_err("compaction of generation %llu failed: %s (retrying, quietly, with a "
-			       "growing delay)", (unsigned long long)gen, msg);
+			cs_err(
+			    "compaction of generation %llu failed: %s (retrying, quietly, with a "
+			    "growing delay)",
+			    (unsigned long long)gen, msg);
 		delay = delay >= 150 ? 300 : delay * 2;
 	}
 }
@@ -161,9 +165,9 @@ void cs_compact_loop(const char *dir, const struct cs_compact_policy *p)
 int cs_cmd_compact(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"dir", required_argument, NULL, 'd'},
-		{"generation", required_argument, NULL, 'g'},
-		{0},
+	    {"dir", required_argument, NULL, 'd'},
+	    {"generation", required_argument, NULL, 'g'},
+	    {0},
 	};
 	const char *dir = NULL;
 	uint64_t gen = 0;
@@ -172,7 +176,9 @@ int cs_cmd_compact(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'd': dir = optarg; break;
+		case 'd':
+			dir = optarg;
+			break;
 		case 'g':
 			gen = strtoull(optarg, &end, 10);
 			if (*end || !gen) {
@@ -180,7 +186,8 @@ int cs_cmd_compact(int argc, char **argv)
 				return 2;
 			}
 			break;
-		default: return 2;
+		default:
+			return 2;
 		}
 	}
 	if (!dir && optind < argc)
@@ -204,9 +211,10 @@ int cs_cmd_compact(int argc, char **argv)
 		printf("generation %llu is already a full image (%llu bytes)\n",
 		       (unsigned long long)res.generation, (unsigned long long)res.bytes);
 	else
-		printf("generation %llu is a full image now: %llu bytes from a chain of %zu images down "
+		printf("generation %llu is a full image now: %llu bytes from a chain of %zu images "
+		       "down "
 		       "to generation %llu; removed %zu older images\n",
-		       (unsigned long long)res.generation, (unsigned long long)res.bytes, res.folded,
-		       (unsigned long long)res.old_base, res.removed);
+		       (unsigned long long)res.generation, (unsigned long long)res.bytes,
+		       res.folded, (unsigned long long)res.old_base, res.removed);
 	return 0;
 }

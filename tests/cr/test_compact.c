@@ -62,10 +62,13 @@ static void write_image(const struct spec *s)
 	char path[128], name[64];
 	uint8_t meta[1024], page[PG];
 	struct cs_buf b = {.data = meta, .cap = sizeof(meta)};
-	struct cs_image_header h = {.arch = CS_ARCH_X86_64, .page_size = PG, .generation = s->gen,
-				    .parent_generation = s->parent, .base_generation = s->base,
-				    .flags = s->parent ? CS_IMAGE_F_DELTA : 0,
-				    .tracking = s->parent ? CS_TRACK_UFFD_WP : CS_TRACK_FULL};
+	struct cs_image_header h = {.arch = CS_ARCH_X86_64,
+	                            .page_size = PG,
+	                            .generation = s->gen,
+	                            .parent_generation = s->parent,
+	                            .base_generation = s->base,
+	                            .flags = s->parent ? CS_IMAGE_F_DELTA : 0,
+	                            .tracking = s->parent ? CS_TRACK_UFFD_WP : CS_TRACK_FULL};
 	struct cs_image_thread t = {.tid = (int32_t)(100 + s->gen), .flags = CS_THREAD_MAIN};
 	struct cs_image_writer w;
 	size_t pos;
@@ -213,13 +216,18 @@ static void names(void)
 	CHECK_EQ(cs_image_name_parse("gen-18446744073709551615.img.tmp", &g, &tmp), 0);
 	CHECK(g == UINT64_MAX && tmp == 1);
 	static const char *bad[] = {
-		"gen-18446744073709551616.img", /* above 64 bits */
-		"gen-00000000000000000000.img", /* generation 0 */
-		"gen-0000000000000000042.img",  /* 19 digits */
-		"gen-000000000000000000042.img", "gen-00000000000000000042.im",
-		"gen-00000000000000000042.img.tm", "gen-00000000000000000042.img.tmpx",
-		"gen-00000000000000000042.imgx", "gen- 0000000000000000042.img",
-		"agent.lock", "", "gen-",
+	    "gen-18446744073709551616.img", /* above 64 bits */
+	    "gen-00000000000000000000.img", /* generation 0 */
+	    "gen-0000000000000000042.img",  /* 19 digits */
+	    "gen-000000000000000000042.img",
+	    "gen-00000000000000000042.im",
+	    "gen-00000000000000000042.img.tm",
+	    "gen-00000000000000000042.img.tmpx",
+	    "gen-00000000000000000042.imgx",
+	    "gen- 0000000000000000042.img",
+	    "agent.lock",
+	    "",
+	    "gen-",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (cs_image_name_parse(bad[i], &g, &tmp) != -EINVAL) {
