@@ -85,6 +85,11 @@ int cs_loaded_open(const char *path, struct cs_loaded *out, struct cs_chain_dama
 		return r;
 	}
 	out->generation = out->img->header.generation;
+	/* Checked: drop the pages from our address space (they stay in the page
+	 * cache). Page bytes are read later with pread from fd, so a chain of
+	 * several images never sits mapped in the tool's memory all at once. */
+	if (out->len)
+		madvise((void *)out->map, out->len, MADV_DONTNEED);
 	return 0;
 }
 
