@@ -118,6 +118,20 @@ def wait_checkpoints(port, path, field, more, timeout=30):
         time.sleep(0.1)
 
 
+def on_restore_called(port, times, timeout=10):
+    """kvserver counts checksync.OnRestore calls in /stats (through the
+    linked agent here); the call is asynchronous, so allow it a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = json.loads(get(port, "/stats")[1])
+        if st["restores"] >= times and st["restored_from"] >= 1:
+            return
+        if time.monotonic() > deadline:
+            raise Failure("OnRestore: %d calls after %d restores (restored_from %d)" %
+                          (st["restores"], times, st["restored_from"]))
+        time.sleep(0.05)
+
+
 def static_without_checksync(a, s, port):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKSYNC_") and k != "LD_PRELOAD"}
     r = subprocess.run([a.prog, "-listen", "127.0.0.1:%d" % port, "-sync"], env=env,
@@ -164,6 +178,7 @@ def static(a):
             proc = s.restore()
             waited = wait_answer(port, "/stats", proc, s, 60)
             verify(port, acked)
+            on_restore_called(port, rnd + 1)
             acked.update(put_synced(port, "after%d" % rnd, 10))
             expect_agent_threads(s.app_pid(), 1, "after restore %d" % (rnd + 1))
             wait_checkpoints(port, "/stats/checksync", "checkpoints", 2)
