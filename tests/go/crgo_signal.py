@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """A Go program that wants the agent's freeze signal (62) for itself, suite 'go'.
 
-  crgo_signal.py --checksync T --prog sigcheck --notify one|all
+  crgo_signal.py --checksync T --prog sigcheck --notify one|all|c
 
-sigcheck calls signal.Notify on signal 62 (one) or on every signal (all) and
-counts what arrives; it runs under `checksync run` with a checkpoint every
+sigcheck calls signal.Notify on signal 62 (one) or on every signal (all), or
+installs a C handler without SA_SIGINFO for it (c), and counts what arrives; it runs under `checksync run` with a checkpoint every
 100 ms. Checked: the Go runtime's takeover of the signal is reported (one
 stderr line, Stats().Signal, the agent's status reply); checkpoints keep
 succeeding; every `kill -62 <pid>` from outside reaches the Go channel, one
@@ -89,13 +89,20 @@ def tgkill(pid, tid, sig):
         raise Failure("tgkill(%d, %d, %d): errno %d" % (pid, tid, sig, ctypes.get_errno()))
 
 
-def check_reported(s, proc, ckdir, port):
+def check_reported(s, proc, ckdir, port, mode):
     st = wait_for("the takeover in Stats", lambda: (lambda x: x if x["takeovers"] >= 1 else None)(stats(port)))
     if st["signal"] != FREEZE_SIGNAL or st["foreign_handler"] in (0, 1) or not st["first_takeover"]:
         raise Failure("Stats().Signal after the Go runtime took the signal: %s" % st)
     lines = [l for l in s.tail(proc, 100000).splitlines() if l.startswith(REPORT)]
-    if len(lines) != 1 or "the Go runtime's" not in lines[0]:
+    go_first = len(lines) == 1 and "the Go runtime's" in lines[0]
+    if len(lines) != 1 or (mode != "c" and not go_first):
         raise Failure("want one stderr line reporting the takeover by the Go runtime, got %s" % lines)
+    if mode == "c":
+        # The C handler, installed in main, is taken back too: after the Go
+        # runtime's when the agent saw that one first.
+        want = 2 if go_first else 1
+        st = wait_for("the C handler's takeover",
+                      lambda: (lambda x: x if x["takeovers"] >= want else None)(stats(port)))
     status = agent_status(ckdir)
     if int(status.get("sig_takeovers", 0)) < 1 or status.get("signal") != str(FREEZE_SIGNAL):
         raise Failure("the status reply does not report the takeover: %s" % status)
@@ -111,7 +118,7 @@ def scenario(a):
         proc = s.run([a.prog, "-listen", "127.0.0.1:%d" % port, "-notify", a.notify], a.interval_ms)
         wait_answer(port, "/count", proc, s, 120)
         pid = s.app_pid()
-        check_reported(s, proc, s.dir, port)
+        check_reported(s, proc, s.dir, port, a.notify)
 
         send_each(port, lambda: os.kill(pid, FREEZE_SIGNAL), a.kills, "kill -62")
         tids = expect_agent_threads(pid, 1, "under checksync run")
@@ -158,7 +165,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checksync", required=True, help="the checksync tool")
     p.add_argument("--prog", required=True)
-    p.add_argument("--notify", choices=["one", "all"], default="one")
+    p.add_argument("--notify", choices=["one", "all", "c"], default="one")
     p.add_argument("--interval-ms", type=int, default=100)
     p.add_argument("--kills", type=int, default=10)
     a = p.parse_args()

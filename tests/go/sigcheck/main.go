@@ -1,15 +1,18 @@
 // sigcheck is a Go program that wants the agent's freeze signal for itself:
 // it calls signal.Notify on signal 62 (-notify one) or on every signal
-// (-notify all) and counts what arrives. Run under `checksync run`, it shows
+// (-notify all), or installs a plain C handler for it (-notify c, see
+// chandler.go), and counts what arrives. Run under `checksync run`, it shows
 // what the agent does about that (docs/go.md, "Signals"): the agent takes the
 // signal back before each freeze, reports the takeover, and passes signal 62
 // sent by others on to Go's handler, so the count is exactly the number of
 // signals 62 sent from outside, never the agent's own.
 //
 //	GET  /count      {"sig62": N, "other": M}: signals received on the channel
+//	                 (-notify c: by the C handler)
 //	GET  /stats      checksync.Stats() as JSON
-//	GET  /retake     signal.Ignore(62) then signal.Notify again: os/signal
-//	                 takes the signal back from the agent once more
+//	GET  /retake     signal.Ignore(62) then signal.Notify again (-notify c:
+//	                 the C handler installed again): the program takes the
+//	                 signal back from the agent once more
 //	PUT  /k/<key>    store the body, answered after checksync.Sync
 //	GET  /k/<key>    the value, or 404
 package main
@@ -40,12 +43,15 @@ var (
 	sig62, other uint64
 	ch           = make(chan os.Signal, 64)
 	notifyAll    bool
+	notifyC      bool
 	mu           sync.Mutex
 	kv           = map[string]string{}
 )
 
 func notify() {
-	if notifyAll {
+	if notifyC {
+		installCHandler()
+	} else if notifyAll {
 		signal.Notify(ch)
 	} else {
 		signal.Notify(ch, freezeSignal)
@@ -117,17 +123,24 @@ func key(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
-	mode := flag.String("notify", "one", "one: signal.Notify(ch, 62); all: signal.Notify(ch)")
+	mode := flag.String("notify", "one", "one: signal.Notify(ch, 62); all: signal.Notify(ch); c: a C handler")
 	flag.Parse()
 	notifyAll = *mode == "all"
+	notifyC = *mode == "c"
 	notify()
 	go count()
 	http.HandleFunc("/count", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, map[string]uint64{"sig62": atomic.LoadUint64(&sig62), "other": atomic.LoadUint64(&other)})
+		n := atomic.LoadUint64(&sig62)
+		if notifyC {
+			n = cReceived()
+		}
+		writeJSON(w, map[string]uint64{"sig62": n, "other": atomic.LoadUint64(&other)})
 	})
 	http.HandleFunc("/stats", stats)
 	http.HandleFunc("/retake", func(w http.ResponseWriter, _ *http.Request) {
-		signal.Ignore(freezeSignal)
+		if !notifyC {
+			signal.Ignore(freezeSignal)
+		}
 		notify()
 		io.WriteString(w, "OK")
 	})
