@@ -50,6 +50,12 @@ int cs_dir_generations(const char *dir, uint64_t **ret_gens, size_t *ret_n)
 
 int cs_loaded_open(const char *path, struct cs_loaded *out, struct cs_chain_damage *dmg)
 {
+	return cs_loaded_open_flags(path, 0, out, dmg);
+}
+
+int cs_loaded_open_flags(const char *path, unsigned parse_flags, struct cs_loaded *out,
+			 struct cs_chain_damage *dmg)
+{
 	struct stat st;
 	static const char empty[1];
 	memset(out, 0, sizeof(*out));
@@ -77,7 +83,7 @@ int cs_loaded_open(const char *path, struct cs_loaded *out, struct cs_chain_dama
 		out->map = m;
 	}
 	struct cs_image_error err = {0};
-	int r = cs_image_parse(out->map, out->len, 0, &out->img, &err);
+	int r = cs_image_parse(out->map, out->len, parse_flags, &out->img, &err);
 	if (r < 0) {
 		dmg->offset = err.offset;
 		snprintf(dmg->msg, sizeof(dmg->msg), "%s (%s)", err.msg, cs_image_err_name(err.code));
