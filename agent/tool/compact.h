@@ -17,14 +17,18 @@
 #include <stdint.h>
 
 /* Environment of the tool (checksync run/restore) that tunes the loop. */
-#define CS_ENV_COMPACT_FACTOR    "CHECKSYNC_COMPACT_FACTOR"    /* default 1 */
-#define CS_ENV_COMPACT_MIN_BYTES "CHECKSYNC_COMPACT_MIN_BYTES" /* default 64 MiB */
+#define CS_ENV_COMPACT_FACTOR     "CHECKSYNC_COMPACT_FACTOR"     /* default 1 */
+#define CS_ENV_COMPACT_MIN_BYTES  "CHECKSYNC_COMPACT_MIN_BYTES"  /* default 64 MiB */
+#define CS_ENV_COMPACT_MAX_IMAGES "CHECKSYNC_COMPACT_MAX_IMAGES" /* default 512 */
 
 /* When the background loop compacts: once the deltas written since the
- * newest full image exceed max(min_bytes, factor x that image's size). */
+ * newest full image exceed max(min_bytes, factor x that image's size), or
+ * there are more than max_images of them (a quiet program writes small
+ * deltas; a restore opens and checks every image of the chain). */
 struct cs_compact_policy {
 	double factor;
 	uint64_t min_bytes;
+	uint64_t max_images;
 };
 /* Defaults overridden by the environment; -EINVAL with a sentence in msg
  * for a value that is not a number. */

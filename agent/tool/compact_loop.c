@@ -24,11 +24,21 @@ int cs_compact_policy_from_env(struct cs_compact_policy *p, char *msg, size_t ca
 	char *end;
 	p->factor = 1.0;
 	p->min_bytes = 64ull << 20;
+	p->max_images = 512;
 	if (f && *f) {
 		p->factor = strtod(f, &end);
 		if (*end || !(p->factor >= 0)) {
 			snprintf(msg, cap, "%s must be a number >= 0, not '%s'",
 			         CS_ENV_COMPACT_FACTOR, f);
+			return -EINVAL;
+		}
+	}
+	const char *k = getenv(CS_ENV_COMPACT_MAX_IMAGES);
+	if (k && *k) {
+		p->max_images = strtoull(k, &end, 10);
+		if (*end || *k == '-') {
+			snprintf(msg, cap, "%s must be a number of images, not '%s'",
+			         CS_ENV_COMPACT_MAX_IMAGES, k);
 			return -EINVAL;
 		}
 	}
@@ -70,7 +80,7 @@ int cs_compact_due(const char *dir, const struct cs_compact_policy *p,
                    struct cs_compact_backlog *out)
 {
 	uint64_t *gens, deltas = 0, full_size = 0;
-	size_t n;
+	size_t n, n_deltas = 0;
 	int r = cs_dir_generations(dir, &gens, &n), found = 0;
 	if (r < 0)
 		return r;
@@ -82,7 +92,7 @@ int cs_compact_due(const char *dir, const struct cs_compact_policy *p,
 		if (is_full)
 			found = 1, full_size = size;
 		else
-			deltas += size;
+			deltas += size, n_deltas++;
 	}
 	out->newest = n ? gens[n - 1] : 0;
 	free(gens);
@@ -90,7 +100,7 @@ int cs_compact_due(const char *dir, const struct cs_compact_policy *p,
 	out->limit = (uint64_t)(p->factor * (double)full_size);
 	if (out->limit < p->min_bytes)
 		out->limit = p->min_bytes;
-	return found && deltas > out->limit;
+	return found && (deltas > out->limit || n_deltas > p->max_images);
 }
 
 /*

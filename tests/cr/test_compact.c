@@ -179,6 +179,27 @@ static void compact_chain(void)
 	CHECK(res.already_full);
 }
 
+/* The loop's policy, from headers and sizes: after compact_chain, 3 and 4
+ * are full; 5 (a delta on 4), 6 and 8 are deltas; the newest full image is
+ * 4, so 5, 6 and 8 count (6 and 8 are not restorable, the policy does not
+ * look: compaction refuses them). */
+static void policy(void)
+{
+	struct cs_compact_policy p = {.factor = 0, .min_bytes = 1ull << 40, .max_images = 3};
+	struct cs_compact_backlog b;
+	CHECK_EQ(cs_compact_due(dir, &p, &b), 0);
+	CHECK_EQ(b.newest, 8);
+	CHECK(b.delta_bytes > 3 * PG && b.delta_bytes < 4 * PG);
+	p.max_images = 2;
+	CHECK_EQ(cs_compact_due(dir, &p, &b), 1);
+	p.max_images = 512;
+	p.min_bytes = 3 * PG;
+	CHECK_EQ(cs_compact_due(dir, &p, &b), 1);
+	p.min_bytes = 0;
+	p.factor = 100; /* times the full image 4 */
+	CHECK_EQ(cs_compact_due(dir, &p, &b), 0);
+}
+
 static void refusals(void)
 {
 	/* a delta whose delta parent names another base */
@@ -245,6 +266,7 @@ int main(void)
 	}
 	compact_chain();
 	refusals();
+	policy();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
