@@ -111,6 +111,8 @@ static _Atomic unsigned prev_idx;
 static _Atomic uint64_t forwarded;
 static struct cs_sig_report takes; /* written by the agent thread only */
 static int take_reported;
+static int go_runtime;         /* a handler found was the Go runtime's (SIGURG's) */
+static uint64_t kicked_epoch;  /* cs_agent.epoch of the last restore kicked */
 
 static uintptr_t handler_of(const struct sigaction *sa)
 {
@@ -257,15 +259,62 @@ static void report_takeover(const struct sigaction *cur)
 	}
 }
 
+/*
+ * Signals pending on a thread at capture are not in the image. Go marks an
+ * M's preemption signal pending (m.signalPending) when it sends SIGURG and
+ * sends no other until the handler clears the mark; a SIGURG that reached a
+ * thread parked in the freeze (all signals blocked) is lost by the restore,
+ * and then no goroutine on that M can be preempted asynchronously again: a
+ * stop-the-world waits forever on a tight loop (seen with gostress). After
+ * a restore, before its first freeze, the agent sends every thread of a Go
+ * program one SIGURG: Go's handler takes a spurious one as an acknowledged
+ * preemption request, which clears the mark.
+ */
+static void kick_after_restore(void)
+{
+	char buf[4096];
+	if (kicked_epoch == cs_agent.epoch)
+		return;
+	kicked_epoch = cs_agent.epoch;
+	if (!go_runtime || !cs_agent.epoch)
+		return;
+	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	long n;
+	while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			struct {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (void *)(buf + off);
+			off += d->reclen;
+			const char *p = d->name;
+			uint64_t tid;
+			if (!cs_parse_u64(&p, &tid, 10) && (pid_t)tid != cs_agent.agent_tid)
+				syscall(SYS_tgkill, cs_agent.pid, (pid_t)tid, SIGURG);
+		}
+	}
+	close(fd);
+}
+
 /* Go and others install handlers for every signal: check ours is still
  * there; if not, record who took it (cs_freeze_install puts ours back). */
 int cs_freeze_signal_ok(void)
 {
 	struct sigaction cur;
+	kick_after_restore();
 	if (sigaction(CS_FREEZE_SIGNAL, NULL, &cur))
 		return 0;
 	if (is_ours(&cur))
 		return 1;
+	struct sigaction urg;
+	if (handler_of(&cur) > (uintptr_t)SIG_IGN && !sigaction(SIGURG, NULL, &urg) &&
+	    handler_of(&urg) == handler_of(&cur))
+		go_runtime = 1;
 	int64_t now = cs_clock_ns(CLOCK_REALTIME);
 	takes.takeovers++;
 	takes.foreign = handler_of(&cur);
