@@ -343,6 +343,18 @@ static int newest_generation(const char *dir, uint64_t *ret, char *msg, size_t c
 	return 0;
 }
 
+int cs_compact_prune(const char *dir, uint64_t below, size_t *ret_removed)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	int r = flock(dfd, LOCK_EX | LOCK_NB) < 0 ? -EBUSY : 0;
+	if (!r)
+		*ret_removed = prune(dfd, below);
+	close(dfd);
+	return r;
+}
+
 int cs_compact(const char *dir, uint64_t generation, int wait, struct cs_compact_result *res,
                char *msg, size_t cap)
 {

@@ -54,6 +54,10 @@ struct cs_compact_result {
 int cs_compact(const char *dir, uint64_t generation, int wait, struct cs_compact_result *res,
                char *msg, size_t cap);
 
+/* Deletes the images (and dead .tmp files) older than generation below,
+ * unless a compaction runs (-EBUSY). */
+int cs_compact_prune(const char *dir, uint64_t below, size_t *ret_removed);
+
 /* What the directory holds, from image headers only. */
 struct cs_compact_backlog {
 	uint64_t newest;      /* newest generation, 0: none */

@@ -53,12 +53,13 @@ int cs_compact_policy_from_env(struct cs_compact_policy *p, char *msg, size_t ca
 	return 0;
 }
 
-/* From the first bytes of an image: whether it is a full image. Only a
- * hint for the policy (no CRC): compaction itself reads everything. */
-static int peek_full(const char *dir, uint64_t gen, int *is_full, uint64_t *size)
+/* From the first bytes of an image: whether it is a full image, its
+ * parent, its size. Only a hint for the policy (no CRC): compaction itself
+ * reads everything. */
+static int peek(const char *dir, uint64_t gen, int *is_full, uint64_t *parent, uint64_t *size)
 {
 	char name[64], path[PATH_MAX + 64];
-	uint8_t h[56];
+	uint8_t h[64];
 	struct stat st;
 	cs_image_filename(name, sizeof(name), gen);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -72,6 +73,9 @@ static int peek_full(const char *dir, uint64_t gen, int *is_full, uint64_t *size
 	if (r || h[0] != CS_SECT_HEADER || memcmp(h + 16, CS_IMAGE_MAGIC, 8))
 		return -EIO;
 	*is_full = !(h[36] & CS_IMAGE_F_DELTA);
+	*parent = 0;
+	for (int i = 7; i >= 0; i--) /* HEADER payload offset 40, little-endian */
+		*parent = *parent << 8 | h[56 + i];
 	*size = (uint64_t)st.st_size;
 	return 0;
 }
@@ -86,8 +90,8 @@ int cs_compact_due(const char *dir, const struct cs_compact_policy *p,
 		return r;
 	for (size_t i = n; i-- > 0 && !found;) {
 		int is_full;
-		uint64_t size;
-		if (peek_full(dir, gens[i], &is_full, &size) < 0)
+		uint64_t size, parent;
+		if (peek(dir, gens[i], &is_full, &parent, &size) < 0)
 			continue; /* pruned meanwhile, or damaged: compaction will say */
 		if (is_full)
 			found = 1, full_size = size;
@@ -134,6 +138,44 @@ static void report(const struct cs_compact_result *res)
 }
 
 /*
+ * Without a compaction the directory still has to be pruned: a program
+ * that is restored again and again takes a base each time (an image of its
+ * whole memory) and may never live long enough for a compaction, and the
+ * agent leaves pruning to us. So when the newest full image P is new, the
+ * chain of the generation just below P is followed down to its full image
+ * E, and everything older than E goes: P's chain and the one before stay,
+ * as when the agent pruned after each base. Returns P.
+ */
+static uint64_t prune_old_chains(const char *dir, uint64_t done_for)
+{
+	uint64_t *gens, p = 0, g = 0;
+	size_t n, removed = 0;
+	if (cs_dir_generations(dir, &gens, &n) < 0)
+		return done_for;
+	for (size_t i = n; i-- > 0 && !p;) {
+		int full;
+		uint64_t parent, size;
+		if (peek(dir, gens[i], &full, &parent, &size) == 0 && full)
+			p = gens[i], g = i ? gens[i - 1] : 0;
+	}
+	free(gens);
+	if (!p || p == done_for)
+		return done_for;
+	for (int steps = 0; g && steps < 100000; steps++) {
+		int full;
+		uint64_t parent, size;
+		if (peek(dir, g, &full, &parent, &size) < 0)
+			return p; /* a broken older chain: leave it to an operator */
+		if (full)
+			break;
+		g = parent;
+	}
+	if (g && cs_compact_prune(dir, g, &removed) == -EBUSY)
+		return done_for; /* a compaction runs: try again later */
+	return p;
+}
+
+/*
  * A failure (a damaged chain, a full disk) is said once and retried with a
  * growing delay, up to 5 minutes: the next generation has the same chain
  * and would fail the same way every second.
@@ -142,12 +184,14 @@ void cs_compact_loop(const char *dir, const struct cs_compact_policy *p)
 {
 	unsigned delay = 1, failures = 0;
 	int escalated = 0;
+	uint64_t pruned_for = 0;
 	for (;;) {
 		sleep(delay);
 		struct cs_compact_backlog b;
 		if (cs_compact_due(dir, p, &b) <= 0) {
 			if (!failures)
 				delay = 1;
+			pruned_for = prune_old_chains(dir, pruned_for);
 			continue;
 		}
 		set_class(&b, &escalated);

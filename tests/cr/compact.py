@@ -9,6 +9,8 @@ compact              the background compactor of `checksync run` folds the
                      compacted chain gives back exactly the heap
 compact-interrupted  a compaction killed at random moments, or a truncated
                      .tmp of one, never stops the directory from restoring
+compact-prune        restored again and again without a compaction, the
+                     directory still keeps only two chains
 compact-refuse       `checksync compact` on a damaged chain refuses naming
                      the file and offset and changes nothing; an intact
                      older generation still compacts and restores
@@ -298,7 +300,42 @@ def sc_compact_refuse(h):
     app.verify()
 
 
+def full_images(d):
+    return [g for g, path in images(d) if not header(path)[0] & DELTA]
+
+
+def sc_compact_prune(h):
+    """Restored again and again, a program never lives long enough to need a
+    compaction, but each restore adds a base: the compactor still prunes, so
+    only the newest chain and the one before stay."""
+    rng = h.rng(0)
+    set_policy(1 << 40, 100)  # never due: pruning only
+    app = App(h, "wl-threads")
+    app.run()
+    for k in range(3):
+        time.sleep(rng.uniform(0.3, 1.0))
+        before = app.progress()
+        app.checkpoint()
+        app.kill()
+        app.restore()
+        app.check_continued(before)
+    app.checkpoint()  # the restored agent's base is durable by now
+    deadline = time.monotonic() + 20
+    while True:
+        gens, fulls = [g for g, _ in images(app.dir)], full_images(app.dir)
+        if len(fulls) == 2 and min(gens) == fulls[0]:
+            break
+        if time.monotonic() > deadline:
+            h.fail("after 3 restores %s holds the full images %s and generations %d..%d; want "
+                   "two chains: the newest and the one before" %
+                   (app.dir, fulls, min(gens), max(gens)), app.proc)
+        time.sleep(0.2)
+    log("  after 3 restores: full images %s, generations %d..%d" % (fulls, min(gens), max(gens)))
+    app.verify()
+
+
 SCENARIOS = {
+    "compact-prune": sc_compact_prune,
     "compact": sc_compact,
     "compact-interrupted": sc_compact_interrupted,
     "compact-refuse": sc_compact_refuse,
