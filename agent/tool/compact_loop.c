@@ -185,8 +185,11 @@ void cs_compact_loop(const char *dir, const struct cs_compact_policy *p)
 	unsigned delay = 1, failures = 0;
 	int escalated = 0;
 	uint64_t pruned_for = 0;
-	for (;;) {
-		sleep(delay);
+	/* The first pass at once: a restored program may be killed again
+	 * within a second, and what the one before left must still go. */
+	for (int first = 1;; first = 0) {
+		if (!first)
+			sleep(delay);
 		struct cs_compact_backlog b;
 		if (cs_compact_due(dir, p, &b) <= 0) {
 			if (!failures)
