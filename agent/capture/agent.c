@@ -249,6 +249,7 @@ static int start(const char *dir)
 		return -ENOMEM;
 	if ((r = cs_freeze_install()) || (r = open_fds(a)))
 		return r;
+	a->wake_ok = 1;
 	a->next_generation = scan_dir(a) + 1;
 	a->active = 1;
 	r = start_thread(a);
@@ -386,23 +387,48 @@ __attribute__((constructor)) static void cs_agent_ctor(void)
 		publish_self();
 }
 
+/* The restored agent's fds are numbers of the old process. API callers must
+ * not write to wake_fd until open_fds has made a new one: until
+ * cs_after_restore clears the restore flag they see it set, then wake_ok
+ * stays 0 until the new fds exist. Requests made meanwhile are woken here. */
+static void wake_block(struct cs_agent *a)
+{
+	pthread_mutex_lock(&api_mu);
+	a->wake_ok = 0;
+	__atomic_store_n(&cs_restore_block.restored, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&api_mu);
+}
+
+static int reopen_fds(struct cs_agent *a)
+{
+	pthread_mutex_lock(&api_mu);
+	reset_fds(a); /* the restorer recreates no agent fd: their numbers are free */
+	int r = open_fds(a);
+	a->wake_ok = !r;
+	uint64_t one = 1;
+	if (!r && api_req > api_done && write(a->wake_fd, &one, sizeof(one)) < 0) {
+		/* cannot fail on a new eventfd; the timer wakes the agent anyway */
+	}
+	pthread_mutex_unlock(&api_mu);
+	return r;
+}
+
 void cs_after_restore(struct cs_agent *a)
 {
 	struct cs_agent_restore_block b = cs_restore_block;
-	__atomic_store_n(&cs_restore_block.restored, 0, __ATOMIC_RELEASE);
+	wake_block(a);
 	a->epoch++;
 	a->pid = getpid();
 	a->agent_tid = (pid_t)syscall(SYS_gettid);
 	cs_capture_reset(a);
 	cs_freeze_install();
-	reset_fds(a); /* the restorer recreates no agent fd: their numbers are free */
 	a->hash_n = 0;
 	a->restored_from = b.restored_from_generation;
 	a->next_generation = b.next_generation ? b.next_generation : a->cap.generation + 1;
 	a->last_generation = b.restored_from_generation;
 	a->chain_base = a->cap.base; /* the snapshot's capture is the restored image */
 	a->force_base = 1;
-	int r = open_fds(a);
+	int r = reopen_fds(a);
 	if (r) {
 		a->active = 0;
 		cs_strlcpy(a->last_error, "after restore: ", sizeof(a->last_error));
@@ -434,7 +460,8 @@ static int request(uint64_t *ret_generation)
 	pthread_mutex_lock(&api_mu);
 	uint64_t mine = ++api_req;
 	uint64_t one = 1;
-	if (write(a->wake_fd, &one, sizeof(one)) < 0) {
+	if (a->wake_ok && !__atomic_load_n(&cs_restore_block.restored, __ATOMIC_ACQUIRE) &&
+	    write(a->wake_fd, &one, sizeof(one)) < 0) {
 		/* eventfd full cannot happen; the agent wakes on the timer anyway */
 	}
 	while (api_done < mine)

@@ -134,6 +134,10 @@ struct cs_agent {
 	int mode; /* what actually runs */
 	int have_pagemap_scan; /* PAGEMAP_SCAN works: resident scans skip holes */
 	int uffd, pagemap_fd, lock_fd, listen_fd, wake_fd, dir_fd;
+	/* wake_fd belongs to this process (guarded by the API mutex): after a
+	 * restore its number is free until the agent opens a new one, and an
+	 * application thread may meanwhile own a file of its own there. */
+	int wake_ok;
 	int tee_pipe[2]; /* scratch pipe for copying pending pipe bytes */
 	pid_t pid, agent_tid;
 	uint64_t next_generation, last_generation, chain_base, prev_base;
