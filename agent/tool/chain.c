@@ -42,7 +42,8 @@ int cs_dir_generations(const char *dir, uint64_t **ret_gens, size_t *ret_n)
 		gens[n++] = g;
 	}
 	closedir(d);
-	qsort(gens, n, sizeof(*gens), cmp_u64);
+	if (n) /* gens is NULL for an empty directory */
+		qsort(gens, n, sizeof(*gens), cmp_u64);
 	*ret_gens = gens;
 	*ret_n = n;
 	return 0;
