@@ -213,8 +213,13 @@ static void *agent_main(void *arg)
 			if (p[i].revents)
 				cs_control_serve(a, p[i].fd);
 		if (a->cfg.interval_ms && mono_ms() >= next) {
+			/* The interval runs from one checkpoint's start to the
+			 * next: "every 100 ms" means ten a second while a
+			 * checkpoint takes less than that, and back to back
+			 * (never a backlog) when it takes longer. */
+			uint64_t started = mono_ms();
 			run_checkpoint(a, &gen, &restored);
-			next = mono_ms() + a->cfg.interval_ms;
+			next = started + a->cfg.interval_ms;
 		}
 	}
 	return NULL;
