@@ -270,20 +270,20 @@ static void report_takeover(const struct sigaction *cur)
  * program one SIGURG: Go's handler takes a spurious one as an acknowledged
  * preemption request, which clears the mark.
  */
-static void kick_after_restore(void)
+/* Calls fn for every thread of the process other than the agent's, from
+ * /proc/self/task read with getdents64 (no malloc: other threads may be
+ * parked holding its locks). Stops at fn's first nonzero answer and returns
+ * it; 0 when every thread was seen, or -errno. */
+static int for_each_thread(int (*fn)(pid_t tid, void *arg), void *arg)
 {
 	char buf[4096];
-	if (kicked_epoch == cs_agent.epoch)
-		return;
-	kicked_epoch = cs_agent.epoch;
-	if (!go_runtime || !cs_agent.epoch)
-		return;
 	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		return -errno;
 	long n;
-	while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
-		for (long off = 0; off < n;) {
+	int r = 0;
+	while (!r && (n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; !r && off < n;) {
 			struct {
 				uint64_t ino;
 				int64_t off;
@@ -295,10 +295,30 @@ static void kick_after_restore(void)
 			const char *p = d->name;
 			uint64_t tid;
 			if (!cs_parse_u64(&p, &tid, 10) && (pid_t)tid != cs_agent.agent_tid)
-				syscall(SYS_tgkill, cs_agent.pid, (pid_t)tid, SIGURG);
+				r = fn((pid_t)tid, arg);
 		}
 	}
+	if (!r && n < 0)
+		r = -errno;
 	close(fd);
+	return r;
+}
+
+static int kick_one(pid_t tid, void *arg)
+{
+	(void)arg;
+	syscall(SYS_tgkill, cs_agent.pid, tid, SIGURG);
+	return 0;
+}
+
+static void kick_after_restore(void)
+{
+	if (kicked_epoch == cs_agent.epoch)
+		return;
+	kicked_epoch = cs_agent.epoch;
+	if (!go_runtime || !cs_agent.epoch)
+		return;
+	for_each_thread(kick_one, NULL);
 }
 
 /* Go and others install handlers for every signal: check ours is still
@@ -353,44 +373,33 @@ static int has_record(int32_t tid)
 	return 0;
 }
 
+struct signal_round {
+	struct cs_agent *a;
+	int sent;
+};
+
+static int signal_one(pid_t tid, void *arg)
+{
+	struct signal_round *sr = arg;
+	if (was_signaled((int32_t)tid))
+		return 0;
+	if (n_signaled >= CS_MAX_THREADS - 1)
+		return -E2BIG;
+	if (!t_first_kill)
+		t_first_kill = now_ns();
+	if (syscall(SYS_tgkill, sr->a->pid, tid, CS_FREEZE_SIGNAL) == 0) {
+		signaled[n_signaled++] = (int32_t)tid;
+		sr->sent++;
+	}
+	return 0;
+}
+
 /* Sends the signal to every thread not signaled yet; returns how many. */
 static int signal_new_threads(struct cs_agent *a)
 {
-	char buf[4096];
-	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int sent = 0;
-	long n;
-	while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
-		for (long off = 0; off < n;) {
-			struct {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *d = (void *)(buf + off);
-			off += d->reclen;
-			const char *p = d->name;
-			uint64_t tid;
-			if (cs_parse_u64(&p, &tid, 10) || (pid_t)tid == a->agent_tid ||
-			    was_signaled((int32_t)tid))
-				continue;
-			if (n_signaled >= CS_MAX_THREADS - 1) {
-				close(fd);
-				return -E2BIG;
-			}
-			if (!t_first_kill)
-				t_first_kill = now_ns();
-			if (syscall(SYS_tgkill, a->pid, (pid_t)tid, CS_FREEZE_SIGNAL) == 0) {
-				signaled[n_signaled++] = (int32_t)tid;
-				sent++;
-			}
-		}
-	}
-	close(fd);
-	return n < 0 ? -errno : sent;
+	struct signal_round sr = {.a = a, .sent = 0};
+	int r = for_each_thread(signal_one, &sr);
+	return r < 0 ? r : sr.sent;
 }
 
 /* Waits until every signaled thread is parked or gone. */
