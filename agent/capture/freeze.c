@@ -259,17 +259,6 @@ static void report_takeover(const struct sigaction *cur)
 	}
 }
 
-/*
- * Signals pending on a thread at capture are not in the image. Go marks an
- * M's preemption signal pending (m.signalPending) when it sends SIGURG and
- * sends no other until the handler clears the mark; a SIGURG that reached a
- * thread parked in the freeze (all signals blocked) is lost by the restore,
- * and then no goroutine on that M can be preempted asynchronously again: a
- * stop-the-world waits forever on a tight loop (seen with gostress). After
- * a restore, before its first freeze, the agent sends every thread of a Go
- * program one SIGURG: Go's handler takes a spurious one as an acknowledged
- * preemption request, which clears the mark.
- */
 /* Calls fn for every thread of the process other than the agent's, from
  * /proc/self/task read with getdents64 (no malloc: other threads may be
  * parked holding its locks). Stops at fn's first nonzero answer and returns
@@ -311,6 +300,17 @@ static int kick_one(pid_t tid, void *arg)
 	return 0;
 }
 
+/*
+ * Signals pending on a thread at capture are not in the image. Go marks an
+ * M's preemption signal pending (m.signalPending) when it sends SIGURG and
+ * sends no other until the handler clears the mark; a SIGURG that reached a
+ * thread parked in the freeze (all signals blocked) is lost by the restore,
+ * and then no goroutine on that M can be preempted asynchronously again: a
+ * stop-the-world waits forever on a tight loop (seen with gostress). After
+ * a restore, before its first freeze, the agent sends every thread of a Go
+ * program one SIGURG: Go's handler takes a spurious one as an acknowledged
+ * preemption request, which clears the mark.
+ */
 static void kick_after_restore(void)
 {
 	if (kicked_epoch == cs_agent.epoch)
