@@ -28,7 +28,10 @@ enum key_type {
 	K_PATH,    /* absolute path */
 	K_FILE,    /* absolute path of a readable regular file */
 	K_EXEC,    /* absolute path of an executable regular file */
-	K_MS,      /* integer milliseconds, 1..MS_MAX */
+	K_MS,      /* integer milliseconds, 1..MS_MAX or the key's min..max */
+	K_COUNT,   /* integer, the key's min..max */
+	K_MIB,     /* integer MiB, the key's min..max, stored in bytes (uint64_t) */
+	K_ENUM,    /* one of the key's choices, stored as the enum value (its index) */
 	K_BOOL,
 	K_OBJECT, /* nested table */
 	K_PEERS,  /* array of peer objects */
@@ -40,13 +43,40 @@ struct key {
 	const char *name;
 	enum key_type type;
 	bool required;
-	size_t off;            /* the field, relative to the struct of its table */
-	size_t off_host;       /* K_ADDRESS: where the host goes */
-	size_t off_port;       /* K_ADDRESS: where the port goes */
-	size_t off_count;      /* K_PEERS, K_ARGV, K_ENV: where the count goes */
-	const struct key *sub; /* K_OBJECT, K_PEERS: table of the members */
-	const char *def_str;   /* default of a string-like key */
-	unsigned def_num;      /* default of a K_MS key (0: none) */
+	size_t off;                 /* the field, relative to the struct of its table */
+	size_t off_host;            /* K_ADDRESS: where the host goes */
+	size_t off_port;            /* K_ADDRESS: where the port goes */
+	size_t off_count;           /* K_PEERS, K_ARGV, K_ENV: where the count goes */
+	const struct key *sub;      /* K_OBJECT, K_PEERS: table of the members */
+	const char *def_str;        /* default of a string-like key */
+	unsigned def_num;           /* default of a number or K_ENUM key (for K_MS, 0: none) */
+	unsigned min, max;          /* range of a number; a K_MS key with max 0 has 1..MS_MAX */
+	const char *const *choices; /* K_ENUM: names indexed by enum value, NULL-terminated */
+};
+
+/* K_ENUM fields are written as unsigned: every enum here must be one. */
+_Static_assert(sizeof(enum cs_durability) == sizeof(unsigned) &&
+                   sizeof(enum cs_sync_mode) == sizeof(unsigned) &&
+                   sizeof(enum cs_on_exit) == sizeof(unsigned),
+               "enums stored as unsigned");
+
+static const char *const durability_names[] = {
+    [CS_DURABILITY_DISK] = "disk",
+    [CS_DURABILITY_MEMORY] = "memory",
+    NULL,
+};
+
+static const char *const sync_mode_names[] = {
+    [CS_SYNC_BACKUPS] = "backups",
+    [CS_SYNC_LOCAL] = "local",
+    NULL,
+};
+
+static const char *const on_exit_names[] = {
+    [CS_ON_EXIT_RESTORE] = "restore",
+    [CS_ON_EXIT_RESTART] = "restart",
+    [CS_ON_EXIT_FAILOVER] = "failover",
+    NULL,
 };
 
 #define OFF(type, field) offsetof(struct type, field)
@@ -85,11 +115,25 @@ static const struct key app_keys[] = {
     {"user", K_STRING, false, OFF(cs_app_config, user)},
     {"env", K_ENV, false, OFF(cs_app_config, env), .off_count = OFF(cs_app_config, n_env)},
     {"workdir", K_PATH, false, OFF(cs_app_config, workdir), .def_str = "/"},
+    {"on_exit", K_ENUM, false, OFF(cs_app_config, on_exit), .def_num = CS_ON_EXIT_RESTORE,
+     .choices = on_exit_names},
+    {"max_restores_per_minute", K_COUNT, false, OFF(cs_app_config, max_restores_per_minute),
+     .def_num = 3, .min = 1, .max = 1000},
     {NULL},
 };
 
 static const struct key checkpoint_keys[] = {
     {"interval_ms", K_MS, false, OFF(cs_checkpoint_config, interval_ms), .def_num = 100},
+    {"durability", K_ENUM, false, OFF(cs_checkpoint_config, durability),
+     .def_num = CS_DURABILITY_DISK, .choices = durability_names},
+    {"sync", K_ENUM, false, OFF(cs_checkpoint_config, sync), .def_num = CS_SYNC_BACKUPS,
+     .choices = sync_mode_names},
+    {"sync_timeout_ms", K_MS, false, OFF(cs_checkpoint_config, sync_timeout_ms), .def_num = 5000,
+     .min = 1, .max = 600000},
+    {"max_buffer_mb", K_MIB, false, OFF(cs_checkpoint_config, max_buffer_bytes), .def_num = 64,
+     .min = 1, .max = 65536},
+    {"keep_stale_chains", K_COUNT, false, OFF(cs_checkpoint_config, keep_stale_chains),
+     .def_num = 2, .min = 0, .max = 100},
     {NULL},
 };
 
@@ -121,7 +165,10 @@ static const char *const expected_text[] = {
     [K_PATH] = "absolute path string",
     [K_FILE] = "absolute path string of a readable file",
     [K_EXEC] = "absolute path string of an executable file",
-    [K_MS] = "integer milliseconds (1-3600000)",
+    [K_MS] = "integer milliseconds",
+    [K_COUNT] = "integer",
+    [K_MIB] = "integer MiB",
+    [K_ENUM] = "one of",
     [K_BOOL] = "true or false",
     [K_OBJECT] = "object",
     [K_PEERS] = "non-empty array of peer objects",
@@ -212,11 +259,44 @@ static const char *describe(const json_t *v, char *buf, size_t len)
 	return "unknown";
 }
 
+static void key_range(const struct key *k, unsigned *ret_min, unsigned *ret_max)
+{
+	bool ms_default = k->type == K_MS && k->max == 0;
+
+	*ret_min = ms_default ? 1 : k->min;
+	*ret_max = ms_default ? MS_MAX : k->max;
+}
+
+/* What a key expects, for messages: the type's text, with the key's range
+ * ("integer milliseconds (1-600000)") or choices (one of "disk", "memory"). */
+static const char *expected(const struct key *k, char *buf, size_t len)
+{
+	unsigned min, max;
+	size_t used;
+
+	switch (k->type) {
+	case K_MS:
+	case K_COUNT:
+	case K_MIB:
+		key_range(k, &min, &max);
+		snprintf(buf, len, "%s (%u-%u)", expected_text[k->type], min, max);
+		return buf;
+	case K_ENUM:
+		used = (size_t)snprintf(buf, len, "%s", expected_text[k->type]);
+		for (size_t i = 0; k->choices[i] && used < len; i++)
+			used += (size_t)snprintf(buf + used, len - used, "%s \"%s\"", i ? "," : "",
+			                         k->choices[i]);
+		return buf;
+	default:
+		return expected_text[k->type];
+	}
+}
+
 static int fail_type(struct ctx *c, const struct key *k, const json_t *v, const char *why)
 {
-	char buf[96];
+	char buf[96], exp[96];
 
-	return fail(c, "expected %s, found %s%s%s%s", expected_text[k->type],
+	return fail(c, "expected %s, found %s%s%s%s", expected(k, exp, sizeof(exp)),
 	            describe(v, buf, sizeof(buf)), why ? " (" : "", why ? why : "", why ? ")" : "");
 }
 
@@ -360,17 +440,41 @@ static int parse_stringish(struct ctx *c, const struct key *k, const json_t *v, 
 	return *FIELD(base, k->off, char *) ? 0 : -ENOMEM;
 }
 
-static int parse_ms(struct ctx *c, const struct key *k, const json_t *v, void *base)
+static void set_number(const struct key *k, void *base, unsigned n)
 {
+	if (k->type == K_MIB)
+		*FIELD(base, k->off, uint64_t) = (uint64_t)n << 20;
+	else
+		*FIELD(base, k->off, unsigned) = n;
+}
+
+/* K_MS, K_COUNT, K_MIB: an integer within the key's range. */
+static int parse_number(struct ctx *c, const struct key *k, const json_t *v, void *base)
+{
+	unsigned min, max;
 	json_int_t n;
 
 	if (!json_is_integer(v))
 		return fail_type(c, k, v, NULL);
 	n = json_integer_value(v);
-	if (n < 1 || n > (json_int_t)MS_MAX)
+	key_range(k, &min, &max);
+	if (n < (json_int_t)min || n > (json_int_t)max)
 		return fail_type(c, k, v, NULL);
-	*FIELD(base, k->off, unsigned) = (unsigned)n;
+	set_number(k, base, (unsigned)n);
 	return 0;
+}
+
+static int parse_enum(struct ctx *c, const struct key *k, const json_t *v, void *base)
+{
+	if (json_is_string(v)) {
+		for (unsigned i = 0; k->choices[i]; i++) {
+			if (strcmp(k->choices[i], json_string_value(v)) == 0) {
+				*FIELD(base, k->off, unsigned) = i;
+				return 0;
+			}
+		}
+	}
+	return fail_type(c, k, v, NULL);
 }
 
 /* Copies an array of strings (K_ARGV) or an object of strings (K_ENV, as
@@ -442,7 +546,11 @@ static int parse_value(struct ctx *c, const struct key *k, const json_t *v, void
 {
 	switch (k->type) {
 	case K_MS:
-		return parse_ms(c, k, v, base);
+	case K_COUNT:
+	case K_MIB:
+		return parse_number(c, k, v, base);
+	case K_ENUM:
+		return parse_enum(c, k, v, base);
 	case K_BOOL:
 		if (!json_is_boolean(v))
 			return fail_type(c, k, v, NULL);
@@ -473,11 +581,16 @@ static bool has_required(const struct key *table)
  * has required members (then it stays empty: "app" on a witness). */
 static int apply_default(struct ctx *c, const struct key *k, void *base)
 {
+	char exp[96];
+
 	if (k->required)
-		return fail(c, "expected %s, found nothing (missing key)", expected_text[k->type]);
+		return fail(c, "expected %s, found nothing (missing key)",
+		            expected(k, exp, sizeof(exp)));
 	if (k->type == K_OBJECT && !has_required(k->sub))
 		return parse_object(c, NULL, k->sub, FIELD(base, k->off, void));
-	if (k->type == K_MS)
+	if (k->type == K_MS || k->type == K_COUNT || k->type == K_MIB)
+		set_number(k, base, k->def_num);
+	if (k->type == K_ENUM)
 		*FIELD(base, k->off, unsigned) = k->def_num;
 	if (k->def_str) {
 		*FIELD(base, k->off, char *) = strdup(k->def_str);
@@ -544,6 +657,9 @@ static void free_object(const struct key *table, void *base)
 
 		switch (k->type) {
 		case K_MS:
+		case K_COUNT:
+		case K_MIB:
+		case K_ENUM:
 		case K_BOOL:
 			break;
 		case K_OBJECT:
@@ -762,6 +878,29 @@ const struct cs_peer_config *cs_config_preferred(const struct cs_config *cfg)
 	return NULL;
 }
 
+/* NAMES is one of the K_ENUM choice tables. */
+static const char *choice_name(const char *const *names, size_t n_names, unsigned value)
+{
+	return value < n_names ? names[value] : NULL;
+}
+
+#define CHOICE_NAME(names, value) choice_name(names, sizeof(names) / sizeof(names[0]) - 1, value)
+
+const char *cs_durability_name(enum cs_durability durability)
+{
+	return CHOICE_NAME(durability_names, durability);
+}
+
+const char *cs_sync_mode_name(enum cs_sync_mode sync)
+{
+	return CHOICE_NAME(sync_mode_names, sync);
+}
+
+const char *cs_on_exit_name(enum cs_on_exit on_exit)
+{
+	return CHOICE_NAME(on_exit_names, on_exit);
+}
+
 static bool str_equal(const char *a, const char *b)
 {
 	return a == b || (a && b && strcmp(a, b) == 0);
@@ -776,7 +915,11 @@ static bool field_equal(const struct key *k, const void *a, const void *b)
 
 	switch (k->type) {
 	case K_MS:
+	case K_COUNT:
+	case K_ENUM:
 		return *(const unsigned *)fa == *(const unsigned *)fb;
+	case K_MIB:
+		return *(const uint64_t *)fa == *(const uint64_t *)fb;
 	case K_BOOL:
 		return *(const bool *)fa == *(const bool *)fb;
 	case K_OBJECT:

@@ -40,6 +40,16 @@ struct cs_hooks_config {
 	unsigned timeout_ms; /* a hook still running after this is killed */
 };
 
+/* What the daemon does when the app dies on a healthy primary (crash,
+ * SIGKILL, OOM kill). */
+enum cs_on_exit {
+	CS_ON_EXIT_RESTORE,  /* restore it locally from the newest durable generation */
+	CS_ON_EXIT_RESTART,  /* start it afresh from app.exec (its memory is lost) */
+	CS_ON_EXIT_FAILOVER, /* hand the primary role to a backup, which restores it */
+};
+
+/* The app's fields are set only when cs_config.has_app is true (an absent
+ * "app" gets no defaults: it has a required member). */
 struct cs_app_config {
 	char **exec; /* NULL-terminated argv, exec[0] absolute */
 	size_t n_exec;
@@ -47,10 +57,35 @@ struct cs_app_config {
 	char **env; /* NULL-terminated "KEY=VALUE" strings, in file order */
 	size_t n_env;
 	char *workdir;
+	enum cs_on_exit on_exit;
+	/* After this many local restores or restarts within 60 s, the next
+	 * death fails over instead, so a crash loop ends. */
+	unsigned max_restores_per_minute;
+};
+
+/* When a backup acknowledges a generation. docs/config.md says which
+ * failures lose an acknowledged write under each. */
+enum cs_durability {
+	CS_DURABILITY_DISK,   /* once fsync'd into its chain */
+	CS_DURABILITY_MEMORY, /* once complete and verified in memory; written to disk behind */
+};
+
+/* What cs_sync()/checksync.Sync() wait for. */
+enum cs_sync_mode {
+	/* A checkpoint taken after the call is acknowledged by every backup
+	 * that is up; an error when no backup is up. */
+	CS_SYNC_BACKUPS,
+	/* A checkpoint taken after the call is durable on the primary's disk. */
+	CS_SYNC_LOCAL,
 };
 
 struct cs_checkpoint_config {
 	unsigned interval_ms;
+	enum cs_durability durability;
+	enum cs_sync_mode sync;
+	unsigned sync_timeout_ms;   /* a Sync not satisfied by then returns an error */
+	uint64_t max_buffer_bytes;  /* "max_buffer_mb" in bytes: images held for slow backups */
+	unsigned keep_stale_chains; /* chains moved aside on rejoin that are kept (0: none) */
 };
 
 struct cs_config {
@@ -102,6 +137,12 @@ size_t cs_config_voters(const struct cs_config *cfg);
 size_t cs_config_majority(const struct cs_config *cfg);
 /* The first non-witness peer: preferred primary at a fresh start. */
 const struct cs_peer_config *cs_config_preferred(const struct cs_config *cfg);
+
+/* "disk", "memory", ...: the config file's spelling; NULL for a value
+ * outside the enum. */
+const char *cs_durability_name(enum cs_durability durability);
+const char *cs_sync_mode_name(enum cs_sync_mode sync);
+const char *cs_on_exit_name(enum cs_on_exit on_exit);
 
 /* What a reload changed, as a bit set. The first group can be applied to a
  * running daemon; the rest need a restart (the old values stay in force). */

@@ -141,6 +141,20 @@ static void expect_error(int line, json_t *j, ...)
 }
 #define EXPECT_ERROR(j, ...) expect_error(__LINE__, (j), __VA_ARGS__, (const char *)NULL)
 
+/* The data plane's keys, absent from good(): their defaults. */
+static void check_data_plane_defaults(const struct cs_config *cfg)
+{
+	CHECK(cfg->checkpoint.durability == CS_DURABILITY_DISK);
+	CHECK(cfg->checkpoint.sync == CS_SYNC_BACKUPS);
+	CHECK(cfg->checkpoint.sync_timeout_ms == 5000);
+	CHECK(cfg->checkpoint.max_buffer_bytes == 64ull * 1024 * 1024);
+	CHECK(cfg->checkpoint.keep_stale_chains == 2);
+	if (cfg->has_app) {
+		CHECK(cfg->app.on_exit == CS_ON_EXIT_RESTORE);
+		CHECK(cfg->app.max_restores_per_minute == 3);
+	}
+}
+
 static void test_good(void)
 {
 	struct cs_config *cfg = NULL;
@@ -166,6 +180,7 @@ static void test_good(void)
 	CHECK(cfg->app.exec[3] == NULL && cfg->app.n_env == 0 && cfg->app.env[0] == NULL);
 	CHECK(strcmp(cfg->app.user, "kv") == 0 && strcmp(cfg->app.workdir, "/") == 0);
 	CHECK(cfg->checkpoint.interval_ms == 100 && cfg->hooks.timeout_ms == 10000);
+	check_data_plane_defaults(cfg);
 	CHECK(cs_config_self(cfg) == &cfg->peers[0]);
 	CHECK(cs_config_peer(cfg, "gamma") == &cfg->peers[2] && !cs_config_peer(cfg, "delta"));
 	CHECK(cs_config_voters(cfg) == 3 && cs_config_majority(cfg) == 2);
@@ -182,7 +197,10 @@ static void test_example(const char *path)
 	if (r != 0)
 		fprintf(stderr, "example %s: %s\n", path, err), failures++;
 	else
-		CHECK(cfg->n_peers == 3 && strcmp(cfg->app.exec[0], "/usr/bin/kvserver") == 0);
+		CHECK(cfg->n_peers == 3 && strcmp(cfg->app.exec[0], "/usr/bin/kvserver") == 0 &&
+		      cfg->app.on_exit == CS_ON_EXIT_RESTORE &&
+		      cfg->checkpoint.durability == CS_DURABILITY_DISK &&
+		      cfg->checkpoint.sync == CS_SYNC_BACKUPS);
 	cs_config_free(cfg);
 }
 
@@ -213,9 +231,69 @@ static void test_defaults(void)
 	CHECK(strcmp(cfg->control_socket, CS_CONFIG_DEFAULT_SOCKET) == 0);
 	CHECK(!cfg->has_app && cfg->app.exec == NULL);
 	CHECK(cfg->checkpoint.interval_ms == 100);
+	check_data_plane_defaults(cfg);
 	CHECK(cfg->hooks.notify == NULL && cfg->hooks.fence != NULL &&
 	      cfg->hooks.timeout_ms == 10000);
 	cs_config_free(cfg);
+}
+
+/* Every data-plane key set to a value other than its default, at the edges
+ * of the ranges. */
+static void test_data_plane(void)
+{
+	json_t *j = good();
+	struct cs_config *cfg = NULL;
+	char err[512] = "";
+
+	set(j, "checkpoint.durability", json_string("memory"));
+	set(j, "checkpoint.sync", json_string("local"));
+	set(j, "checkpoint.sync_timeout_ms", json_integer(600000));
+	set(j, "checkpoint.max_buffer_mb", json_integer(65536));
+	set(j, "checkpoint.keep_stale_chains", json_integer(0));
+	set(j, "app.on_exit", json_string("failover"));
+	set(j, "app.max_restores_per_minute", json_integer(1));
+	if (load_json(j, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "data plane config failed: %s\n", err);
+		failures++;
+		return;
+	}
+	CHECK(cfg->checkpoint.durability == CS_DURABILITY_MEMORY);
+	CHECK(cfg->checkpoint.sync == CS_SYNC_LOCAL);
+	CHECK(cfg->checkpoint.sync_timeout_ms == 600000);
+	CHECK(cfg->checkpoint.max_buffer_bytes == 65536ull << 20);
+	CHECK(cfg->checkpoint.keep_stale_chains == 0);
+	CHECK(cfg->app.on_exit == CS_ON_EXIT_FAILOVER);
+	CHECK(cfg->app.max_restores_per_minute == 1);
+	cs_config_free(cfg);
+
+	j = good();
+	set(j, "app.on_exit", json_string("restart"));
+	set(j, "checkpoint.max_buffer_mb", json_integer(1));
+	set(j, "checkpoint.keep_stale_chains", json_integer(100));
+	set(j, "app.max_restores_per_minute", json_integer(1000));
+	CHECK(load_json(j, &cfg, err, sizeof(err)) == 0);
+	if (cfg) {
+		CHECK(cfg->app.on_exit == CS_ON_EXIT_RESTART);
+		CHECK(cfg->checkpoint.max_buffer_bytes == 1u << 20);
+		CHECK(cfg->checkpoint.keep_stale_chains == 100);
+		CHECK(cfg->app.max_restores_per_minute == 1000);
+	}
+	cs_config_free(cfg);
+}
+
+static void test_names(void)
+{
+	CHECK(strcmp(cs_durability_name(CS_DURABILITY_DISK), "disk") == 0);
+	CHECK(strcmp(cs_durability_name(CS_DURABILITY_MEMORY), "memory") == 0);
+	CHECK(cs_durability_name((enum cs_durability)2) == NULL);
+	CHECK(strcmp(cs_sync_mode_name(CS_SYNC_BACKUPS), "backups") == 0);
+	CHECK(strcmp(cs_sync_mode_name(CS_SYNC_LOCAL), "local") == 0);
+	CHECK(cs_sync_mode_name((enum cs_sync_mode)2) == NULL);
+	CHECK(strcmp(cs_on_exit_name(CS_ON_EXIT_RESTORE), "restore") == 0);
+	CHECK(strcmp(cs_on_exit_name(CS_ON_EXIT_RESTART), "restart") == 0);
+	CHECK(strcmp(cs_on_exit_name(CS_ON_EXIT_FAILOVER), "failover") == 0);
+	CHECK(cs_on_exit_name((enum cs_on_exit)3) == NULL);
+	CHECK(cs_on_exit_name((enum cs_on_exit) - 1) == NULL);
 }
 
 static void test_syntax_and_file(void)
@@ -253,6 +331,28 @@ static json_t *with(const char *path, json_t *v)
 
 	set(j, path, v);
 	return j;
+}
+
+/* Values for the table of test_diff_data_plane (a json_t cannot be a
+ * static initializer). */
+static json_t *json_memory(void)
+{
+	return json_string("memory");
+}
+
+static json_t *json_local(void)
+{
+	return json_string("local");
+}
+
+static json_t *json_failover(void)
+{
+	return json_string("failover");
+}
+
+static json_t *json_7(void)
+{
+	return json_integer(7);
 }
 
 static void test_broken(void)
@@ -319,6 +419,40 @@ static void test_broken(void)
 	EXPECT_ERROR(with("app.env", json_pack("{s:i}", "PORT", 80)),
 	             ": app.env.PORT: expected string");
 	EXPECT_ERROR(with("app.env", json_pack("[]")), ": app.env: expected object of strings");
+	EXPECT_ERROR(with("checkpoint.durability", json_string("ssd")),
+	             ": checkpoint.durability: expected one of \"disk\", \"memory\", found "
+	             "string \"ssd\"");
+	EXPECT_ERROR(with("checkpoint.durability", json_integer(1)),
+	             ": checkpoint.durability:", "found number 1");
+	EXPECT_ERROR(with("checkpoint.sync", json_string("Backups")),
+	             ": checkpoint.sync: expected one of \"backups\", \"local\", found string "
+	             "\"Backups\"");
+	EXPECT_ERROR(
+	    with("checkpoint.sync_timeout_ms", json_integer(0)),
+	    ": checkpoint.sync_timeout_ms: expected integer milliseconds (1-600000), found "
+	    "number 0");
+	EXPECT_ERROR(with("checkpoint.sync_timeout_ms", json_integer(600001)),
+	             ": checkpoint.sync_timeout_ms:", "found number 600001");
+	EXPECT_ERROR(with("checkpoint.max_buffer_mb", json_integer(0)),
+	             ": checkpoint.max_buffer_mb: expected integer MiB (1-65536), found number 0");
+	EXPECT_ERROR(with("checkpoint.max_buffer_mb", json_integer(65537)),
+	             ": checkpoint.max_buffer_mb:", "found number 65537");
+	EXPECT_ERROR(with("checkpoint.max_buffer_mb", json_real(1.5)),
+	             ": checkpoint.max_buffer_mb:", "found number 1.5");
+	EXPECT_ERROR(with("checkpoint.keep_stale_chains", json_integer(-1)),
+	             ": checkpoint.keep_stale_chains: expected integer (0-100), found number -1");
+	EXPECT_ERROR(with("checkpoint.keep_stale_chains", json_integer(101)),
+	             ": checkpoint.keep_stale_chains:", "found number 101");
+	EXPECT_ERROR(with("checkpoint.max_buffer_bytes", json_integer(1)),
+	             ": checkpoint.max_buffer_bytes: unknown key",
+	             "max_buffer_mb, keep_stale_chains");
+	EXPECT_ERROR(with("app.on_exit", json_string("reboot")),
+	             ": app.on_exit: expected one of \"restore\", \"restart\", \"failover\", "
+	             "found string \"reboot\"");
+	EXPECT_ERROR(with("app.max_restores_per_minute", json_integer(0)),
+	             ": app.max_restores_per_minute: expected integer (1-1000), found number 0");
+	EXPECT_ERROR(with("app.max_restores_per_minute", json_string("3")),
+	             ": app.max_restores_per_minute:", "found string \"3\"");
 	EXPECT_ERROR(with("control_group", json_string("no-such-group-cs")),
 	             ": control_group:", "(no such group)");
 
@@ -362,6 +496,41 @@ static void test_diff(void)
 	cs_config_free(c);
 }
 
+/* Each data-plane key alone changes its object's bit, which needs a restart. */
+static void test_diff_data_plane(void)
+{
+	static const struct {
+		const char *path;
+		json_t *(*value)(void);
+		unsigned change;
+	} cases[] = {
+	    {"checkpoint.durability", json_memory, CS_CHANGE_CHECKPOINT},
+	    {"checkpoint.sync", json_local, CS_CHANGE_CHECKPOINT},
+	    {"checkpoint.sync_timeout_ms", json_7, CS_CHANGE_CHECKPOINT},
+	    {"checkpoint.max_buffer_mb", json_7, CS_CHANGE_CHECKPOINT},
+	    {"checkpoint.keep_stale_chains", json_7, CS_CHANGE_CHECKPOINT},
+	    {"app.on_exit", json_failover, CS_CHANGE_APP},
+	    {"app.max_restores_per_minute", json_7, CS_CHANGE_APP},
+	};
+	struct cs_config *a = NULL, *b;
+	char err[512];
+
+	CHECK(load_json(good(), &a, err, sizeof(err)) == 0);
+	for (size_t i = 0; a && i < sizeof(cases) / sizeof(cases[0]); i++) {
+		b = NULL;
+		CHECK(load_json(with(cases[i].path, cases[i].value()), &b, err, sizeof(err)) == 0);
+		if (!b)
+			continue;
+		if (cs_config_diff(a, b) != cases[i].change ||
+		    (cases[i].change & CS_CHANGES_LIVE)) {
+			fprintf(stderr, "diff of %s: %#x\n", cases[i].path, cs_config_diff(a, b));
+			failures++;
+		}
+		cs_config_free(b);
+	}
+	cs_config_free(a);
+}
+
 int main(int argc, char **argv)
 {
 	if (!mkdtemp(dir)) {
@@ -380,6 +549,9 @@ int main(int argc, char **argv)
 	test_syntax_and_file();
 	test_broken();
 	test_diff();
+	test_data_plane();
+	test_diff_data_plane();
+	test_names();
 	if (argc > 1)
 		test_example(argv[1]);
 	/* Clean up our own files only. */
