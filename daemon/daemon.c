@@ -212,12 +212,28 @@ static const struct cs_membership_ops membership_ops = {
 
 static void link_up(void *ctx, int peer)
 {
-	handle(ctx, (struct cs_mevent){.kind = CS_MEV_PEER_UP, .peer = peer});
+	struct cs_daemon *d = ctx;
+
+	handle(d, (struct cs_mevent){.kind = CS_MEV_PEER_UP, .peer = peer});
+	if (d->dp.on_peer)
+		d->dp.on_peer(d->dp_arg, peer, true);
 }
 
 static void link_down(void *ctx, int peer)
 {
-	handle(ctx, (struct cs_mevent){.kind = CS_MEV_PEER_DOWN, .peer = peer});
+	struct cs_daemon *d = ctx;
+
+	handle(d, (struct cs_mevent){.kind = CS_MEV_PEER_DOWN, .peer = peer});
+	if (d->dp.on_peer)
+		d->dp.on_peer(d->dp_arg, peer, false);
+}
+
+static void link_writable(void *ctx, int peer)
+{
+	struct cs_daemon *d = ctx;
+
+	if (d->dp.on_writable)
+		d->dp.on_writable(d->dp_arg, peer);
 }
 
 static const struct {
@@ -280,7 +296,7 @@ static void link_message(void *ctx, int peer, const struct cs_msg *m)
 	    on_core_control(d, peer, m))
 		return;
 	if (d->dp.on_message)
-		d->dp.on_message(d->dp_arg, d->cfg->peers[peer].name, m);
+		d->dp.on_message(d->dp_arg, peer, m);
 	else
 		cs_log_debug("ignoring %s from %s", cs_msg_type_name(m->type) ?: "?",
 		             d->cfg->peers[peer].name);
@@ -290,6 +306,7 @@ static const struct cs_links_ops links_ops = {
     .up = link_up,
     .down = link_down,
     .message = link_message,
+    .writable = link_writable,
 };
 
 /* ---- the loop ---- */
@@ -506,9 +523,57 @@ void cs_daemon_free(struct cs_daemon *d)
 	free(d);
 }
 
-int cs_daemon_send(struct cs_daemon *d, const char *peer, const struct cs_msg *m)
+int cs_daemon_send(struct cs_daemon *d, int peer, const struct cs_msg *m)
 {
-	int i = cs_membership_peer_index(d->m, peer, strlen(peer));
+	return cs_links_send(d->links, peer, m);
+}
 
-	return i < 0 ? -ENOENT : cs_links_send(d->links, i, m);
+size_t cs_daemon_queued(const struct cs_daemon *d, int peer)
+{
+	return cs_links_queued(d->links, peer);
+}
+
+bool cs_daemon_peer_up(const struct cs_daemon *d, int peer)
+{
+	return cs_links_is_up(d->links, peer);
+}
+
+struct event_base *cs_daemon_base(const struct cs_daemon *d)
+{
+	return d->base;
+}
+
+enum cs_member_role cs_daemon_role(const struct cs_daemon *d)
+{
+	return cs_membership_role(d->m);
+}
+
+uint64_t cs_daemon_term(const struct cs_daemon *d)
+{
+	return cs_membership_term(d->m);
+}
+
+int cs_daemon_primary(const struct cs_daemon *d)
+{
+	return cs_membership_primary(d->m);
+}
+
+void cs_daemon_set_durable(struct cs_daemon *d, uint64_t generation)
+{
+	d->durable = generation; /* membership reads it once it announces generations */
+}
+
+int cs_daemon_step_down(struct cs_daemon *d, const char *why)
+{
+	int r;
+
+	if (cs_membership_role(d->m) != CS_MROLE_PRIMARY)
+		return -EPERM;
+	cs_log_warn("stepping down as primary: %s", why);
+	r = cs_membership_handle(d->m, &(struct cs_mevent){.kind = CS_MEV_SWITCHOVER,
+	                                                   .now_ms = cs_daemon_now_ms(),
+	                                                   .peer = -1,
+	                                                   .target = -1});
+	cs_daemon_update_status(d);
+	return r < 0 ? -EHOSTUNREACH : 0;
 }

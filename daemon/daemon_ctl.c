@@ -93,7 +93,7 @@ void cs_daemon_update_status(struct cs_daemon *d)
 
 /* ---- control socket ---- */
 
-static json_t *status_json(struct cs_daemon *d)
+static json_t *core_status_json(struct cs_daemon *d)
 {
 	uint64_t now = cs_daemon_now_ms();
 	int p = cs_membership_primary(d->m);
@@ -118,6 +118,17 @@ static json_t *status_json(struct cs_daemon *d)
 	                 p >= 0 ? json_string(d->cfg->peers[p].name) : json_null(),
 	                 "lease_remaining_ms", (json_int_t)cs_membership_lease_remaining(d->m, now),
 	                 "peers", peers);
+}
+
+static json_t *status_json(struct cs_daemon *d)
+{
+	json_t *s = core_status_json(d), *dp;
+
+	if (d->dp.status && (dp = d->dp.status(d->dp_arg))) {
+		json_object_update(s, dp);
+		json_decref(dp);
+	}
+	return s;
 }
 
 static json_t *switchover(struct cs_daemon *d, struct cs_control_client *client, json_t *req)
@@ -180,6 +191,8 @@ json_t *cs_daemon_control(struct cs_control_client *client, const char *cmd, jso
 		return status_json(d);
 	if (strcmp(cmd, "switchover") == 0)
 		return switchover(d, client, req);
+	if (d->dp.control)
+		return d->dp.control(d->dp_arg, client, cmd, req);
 	return cs_control_error("unknown command %s (known: status, switchover)", cmd);
 }
 

@@ -51,6 +51,7 @@ struct cs_daemon {
 	struct fence_result *fence; /* the fence hook's result, until delivered */
 	/* Stopping as primary: the hand-over in progress (0: not stopping). */
 	uint64_t stop_term, stop_deadline;
+	uint64_t durable; /* newest generation durable here (data plane) */
 };
 
 struct fence_result {

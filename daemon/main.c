@@ -2,6 +2,8 @@
  * daemon (daemon.c). It never forks: systemd (Type=notify) or the shell
  * keeps it in the foreground. */
 #include <getopt.h>
+#include <limits.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "dataplane.h"
 #include "daemon.h"
 #include "journal.h"
 
@@ -131,12 +134,43 @@ static int check_config(const char *path)
 	return 0;
 }
 
+/* A witness stores no chain and runs no app. */
+static bool witness_only(const struct cs_config *cfg)
+{
+	const struct cs_peer_config *self = cs_config_self(cfg);
+
+	return self->witness;
+}
+
+/* The checksync tool that runs, restores and compacts the app: $CHECKSYNC_TOOL,
+ * else the one beside this binary in a build tree, else the installed one. */
+static const char *tool_path(void)
+{
+	static char path[PATH_MAX + 32];
+	const char *env = getenv("CHECKSYNC_TOOL");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		*strrchr(self, '/') = '\0';
+		snprintf(path, sizeof(path), "%s/../agent/tool/checksync", self);
+		if (access(path, X_OK) == 0)
+			return path;
+	}
+	return CS_TOOL_PATH;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {.config = CS_CONFIG_DEFAULT_PATH};
 	enum cs_log_target target;
 	struct cs_config *cfg;
 	struct cs_daemon *d;
+	struct cs_dataplane *dp = NULL;
 	char err[1024];
 	int r;
 
@@ -159,7 +193,14 @@ int main(int argc, char **argv)
 	}
 	if (cs_daemon_new(o.config, cfg, &d) < 0)
 		return 1;
+	if (!witness_only(cfg) && cs_dataplane_new(d, cfg, tool_path(), &dp) < 0) {
+		cs_daemon_free(d);
+		return 1;
+	}
+	if (dp)
+		cs_daemon_set_dataplane(d, &cs_dataplane_ops, dp);
 	r = cs_daemon_run(d);
+	cs_dataplane_free(dp); /* stops the app before the links go */
 	cs_daemon_free(d);
 	return r < 0 ? 1 : 0;
 }

@@ -63,6 +63,7 @@ struct cs_links {
 };
 
 static void conn_read(struct bufferevent *bev, void *arg);
+static void conn_write(struct bufferevent *bev, void *arg);
 static void conn_event(struct bufferevent *bev, short what, void *arg);
 static void dial(struct cs_links *l, int i);
 static int cs_links_peer_index(const struct cs_links *l, const char *name);
@@ -146,7 +147,8 @@ static struct conn *conn_new(struct cs_links *l, int fd, int peer, const char *a
 	if (!c->bev)
 		goto fail; /* ssl is freed by libevent on failure */
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-	bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CS_LINK_DRAINED_BYTES, 0);
 	/* Silence closes the link: no TCP retransmission limbo after a cut. */
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -314,6 +316,16 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			return;
 		evbuffer_drain(in, (size_t)total);
 	}
+}
+
+/* The output fell to CS_LINK_DRAINED_BYTES: a bulk sender may queue more. */
+static void conn_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (c->established && c->l->ops.writable)
+		c->l->ops.writable(c->l->ctx, c->peer);
 }
 
 static void on_connected(struct conn *c)
@@ -578,4 +590,19 @@ size_t cs_links_up_count(const struct cs_links *l)
 	for (size_t i = 0; i < l->n; i++)
 		n += l->links[i].conn && l->links[i].conn->established;
 	return n;
+}
+
+size_t cs_links_queued(const struct cs_links *l, int peer)
+{
+	const struct conn *c;
+
+	if (peer < 0 || (size_t)peer >= l->n || !(c = l->links[peer].conn) || !c->established)
+		return 0;
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+bool cs_links_is_up(const struct cs_links *l, int peer)
+{
+	return peer >= 0 && (size_t)peer < l->n && l->links[peer].conn &&
+	       l->links[peer].conn->established;
 }

@@ -9,6 +9,7 @@
 #ifndef CS_PEER_H
 #define CS_PEER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -23,7 +24,14 @@ struct cs_links_ops {
 	void (*down)(void *ctx, int peer);
 	/* Any message but HELLO, from an established link. */
 	void (*message)(void *ctx, int peer, const struct cs_msg *m);
+	/* Optional: peer's queued output fell to CS_LINK_DRAINED_BYTES, so a
+	 * bulk sender (checkpoint replication) may queue more. */
+	void (*writable)(void *ctx, int peer);
 };
+
+/* Bulk senders keep a link's queue short so heartbeats, which share the
+ * link, wait behind at most a few milliseconds of data. */
+#define CS_LINK_DRAINED_BYTES (512u * 1024u)
 
 /* Peers are the config's peers, by index. Copies what it needs from cfg.
  * tls is borrowed (see cs_links_set_tls). */
@@ -42,5 +50,8 @@ void cs_links_set_tls(struct cs_links *l, struct cs_tls *tls);
 /* A link silent for timeout_ms is closed (and redialed). */
 void cs_links_set_timeout(struct cs_links *l, unsigned timeout_ms);
 size_t cs_links_up_count(const struct cs_links *l);
+/* Bytes queued on peer's link and not yet handed to TLS (0 if down). */
+size_t cs_links_queued(const struct cs_links *l, int peer);
+bool cs_links_is_up(const struct cs_links *l, int peer);
 
 #endif

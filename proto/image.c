@@ -304,6 +304,31 @@ int cs_image_parse(const void *buf, size_t len, unsigned parse_flags, struct cs_
 	return 0;
 }
 
+int cs_image_read_header(const void *buf, size_t len, struct cs_image_header *out,
+			 struct cs_image_error *err)
+{
+	static const uint8_t empty[1];
+	struct cs_image img = {0};
+	struct parse ps = {.buf = buf ? buf : empty, .len = buf ? len : 0, .err = err, .img = &img};
+	struct sect s = {0};
+	struct cs_rd r;
+	int rc;
+
+	memset(err, 0, sizeof(*err));
+	rc = check_prologue(&ps);
+	if (rc == 0)
+		rc = read_section(&ps, &s);
+	if (rc == 0 && s.type != CS_SECT_HEADER) {
+		r = sect_rd(&ps, &s);
+		rc = cs_rd_fail(&r, CS_IMG_BAD_SECTION, "the first section must be HEADER");
+	}
+	if (rc == 0) {
+		r = sect_rd(&ps, &s);
+		rc = cs_img_decode_header(&r, out);
+	}
+	return rc;
+}
+
 void cs_image_free(struct cs_image *img)
 {
 	size_t i;

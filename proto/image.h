@@ -352,6 +352,14 @@ struct cs_image {
 int cs_image_parse(const void *buf, size_t len, unsigned parse_flags, struct cs_image **out,
 		   struct cs_image_error *err);
 void cs_image_free(struct cs_image *img);
+/*
+ * Reads only the HEADER section at the start of buf (the first bytes of an
+ * image file: its head, CRC and record), for a reader that needs the
+ * generation, parent and kind without the rest. Same errors as
+ * cs_image_parse; -EBADMSG with CS_IMG_TRUNCATED if buf ends inside it.
+ */
+int cs_image_read_header(const void *buf, size_t len, struct cs_image_header *out,
+			 struct cs_image_error *err);
 
 /*
  * Lookups for resolving a chain (docs/image-format.md, "Chains"); both are

@@ -1,0 +1,429 @@
+/* The application under checksyncd: the engine's tool as a child, watched
+ * through a pidfd; requests to the agent over its control socket. See app.h. */
+#include "app.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "journal.h"
+
+#define PROBE_MS        50    /* how often a starting app's agent is asked */
+#define REQUEST_TIMEOUT 60    /* s: a checkpoint of a large base takes a while */
+#define STOP_WAIT_MS    5000  /* a SIGKILLed process tree is gone well before */
+#define MAX_TREE        256
+
+struct cs_app {
+	struct event_base *base;
+	struct cs_app_params p;
+	struct cs_app_ops ops;
+	void *ctx;
+	enum cs_app_state state;
+	enum cs_app_start how;
+	pid_t tool;         /* our child, 0 when stopped */
+	int pidfd;          /* of tool */
+	struct event *exit_ev, *probe_ev;
+	uint64_t started_ms;
+	bool probing;       /* a status request is out */
+	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+struct agent_req {
+	struct cs_app *a;
+	struct event *ev;
+	int fd;
+	void (*done)(struct agent_req *r, int err, const char *reply);
+	cs_app_checkpoint_fn *user_done;
+	void *user_arg;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *cs_app_state_name(enum cs_app_state s)
+{
+	static const char *const names[] = {"stopped", "starting", "serving"};
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+/* ---- requests to the agent's control socket ---- */
+
+static void req_free(struct agent_req *r)
+{
+	if (r->ev)
+		event_free(r->ev);
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r);
+}
+
+static void req_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent_req *r = arg;
+	char reply[512];
+	ssize_t n = -1;
+
+	if (what & EV_READ)
+		n = recv(fd, reply, sizeof(reply) - 1, MSG_DONTWAIT);
+	if (n < 0) {
+		r->done(r, what & EV_TIMEOUT ? -ETIMEDOUT : -errno, NULL);
+	} else {
+		reply[n] = '\0';
+		r->done(r, 0, reply);
+	}
+	req_free(r);
+}
+
+static int agent_request(struct cs_app *a, const char *what, unsigned timeout_s,
+                         struct agent_req *r)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {timeout_s, 0};
+
+	r->a = a;
+	r->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (r->fd < 0)
+		return -errno;
+	memcpy(sa.sun_path, a->sock_path, sizeof(sa.sun_path));
+	if (connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    send(r->fd, what, strlen(what), MSG_NOSIGNAL) < 0)
+		return -errno;
+	r->ev = event_new(a->base, r->fd, EV_READ, req_ready, r);
+	if (!r->ev || event_add(r->ev, &tv) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static void probe_done(struct agent_req *r, int err, const char *reply)
+{
+	struct cs_app *a = r->a;
+
+	a->probing = false;
+	if (err || strncmp(reply, "ok", 2) != 0 || a->state != CS_APP_STARTING)
+		return;
+	a->state = CS_APP_SERVING;
+	evtimer_del(a->probe_ev);
+	if (a->ops.serving)
+		a->ops.serving(a->ctx, a->how, now_ms() - a->started_ms);
+}
+
+static void probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cs_app *a = arg;
+	struct timeval tv = {0, PROBE_MS * 1000};
+	struct agent_req *r;
+
+	(void)fd, (void)what;
+	if (a->state != CS_APP_STARTING)
+		return;
+	evtimer_add(a->probe_ev, &tv);
+	if (a->probing || !(r = calloc(1, sizeof(*r))))
+		return;
+	r->done = probe_done;
+	if (agent_request(a, "status", 2, r) < 0) {
+		req_free(r); /* not listening yet */
+		return;
+	}
+	a->probing = true;
+}
+
+static void checkpoint_done(struct agent_req *r, int err, const char *reply)
+{
+	uint64_t gen = 0;
+
+	if (!err && sscanf(reply, "ok %" SCNu64, &gen) == 1)
+		r->user_done(r->user_arg, 0, gen, "");
+	else if (!err)
+		r->user_done(r->user_arg, -EIO, 0, reply);
+	else
+		r->user_done(r->user_arg, err, 0, strerror(-err));
+}
+
+int cs_app_checkpoint(struct cs_app *a, cs_app_checkpoint_fn *done, void *arg)
+{
+	struct agent_req *r;
+	int e;
+
+	if (a->state != CS_APP_SERVING)
+		return -ENOTCONN;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->done = checkpoint_done;
+	r->user_done = done;
+	r->user_arg = arg;
+	e = agent_request(a, "checkpoint", REQUEST_TIMEOUT, r);
+	if (e < 0)
+		req_free(r);
+	return e;
+}
+
+/* ---- the process tree ---- */
+
+/* Appends pid's children (every thread's) to out, recursively. */
+static void collect_tree(pid_t pid, pid_t *out, size_t *n)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(d = opendir(path)))
+		return;
+	while ((e = readdir(d)) && *n < MAX_TREE) {
+		char file[400];
+		FILE *f;
+		int child;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(file, sizeof(file), "%s/%s/children", path, e->d_name);
+		if (!(f = fopen(file, "re")))
+			continue;
+		while (*n < MAX_TREE && fscanf(f, "%d", &child) == 1) {
+			out[(*n)++] = child;
+			collect_tree(child, out, n);
+		}
+		fclose(f);
+	}
+	closedir(d);
+}
+
+static void wait_gone(const pid_t *pids, size_t n)
+{
+	uint64_t deadline = now_ms() + STOP_WAIT_MS;
+
+	for (size_t i = 0; i < n; i++) {
+		int fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t now = now_ms();
+
+		if (fd < 0)
+			continue; /* gone already */
+		if (now < deadline && poll(&p, 1, (int)(deadline - now)) == 0)
+			cs_log_err("app process %d still exists %d ms after SIGKILL", (int)pids[i],
+			           STOP_WAIT_MS);
+		close(fd);
+	}
+}
+
+static void reset(struct cs_app *a)
+{
+	if (a->exit_ev)
+		event_free(a->exit_ev);
+	a->exit_ev = NULL;
+	if (a->pidfd >= 0)
+		close(a->pidfd);
+	a->pidfd = -1;
+	a->tool = 0;
+	a->state = CS_APP_STOPPED;
+	evtimer_del(a->probe_ev);
+}
+
+void cs_app_stop(struct cs_app *a, const char *why)
+{
+	pid_t tree[MAX_TREE];
+	size_t n = 0;
+
+	if (!a->tool)
+		return;
+	collect_tree(a->tool, tree, &n);
+	for (size_t i = 0; i < n; i++)
+		kill(tree[i], SIGKILL);
+	kill(a->tool, SIGKILL);
+	waitpid(a->tool, NULL, 0);
+	wait_gone(tree, n);
+	cs_log_notice("app stopped (%s): tool pid %d and %zu processes killed", why, (int)a->tool,
+	              n);
+	reset(a);
+}
+
+static void exit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cs_app *a = arg;
+	int st = 0;
+	pid_t tree[MAX_TREE];
+	size_t n = 0;
+	enum cs_app_start how = a->how;
+	uint64_t ran = now_ms() - a->started_ms;
+
+	(void)fd, (void)what;
+	if (waitpid(a->tool, &st, WNOHANG) != a->tool)
+		return;
+	collect_tree(a->tool, tree, &n); /* orphans left in the namespace, if any */
+	for (size_t i = 0; i < n; i++)
+		kill(tree[i], SIGKILL);
+	wait_gone(tree, n);
+	reset(a);
+	if (a->ops.exited)
+		a->ops.exited(a->ctx, st, how, ran);
+}
+
+/* ---- start ---- */
+
+static void child_exec(const struct cs_app *a, char **argv)
+{
+	sigset_t none;
+
+	/* The app dies with the daemon: a host whose daemon is gone must not
+	 * keep serving while another host promotes. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (char *const *e = a->p.env; e && *e; e++)
+		putenv(*e);
+	setpgid(0, 0);
+	close_range(3, ~0u, 0);
+	execv(a->p.tool, argv);
+	fprintf(stderr, "checksyncd: cannot execute %s: %s\n", a->p.tool, strerror(errno));
+	_exit(127);
+}
+
+/* argv for the tool; strings live in bufs. */
+static size_t build_argv(const struct cs_app *a, enum cs_app_start how, uint64_t floor,
+                         char **argv, size_t cap, char bufs[2][32])
+{
+	size_t n = 0;
+
+	argv[n++] = (char *)a->p.tool;
+	argv[n++] = how == CS_APP_FRESH ? "run" : "restore";
+	argv[n++] = "--dir";
+	argv[n++] = (char *)a->p.chain_dir;
+	snprintf(bufs[0], 32, "%" PRIu64, floor);
+	argv[n++] = how == CS_APP_FRESH ? "--first-generation" : "--next-generation";
+	argv[n++] = bufs[0];
+	if (how == CS_APP_FRESH) {
+		snprintf(bufs[1], 32, "%u", a->p.interval_ms);
+		argv[n++] = "--interval-ms";
+		argv[n++] = bufs[1];
+		if (a->p.user) {
+			argv[n++] = "--user";
+			argv[n++] = (char *)a->p.user;
+		}
+		if (a->p.workdir) {
+			argv[n++] = "--workdir";
+			argv[n++] = (char *)a->p.workdir;
+		}
+		argv[n++] = "--";
+		for (char *const *e = a->p.exec; *e && n + 1 < cap; e++)
+			argv[n++] = *e;
+	}
+	argv[n] = NULL;
+	return n;
+}
+
+int cs_app_start(struct cs_app *a, enum cs_app_start how, uint64_t generation_floor)
+{
+	char *argv[256], bufs[2][32];
+	struct timeval now = {0, 0};
+	pid_t pid;
+
+	if (a->tool)
+		return -EBUSY;
+	build_argv(a, how, generation_floor, argv, sizeof(argv) / sizeof(argv[0]), bufs);
+	pid = fork();
+	if (pid < 0)
+		return cs_log_err_errno(errno, "cannot fork the app's tool");
+	if (pid == 0)
+		child_exec(a, argv);
+	a->tool = pid;
+	a->how = how;
+	a->started_ms = now_ms();
+	a->state = CS_APP_STARTING;
+	a->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	a->exit_ev = a->pidfd >= 0 ? event_new(a->base, a->pidfd, EV_READ, exit_cb, a) : NULL;
+	if (!a->exit_ev || event_add(a->exit_ev, NULL) < 0) {
+		cs_app_stop(a, "cannot watch it");
+		return cs_log_err_errno(ENOMEM, "cannot watch the app's tool (pid %d)", (int)pid);
+	}
+	evtimer_add(a->probe_ev, &now);
+	cs_log_info("app %s: %s %s --dir %s (tool pid %d, generations from %" PRIu64 ")",
+	            how == CS_APP_FRESH ? "started" : "restoring", a->p.tool, argv[1],
+	            a->p.chain_dir, (int)pid, generation_floor);
+	return 0;
+}
+
+/* ---- life ---- */
+
+int cs_app_new(struct event_base *base, const struct cs_app_params *p,
+               const struct cs_app_ops *ops, void *ctx, struct cs_app **out)
+{
+	struct cs_app *a = calloc(1, sizeof(*a));
+	int n;
+
+	if (!a)
+		return -ENOMEM;
+	a->base = base;
+	a->p = *p;
+	a->ops = *ops;
+	a->ctx = ctx;
+	a->pidfd = -1;
+	n = snprintf(a->sock_path, sizeof(a->sock_path), "%s/agent.sock", p->chain_dir);
+	a->probe_ev = evtimer_new(base, probe_cb, a);
+	if (n < 0 || (size_t)n >= sizeof(a->sock_path) || !a->probe_ev) {
+		free(a);
+		return n >= 0 ? -ENAMETOOLONG : -ENOMEM;
+	}
+	*out = a;
+	return 0;
+}
+
+void cs_app_free(struct cs_app *a)
+{
+	if (!a)
+		return;
+	cs_app_stop(a, "daemon stopping");
+	event_free(a->probe_ev);
+	free(a);
+}
+
+enum cs_app_state cs_app_state(const struct cs_app *a)
+{
+	return a->state;
+}
+
+/* The program's host pid, as the agent writes it into the chain. */
+static long program_pid(const struct cs_app *a)
+{
+	char path[sizeof(a->sock_path) + 16];
+	long pid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/agent.pid", a->p.chain_dir);
+	if ((f = fopen(path, "re"))) {
+		if (fscanf(f, "%ld", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	return pid;
+}
+
+json_t *cs_app_status(const struct cs_app *a)
+{
+	return json_pack("{s:s, s:s, s:I, s:I, s:I}", "state", cs_app_state_name(a->state), "started",
+	                 a->how == CS_APP_FRESH ? "fresh" : "restore", "tool_pid",
+	                 (json_int_t)a->tool, "pid",
+	                 (json_int_t)(a->state == CS_APP_SERVING ? program_pid(a) : 0), "up_ms",
+	                 (json_int_t)(a->tool ? now_ms() - a->started_ms : 0));
+}

@@ -1,0 +1,371 @@
+/* The data plane's glue: roles to app, chain, replication and Sync. See
+ * dataplane.h; the backup's receiving side is in dataplane_recv.c. */
+#include "dataplane.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "app.h"
+#include "control.h"
+#include "dataplane_int.h"
+#include "journal.h"
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The first generation number the app may use in term: numbers grow
+ * across terms, so any two chains compare by their newest generation. */
+static uint64_t generation_floor(const struct cs_dataplane *dp, uint64_t term)
+{
+	uint64_t floor = term << CS_STORE_TERM_SHIFT, next = cs_store_newest(dp->store) + 1;
+
+	return next > floor ? next : floor;
+}
+
+static void update_durable(struct cs_dataplane *dp)
+{
+	cs_daemon_set_durable(dp->d, cs_store_newest(dp->store));
+}
+
+/* ---- the app on the primary ---- */
+
+static int start_app(struct cs_dataplane *dp, const char *why)
+{
+	uint64_t newest = cs_store_rescan(dp->store);
+	enum cs_app_start how = newest ? CS_APP_RESTORE : CS_APP_FRESH;
+	int r;
+
+	dp->start_ms = now_ms();
+	dp->start_generation = newest;
+	if (how == CS_APP_RESTORE)
+		cs_event(CS_EV_RESTORE_STARTED, .generation = newest, .reason = why);
+	r = cs_app_start(dp->app, how, generation_floor(dp, dp->term));
+	if (r < 0)
+		cs_event(CS_EV_RESTORE_FAILED, .generation = newest,
+		         .reason = "the checksync tool could not be started");
+	return r;
+}
+
+static int sync_decide(void *ctx, uint64_t generation, char *why, size_t cap)
+{
+	struct cs_dataplane *dp = ctx;
+
+	if (dp->cfg->checkpoint.sync == CS_SYNC_LOCAL)
+		return 1;
+	return cs_repl_acknowledged(dp->repl, generation, why, cap);
+}
+
+static void on_promote(void *arg, uint64_t term)
+{
+	struct cs_dataplane *dp = arg;
+	char path[4200];
+
+	if (!dp->app)
+		return;
+	dp->term = term;
+	dp->local_restore = false;
+	cs_store_rescan(dp->store);
+	if (cs_store_set_lineage(dp->store, term) < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/sync.sock", cs_store_chain_dir(dp->store));
+	if (cs_syncsrv_open(cs_daemon_base(dp->d), path, dp->cfg->checkpoint.sync_timeout_ms,
+	                    sync_decide, dp, &dp->sync) < 0)
+		dp->sync = NULL; /* logged; Sync then fails in the app with ENOTCONN */
+	cs_repl_start(dp->repl, term);
+	start_app(dp, "promoted to primary");
+}
+
+static void on_fence(void *arg, uint64_t term, const char *why)
+{
+	struct cs_dataplane *dp = arg;
+
+	(void)term;
+	if (!dp->app)
+		return;
+	cs_app_stop(dp->app, why);
+	cs_repl_stop(dp->repl);
+	cs_syncsrv_close(dp->sync, ESTALE, "this node is no longer the primary");
+	dp->sync = NULL;
+	dp->term = 0;
+}
+
+static void describe_exit(int st, char *buf, size_t cap)
+{
+	if (WIFSIGNALED(st))
+		snprintf(buf, cap, "killed by signal %d", WTERMSIG(st));
+	else
+		snprintf(buf, cap, "exit status %d", WEXITSTATUS(st));
+}
+
+/* Local restores within the last minute, this one included. */
+static unsigned count_restore(struct cs_dataplane *dp)
+{
+	uint64_t now = now_ms();
+	unsigned n = 0;
+
+	dp->restore_times[dp->restore_next++ % CS_DP_RESTORE_RING] = now;
+	for (unsigned i = 0; i < CS_DP_RESTORE_RING; i++)
+		if (dp->restore_times[i] && now - dp->restore_times[i] < 60000)
+			n++;
+	return n;
+}
+
+static void app_exited(void *ctx, int st, enum cs_app_start how, uint64_t ran_ms)
+{
+	struct cs_dataplane *dp = ctx;
+	enum cs_on_exit policy = dp->cfg->app.on_exit;
+	char what[64], why[200];
+
+	if (!dp->term)
+		return;
+	describe_exit(st, what, sizeof(what));
+	snprintf(why, sizeof(why), "%s after %" PRIu64 " ms%s", what, ran_ms,
+	         how == CS_APP_RESTORE && !dp->served ? " (the restore itself failed)" : "");
+	cs_event(CS_EV_APP_CRASHED, .reason = why);
+	dp->served = false;
+	if (policy != CS_ON_EXIT_FAILOVER && count_restore(dp) > dp->cfg->app.max_restores_per_minute) {
+		snprintf(why, sizeof(why), "the app stopped %u times within a minute (app.max_restores_per_minute)",
+		         dp->cfg->app.max_restores_per_minute + 1);
+		policy = CS_ON_EXIT_FAILOVER;
+	} else if (policy == CS_ON_EXIT_FAILOVER) {
+		snprintf(why, sizeof(why), "app.on_exit is failover");
+	}
+	if (policy == CS_ON_EXIT_FAILOVER && cs_daemon_step_down(dp->d, why) == 0)
+		return;
+	if (policy == CS_ON_EXIT_RESTART) {
+		cs_log_warn("app.on_exit is restart: starting a fresh copy of the app");
+		cs_app_start(dp->app, CS_APP_FRESH, generation_floor(dp, dp->term));
+		return;
+	}
+	dp->local_restore = true;
+	start_app(dp, policy == CS_ON_EXIT_FAILOVER ? "no backup to fail over to" : "app.on_exit is restore");
+}
+
+static void app_serving(void *ctx, enum cs_app_start how, uint64_t took_ms)
+{
+	struct cs_dataplane *dp = ctx;
+
+	dp->served = true;
+	if (how == CS_APP_RESTORE) {
+		cs_event(CS_EV_RESTORE_DONE, .generation = dp->start_generation, CS_DURATION(took_ms));
+		if (dp->local_restore)
+			cs_event(CS_EV_APP_RESTORED_LOCALLY, .generation = dp->start_generation);
+	}
+	cs_event(CS_EV_APP_SERVING, CS_DURATION(now_ms() - dp->start_ms));
+	dp->local_restore = false;
+}
+
+/* ---- peers ---- */
+
+static int repl_send(void *ctx, int peer, const struct cs_msg *m)
+{
+	return cs_daemon_send(((struct cs_dataplane *)ctx)->d, peer, m);
+}
+
+static size_t repl_queued(void *ctx, int peer)
+{
+	return cs_daemon_queued(((struct cs_dataplane *)ctx)->d, peer);
+}
+
+static void repl_changed(void *ctx)
+{
+	struct cs_dataplane *dp = ctx;
+
+	if (dp->sync)
+		cs_syncsrv_kick(dp->sync);
+}
+
+static void on_peer(void *arg, int peer, bool up)
+{
+	struct cs_dataplane *dp = arg;
+
+	cs_repl_peer(dp->repl, peer, up);
+	if (!up)
+		cs_dp_recv_peer_down(dp, peer);
+}
+
+static void on_writable(void *arg, int peer)
+{
+	cs_repl_writable(((struct cs_dataplane *)arg)->repl, peer);
+}
+
+static void on_message(void *arg, int peer, const struct cs_msg *m)
+{
+	struct cs_dataplane *dp = arg;
+	char text[CS_ERROR_TEXT_MAX + 1];
+
+	switch (m->type) {
+	case CS_MSG_ACK:
+		cs_repl_ack(dp->repl, peer, &m->ack);
+		break;
+	case CS_MSG_ERROR:
+		cs_str_copy(text, sizeof(text), m->error.text);
+		cs_log_warn("%s refused: %s", dp->cfg->peers[peer].name, text);
+		cs_repl_refused(dp->repl, peer, m->error.code, text);
+		break;
+	default:
+		cs_dp_recv_message(dp, peer, m);
+	}
+}
+
+/* ---- status and control ---- */
+
+static json_t *status(void *arg)
+{
+	struct cs_dataplane *dp = arg;
+	json_t *app = dp->app ? cs_app_status(dp->app) : json_null();
+
+	if (dp->app) {
+		json_object_set_new(app, "generation", json_integer((json_int_t)cs_store_newest(dp->store)));
+		json_object_set_new(app, "restores", json_integer((json_int_t)dp->restore_next));
+	}
+	return json_pack("{s:o, s:o, s:o, s:s, s:s, s:I}", "app", app, "store",
+	                 cs_store_status(dp->store), "backups", cs_repl_status(dp->repl),
+	                 "durability", cs_durability_name(dp->cfg->checkpoint.durability), "sync",
+	                 cs_sync_mode_name(dp->cfg->checkpoint.sync), "sync_waiting",
+	                 (json_int_t)cs_syncsrv_waiting(dp->sync));
+}
+
+static void checkpoint_done(void *arg, int err, uint64_t generation, const char *msg)
+{
+	struct cs_control_pending *p = arg;
+
+	if (err)
+		cs_control_reply(p, cs_control_error("checkpoint failed: %s", msg));
+	else
+		cs_control_reply(p, json_pack("{s:b, s:I}", "ok", 1, "generation",
+		                              (json_int_t)generation));
+}
+
+static json_t *control(void *arg, struct cs_control_client *client, const char *cmd, json_t *req)
+{
+	struct cs_dataplane *dp = arg;
+	struct cs_control_pending *p;
+
+	(void)req;
+	if (strcmp(cmd, "checkpoint") != 0)
+		return cs_control_error("unknown command %s (known: status, switchover, checkpoint)",
+		                        cmd);
+	if (!dp->app || cs_app_state(dp->app) != CS_APP_SERVING)
+		return cs_control_error("no app is serving on this node (%s)",
+		                        dp->app ? cs_app_state_name(cs_app_state(dp->app))
+		                                : "no app configured");
+	p = cs_control_defer(client);
+	if (cs_app_checkpoint(dp->app, checkpoint_done, p) < 0)
+		cs_control_reply(p, cs_control_error("cannot reach the app's agent"));
+	return NULL;
+}
+
+const struct cs_dataplane_ops cs_dataplane_ops = {
+    .on_promote = on_promote,
+    .on_fence = on_fence,
+    .on_peer = on_peer,
+    .on_writable = on_writable,
+    .on_message = on_message,
+    .status = status,
+    .control = control,
+};
+
+/* ---- life ---- */
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cs_dataplane *dp = arg;
+
+	(void)fd, (void)what;
+	if (dp->term)
+		cs_store_rescan(dp->store);
+	update_durable(dp);
+}
+
+static int open_parts(struct cs_dataplane *dp, const char *tool)
+{
+	const struct cs_config *c = dp->cfg;
+	struct cs_store_params sp = {.state_dir = c->state_dir,
+	                             .tool = tool,
+	                             .fsync = c->checkpoint.durability == CS_DURABILITY_DISK,
+	                             .keep_stale = c->checkpoint.keep_stale_chains};
+	struct cs_repl_params rp = {.n_peers = c->n_peers,
+	                            .is_backup = dp->is_backup,
+	                            .names = (const char *const *)dp->names,
+	                            .max_queue_bytes = c->checkpoint.max_buffer_bytes};
+	struct cs_repl_ops ro = {.send = repl_send, .queued = repl_queued, .changed = repl_changed};
+	struct cs_app_ops ao = {.exited = app_exited, .serving = app_serving};
+	int r = cs_store_open(cs_daemon_base(dp->d), &sp, &dp->store);
+
+	if (r < 0)
+		return r;
+	rp.chain_dir = cs_store_chain_dir(dp->store);
+	if ((r = cs_repl_new(cs_daemon_base(dp->d), &rp, &ro, dp, &dp->repl)) < 0)
+		return r;
+	if (c->has_app) {
+		struct cs_app_params ap = {.tool = tool,
+		                           .chain_dir = cs_store_chain_dir(dp->store),
+		                           .exec = c->app.exec,
+		                           .env = c->app.env,
+		                           .user = c->app.user,
+		                           .workdir = c->app.workdir,
+		                           .interval_ms = c->checkpoint.interval_ms};
+		r = cs_app_new(cs_daemon_base(dp->d), &ap, &ao, dp, &dp->app);
+	}
+	return r;
+}
+
+int cs_dataplane_new(struct cs_daemon *d, const struct cs_config *cfg, const char *tool,
+                     struct cs_dataplane **out)
+{
+	struct cs_dataplane *dp = calloc(1, sizeof(*dp));
+	const char *self = cfg->node;
+	struct timeval tick = {0, 100 * 1000};
+	int r;
+
+	if (!dp || !(dp->is_backup = calloc(cfg->n_peers, sizeof(bool))) ||
+	    !(dp->names = calloc(cfg->n_peers, sizeof(char *)))) {
+		cs_dataplane_free(dp);
+		return -ENOMEM;
+	}
+	dp->d = d;
+	dp->cfg = cfg;
+	dp->recv_peer = -1;
+	for (size_t i = 0; i < cfg->n_peers; i++) {
+		dp->names[i] = cfg->peers[i].name;
+		dp->is_backup[i] = !cfg->peers[i].witness && strcmp(cfg->peers[i].name, self) != 0;
+	}
+	r = open_parts(dp, tool);
+	if (r < 0) {
+		cs_dataplane_free(dp);
+		return r;
+	}
+	dp->tick = event_new(cs_daemon_base(d), -1, EV_PERSIST, tick_cb, dp);
+	event_add(dp->tick, &tick);
+	update_durable(dp);
+	*out = dp;
+	return 0;
+}
+
+void cs_dataplane_free(struct cs_dataplane *dp)
+{
+	if (!dp)
+		return;
+	if (dp->tick)
+		event_free(dp->tick);
+	cs_app_free(dp->app);
+	cs_syncsrv_close(dp->sync, ESTALE, "the daemon is stopping");
+	cs_repl_free(dp->repl);
+	cs_store_free(dp->store);
+	free(dp->is_backup);
+	free(dp->names);
+	free(dp);
+}

@@ -1,0 +1,43 @@
+/* Internals shared by dataplane.c (roles, app, Sync, status) and
+ * dataplane_recv.c (a backup receiving the primary's images). */
+#ifndef CS_DATAPLANE_INT_H
+#define CS_DATAPLANE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "replicate.h"
+#include "store.h"
+#include "syncsrv.h"
+
+#define CS_DP_RESTORE_RING 64
+
+struct cs_app;
+struct event;
+
+struct cs_dataplane {
+	struct cs_daemon *d;
+	const struct cs_config *cfg;
+	bool *is_backup;
+	char **names;
+	struct cs_store *store;
+	struct cs_repl *repl;
+	struct cs_app *app; /* NULL without an "app" in the config */
+	struct cs_syncsrv *sync;
+	struct event *tick;
+	uint64_t term;             /* the term this node is primary of, 0 if not */
+	uint64_t start_ms;         /* the app's last start */
+	uint64_t start_generation; /* what it was restored from (0: fresh) */
+	bool local_restore;        /* that start follows a crash on this primary */
+	bool served;               /* the app answered since its last start */
+	uint64_t restore_times[CS_DP_RESTORE_RING];
+	unsigned restore_next;
+	int recv_peer; /* who the transfer in progress comes from, -1 none */
+};
+
+void cs_dp_recv_message(struct cs_dataplane *dp, int peer, const struct cs_msg *m);
+void cs_dp_recv_peer_down(struct cs_dataplane *dp, int peer);
+
+#endif

@@ -1,0 +1,490 @@
+/* Replication from the primary's chain directory to every backup. See
+ * replicate.h. */
+#include "replicate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/evp.h>
+
+#include "image.h"
+#include "journal.h"
+
+#define CHUNK          (1u << 20) /* image bytes per CKPT_PAGES */
+#define HEADER_PEEK    4096u      /* enough for the HEADER section */
+#define RETRY_MS       300        /* after a refusal, before a new session */
+#define LAG_GENERATIONS 20        /* unacknowledged generations that make a backup lagging */
+#define TICK_MS        100
+
+struct backup {
+	bool backup, up, session, lagging, degraded;
+	/* the image being sent */
+	int fd;
+	uint64_t gen, off, total;
+	EVP_MD_CTX *sha;
+	uint64_t first, last_sent, acked;
+	uint64_t retry_at, sent_bytes, sessions;
+	char error[200];
+};
+
+struct cs_repl {
+	struct event_base *base;
+	struct cs_repl_params p;
+	struct cs_repl_ops ops;
+	void *ctx;
+	struct backup *b;
+	uint64_t term; /* 0: not primary */
+	int inotify_fd;
+	struct event *inotify_ev, *tick;
+	uint64_t newest;
+	uint8_t *chunk;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- the chain directory ---- */
+
+/* The smallest generation in the chain newer than after (0: none), and the
+ * newest. */
+static uint64_t next_after(const struct cs_repl *r, uint64_t after, uint64_t *ret_newest)
+{
+	DIR *d = opendir(r->p.chain_dir);
+	struct dirent *e;
+	uint64_t best = 0, newest = 0, g;
+	int tmp;
+
+	while (d && (e = readdir(d))) {
+		if (cs_image_name_parse(e->d_name, &g, &tmp) < 0 || tmp)
+			continue;
+		if (g > after && (!best || g < best))
+			best = g;
+		if (g > newest)
+			newest = g;
+	}
+	if (d)
+		closedir(d);
+	if (ret_newest)
+		*ret_newest = newest;
+	return best;
+}
+
+static int open_image(const struct cs_repl *r, uint64_t gen, struct cs_image_header *h,
+                      uint64_t *ret_size)
+{
+	char name[40], path[PATH_MAX + 48];
+	uint8_t head[HEADER_PEEK];
+	struct cs_image_error err;
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	cs_image_filename(name, sizeof(name), gen);
+	snprintf(path, sizeof(path), "%s/%s", r->p.chain_dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, head, sizeof(head), 0);
+	if (n < 0 || fstat(fd, &st) < 0 ||
+	    cs_image_read_header(head, (size_t)n, h, &err) < 0 || h->generation != gen) {
+		close(fd);
+		return -EBADMSG;
+	}
+	*ret_size = (uint64_t)st.st_size;
+	return fd;
+}
+
+/* The newest full image of the chain (0: none): where a session starts. */
+static uint64_t newest_base(const struct cs_repl *r)
+{
+	uint64_t newest = 0, g, size;
+	struct cs_image_header h;
+	int fd;
+
+	next_after(r, UINT64_MAX - 1, &newest);
+	for (g = newest; g > 0; g = h.parent_generation) {
+		fd = open_image(r, g, &h, &size);
+		if (fd < 0)
+			return 0;
+		close(fd);
+		if (!(h.flags & CS_IMAGE_F_DELTA))
+			return g;
+	}
+	return 0;
+}
+
+/* ---- one backup ---- */
+
+static void close_file(struct backup *b)
+{
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+	EVP_MD_CTX_free(b->sha);
+	b->sha = NULL;
+	b->gen = 0;
+}
+
+static void end_session(struct cs_repl *r, int peer, uint64_t retry_ms)
+{
+	struct backup *b = &r->b[peer];
+
+	if (b->gen) {
+		struct cs_msg m = {.type = CS_MSG_CKPT_ABORT};
+
+		m.ckpt_abort = (struct cs_msg_ckpt_abort){.generation = b->gen,
+		                                          .code = CS_ERR_BUSY,
+		                                          .text = cs_str_of("session restarts")};
+		r->ops.send(r->ctx, peer, &m);
+	}
+	close_file(b);
+	b->session = false;
+	b->retry_at = now_ms() + retry_ms;
+}
+
+static int begin_image(struct cs_repl *r, int peer, uint64_t gen)
+{
+	struct backup *b = &r->b[peer];
+	struct cs_image_header h;
+	struct cs_msg m = {.type = CS_MSG_CKPT_BEGIN};
+	uint64_t size;
+	int fd = open_image(r, gen, &h, &size);
+
+	if (fd < 0)
+		return fd;
+	if (b->session && (h.flags & CS_IMAGE_F_DELTA) && h.parent_generation != b->last_sent) {
+		close(fd); /* a gap: what the backup needs was folded away */
+		return -ENOENT;
+	}
+	b->fd = fd;
+	b->gen = gen;
+	b->off = 0;
+	b->total = size;
+	b->sha = EVP_MD_CTX_new();
+	if (!b->sha || !EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL)) {
+		close_file(b);
+		return -ENOMEM;
+	}
+	m.ckpt_begin = (struct cs_msg_ckpt_begin){
+	    .term = r->term,
+	    .generation = gen,
+	    .parent_generation = (h.flags & CS_IMAGE_F_DELTA) ? h.parent_generation : 0,
+	    .total_bytes = size,
+	    .kind = (h.flags & CS_IMAGE_F_DELTA) ? CS_CKPT_DELTA : CS_CKPT_BASE};
+	return r->ops.send(r->ctx, peer, &m);
+}
+
+/* Sends the next chunk of the current image; 1 once END went out. */
+static int send_chunk(struct cs_repl *r, int peer)
+{
+	struct backup *b = &r->b[peer];
+	uint64_t want = b->total - b->off < CHUNK ? b->total - b->off : CHUNK;
+	struct cs_msg m = {.type = CS_MSG_CKPT_PAGES};
+	ssize_t n = want ? pread(b->fd, r->chunk, want, (off_t)b->off) : 0;
+
+	if (n < 0 || (uint64_t)n != want)
+		return -EIO; /* the file changed under us (compacted): start over */
+	if (n > 0) {
+		EVP_DigestUpdate(b->sha, r->chunk, (size_t)n);
+		m.ckpt_pages = (struct cs_msg_ckpt_pages){
+		    .generation = b->gen, .offset = b->off, .data = {r->chunk, (uint32_t)n}};
+		if (r->ops.send(r->ctx, peer, &m) < 0)
+			return -ENOTCONN;
+		b->off += (uint64_t)n;
+		b->sent_bytes += (uint64_t)n;
+	}
+	if (b->off < b->total)
+		return 0;
+	m = (struct cs_msg){.type = CS_MSG_CKPT_END};
+	m.ckpt_end.generation = b->gen;
+	m.ckpt_end.total_bytes = b->total;
+	EVP_DigestFinal_ex(b->sha, m.ckpt_end.sha256, NULL);
+	if (r->ops.send(r->ctx, peer, &m) < 0)
+		return -ENOTCONN;
+	b->last_sent = b->gen;
+	close_file(b);
+	return 1;
+}
+
+/* Chooses the next image for b: the newest full image at a session's
+ * start, then each newer generation in order. 0: nothing to send. */
+static int next_image(struct cs_repl *r, int peer)
+{
+	struct backup *b = &r->b[peer];
+	uint64_t g;
+	int e;
+
+	if (!b->session) {
+		if (now_ms() < b->retry_at || !(g = newest_base(r)))
+			return 0;
+		b->session = true;
+		b->sessions++;
+		b->first = g;
+		b->last_sent = 0;
+		cs_event(CS_EV_BACKUP_JOINED, .peer = r->p.names[peer], .generation = g);
+	} else if (!(g = next_after(r, b->last_sent, NULL))) {
+		return 0;
+	}
+	e = begin_image(r, peer, g);
+	if (e < 0) {
+		end_session(r, peer, e == -ENOENT || e == -EBADMSG ? 0 : RETRY_MS);
+		return 0;
+	}
+	return 1;
+}
+
+static void pump(struct cs_repl *r, int peer)
+{
+	struct backup *b = &r->b[peer];
+	int e;
+
+	while (r->term && b->backup && b->up && !b->degraded &&
+	       r->ops.queued(r->ctx, peer) < r->p.max_queue_bytes) {
+		if (!b->gen && !next_image(r, peer))
+			return;
+		e = send_chunk(r, peer);
+		if (e < 0) {
+			end_session(r, peer, RETRY_MS);
+			return;
+		}
+	}
+}
+
+static void pump_all(struct cs_repl *r)
+{
+	for (size_t i = 0; i < r->p.n_peers; i++)
+		pump(r, (int)i);
+}
+
+/* ---- events ---- */
+
+static void inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+	(void)what;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	pump_all(arg);
+}
+
+/* Lagging and caught-up are judged here, against the chain as it is. */
+static void judge(struct cs_repl *r, int peer)
+{
+	struct backup *b = &r->b[peer];
+	unsigned behind = 0;
+	uint64_t g = b->acked;
+
+	if (!b->up || !b->backup)
+		return;
+	while (behind < LAG_GENERATIONS && (g = next_after(r, g, NULL)))
+		behind++;
+	if (behind >= LAG_GENERATIONS && !b->lagging) {
+		b->lagging = true;
+		cs_event(CS_EV_BACKUP_LAGGING, .peer = r->p.names[peer], .generation = b->acked,
+		         .reason = "20 or more generations not acknowledged");
+	} else if (behind == 0 && b->lagging) {
+		b->lagging = false;
+		cs_event(CS_EV_BACKUP_CAUGHT_UP, .peer = r->p.names[peer], .generation = b->acked);
+	}
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cs_repl *r = arg;
+
+	(void)fd, (void)what;
+	next_after(r, UINT64_MAX - 1, &r->newest);
+	for (size_t i = 0; i < r->p.n_peers; i++) {
+		if (r->b[i].degraded && now_ms() >= r->b[i].retry_at)
+			r->b[i].degraded = false; /* try again: its disk may have room now */
+		judge(r, (int)i);
+	}
+	pump_all(r);
+}
+
+void cs_repl_peer(struct cs_repl *r, int peer, bool up)
+{
+	struct backup *b = &r->b[peer];
+
+	if (!b->backup)
+		return;
+	close_file(b);
+	b->up = up;
+	b->session = b->lagging = b->degraded = false;
+	b->acked = 0;
+	b->retry_at = 0;
+	if (up)
+		pump(r, peer);
+	r->ops.changed(r->ctx);
+}
+
+void cs_repl_writable(struct cs_repl *r, int peer)
+{
+	pump(r, peer);
+}
+
+void cs_repl_ack(struct cs_repl *r, int peer, const struct cs_msg_ack *a)
+{
+	struct backup *b = &r->b[peer];
+
+	if (!b->backup || !b->session || a->generation < b->first)
+		return; /* of an earlier session */
+	if (a->generation > b->acked)
+		b->acked = a->generation;
+	if (b->degraded || b->error[0]) {
+		b->degraded = false;
+		b->error[0] = '\0';
+	}
+	r->ops.changed(r->ctx);
+}
+
+void cs_repl_refused(struct cs_repl *r, int peer, uint32_t code, const char *text)
+{
+	struct backup *b = &r->b[peer];
+
+	if (!b->backup || !b->session)
+		return; /* already starting over: later refusals are of the old session */
+	snprintf(b->error, sizeof(b->error), "%s", text);
+	if (code == CS_ERR_INTERNAL) {
+		b->degraded = true;
+		cs_event(CS_EV_BACKUP_DEGRADED, .peer = r->p.names[peer], .reason = text);
+		end_session(r, peer, 2000);
+	} else {
+		end_session(r, peer, RETRY_MS);
+	}
+	r->ops.changed(r->ctx);
+}
+
+int cs_repl_acknowledged(const struct cs_repl *r, uint64_t generation, char *why, size_t cap)
+{
+	size_t up = 0, behind = 0;
+
+	for (size_t i = 0; i < r->p.n_peers; i++) {
+		const struct backup *b = &r->b[i];
+
+		if (!b->backup || !b->up || b->degraded)
+			continue;
+		up++;
+		if (b->acked < generation)
+			behind++;
+	}
+	if (up == 0) {
+		snprintf(why, cap, "no backup is up to acknowledge generation %" PRIu64, generation);
+		return -EHOSTUNREACH;
+	}
+	return behind == 0;
+}
+
+/* ---- life ---- */
+
+int cs_repl_start(struct cs_repl *r, uint64_t term)
+{
+	struct timeval tick = {0, TICK_MS * 1000};
+
+	r->term = term;
+	r->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (r->inotify_fd < 0 || inotify_add_watch(r->inotify_fd, r->p.chain_dir, IN_MOVED_TO) < 0)
+		return cs_log_err_errno(errno, "cannot watch %s", r->p.chain_dir);
+	r->inotify_ev = event_new(r->base, r->inotify_fd, EV_READ | EV_PERSIST, inotify_cb, r);
+	event_add(r->inotify_ev, NULL);
+	event_add(r->tick, &tick);
+	for (size_t i = 0; i < r->p.n_peers; i++)
+		cs_repl_peer(r, (int)i, r->b[i].up);
+	return 0;
+}
+
+void cs_repl_stop(struct cs_repl *r)
+{
+	if (!r->term)
+		return;
+	r->term = 0;
+	for (size_t i = 0; i < r->p.n_peers; i++) {
+		close_file(&r->b[i]);
+		r->b[i].session = false;
+	}
+	if (r->inotify_ev)
+		event_free(r->inotify_ev);
+	r->inotify_ev = NULL;
+	if (r->inotify_fd >= 0)
+		close(r->inotify_fd);
+	r->inotify_fd = -1;
+	event_del(r->tick);
+}
+
+int cs_repl_new(struct event_base *base, const struct cs_repl_params *p,
+                const struct cs_repl_ops *ops, void *ctx, struct cs_repl **out)
+{
+	struct cs_repl *r = calloc(1, sizeof(*r));
+
+	if (!r || !(r->b = calloc(p->n_peers, sizeof(*r->b))) || !(r->chunk = malloc(CHUNK))) {
+		if (r)
+			free(r->b);
+		free(r);
+		return -ENOMEM;
+	}
+	r->base = base;
+	r->p = *p;
+	r->ops = *ops;
+	r->ctx = ctx;
+	r->inotify_fd = -1;
+	r->tick = event_new(base, -1, EV_PERSIST, tick_cb, r);
+	for (size_t i = 0; i < p->n_peers; i++) {
+		r->b[i].backup = p->is_backup[i];
+		r->b[i].fd = -1;
+	}
+	*out = r;
+	return 0;
+}
+
+void cs_repl_free(struct cs_repl *r)
+{
+	if (!r)
+		return;
+	cs_repl_stop(r);
+	event_free(r->tick);
+	free(r->chunk);
+	free(r->b);
+	free(r);
+}
+
+json_t *cs_repl_status(const struct cs_repl *r)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < r->p.n_peers; i++) {
+		const struct backup *b = &r->b[i];
+		uint64_t g = b->acked;
+		json_int_t behind = 0;
+
+		if (!b->backup)
+			continue;
+		while (r->term && behind < 100000 && (g = next_after(r, g, NULL)))
+			behind++;
+		json_array_append_new(
+		    a, json_pack("{s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:s}", "name", r->p.names[i],
+		                 "up", b->up,
+		                 "state", !b->up ? "down" : b->degraded ? "degraded"
+		                          : b->lagging ? "lagging" : b->session ? "streaming" : "idle",
+		                 "acked_generation", (json_int_t)b->acked, "lag_generations", behind,
+		                 "sending_generation", (json_int_t)b->gen, "sent_bytes",
+		                 (json_int_t)b->sent_bytes, "last_error", b->error));
+	}
+	return a;
+}
