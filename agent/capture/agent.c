@@ -42,13 +42,19 @@ static struct {
 	void *arg;
 } callbacks[MAX_CALLBACKS];
 
-static uint32_t env_u32(const char *name, uint32_t dflt)
+static uint64_t env_u64(const char *name, uint64_t dflt)
 {
 	const char *s = getenv(name);
 	uint64_t v;
-	if (!s || cs_parse_u64(&s, &v, 10) || *s || v > UINT32_MAX)
+	if (!s || cs_parse_u64(&s, &v, 10) || *s)
 		return dflt;
-	return (uint32_t)v;
+	return v;
+}
+
+static uint32_t env_u32(const char *name, uint32_t dflt)
+{
+	uint64_t v = env_u64(name, dflt);
+	return v > UINT32_MAX ? dflt : (uint32_t)v;
 }
 
 static int read_config(struct cs_config *cfg, const char *dir)
@@ -56,6 +62,7 @@ static int read_config(struct cs_config *cfg, const char *dir)
 	if (cs_strlcpy(cfg->dir, dir, sizeof(cfg->dir)) >= sizeof(cfg->dir))
 		return -ENAMETOOLONG;
 	cfg->interval_ms = env_u32(CS_ENV_INTERVAL_MS, 100);
+	cfg->first_generation = env_u64(CS_ENV_FIRST_GENERATION, 1);
 	cfg->base_every = env_u32(CS_ENV_BASE_EVERY, 50);
 	if (!cfg->base_every)
 		cfg->base_every = 1;
@@ -255,7 +262,11 @@ static int start(const char *dir)
 	if ((r = cs_freeze_install()) || (r = open_fds(a)))
 		return r;
 	a->wake_ok = 1;
+	/* Never below the number asked for: numbers the directory does not
+	 * show may already be taken elsewhere (a backup's copy of the chain). */
 	a->next_generation = scan_dir(a) + 1;
+	if (a->next_generation < a->cfg.first_generation)
+		a->next_generation = a->cfg.first_generation;
 	a->active = 1;
 	r = start_thread(a);
 	if (r)

@@ -93,6 +93,7 @@ struct cs_config {
 	int mode; /* enum cs_tracking_mode asked for */
 	int writer; /* enum cs_writer_mode */
 	int compactor; /* CHECKSYNC_COMPACTOR=1: someone else folds the chain */
+	uint64_t first_generation; /* CHECKSYNC_FIRST_GENERATION, default 1 */
 };
 
 /* The checkpoint being taken: filled during the freeze, read by the child. */

@@ -17,6 +17,11 @@
 /* "1": a compactor folds the chain (checksync run): the agent takes a base
  * only when it must, never periodically, and prunes nothing */
 #define CS_ENV_COMPACTOR   "CHECKSYNC_COMPACTOR"
+/* The first generation number the agent may use: it starts at the larger
+ * of this and the highest generation in DIR + 1 (checksync run
+ * --first-generation; checksyncd, so a fresh start never reuses a number
+ * its backups already hold) */
+#define CS_ENV_FIRST_GENERATION "CHECKSYNC_FIRST_GENERATION"
 
 /* ---- Checkpoint directory ----------------------------------------------- */
 

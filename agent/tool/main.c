@@ -19,9 +19,11 @@ static const struct {
 	const char *usage;
 } commands[] = {
 	{"run", cs_cmd_run,
-	 "run --dir DIR [--interval-ms N] [--tracking uffd|hash] [--no-compact] -- PROG [ARGS...]"},
+	 "run --dir DIR [--interval-ms N] [--tracking uffd|hash] [--no-compact] [--user NAME]\n"
+	 "                [--workdir DIR] [--first-generation N] -- PROG [ARGS...]"},
 	{"checkpoint", cs_cmd_checkpoint, "checkpoint --dir DIR"},
-	{"restore", cs_cmd_restore, "restore --dir DIR [--generation G] [--detach]"},
+	{"restore", cs_cmd_restore,
+	 "restore --dir DIR [--generation G] [--next-generation N] [--detach]"},
 	{"inspect", cs_cmd_inspect, "inspect DIR|IMAGE [--json]"},
 	{"compact", cs_cmd_compact, "compact DIR [--generation G]"},
 };
@@ -34,6 +36,20 @@ void cs_err(const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "checksync: %s\n", buf);
+}
+
+int cs_parse_arg_u64(const char *opt, const char *s, const char *what, int zero_ok,
+		     uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end || errno || (!zero_ok && v == 0)) {
+		cs_err("%s needs %s, not '%s'", opt, what, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
 }
 
 int cs_find_file(const char *env, const char *build_rel, const char *installed, char *out,

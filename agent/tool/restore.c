@@ -126,6 +126,8 @@ static int prepare(struct cs_restore *r)
 	    cs_validate_fds(img) < 0 || cs_validate_files(r) < 0)
 		return -1;
 	r->next_generation = next_generation(r->dir);
+	if (r->next_generation < r->min_next_generation)
+		r->next_generation = r->min_next_generation;
 	r->mono_offset_ns = img->header.clock_monotonic_ns - now_ns(CLOCK_MONOTONIC);
 	r->boot_offset_ns = img->header.clock_boottime_ns - now_ns(CLOCK_BOOTTIME);
 	r->away_ns = now_ns(CLOCK_REALTIME) - img->header.clock_realtime_ns;
@@ -191,10 +193,10 @@ static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *
 		{"dir", required_argument, NULL, 'd'},
 		{"generation", required_argument, NULL, 'g'},
 		{"detach", no_argument, NULL, 'D'},
+		{"next-generation", required_argument, NULL, 'n'},
 		{0},
 	};
 	const char *dir = NULL;
-	char *end;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -202,17 +204,21 @@ static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *
 		case 'd': dir = optarg; break;
 		case 'D': r->detach = 1; break;
 		case 'g':
-			*gen = strtoull(optarg, &end, 10);
-			if (*end || !*gen) {
-				cs_err("--generation needs a generation number, not '%s'", optarg);
+			if (cs_parse_arg_u64("--generation", optarg, "a generation number", 0,
+					     gen) < 0)
 				return -1;
-			}
+			break;
+		case 'n':
+			if (cs_parse_arg_u64("--next-generation", optarg, "a generation number", 0,
+					     &r->min_next_generation) < 0)
+				return -1;
 			break;
 		default: return -1;
 		}
 	}
 	if (!dir || optind != argc) {
-		cs_err("usage: checksync restore --dir DIR [--generation G] [--detach]");
+		cs_err("usage: checksync restore --dir DIR [--generation G] [--next-generation N] "
+		       "[--detach]");
 		return -1;
 	}
 	if (!realpath(dir, r->dir)) {

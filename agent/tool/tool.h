@@ -18,6 +18,10 @@ int cs_cmd_compact(int argc, char **argv);
 
 /* Messages: "checksync: ..." on stderr. */
 void cs_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A decimal option value: digits only, no overflow, 0 only when zero_ok.
+ * Otherwise says "OPT needs WHAT, not 'S'" and returns -1. */
+int cs_parse_arg_u64(const char *opt, const char *s, const char *what, int zero_ok,
+		     uint64_t *out);
 
 /*
  * The namespaces a program runs in (ns.c): new PID and time namespaces
