@@ -396,11 +396,22 @@ __attribute__((constructor)) static void cs_agent_ctor(void)
  * not write to wake_fd until open_fds has made a new one: until
  * cs_after_restore clears the restore flag they see it set, then wake_ok
  * stays 0 until the new fds exist. Requests made meanwhile are woken here. */
-static void wake_block(struct cs_agent *a)
+/* The restored process goes on in the directory it was restored from (the
+ * chain may have been copied to another directory or host), not in the one
+ * its memory remembers. cs_sync reads cfg.dir from callers' threads, hence
+ * under the API mutex. An empty dir (a restorer that wrote none) keeps it. */
+static void adopt_dir(struct cs_agent *a, const struct cs_agent_restore_block *b)
+{
+	if (b->dir[0] == '/' && strlen(b->dir) < sizeof(a->cfg.dir))
+		cs_strlcpy(a->cfg.dir, b->dir, sizeof(a->cfg.dir));
+}
+
+static void wake_block(struct cs_agent *a, const struct cs_agent_restore_block *b)
 {
 	pthread_mutex_lock(&api_mu);
 	a->wake_ok = 0;
 	__atomic_store_n(&cs_restore_block.restored, 0, __ATOMIC_RELEASE);
+	adopt_dir(a, b);
 	pthread_mutex_unlock(&api_mu);
 }
 
@@ -421,7 +432,7 @@ static int reopen_fds(struct cs_agent *a)
 void cs_after_restore(struct cs_agent *a)
 {
 	struct cs_agent_restore_block b = cs_restore_block;
-	wake_block(a);
+	wake_block(a, &b);
 	a->epoch++;
 	a->pid = getpid();
 	a->agent_tid = (pid_t)syscall(SYS_gettid);

@@ -40,7 +40,10 @@
 
 /* ---- Restore block ------------------------------------------------------ */
 
-#define CS_AGENT_BLOCK_MAGIC 0x4b4c42434e595343ull /* "CSYNCBLK" */
+/* The magic names the layout: a restorer refuses a block of another one
+ * (version 2 added dir). */
+#define CS_AGENT_BLOCK_MAGIC 0x324c42434e595343ull /* "CSYNCBL2" */
+#define CS_AGENT_DIR_MAX 4096 /* PATH_MAX, with its NUL */
 
 /*
  * Lives in the agent's memory, so it is in every image; its address is the
@@ -48,6 +51,11 @@
  * loading memory and before any thread runs; the agent's thread reads it
  * when it returns from its own freeze signal and learns that it was
  * restored (then it reconnects, re-arms dirty tracking and takes a base).
+ *
+ * dir is the directory the image was restored from (an absolute path). The
+ * restored agent adopts it: its next images, lock, agent.sock and sync.sock
+ * are there, not in the directory it was checkpointed into, which may be
+ * another host's (a chain copied or replicated elsewhere and restored there).
  */
 struct cs_agent_restore_block {
 	uint64_t magic;
@@ -57,6 +65,7 @@ struct cs_agent_restore_block {
 	int64_t away_ns;                   /* CLOCK_MONOTONIC shift the time namespace absorbed */
 	int32_t threads_pending;           /* threads still inside the restorer (see below) */
 	int32_t reserved;
+	char dir[CS_AGENT_DIR_MAX]; /* empty while capturing; NUL-terminated */
 };
 
 /*
