@@ -43,7 +43,7 @@
 /* The magic names the layout: a restorer refuses a block of another one
  * (version 2 added dir). */
 #define CS_AGENT_BLOCK_MAGIC 0x324c42434e595343ull /* "CSYNCBL2" */
-#define CS_AGENT_DIR_MAX 4096 /* PATH_MAX, with its NUL */
+#define CS_AGENT_DIR_MAX     4096                  /* PATH_MAX, with its NUL */
 
 /*
  * Lives in the agent's memory, so it is in every image; its address is the
