@@ -17,12 +17,15 @@
 /* "1": a compactor folds the chain (checksync run): the agent takes a base
  * only when it must, never periodically, and prunes nothing */
 #define CS_ENV_COMPACTOR   "CHECKSYNC_COMPACTOR"
+/* cs_sync's last-resort wait for the daemon (DIR/sync.sock, below), in ms */
+#define CS_ENV_SYNC_TIMEOUT_MS "CHECKSYNC_SYNC_TIMEOUT_MS"
 
 /* ---- Checkpoint directory ----------------------------------------------- */
 
 /*
  * DIR/gen-<20 digits>.img   images (proto/image.h), complete once renamed
  * DIR/agent.sock            the agent's control socket (below)
+ * DIR/sync.sock             the daemon's sync socket, when a daemon runs the app
  * DIR/agent.pid             host-visible pid of the application, for tools
  */
 #define CS_AGENT_SOCKET_NAME "agent.sock"
@@ -37,6 +40,30 @@
  * Only the owner's uid (or root) is served.
  */
 #define CS_AGENT_REPLY_MAX 512
+
+/*
+ * DIR/sync.sock: the daemon's sync socket, for cs_sync(). checksyncd creates
+ * it (AF_UNIX SOCK_SEQPACKET, listening) before it starts the application
+ * and removes it when it stops; under a standalone `checksync run` there is
+ * none and cs_sync returns once the local image is durable, as it always did.
+ * When the file exists, cs_sync, after the local checkpoint of generation G
+ * is durable, connects, sends one packet and waits for one reply, ASCII:
+ *   "wait <G>"  -> "ok <G2>"  G2 >= G is acknowledged as the daemon's
+ *                             checkpoint.sync mode requires; cs_sync returns
+ *                             0 with generation G
+ *               -> "error <ERRNO> <sentence>"  cs_sync returns -ERRNO:
+ *                  EHOSTUNREACH  no backup is up (sync mode "backups")
+ *                  ESTALE        this application is no longer the primary's
+ *                  ETIMEDOUT     backups did not acknowledge in time
+ *                                (checkpoint.sync_timeout_ms)
+ * The agent's own errors: the file exists but connect fails -> -ENOTCONN;
+ * no reply within CS_SYNC_TIMEOUT_MS (CHECKSYNC_SYNC_TIMEOUT_MS) -> -ETIMEDOUT; the connection ends
+ * without a reply -> -ECONNRESET; a reply it cannot parse -> -EPROTO.
+ * One request per connection; the daemon closes it after its reply.
+ */
+#define CS_SYNC_SOCKET_NAME "sync.sock"
+#define CS_SYNC_TIMEOUT_MS  60000 /* a last resort: the daemon answers first */
+#define CS_SYNC_REPLY_MAX   256
 
 /* ---- Restore block ------------------------------------------------------ */
 

@@ -26,6 +26,7 @@ sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import (App, Harness, TestFailure, SKIP, log, images, snapshot_dir,  # noqa: E402
                    diff_snapshots, free_port, pid_alive)
+from cr_sync import sc_sync  # noqa: E402
 
 
 def pause(rng, lo, hi, what):
@@ -472,6 +473,7 @@ SCENARIOS = {
     "hash": sc_hash,
     "delta-size": sc_delta_size,
     "move": sc_move,
+    "sync": sc_sync,
     "refuse-corrupt": lambda h: refuse_damaged(h, "corrupt"),
     "refuse-truncated": lambda h: refuse_damaged(h, "truncated"),
     "refuse-buildid": refuse_buildid,
