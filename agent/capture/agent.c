@@ -64,6 +64,7 @@ static int read_config(struct cs_config *cfg, const char *dir)
 	cfg->interval_ms = env_u32(CS_ENV_INTERVAL_MS, 100);
 	cfg->first_generation = env_u64(CS_ENV_FIRST_GENERATION, 1);
 	cfg->base_every = env_u32(CS_ENV_BASE_EVERY, 50);
+	cfg->sync_timeout_ms = env_u32(CS_ENV_SYNC_TIMEOUT_MS, CS_SYNC_TIMEOUT_MS);
 	if (!cfg->base_every)
 		cfg->base_every = 1;
 	const char *t = getenv(CS_ENV_TRACKING);
@@ -407,11 +408,22 @@ __attribute__((constructor)) static void cs_agent_ctor(void)
  * not write to wake_fd until open_fds has made a new one: until
  * cs_after_restore clears the restore flag they see it set, then wake_ok
  * stays 0 until the new fds exist. Requests made meanwhile are woken here. */
-static void wake_block(struct cs_agent *a)
+/* The restored process goes on in the directory it was restored from (the
+ * chain may have been copied to another directory or host), not in the one
+ * its memory remembers. cs_sync reads cfg.dir from callers' threads, hence
+ * under the API mutex. An empty dir (a restorer that wrote none) keeps it. */
+static void adopt_dir(struct cs_agent *a, const struct cs_agent_restore_block *b)
+{
+	if (b->dir[0] == '/' && strlen(b->dir) < sizeof(a->cfg.dir))
+		cs_strlcpy(a->cfg.dir, b->dir, sizeof(a->cfg.dir));
+}
+
+static void wake_block(struct cs_agent *a, const struct cs_agent_restore_block *b)
 {
 	pthread_mutex_lock(&api_mu);
 	a->wake_ok = 0;
 	__atomic_store_n(&cs_restore_block.restored, 0, __ATOMIC_RELEASE);
+	adopt_dir(a, b);
 	pthread_mutex_unlock(&api_mu);
 }
 
@@ -432,8 +444,9 @@ static int reopen_fds(struct cs_agent *a)
 void cs_after_restore(struct cs_agent *a)
 {
 	struct cs_agent_restore_block b = cs_restore_block;
-	wake_block(a);
-	a->epoch++;
+	/* epoch first, the flag after: cs_sync reads them in the other order */
+	__atomic_add_fetch(&a->epoch, 1, __ATOMIC_RELEASE);
+	wake_block(a, &b);
 	a->pid = getpid();
 	a->agent_tid = (pid_t)syscall(SYS_gettid);
 	cs_capture_reset(a);
@@ -496,11 +509,50 @@ int cs_checkpoint(uint64_t *ret_generation)
 	return request(ret_generation);
 }
 
+/* The directory callers' threads may read: a restore may change it. */
+static void current_dir(char *out, size_t cap)
+{
+	pthread_mutex_lock(&api_mu);
+	cs_strlcpy(out, cs_agent.cfg.dir, cap);
+	pthread_mutex_unlock(&api_mu);
+}
+
+/* The process was restored after the caller read epoch: the restorer sets
+ * the flag before any thread runs, the agent bumps epoch before it clears
+ * the flag, so one of the two shows it whenever this thread looks. */
+static int restored_since(uint64_t epoch)
+{
+	return __atomic_load_n(&cs_restore_block.restored, __ATOMIC_ACQUIRE) ||
+	       epoch != __atomic_load_n(&cs_agent.epoch, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * A local checkpoint, then, when a daemon runs us, the daemon's word that
+ * its backups hold it (sync.c). A restore while we wait kills the
+ * connection; the process that runs on is then the restored one, maybe
+ * under another daemon in another directory, and its state was captured
+ * inside this call, after the caller's write: a new checkpoint from here,
+ * acknowledged by that daemon, answers the call.
+ */
 int cs_sync(uint64_t *ret_generation)
 {
+	char dir[sizeof(cs_agent.cfg.dir)];
 	if (peer)
 		return peer->sync(ret_generation);
-	return request(ret_generation);
+	for (int attempt = 0;; attempt++) {
+		uint64_t epoch = __atomic_load_n(&cs_agent.epoch, __ATOMIC_ACQUIRE);
+		uint64_t gen = 0;
+		int r = request(&gen);
+		if (ret_generation)
+			*ret_generation = gen;
+		if (r && r != -ENOTSUP)
+			return r; /* -ENOTSUP: written all the same, so it is replicated */
+		current_dir(dir, sizeof(dir));
+		int d = cs_sync_wait_daemon(dir, gen, cs_agent.cfg.sync_timeout_ms);
+		if (d == -ECONNRESET && attempt < 3 && restored_since(epoch))
+			continue;
+		return d < 0 ? d : r;
+	}
 }
 
 int cs_on_restore(void (*cb)(const struct cs_restore_info *, void *), void *arg)

@@ -94,6 +94,7 @@ struct cs_config {
 	int writer; /* enum cs_writer_mode */
 	int compactor; /* CHECKSYNC_COMPACTOR=1: someone else folds the chain */
 	uint64_t first_generation; /* CHECKSYNC_FIRST_GENERATION, default 1 */
+	uint32_t sync_timeout_ms; /* cs_sync's last resort waiting for the daemon */
 };
 
 /* The checkpoint being taken: filled during the freeze, read by the child. */
@@ -254,6 +255,11 @@ void cs_after_restore(struct cs_agent *a);
 /* agent.c: a checkpoint for a requester; *restored says the process was
  * restored meanwhile (the requester's fd is gone) */
 int cs_agent_run_checkpoint(uint64_t *gen, int *restored);
+
+/* sync.c: cs_sync's wait for the daemon (DIR/sync.sock). 1: no daemon
+ * runs this process; 0: the daemon acknowledged generation; -errno. */
+int cs_sync_wait_daemon(const char *dir, uint64_t generation, uint32_t timeout_ms);
+int cs_sync_parse_reply(const char *reply, uint64_t generation);
 
 /* control.c */
 int cs_control_open(struct cs_agent *a);

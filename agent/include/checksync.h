@@ -23,13 +23,22 @@ extern "C" {
 /* 1 when the agent runs in this process, 0 otherwise. */
 int cs_enabled(void);
 
-/* Takes a checkpoint now and returns once it is durable in the directory.
+/* Takes a checkpoint now and returns once it is durable in the directory
+ * (never waits for a daemon's backups, unlike cs_sync).
  * -ENOTSUP means the image was written but something could not be captured
  * (cs_stats().last_error names it). */
 int cs_checkpoint(uint64_t *ret_generation);
 
 /* Returns once a checkpoint taken after this call is durable. Concurrent
- * callers may share one checkpoint. */
+ * callers may share one checkpoint. Under `checksync run` durable means in
+ * the directory. Under checksyncd (DIR/sync.sock exists) it means held by
+ * the backups as the daemon's checkpoint.sync requires, and the call can
+ * fail after the local checkpoint: -EHOSTUNREACH (no backup is up),
+ * -ESTALE (this process is no longer the primary's), -ETIMEDOUT (the
+ * backups, or the daemon, did not answer in time), -ENOTCONN or
+ * -ECONNRESET (the daemon does not answer). Then the caller's write is not
+ * durable: do not acknowledge it. *ret_generation is the local checkpoint
+ * either way. Protocol: cs_agent_abi.h. */
 int cs_sync(uint64_t *ret_generation);
 
 struct cs_restore_info {

@@ -22,12 +22,15 @@
  * --first-generation; checksyncd, so a fresh start never reuses a number
  * its backups already hold) */
 #define CS_ENV_FIRST_GENERATION "CHECKSYNC_FIRST_GENERATION"
+/* cs_sync's last-resort wait for the daemon (DIR/sync.sock, below), in ms */
+#define CS_ENV_SYNC_TIMEOUT_MS "CHECKSYNC_SYNC_TIMEOUT_MS"
 
 /* ---- Checkpoint directory ----------------------------------------------- */
 
 /*
  * DIR/gen-<20 digits>.img   images (proto/image.h), complete once renamed
  * DIR/agent.sock            the agent's control socket (below)
+ * DIR/sync.sock             the daemon's sync socket, when a daemon runs the app
  * DIR/agent.pid             host-visible pid of the application, for tools
  */
 #define CS_AGENT_SOCKET_NAME "agent.sock"
@@ -43,9 +46,36 @@
  */
 #define CS_AGENT_REPLY_MAX 512
 
+/*
+ * DIR/sync.sock: the daemon's sync socket, for cs_sync(). checksyncd creates
+ * it (AF_UNIX SOCK_SEQPACKET, listening) before it starts the application
+ * and removes it when it stops; under a standalone `checksync run` there is
+ * none and cs_sync returns once the local image is durable, as it always did.
+ * When the file exists, cs_sync, after the local checkpoint of generation G
+ * is durable, connects, sends one packet and waits for one reply, ASCII:
+ *   "wait <G>"  -> "ok <G2>"  G2 >= G is acknowledged as the daemon's
+ *                             checkpoint.sync mode requires; cs_sync returns
+ *                             0 with generation G
+ *               -> "error <ERRNO> <sentence>"  cs_sync returns -ERRNO:
+ *                  EHOSTUNREACH  no backup is up (sync mode "backups")
+ *                  ESTALE        this application is no longer the primary's
+ *                  ETIMEDOUT     backups did not acknowledge in time
+ *                                (checkpoint.sync_timeout_ms)
+ * The agent's own errors: the file exists but connect fails -> -ENOTCONN;
+ * no reply within CS_SYNC_TIMEOUT_MS (CHECKSYNC_SYNC_TIMEOUT_MS) -> -ETIMEDOUT; the connection ends
+ * without a reply -> -ECONNRESET; a reply it cannot parse -> -EPROTO.
+ * One request per connection; the daemon closes it after its reply.
+ */
+#define CS_SYNC_SOCKET_NAME "sync.sock"
+#define CS_SYNC_TIMEOUT_MS  60000 /* a last resort: the daemon answers first */
+#define CS_SYNC_REPLY_MAX   256
+
 /* ---- Restore block ------------------------------------------------------ */
 
-#define CS_AGENT_BLOCK_MAGIC 0x4b4c42434e595343ull /* "CSYNCBLK" */
+/* The magic names the layout: a restorer refuses a block of another one
+ * (version 2 added dir). */
+#define CS_AGENT_BLOCK_MAGIC 0x324c42434e595343ull /* "CSYNCBL2" */
+#define CS_AGENT_DIR_MAX     4096                  /* PATH_MAX, with its NUL */
 
 /*
  * Lives in the agent's memory, so it is in every image; its address is the
@@ -53,6 +83,11 @@
  * loading memory and before any thread runs; the agent's thread reads it
  * when it returns from its own freeze signal and learns that it was
  * restored (then it reconnects, re-arms dirty tracking and takes a base).
+ *
+ * dir is the directory the image was restored from (an absolute path). The
+ * restored agent adopts it: its next images, lock, agent.sock and sync.sock
+ * are there, not in the directory it was checkpointed into, which may be
+ * another host's (a chain copied or replicated elsewhere and restored there).
  */
 struct cs_agent_restore_block {
 	uint64_t magic;
@@ -62,6 +97,7 @@ struct cs_agent_restore_block {
 	int64_t away_ns;                   /* CLOCK_MONOTONIC shift the time namespace absorbed */
 	int32_t threads_pending;           /* threads still inside the restorer (see below) */
 	int32_t reserved;
+	char dir[CS_AGENT_DIR_MAX]; /* empty while capturing; NUL-terminated */
 };
 
 /*

@@ -15,8 +15,10 @@
 
 #include <stdint.h>
 
+#include "../include/cs_agent_abi.h"
+
 #define CS_PLAN_MAGIC   0x4e414c50434e5953ull /* "SYNCPLAN" */
-#define CS_PLAN_VERSION 1
+#define CS_PLAN_VERSION 2
 
 /*
  * The restorer's own region. Its ELF is linked at CS_RESTORER_BASE; its
@@ -120,6 +122,7 @@ struct cs_plan_header {
 	uint64_t block_addr, trampoline, trampoline_last;
 	uint64_t restored_from_generation, next_generation;
 	int64_t away_ns;
+	char dir[CS_AGENT_DIR_MAX]; /* for the restore block: where the agent goes on */
 
 	/* fds */
 	int32_t status_fd; /* the tool reads "ok" or the error from it */

@@ -294,6 +294,8 @@ static struct cs_agent_restore_block *fill_block(int32_t pending)
 	b->restored_from_generation = plan->restored_from_generation;
 	b->next_generation = plan->next_generation;
 	b->away_ns = plan->away_ns;
+	memcpy(b->dir, plan->dir, sizeof(b->dir));
+	b->dir[sizeof(b->dir) - 1] = 0;
 	__atomic_store_n(&b->threads_pending, pending, __ATOMIC_SEQ_CST);
 	return b;
 }

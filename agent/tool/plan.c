@@ -266,6 +266,8 @@ static void plan_process(const struct cs_restore *r, struct cs_plan_header *h)
 	h->restored_from_generation = r->img->header.generation;
 	h->next_generation = r->next_generation;
 	h->away_ns = r->away_ns;
+	/* r->dir is realpath's answer: absolute, and it fits (PATH_MAX). */
+	snprintf(h->dir, sizeof(h->dir), "%s", r->dir);
 }
 
 static int plan_threads(const struct cs_restore *r, struct cs_plan_thread *t)

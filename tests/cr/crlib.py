@@ -332,8 +332,9 @@ class App:
     """One workload program under checksync: run, checkpoint, kill, restore, verify."""
 
     def __init__(self, h, workload, args=(), tracking=None, interval_ms=None, exe=None,
-                 ckpt_dir=None):
+                 ckpt_dir=None, env=None):
         self.h = h
+        self.env = dict(env or {})
         self.workload = workload
         self.exe = exe or h.workload(workload)
         self.args = list(args)
@@ -359,7 +360,8 @@ class App:
         if self.tracking:
             argv += ["--tracking", self.tracking]
         argv += ["--", self.exe] + self.args
-        self.proc = self.h.start("checksync run " + self.workload, argv, {"CR_RESULT": self.result})
+        self.proc = self.h.start("checksync run " + self.workload, argv,
+                                 dict(self.env, CR_RESULT=self.result))
         _, m = self.proc.wait_line(ready_rx, ready_timeout, "the ready line")
         self.token = m.group(1) if m.re.groups else None
         self.host_pid = self.wait_agent_pid(None, 10)

@@ -26,6 +26,7 @@ sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import (App, Harness, TestFailure, SKIP, log, images, snapshot_dir,  # noqa: E402
                    diff_snapshots, free_port, pid_alive)
+from cr_sync import sc_sync  # noqa: E402
 
 
 def pause(rng, lo, hi, what):
@@ -243,6 +244,40 @@ def sc_detach(h):
     log("  generation %d taken by the detached program" % gen)
 
 
+def sc_move(h):
+    """A chain copied to another directory and restored there goes on there:
+    the restored agent writes its images, agent.sock and lock into the
+    directory it was restored from, never into the one it was checkpointed
+    into (another host's, in a failover)."""
+    rng = h.rng(0)
+    app = App(h, "wl-threads", interval_ms=200)
+    app.run()
+    before = app.wait_progress(1, 30)
+    app.checkpoint()
+    app.kill()
+    old_dir, new_dir = app.dir, h.mkdtemp("moved")
+    for _, path in images(old_dir):
+        shutil.copy2(path, new_dir)
+    old_images = {os.path.basename(p) for _, p in images(old_dir)}
+    os.unlink(os.path.join(old_dir, "agent.sock"))  # the dead program's
+    app.dir = new_dir
+    app.restore()
+    app.check_continued(before)
+    pause(rng, 0.5, 1.0, "while the interval timer checkpoints")
+    gen = app.checkpoint()  # through DIR/agent.sock of the new directory
+    new_gens = [g for g, _ in images(new_dir) if g > app.generations[0]]
+    stray = sorted({os.path.basename(p) for _, p in images(old_dir)} - old_images)
+    if stray or os.path.exists(os.path.join(old_dir, "agent.sock")):
+        h.fail("restored from %s, the agent still wrote into %s: new images %s, agent.sock %s" %
+               (new_dir, old_dir, stray, os.path.exists(os.path.join(old_dir, "agent.sock"))),
+               app.proc)
+    if gen not in new_gens or len(new_gens) < 2:
+        h.fail("restored from %s: want the requested generation %d and the interval's "
+               "images there, found %s" % (new_dir, gen, new_gens), app.proc)
+    log("  generations %s written into the new directory, none into the old" % new_gens)
+    app.verify()
+
+
 def sc_delta_size(h):
     """A delta after the program wrote K distinct pages holds about K pages."""
     k, mib = 2000, 256
@@ -437,6 +472,8 @@ SCENARIOS = {
     "detach": sc_detach,
     "hash": sc_hash,
     "delta-size": sc_delta_size,
+    "move": sc_move,
+    "sync": sc_sync,
     "refuse-corrupt": lambda h: refuse_damaged(h, "corrupt"),
     "refuse-truncated": lambda h: refuse_damaged(h, "truncated"),
     "refuse-buildid": refuse_buildid,

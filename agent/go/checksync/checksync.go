@@ -32,6 +32,48 @@ import (
 // (check Enabled); one that merely benefits from it can ignore this error.
 var ErrNotEnabled = errors.New("checksync: not enabled (process not run by checksync)")
 
+// Errors of Sync when checksyncd runs the program and cannot vouch for the
+// checkpoint (docs/go.md, "Sync under checksyncd"). The local checkpoint was
+// taken, but the write the caller wants to acknowledge is not durable as
+// configured: answer the client with an error (or retry the Sync later), do
+// not acknowledge the write. errors.Is also matches the underlying
+// syscall.Errno (EHOSTUNREACH, ESTALE, ETIMEDOUT, ENOTCONN, ECONNRESET).
+var (
+	// ErrNoBackup: no backup is up to hold the checkpoint (checkpoint.sync
+	// "backups"). Transient when a backup is restarting: retry later.
+	ErrNoBackup = errors.New("checksync: no backup is up to hold the checkpoint")
+	// ErrNotPrimary: this process is no longer the primary's application
+	// (another host took over). It will be stopped: stop acknowledging.
+	ErrNotPrimary = errors.New("checksync: this process is no longer the primary's application")
+	// ErrSyncTimeout: the backups did not acknowledge within
+	// checkpoint.sync_timeout_ms (or the daemon did not answer within the
+	// agent's last-resort timeout).
+	ErrSyncTimeout = errors.New("checksync: the backups did not acknowledge the checkpoint in time")
+	// ErrNoDaemon: the daemon that runs the program does not answer on its
+	// sync socket (it died or is restarting; DIR/sync.sock is still there).
+	ErrNoDaemon = errors.New("checksync: the daemon's sync socket does not answer")
+)
+
+// syncErrors are the agent's cs_sync errors that have a sentinel.
+var syncErrors = map[syscall.Errno]error{
+	syscall.EHOSTUNREACH: ErrNoBackup,
+	syscall.ESTALE:       ErrNotPrimary,
+	syscall.ETIMEDOUT:    ErrSyncTimeout,
+	syscall.ENOTCONN:     ErrNoDaemon,
+	syscall.ECONNRESET:   ErrNoDaemon,
+}
+
+// SyncError is what Sync returns for an error of the daemon: errors.Is
+// matches both its sentinel (ErrNoBackup, ...) and its Errno.
+type SyncError struct {
+	Sentinel error
+	Errno    syscall.Errno
+}
+
+func (e *SyncError) Error() string        { return fmt.Sprintf("%v (%v)", e.Sentinel, e.Errno) }
+func (e *SyncError) Is(target error) bool { return target == e.Sentinel }
+func (e *SyncError) Unwrap() error        { return e.Errno }
+
 // RestoreInfo describes a restore, as seen by the restored process.
 type RestoreInfo struct {
 	Generation uint64        // the checkpoint generation the process resumed from
@@ -89,7 +131,10 @@ func Enabled() bool {
 // Sync returns once a checkpoint taken after the call is complete and
 // durable, with that checkpoint's generation. Concurrent callers share one
 // checkpoint (group commit). If ctx ends first, Sync returns ctx.Err(); the
-// checkpoint still completes in the background.
+// checkpoint still completes in the background. Under checksyncd, durable
+// means held by the backups as checkpoint.sync requires; when they cannot
+// hold it Sync returns a *SyncError matching ErrNoBackup, ErrNotPrimary,
+// ErrSyncTimeout or ErrNoDaemon, and the write is not durable.
 func Sync(ctx context.Context) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -181,7 +226,14 @@ type result struct {
 func callC(f func(*C.uint64_t) C.int, what string) result {
 	var gen C.uint64_t
 	if rc := f(&gen); rc < 0 {
-		return result{err: fmt.Errorf("checksync: %s: %w", what, syscall.Errno(-rc))}
+		return result{err: agentError(what, syscall.Errno(-rc))}
 	}
 	return result{gen: uint64(gen)}
+}
+
+func agentError(what string, errno syscall.Errno) error {
+	if sentinel, ok := syncErrors[errno]; ok && what == "sync" {
+		return &SyncError{Sentinel: sentinel, Errno: errno}
+	}
+	return fmt.Errorf("checksync: %s: %w", what, errno)
 }

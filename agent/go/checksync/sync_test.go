@@ -2,8 +2,10 @@ package checksync
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -58,5 +60,38 @@ func TestGroupSyncCancel(t *testing.T) {
 	close(release)
 	if gen, err := g.wait(context.Background()); err != nil || gen != 7 {
 		t.Fatalf("after cancel: got %d, %v", gen, err)
+	}
+}
+
+// TestSyncErrors: each daemon error of cs_sync reaches the caller as its
+// sentinel, and still as its Errno; other errors stay plain Errnos.
+func TestSyncErrors(t *testing.T) {
+	cases := []struct {
+		errno    syscall.Errno
+		sentinel error
+	}{
+		{syscall.EHOSTUNREACH, ErrNoBackup},
+		{syscall.ESTALE, ErrNotPrimary},
+		{syscall.ETIMEDOUT, ErrSyncTimeout},
+		{syscall.ENOTCONN, ErrNoDaemon},
+		{syscall.ECONNRESET, ErrNoDaemon},
+	}
+	for _, c := range cases {
+		err := agentError("sync", c.errno)
+		if !errors.Is(err, c.sentinel) || !errors.Is(err, c.errno) {
+			t.Errorf("cs_sync -%d: %v is not both %v and %v", int(c.errno), err, c.sentinel, c.errno)
+		}
+		var se *SyncError
+		if !errors.As(err, &se) || se.Errno != c.errno {
+			t.Errorf("cs_sync -%d: %v is not a *SyncError with that Errno", int(c.errno), err)
+		}
+		if errors.Is(agentError("checkpoint", c.errno), c.sentinel) {
+			t.Errorf("Checkpoint's -%d matched %v: only Sync waits for the daemon", int(c.errno), c.sentinel)
+		}
+	}
+	for _, s := range []error{ErrNoBackup, ErrNotPrimary, ErrSyncTimeout, ErrNoDaemon} {
+		if err := agentError("sync", syscall.EPROTO); errors.Is(err, s) || !errors.Is(err, syscall.EPROTO) {
+			t.Errorf("EPROTO: %v matched %v", err, s)
+		}
 	}
 }

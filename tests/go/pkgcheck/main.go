@@ -1,7 +1,7 @@
 // pkgcheck exercises the checksync Go package against a real agent: run it
 // under `checksync run --dir DIR` with the same DIR as -dir. It exits 0 only
-// if Enabled, Checkpoint, Sync (alone and concurrent), Stats and context
-// cancellation behave as documented and every generation the package
+// if Enabled, Checkpoint, Sync (alone, concurrent, and under a fake daemon's
+// DIR/sync.sock), Stats and context cancellation behave as documented and every generation the package
 // reported is a complete image in DIR.
 package main
 
@@ -95,6 +95,8 @@ func main() {
 			s, maxGen, 2+len(distinct))
 	}
 
+	daemon := checkDaemonAnswers(ctx)
+
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := checksync.Sync(canceled); !errors.Is(err, context.Canceled) {
@@ -122,7 +124,7 @@ func main() {
 	signal.Reset(sig)
 
 	fmt.Printf("pkgcheck: ok: checkpoint %d, sync %d, %d concurrent syncs in %d checkpoints (%v), "+
-		"tracking %s, last image %d bytes, last pause %v, max pause %v\n",
+		"tracking %s, last image %d bytes, last pause %v, max pause %v; %s\n",
 		g1, g2, n, len(distinct), time.Since(t0).Round(time.Millisecond), s.Tracking,
-		s.LastBytes, s.LastPause, s.MaxPause)
+		s.LastBytes, s.LastPause, s.MaxPause, daemon)
 }
