@@ -23,9 +23,9 @@
 
 #include "journal.h"
 
-#define PROBE_MS        50    /* how often a starting app's agent is asked */
-#define REQUEST_TIMEOUT 60    /* s: a checkpoint of a large base takes a while */
-#define STOP_WAIT_MS    5000  /* a SIGKILLed process tree is gone well before */
+#define PROBE_MS        50   /* how often a starting app's agent is asked */
+#define REQUEST_TIMEOUT 60   /* s: a checkpoint of a large base takes a while */
+#define STOP_WAIT_MS    5000 /* a SIGKILLed process tree is gone well before */
 #define MAX_TREE        256
 
 struct cs_app {
@@ -35,11 +35,11 @@ struct cs_app {
 	void *ctx;
 	enum cs_app_state state;
 	enum cs_app_start how;
-	pid_t tool;         /* our child, 0 when stopped */
-	int pidfd;          /* of tool */
+	pid_t tool; /* our child, 0 when stopped */
+	int pidfd;  /* of tool */
 	struct event *exit_ev, *probe_ev;
 	uint64_t started_ms;
-	bool probing;       /* a status request is out */
+	bool probing; /* a status request is out */
 	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -301,8 +301,8 @@ static void child_exec(const struct cs_app *a, char **argv)
 }
 
 /* argv for the tool; strings live in bufs. */
-static size_t build_argv(const struct cs_app *a, enum cs_app_start how, uint64_t floor,
-                         char **argv, size_t cap, char bufs[2][32])
+static size_t build_argv(const struct cs_app *a, enum cs_app_start how, uint64_t floor, char **argv,
+                         size_t cap, char bufs[2][32])
 {
 	size_t n = 0;
 
@@ -366,8 +366,8 @@ int cs_app_start(struct cs_app *a, enum cs_app_start how, uint64_t generation_fl
 
 /* ---- life ---- */
 
-int cs_app_new(struct event_base *base, const struct cs_app_params *p,
-               const struct cs_app_ops *ops, void *ctx, struct cs_app **out)
+int cs_app_new(struct event_base *base, const struct cs_app_params *p, const struct cs_app_ops *ops,
+               void *ctx, struct cs_app **out)
 {
 	struct cs_app *a = calloc(1, sizeof(*a));
 	int n;
@@ -421,8 +421,8 @@ static long program_pid(const struct cs_app *a)
 
 json_t *cs_app_status(const struct cs_app *a)
 {
-	return json_pack("{s:s, s:s, s:I, s:I, s:I}", "state", cs_app_state_name(a->state), "started",
-	                 a->how == CS_APP_FRESH ? "fresh" : "restore", "tool_pid",
+	return json_pack("{s:s, s:s, s:I, s:I, s:I}", "state", cs_app_state_name(a->state),
+	                 "started", a->how == CS_APP_FRESH ? "fresh" : "restore", "tool_pid",
 	                 (json_int_t)a->tool, "pid",
 	                 (json_int_t)(a->state == CS_APP_SERVING ? program_pid(a) : 0), "up_ms",
 	                 (json_int_t)(a->tool ? now_ms() - a->started_ms : 0));

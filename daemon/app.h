@@ -42,8 +42,8 @@ struct cs_app_ops {
 	void (*serving)(void *ctx, enum cs_app_start how, uint64_t took_ms);
 };
 
-int cs_app_new(struct event_base *base, const struct cs_app_params *p,
-               const struct cs_app_ops *ops, void *ctx, struct cs_app **out);
+int cs_app_new(struct event_base *base, const struct cs_app_params *p, const struct cs_app_ops *ops,
+               void *ctx, struct cs_app **out);
 void cs_app_free(struct cs_app *a); /* stops it first */
 
 /* Starts the tool. generation_floor: the first generation number the

@@ -75,7 +75,7 @@ static void on_promote(void *arg, uint64_t term)
 	if (!dp->app)
 		return;
 	dp->term = term;
-	dp->local_restore = false;
+	dp->local_restore = dp->served_in_term = false;
 	cs_store_rescan(dp->store);
 	if (cs_store_set_lineage(dp->store, term) < 0)
 		return;
@@ -95,6 +95,7 @@ static void on_fence(void *arg, uint64_t term, const char *why)
 	if (!dp->app)
 		return;
 	cs_app_stop(dp->app, why);
+	evtimer_del(dp->retry);
 	cs_repl_stop(dp->repl);
 	cs_syncsrv_close(dp->sync, ESTALE, "this node is no longer the primary");
 	dp->sync = NULL;
@@ -122,6 +123,36 @@ static unsigned count_restore(struct cs_dataplane *dp)
 	return n;
 }
 
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cs_dataplane *dp = arg;
+
+	(void)fd, (void)what;
+	if (dp->term && cs_app_state(dp->app) == CS_APP_STOPPED)
+		start_app(dp, "retrying after repeated failures");
+}
+
+/* Too many failures in a minute. If the app served in this term, the host
+ * may be the problem: hand the role to a backup. If it never did, a
+ * failover would only move the same failure around the cluster (a broken
+ * binary or config fails everywhere), so wait and try again here. */
+static void too_many_failures(struct cs_dataplane *dp)
+{
+	struct timeval later = {CS_DP_RETRY_S, 0};
+	char why[200];
+
+	snprintf(why, sizeof(why),
+	         "the app stopped more than %u times within a minute (app.max_restores_per_minute)",
+	         dp->cfg->app.max_restores_per_minute);
+	if (dp->served_in_term && cs_daemon_step_down(dp->d, why) == 0)
+		return;
+	cs_event(CS_EV_RESTORE_FAILED, .reason = why);
+	cs_log_err("the app never served in this term, or no backup can take over: trying again "
+	           "in %d s",
+	           CS_DP_RETRY_S);
+	evtimer_add(dp->retry, &later);
+}
+
 static void app_exited(void *ctx, int st, enum cs_app_start how, uint64_t ran_ms)
 {
 	struct cs_dataplane *dp = ctx;
@@ -135,14 +166,12 @@ static void app_exited(void *ctx, int st, enum cs_app_start how, uint64_t ran_ms
 	         how == CS_APP_RESTORE && !dp->served ? " (the restore itself failed)" : "");
 	cs_event(CS_EV_APP_CRASHED, .reason = why);
 	dp->served = false;
-	if (policy != CS_ON_EXIT_FAILOVER && count_restore(dp) > dp->cfg->app.max_restores_per_minute) {
-		snprintf(why, sizeof(why), "the app stopped %u times within a minute (app.max_restores_per_minute)",
-		         dp->cfg->app.max_restores_per_minute + 1);
-		policy = CS_ON_EXIT_FAILOVER;
-	} else if (policy == CS_ON_EXIT_FAILOVER) {
-		snprintf(why, sizeof(why), "app.on_exit is failover");
+	if (count_restore(dp) > dp->cfg->app.max_restores_per_minute) {
+		too_many_failures(dp);
+		return;
 	}
-	if (policy == CS_ON_EXIT_FAILOVER && cs_daemon_step_down(dp->d, why) == 0)
+	if (policy == CS_ON_EXIT_FAILOVER &&
+	    cs_daemon_step_down(dp->d, "app.on_exit is failover") == 0)
 		return;
 	if (policy == CS_ON_EXIT_RESTART) {
 		cs_log_warn("app.on_exit is restart: starting a fresh copy of the app");
@@ -150,16 +179,18 @@ static void app_exited(void *ctx, int st, enum cs_app_start how, uint64_t ran_ms
 		return;
 	}
 	dp->local_restore = true;
-	start_app(dp, policy == CS_ON_EXIT_FAILOVER ? "no backup to fail over to" : "app.on_exit is restore");
+	start_app(dp, policy == CS_ON_EXIT_FAILOVER ? "no backup to fail over to"
+	                                            : "app.on_exit is restore");
 }
 
 static void app_serving(void *ctx, enum cs_app_start how, uint64_t took_ms)
 {
 	struct cs_dataplane *dp = ctx;
 
-	dp->served = true;
+	dp->served = dp->served_in_term = true;
 	if (how == CS_APP_RESTORE) {
-		cs_event(CS_EV_RESTORE_DONE, .generation = dp->start_generation, CS_DURATION(took_ms));
+		cs_event(CS_EV_RESTORE_DONE, .generation = dp->start_generation,
+		         CS_DURATION(took_ms));
 		if (dp->local_restore)
 			cs_event(CS_EV_APP_RESTORED_LOCALLY, .generation = dp->start_generation);
 	}
@@ -228,7 +259,8 @@ static json_t *status(void *arg)
 	json_t *app = dp->app ? cs_app_status(dp->app) : json_null();
 
 	if (dp->app) {
-		json_object_set_new(app, "generation", json_integer((json_int_t)cs_store_newest(dp->store)));
+		json_object_set_new(app, "generation",
+		                    json_integer((json_int_t)cs_store_newest(dp->store)));
 		json_object_set_new(app, "restores", json_integer((json_int_t)dp->restore_next));
 	}
 	return json_pack("{s:o, s:o, s:o, s:s, s:s, s:I}", "app", app, "store",
@@ -245,8 +277,8 @@ static void checkpoint_done(void *arg, int err, uint64_t generation, const char 
 	if (err)
 		cs_control_reply(p, cs_control_error("checkpoint failed: %s", msg));
 	else
-		cs_control_reply(p, json_pack("{s:b, s:I}", "ok", 1, "generation",
-		                              (json_int_t)generation));
+		cs_control_reply(
+		    p, json_pack("{s:b, s:I}", "ok", 1, "generation", (json_int_t)generation));
 }
 
 static json_t *control(void *arg, struct cs_control_client *client, const char *cmd, json_t *req)
@@ -256,8 +288,8 @@ static json_t *control(void *arg, struct cs_control_client *client, const char *
 
 	(void)req;
 	if (strcmp(cmd, "checkpoint") != 0)
-		return cs_control_error("unknown command %s (known: status, switchover, checkpoint)",
-		                        cmd);
+		return cs_control_error(
+		    "unknown command %s (known: status, switchover, checkpoint)", cmd);
 	if (!dp->app || cs_app_state(dp->app) != CS_APP_SERVING)
 		return cs_control_error("no app is serving on this node (%s)",
 		                        dp->app ? cs_app_state_name(cs_app_state(dp->app))
@@ -349,6 +381,7 @@ int cs_dataplane_new(struct cs_daemon *d, const struct cs_config *cfg, const cha
 		return r;
 	}
 	dp->tick = event_new(cs_daemon_base(d), -1, EV_PERSIST, tick_cb, dp);
+	dp->retry = evtimer_new(cs_daemon_base(d), retry_cb, dp);
 	event_add(dp->tick, &tick);
 	update_durable(dp);
 	*out = dp;
@@ -361,6 +394,8 @@ void cs_dataplane_free(struct cs_dataplane *dp)
 		return;
 	if (dp->tick)
 		event_free(dp->tick);
+	if (dp->retry)
+		event_free(dp->retry);
 	cs_app_free(dp->app);
 	cs_syncsrv_close(dp->sync, ESTALE, "the daemon is stopping");
 	cs_repl_free(dp->repl);

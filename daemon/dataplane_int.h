@@ -13,6 +13,7 @@
 #include "syncsrv.h"
 
 #define CS_DP_RESTORE_RING 64
+#define CS_DP_RETRY_S      30 /* after too many failures of an app that never served */
 
 struct cs_app;
 struct event;
@@ -26,12 +27,13 @@ struct cs_dataplane {
 	struct cs_repl *repl;
 	struct cs_app *app; /* NULL without an "app" in the config */
 	struct cs_syncsrv *sync;
-	struct event *tick;
+	struct event *tick, *retry;
 	uint64_t term;             /* the term this node is primary of, 0 if not */
 	uint64_t start_ms;         /* the app's last start */
 	uint64_t start_generation; /* what it was restored from (0: fresh) */
 	bool local_restore;        /* that start follows a crash on this primary */
 	bool served;               /* the app answered since its last start */
+	bool served_in_term;       /* ... at least once in this term */
 	uint64_t restore_times[CS_DP_RESTORE_RING];
 	unsigned restore_next;
 	int recv_peer; /* who the transfer in progress comes from, -1 none */

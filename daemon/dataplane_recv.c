@@ -31,8 +31,7 @@ static uint32_t code_of(int err)
 	}
 }
 
-static void refuse(struct cs_dataplane *dp, int peer, uint64_t generation, int err,
-                   const char *why)
+static void refuse(struct cs_dataplane *dp, int peer, uint64_t generation, int err, const char *why)
 {
 	dp->recv_peer = -1;
 	if (err == -ENOENT) /* a delta this chain cannot take: the primary sends a base */
@@ -57,8 +56,9 @@ static bool sender_ok(struct cs_dataplane *dp, int peer, const struct cs_msg_ckp
 		         "images of term %" PRIu64 " from %s, but the term is %" PRIu64
 		         " and its primary %s",
 		         b->term, dp->cfg->peers[peer].name, term,
-		         cs_daemon_primary(dp->d) >= 0 ? dp->cfg->peers[cs_daemon_primary(dp->d)].name
-		                                       : "unknown");
+		         cs_daemon_primary(dp->d) >= 0
+		             ? dp->cfg->peers[cs_daemon_primary(dp->d)].name
+		             : "unknown");
 	else
 		return true;
 	cs_event(CS_EV_CHECKPOINT_REFUSED, .peer = dp->cfg->peers[peer].name,

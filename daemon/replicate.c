@@ -21,11 +21,11 @@
 #include "image.h"
 #include "journal.h"
 
-#define CHUNK          (1u << 20) /* image bytes per CKPT_PAGES */
-#define HEADER_PEEK    4096u      /* enough for the HEADER section */
-#define RETRY_MS       300        /* after a refusal, before a new session */
-#define LAG_GENERATIONS 20        /* unacknowledged generations that make a backup lagging */
-#define TICK_MS        100
+#define CHUNK           (1u << 20) /* image bytes per CKPT_PAGES */
+#define HEADER_PEEK     4096u      /* enough for the HEADER section */
+#define RETRY_MS        300        /* after a refusal, before a new session */
+#define LAG_GENERATIONS 20         /* unacknowledged generations that make a backup lagging */
+#define TICK_MS         100
 
 struct backup {
 	bool backup, up, session, lagging, degraded;
@@ -101,8 +101,8 @@ static int open_image(const struct cs_repl *r, uint64_t gen, struct cs_image_hea
 	if (fd < 0)
 		return -errno;
 	n = pread(fd, head, sizeof(head), 0);
-	if (n < 0 || fstat(fd, &st) < 0 ||
-	    cs_image_read_header(head, (size_t)n, h, &err) < 0 || h->generation != gen) {
+	if (n < 0 || fstat(fd, &st) < 0 || cs_image_read_header(head, (size_t)n, h, &err) < 0 ||
+	    h->generation != gen) {
 		close(fd);
 		return -EBADMSG;
 	}
@@ -386,7 +386,8 @@ int cs_repl_acknowledged(const struct cs_repl *r, uint64_t generation, char *why
 			behind++;
 	}
 	if (up == 0) {
-		snprintf(why, cap, "no backup is up to acknowledge generation %" PRIu64, generation);
+		snprintf(why, cap, "no backup is up to acknowledge generation %" PRIu64,
+		         generation);
 		return -EHOSTUNREACH;
 	}
 	return behind == 0;
@@ -479,11 +480,14 @@ json_t *cs_repl_status(const struct cs_repl *r)
 			behind++;
 		json_array_append_new(
 		    a, json_pack("{s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:s}", "name", r->p.names[i],
-		                 "up", b->up,
-		                 "state", !b->up ? "down" : b->degraded ? "degraded"
-		                          : b->lagging ? "lagging" : b->session ? "streaming" : "idle",
-		                 "acked_generation", (json_int_t)b->acked, "lag_generations", behind,
-		                 "sending_generation", (json_int_t)b->gen, "sent_bytes",
+		                 "up", b->up, "state",
+		                 !b->up        ? "down"
+		                 : b->degraded ? "degraded"
+		                 : b->lagging  ? "lagging"
+		                 : b->session  ? "streaming"
+		                               : "idle",
+		                 "acked_generation", (json_int_t)b->acked, "lag_generations",
+		                 behind, "sending_generation", (json_int_t)b->gen, "sent_bytes",
 		                 (json_int_t)b->sent_bytes, "last_error", b->error));
 	}
 	return a;

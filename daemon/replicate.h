@@ -35,7 +35,7 @@ struct cs_repl_ops {
 struct cs_repl_params {
 	const char *chain_dir;
 	size_t n_peers;
-	const bool *is_backup;   /* per peer: a non-witness other than this node */
+	const bool *is_backup; /* per peer: a non-witness other than this node */
 	const char *const *names;
 	uint64_t max_queue_bytes; /* per backup, in the link's queue */
 };

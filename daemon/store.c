@@ -156,8 +156,7 @@ int cs_store_set_lineage(struct cs_store *s, uint64_t term)
 	return 0;
 }
 
-int cs_store_open(struct event_base *base, const struct cs_store_params *p,
-                  struct cs_store **out)
+int cs_store_open(struct event_base *base, const struct cs_store_params *p, struct cs_store **out)
 {
 	struct cs_store *s = calloc(1, sizeof(*s));
 
@@ -256,8 +255,8 @@ static bool parent_here(const struct cs_store *s, uint64_t parent)
 	return access(path, F_OK) == 0;
 }
 
-int cs_store_begin(struct cs_store *s, uint64_t term, const struct cs_msg_ckpt_begin *b,
-                   char *why, size_t cap)
+int cs_store_begin(struct cs_store *s, uint64_t term, const struct cs_msg_ckpt_begin *b, char *why,
+                   size_t cap)
 {
 	struct transfer *t = &s->t;
 	bool base = b->kind == CS_CKPT_BASE;
@@ -266,8 +265,8 @@ int cs_store_begin(struct cs_store *s, uint64_t term, const struct cs_msg_ckpt_b
 	cs_store_abort(s);
 	if (!base && (s->lineage != term || !parent_here(s, b->parent_generation)))
 		return fail(why, cap, ENOENT,
-		            "delta %" PRIu64 " needs generation %" PRIu64
-		            " of term %" PRIu64 ", which this chain does not hold",
+		            "delta %" PRIu64 " needs generation %" PRIu64 " of term %" PRIu64
+		            ", which this chain does not hold",
 		            b->generation, b->parent_generation, term);
 	t->staged = base && s->lineage != term;
 	if (t->staged && mkdir(s->incoming, 0700) < 0 && errno != EEXIST)
@@ -364,8 +363,7 @@ static int finish_file(struct cs_store *s, const struct cs_msg_ckpt_end *e, char
 	unsigned dlen = 0;
 	char name[40];
 
-	if (e->generation != t->generation || e->total_bytes != t->total ||
-	    t->received != t->total)
+	if (e->generation != t->generation || e->total_bytes != t->total || t->received != t->total)
 		return fail(why, cap, EBADMSG,
 		            "generation %" PRIu64 " ended at %" PRIu64 " of %" PRIu64 " bytes",
 		            t->generation, t->received, t->total);
@@ -388,8 +386,8 @@ static int finish_file(struct cs_store *s, const struct cs_msg_ckpt_end *e, char
 	return 0;
 }
 
-int cs_store_end(struct cs_store *s, const struct cs_msg_ckpt_end *e, bool *ret_durable,
-                 char *why, size_t cap)
+int cs_store_end(struct cs_store *s, const struct cs_msg_ckpt_end *e, bool *ret_durable, char *why,
+                 size_t cap)
 {
 	struct transfer *t = &s->t;
 	char final[PATH_MAX + 48];
@@ -468,7 +466,8 @@ static int swap_in(struct cs_store *s, char *why, size_t cap)
 	if (rename(s->incoming, s->chain) < 0) {
 		r = -errno;
 		rename(aside, s->chain);
-		return fail(why, cap, r, "cannot move %s into place: %s", s->incoming, strerror(-r));
+		return fail(why, cap, r, "cannot move %s into place: %s", s->incoming,
+		            strerror(-r));
 	}
 	fsync_dir(s->state);
 	cs_log_notice("chain of term %" PRIu64 " moved to %s; the chain is now term %" PRIu64

@@ -32,15 +32,14 @@ struct cs_store;
 
 struct cs_store_params {
 	const char *state_dir;
-	const char *tool;  /* the checksync binary, for compaction */
-	bool fsync;        /* durability "disk": fsync before an image counts */
+	const char *tool; /* the checksync binary, for compaction */
+	bool fsync;       /* durability "disk": fsync before an image counts */
 	unsigned keep_stale;
 };
 
 /* Creates the directories, removes unfinished .tmp files, reads the
  * chain's newest generation and lineage. Logs and returns a negative errno. */
-int cs_store_open(struct event_base *base, const struct cs_store_params *p,
-                  struct cs_store **out);
+int cs_store_open(struct event_base *base, const struct cs_store_params *p, struct cs_store **out);
 void cs_store_free(struct cs_store *s);
 
 const char *cs_store_chain_dir(const struct cs_store *s);
@@ -57,12 +56,12 @@ int cs_store_set_lineage(struct cs_store *s, uint64_t term);
  * whose parent is not here: send a base), -EBADMSG (size or digest wrong),
  * -ENOSPC or another write error. On error the transfer is discarded and
  * the chain is as it was. */
-int cs_store_begin(struct cs_store *s, uint64_t term, const struct cs_msg_ckpt_begin *b,
-                   char *why, size_t cap);
+int cs_store_begin(struct cs_store *s, uint64_t term, const struct cs_msg_ckpt_begin *b, char *why,
+                   size_t cap);
 int cs_store_pages(struct cs_store *s, const struct cs_msg_ckpt_pages *p, char *why, size_t cap);
 /* On success the image is in the chain (*ret_durable: fsync'd). */
-int cs_store_end(struct cs_store *s, const struct cs_msg_ckpt_end *e, bool *ret_durable,
-                 char *why, size_t cap);
+int cs_store_end(struct cs_store *s, const struct cs_msg_ckpt_end *e, bool *ret_durable, char *why,
+                 size_t cap);
 void cs_store_abort(struct cs_store *s);
 bool cs_store_receiving(const struct cs_store *s);
 
