@@ -332,9 +332,10 @@ class App:
     """One workload program under checksync: run, checkpoint, kill, restore, verify."""
 
     def __init__(self, h, workload, args=(), tracking=None, interval_ms=None, exe=None,
-                 ckpt_dir=None, env=None):
+                 ckpt_dir=None, env=None, run_args=()):
         self.h = h
         self.env = dict(env or {})
+        self.run_args = list(run_args)  # more options of `checksync run`
         self.workload = workload
         self.exe = exe or h.workload(workload)
         self.args = list(args)
@@ -359,7 +360,7 @@ class App:
             argv += ["--interval-ms", str(self.interval_ms)]
         if self.tracking:
             argv += ["--tracking", self.tracking]
-        argv += ["--", self.exe] + self.args
+        argv += self.run_args + ["--", self.exe] + self.args
         self.proc = self.h.start("checksync run " + self.workload, argv,
                                  dict(self.env, CR_RESULT=self.result))
         _, m = self.proc.wait_line(ready_rx, ready_timeout, "the ready line")
@@ -480,10 +481,10 @@ class App:
         while pid_alive(self.host_pid) and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    def restore(self, generation=None, detach=False, timeout=60):
-        """Restores and checks the program continued: same token, no new
-        "ready", progress at least what was seen before the checkpoint."""
-        argv = [self.h.tool, "restore", "--dir", self.dir]
+    def restore(self, generation=None, detach=False, timeout=60, args=()):
+        """Restores the program (args: more options of `checksync restore`);
+        check_continued() then checks it carried on."""
+        argv = [self.h.tool, "restore", "--dir", self.dir] + list(args)
         if generation is not None:
             argv += ["--generation", str(generation)]
         if detach:
