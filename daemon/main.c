@@ -200,7 +200,10 @@ int main(int argc, char **argv)
 	if (dp)
 		cs_daemon_set_dataplane(d, &cs_dataplane_ops, dp);
 	r = cs_daemon_run(d);
-	cs_dataplane_free(dp); /* stops the app before the links go */
+	/* The data plane goes first (it stops the app), while the event base
+	 * its events belong to still exists; the daemon must not call it after. */
+	cs_daemon_set_dataplane(d, &(const struct cs_dataplane_ops){0}, NULL);
+	cs_dataplane_free(dp);
 	cs_daemon_free(d);
 	return r < 0 ? 1 : 0;
 }
