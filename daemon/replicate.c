@@ -85,6 +85,29 @@ static uint64_t next_after(const struct cs_repl *r, uint64_t after, uint64_t *re
 	return best;
 }
 
+/* Generations in the chain newer than after, and their bytes: a backup's
+ * lag, in one pass over the directory. */
+static void lag_after(const struct cs_repl *r, uint64_t after, uint64_t *ret_gens,
+                      uint64_t *ret_bytes)
+{
+	DIR *d = opendir(r->p.chain_dir);
+	struct dirent *e;
+	struct stat st;
+	uint64_t g;
+	int tmp;
+
+	*ret_gens = *ret_bytes = 0;
+	while (d && (e = readdir(d))) {
+		if (cs_image_name_parse(e->d_name, &g, &tmp) < 0 || tmp || g <= after)
+			continue;
+		++*ret_gens;
+		if (fstatat(dirfd(d), e->d_name, &st, 0) == 0)
+			*ret_bytes += (uint64_t)st.st_size;
+	}
+	if (d)
+		closedir(d);
+}
+
 static int open_image(const struct cs_repl *r, uint64_t gen, struct cs_image_header *h,
                       uint64_t *ret_size)
 {
@@ -288,13 +311,11 @@ static void inotify_cb(evutil_socket_t fd, short what, void *arg)
 static void judge(struct cs_repl *r, int peer)
 {
 	struct backup *b = &r->b[peer];
-	unsigned behind = 0;
-	uint64_t g = b->acked;
+	uint64_t behind, bytes;
 
 	if (!b->up || !b->backup)
 		return;
-	while (behind < LAG_GENERATIONS && (g = next_after(r, g, NULL)))
-		behind++;
+	lag_after(r, b->acked, &behind, &bytes);
 	if (behind >= LAG_GENERATIONS && !b->lagging) {
 		b->lagging = true;
 		cs_event(CS_EV_BACKUP_LAGGING, .peer = r->p.names[peer], .generation = b->acked,
@@ -465,30 +486,39 @@ void cs_repl_free(struct cs_repl *r)
 	free(r);
 }
 
+static const char *state_name(const struct backup *b, uint64_t behind)
+{
+	if (!b->up)
+		return "down";
+	if (b->degraded)
+		return "degraded";
+	if (behind >= LAG_GENERATIONS)
+		return "lagging";
+	if (behind > 0)
+		return "streaming";
+	return b->session ? "caught-up" : "idle";
+}
+
 json_t *cs_repl_status(const struct cs_repl *r)
 {
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < r->p.n_peers; i++) {
 		const struct backup *b = &r->b[i];
-		uint64_t g = b->acked;
-		json_int_t behind = 0;
+		uint64_t behind = 0, bytes = 0;
 
 		if (!b->backup)
 			continue;
-		while (r->term && behind < 100000 && (g = next_after(r, g, NULL)))
-			behind++;
+		if (r->term)
+			lag_after(r, b->acked, &behind, &bytes);
 		json_array_append_new(
-		    a, json_pack("{s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:s}", "name", r->p.names[i],
-		                 "up", b->up, "state",
-		                 !b->up        ? "down"
-		                 : b->degraded ? "degraded"
-		                 : b->lagging  ? "lagging"
-		                 : b->session  ? "streaming"
-		                               : "idle",
+		    a, json_pack("{s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "name",
+		                 r->p.names[i], "up", b->up, "state", state_name(b, behind),
 		                 "acked_generation", (json_int_t)b->acked, "lag_generations",
-		                 behind, "sending_generation", (json_int_t)b->gen, "sent_bytes",
-		                 (json_int_t)b->sent_bytes, "last_error", b->error));
+		                 (json_int_t)behind, "lag_bytes", (json_int_t)bytes,
+		                 "sending_generation", (json_int_t)b->gen, "sent_bytes",
+		                 (json_int_t)b->sent_bytes, "sessions", (json_int_t)b->sessions,
+		                 "last_error", b->error));
 	}
 	return a;
 }
