@@ -42,6 +42,7 @@ static const struct opt_spec {
 #define N_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
 
 static int cmd_status(int fd, const struct opts *o, int argc, char **argv);
+static int cmd_checkpoint(int fd, const struct opts *o, int argc, char **argv);
 static int cmd_switchover(int fd, const struct opts *o, int argc, char **argv);
 
 static const struct command {
@@ -52,6 +53,8 @@ static const struct command {
 } commands[] = {
     {"status", "status [--json]", 0, cmd_status},
     {"switchover", "switchover [NODE]", 1, cmd_switchover},
+    {"checkpoint", "checkpoint (on the primary: take one now, wait until it is durable)", 0,
+     cmd_checkpoint},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -289,6 +292,44 @@ static void print_peers(json_t *peers)
 	}
 }
 
+static json_int_t int_of(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+static void print_app(json_t *app, json_t *store)
+{
+	if (json_is_object(app))
+		printf("\napp:      %s, pid %" JSON_INTEGER_FORMAT
+		       ", generation %" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT
+		       " local restores\n",
+		       str_or(app, "state", "?"), int_of(app, "pid"), int_of(app, "generation"),
+		       int_of(app, "restores"));
+	if (json_is_object(store))
+		printf("chain:    %s, newest generation %" JSON_INTEGER_FORMAT
+		       " (term %" JSON_INTEGER_FORMAT ")\n",
+		       str_or(store, "chain", "?"), int_of(store, "newest"),
+		       int_of(store, "lineage_term"));
+}
+
+static void print_backups(json_t *backups)
+{
+	size_t i;
+	json_t *b;
+
+	if (!json_is_array(backups) || json_array_size(backups) == 0)
+		return;
+	printf("\n%-10s  %-10s  %-16s  %s\n", "BACKUP", "STATE", "ACKED", "LAG");
+	json_array_foreach(backups, i, b)
+	{
+		printf("%-10s  %-10s  %-16" JSON_INTEGER_FORMAT "  %" JSON_INTEGER_FORMAT
+		       " generations, %" JSON_INTEGER_FORMAT " bytes\n",
+		       str_or(b, "name", "?"), str_or(b, "state", "?"),
+		       int_of(b, "acked_generation"), int_of(b, "lag_generations"),
+		       int_of(b, "lag_bytes"));
+	}
+}
+
 static void print_status(json_t *a)
 {
 	json_t *lease = json_object_get(a, "lease_remaining_ms");
@@ -306,6 +347,8 @@ static void print_status(json_t *a)
 	else
 		printf("lease:    -\n");
 	print_peers(json_object_get(a, "peers"));
+	print_app(json_object_get(a, "app"), json_object_get(a, "store"));
+	print_backups(json_object_get(a, "backups"));
 }
 
 static int cmd_status(int fd, const struct opts *o, int argc, char **argv)
@@ -341,6 +384,24 @@ static int cmd_switchover(int fd, const struct opts *o, int argc, char **argv)
 		       str_or(a, "primary", "?"), json_integer_value(json_object_get(a, "term")));
 	else
 		printf("switchover done\n");
+	json_decref(a);
+	return 0;
+}
+
+static int cmd_checkpoint(int fd, const struct opts *o, int argc, char **argv)
+{
+	json_t *a = request(fd, json_pack("{s:s}", "cmd", "checkpoint"));
+
+	(void)argc;
+	(void)argv;
+	if (!a)
+		return 1;
+	json_object_del(a, "ok");
+	if (o->json)
+		json_dumpf(a, stdout, JSON_INDENT(2)), putchar('\n');
+	else
+		printf("checkpoint generation %" JSON_INTEGER_FORMAT " is durable\n",
+		       int_of(a, "generation"));
 	json_decref(a);
 	return 0;
 }

@@ -106,11 +106,14 @@ static json_t *core_status_json(struct cs_daemon *d)
 			continue;
 		json_array_append_new(
 		    peers,
-		    json_pack("{s:s, s:s, s:o, s:b}", "name", d->cfg->peers[i].name, "state",
-		              cs_peer_state_name(cs_membership_peer_state(d->m, (int)i, now)),
-		              "last_heartbeat_ms",
-		              silence < 0 ? json_null() : json_integer(silence), "witness",
-		              d->cfg->peers[i].witness));
+		    json_pack(
+		        "{s:s, s:s, s:s, s:o, s:b}", "name", d->cfg->peers[i].name, "role",
+		        d->cfg->peers[i].witness ? "witness"
+		        : p == (int)i            ? "primary"
+		                                 : "backup",
+		        "state", cs_peer_state_name(cs_membership_peer_state(d->m, (int)i, now)),
+		        "last_heartbeat_ms", silence < 0 ? json_null() : json_integer(silence),
+		        "witness", d->cfg->peers[i].witness));
 	}
 	return json_pack("{s:s, s:s, s:s, s:I, s:o, s:I, s:o}", "node", d->cfg->node, "cluster",
 	                 d->cfg->cluster, "role", cs_member_role_name(cs_membership_role(d->m)),
