@@ -116,13 +116,15 @@ class Node:
 class Cluster:
     """nodes: [(name, witness)]. Heartbeats are fast so scenarios run fast."""
 
-    def __init__(self, nodes, interval_ms=50, timeout_ms=600, drift_ms=100, fence_exit=None):
+    def __init__(self, nodes, interval_ms=50, timeout_ms=600, drift_ms=100, fence_exit=None,
+                 app=None, checkpoint=None):
         self.build = os.environ.get("CS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
         self.tmp = tempfile.mkdtemp(prefix="cs-cluster-")
         self.nodes = [Node(self, i, n, w) for i, (n, w) in enumerate(nodes)]
         self.by_name = {n.name: n for n in self.nodes}
         self.timing = dict(interval_ms=interval_ms, timeout_ms=timeout_ms, drift_ms=drift_ms)
         self.fence_exit = fence_exit
+        self.app, self.checkpoint = app, checkpoint  # config sections, if given
         self.switch = "cs%d-switch" % os.getpid()
         self.netns = []
         self.journal = None
@@ -191,6 +193,8 @@ class Cluster:
             "state_dir": os.path.join(n.dir, "state"),
             "control_socket": n.socket,
             "hooks": dict(self.hooks, timeout_ms=5000),
+            **({"app": self.app} if self.app else {}),
+            **({"checkpoint": self.checkpoint} if self.checkpoint else {}),
         }
 
     def write_config(self, n, cfg=None):
@@ -204,7 +208,8 @@ class Cluster:
             ["ip", "netns", "exec", n.ns, self.build_file("daemon/checksyncd"),
              "-c", n.config, "--log-target", "journal"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            env=dict(os.environ, **(env or {})))
+            env=dict(os.environ, CHECKSYNC_TOOL=self.build_file("agent/tool/checksync"),
+                     **(env or {})))
         log.close()
 
     def listen_notify(self, name):

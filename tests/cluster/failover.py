@@ -1,0 +1,474 @@
+#!/usr/bin/env python3
+"""Failover scenarios: checksyncd runs kvserver -sync as the app, relays its
+checkpoints to the backup and resumes it there.
+
+    failover.py NAME     runs one scenario (each is a meson test, suite 'cluster')
+
+Clients run in the witness's network namespace (gamma) through kvclient.py:
+a writer PUTs keys and lists every key whose PUT answered 200; a write
+answered 200 under -sync was acknowledged by every backup that was up, so
+every listed key must survive whatever the scenario does to the cluster.
+"""
+import contextlib
+import ctypes
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+from harness import sh, wait_until  # noqa: E402
+from scenarios import THREE, cluster, converge, events, wait_event  # noqa: E402
+
+KVCLIENT = os.path.join(HERE, "kvclient.py")
+PORT = 8080
+
+
+# ---- the app and its clients ----
+
+@contextlib.contextmanager
+def app_cluster(kv_args=(), interval_ms=100, **kw):
+    """A three-host cluster (alpha, beta, witness gamma) whose app is
+    kvserver -sync; clients started with client() are stopped on the way
+    out, whatever happened."""
+    with cluster(THREE, **kw) as c:
+        c.app = {"exec": [c.build_file("agent/go/kvserver"), "-listen", "0.0.0.0:%d" % PORT,
+                          "-sync", *kv_args]}
+        c.checkpoint = {"interval_ms": interval_ms}
+        for n in c.nodes:
+            c.write_config(n)
+        c.clients = []
+        try:
+            yield c
+        finally:
+            for p in c.clients:
+                stop_client(p)
+
+
+def url(c, node):
+    return "http://%s:%d" % (c[node].address, PORT)
+
+
+def _die_with_parent():
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def client(c, node, *args):
+    """kvclient.py ARGS in node's network namespace."""
+    p = subprocess.Popen(["ip", "netns", "exec", c[node].ns, sys.executable, KVCLIENT, *args],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+                         preexec_fn=_die_with_parent)
+    c.clients.append(p)
+    return p
+
+
+def stop_client(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+class Writer:
+    """kvclient.py write from gamma to the given nodes, in turn on failure."""
+
+    def __init__(self, c, nodes, prefix="w", threads=4):
+        self.c = c
+        self.acks = os.path.join(c.tmp, "acks-%s" % prefix)
+        self.proc = client(c, "gamma", "write", "--threads", str(threads), "--timeout", "3",
+                           self.acks, prefix, *[url(c, n) for n in nodes])
+
+    def acked(self, node=None):
+        """[(key, time)] of the writes acknowledged so far (by node)."""
+        try:
+            lines = open(self.acks).read().splitlines()
+        except FileNotFoundError:
+            return []
+        rows = [line.split() for line in lines]
+        return [(k, float(t)) for k, u, t in rows if node is None or u == url(self.c, node)]
+
+    def wait_acks(self, n, node=None, timeout=20):
+        """Waits for n more acknowledged writes (by node)."""
+        have = len(self.acked(node))
+        wait_until("%d more acknowledged writes%s" % (n, " by " + node if node else ""),
+                   lambda: len(self.acked(node)) >= have + n, timeout, step=0.05)
+
+    def stop(self):
+        stop_client(self.proc)
+        assert self.proc.returncode == 0, "the writer failed (%s)" % self.proc.returncode
+        return self.acked()
+
+
+def check_keys(c, acks, node):
+    """Every acknowledged key reads back from node's app with its value."""
+    p = client(c, "gamma", "check", "--timeout", "5", acks, url(c, node))
+    out, _ = p.communicate(timeout=120)
+    print(out.strip())
+    assert p.returncode == 0, "acknowledged writes lost on %s:\n%s" % (node, out)
+
+
+def app_of(c, node):
+    s = c[node].status()
+    return s["app"] if s else {}
+
+
+def serving(c, node):
+    """True once node's app serves and answers over the network."""
+    if app_of(c, node).get("state") != "serving":
+        return False
+    p = client(c, "gamma", "first", url(c, node))
+    try:
+        p.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        stop_client(p)
+    return p.returncode == 0
+
+
+def wait_serving(c, node, timeout=30):
+    wait_until("%s's app serving" % node, lambda: serving(c, node), timeout, step=0.1)
+
+
+def backup_entry(c, primary, backup):
+    s = c[primary].status()
+    for b in (s or {}).get("backups", []):
+        if b["name"] == backup:
+            return b
+    return None
+
+
+def newest(c, node):
+    return c[node].status()["store"]["newest"]
+
+
+def wait_caught_up(c, primary, backup, timeout=30):
+    """Waits until backup acknowledged the generation that was primary's
+    newest when the wait began (the primary goes on checkpointing)."""
+    target = newest(c, primary)
+    wait_until("%s to acknowledge %s's generation %d" % (backup, primary, target),
+               lambda: (backup_entry(c, primary, backup) or {}).get(
+                   "acked_generation", 0) >= target, timeout, step=0.05)
+    return target
+
+
+def kill_app(c, node):
+    pid = app_of(c, node)["pid"]
+    assert pid > 0, app_of(c, node)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def pid_gone(pid):
+    try:
+        os.kill(pid, 0)
+        # A zombie still answers kill(0): look at its state.
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return True
+
+
+def kill_host(c, node):
+    """SIGKILLs node's daemon; its app must die with it. Returns the time of the kill."""
+    app = app_of(c, node)
+    t = time.monotonic()
+    c.kill(node)
+    for pid in (app.get("pid"), app.get("tool_pid")):
+        if pid:
+            wait_until("%s's app (pid %d) to die with its daemon" % (node, pid),
+                       lambda: pid_gone(pid), 5)
+    return t
+
+
+def inspect_chain(c, node):
+    """Every generation in node's chain loads (checksync inspect); returns them."""
+    chain = os.path.join(c[node].dir, "state", "chain")
+    r = sh(c.build_file("agent/tool/checksync"), "inspect", chain, "--json", check=False,
+           timeout=120)
+    gens = json.loads(r.stdout)["generations"] if r.stdout.startswith("{") else []
+    damaged = [g for g in gens if g["state"] != "restorable"]
+    assert not damaged, "%s's chain is damaged: %s" % (node, damaged)
+    images = glob.glob(os.path.join(chain, "gen-*.img"))
+    assert len(images) == len(gens), (images, gens)
+    return gens
+
+
+def events_since(c, kind, node, t_realtime, **fields):
+    """kind events of node logged after t_realtime (time.time()), matching fields."""
+    found = []
+    for e in events(c, kind, node):
+        if int(e["__REALTIME_TIMESTAMP"]) >= t_realtime * 1e6 and all(
+                e.get("CHECKSYNC_" + k.upper()) == v for k, v in fields.items()):
+            found.append(e)
+    return found
+
+
+def wait_event_since(c, kind, node, t_realtime, timeout=20, **fields):
+    return wait_until("%s event from %s %s" % (kind, node, fields or ""),
+                      lambda: events_since(c, kind, node, t_realtime, **fields), timeout,
+                      step=0.1)
+
+
+def started(c):
+    """Boots the cluster with alpha primary and its app serving."""
+    converge(c)
+    wait_serving(c, "alpha")
+    wait_caught_up(c, "alpha", "beta")
+
+
+# ---- the scenarios ----
+
+def app_killed_is_restored_locally():
+    """SIGKILL the app on the primary while a client writes: the daemon
+    restores it from the newest generation on the same host (app_crashed,
+    app_restored_locally), alpha stays primary in its term, and every
+    acknowledged write reads back."""
+    with app_cluster() as c:
+        started(c)
+        w = Writer(c, ["alpha"])
+        w.wait_acks(30)
+        term = c["alpha"].role()[1]
+        t = time.time()
+        pid = kill_app(c, "alpha")
+        before = len(w.acked())
+        crashed = wait_event_since(c, "app_crashed", "alpha", t)
+        print("app_crashed:", crashed[0]["MESSAGE"], crashed[0].get("CHECKSYNC_REASON"))
+        restored = wait_event_since(c, "app_restored_locally", "alpha", t)
+        print("restored locally:", restored[0]["MESSAGE"])
+        w.wait_acks(30, timeout=20)
+        acked = w.stop()
+        assert c["alpha"].role() == ("primary", term), c["alpha"].role()
+        assert app_of(c, "alpha")["pid"] not in (0, pid), app_of(c, "alpha")
+        assert not events_since(c, "promoted", "beta", t)
+        print("%d writes acknowledged before the kill, %d in all" % (before, len(acked)))
+        check_keys(c, w.acks, "alpha")
+
+
+def host_killed_backup_serves_every_synced_key():
+    """SIGKILL the primary's daemon (its app dies with it) while a client
+    writes: beta promotes, restores the newest generation it holds and
+    serves every write acknowledged before the kill."""
+    with app_cluster() as c:
+        started(c)
+        w = Writer(c, ["alpha", "beta"])
+        w.wait_acks(100)
+        first = client(c, "gamma", "first", url(c, "beta"))
+        t = time.time()
+        t_kill = kill_host(c, "alpha")
+        before = [k for k, at in w.acked() if at < t_kill]
+        out, _ = first.communicate(timeout=30)
+        assert first.returncode == 0, "beta's app never answered"
+        took = float(out) - t_kill
+        print("beta answered its first request %.3f s after alpha's host was killed" % took)
+        done = wait_event_since(c, "restore_done", "beta", t)[0]
+        print("beta:", done["MESSAGE"])
+        acked = w.stop()
+        # Alone, beta cannot make a write durable anywhere else: Sync fails
+        # (503 from kvserver) instead of hanging.
+        r = sh("ip", "netns", "exec", c["gamma"].ns, "curl", "-s", "-m", "10", "-o", "/dev/null",
+               "-w", "%{http_code}", "-X", "PUT", "--data", "x", url(c, "beta") + "/k/alone",
+               check=False, timeout=20)
+        assert r.stdout == "503", "a write to beta without a backup answered %r" % r.stdout
+        print("%d writes acknowledged before the kill, %d in all" % (len(before), len(acked)))
+        check_keys(c, w.acks, "beta")
+        assert took < 10, took
+
+
+def cut_primary_never_two_writers():
+    """Cut the primary's link while a client writes to whichever node
+    answers. Probes inside alpha's and beta's namespaces PUT to the local app
+    every 20 ms: no write answered by alpha began after beta answered one
+    (never two apps taking writes). After healing, alpha rejoins as a
+    backup, keeps its old chain in state/stale and catches up."""
+    with app_cluster() as c:
+        started(c)
+        probes = {}
+        for n in ("alpha", "beta"):
+            f = os.path.join(c.tmp, "probe-" + n)
+            probes[n] = (f, client(c, n, "probe", "--timeout", "2", f,
+                                   "http://127.0.0.1:%d" % PORT))
+        w = Writer(c, ["alpha", "beta"])
+        w.wait_acks(30)
+        term = c["alpha"].role()[1]
+        c.cut("alpha")
+        wait_until("alpha fenced", lambda: c["alpha"].role()[0] == "fenced", 10)
+        wait_until("beta primary", lambda: c["beta"].role()[0] == "primary", 15)
+        w.wait_acks(30, node="beta")
+        t_heal = time.time()
+        c.heal("alpha")
+        wait_until("alpha back as beta's backup", lambda: c.converged("beta"), 20)
+        joined = wait_event_since(c, "backup_joined", "beta", t_heal, peer="alpha")
+        print("beta:", joined[0]["MESSAGE"])
+        wait_caught_up(c, "beta", "alpha")
+        w.wait_acks(20, node="beta")
+        for f, p in probes.values():
+            stop_client(p)
+        w.stop()
+        stale = glob.glob(os.path.join(c["alpha"].dir, "state", "stale", "*-term-%d" % term,
+                                       "gen-*.img"))
+        assert stale, "alpha's chain of term %d is not in state/stale: %s" % (
+            term, os.listdir(os.path.join(c["alpha"].dir, "state", "stale")))
+        check_two_writers(probes)
+        check_keys(c, w.acks, "beta")
+
+
+def check_two_writers(probes):
+    ok = {}
+    for n, (f, _) in probes.items():
+        rows = [line.split() for line in open(f).read().splitlines()]
+        ok[n] = [(float(t0), float(t1)) for t0, t1, status in rows if status == "200"]
+        print("%s's app answered %d of %d probe writes" % (n, len(ok[n]), len(rows)))
+    assert ok["alpha"] and ok["beta"], "a probe never got a write answered: %s" % (
+        {n: len(v) for n, v in ok.items()})
+    last_alpha = max(ok["alpha"], key=lambda s: s[0])
+    first_beta = min(ok["beta"], key=lambda s: s[1])
+    print("last write answered by alpha ended %.3f s before beta's first began" % (
+        first_beta[0] - last_alpha[1]))
+    # An answer came at some moment between a probe's t0 and t1: alpha's
+    # last answer provably followed beta's first only if it began later.
+    assert last_alpha[0] < first_beta[1], \
+        "alpha answered a write (sent at %.3f) after beta had answered one (by %.3f)" % (
+            last_alpha[0], first_beta[1])
+
+
+def disk_full_backup_degrades_and_recovers():
+    """beta's state_dir is a 64 MiB tmpfs and the app's base image is
+    bigger: beta refuses it (backup_degraded, state "degraded" on alpha),
+    alpha keeps serving reads, and once the tmpfs grows beta catches up.
+    Then a filler file takes all free space while beta holds a chain:
+    degraded again, the chain still loads, and it catches up once the
+    filler is gone."""
+    with app_cluster(kv_args=("-preload", "80000")) as c:
+        state = os.path.join(c["beta"].dir, "state")
+        sh("mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", state)
+        try:
+            fill_and_free_beta(c, state)
+        finally:
+            sh("umount", "-l", state, check=False)
+
+
+def fill_and_free_beta(c, state):
+    """The two disk-full phases of the scenario above."""
+    t = time.time()
+    converge(c)
+    wait_serving(c, "alpha")
+    degraded = wait_event_since(c, "backup_degraded", "alpha", t, peer="beta")
+    print("alpha:", degraded[0]["MESSAGE"], degraded[0].get("CHECKSYNC_REASON"))
+    wait_until("beta degraded in alpha's status", lambda: (backup_entry(
+        c, "alpha", "beta") or {}).get("state") == "degraded", 10)
+    assert serving(c, "alpha"), "alpha stopped serving reads"
+    check_keys_preloaded(c, "alpha")
+    inspect_chain(c, "beta")
+    sh("mount", "-o", "remount,size=1g", state)
+    t = time.time()
+    wait_caught_up(c, "alpha", "beta")
+    wait_event_since(c, "backup_caught_up", "alpha", t, peer="beta")
+    assert inspect_chain(c, "beta"), "beta caught up without a chain"
+
+    filler = os.path.join(state, "filler")
+    sh("sh", "-c", "dd if=/dev/zero of=%s bs=1M 2>/dev/null; true" % filler)
+    t = time.time()
+    w = Writer(c, ["alpha"], threads=2)
+    wait_event_since(c, "backup_degraded", "alpha", t, peer="beta")
+    assert serving(c, "alpha"), "alpha stopped serving reads"
+    gens = inspect_chain(c, "beta")
+    print("beta's chain while its disk is full: %d generations, all load" % len(gens))
+    os.unlink(filler)
+    t = time.time()
+    wait_caught_up(c, "alpha", "beta")
+    wait_event_since(c, "backup_caught_up", "alpha", t, peer="beta")
+    w.stop()
+    inspect_chain(c, "beta")
+
+
+def check_keys_preloaded(c, node):
+    """A few preloaded keys read back from node (kvserver's PreloadValue)."""
+    for i in (0, 4242, 79999):
+        r = sh("ip", "netns", "exec", c["gamma"].ns, "curl", "-sf", "-m", "5",
+               "%s/k/k%d" % (url(c, node), i), check=False, timeout=10)
+        unit = "v%d." % i
+        assert r.returncode == 0 and r.stdout.startswith(unit * 3), (i, r.returncode,
+                                                                     r.stdout[:40])
+
+
+def backup_restarted_mid_transfer_catches_up():
+    """kvserver preloads 200000 keys: SIGKILL beta's daemon while it
+    receives the base, restart it: it catches up (acknowledges alpha's
+    newest generation) and leaves no .tmp file behind."""
+    with app_cluster(kv_args=("-preload", "200000")) as c:
+        converge(c)
+        state = os.path.join(c["beta"].dir, "state")
+
+        def receiving():
+            for f in glob.glob(os.path.join(state, "*", "gen-*.img.tmp")):
+                try:
+                    if os.path.getsize(f) > 16 << 20:
+                        return f
+                except FileNotFoundError:
+                    pass
+            return None
+        tmp = wait_until("beta receiving the base", receiving, 60, step=0.005)
+        size = os.path.getsize(tmp)
+        c.kill("beta")
+        print("killed beta with %d bytes of %s received" % (size, os.path.basename(tmp)))
+        assert not (backup_entry(c, "alpha", "beta") or {}).get("acked_generation"), \
+            "beta had acknowledged a generation already: the kill was not mid-transfer"
+        c.start("beta")
+        wait_serving(c, "alpha")
+        target = wait_caught_up(c, "alpha", "beta", timeout=60)
+        print("beta acknowledged generation %d after its restart" % target)
+        left = glob.glob(os.path.join(state, "*", "*.tmp"))
+        assert not left, "beta left partial images: %s" % left
+        inspect_chain(c, "beta")
+
+
+def failover_repeated():
+    """Six faults in a row under writes, alternating: SIGKILL the app on the
+    primary (restored locally), SIGKILL the primary's host (the backup takes
+    over; the dead host is restarted and rejoins). Zero acknowledged writes
+    lost, every failover completes."""
+    with app_cluster() as c:
+        started(c)
+        w = Writer(c, ["alpha", "beta"])
+        primary, backup = "alpha", "beta"
+        for i in range(6):
+            w.wait_acks(20, node=primary)
+            wait_caught_up(c, primary, backup)
+            t = time.time()
+            if i % 2 == 0:
+                kill_app(c, primary)
+                wait_event_since(c, "app_restored_locally", primary, t)
+                print("fault %d: app on %s restored locally" % (i + 1, primary))
+            else:
+                t_kill = kill_host(c, primary)
+                wait_until("%s primary" % backup, lambda: c[backup].role()[0] == "primary", 15)
+                wait_serving(c, backup)
+                print("fault %d: host %s killed, %s serves after %.2f s" % (
+                    i + 1, primary, backup, time.monotonic() - t_kill))
+                c.start(primary)
+                primary, backup = backup, primary
+                wait_until("%s back as a backup" % backup, lambda: c.converged(primary), 20)
+        w.wait_acks(20, node=primary)
+        acked = w.stop()
+        print("%d writes acknowledged across the faults" % len(acked))
+        check_keys(c, w.acks, primary)
+
+
+SCENARIOS = {f.__name__: f for f in [
+    app_killed_is_restored_locally,
+    host_killed_backup_serves_every_synced_key,
+    cut_primary_never_two_writers,
+    disk_full_backup_degrades_and_recovers,
+    backup_restarted_mid_transfer_catches_up,
+    failover_repeated,
+]}
+
+if __name__ == "__main__":
+    harness.run(SCENARIOS)
