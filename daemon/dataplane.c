@@ -322,6 +322,15 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	update_durable(dp);
 }
 
+/* What may wait in a backup's link queue: checkpoint.max_buffer_mb, but
+ * never more than CS_DP_QUEUE_MAX, because heartbeats and lease renewals
+ * wait behind it on the same link. Images stay in files until sent. */
+static uint64_t queue_bound(const struct cs_config *c)
+{
+	return c->checkpoint.max_buffer_bytes < CS_DP_QUEUE_MAX ? c->checkpoint.max_buffer_bytes
+	                                                        : CS_DP_QUEUE_MAX;
+}
+
 static int open_parts(struct cs_dataplane *dp, const char *tool)
 {
 	const struct cs_config *c = dp->cfg;
@@ -332,7 +341,7 @@ static int open_parts(struct cs_dataplane *dp, const char *tool)
 	struct cs_repl_params rp = {.n_peers = c->n_peers,
 	                            .is_backup = dp->is_backup,
 	                            .names = (const char *const *)dp->names,
-	                            .max_queue_bytes = c->checkpoint.max_buffer_bytes};
+	                            .max_queue_bytes = queue_bound(c)};
 	struct cs_repl_ops ro = {.send = repl_send, .queued = repl_queued, .changed = repl_changed};
 	struct cs_app_ops ao = {.exited = app_exited, .serving = app_serving};
 	int r = cs_store_open(cs_daemon_base(dp->d), &sp, &dp->store);

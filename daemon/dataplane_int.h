@@ -13,7 +13,8 @@
 #include "syncsrv.h"
 
 #define CS_DP_RESTORE_RING 64
-#define CS_DP_RETRY_S      30 /* after too many failures of an app that never served */
+#define CS_DP_QUEUE_MAX    (4u << 20) /* image bytes queued per backup link, at most */
+#define CS_DP_RETRY_S      30         /* after too many failures of an app that never served */
 
 struct cs_app;
 struct event;
