@@ -69,27 +69,6 @@ static void send_control(struct cs_daemon *d, int peer, const char *command, con
 	cs_links_send(d->links, peer, &m);
 }
 
-static void op_send_prevote(void *ctx, int peer, uint64_t term)
-{
-	char json[64];
-
-	snprintf(json, sizeof(json), "{\"term\":%" PRIu64 "}", term);
-	send_control(ctx, peer, CS_PREVOTE_COMMAND, json);
-}
-
-static void op_reply_prevote(void *ctx, int peer, uint64_t term, bool granted)
-{
-	struct cs_daemon *d = ctx;
-	struct cs_msg m = {.type = CS_MSG_CONTROL_RESPONSE};
-	char json[96];
-
-	snprintf(json, sizeof(json), "{\"term\":%" PRIu64 ",\"granted\":%s}", term,
-	         granted ? "true" : "false");
-	m.control_response =
-	    (struct cs_msg_control_response){.request_id = CS_PREVOTE_ID, .json = cs_str_of(json)};
-	cs_links_send(d->links, peer, &m);
-}
-
 static void op_send_transfer(void *ctx, int peer, uint64_t term, int target)
 {
 	struct cs_daemon *d = ctx;
@@ -204,8 +183,6 @@ static const struct cs_membership_ops membership_ops = {
     .fence_peer = op_fence_peer,
     .note = op_note,
     .send_transfer = op_send_transfer,
-    .send_prevote = op_send_prevote,
-    .reply_prevote = op_reply_prevote,
 };
 
 /* ---- peer links ---- */
@@ -245,33 +222,28 @@ static const struct {
     {CS_MSG_LEASE_GRANT, CS_MEV_LEASE_GRANT},
     {CS_MSG_VOTE_REQUEST, CS_MEV_VOTE_REQUEST},
     {CS_MSG_VOTE, CS_MEV_VOTE},
+    {CS_MSG_PREVOTE_REQUEST, CS_MEV_PREVOTE_REQUEST},
+    {CS_MSG_PREVOTE, CS_MEV_PREVOTE},
 };
 
 /* The cluster core's CONTROL messages (daemon_int.h); false if the
  * message is someone else's. */
 static bool on_core_control(struct cs_daemon *d, int peer, const struct cs_msg *m)
 {
-	bool request = m->type == CS_MSG_CONTROL_REQUEST;
-	struct cs_str body = request ? m->control_request.json : m->control_response.json;
-	struct cs_mevent ev = {.peer = peer};
+	struct cs_mevent ev = {.peer = peer, .kind = CS_MEV_TRANSFER};
+	struct cs_str body;
 	json_t *j, *term;
 	const char *target;
 
-	if (request && cs_str_eq(m->control_request.command, CS_TRANSFER_COMMAND))
-		ev.kind = CS_MEV_TRANSFER;
-	else if (request && cs_str_eq(m->control_request.command, CS_PREVOTE_COMMAND))
-		ev.kind = CS_MEV_PREVOTE_REQUEST;
-	else if (!request && m->control_response.request_id == CS_PREVOTE_ID)
-		ev.kind = CS_MEV_PREVOTE;
-	else
+	if (m->type != CS_MSG_CONTROL_REQUEST ||
+	    !cs_str_eq(m->control_request.command, CS_TRANSFER_COMMAND))
 		return false;
+	body = m->control_request.json;
 	j = json_loadb(body.ptr ? body.ptr : "", body.len, 0, NULL);
 	term = json_object_get(j, "term");
 	target = json_string_value(json_object_get(j, "target"));
 	ev.target = target ? cs_membership_peer_index(d->m, target, strlen(target)) : -1;
-	ev.ok = json_is_true(json_object_get(j, "granted"));
-	if (!json_is_integer(term) || json_integer_value(term) < 0 ||
-	    (ev.kind == CS_MEV_TRANSFER && ev.target < 0)) {
+	if (!json_is_integer(term) || json_integer_value(term) < 0 || ev.target < 0) {
 		cs_log_warn("malformed %s from %s ignored", cs_mevent_name(ev.kind),
 		            d->cfg->peers[peer].name);
 	} else {
@@ -292,8 +264,7 @@ static void link_message(void *ctx, int peer, const struct cs_msg *m)
 			              .kind = message_events[i].kind, .peer = peer, .msg = m});
 			return;
 		}
-	if ((m->type == CS_MSG_CONTROL_REQUEST || m->type == CS_MSG_CONTROL_RESPONSE) &&
-	    on_core_control(d, peer, m))
+	if (on_core_control(d, peer, m))
 		return;
 	if (d->dp.on_message)
 		d->dp.on_message(d->dp_arg, peer, m);

@@ -12,13 +12,10 @@
 #include "control.h"
 #include "membership.h"
 
-/* Peer-to-peer CONTROL_REQUESTs of the cluster core (JSON arguments):
- * "transfer" {"term":N,"target":NAME}: the primary hands over (switchover);
- * "prevote" {"term":N}: would you vote for me in N? The answer is a
- * CONTROL_RESPONSE with request_id CS_PREVOTE_ID and {"term":N,"granted":B}. */
+/* The peer-to-peer CONTROL_REQUEST of the cluster core (JSON arguments):
+ * "transfer" {"term":N,"target":NAME}: the primary hands over (switchover).
+ * Pre-votes travel as PREVOTE_REQUEST and PREVOTE messages (proto/msg.h). */
 #define CS_TRANSFER_COMMAND "transfer"
-#define CS_PREVOTE_COMMAND  "prevote"
-#define CS_PREVOTE_ID       0x70726576u
 
 struct event_base;
 struct event;

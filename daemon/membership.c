@@ -232,7 +232,7 @@ static int on_common(struct cs_membership *m, const struct cs_mevent *ev)
 		ms_on_lease_renew(m, ev->peer, &ev->msg->lease_renew, ev->kind);
 		return 0;
 	case CS_MEV_VOTE_REQUEST:
-		ms_on_vote_request(m, ev->peer);
+		ms_on_vote_request(m, ev->peer, &ev->msg->vote_request);
 		return 0;
 	case CS_MEV_TRANSFER:
 		ms_on_transfer(m, ev);
@@ -240,7 +240,7 @@ static int on_common(struct cs_membership *m, const struct cs_mevent *ev)
 	case CS_MEV_SWITCHOVER:
 		return -EPERM;
 	case CS_MEV_PREVOTE_REQUEST:
-		ms_on_prevote_request(m, ev);
+		ms_on_prevote_request(m, ev->peer, &ev->msg->prevote_request);
 		return 0;
 	case CS_MEV_START:
 	case CS_MEV_PREVOTE:
@@ -285,7 +285,7 @@ static int fsm_follower(struct cs_membership *m, const struct cs_mevent *ev)
 			ms_maybe_stand(m, ev->kind);
 		return 0;
 	case CS_MEV_PREVOTE:
-		ms_on_prevote(m, ev);
+		ms_on_prevote(m, ev->peer, &ev->msg->prevote);
 		return 0;
 	default:
 		return on_common(m, ev);
@@ -337,6 +337,43 @@ static bool is_message(enum cs_mevent_kind k)
 {
 	return k == CS_MEV_HEARTBEAT || k == CS_MEV_LEASE_RENEW || k == CS_MEV_LEASE_GRANT ||
 	       k == CS_MEV_VOTE_REQUEST || k == CS_MEV_VOTE;
+}
+
+/* Pre-votes are messages too, but of a hypothetical term: never checked
+ * against ours nor adopted (rule 7). */
+static bool is_prevote(enum cs_mevent_kind k)
+{
+	return k == CS_MEV_PREVOTE_REQUEST || k == CS_MEV_PREVOTE;
+}
+
+/* Rule 8: every message that carries the sender's durable generation
+ * updates what we know of it, whatever its term (it is a fact about the
+ * sender's disk, not about terms). The newest announcement wins, even a
+ * lower one: a node that moved a stale chain aside holds less than before. */
+static void learn_durable(struct cs_membership *m, const struct cs_mevent *ev)
+{
+	const struct cs_msg *msg = ev->msg;
+	struct mpeer *p = &m->peers[ev->peer];
+
+	switch (ev->kind) {
+	case CS_MEV_HEARTBEAT:
+		p->durable = msg->heartbeat.durable_generation;
+		break;
+	case CS_MEV_VOTE_REQUEST:
+		p->durable = msg->vote_request.durable_generation;
+		break;
+	case CS_MEV_VOTE:
+		p->durable = msg->vote.durable_generation;
+		break;
+	case CS_MEV_PREVOTE_REQUEST:
+		p->durable = msg->prevote_request.durable_generation;
+		break;
+	case CS_MEV_PREVOTE:
+		p->durable = msg->prevote.durable_generation;
+		break;
+	default:
+		break;
+	}
 }
 
 static uint64_t message_term(const struct cs_mevent *ev)
@@ -401,7 +438,7 @@ static bool valid_event(const struct cs_membership *m, const struct cs_mevent *e
 		return false;
 	if (needs_peer && (ev->peer < 0 || (size_t)ev->peer >= m->n || ev->peer == m->self))
 		return false;
-	return !is_message(ev->kind) || ev->msg;
+	return !(is_message(ev->kind) || is_prevote(ev->kind)) || ev->msg;
 }
 
 static void ms_mark_heard(struct cs_membership *m, int peer)
@@ -417,7 +454,9 @@ int cs_membership_handle(struct cs_membership *m, const struct cs_mevent *ev)
 		return -EINVAL;
 	if (ev->now_ms > m->now)
 		m->now = ev->now_ms; /* time never goes back */
-	if (ev->kind == CS_MEV_PREVOTE_REQUEST || ev->kind == CS_MEV_PREVOTE)
+	if (is_message(ev->kind) || is_prevote(ev->kind))
+		learn_durable(m, ev);
+	if (is_prevote(ev->kind))
 		ms_mark_heard(m, ev->peer); /* a hypothetical term: never adopted */
 	if (is_message(ev->kind) || ev->kind == CS_MEV_TRANSFER) {
 		struct mpeer *p = &m->peers[ev->peer];
@@ -513,6 +552,19 @@ void cs_membership_set_timing(struct cs_membership *m, unsigned interval_ms, uns
 	m->interval = interval_ms;
 	m->timeout = timeout_ms;
 	m->drift = drift_ms;
+}
+
+void cs_membership_set_durable(struct cs_membership *m, uint64_t generation)
+{
+	if (!m->peers[m->self].witness)
+		m->durable = generation;
+}
+
+uint64_t cs_membership_peer_durable(const struct cs_membership *m, int peer)
+{
+	if (peer == m->self)
+		return m->durable;
+	return peer >= 0 && (size_t)peer < m->n ? m->peers[peer].durable : 0;
 }
 
 enum cs_member_role cs_membership_role(const struct cs_membership *m)

@@ -42,8 +42,8 @@ enum cs_mevent_kind {
 	CS_MEV_TRANSFER,        /* .peer (the primary of .term) hands the role to .target */
 	CS_MEV_FENCE_DONE,      /* the fence hook for .peer in .term finished, .ok */
 	CS_MEV_SWITCHOVER,      /* operator: hand the primary role to .target (-1: any) */
-	CS_MEV_PREVOTE_REQUEST, /* .peer asks: would you vote for me in .term? */
-	CS_MEV_PREVOTE,         /* .peer answers the pre-vote for .term: .ok */
+	CS_MEV_PREVOTE_REQUEST, /* .msg is a PREVOTE_REQUEST: would you vote for me? */
+	CS_MEV_PREVOTE,         /* .msg is a PREVOTE: the answer to ours */
 	CS_MEV__COUNT
 };
 const char *cs_mevent_name(enum cs_mevent_kind kind);
@@ -53,9 +53,9 @@ struct cs_mevent {
 	uint64_t now_ms;
 	int peer;                 /* index into the peer list, -1 if none */
 	const struct cs_msg *msg; /* the message events */
-	uint64_t term;            /* TRANSFER, FENCE_DONE, PREVOTE_* */
+	uint64_t term;            /* TRANSFER, FENCE_DONE */
 	int target;               /* TRANSFER, SWITCHOVER */
-	bool ok;                  /* FENCE_DONE, PREVOTE */
+	bool ok;                  /* FENCE_DONE */
 };
 
 /* Notes: things worth a journal event that are not role changes. */
@@ -96,10 +96,8 @@ struct cs_membership_ops {
 	/* Switchover only: send the peers the hand-over (the daemon encodes
 	 * it as a CONTROL_REQUEST). */
 	void (*send_transfer)(void *ctx, int peer, uint64_t term, int target);
-	/* Pre-vote (docs/cluster.md): ask, or answer, whether a vote for
-	 * term would be granted. Nothing is persisted for either. */
-	void (*send_prevote)(void *ctx, int peer, uint64_t term);
-	void (*reply_prevote)(void *ctx, int peer, uint64_t term, bool granted);
+	/* Pre-votes (docs/cluster.md) go through send as PREVOTE_REQUEST and
+	 * PREVOTE messages; nothing is persisted for either. */
 };
 
 struct cs_membership_peer {
@@ -128,6 +126,15 @@ void cs_membership_free(struct cs_membership *m);
  * (SWITCHOVER) -EPERM when this node is not the primary / -EHOSTUNREACH
  * when no suitable target is up. */
 int cs_membership_handle(struct cs_membership *m, const struct cs_mevent *ev);
+
+/* The data plane's newest durable generation on this node (0: none); it
+ * calls this whenever that changes. Announced in heartbeats, votes and
+ * vote requests: a voter whose own is newer refuses a candidate, and a
+ * backup does not stand while a reachable backup holds a newer one
+ * (docs/cluster.md, rule 8). A witness has none: it keeps 0. */
+void cs_membership_set_durable(struct cs_membership *m, uint64_t generation);
+/* The last durable generation peer announced (0 if unknown); self: ours. */
+uint64_t cs_membership_peer_durable(const struct cs_membership *m, int peer);
 
 /* Heartbeat timing can change on SIGHUP. */
 void cs_membership_set_timing(struct cs_membership *m, unsigned interval_ms, unsigned timeout_ms,

@@ -19,6 +19,7 @@ struct mpeer {
 	bool prevote_granted; /* in the current pre-vote */
 	bool fenced_by_hook;  /* two voters: the fence hook stands in for its grants */
 	uint64_t stale_noted_term;
+	uint64_t durable; /* the newest durable generation it announced */
 };
 
 struct lease_req {
@@ -35,6 +36,7 @@ struct cs_membership {
 	unsigned interval, timeout, drift;
 
 	enum cs_member_role role;
+	uint64_t durable; /* this node's newest durable generation (rule 8) */
 	uint64_t term;
 	int voted_for;
 	int primary; /* the primary of term as far as we know, -1 */
@@ -78,10 +80,11 @@ void ms_check_suspects(struct cs_membership *m);
 void ms_check_lease(struct cs_membership *m, enum cs_mevent_kind ev);
 void ms_maybe_stand(struct cs_membership *m, enum cs_mevent_kind ev);
 void ms_prevote_timeout(struct cs_membership *m);
-void ms_on_prevote(struct cs_membership *m, const struct cs_mevent *ev);
-void ms_on_prevote_request(struct cs_membership *m, const struct cs_mevent *ev);
+void ms_on_prevote(struct cs_membership *m, int peer, const struct cs_msg_vote *v);
+void ms_on_prevote_request(struct cs_membership *m, int peer,
+                           const struct cs_msg_vote_request *req);
 void ms_on_fence_done(struct cs_membership *m, const struct cs_mevent *ev);
-void ms_on_vote_request(struct cs_membership *m, int peer);
+void ms_on_vote_request(struct cs_membership *m, int peer, const struct cs_msg_vote_request *req);
 void ms_reply_vote(struct cs_membership *m, int peer, bool granted, uint8_t reason);
 void ms_on_heartbeat(struct cs_membership *m, int peer, const struct cs_msg_heartbeat *hb,
                      enum cs_mevent_kind ev);

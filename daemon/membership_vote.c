@@ -59,6 +59,7 @@ void ms_send_heartbeats(struct cs_membership *m)
 	m->next_heartbeat = m->now + m->interval;
 	msg.heartbeat = (struct cs_msg_heartbeat){
 	    .term = m->term,
+	    .durable_generation = m->durable,
 	    .send_time_ns = m->now * 1000000ull,
 	    .lease_ms = (uint32_t)cs_membership_lease_remaining(m, m->now),
 	    .role = cs_member_role_wire(m->role),
@@ -139,8 +140,10 @@ static void start_election(struct cs_membership *m, enum cs_mevent_kind ev)
 			m->ops.fence_peer(m->ctx, other_voter(m), m->term);
 		return;
 	}
-	msg.vote_request = (struct cs_msg_vote_request){
-	    .term = m->term, .candidate = cs_str_of(m->peers[m->self].name)};
+	msg.vote_request =
+	    (struct cs_msg_vote_request){.term = m->term,
+	                                 .durable_generation = m->durable,
+	                                 .candidate = cs_str_of(m->peers[m->self].name)};
 	ms_broadcast(m, &msg);
 	ms_check_votes(m, ev);
 }
@@ -164,37 +167,82 @@ static unsigned prevotes(const struct cs_membership *m)
 
 static void start_prevote(struct cs_membership *m, enum cs_mevent_kind ev)
 {
+	struct cs_msg msg = {.type = CS_MSG_PREVOTE_REQUEST};
+
 	m->prevote_term = m->term + 1;
 	m->prevote_started = m->now;
-	for (size_t i = 0; i < m->n; i++) {
+	for (size_t i = 0; i < m->n; i++)
 		m->peers[i].prevote_granted = false;
-		if ((int)i != m->self && m->ops.send_prevote)
-			m->ops.send_prevote(m->ctx, (int)i, m->prevote_term);
-	}
+	msg.prevote_request =
+	    (struct cs_msg_vote_request){.term = m->prevote_term,
+	                                 .durable_generation = m->durable,
+	                                 .candidate = cs_str_of(m->peers[m->self].name)};
+	ms_broadcast(m, &msg);
 	if (prevotes(m) >= m->majority) {
 		m->prevote_term = 0;
 		start_election(m, ev);
 	}
 }
 
-void ms_on_prevote(struct cs_membership *m, const struct cs_mevent *ev)
+/* A PREVOTE carries the voter's own term: it granted only a term above
+ * it, so a grant for our pre-vote has a term below prevote_term. */
+void ms_on_prevote(struct cs_membership *m, int peer, const struct cs_msg_vote *v)
 {
-	if (m->prevote_term == 0 || ev->term != m->prevote_term || !ev->ok)
+	if (m->prevote_term == 0 || !v->granted || v->term >= m->prevote_term)
 		return;
-	m->peers[ev->peer].prevote_granted = true;
+	m->peers[peer].prevote_granted = true;
 	if (prevotes(m) >= m->majority && m->term + 1 == m->prevote_term) {
 		m->prevote_term = 0;
-		start_election(m, ev->kind);
+		start_election(m, CS_MEV_PREVOTE);
 	}
 }
 
-/* The same tests as a real vote, but nothing changes here. */
-void ms_on_prevote_request(struct cs_membership *m, const struct cs_mevent *ev)
+/* Rule 8: a voter with a newer durable generation than the candidate's
+ * refuses it; a witness holds none and never refuses for that. */
+static bool candidate_behind(const struct cs_membership *m, uint64_t candidate_durable)
 {
-	bool grant = ev->term > m->term && !ms_lease_held(m, ev->peer) && !ms_primary_alive(m);
+	return !m->peers[m->self].witness && m->durable > candidate_durable;
+}
 
-	if (m->ops.reply_prevote)
-		m->ops.reply_prevote(m->ctx, ev->peer, ev->term, grant);
+static uint8_t prevote_reason(struct cs_membership *m, int peer,
+                              const struct cs_msg_vote_request *req)
+{
+	if (req->term <= m->term)
+		return CS_VOTE_STALE_TERM;
+	if (ms_lease_held(m, peer) || ms_primary_alive(m))
+		return CS_VOTE_LEASE_HELD;
+	if (candidate_behind(m, req->durable_generation))
+		return CS_VOTE_BEHIND;
+	return CS_VOTE_GRANTED;
+}
+
+/* The same tests as a real vote, but nothing changes here. */
+void ms_on_prevote_request(struct cs_membership *m, int peer, const struct cs_msg_vote_request *req)
+{
+	struct cs_msg msg = {.type = CS_MSG_PREVOTE};
+	uint8_t reason = prevote_reason(m, peer, req);
+	uint64_t left = m->promise_until > m->now ? m->promise_until - m->now : 0;
+
+	msg.prevote = (struct cs_msg_vote){.term = m->term,
+	                                   .durable_generation = m->durable,
+	                                   .granted = reason == CS_VOTE_GRANTED,
+	                                   .reason = reason,
+	                                   .lease_remaining_ms =
+	                                       reason == CS_VOTE_LEASE_HELD ? (uint32_t)left : 0};
+	ms_send_msg(m, peer, &msg);
+}
+
+/* Rule 8, on the candidate's side: while a reachable backup holds a newer
+ * durable generation than ours, it should be the one to stand (the voters
+ * that are not witnesses would refuse us anyway). Once it is suspected, we
+ * may. */
+static int better_backup(const struct cs_membership *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if ((int)i != m->self && !m->peers[i].witness && ms_peer_live(m, (int)i) &&
+		    m->peers[i].durable > m->durable)
+			return (int)i;
+	return -1;
 }
 
 void ms_prevote_timeout(struct cs_membership *m)
@@ -216,6 +264,10 @@ void ms_maybe_stand(struct cs_membership *m, enum cs_mevent_kind ev)
 	}
 	if (m->n != 2 && ms_reachable(m) < m->majority) {
 		ms_blocked(m, "no majority of voters reachable");
+		return;
+	}
+	if (better_backup(m) >= 0) {
+		ms_blocked(m, "a reachable backup holds a newer durable generation");
 		return;
 	}
 	if (m->n == 2 && !ms_peer_live(m, other_voter(m)))
@@ -246,6 +298,7 @@ void ms_reply_vote(struct cs_membership *m, int peer, bool granted, uint8_t reas
 	uint64_t left = m->promise_until > m->now ? m->promise_until - m->now : 0;
 
 	msg.vote = (struct cs_msg_vote){.term = m->term,
+	                                .durable_generation = m->durable,
 	                                .granted = granted,
 	                                .reason = reason,
 	                                .lease_remaining_ms = granted ? 0 : (uint32_t)left};
@@ -253,8 +306,9 @@ void ms_reply_vote(struct cs_membership *m, int peer, bool granted, uint8_t reas
 }
 
 /* Rules 1 and 3: one vote per term, durable before it is sent, and none
- * while a promise to another node runs. */
-void ms_on_vote_request(struct cs_membership *m, int peer)
+ * while a promise to another node runs. Rule 8: none for a candidate that
+ * holds an older durable generation than this voter. */
+void ms_on_vote_request(struct cs_membership *m, int peer, const struct cs_msg_vote_request *req)
 {
 	if (m->role == CS_MROLE_CANDIDATE || m->role == CS_MROLE_PRIMARY ||
 	    (m->voted_for >= 0 && m->voted_for != peer)) {
@@ -263,6 +317,10 @@ void ms_on_vote_request(struct cs_membership *m, int peer)
 	}
 	if (ms_lease_held(m, peer)) {
 		ms_reply_vote(m, peer, false, CS_VOTE_LEASE_HELD);
+		return;
+	}
+	if (candidate_behind(m, req->durable_generation)) {
+		ms_reply_vote(m, peer, false, CS_VOTE_BEHIND);
 		return;
 	}
 	if (m->voted_for != peer && ms_set_term(m, m->term, peer) < 0)

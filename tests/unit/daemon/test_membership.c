@@ -35,10 +35,11 @@ struct node {
 	uint64_t fence_term, fence_at;
 	int fence_calls;
 	int blocked_notes;
+	int candidacies;                 /* times it became a candidate */
 	uint64_t fenced_at, promoted_at; /* last time it became fenced / primary */
 };
 
-enum qkind { Q_MSG, Q_TRANSFER, Q_PREVOTE_REQUEST, Q_PREVOTE };
+enum qkind { Q_MSG, Q_TRANSFER };
 
 struct qmsg {
 	int from, to;
@@ -46,7 +47,6 @@ struct qmsg {
 	enum qkind kind;
 	uint64_t term;
 	int target;
-	bool ok;
 	struct cs_msg msg;
 };
 
@@ -102,16 +102,6 @@ static void op_transfer(void *ctx, int peer, uint64_t term, int target)
 	enqueue(ctx, peer, (struct qmsg){.kind = Q_TRANSFER, .term = term, .target = target});
 }
 
-static void op_prevote(void *ctx, int peer, uint64_t term)
-{
-	enqueue(ctx, peer, (struct qmsg){.kind = Q_PREVOTE_REQUEST, .term = term});
-}
-
-static void op_reply_prevote(void *ctx, int peer, uint64_t term, bool granted)
-{
-	enqueue(ctx, peer, (struct qmsg){.kind = Q_PREVOTE, .term = term, .ok = granted});
-}
-
 static void op_role(void *ctx, enum cs_member_role from, enum cs_member_role to,
                     enum cs_mevent_kind ev, const char *why)
 {
@@ -122,6 +112,8 @@ static void op_role(void *ctx, enum cs_member_role from, enum cs_member_role to,
 	(void)from, (void)ev, (void)why;
 	if (to == CS_MROLE_FENCED)
 		n->fenced_at = s->now;
+	if (to == CS_MROLE_CANDIDATE)
+		n->candidacies++;
 	if (to != CS_MROLE_PRIMARY)
 		return;
 	n->promoted_at = s->now;
@@ -162,8 +154,6 @@ static const struct cs_membership_ops ops = {
     .fence_peer = op_fence,
     .note = op_note,
     .send_transfer = op_transfer,
-    .send_prevote = op_prevote,
-    .reply_prevote = op_reply_prevote,
 };
 
 static void feed(struct node *n, struct cs_mevent ev)
@@ -252,17 +242,13 @@ static struct cs_mevent message_event(const struct qmsg *q)
 	    {CS_MSG_LEASE_GRANT, CS_MEV_LEASE_GRANT},
 	    {CS_MSG_VOTE_REQUEST, CS_MEV_VOTE_REQUEST},
 	    {CS_MSG_VOTE, CS_MEV_VOTE},
+	    {CS_MSG_PREVOTE_REQUEST, CS_MEV_PREVOTE_REQUEST},
+	    {CS_MSG_PREVOTE, CS_MEV_PREVOTE},
 	};
 
 	if (q->kind == Q_TRANSFER)
 		return (struct cs_mevent){
 		    .kind = CS_MEV_TRANSFER, .peer = q->from, .term = q->term, .target = q->target};
-	if (q->kind == Q_PREVOTE_REQUEST)
-		return (struct cs_mevent){
-		    .kind = CS_MEV_PREVOTE_REQUEST, .peer = q->from, .term = q->term};
-	if (q->kind == Q_PREVOTE)
-		return (struct cs_mevent){
-		    .kind = CS_MEV_PREVOTE, .peer = q->from, .term = q->term, .ok = q->ok};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (map[i].type == q->msg.type)
 			return (struct cs_mevent){
@@ -597,8 +583,172 @@ static void test_stale_and_newer_terms(void)
 	sim_free(&s);
 }
 
-/* Random cuts, kills and restarts; the invariants are checked every step. */
-static void test_random_faults(size_t count, unsigned seed, int rounds, double skew)
+/* ---- rule 8: durable generations (docs/cluster.md) ---- */
+
+/* One node driven by hand, its messages captured: for the exact answers. */
+struct probe {
+	struct cs_membership *m;
+	uint64_t term;
+	int vote, persists;
+	struct cs_msg last; /* the last message sent */
+	int last_to;
+};
+
+static int probe_persist(void *ctx, uint64_t term, int voted_for)
+{
+	struct probe *p = ctx;
+
+	p->term = term;
+	p->vote = voted_for;
+	p->persists++;
+	return 0;
+}
+
+static void probe_send(void *ctx, int peer, const struct cs_msg *m)
+{
+	struct probe *p = ctx;
+
+	p->last = *m;
+	p->last_to = peer;
+}
+
+static const struct cs_membership_ops probe_ops = {.persist = probe_persist, .send = probe_send};
+
+/* alpha, beta (members) and gamma (witness); self is beta or gamma. Its
+ * restart quarantine is long over at t = 10 s, and no tick makes it stand. */
+static void probe_new(struct probe *p, int self, uint64_t durable)
+{
+	struct cs_membership_params prm = {.peers = NULL,
+	                                   .n_peers = 3,
+	                                   .self = self,
+	                                   .interval_ms = INTERVAL,
+	                                   .timeout_ms = TIMEOUT,
+	                                   .drift_ms = DRIFT,
+	                                   .voted_for = -1};
+	static struct cs_membership_peer peers[3];
+
+	for (int i = 0; i < 3; i++)
+		peers[i] = (struct cs_membership_peer){.name = abc[i], .witness = abc_witness[i]};
+	prm.peers = peers;
+	memset(p, 0, sizeof(*p));
+	p->vote = -1;
+	assert(cs_membership_new(&prm, &probe_ops, p, &p->m) == 0);
+	assert(cs_membership_handle(p->m, &(struct cs_mevent){.kind = CS_MEV_START, .peer = -1}) ==
+	       0);
+	cs_membership_set_durable(p->m, durable);
+}
+
+/* alpha asks p (with a vote request, or a pre-vote request if pre) for
+ * term, announcing durable; returns p's answer. */
+static struct cs_msg_vote probe_ask(struct probe *p, bool pre, uint64_t term, uint64_t durable)
+{
+	struct cs_msg req = {.type = pre ? CS_MSG_PREVOTE_REQUEST : CS_MSG_VOTE_REQUEST};
+	struct cs_msg_vote_request r = {
+	    .term = term, .durable_generation = durable, .candidate = cs_str_of("alpha")};
+
+	if (pre)
+		req.prevote_request = r;
+	else
+		req.vote_request = r;
+	p->last.type = 0;
+	assert(cs_membership_handle(p->m, &(struct cs_mevent){.kind = pre ? CS_MEV_PREVOTE_REQUEST
+	                                                                  : CS_MEV_VOTE_REQUEST,
+	                                                      .now_ms = 10000,
+	                                                      .peer = 0,
+	                                                      .msg = &req}) == 0);
+	assert(p->last_to == 0 && p->last.type == (pre ? CS_MSG_PREVOTE : CS_MSG_VOTE));
+	return pre ? p->last.prevote : p->last.vote;
+}
+
+static void test_voter_refuses_a_candidate_behind_it(void)
+{
+	struct probe p;
+	struct cs_msg_vote v;
+
+	probe_new(&p, 1, 7);
+	/* Pre-vote first: refused, and nothing changes on the voter. */
+	v = probe_ask(&p, true, 1, 3);
+	assert(!v.granted && v.reason == CS_VOTE_BEHIND && v.durable_generation == 7);
+	assert(v.term == 0 && p.persists == 0 && cs_membership_term(p.m) == 0);
+	assert(cs_membership_peer_durable(p.m, 0) == 3);
+	v = probe_ask(&p, true, 1, 7);
+	assert(v.granted && v.reason == CS_VOTE_GRANTED && p.persists == 0);
+	/* The vote: the term is adopted, the vote is not given. */
+	v = probe_ask(&p, false, 1, 3);
+	assert(!v.granted && v.reason == CS_VOTE_BEHIND && v.durable_generation == 7);
+	assert(cs_membership_term(p.m) == 1 && p.term == 1 && p.vote == -1);
+	/* The same candidate, caught up (equal is enough), gets it. */
+	v = probe_ask(&p, false, 1, 7);
+	assert(v.granted && p.vote == 0 && cs_membership_peer_durable(p.m, 0) == 7);
+	cs_membership_free(p.m);
+}
+
+static void test_witness_never_refuses_for_durability(void)
+{
+	struct probe p;
+	struct cs_msg_vote v;
+
+	probe_new(&p, 2, 7); /* a witness holds no generation: ignored */
+	assert(cs_membership_peer_durable(p.m, 2) == 0);
+	v = probe_ask(&p, true, 1, 0);
+	assert(v.granted && v.durable_generation == 0);
+	v = probe_ask(&p, false, 1, 0);
+	assert(v.granted && p.vote == 0);
+	cs_membership_free(p.m);
+}
+
+static void test_durable_generations_are_announced(void)
+{
+	struct sim s;
+
+	sim_init(&s, abc, abc_witness, 3);
+	run_until_primary(&s, 0, 3 * TIMEOUT);
+	cs_membership_set_durable(s.n[0].m, 42);
+	cs_membership_set_durable(s.n[1].m, 17);
+	cs_membership_set_durable(s.n[2].m, 99); /* a witness: ignored */
+	run(&s, 2 * INTERVAL);
+	assert(cs_membership_peer_durable(s.n[1].m, 0) == 42);
+	assert(cs_membership_peer_durable(s.n[2].m, 0) == 42);
+	assert(cs_membership_peer_durable(s.n[0].m, 1) == 17);
+	assert(cs_membership_peer_durable(s.n[0].m, 2) == 0);
+	assert(cs_membership_peer_durable(s.n[0].m, 0) == 42); /* self */
+	/* The newest announcement wins, even a lower one (a chain set aside). */
+	cs_membership_set_durable(s.n[1].m, 0);
+	run(&s, 2 * INTERVAL);
+	assert(cs_membership_peer_durable(s.n[0].m, 1) == 0);
+	sim_free(&s);
+}
+
+/* Three members and two witnesses: when the primary dies, the backup with
+ * the newest durable generation is promoted and the other never stands
+ * while it is reachable; once it is gone too, the other may. */
+static void test_most_durable_backup_is_promoted(void)
+{
+	static const char *const names[] = {"alpha", "beta", "delta", "w1", "w2"};
+	static const bool witness[] = {false, false, false, true, true};
+	struct sim s;
+
+	sim_init(&s, names, witness, 5);
+	run_until_primary(&s, 0, 3 * TIMEOUT);
+	cs_membership_set_durable(s.n[0].m, 10);
+	cs_membership_set_durable(s.n[1].m, 5);
+	cs_membership_set_durable(s.n[2].m, 8);
+	run(&s, 500);
+	s.n[1].candidacies = s.n[2].candidacies = 0;
+	set_alive(&s, 0, false);
+	/* beta ranks before delta: without rule 8 it would stand first. */
+	run_until_primary(&s, 2, 6 * TIMEOUT);
+	assert(s.n[1].candidacies == 0 && role(&s, 1) == CS_MROLE_BACKUP);
+	run(&s, 1000);
+	assert(role(&s, 2) == CS_MROLE_PRIMARY && s.n[1].candidacies == 0);
+	set_alive(&s, 2, false);
+	run_until_primary(&s, 1, 6 * TIMEOUT);
+	sim_free(&s);
+}
+
+/* Random cuts, kills and restarts; the invariants are checked every step.
+ * With durables, members also hold random durable generations (rule 8). */
+static void test_random_faults(size_t count, unsigned seed, int rounds, double skew, bool durables)
 {
 	static const char *const names[] = {"n0", "n1", "n2", "n3", "n4"};
 	static const bool witness[] = {false, false, true, false, true};
@@ -625,6 +775,10 @@ static void test_random_faults(size_t count, unsigned seed, int rounds, double s
 		default:
 			break;
 		}
+		if (durables)
+			for (size_t i = 0; i < count; i++)
+				if (s.n[i].alive)
+					cs_membership_set_durable(s.n[i].m, (uint64_t)(rand() % 4));
 		run(&s, (uint64_t)(rand() % 2000));
 		/* Heal everything now and then: the cluster must recover. */
 		if (r % 10 == 9) {
@@ -655,11 +809,17 @@ int main(void)
 	test_switchover_hands_over_in_a_new_term();
 	test_unwritable_term_sends_no_vote();
 	test_stale_and_newer_terms();
-	test_random_faults(3, 1, 60, 0);
-	test_random_faults(5, 2, 60, 0);
+	test_voter_refuses_a_candidate_behind_it();
+	test_witness_never_refuses_for_durability();
+	test_durable_generations_are_announced();
+	test_most_durable_backup_is_promoted();
+	test_random_faults(3, 1, 60, 0, false);
+	test_random_faults(5, 2, 60, 0, false);
 	/* 4% fast against 4% slow: 8% of a 500 ms lease is 40 ms < DRIFT. */
-	test_random_faults(3, 3, 60, 0.04);
-	test_random_faults(5, 4, 60, 0.04);
+	test_random_faults(3, 3, 60, 0.04, false);
+	test_random_faults(5, 4, 60, 0.04, false);
+	test_random_faults(3, 5, 60, 0.04, true);
+	test_random_faults(5, 6, 60, 0.04, true);
 	printf("membership: all tests passed\n");
 	return 0;
 }
