@@ -531,7 +531,8 @@ int cs_daemon_primary(const struct cs_daemon *d)
 
 void cs_daemon_set_durable(struct cs_daemon *d, uint64_t generation)
 {
-	d->durable = generation; /* membership reads it once it announces generations */
+	d->durable = generation;
+	cs_membership_set_durable(d->m, generation);
 }
 
 int cs_daemon_step_down(struct cs_daemon *d, const char *why)
