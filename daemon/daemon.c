@@ -153,6 +153,9 @@ static void op_note(void *ctx, const struct cs_mnote_info *n)
 	case CS_MNOTE_SUSPECTED:
 		cs_event(CS_EV_PEER_SUSPECTED, .peer = peer,
 		         CS_DURATION(d->live->heartbeat.timeout_ms));
+		if (n->peer >= 0 && n->peer == cs_membership_primary(d->m))
+			cs_event(CS_EV_PRIMARY_LOST, .peer = peer,
+			         CS_DURATION(d->live->heartbeat.timeout_ms));
 		break;
 	case CS_MNOTE_LEASE_LOST:
 		cs_event(CS_EV_LEASE_LOST, .reason = n->detail);

@@ -35,6 +35,10 @@ struct cs_dataplane_ops {
 	void (*on_peer)(void *arg, int peer, bool up);
 	void (*on_writable)(void *arg, int peer);
 	void (*on_message)(void *arg, int peer, const struct cs_msg *m);
+	/* True when the data plane will announce a promotion itself, once
+	 * the app serves (cs_daemon_notify), so the notify hook moves clients
+	 * only to a host that answers. */
+	bool (*notify_later)(void *arg);
 	json_t *(*status)(void *arg);
 	json_t *(*control)(void *arg, struct cs_control_client *client, const char *cmd,
 	                   json_t *req);
@@ -64,5 +68,7 @@ void cs_daemon_set_durable(struct cs_daemon *d, uint64_t generation);
  * here more often than app.max_restores_per_minute allows). Returns 0 or
  * -EPERM (not primary) / -EHOSTUNREACH (no backup up). */
 int cs_daemon_step_down(struct cs_daemon *d, const char *why);
+/* Runs the notify hook for a data plane event ("app_serving"). */
+void cs_daemon_notify(struct cs_daemon *d, const char *event);
 
 #endif

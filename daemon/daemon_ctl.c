@@ -39,12 +39,10 @@ static void notify_finished(void *arg, int status, uint64_t took)
 	         .reason = cs_hook_status_text(status, took, why, sizeof(why)), CS_DURATION(took));
 }
 
-static void run_notify(struct cs_daemon *d, enum cs_event_kind kind, const char *role,
-                       uint64_t term)
+static void run_notify(struct cs_daemon *d, const char *event, const char *role, uint64_t term)
 {
 	char t[24];
-	const char *argv[] = {
-	    d->live->hooks.notify, cs_event_name(kind), role, t, d->cfg->node, NULL};
+	const char *argv[] = {d->live->hooks.notify, event, role, t, d->cfg->node, NULL};
 
 	if (!d->live->hooks.notify)
 		return;
@@ -72,8 +70,15 @@ void cs_daemon_role_changed(void *ctx, enum cs_member_role from, enum cs_member_
 	         cs_member_role_name(to), cs_mevent_name(ev), why);
 	cs_journal_set_state(cs_member_role_name(to), term);
 	cs_event(kind, .old_role = cs_member_role_name(from), .reason = line);
-	run_notify(d, kind, cs_member_role_name(to), term);
+	if (kind != CS_EV_PROMOTED || !d->dp.notify_later || !d->dp.notify_later(d->dp_arg))
+		run_notify(d, cs_event_name(kind), cs_member_role_name(to), term);
 	cs_daemon_update_status(d);
+}
+
+void cs_daemon_notify(struct cs_daemon *d, const char *event)
+{
+	run_notify(d, event, cs_member_role_name(cs_membership_role(d->m)),
+	           cs_membership_term(d->m));
 }
 
 void cs_daemon_update_status(struct cs_daemon *d)

@@ -76,6 +76,7 @@ static void on_promote(void *arg, uint64_t term)
 		return;
 	dp->term = term;
 	dp->local_restore = dp->served_in_term = false;
+	dp->announce = true;
 	cs_store_rescan(dp->store);
 	if (cs_store_set_lineage(dp->store, term) < 0)
 		return;
@@ -195,7 +196,9 @@ static void app_serving(void *ctx, enum cs_app_start how, uint64_t took_ms)
 			cs_event(CS_EV_APP_RESTORED_LOCALLY, .generation = dp->start_generation);
 	}
 	cs_event(CS_EV_APP_SERVING, CS_DURATION(now_ms() - dp->start_ms));
-	dp->local_restore = false;
+	if (dp->announce) /* the first start of this term: now clients may come */
+		cs_daemon_notify(dp->d, "app_serving");
+	dp->local_restore = dp->announce = false;
 }
 
 /* ---- peers ---- */
@@ -249,6 +252,11 @@ static void on_message(void *arg, int peer, const struct cs_msg *m)
 	default:
 		cs_dp_recv_message(dp, peer, m);
 	}
+}
+
+static bool notify_later(void *arg)
+{
+	return ((struct cs_dataplane *)arg)->app != NULL;
 }
 
 /* ---- status and control ---- */
@@ -306,6 +314,7 @@ const struct cs_dataplane_ops cs_dataplane_ops = {
     .on_peer = on_peer,
     .on_writable = on_writable,
     .on_message = on_message,
+    .notify_later = notify_later,
     .status = status,
     .control = control,
 };

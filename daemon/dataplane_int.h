@@ -35,6 +35,7 @@ struct cs_dataplane {
 	bool local_restore;        /* that start follows a crash on this primary */
 	bool served;               /* the app answered since its last start */
 	bool served_in_term;       /* ... at least once in this term */
+	bool announce;             /* run the notify hook when it serves */
 	uint64_t restore_times[CS_DP_RESTORE_RING];
 	unsigned restore_next;
 	int recv_peer; /* who the transfer in progress comes from, -1 none */

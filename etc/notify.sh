@@ -2,8 +2,10 @@
 # checksync notify hook (hooks.notify). checksyncd runs it on every role
 # change, in the background, with a timeout (hooks.timeout_ms), as
 #     notify.sh EVENT ROLE TERM NODE
-# EVENT is the journal event kind (promoted, demoted, fenced, role_changed,
-# ...), ROLE the new role (primary, backup, witness, fenced), TERM the
+# EVENT is the journal event kind (demoted, fenced, role_changed, ...; a
+# node that runs an app announces its promotion as app_serving, once the
+# restored app answers, so clients move only to a host that serves;
+# without an app it is promoted), ROLE the new role (primary, backup, witness, fenced), TERM the
 # cluster term, NODE this node's name. Whatever it prints goes to the
 # journal (CHECKSYNC_EVENT=notify_hook_output); its exit status is logged.
 #
