@@ -390,7 +390,7 @@ def fill_and_free_beta(c, state):
     wait_until("beta degraded in alpha's status", lambda: (backup_entry(
         c, "alpha", "beta") or {}).get("state") == "degraded", 10)
     assert serving(c, "alpha"), "alpha stopped serving reads"
-    check_keys_preloaded(c, "alpha")
+    check_keys_preloaded(c, "alpha", 80000)
     inspect_chain(c, "beta")
     sh("mount", "-o", "remount,size=1g", state)
     t = time.time()
@@ -414,9 +414,9 @@ def fill_and_free_beta(c, state):
     inspect_chain(c, "beta")
 
 
-def check_keys_preloaded(c, node):
-    """A few preloaded keys read back from node (kvserver's PreloadValue)."""
-    for i in (0, 4242, 79999):
+def check_keys_preloaded(c, node, n):
+    """A few of the n preloaded keys read back from node (kvserver's PreloadValue)."""
+    for i in (0, n // 2, n - 1):
         r = sh("ip", "netns", "exec", c["gamma"].ns, "curl", "-sf", "-m", "5",
                "%s/k/k%d" % (url(c, node), i), check=False, timeout=10)
         unit = "v%d." % i
@@ -427,7 +427,8 @@ def check_keys_preloaded(c, node):
 def backup_restarted_mid_transfer_catches_up():
     """kvserver preloads 200000 keys: SIGKILL beta's daemon while it
     receives the base, restart it: it catches up (acknowledges alpha's
-    newest generation) and leaves no .tmp file behind."""
+    newest generation), leaves no .tmp file behind, and serves every key
+    once alpha's host dies."""
     with app_cluster(kv_args=("-preload", "200000")) as c:
         converge(c)
         state = os.path.join(c["beta"].dir, "state")
@@ -446,13 +447,24 @@ def backup_restarted_mid_transfer_catches_up():
         print("killed beta with %d bytes of %s received" % (size, os.path.basename(tmp)))
         assert not (backup_entry(c, "alpha", "beta") or {}).get("acked_generation"), \
             "beta had acknowledged a generation already: the kill was not mid-transfer"
+        t_restart = time.time()
         c.start("beta")
         wait_serving(c, "alpha")
         target = wait_caught_up(c, "alpha", "beta", timeout=60)
         print("beta acknowledged generation %d after its restart" % target)
-        left = glob.glob(os.path.join(state, "*", "*.tmp"))
-        assert not left, "beta left partial images: %s" % left
+        # Transfers and compactions go on: a partial file written since the
+        # restart is one of them, an older one is left over.
+        left = []
+        for f in glob.glob(os.path.join(state, "*", "*.tmp")):
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(f).st_mtime < t_restart:
+                    left.append(f)
+        assert not left, "beta left partial images from before its restart: %s" % left
         inspect_chain(c, "beta")
+        # What beta holds now is a working chain: it takes over with every key.
+        kill_host(c, "alpha")
+        wait_serving(c, "beta")
+        check_keys_preloaded(c, "beta", 200000)
 
 
 def failover_repeated():
