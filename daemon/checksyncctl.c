@@ -312,6 +312,14 @@ static void print_app(json_t *app, json_t *store)
 		       int_of(store, "lineage_term"));
 }
 
+static void print_ready(json_t *r)
+{
+	if (json_is_object(r))
+		printf("restore:  %s (%s)\n",
+		       json_is_true(json_object_get(r, "ready")) ? "ready" : "NOT READY",
+		       str_or(r, "reason", "?"));
+}
+
 static void print_backups(json_t *backups)
 {
 	size_t i;
@@ -348,6 +356,7 @@ static void print_status(json_t *a)
 		printf("lease:    -\n");
 	print_peers(json_object_get(a, "peers"));
 	print_app(json_object_get(a, "app"), json_object_get(a, "store"));
+	print_ready(json_object_get(a, "restore_ready"));
 	print_backups(json_object_get(a, "backups"));
 }
 

@@ -16,6 +16,7 @@
 #include "control.h"
 #include "dataplane_int.h"
 #include "journal.h"
+#include "ready.h"
 
 static uint64_t now_ms(void)
 {
@@ -271,9 +272,11 @@ static json_t *status(void *arg)
 		                    json_integer((json_int_t)cs_store_newest(dp->store)));
 		json_object_set_new(app, "restores", json_integer((json_int_t)dp->restore_next));
 	}
-	return json_pack("{s:o, s:o, s:o, s:s, s:s, s:I}", "app", app, "store",
-	                 cs_store_status(dp->store), "backups", cs_repl_status(dp->repl),
-	                 "durability", cs_durability_name(dp->cfg->checkpoint.durability), "sync",
+	return json_pack("{s:o, s:o, s:o, s:o, s:s, s:s, s:I}", "app", app, "store",
+	                 cs_store_status(dp->store), "restore_ready",
+	                 dp->ready ? cs_ready_status(dp->ready) : json_null(), "backups",
+	                 dp->term ? cs_repl_status(dp->repl) : json_array(), "durability",
+	                 cs_durability_name(dp->cfg->checkpoint.durability), "sync",
 	                 cs_sync_mode_name(dp->cfg->checkpoint.sync), "sync_waiting",
 	                 (json_int_t)cs_syncsrv_waiting(dp->sync));
 }
@@ -329,6 +332,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (dp->term)
 		cs_store_rescan(dp->store);
 	update_durable(dp);
+	if (dp->ready)
+		cs_ready_enable(dp->ready, !dp->term && cs_store_newest(dp->store) > 0);
 }
 
 /* What may wait in a backup's link queue: checkpoint.max_buffer_mb, but
@@ -338,6 +343,15 @@ static uint64_t queue_bound(const struct cs_config *c)
 {
 	return c->checkpoint.max_buffer_bytes < CS_DP_QUEUE_MAX ? c->checkpoint.max_buffer_bytes
 	                                                        : CS_DP_QUEUE_MAX;
+}
+
+static void ready_changed(void *ctx, bool ready, const char *reason)
+{
+	(void)ctx;
+	if (!ready)
+		cs_event(CS_EV_RESTORE_NOT_READY, .reason = reason);
+	else
+		cs_log_info("restore ready: %s", reason);
 }
 
 static int open_parts(struct cs_dataplane *dp, const char *tool)
@@ -369,6 +383,9 @@ static int open_parts(struct cs_dataplane *dp, const char *tool)
 		                           .workdir = c->app.workdir,
 		                           .interval_ms = c->checkpoint.interval_ms};
 		r = cs_app_new(cs_daemon_base(dp->d), &ap, &ao, dp, &dp->app);
+		if (r == 0)
+			r = cs_ready_new(cs_daemon_base(dp->d), tool, cs_store_chain_dir(dp->store),
+			                 ready_changed, dp, &dp->ready);
 	}
 	return r;
 }
@@ -414,6 +431,7 @@ void cs_dataplane_free(struct cs_dataplane *dp)
 		event_free(dp->tick);
 	if (dp->retry)
 		event_free(dp->retry);
+	cs_ready_free(dp->ready);
 	cs_app_free(dp->app);
 	cs_syncsrv_close(dp->sync, ESTALE, "the daemon is stopping");
 	cs_repl_free(dp->repl);

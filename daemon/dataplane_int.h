@@ -17,6 +17,7 @@
 #define CS_DP_RETRY_S      30         /* after too many failures of an app that never served */
 
 struct cs_app;
+struct cs_ready;
 struct event;
 
 struct cs_dataplane {
@@ -28,6 +29,7 @@ struct cs_dataplane {
 	struct cs_repl *repl;
 	struct cs_app *app; /* NULL without an "app" in the config */
 	struct cs_syncsrv *sync;
+	struct cs_ready *ready; /* restore readiness, on a backup with an app */
 	struct event *tick, *retry;
 	uint64_t term;             /* the term this node is primary of, 0 if not */
 	uint64_t start_ms;         /* the app's last start */

@@ -23,7 +23,7 @@ static const struct {
 	 "                [--workdir DIR] [--first-generation N] -- PROG [ARGS...]"},
 	{"checkpoint", cs_cmd_checkpoint, "checkpoint --dir DIR"},
 	{"restore", cs_cmd_restore,
-	 "restore --dir DIR [--generation G] [--next-generation N] [--detach]"},
+	 "restore --dir DIR [--generation G] [--next-generation N] [--detach | --check]"},
 	{"inspect", cs_cmd_inspect, "inspect DIR|IMAGE [--json]"},
 	{"compact", cs_cmd_compact, "compact DIR [--generation G]"},
 };

@@ -194,6 +194,7 @@ static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *
 		{"generation", required_argument, NULL, 'g'},
 		{"detach", no_argument, NULL, 'D'},
 		{"next-generation", required_argument, NULL, 'n'},
+		{"check", no_argument, NULL, 'c'},
 		{0},
 	};
 	const char *dir = NULL;
@@ -203,6 +204,7 @@ static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'D': r->detach = 1; break;
+		case 'c': r->check_only = 1; break;
 		case 'g':
 			if (cs_parse_arg_u64("--generation", optarg, "a generation number", 0,
 					     gen) < 0)
@@ -218,7 +220,7 @@ static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *
 	}
 	if (!dir || optind != argc) {
 		cs_err("usage: checksync restore --dir DIR [--generation G] [--next-generation N] "
-		       "[--detach]");
+		       "[--detach | --check]");
 		return -1;
 	}
 	if (!realpath(dir, r->dir)) {
@@ -291,5 +293,12 @@ int cs_cmd_restore(int argc, char **argv)
 	r.img = r.chain.imgs[0].img;
 	if (prepare(&r) < 0)
 		return 1;
+	if (r.check_only) {
+		/* Everything a restore checks before it changes anything passed:
+		 * what checksyncd's restore_ready reports on a backup. */
+		printf("ready: generation %llu of %s can be restored here\n",
+		       (unsigned long long)r.img->header.generation, r.dir);
+		return 0;
+	}
 	return launch(&r);
 }

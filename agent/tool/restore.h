@@ -32,7 +32,8 @@ struct cs_restore {
 	int detach;
 	int64_t mono_offset_ns, boot_offset_ns, away_ns;
 	uint64_t next_generation;     /* the restored agent's next image */
-	uint64_t min_next_generation; /* --next-generation (0: none) */
+	uint64_t min_next_generation;
+	int check_only; /* --check: validate and build the plan, restore nothing */ /* --next-generation (0: none) */
 };
 
 /* validate.c: each returns 0 or -1 after printing why it refuses. */
