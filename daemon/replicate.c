@@ -277,7 +277,7 @@ static void pump(struct cs_repl *r, int peer)
 	struct backup *b = &r->b[peer];
 	int e;
 
-	while (r->term && b->backup && b->up && !b->degraded &&
+	while (r->term && b->backup && b->up &&
 	       r->ops.queued(r->ctx, peer) < r->p.max_queue_bytes) {
 		if (!b->gen && !next_image(r, peer))
 			return;
@@ -333,8 +333,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	next_after(r, UINT64_MAX - 1, &r->newest);
 	for (size_t i = 0; i < r->p.n_peers; i++) {
-		if (r->b[i].degraded && now_ms() >= r->b[i].retry_at)
-			r->b[i].degraded = false; /* try again: its disk may have room now */
 		judge(r, (int)i);
 	}
 	pump_all(r);
@@ -370,6 +368,8 @@ void cs_repl_ack(struct cs_repl *r, int peer, const struct cs_msg_ack *a)
 	if (a->generation > b->acked)
 		b->acked = a->generation;
 	if (b->degraded || b->error[0]) {
+		if (b->degraded)
+			cs_log_notice("backup %s stores checkpoints again", r->p.names[peer]);
 		b->degraded = false;
 		b->error[0] = '\0';
 	}
@@ -384,8 +384,11 @@ void cs_repl_refused(struct cs_repl *r, int peer, uint32_t code, const char *tex
 		return; /* already starting over: later refusals are of the old session */
 	snprintf(b->error, sizeof(b->error), "%s", text);
 	if (code == CS_ERR_INTERNAL) {
+		/* It cannot store (disk full): Sync stops waiting for it, and a
+		 * new session every 2 s finds out when it can again. */
+		if (!b->degraded)
+			cs_event(CS_EV_BACKUP_DEGRADED, .peer = r->p.names[peer], .reason = text);
 		b->degraded = true;
-		cs_event(CS_EV_BACKUP_DEGRADED, .peer = r->p.names[peer], .reason = text);
 		end_session(r, peer, 2000);
 	} else {
 		end_session(r, peer, RETRY_MS);
