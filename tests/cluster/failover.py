@@ -14,6 +14,7 @@ import ctypes
 import glob
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -472,31 +473,93 @@ def failover_repeated():
     primary (restored locally), SIGKILL the primary's host (the backup takes
     over; the dead host is restarted and rejoins). Zero acknowledged writes
     lost, every failover completes."""
+    faults_in_a_row(["app", "host"] * 3)
+
+
+def failover_randomized():
+    """Twenty faults chosen at random (seed from $CS_SEED, else the time;
+    printed) among: SIGKILL the app, SIGKILL the primary's host, cut the
+    primary's link. Zero acknowledged writes lost, every failover completes."""
+    seed = int(os.environ.get("CS_SEED") or time.time())
+    print("CS_SEED=%d" % seed)
+    rnd = random.Random(seed)
+    faults_in_a_row([rnd.choice(["app", "host", "cut"]) for _ in range(20)])
+
+
+def faults_in_a_row(kinds):
+    """Each fault in turn under writes, with the backup caught up before it;
+    then every acknowledged write is read back from the last primary."""
     with app_cluster() as c:
         started(c)
         w = Writer(c, ["alpha", "beta"])
         primary, backup = "alpha", "beta"
-        for i in range(6):
+        kills = {"alpha": [], "beta": []}  # app kills, per daemon's life
+        for i, kind in enumerate(kinds):
             w.wait_acks(20, node=primary)
             wait_caught_up(c, primary, backup)
-            t = time.time()
-            if i % 2 == 0:
-                kill_app(c, primary)
-                wait_event_since(c, "app_restored_locally", primary, t)
-                print("fault %d: app on %s restored locally" % (i + 1, primary))
+            t0 = time.monotonic()
+            if kind == "app":
+                what = app_fault(c, primary, backup, kills[primary])
             else:
-                t_kill = kill_host(c, primary)
-                wait_until("%s primary" % backup, lambda: c[backup].role()[0] == "primary", 15)
-                wait_serving(c, backup)
-                print("fault %d: host %s killed, %s serves after %.2f s" % (
-                    i + 1, primary, backup, time.monotonic() - t_kill))
-                c.start(primary)
+                what = host_or_link_fault(c, kind, primary, backup)
+                if kind == "host":
+                    kills[primary] = []
+            if "took over" in what:
                 primary, backup = backup, primary
                 wait_until("%s back as a backup" % backup, lambda: c.converged(primary), 20)
+            print("fault %d: %s, serving after %.2f s" % (i + 1, what, time.monotonic() - t0))
         w.wait_acks(20, node=primary)
         acked = w.stop()
         print("%d writes acknowledged across the faults" % len(acked))
         check_keys(c, w.acks, primary)
+
+
+MAX_RESTORES = 3  # app.max_restores_per_minute's default
+
+
+def app_fault(c, primary, backup, kills):
+    """SIGKILLs the app: restored locally, unless that would be more than
+    MAX_RESTORES within a minute: then the backup takes over (a minute is
+    the daemon's; kills within 55-65 s of this one may count either way)."""
+    now = time.monotonic()
+    surely = sum(now - k < 55 for k in kills) + 1
+    maybe = sum(now - k < 65 for k in kills) + 1
+    kills.append(now)
+    t = time.time()
+    kill_app(c, primary)
+
+    def outcome():
+        if events_since(c, "app_restored_locally", primary, t):
+            return "local"
+        return "failover" if c[backup].role()[0] == "primary" else None
+    got = wait_until("the app restored on %s or %s promoted" % (primary, backup), outcome, 20,
+                     step=0.1)
+    if surely > MAX_RESTORES:
+        assert got == "failover", "%s restored the app for the %d. time in a minute" % (
+            primary, surely)
+    if maybe <= MAX_RESTORES:
+        assert got == "local", "%s failed over after %d restores in a minute" % (primary, maybe)
+    if got == "local":
+        wait_serving(c, primary)
+        return "app on %s restored locally" % primary
+    wait_serving(c, backup)
+    return "app on %s killed %d times in a minute, %s took over" % (primary, surely, backup)
+
+
+def host_or_link_fault(c, kind, primary, backup):
+    """SIGKILLs the primary's host or cuts its link; the backup takes over,
+    then the host is restarted or its link healed."""
+    if kind == "host":
+        kill_host(c, primary)
+    else:
+        c.cut(primary)
+    wait_until("%s primary" % backup, lambda: c[backup].role()[0] == "primary", 15)
+    wait_serving(c, backup)
+    if kind == "host":
+        c.start(primary)
+    else:
+        c.heal(primary)
+    return "%s %s, %s took over" % (primary, "killed" if kind == "host" else "cut off", backup)
 
 
 SCENARIOS = {f.__name__: f for f in [
@@ -506,6 +569,7 @@ SCENARIOS = {f.__name__: f for f in [
     disk_full_backup_degrades_and_recovers,
     backup_restarted_mid_transfer_catches_up,
     failover_repeated,
+    failover_randomized,
 ]}
 
 if __name__ == "__main__":
