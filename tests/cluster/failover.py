@@ -317,6 +317,7 @@ def cut_primary_never_two_writers():
         w.wait_acks(50)
         term = c["alpha"].role()[1]
         c.cut("alpha")
+        t_cut = time.monotonic()  # the link is down: beta hears nothing sent after
         wait_until("alpha fenced", lambda: c["alpha"].role()[0] == "fenced", 10)
         wait_until("beta primary", lambda: c["beta"].role()[0] == "primary", 15)
         wait_until("beta's app serving", lambda: app_of(c, "beta").get("state") == "serving", 15)
@@ -335,14 +336,15 @@ def cut_primary_never_two_writers():
                                        "gen-*.img"))
         assert stale, "alpha's chain of term %d is not in state/stale: %s" % (
             term, os.listdir(os.path.join(c["alpha"].dir, "state", "stale")))
-        check_one_app_at_a_time(probes, t_heal)
+        check_one_app_at_a_time(probes, t_cut, t_heal)
         check_keys(c, w.acks, "beta")
 
 
-def check_one_app_at_a_time(probes, t_heal):
+def check_one_app_at_a_time(probes, t_cut, t_heal):
     """From the probes' samples (t0 t1 status): alpha's app answered nothing
     that it received after beta's app had answered something, before the
-    heal (alpha is a backup after it, with no app)."""
+    heal (alpha is a backup after it, with no app); and it acknowledged no
+    write sent after the cut (beta could not have acknowledged it)."""
     answered, written = {}, {}
     heal = t_heal - time.time() + time.monotonic()
     for n, (f, _) in probes.items():
@@ -353,6 +355,9 @@ def check_one_app_at_a_time(probes, t_heal):
         print("%s's app: %d probes before the heal, %d answered, %d writes acknowledged" % (
             n, len(rows), len(answered[n]), len(written[n])))
     assert written["alpha"], "alpha never acknowledged a probe write before the cut"
+    late = [s for s in written["alpha"] if s[0] > t_cut]
+    assert not late, "alpha acknowledged %d writes sent after its link was cut, the first " \
+        "sent %.3f s after the cut" % (len(late), late[0][0] - t_cut)
     assert answered["beta"], "beta's app never answered a probe before the heal"
     last_alpha = max(answered["alpha"], key=lambda s: s[0])
     first_beta = min(answered["beta"], key=lambda s: s[1])
