@@ -33,14 +33,15 @@ PORT = 8080
 # ---- the app and its clients ----
 
 @contextlib.contextmanager
-def app_cluster(kv_args=(), interval_ms=100, **kw):
+def app_cluster(kv_args=(), app=None, checkpoint=None, **kw):
     """A three-host cluster (alpha, beta, witness gamma) whose app is
-    kvserver -sync; clients started with client() are stopped on the way
-    out, whatever happened."""
+    kvserver -sync (app and checkpoint: more keys of those config sections);
+    clients started with client() are stopped on the way out, whatever
+    happened."""
     with cluster(THREE, **kw) as c:
-        c.app = {"exec": [c.build_file("agent/go/kvserver"), "-listen", "0.0.0.0:%d" % PORT,
-                          "-sync", *kv_args]}
-        c.checkpoint = {"interval_ms": interval_ms}
+        c.app = dict({"exec": [c.build_file("agent/go/kvserver"), "-listen",
+                               "0.0.0.0:%d" % PORT, "-sync", *kv_args]}, **(app or {}))
+        c.checkpoint = dict({"interval_ms": 100}, **(checkpoint or {}))
         for n in c.nodes:
             c.write_config(n)
         c.clients = []
@@ -269,12 +270,44 @@ def app_killed_is_restored_locally():
         check_keys(c, w.acks, "alpha")
 
 
+def app_killed_with_on_exit_failover_moves_to_beta():
+    """app.on_exit "failover": SIGKILL the app on the primary and alpha
+    hands the role to beta (app_crashed on alpha), which restores the app
+    with every acknowledged write; alpha's daemon lives on as a backup."""
+    with app_cluster(app={"on_exit": "failover"}) as c:
+        started(c)
+        w = Writer(c, ["alpha", "beta"])
+        w.wait_acks(30)
+        t = time.time()
+        kill_app(c, "alpha")
+        wait_event_since(c, "app_crashed", "alpha", t)
+        wait_until("beta primary", lambda: c["beta"].role()[0] == "primary", 15)
+        wait_serving(c, "beta")
+        wait_until("alpha back as beta's backup", lambda: c.converged("beta"), 20)
+        assert not events_since(c, "app_restored_locally", "alpha", t)
+        w.wait_acks(30, node="beta")
+        acked = w.stop()
+        print("%d writes acknowledged, %d by beta" % (len(acked), len(w.acked("beta"))))
+        check_keys(c, w.acks, "beta")
+
+
 def host_killed_backup_serves_every_synced_key():
     """SIGKILL the primary's daemon (its app dies with it) while a client
     writes: beta promotes, restores the newest generation it holds and
     serves every write acknowledged before the kill."""
-    with app_cluster() as c:
+    host_killed("disk")
+
+
+def host_killed_memory_durability_serves_every_synced_key():
+    """The same with checkpoint.durability "memory": a backup acknowledges
+    before its disk has the image, and one surviving host is enough."""
+    host_killed("memory")
+
+
+def host_killed(durability):
+    with app_cluster(checkpoint={"durability": durability}) as c:
         started(c)
+        assert c["alpha"].status()["durability"] == durability, c["alpha"].status()
         w = Writer(c, ["alpha", "beta"])
         w.wait_acks(100)
         first = client(c, "gamma", "first", url(c, "beta"))
@@ -569,7 +602,9 @@ def host_or_link_fault(c, kind, primary, backup):
 
 SCENARIOS = {f.__name__: f for f in [
     app_killed_is_restored_locally,
+    app_killed_with_on_exit_failover_moves_to_beta,
     host_killed_backup_serves_every_synced_key,
+    host_killed_memory_durability_serves_every_synced_key,
     cut_primary_never_two_writers,
     disk_full_backup_degrades_and_recovers,
     backup_restarted_mid_transfer_catches_up,
