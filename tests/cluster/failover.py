@@ -409,7 +409,8 @@ def disk_full_backup_degrades_and_recovers():
     alpha keeps serving reads, and once the tmpfs grows beta catches up.
     Then a filler file takes all free space while beta holds a chain:
     degraded again, the chain still loads, and it catches up once the
-    filler is gone."""
+    filler is gone, with every acknowledged write: beta takes over with
+    them when alpha's host dies."""
     with app_cluster(kv_args=("-preload", "80000")) as c:
         state = os.path.join(c["beta"].dir, "state")
         sh("mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", state)
@@ -449,8 +450,15 @@ def fill_and_free_beta(c, state):
     t = time.time()
     wait_caught_up(c, "alpha", "beta")
     wait_event_since(c, "backup_caught_up", "alpha", t, peer="beta")
-    w.stop()
+    w.wait_acks(20)  # writes are acknowledged again
+    acked = w.stop()
     inspect_chain(c, "beta")
+    # Nothing acknowledged was lost on the way: beta takes over with it all.
+    kill_host(c, "alpha")
+    wait_serving(c, "beta")
+    print("%d writes acknowledged while beta's disk filled and emptied" % len(acked))
+    check_keys(c, w.acks, "beta")
+    check_keys_preloaded(c, "beta", 80000)
 
 
 def check_keys_preloaded(c, node, n):
