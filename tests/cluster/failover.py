@@ -320,6 +320,7 @@ def host_killed(durability):
         print("beta answered its first request %.3f s after alpha's host was killed" % took)
         done = wait_event_since(c, "restore_done", "beta", t)[0]
         print("beta:", done["MESSAGE"])
+        check_takeover_journal(c, "beta", "alpha", t)
         acked = w.stop()
         # Alone, beta cannot make a write durable anywhere else: Sync fails
         # (503 from kvserver) instead of hanging.
@@ -330,6 +331,26 @@ def host_killed(durability):
         print("%d writes acknowledged before the kill, %d in all" % (len(before), len(acked)))
         check_keys(c, w.acks, "beta")
         assert took < 10, took
+
+
+def check_takeover_journal(c, node, old, t):
+    """node's journal tells the takeover in order, each entry with its
+    MESSAGE_ID: primary_lost (old), promoted and restore_started (the
+    restore starts within the promotion: either may be logged first),
+    restore_done (generation, duration), app_serving."""
+    kinds = ["primary_lost", "promoted", "restore_started", "restore_done", "app_serving"]
+    seen = [wait_event_since(c, k, node, t)[0] for k in kinds]
+    for k, e in zip(kinds, seen):
+        assert e.get("MESSAGE_ID"), (k, e)
+    assert seen[0].get("CHECKSYNC_PEER") == old, seen[0]
+    when = [int(e["__REALTIME_TIMESTAMP"]) for e in seen]
+    order = when[:1] + sorted(when[1:3]) + when[3:]
+    assert order == sorted(order), list(zip(kinds, when))
+    done = seen[3]
+    assert int(done["CHECKSYNC_GENERATION"]) == int(seen[2]["CHECKSYNC_GENERATION"]) > 0, done
+    assert "CHECKSYNC_DURATION_MS" in done, done
+    print("%s: %s" % (node, ", ".join("%s +%.0f ms" % (k, (w - when[0]) / 1000)
+                                      for k, w in zip(kinds, when))))
 
 
 def cut_primary_never_two_writers():
@@ -537,7 +558,7 @@ def faults_in_a_row(kinds):
     then every acknowledged write is read back from the last primary."""
     with app_cluster() as c:
         started(c)
-        w = Writer(c, ["alpha", "beta"])
+        w = Writer(c, ["alpha", "beta"], threads=8)
         primary, backup = "alpha", "beta"
         kills = {"alpha": [], "beta": []}  # app kills, per daemon's life
         for i, kind in enumerate(kinds):
