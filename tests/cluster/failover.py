@@ -24,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
 from harness import sh, wait_until  # noqa: E402
-from scenarios import THREE, cluster, converge, events, wait_event  # noqa: E402
+from scenarios import THREE, cluster, converge, events  # noqa: E402
 
 KVCLIENT = os.path.join(HERE, "kvclient.py")
 PORT = 8080
