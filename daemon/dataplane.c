@@ -50,6 +50,7 @@ static int start_app(struct cs_dataplane *dp, const char *why)
 
 	dp->start_ms = now_ms();
 	dp->start_generation = newest;
+	dp->start_bytes = newest ? cs_store_bytes(dp->store) : 0;
 	if (how == CS_APP_RESTORE)
 		cs_event(CS_EV_RESTORE_STARTED, .generation = newest, .reason = why);
 	r = cs_app_start(dp->app, how, generation_floor(dp, dp->term));
@@ -192,7 +193,7 @@ static void app_serving(void *ctx, enum cs_app_start how, uint64_t took_ms)
 	dp->served = dp->served_in_term = true;
 	if (how == CS_APP_RESTORE) {
 		cs_event(CS_EV_RESTORE_DONE, .generation = dp->start_generation,
-		         CS_DURATION(took_ms));
+		         .bytes = dp->start_bytes, CS_DURATION(took_ms));
 		if (dp->local_restore)
 			cs_event(CS_EV_APP_RESTORED_LOCALLY, .generation = dp->start_generation);
 	}

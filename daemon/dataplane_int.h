@@ -34,6 +34,7 @@ struct cs_dataplane {
 	uint64_t term;             /* the term this node is primary of, 0 if not */
 	uint64_t start_ms;         /* the app's last start */
 	uint64_t start_generation; /* what it was restored from (0: fresh) */
+	uint64_t start_bytes;      /* the chain's bytes then */
 	bool local_restore;        /* that start follows a crash on this primary */
 	bool served;               /* the app answered since its last start */
 	bool served_in_term;       /* ... at least once in this term */

@@ -22,7 +22,7 @@ struct event_desc {
 	const char *id; /* MESSAGE_ID, 128 bits in hex */
 	int priority;
 	/* MESSAGE with {node} {peer} {role} {old_role} {term} {old_term}
-	 * {generation} {duration_ms} {address} {hook} {reason}. A reason not
+	 * {generation} {duration_ms} {bytes} {address} {hook} {reason}. A reason not
 	 * named by the text is appended after ": ". */
 	const char *text;
 };
@@ -80,7 +80,7 @@ static const struct event_desc events[CS_EV__COUNT] = {
     [CS_EV_RESTORE_STARTED] = {"restore_started", "ea9fc052a608401e8d451d2e0402ccf2", LOG_NOTICE,
         "restoring the app from generation {generation}"},
     [CS_EV_RESTORE_DONE] = {"restore_done", "016e5ba0e2454287bc609a44744062e8", LOG_NOTICE,
-        "app restored from generation {generation} in {duration_ms} ms"},
+        "app restored from generation {generation} ({bytes} bytes of images) in {duration_ms} ms"},
     [CS_EV_APP_SERVING] = {"app_serving", "9ae3fb346296460e9fbabd0bf1268afb", LOG_NOTICE,
         "app serving on {node}"},
     [CS_EV_BACKUP_JOINED] = {"backup_joined", "d8a00cfe2c124ca891e9b074b7fe56f8", LOG_NOTICE,
@@ -189,7 +189,7 @@ struct entry {
 	bool plain; /* not an event: fields go to the journal only */
 	struct field f[MAX_FIELDS];
 	size_t n;
-	char numbers[5][24]; /* storage for numeric fields */
+	char numbers[6][24]; /* storage for numeric fields */
 	size_t n_numbers;
 };
 
@@ -350,6 +350,7 @@ void cs_event_emit(enum cs_event_kind kind, const struct cs_event_fields *f)
 	add_number(&e, "old_term", f->old_term, f->old_term);
 	add_number(&e, "generation", f->generation, f->generation);
 	add_number(&e, "duration_ms", f->has_duration, f->duration_ms);
+	add_number(&e, "bytes", f->bytes, f->bytes);
 	add_field(&e, "address", f->address);
 	add_field(&e, "hook", f->hook);
 	add_field(&e, "reason", f->reason);

@@ -216,6 +216,23 @@ uint64_t cs_store_rescan(struct cs_store *s)
 	return s->newest;
 }
 
+uint64_t cs_store_bytes(const struct cs_store *s)
+{
+	DIR *d = opendir(s->chain);
+	struct dirent *e;
+	struct stat st;
+	uint64_t sum = 0, g;
+	int tmp;
+
+	while (d && (e = readdir(d)))
+		if (cs_image_name_parse(e->d_name, &g, &tmp) == 0 && !tmp &&
+		    fstatat(dirfd(d), e->d_name, &st, 0) == 0)
+			sum += (uint64_t)st.st_size;
+	if (d)
+		closedir(d);
+	return sum;
+}
+
 uint64_t cs_store_newest(const struct cs_store *s)
 {
 	return s->newest;

@@ -47,6 +47,8 @@ const char *cs_store_chain_dir(const struct cs_store *s);
  * directory (the local agent writes into it on a primary). */
 uint64_t cs_store_rescan(struct cs_store *s);
 uint64_t cs_store_newest(const struct cs_store *s);
+/* Bytes of the complete images in the chain. */
+uint64_t cs_store_bytes(const struct cs_store *s);
 /* The term of the primary whose images the chain holds (0: none). */
 uint64_t cs_store_lineage(const struct cs_store *s);
 int cs_store_set_lineage(struct cs_store *s, uint64_t term);
