@@ -64,8 +64,10 @@ static int read_config(struct cs_config *cfg, const char *dir)
 	const char *k = getenv(CS_ENV_COMPACTOR);
 	cfg->compactor = k && !strcmp(k, "1");
 	const char *w = getenv("CHECKSYNC_WRITER");
-	cfg->writer = !w ? CS_WRITER_AUTO : !strcmp(w, "fork") ? CS_WRITER_FORK
-			  : !strcmp(w, "copy") ? CS_WRITER_COPY : CS_WRITER_AUTO;
+	cfg->writer = !w                   ? CS_WRITER_AUTO
+	              : !strcmp(w, "fork") ? CS_WRITER_FORK
+	              : !strcmp(w, "copy") ? CS_WRITER_COPY
+	                                   : CS_WRITER_AUTO;
 	return 0;
 }
 
@@ -136,6 +138,7 @@ static int open_fds(struct cs_agent *a)
 static void reset_fds(struct cs_agent *a)
 {
 	a->uffd = a->pagemap_fd = a->lock_fd = a->listen_fd = a->wake_fd = a->dir_fd = -1;
+	a->sup_fd = -1;
 	a->tee_pipe[0] = a->tee_pipe[1] = -1;
 	for (size_t i = 0; i < sizeof(a->client_fd) / sizeof(a->client_fd[0]); i++)
 		a->client_fd[i] = -1;
@@ -284,7 +287,7 @@ static int start(const char *dir)
  * constructor runs next, is then the only agent.
  */
 #define CS_ENV_ACTIVE "CHECKSYNC_ACTIVE_AGENT"
-#define PEER_MAGIC 0x3152454550534328ull /* "(CSPEER1" */
+#define PEER_MAGIC    0x3152454550534328ull /* "(CSPEER1" */
 
 struct cs_agent_peer {
 	uint64_t magic;
@@ -298,13 +301,13 @@ struct cs_agent_peer {
 };
 
 static struct cs_agent_peer self_peer = {
-	.magic = PEER_MAGIC,
-	.size = sizeof(struct cs_agent_peer),
-	.enabled = cs_enabled,
-	.sync = cs_sync,
-	.checkpoint = cs_checkpoint,
-	.stats_size = cs_stats_size,
-	.on_restore = cs_on_restore,
+    .magic = PEER_MAGIC,
+    .size = sizeof(struct cs_agent_peer),
+    .enabled = cs_enabled,
+    .sync = cs_sync,
+    .checkpoint = cs_checkpoint,
+    .stats_size = cs_stats_size,
+    .on_restore = cs_on_restore,
 };
 /* Non-NULL: another copy in this process is the agent; calls go there. */
 static const struct cs_agent_peer *peer;
@@ -317,7 +320,7 @@ static void publish_self(void)
 		c = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) ^ ((uint64_t)getpid() << 32) ^ 1;
 	self_peer.cookie = c;
 	snprintf(val, sizeof(val), "%d:%lx:%llx", (int)getpid(), (unsigned long)&self_peer,
-		 (unsigned long long)c);
+	         (unsigned long long)c);
 	setenv(CS_ENV_ACTIVE, val, 1); /* constructors run before any other thread */
 }
 
@@ -361,12 +364,12 @@ static void refuse_copy(const struct cs_agent_peer *p)
 {
 	char line[256];
 	int n = snprintf(line, sizeof(line),
-			 "checksync: another copy of the agent is active in this process with an "
-			 "incompatible interface (%llu bytes, this copy knows %zu); this copy "
-			 "stays inactive (its calls answer -ENOTCONN)\n",
-			 (unsigned long long)p->size, sizeof(*p));
+	                 "checksync: another copy of the agent is active in this process with an "
+	                 "incompatible interface (%llu bytes, this copy knows %zu); this copy "
+	                 "stays inactive (its calls answer -ENOTCONN)\n",
+	                 (unsigned long long)p->size, sizeof(*p));
 	cs_strlcpy(cs_agent.last_error, "another, incompatible copy of the agent is active",
-		   sizeof(cs_agent.last_error));
+	           sizeof(cs_agent.last_error));
 	if (n > 0 && write(STDERR_FILENO, line, strlen(line)) < 0) {
 		/* stderr closed: last_error still says it */
 	}
@@ -440,7 +443,7 @@ void cs_after_restore(struct cs_agent *a)
 		cs_strlcat(a->last_error, strerror(-r), sizeof(a->last_error));
 	}
 	struct cs_restore_info info = {.restored_from_generation = b.restored_from_generation,
-				       .away_ns = b.away_ns};
+	                               .away_ns = b.away_ns};
 	for (int i = 0; i < MAX_CALLBACKS; i++)
 		if (callbacks[i].cb)
 			callbacks[i].cb(&info, callbacks[i].arg);
@@ -530,7 +533,7 @@ static int fill_stats(struct cs_stats *out)
 	out->last_copied = a->last_copy_mode;
 	out->restored_from = a->restored_from;
 	out->tracking = a->active ? (a->mode == CS_MODE_HASH ? CS_TRACKING_HASH : CS_TRACKING_UFFD)
-				  : CS_TRACKING_NONE;
+	                          : CS_TRACKING_NONE;
 	cs_strlcpy(out->last_error, a->last_error, sizeof(out->last_error));
 	cs_freeze_sig_report(&sig);
 	out->freeze_signal = sig.signal;

@@ -2,14 +2,24 @@
  * Freezing every thread of the process from inside, with a dedicated
  * real-time signal.
  *
- * The agent thread sends the signal with tgkill to every other thread of
+ * The agent thread sends the signal to every other thread of
  * /proc/self/task, re-reading the list until no new thread shows up. Each
  * handler records what the restorer needs about its thread (the address of
  * its signal frame's ucontext, fs base, tid address, robust list, rseq) and
  * parks on a futex. Then the agent signals itself, so its own state is a
  * signal frame like every other thread's, and does the capture from inside
  * its handler. When that frame is resumed by a restorer, the agent returns
- * from tgkill in a new process and sees cs_restore_block.restored == 1.
+ * from its signal in a new process and sees cs_restore_block.restored == 1.
+ *
+ * A thread whose mask blocks the signal (jemalloc's background thread, Go's
+ * os/signal thread, glibc's SIGEV_THREAD helper) or that waits for it in
+ * sigwaitinfo would never park, or would take it as its own. The agent
+ * finds those in /proc before it sends anything and has the supervisor
+ * (the namespace init, supervisor.c) stop each one with ptrace and open its
+ * mask for the signal; the handler then writes the mask the thread had
+ * back into its frame, so it resumes, and is restored, with its own mask.
+ * A freeze that cannot complete is released at once and says which thread
+ * stopped it.
  *
  * Everything reached from the handler saves errno, takes no lock and never
  * calls malloc or stdio: the parked threads may hold any of them.
@@ -23,27 +33,59 @@
 #include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "compat.h"
 
-#define STRAGGLER_TIMEOUT_NS (2ull * 1000000000ull)
+/* A thread that can run parks within this, or the freeze is given up. */
+#define STRAGGLER_TIMEOUT_NS (50ull * 1000000ull)
+/* How often threads that did not park yet are looked at in /proc. */
+#define LOOK_EVERY_NS (2ull * 1000000ull)
+/* Threads the supervisor may have to hold in one freeze. */
+#define MAX_HELD   256
+#define FREEZE_BIT (1ull << (CS_FREEZE_SIGNAL - 1))
 
 static _Atomic uint32_t release_seq; /* bumped to release parked threads */
 static _Atomic uint32_t freeze_seq;  /* release_seq value of the current freeze */
 static _Atomic int freeze_active;
-static _Atomic uint32_t parked;      /* threads parked in this freeze */
-static _Atomic uint32_t nrec;        /* records filled in */
-static struct cs_thread_rec *recs;   /* scratch, CS_MAX_THREADS */
+static _Atomic uint32_t parked;    /* threads parked in this freeze */
+static _Atomic uint32_t nrec;      /* records filled in */
+static struct cs_thread_rec *recs; /* scratch, CS_MAX_THREADS */
 /* recs[i] is complete once ready[i] is 1: a slot is claimed (nrec) before
  * it is filled, and the agent must not capture a half-written record. */
 static _Atomic uint32_t *ready;
-static int32_t *signaled;            /* scratch: tids sent the signal this freeze */
+static int32_t *signaled; /* scratch: tids sent the signal this freeze */
 static uint32_t n_signaled;
+static int32_t held[MAX_HELD]; /* tids the supervisor held this freeze */
+static uint32_t n_held;
 static uint64_t t_first_kill, t_released;
 static int capture_rc;
+
+/*
+ * The agent's signals carry a token (SI_QUEUE, si_value): a random cookie
+ * in the high half, the freeze's sequence number in the low half. A signal
+ * of an earlier freeze that was given up before it arrived (it waited,
+ * blocked, on a thread) is recognised as the agent's and dropped instead
+ * of parking a thread nobody waits for, or reaching the program.
+ */
+static uint32_t cookie;
+static _Atomic uint64_t freeze_token;
+
+/*
+ * The mask a held thread had, for the handler of the signal with the same
+ * token to write into its frame (tid is published last). An entry whose
+ * signal never arrives (the thread exited) is reused once its tid is gone.
+ */
+struct mask_fix {
+	_Atomic int32_t tid;
+	uint64_t token;
+	uint64_t mask;
+};
+static struct mask_fix fixes[MAX_HELD];
 
 static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts)
 {
@@ -111,8 +153,8 @@ static _Atomic unsigned prev_idx;
 static _Atomic uint64_t forwarded;
 static struct cs_sig_report takes; /* written by the agent thread only */
 static int take_reported;
-static int go_runtime;         /* a handler found was the Go runtime's (SIGURG's) */
-static uint64_t kicked_epoch;  /* cs_agent.epoch of the last restore kicked */
+static int go_runtime;        /* a handler found was the Go runtime's (SIGURG's) */
+static uint64_t kicked_epoch; /* cs_agent.epoch of the last restore kicked */
 
 static uintptr_t handler_of(const struct sigaction *sa)
 {
@@ -178,16 +220,43 @@ static int to_main_thread(int sig, const siginfo_t *si)
 	return (int)syscall(SYS_rt_tgsigqueueinfo, cs_agent.pid, cs_agent.pid, sig, &q);
 }
 
+static int from_agent(const siginfo_t *si)
+{
+	return si->si_code == SI_QUEUE && si->si_pid == cs_agent.pid &&
+	       ((uint64_t)(uintptr_t)si->si_value.sival_ptr >> 32) == cookie;
+}
+
+/* The mask the supervisor found on this thread goes back into the frame
+ * (the kernel wrote the opened one): sigreturn, now or after a restore,
+ * reinstates it. The kernel's sigset is the first 8 bytes of glibc's. */
+static void put_mask_back(pid_t tid, uint64_t token, void *uc)
+{
+	for (uint32_t i = 0; i < MAX_HELD; i++) {
+		if (atomic_load_explicit(&fixes[i].tid, memory_order_acquire) != tid ||
+		    fixes[i].token != token)
+			continue;
+		memcpy(&((ucontext_t *)uc)->uc_sigmask, &fixes[i].mask, sizeof(uint64_t));
+		atomic_store(&fixes[i].tid, 0);
+		return;
+	}
+}
+
 static void freeze_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
 	uint32_t seq = atomic_load(&freeze_seq);
 	pid_t tid = (pid_t)syscall(SYS_gettid);
-	/* The agent sends with tgkill from this process, only during a freeze. */
-	if (si->si_code != SI_TKILL || si->si_pid != cs_agent.pid || !atomic_load(&freeze_active)) {
+	if (!from_agent(si)) {
 		if (tid != cs_agent.agent_tid || to_main_thread(sig, si))
 			forward(sig, si, uc);
 		errno = saved_errno;
+		return;
+	}
+	uint64_t token = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
+	put_mask_back(tid, token, uc);
+	cs_sleep_rewind(tid, uc);
+	if (token != atomic_load(&freeze_token) || !atomic_load(&freeze_active)) {
+		errno = saved_errno; /* a freeze given up before this thread could park */
 		return;
 	}
 	if (tid == cs_agent.agent_tid) {
@@ -221,9 +290,12 @@ int cs_freeze_install(void)
 		recs = cs_scratch_alloc(CS_MAX_THREADS * sizeof(*recs), 0);
 		signaled = cs_scratch_alloc(CS_MAX_THREADS * sizeof(*signaled), 0);
 		ready = cs_scratch_alloc(CS_MAX_THREADS * sizeof(*ready), 0);
-		if (!recs || !signaled || !ready)
+		if (!recs || !signaled || !ready || cs_sleep_init())
 			return -ENOMEM;
 	}
+	while (!cookie &&
+	       syscall(SYS_getrandom, &cookie, sizeof(cookie), 0) != (long)sizeof(cookie))
+		cookie = (uint32_t)cs_clock_ns(CLOCK_MONOTONIC);
 	struct sigaction old;
 	if (sigaction(CS_FREEZE_SIGNAL, &sa, &old))
 		return -errno;
@@ -244,16 +316,17 @@ static void report_takeover(const struct sigaction *cur)
 	else if (fn == (uintptr_t)SIG_DFL)
 		snprintf(what, sizeof(what), "reset to SIG_DFL");
 	else if (!sigaction(SIGURG, NULL, &urg) && handler_of(&urg) == fn)
-		snprintf(what, sizeof(what), "taken by handler %#lx, the Go runtime's (as for SIGURG)",
-			 (unsigned long)fn);
+		snprintf(what, sizeof(what),
+		         "taken by handler %#lx, the Go runtime's (as for SIGURG)",
+		         (unsigned long)fn);
 	else
 		snprintf(what, sizeof(what), "taken by handler %#lx", (unsigned long)fn);
 	snprintf(line, sizeof(line),
-		 "checksync: signal %d (the agent's freeze signal) was %s; the agent "
-		 "installed its own again. The program never sees the agent's freeze "
-		 "signals (os/signal.Notify on %d will not see them); signal %d sent by "
-		 "others is passed on to the handler found.\n",
-		 CS_FREEZE_SIGNAL, what, CS_FREEZE_SIGNAL, CS_FREEZE_SIGNAL);
+	         "checksync: signal %d (the agent's freeze signal) was %s; the agent "
+	         "installed its own again. The program never sees the agent's freeze "
+	         "signals (os/signal.Notify on %d will not see them); signal %d sent by "
+	         "others is passed on to the handler found.\n",
+	         CS_FREEZE_SIGNAL, what, CS_FREEZE_SIGNAL, CS_FREEZE_SIGNAL);
 	if (write(STDERR_FILENO, line, strlen(line)) < 0) {
 		/* nothing to do: stderr may be closed */
 	}
@@ -356,10 +429,10 @@ void cs_freeze_sig_report(struct cs_sig_report *out)
 	out->forwarded = atomic_load(&forwarded);
 }
 
-static int was_signaled(int32_t tid)
+static int in_list(const int32_t *list, uint32_t n, int32_t tid)
 {
-	for (uint32_t i = 0; i < n_signaled; i++)
-		if (signaled[i] == tid)
+	for (uint32_t i = 0; i < n; i++)
+		if (list[i] == tid)
 			return 1;
 	return 0;
 }
@@ -373,21 +446,157 @@ static int has_record(int32_t tid)
 	return 0;
 }
 
+/* The freeze signal with this freeze's token; 0 or -errno (ESRCH: gone). */
+static int send_freeze(pid_t tid)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	si.si_signo = CS_FREEZE_SIGNAL;
+	si.si_code = SI_QUEUE;
+	si.si_pid = cs_agent.pid;
+	si.si_uid = (uid_t)syscall(SYS_getuid);
+	si.si_value.sival_ptr = (void *)(uintptr_t)atomic_load(&freeze_token);
+	if (!t_first_kill)
+		t_first_kill = now_ns();
+	if (syscall(SYS_rt_tgsigqueueinfo, cs_agent.pid, tid, CS_FREEZE_SIGNAL, &si))
+		return -errno;
+	return 0;
+}
+
+/* A free entry (or one of a thread that is gone) for tid's mask. */
+static int add_fix(pid_t tid, uint64_t mask)
+{
+	for (uint32_t i = 0; i < MAX_HELD; i++) {
+		int32_t t = atomic_load(&fixes[i].tid);
+		if (t && syscall(SYS_tgkill, cs_agent.pid, t, 0) == 0)
+			continue;
+		atomic_store(&fixes[i].tid, 0);
+		fixes[i].token = atomic_load(&freeze_token);
+		fixes[i].mask = mask;
+		atomic_store_explicit(&fixes[i].tid, tid, memory_order_release);
+		return 0;
+	}
+	return -E2BIG;
+}
+
+/* errmsg = "freeze: <thread description> <what><detail>" */
+static int freeze_err(struct cs_agent *a, int r, pid_t tid, const struct cs_thread_look *t,
+                      const char *what, const char *detail)
+{
+	char *m = a->cap.errmsg;
+	cs_strlcpy(m, "freeze: ", CS_ERR_MAX);
+	cs_thread_describe(m, tid, t);
+	cs_strlcat(m, what, CS_ERR_MAX);
+	if (detail)
+		cs_strlcat(m, detail, CS_ERR_MAX);
+	return r;
+}
+
+/*
+ * Has the supervisor stop tid and open its mask for the freeze signal,
+ * sends the signal unless it is pending already, and lets the thread go:
+ * it then parks like the others. The handler puts the old mask back.
+ */
+static int hold_thread(struct cs_agent *a, pid_t tid, int send, const struct cs_thread_look *t)
+{
+	char why[CS_ERR_MAX];
+	uint64_t mask;
+	if (n_held >= MAX_HELD || n_signaled >= CS_MAX_THREADS - 1)
+		return freeze_err(a, -E2BIG, tid, t, "blocks signal 62: too many such threads",
+		                  NULL);
+	if (!t_first_kill)
+		t_first_kill = now_ns();
+	int r = cs_sup_stop(a, tid, CS_FREEZE_SIGNAL, &mask, why);
+	if (r == -ESRCH)
+		return 0; /* exited meanwhile */
+	if (r)
+		return freeze_err(a, r, tid, t, "blocks the freeze signal and ", why);
+	held[n_held++] = tid;
+	r = add_fix(tid, mask);
+	if (!r && send && !(r = send_freeze(tid)))
+		signaled[n_signaled++] = tid;
+	if (r == -ESRCH)
+		r = 0;
+	int c = cs_sup_cont(a, tid, why);
+	if (r)
+		return freeze_err(a, r, tid, t, "blocks the freeze signal: no room for its mask",
+		                  NULL);
+	return c ? freeze_err(a, c, tid, t, "was stopped by the supervisor and ", why) : 0;
+}
+
+/* Blocks the signal, or waits for it in sigwaitinfo (which would take it
+ * as the program's): either way the signal alone cannot park it. */
+static int needs_holding(const struct cs_thread_look *t)
+{
+	uint64_t set = 0;
+	if (t->blocked & FREEZE_BIT)
+		return 1;
+	if (t->sysno != SYS_rt_sigtimedwait)
+		return 0;
+	struct iovec local = {&set, sizeof(set)},
+	             remote = {(void *)(uintptr_t)t->args[0], sizeof(set)};
+	return syscall(SYS_process_vm_readv, cs_agent.pid, &local, 1, &remote, 1, 0) ==
+	           (long)sizeof(set) &&
+	       (set & FREEZE_BIT);
+}
+
+static int32_t to_hold[MAX_HELD]; /* found by look_one before anything was sent */
+static uint32_t n_to_hold;
+
+/* Before the first signal: the threads the signal alone will not park.
+ * Looking costs ~15 us a thread, so it is done while everything runs. */
+static int look_one(pid_t tid, void *arg)
+{
+	struct cs_thread_look t;
+	(void)arg;
+	if (cs_thread_look(tid, &t))
+		return 0;
+	cs_sleep_note(tid, &t);
+	if (!needs_holding(&t))
+		return 0;
+	if (n_to_hold >= MAX_HELD)
+		return freeze_err(&cs_agent, -E2BIG, tid, &t,
+		                  "blocks signal 62: too many such threads", NULL);
+	to_hold[n_to_hold++] = tid;
+	return 0;
+}
+
+/* Without a supervisor a thread that needs one fails the freeze before
+ * anything was sent: the program is not stopped at all. */
+static int supervisor_ready(struct cs_agent *a)
+{
+	char why[CS_ERR_MAX];
+	struct cs_thread_look t;
+	int r = cs_sup_ready(a, why);
+	if (r && cs_thread_look(to_hold[0], &t) == 0)
+		freeze_err(a, r, to_hold[0], &t, "blocks the freeze signal and there is ", why);
+	return r;
+}
+
 struct signal_round {
 	struct cs_agent *a;
 	int sent;
+	int first; /* every thread was looked at just before */
 };
 
+/* A new thread: the signal, or the supervisor first when it would not
+ * park on the signal alone. */
 static int signal_one(pid_t tid, void *arg)
 {
 	struct signal_round *sr = arg;
-	if (was_signaled((int32_t)tid))
+	struct cs_thread_look t;
+	if (in_list(signaled, n_signaled, tid) || in_list(held, n_held, tid))
 		return 0;
 	if (n_signaled >= CS_MAX_THREADS - 1)
 		return -E2BIG;
-	if (!t_first_kill)
-		t_first_kill = now_ns();
-	if (syscall(SYS_tgkill, sr->a->pid, tid, CS_FREEZE_SIGNAL) == 0) {
+	int hold = in_list(to_hold, n_to_hold, tid);
+	if (hold || !sr->first) {
+		if (cs_thread_look(tid, &t) == 0 && (hold || needs_holding(&t))) {
+			sr->sent++;
+			return hold_thread(sr->a, tid, 1, &t);
+		}
+	}
+	if (send_freeze(tid) == 0) {
 		signaled[n_signaled++] = (int32_t)tid;
 		sr->sent++;
 	}
@@ -395,32 +604,57 @@ static int signal_one(pid_t tid, void *arg)
 }
 
 /* Sends the signal to every thread not signaled yet; returns how many. */
-static int signal_new_threads(struct cs_agent *a)
+static int signal_new_threads(struct cs_agent *a, int first)
 {
-	struct signal_round sr = {.a = a, .sent = 0};
+	struct signal_round sr = {.a = a, .sent = 0, .first = first};
 	int r = for_each_thread(signal_one, &sr);
 	return r < 0 ? r : sr.sent;
+}
+
+/*
+ * A thread signaled but not parked yet: one that blocked the signal after
+ * it was looked at goes to the supervisor (its signal is pending); one that
+ * is stopped (job control, a debugger) or did not run for
+ * STRAGGLER_TIMEOUT_NS ends the freeze.
+ */
+static int look_at_straggler(struct cs_agent *a, pid_t tid, uint64_t waited)
+{
+	struct cs_thread_look t;
+	if (cs_thread_look(tid, &t))
+		return 0; /* gone */
+	if (needs_holding(&t) && !in_list(held, n_held, tid))
+		return hold_thread(a, tid, 0, &t);
+	if (t.state == 'T' || t.state == 't')
+		return freeze_err(a, -EBUSY, tid, &t, "is stopped (job control or a tracer)", NULL);
+	if (waited > STRAGGLER_TIMEOUT_NS)
+		return freeze_err(a, -ETIMEDOUT, tid, &t, "did not park within 50 ms", NULL);
+	return 0;
 }
 
 /* Waits until every signaled thread is parked or gone. */
 static int wait_parked(struct cs_agent *a)
 {
-	uint64_t deadline = now_ns() + STRAGGLER_TIMEOUT_NS;
+	uint64_t start = now_ns(), look_at = start + LOOK_EVERY_NS;
 	for (;;) {
 		uint32_t want = 0;
+		uint64_t now = now_ns();
+		int look = now >= look_at;
 		for (uint32_t i = 0; i < n_signaled; i++) {
-			if (has_record(signaled[i]))
+			if (signaled[i] < 0 || has_record(signaled[i]))
 				continue;
 			if (syscall(SYS_tgkill, a->pid, signaled[i], 0) != 0) {
 				signaled[i] = -1; /* exited before it could park */
 				continue;
 			}
+			int r = look ? look_at_straggler(a, signaled[i], now - start) : 0;
+			if (r)
+				return r;
 			want++;
 		}
 		if (!want)
 			return 0;
-		if (now_ns() > deadline)
-			return -ETIMEDOUT;
+		if (look)
+			look_at = now + LOOK_EVERY_NS;
 		uint32_t p = atomic_load(&parked);
 		struct timespec ts = {0, 1000000};
 		futex(&parked, FUTEX_WAIT, p, &ts);
@@ -461,6 +695,7 @@ static void agent_in_handler(void *uc)
 int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns)
 {
 	n_signaled = 0;
+	n_held = 0;
 	for (uint32_t i = 0; i < CS_MAX_THREADS && i < atomic_load(&nrec); i++)
 		atomic_store(&ready[i], 0);
 	atomic_store(&nrec, 0);
@@ -468,24 +703,30 @@ int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns)
 	t_first_kill = 0;
 	capture_rc = -EINTR;
 	atomic_store(&freeze_seq, atomic_load(&release_seq));
+	atomic_store(&freeze_token, ((uint64_t)cookie << 32) | atomic_load(&freeze_seq));
 	atomic_store(&freeze_active, 1);
-	int r;
-	do {
-		r = signal_new_threads(a);
+	n_to_hold = 0;
+	cs_sleep_clear();
+	int r = for_each_thread(look_one, NULL), first = 1;
+	if (!r && n_to_hold)
+		r = supervisor_ready(a);
+	while (r >= 0) {
+		r = signal_new_threads(a, first);
+		first = 0;
 		if (r >= 0) {
 			int w = wait_parked(a);
 			if (w)
 				r = w;
 		}
-	} while (r > 0);
+		if (r == 0)
+			break;
+	}
 	if (r < 0) {
 		release_all();
-		*pause_ns = t_released - t_first_kill;
+		*pause_ns = t_first_kill ? t_released - t_first_kill : 0;
 		return r;
 	}
-	if (!t_first_kill)
-		t_first_kill = now_ns();
-	syscall(SYS_tgkill, a->pid, a->agent_tid, CS_FREEZE_SIGNAL);
+	send_freeze(a->agent_tid);
 	/* A restored agent resumes here, in a new process. */
 	if (__atomic_load_n(&cs_restore_block.restored, __ATOMIC_ACQUIRE))
 		return 1;
@@ -504,4 +745,8 @@ void cs_freeze_reset(void)
 	atomic_store(&nrec, 0);
 	atomic_store(&parked, 0);
 	n_signaled = 0;
+	n_held = 0;
+	for (uint32_t i = 0; i < MAX_HELD; i++)
+		atomic_store(&fixes[i].tid, 0);
+	cs_sleep_reset();
 }

@@ -6,6 +6,7 @@
 #ifndef CS_AGENT_ABI_H
 #define CS_AGENT_ABI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- Environment the tool gives the application ------------------------- */
@@ -16,7 +17,7 @@
 #define CS_ENV_BASE_EVERY  "CHECKSYNC_BASE_EVERY"  /* a new base after N deltas */
 /* "1": a compactor folds the chain (checksync run): the agent takes a base
  * only when it must, never periodically, and prunes nothing */
-#define CS_ENV_COMPACTOR   "CHECKSYNC_COMPACTOR"
+#define CS_ENV_COMPACTOR "CHECKSYNC_COMPACTOR"
 
 /* ---- Checkpoint directory ----------------------------------------------- */
 
@@ -33,10 +34,53 @@
  *   "checkpoint"  -> "ok <generation>" once that image is durable in DIR,
  *                    or "error <sentence>"
  *   "status"      -> "ok generation=<G> tracking=<uffd|hash> checkpoints=<N>
- *                     last_pause_us=<U> bytes=<B>"
+ *                     last_pause_us=<U> bytes=<B> ... failures=<F>
+ *                     last_error=<sentence, to the end of the reply>"
  * Only the owner's uid (or root) is served.
  */
-#define CS_AGENT_REPLY_MAX 512
+#define CS_AGENT_REPLY_MAX 1024
+
+/* ---- Supervisor --------------------------------------------------------- */
+
+/*
+ * The init of the program's PID namespace (`checksync run`, `checksync
+ * restore`) is the program's parent and serves its agent on an abstract
+ * AF_UNIX SOCK_SEQPACKET socket named after DIR (cs_supervisor_name), so
+ * that neither a path in DIR nor an inherited fd is needed: a program that
+ * dropped its privileges, or a restored one, still reaches it. Only the
+ * program's own process (its pid, by SO_PEERCRED) is served. ASCII, one
+ * request per packet, one reply each:
+ *
+ *   "stop <tid> <signo>" -> "ok <tid> <mask>": the thread is held in a
+ *       ptrace stop (PTRACE_SEIZE + PTRACE_INTERRUPT) and its signal mask
+ *       no longer blocks signo; <mask> (hex) is the mask it had.
+ *   "cont <tid>"         -> "ok <tid>": the thread is let go (PTRACE_DETACH).
+ *   any failure          -> "error <tid> <errno> <sentence>"
+ *
+ * Threads are in the namespace's numbering, which both sides share. When
+ * the agent's connection closes, every thread still held is let go.
+ */
+#define CS_SUPERVISOR_PREFIX   "checksync-supervisor-"
+#define CS_SUPERVISOR_NAME_MAX 48
+
+/* Writes the socket's abstract name (a NUL, the prefix, 16 hex digits of
+ * FNV-1a of DIR) into out[CS_SUPERVISOR_NAME_MAX]; returns its length, the
+ * part of sun_path that counts. No libc: the agent calls it in a freeze. */
+static inline size_t cs_supervisor_name(const char *dir, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	static const char prefix[] = CS_SUPERVISOR_PREFIX;
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t n = 0;
+	for (const char *p = dir; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	out[n++] = 0;
+	for (size_t i = 0; i + 1 < sizeof(prefix); i++)
+		out[n++] = prefix[i];
+	for (int i = 15; i >= 0; i--)
+		out[n++] = hex[(h >> (i * 4)) & 0xf];
+	return n;
+}
 
 /* ---- Restore block ------------------------------------------------------ */
 

@@ -61,7 +61,7 @@ static int read_memory(const struct cs_restore *r, uint64_t addr, uint8_t *out, 
 		if (s >= e)
 			continue;
 		ssize_t k = pread(r->chain.imgs[c[i].fd].fd, out + (s - addr), e - s,
-				  (off_t)(c[i].file_off + (s - c[i].addr)));
+		                  (off_t)(c[i].file_off + (s - c[i].addr)));
 		if (k == (ssize_t)(e - s))
 			got += (size_t)k;
 	}
@@ -188,10 +188,10 @@ static int await_status(struct cs_restore *r, pid_t init)
 static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *gen)
 {
 	static const struct option longopts[] = {
-		{"dir", required_argument, NULL, 'd'},
-		{"generation", required_argument, NULL, 'g'},
-		{"detach", no_argument, NULL, 'D'},
-		{0},
+	    {"dir", required_argument, NULL, 'd'},
+	    {"generation", required_argument, NULL, 'g'},
+	    {"detach", no_argument, NULL, 'D'},
+	    {0},
 	};
 	const char *dir = NULL;
 	char *end;
@@ -199,8 +199,12 @@ static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'd': dir = optarg; break;
-		case 'D': r->detach = 1; break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'D':
+			r->detach = 1;
+			break;
 		case 'g':
 			*gen = strtoull(optarg, &end, 10);
 			if (*end || !*gen) {
@@ -208,7 +212,8 @@ static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *
 				return -1;
 			}
 			break;
-		default: return -1;
+		default:
+			return -1;
 		}
 	}
 	if (!dir || optind != argc) {
@@ -225,9 +230,14 @@ static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *
 static int launch(struct cs_restore *r)
 {
 	struct cs_launch l = {
-		.monotonic_offset_ns = r->mono_offset_ns, .boottime_offset_ns = r->boot_offset_ns,
-		.pid = r->img->process.pid, .child = restore_child, .arg = r, .detach = r->detach,
-		.close_in_init = r->status_wr,
+	    .monotonic_offset_ns = r->mono_offset_ns,
+	    .boottime_offset_ns = r->boot_offset_ns,
+	    .pid = r->img->process.pid,
+	    .child = restore_child,
+	    .arg = r,
+	    .detach = r->detach,
+	    .close_in_init = r->status_wr,
+	    .dir = r->dir,
 	};
 	char msg[256];
 	if (image_wants_compactor(r)) {
@@ -272,9 +282,11 @@ int cs_cmd_restore(int argc, char **argv)
 	if (parse_restore(argc, argv, &r, &gen) < 0)
 		return 2;
 	int e = cs_find_file("CHECKSYNC_RESTORER", "../restore/checksync-restore",
-			     CS_INSTALL_LIBEXECDIR "/checksync-restore", r.restorer, sizeof(r.restorer));
+	                     CS_INSTALL_LIBEXECDIR "/checksync-restore", r.restorer,
+	                     sizeof(r.restorer));
 	if (e < 0) {
-		cs_err("cannot find checksync-restore (tried $CHECKSYNC_RESTORER, the build tree, %s): %s",
+		cs_err("cannot find checksync-restore (tried $CHECKSYNC_RESTORER, the build tree, "
+		       "%s): %s",
 		       CS_INSTALL_LIBEXECDIR, strerror(-e));
 		return 1;
 	}

@@ -61,22 +61,31 @@ static int start_program(void *arg)
 static int parse_run(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
-		{"dir", required_argument, NULL, 'd'},
-		{"interval-ms", required_argument, NULL, 'i'},
-		{"tracking", required_argument, NULL, 't'},
-		{"no-compact", no_argument, NULL, 'n'},
-		{0},
+	    {"dir", required_argument, NULL, 'd'},
+	    {"interval-ms", required_argument, NULL, 'i'},
+	    {"tracking", required_argument, NULL, 't'},
+	    {"no-compact", no_argument, NULL, 'n'},
+	    {0},
 	};
 	const char *dir = NULL;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'd': dir = optarg; break;
-		case 'i': o->interval_ms = optarg; break;
-		case 't': o->tracking = optarg; break;
-		case 'n': o->no_compact = 1; break;
-		default: return -1;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'i':
+			o->interval_ms = optarg;
+			break;
+		case 't':
+			o->tracking = optarg;
+			break;
+		case 'n':
+			o->no_compact = 1;
+			break;
+		default:
+			return -1;
 		}
 	}
 	if (!dir || optind >= argc) {
@@ -110,13 +119,14 @@ int cs_cmd_run(int argc, char **argv)
 	if (parse_run(argc, argv, &o) < 0)
 		return 2;
 	int r = cs_find_file("CHECKSYNC_AGENT", "../capture/libchecksync.so",
-			     CS_INSTALL_LIBDIR "/libchecksync.so", o.agent, sizeof(o.agent));
+	                     CS_INSTALL_LIBDIR "/libchecksync.so", o.agent, sizeof(o.agent));
 	if (r < 0) {
-		cs_err("cannot find libchecksync.so (tried $CHECKSYNC_AGENT, the build tree, %s): %s",
-		       CS_INSTALL_LIBDIR, strerror(-r));
+		cs_err(
+		    "cannot find libchecksync.so (tried $CHECKSYNC_AGENT, the build tree, %s): %s",
+		    CS_INSTALL_LIBDIR, strerror(-r));
 		return 1;
 	}
-	struct cs_launch l = {.child = start_program, .arg = &o, .close_in_init = -1};
+	struct cs_launch l = {.child = start_program, .arg = &o, .close_in_init = -1, .dir = o.dir};
 	char msg[256];
 	if (!o.no_compact) {
 		if (cs_compact_policy_from_env(&l.compact, msg, sizeof(msg)) < 0) {
