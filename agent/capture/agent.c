@@ -31,7 +31,8 @@ struct cs_agent cs_agent;
 extern struct cs_agent cs_agent_here __attribute__((alias("cs_agent"), visibility("hidden")));
 struct cs_agent_restore_block cs_restore_block = {.magic = CS_AGENT_BLOCK_MAGIC};
 
-#define MAX_CALLBACKS 8
+#define MAX_CALLBACKS  8
+#define BACKOFF_MAX_MS 30000u
 
 static pthread_mutex_t api_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t api_cv = PTHREAD_COND_INITIALIZER;
@@ -180,6 +181,19 @@ static uint64_t mono_ms(void)
 	return (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) / 1000000;
 }
 
+/* The interval, doubled for each periodic checkpoint that failed in a row
+ * (a thread that cannot be frozen stays so for a while), up to 30 s.
+ * Requests are served at once whatever the backoff. */
+static uint64_t backoff_ms(const struct cs_agent *a)
+{
+	uint64_t ms = a->cfg.interval_ms;
+	for (uint32_t i = 0; i < a->failed_in_row && ms < BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	if (ms > BACKOFF_MAX_MS)
+		ms = a->cfg.interval_ms > BACKOFF_MAX_MS ? a->cfg.interval_ms : BACKOFF_MAX_MS;
+	return ms;
+}
+
 static void *agent_main(void *arg)
 {
 	struct cs_agent *a = arg;
@@ -222,7 +236,7 @@ static void *agent_main(void *arg)
 			 * (never a backlog) when it takes longer. */
 			uint64_t started = mono_ms();
 			run_checkpoint(a, &gen, &restored);
-			next = started + a->cfg.interval_ms;
+			next = started + backoff_ms(a);
 		}
 	}
 	return NULL;

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Freeze scenarios (meson suite 'cr'; docs/testing-cr.md).
+
+    freeze.py --build-root BUILD --workloads BUILD/tests/cr SCENARIO
+
+blocked         threads that block every signal and sleep for hours in read,
+                nanosleep and sigwaitinfo, checkpointed every 50 ms (the
+                supervisor holds them), killed, restored: each still sleeps
+                where it slept, none woke early, every mask is as set
+blocked-nosup   the same program with the agent but no supervisor (started
+                without checksync run): a checkpoint is refused at once,
+                naming a thread and its mask; periodic attempts back off;
+                the program never noticed
+sevthread       a POSIX timer with SIGEV_THREAD (glibc's helper thread
+                blocks every signal) ticking through checkpoints and restores
+"""
+
+import os
+import re
+import sys
+import time
+
+sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crlib import App, agent_status, log, run_scenarios  # noqa: E402
+from harness import cycle, iterate  # noqa: E402
+
+THREADS_RX = r"^threads reader=(\d+) sleeper=(\d+) waiter=(\d+) mask=([0-9a-f]+)"
+
+
+def check_checkpointing(h, app, what):
+    """The agent keeps taking periodic checkpoints, none failing."""
+    before = int(agent_status(app.dir)["checkpoints"])
+    time.sleep(1)
+    st = agent_status(app.dir)
+    if int(st["checkpoints"]) <= before or st["failed_in_row"] != "0":
+        h.fail("%s: %s: checkpoints %s -> %s, failed_in_row %s, last_error %r" %
+               (app.describe(), what, before, st["checkpoints"], st["failed_in_row"],
+                st["last_error"]), app.proc)
+    log("  %s: %s checkpoints, the last pause %s us" % (what, st["checkpoints"],
+                                                         st["last_pause_us"]))
+
+
+def sc_blocked(h):
+    def body(i, rng):
+        app = App(h, "wl-blocked", ["--sleep-ms", str(rng.choice([2, 10, 50]))], interval_ms=50)
+        app.run()
+        check_checkpointing(h, app, "before the first kill")
+        cycle(h, app, rng)
+        check_checkpointing(h, app, "after the restore")
+        app.verify()
+    iterate(h, 3, body)
+
+
+def sc_blocked_nosup(h):
+    d = h.mkdtemp("dir")
+    lib = os.path.join(os.path.dirname(os.path.dirname(h.tool)), "capture", "libchecksync.so")
+    p = h.start("wl-blocked without a supervisor", [h.workload("wl-blocked")],
+                {"LD_PRELOAD": lib, "CHECKSYNC_DIR": d, "CHECKSYNC_INTERVAL_MS": "100"})
+    _, m = p.wait_line(THREADS_RX, 30, "the threads line")
+    tids, mask = m.groups()[:3], m.group(4)
+    rc, out, cp = h.tool_cmd("checkpoint", ["checkpoint", "--dir", d], 20)
+    log("  checkpoint: status %d: %s" % (rc, out.strip()))
+    named = [t for t in tids if re.search(r"\bthread %s\b" % t, out)]
+    if rc == 0 or not named or mask.lstrip("0") not in out or "no supervisor" not in out:
+        h.fail("checkpoint with a thread blocking the freeze signal and no supervisor: status "
+               "%d, output %r; want non-zero naming one of threads %s, its mask %s and the "
+               "missing supervisor" % (rc, out, tids, mask), cp, p)
+    time.sleep(3)
+    st = agent_status(d)
+    log("  after 3 s: failures %s, last pause %s us" % (st["failures"], st["last_pause_us"]))
+    # Refused before any signal went out: the program was not stopped at all
+    # (it used to stop for 2 s per attempt), and periodic attempts back off
+    # (100, 200, 400 ... ms apart: about 5 in 3 s, not 30).
+    if int(st["last_pause_us"]) > 0 or int(st["failures"]) > 8 or int(st["checkpoints"]):
+        h.fail("status after 3 s: %r; want last_pause_us=0, at most 8 failures, no "
+               "checkpoint" % st, p)
+    if not re.search(r"thread (%s)\b" % "|".join(tids), st["last_error"]):
+        h.fail("status last_error %r names none of threads %s" % (st["last_error"], tids), p)
+    start = p.count()
+    os.kill(p.p.pid, 10)  # SIGUSR1: verify
+    _, m = p.wait_line(r"^verify (ok|FAIL).*", 30, "the verify line", start=start)
+    if m.group(1) != "ok":
+        h.fail("the program noticed the refused freezes: %s" % m.group(0), p)
+    log("  " + m.group(0))
+
+
+def sc_sevthread(h):
+    def body(i, rng):
+        app = App(h, "wl-sevthread", interval_ms=50)
+        app.run()
+        check_checkpointing(h, app, "before the first kill")
+        cycle(h, app, rng)
+        # ticks keep coming after the restore (the helper thread came back)
+        app.wait_progress(app.progress() + 20, 30)
+        app.verify()
+    iterate(h, 3, body)
+
+
+SCENARIOS = {
+    "blocked": sc_blocked,
+    "blocked-nosup": sc_blocked_nosup,
+    "sevthread": sc_sevthread,
+}
+
+
+def main():
+    return run_scenarios(__doc__, SCENARIOS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
