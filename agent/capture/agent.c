@@ -266,6 +266,7 @@ static int start(const char *dir)
 	if (r)
 		return r;
 	a->pid = getpid();
+	cs_auxv_keep();
 	a->result = cs_scratch_alloc(sizeof(*a->result), 1);
 	if (!a->result)
 		return -ENOMEM;
@@ -450,6 +451,7 @@ void cs_after_restore(struct cs_agent *a)
 	a->last_generation = b.restored_from_generation;
 	a->chain_base = a->cap.base; /* the snapshot's capture is the restored image */
 	a->force_base = 1;
+	cs_track_give_pagemap(b.pagemap_fd);
 	int r = reopen_fds(a);
 	if (r) {
 		a->active = 0;

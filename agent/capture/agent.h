@@ -121,6 +121,7 @@ struct cs_capture {
 	char *unsup; /* newline-separated "what" strings */
 	size_t unsup_len, unsup_cap;
 	int64_t clocks[3]; /* realtime, monotonic, boottime */
+	struct cs_image_creds creds; /* at the frozen instant (creds.c) */
 	int dir_fd;
 	pid_t ppid;
 	char comm[16];
@@ -200,6 +201,7 @@ const char *cs_vma_path(const struct cs_maps *m, const struct cs_vma *v);
 
 /* track.c */
 int cs_track_open(struct cs_agent *a);
+void cs_track_give_pagemap(int fd);
 void cs_track_close(struct cs_agent *a);
 int cs_track_scan(struct cs_agent *a, struct cs_capture *c);
 int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out);
@@ -235,10 +237,14 @@ void cs_sleep_reset(void);
 void cs_sleep_note(pid_t tid, const struct cs_thread_look *t);
 void cs_sleep_rewind(pid_t tid, void *uc);
 
+/* creds.c: buf[cap] is scratch for /proc/self/status */
+int cs_creds_capture(struct cs_image_creds *c, char *buf, size_t cap);
+
 /* supervisor.c: stop a thread with its mask opened for sig, let it go */
 int cs_sup_ready(struct cs_agent *a, char *why);
 int cs_sup_stop(struct cs_agent *a, pid_t tid, int sig, uint64_t *ret_mask, char *why);
 int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why);
+int cs_sup_own_dir(struct cs_agent *a, char *why);
 
 /* freeze.c */
 int cs_freeze_install(void);
@@ -273,6 +279,7 @@ void cs_dump_reset(void);
 int cs_fill_process(struct cs_agent *a, struct cs_image_process *p);
 int cs_fill_header(struct cs_agent *a, struct cs_capture *c, struct cs_image_header *h);
 int cs_build_id(int fd, uint8_t *out, uint32_t *out_len);
+void cs_auxv_keep(void);
 
 /* checkpoint.c */
 int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation);

@@ -203,6 +203,17 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	c->clocks[1] = cs_clock_ns(CLOCK_MONOTONIC);
 	c->clocks[2] = cs_clock_ns(CLOCK_BOOTTIME);
 	c->ppid = (pid_t)syscall(SYS_getppid);
+	char status[8192];
+	int cr = cs_creds_capture(&c->creds, status, sizeof(status));
+	if (cr)
+		return cs_set_err(c->errmsg, "reading the credentials (/proc/self/status) failed",
+		                  NULL, NULL),
+		       cr;
+	/* A restore without the filters would run the program with more
+	 * privilege than it had: refused until they are captured. */
+	if (c->creds.seccomp)
+		cs_unsup_add(c, c->creds.seccomp == 1 ? "seccomp strict mode"
+		                                      : "seccomp filters (not captured yet)");
 	/* /proc/self/comm is the main thread's; the writer's would be ours. */
 	if (cs_read_file("/proc/self/comm", c->comm, sizeof(c->comm)) > 0)
 		c->comm[strcspn(c->comm, "\n")] = 0;
@@ -347,6 +358,9 @@ int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
 	if (!cs_freeze_signal_ok() && cs_freeze_install())
 		return -EIO;
 	prepare(a, c);
+	int own = cs_sup_own_dir(a, c->errmsg);
+	if (own)
+		return fail(a, own, c->errmsg);
 	uint64_t pause = 0;
 	int r = cs_freeze_and_capture(a, &pause);
 	if (r == 1)

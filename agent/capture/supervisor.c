@@ -13,6 +13,8 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -113,6 +115,32 @@ int cs_sup_stop(struct cs_agent *a, pid_t tid, int sig, uint64_t *ret_mask, char
 		return -EPROTO;
 	}
 	return 0;
+}
+
+/*
+ * A program that dropped its privileges can no longer write into the
+ * directory root made for it. The supervisor hands the directory over, to
+ * the uid and gid the kernel shows for the program (not ones the agent
+ * names); images written from then on are owned by that uid, which is how a
+ * restore knows how far to believe the credentials in them (agent/tool/
+ * creds.c). Called before a freeze.
+ */
+int cs_sup_own_dir(struct cs_agent *a, char *why)
+{
+	char reply[256];
+	struct stat st;
+	uid_t euid = (uid_t)syscall(SYS_geteuid);
+	if (euid == 0 || fstat(a->dir_fd, &st) || st.st_uid == euid)
+		return 0;
+	int r = sup_call(a, "own", 0, 0, reply, sizeof(reply), why);
+	if (r) {
+		char msg[CS_ERR_MAX];
+		cs_strlcpy(msg, "the program changed its uid and cannot write into DIR; ",
+		           sizeof(msg));
+		cs_strlcat(msg, why, sizeof(msg));
+		cs_strlcpy(why, msg, CS_ERR_MAX);
+	}
+	return r;
 }
 
 int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why)

@@ -55,6 +55,8 @@
  *       ptrace stop (PTRACE_SEIZE + PTRACE_INTERRUPT) and its signal mask
  *       no longer blocks signo; <mask> (hex) is the mask it had.
  *   "cont <tid>"         -> "ok <tid>": the thread is let go (PTRACE_DETACH).
+ *   "own 0"              -> "ok 0": the program dropped its privileges; DIR
+ *       and the agent's files in it now belong to its effective uid/gid.
  *   any failure          -> "error <tid> <errno> <sentence>"
  *
  * Threads are in the namespace's numbering, which both sides share. When
@@ -100,7 +102,10 @@ struct cs_agent_restore_block {
 	uint64_t next_generation;          /* first free generation number in DIR */
 	int64_t away_ns;                   /* CLOCK_MONOTONIC shift the time namespace absorbed */
 	int32_t threads_pending;           /* threads still inside the restorer (see below) */
-	int32_t reserved;
+	/* /proc/self/pagemap opened by the restorer before the program's
+	 * credentials were put back (a non-dumpable process may not open it
+	 * itself), for the agent to keep; -1 if none */
+	int32_t pagemap_fd;
 };
 
 /*

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define CS_PLAN_MAGIC   0x4e414c50434e5953ull /* "SYNCPLAN" */
-#define CS_PLAN_VERSION 1
+#define CS_PLAN_VERSION 2
 
 /*
  * The restorer's own region. Its ELF is linked at CS_RESTORER_BASE; its
@@ -88,6 +88,18 @@ struct cs_plan_rlimit {
 	uint64_t cur, max;
 };
 
+/* The image's credentials (proto CREDS), put on every thread before it
+ * runs program code. present 0: the image has none (older agent), the
+ * program runs with the restore tool's credentials. */
+#define CS_PLAN_GROUPS_MAX 1024
+struct cs_plan_creds {
+	uint32_t present;
+	uint32_t uid[4], gid[4]; /* real, effective, saved, filesystem */
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	uint32_t securebits, no_new_privs, dumpable, n_groups;
+	uint32_t groups[CS_PLAN_GROUPS_MAX];
+};
+
 #define CS_PLAN_AUXV_MAX 1024
 #define CS_PLAN_RLIMITS  16
 
@@ -120,6 +132,8 @@ struct cs_plan_header {
 	uint64_t block_addr, trampoline, trampoline_last;
 	uint64_t restored_from_generation, next_generation;
 	int64_t away_ns;
+
+	struct cs_plan_creds creds;
 
 	/* fds */
 	int32_t status_fd; /* the tool reads "ok" or the error from it */

@@ -123,7 +123,7 @@ static int prepare(struct cs_restore *r)
 {
 	const struct cs_image *img = r->img;
 	if (cs_validate_unsupported(img) < 0 || cs_validate_abi(img) < 0 ||
-	    cs_validate_fds(img) < 0 || cs_validate_files(r) < 0)
+	    cs_validate_fds(img) < 0 || cs_validate_files(r) < 0 || cs_validate_creds(r) < 0)
 		return -1;
 	r->next_generation = next_generation(r->dir);
 	r->mono_offset_ns = img->header.clock_monotonic_ns - now_ns(CLOCK_MONOTONIC);

@@ -39,6 +39,10 @@ int cs_validate_abi(const struct cs_image *img);
 int cs_validate_files(struct cs_restore *r);
 int cs_validate_fds(const struct cs_image *img);
 int cs_validate_unsupported(const struct cs_image *img);
+/* creds.c: the image's credentials, believed as far as its file's owner vouches */
+int cs_validate_creds(const struct cs_restore *r);
+struct cs_plan_creds;
+void cs_plan_creds(const struct cs_restore *r, struct cs_plan_creds *out);
 int cs_mapping_is_file(const struct cs_image_mapping *m);
 /* Index of the mapped file for path (opened by cs_validate_files). */
 int cs_restore_file_fd(const struct cs_restore *r, const char *path);

@@ -14,6 +14,7 @@
  * only (waitid WSTOPPED), so the program's exit is never taken from it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -51,6 +52,7 @@ void cs_supervisor_init(struct cs_supervisor *s, const char *dir, pid_t main_pid
 	s->listen_fd = s->client_fd = -1;
 	s->main_pid = main_pid;
 	s->name_len = cs_supervisor_name(dir, s->name);
+	snprintf(s->dir, sizeof(s->dir), "%s", dir);
 }
 
 /* The name may still be held by the init of the process this one restores
@@ -208,6 +210,57 @@ static int cont_thread(struct cs_supervisor *s, pid_t tid, char *why, size_t cap
 	return r;
 }
 
+/* The program's effective uid and gid, as the kernel shows them. */
+static int program_ids(pid_t pid, uid_t *uid, gid_t *gid)
+{
+	char path[64], line[256];
+	unsigned v[2];
+	int found = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Uid: %*u %u", &v[0]) == 1)
+			*uid = v[0], found |= 1;
+		if (sscanf(line, "Gid: %*u %u", &v[1]) == 1)
+			*gid = v[1], found |= 2;
+	}
+	if (f)
+		fclose(f);
+	return found == 3 ? 0 : -ESRCH;
+}
+
+/*
+ * "own": the program dropped its privileges and cannot write into DIR any
+ * more; DIR and the agent's files in it go to its effective uid and gid.
+ * Images written before stay root's: a restore believes the credentials of
+ * an image only as far as its owner vouches for them (creds.c).
+ */
+static int own_dir(struct cs_supervisor *s, char *why, size_t cap)
+{
+	static const char *const files[] = {"agent.lock", "agent.sock", "agent.pid"};
+	uid_t uid = 0;
+	gid_t gid = 0;
+	if (program_ids(s->main_pid, &uid, &gid))
+		return why_set(why, cap, "the program's credentials are unreadable"), -ESRCH;
+	if (uid == 0)
+		return 0;
+	int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fchown(dfd, uid, gid) < 0) {
+		int e = errno;
+		why_set(why, cap, "chown of %s to %u:%u: %s", s->dir, (unsigned)uid, (unsigned)gid,
+		        strerror(e));
+		if (dfd >= 0)
+			close(dfd);
+		return -e;
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		fchownat(dfd, files[i], uid, gid, AT_SYMLINK_NOFOLLOW);
+	close(dfd);
+	cs_err("init: the program now runs as uid %u gid %u; %s is handed to it", (unsigned)uid,
+	       (unsigned)gid, s->dir);
+	return 0;
+}
+
 /* The agent is gone (or replaced): every stopped thread is let go. */
 static void drop_client(struct cs_supervisor *s)
 {
@@ -236,6 +289,8 @@ static void answer(struct cs_supervisor *s)
 		r = stop_thread(s, tid, sig, &mask, why, sizeof(why));
 	else if (sscanf(req, "cont %d", &tid) == 1)
 		r = cont_thread(s, tid, why, sizeof(why));
+	else if (!strcmp(req, "own 0"))
+		r = own_dir(s, why, sizeof(why));
 	else
 		r = -EINVAL, why_set(why, sizeof(why), "unknown request");
 	if (!r && !strncmp(req, "stop", 4))

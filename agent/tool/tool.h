@@ -65,6 +65,7 @@ struct cs_supervisor {
 	struct cs_held held[CS_SUPERVISOR_MAX_HELD];
 	size_t n_held;
 	int bind_tries, bind_reported, error_reported;
+	char dir[4096]; /* handed to the program when it drops its privileges */
 };
 struct pollfd;
 void cs_supervisor_init(struct cs_supervisor *s, const char *dir, pid_t main_pid);

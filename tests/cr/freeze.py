@@ -13,6 +13,13 @@ blocked-nosup   the same program with the agent but no supervisor (started
                 the program never noticed
 sevthread       a POSIX timer with SIGEV_THREAD (glibc's helper thread
                 blocks every signal) ticking through checkpoints and restores
+creds           a program that drops to uid/gid 65534 with no_new_privs after
+                the agent started: still checkpointed (DIR is handed to it,
+                its images are its own), restored with exactly those
+                credentials on every thread
+creds-refuse    an image owned by uid 65534 that claims root's credentials
+                (as one the program forged would) is refused, naming the
+                file; owned by root again, it restores
 """
 
 import os
@@ -22,7 +29,7 @@ import time
 
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crlib import App, agent_status, log, run_scenarios  # noqa: E402
+from crlib import App, agent_status, images, log, run_scenarios  # noqa: E402
 from harness import cycle, iterate  # noqa: E402
 
 THREADS_RX = r"^threads reader=(\d+) sleeper=(\d+) waiter=(\d+) mask=([0-9a-f]+)"
@@ -97,10 +104,52 @@ def sc_sevthread(h):
     iterate(h, 3, body)
 
 
+def owner(path):
+    st = os.stat(path)
+    return st.st_uid, st.st_gid
+
+
+def sc_creds(h):
+    def body(i, rng):
+        app = App(h, "wl-setuid", interval_ms=100)
+        app.run()
+        check_checkpointing(h, app, "after the program dropped its privileges")
+        cycle(h, app, rng)
+        newest = images(app.dir)[-1][1]
+        if owner(app.dir) != (65534, 65534) or owner(newest) != (65534, 65534):
+            h.fail("%s: DIR owned by %s and %s by %s; want both 65534:65534 (handed over when "
+                   "the program dropped its privileges)" % (app.describe(), owner(app.dir),
+                                                            newest, owner(newest)), app.proc)
+        check_checkpointing(h, app, "after the restore")
+        app.verify()
+    iterate(h, 2, body)
+
+
+def sc_creds_refuse(h):
+    app = App(h, "wl-threads")
+    app.run()
+    gen = app.checkpoint()
+    app.kill()
+    path = os.path.join(app.dir, "gen-%020d.img" % gen)
+    os.chown(path, 65534, 65534)
+    rc, out, p = h.tool_cmd("restore", ["restore", "--dir", app.dir], 60)
+    log("  restore of root's credentials from a file of uid 65534: status %d: %s" %
+        (rc, out.strip()))
+    if rc == 0 or path not in out or "65534" not in out:
+        h.fail("restore of an image owned by uid 65534 claiming uid 0: status %d, output %r; "
+               "want a refusal naming %s and its owner" % (rc, out, path), p)
+    os.chown(path, 0, 0)
+    app.restore()
+    app.check_continued(1)
+    app.verify()
+
+
 SCENARIOS = {
     "blocked": sc_blocked,
     "blocked-nosup": sc_blocked_nosup,
     "sevthread": sc_sevthread,
+    "creds": sc_creds,
+    "creds-refuse": sc_creds_refuse,
 }
 
 
