@@ -196,7 +196,7 @@ struct cs_image_fd {
 	uint32_t local_len, remote_len;
 	uint8_t local_addr[CS_IMAGE_ADDR_MAX];
 	uint8_t remote_addr[CS_IMAGE_ADDR_MAX];
-	uint32_t sock_options; /* bit 0: SO_REUSEADDR, bit 1: SO_REUSEPORT */
+	uint32_t sock_options; /* CS_SOCK_* */
 	/* pipes */
 	uint64_t pipe_id;       /* inode: both ends share it */
 	uint32_t pipe_data_len; /* pending bytes (read end only) */
@@ -236,6 +236,11 @@ struct cs_image_page_run {
  * goes with them. A reader that does not know CREDS refuses the image: it
  * must not run the program with its own credentials instead. */
 #define CS_IMAGE_GROUPS_MAX 1024
+/* cs_image_fd.sock_options */
+#define CS_SOCK_REUSEADDR 0x1u
+#define CS_SOCK_REUSEPORT 0x2u
+#define CS_SOCK_V6ONLY    0x4u /* IPV6_V6ONLY (AF_INET6) */
+
 struct cs_image_creds {
 	uint32_t uid[4]; /* real, effective, saved, filesystem */
 	uint32_t gid[4];

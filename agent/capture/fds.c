@@ -225,8 +225,11 @@ static void socket_fd(struct cs_capture *c, struct cs_image_fd *f)
 	int connected = getpeername(f->fd, (struct sockaddr *)f->remote_addr, &len) == 0;
 	if (connected)
 		f->remote_len = len < CS_IMAGE_ADDR_MAX ? len : CS_IMAGE_ADDR_MAX;
-	f->sock_options = (sockopt(f->fd, SOL_SOCKET, SO_REUSEADDR) > 0 ? 1u : 0) |
-	                  (sockopt(f->fd, SOL_SOCKET, SO_REUSEPORT) > 0 ? 2u : 0);
+	f->sock_options = (sockopt(f->fd, SOL_SOCKET, SO_REUSEADDR) > 0 ? CS_SOCK_REUSEADDR : 0) |
+	                  (sockopt(f->fd, SOL_SOCKET, SO_REUSEPORT) > 0 ? CS_SOCK_REUSEPORT : 0) |
+	                  (f->family == AF_INET6 && sockopt(f->fd, IPPROTO_IPV6, IPV6_V6ONLY) > 0
+	                       ? CS_SOCK_V6ONLY
+	                       : 0);
 	if (sockopt(f->fd, SOL_SOCKET, SO_ACCEPTCONN) > 0) {
 		f->type = CS_FD_SOCKET_LISTEN;
 		f->backlog = 128;

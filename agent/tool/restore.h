@@ -60,6 +60,9 @@ struct cs_plan_copy;
 int cs_plan_resolve_pages(const struct cs_restore *r, int image_fd_base, struct cs_plan_copy **ret,
 			  size_t *ret_n);
 
+/* ports.c: a listening socket's saved options on a new socket */
+void cs_sock_options(int s, uint32_t opts);
+
 /* fds.c: in the process to restore, before exec. Returns only on failure. */
 int cs_restore_exec(struct cs_restore *r);
 
