@@ -246,6 +246,7 @@ class Harness:
         self.procs = []
         self.tmpdirs = []
         self.host_pids = set()
+        self.exes = set()  # executables whose processes may lose the tag (is_ours)
         self.context = ""
 
     def check_ready(self):
@@ -297,7 +298,16 @@ class Harness:
         namespace inode numbers are reused quickly on a busy machine, so a
         number alone never identifies a process: the tag in its environment
         (inherited through checksync run, kept by restore) does."""
-        return ("CR_TEST_TAG=" + self.tag).encode() in read_environ(pid) and pid_alive(pid)
+        if ("CR_TEST_TAG=" + self.tag).encode() in read_environ(pid):
+            return pid_alive(pid)
+        # A program that rewrites its environment block (redis's process
+        # title does) loses the tag: one this run started, running an
+        # executable it named, is still ours.
+        try:
+            exe = os.readlink("/proc/%d/exe" % pid)
+        except OSError:
+            return False
+        return pid in self.host_pids and exe in self.exes and pid_alive(pid)
 
     def tagged_pids(self):
         """Live processes that carry this harness run's tag in their environment."""
