@@ -8,6 +8,7 @@
  * request or on an API call.
  */
 #include <dirent.h>
+#include <linux/futex.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -436,8 +437,22 @@ static int reopen_fds(struct cs_agent *a)
 	return r;
 }
 
+/* The main thread may still run restorer code (it leaves last): a freeze
+ * now would stop it there, mask opened by the supervisor, and capture the
+ * restorer's region. cs_trampoline_last sets main_left once it is gone. */
+static void wait_main_left(void)
+{
+	for (int i = 0;
+	     i < 10000 && !__atomic_load_n(&cs_restore_block.main_left, __ATOMIC_ACQUIRE); i++) {
+		struct timespec ts = {0, 1000000};
+		syscall(SYS_futex, &cs_restore_block.main_left, FUTEX_WAIT_PRIVATE, 0, &ts, NULL,
+		        0);
+	}
+}
+
 void cs_after_restore(struct cs_agent *a)
 {
+	wait_main_left();
 	struct cs_agent_restore_block b = cs_restore_block;
 	wake_block(a);
 	a->epoch++;

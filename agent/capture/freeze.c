@@ -97,6 +97,25 @@ static uint64_t now_ns(void)
 	return (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 }
 
+/*
+ * Whether the kernel has this thread's rseq area registered. A thread the
+ * supervisor held may be newborn, before glibc's start_thread registered
+ * it (it does so with every signal blocked); registering it on restore
+ * would make the thread's own registration fail, and glibc then aborts
+ * ("rseq registration failed"). Registering again answers EBUSY when it is
+ * registered; when it was not, it is now, and is unregistered at once.
+ * Any other answer (another area or length) counts as registered, as before.
+ */
+static int rseq_registered(const struct cs_thread_rec *t)
+{
+	long r = syscall(SYS_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
+	if (r == 0) {
+		syscall(SYS_rseq, t->rseq_addr, t->rseq_len, RSEQ_FLAG_UNREGISTER, t->rseq_sig);
+		return 0;
+	}
+	return 1;
+}
+
 static void record_self(struct cs_thread_rec *t, pid_t tid, void *uc)
 {
 	unsigned long v = 0, len = 0;
@@ -122,6 +141,8 @@ static void record_self(struct cs_thread_rec *t, pid_t tid, void *uc)
 		t->rseq_addr = t->fs_base + (uint64_t)__rseq_offset;
 		t->rseq_len = __rseq_size < 32 ? 32 : __rseq_size;
 		t->rseq_sig = RSEQ_SIG;
+		if (!rseq_registered(t))
+			t->rseq_addr = t->rseq_len = t->rseq_sig = 0;
 	}
 	if (tid == (pid_t)syscall(SYS_getpid))
 		t->flags |= CS_THREAD_MAIN;

@@ -106,6 +106,11 @@ struct cs_agent_restore_block {
 	 * credentials were put back (a non-dumpable process may not open it
 	 * itself), for the agent to keep; -1 if none */
 	int32_t pagemap_fd;
+	/* 1 once the main thread has unmapped the restorer (cs_trampoline_last):
+	 * before that the agent must not freeze, or it would stop a thread that
+	 * still runs restorer code, in a region the image must not hold */
+	int32_t main_left;
+	int32_t reserved;
 };
 
 /*
@@ -118,8 +123,9 @@ struct cs_agent_restore_block {
  *   executes only trampoline code, so the restorer may be unmapped.
  * cs_trampoline_last: entered by the main thread once threads_pending is 0,
  *   with %rsp = its ucontext address, %rdi = restorer start, %rsi = restorer
- *   length, %rdx = an fd of the executable or -1. munmap(rdi, rsi); if rdx >=
- *   0: prctl(PR_SET_MM, PR_SET_MM_EXE_FILE, rdx) and close(rdx); then
+ *   length, %rdx = an fd of the executable or -1, %rcx = &block->main_left
+ *   or 0. munmap(rdi, rsi); if rdx >= 0: prctl(PR_SET_MM, PR_SET_MM_EXE_FILE,
+ *   rdx) and close(rdx); if rcx: *rcx = 1 and a futex wake; then
  *   rt_sigreturn.
  */
 void cs_trampoline_thread(void);

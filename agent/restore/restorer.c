@@ -304,6 +304,7 @@ static struct cs_agent_restore_block *fill_block(int32_t pending)
 	b->restored_from_generation = plan->restored_from_generation;
 	b->next_generation = plan->next_generation;
 	b->away_ns = plan->away_ns;
+	b->main_left = 0;
 	__atomic_store_n(&b->threads_pending, pending, __ATOMIC_SEQ_CST);
 	return b;
 }
@@ -353,7 +354,7 @@ void cs_thread_entry(const struct cs_plan_thread *t)
 	thread_state(t);
 	creds();
 	struct cs_agent_restore_block *b = (void *)plan->block_addr;
-	cs_jump(t->ucontext, (uint64_t)&b->threads_pending, 0, 0, plan->trampoline);
+	cs_jump(t->ucontext, (uint64_t)&b->threads_pending, 0, 0, plan->trampoline, 0);
 }
 
 static void create_thread(const struct cs_plan_thread *t, uint32_t slot)
@@ -432,7 +433,7 @@ static void threads_and_leave(void)
 	wait_for_threads(b);
 	/* The exe file was set with the mm fields (restore_mm), so -1 here. */
 	cs_jump(main_thread->ucontext, CS_RESTORER_BASE, CS_RESTORER_LEN, (uint64_t)-1,
-	        plan->trampoline_last);
+		plan->trampoline_last, (uint64_t)&b->main_left);
 }
 
 static int parse_fd(const char *s)

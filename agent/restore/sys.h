@@ -39,7 +39,7 @@ static inline long cs_sys6(long nr, long a, long b, long c, long d, long e, long
 /* start.S */
 long cs_clone3_thread(void *args, size_t size, void *arg);
 __attribute__((noreturn)) void cs_jump(uint64_t rsp, uint64_t rdi, uint64_t rsi, uint64_t rdx,
-				       uint64_t target);
+				       uint64_t target, uint64_t rcx);
 
 /* lib.c: what the compiler may emit calls to, and tiny helpers */
 void *memcpy(void *dst, const void *src, size_t n);
