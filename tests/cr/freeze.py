@@ -48,15 +48,23 @@ def check_checkpointing(h, app, what):
                                                          st["last_pause_us"]))
 
 
-def sc_blocked(h):
+def checked_cycles(h, n, workload, args=lambda rng: [], after=None):
+    """n times: a workload at 50 ms checkpoints, checkpointing without
+    failures, one cycle, then after(app), then verify."""
     def body(i, rng):
-        app = App(h, "wl-blocked", ["--sleep-ms", str(rng.choice([2, 10, 50]))], interval_ms=50)
+        app = App(h, workload, args(rng), interval_ms=50)
         app.run()
         check_checkpointing(h, app, "before the first kill")
         cycle(h, app, rng)
-        check_checkpointing(h, app, "after the restore")
+        if after:
+            after(app)
         app.verify()
-    iterate(h, 3, body)
+    iterate(h, n, body)
+
+
+def sc_blocked(h):
+    checked_cycles(h, 3, "wl-blocked", lambda rng: ["--sleep-ms", str(rng.choice([2, 10, 50]))],
+                   lambda app: check_checkpointing(h, app, "after the restore"))
 
 
 def sc_blocked_nosup(h):
@@ -93,15 +101,9 @@ def sc_blocked_nosup(h):
 
 
 def sc_sevthread(h):
-    def body(i, rng):
-        app = App(h, "wl-sevthread", interval_ms=50)
-        app.run()
-        check_checkpointing(h, app, "before the first kill")
-        cycle(h, app, rng)
-        # ticks keep coming after the restore (the helper thread came back)
-        app.wait_progress(app.progress() + 20, 30)
-        app.verify()
-    iterate(h, 3, body)
+    # the main thread goes on after the restore; the helper is checked at verify
+    checked_cycles(h, 3, "wl-sevthread",
+                   after=lambda app: app.wait_progress(app.progress() + 20, 30))
 
 
 def owner(path):
