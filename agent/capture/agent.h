@@ -248,6 +248,14 @@ int cs_sup_own_dir(struct cs_agent *a, char *why);
 
 /* freeze.c */
 int cs_freeze_install(void);
+int cs_freeze_is_ours(const struct sigaction *sa);
+/* Calls fn for every thread but the agent's, until it answers nonzero. */
+int cs_for_each_thread(int (*fn)(pid_t tid, void *arg), void *arg);
+
+/* sigtake.c: the freeze signal taken by other handlers (Go's) */
+void cs_sig_keep_prev(const struct sigaction *sa);
+void cs_sig_forward(int sig, siginfo_t *si, void *uc);
+int cs_sig_to_main(int sig, const siginfo_t *si);
 int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns);
 int cs_freeze_signal_ok(void);
 
