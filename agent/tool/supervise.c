@@ -230,10 +230,46 @@ static int program_ids(pid_t pid, uid_t *uid, gid_t *gid)
 }
 
 /*
+ * DIR/creds-ceiling: the program's credentials as the kernel shows them
+ * when DIR is handed over (its status lines Uid, Gid, Groups, Cap*), in a
+ * file of root's. The program owns DIR from then on and may delete the
+ * file, but cannot write one root owns: a restore believes the credentials
+ * in the program's images up to these (creds.c), so a program that kept a
+ * capability when it changed its uid is restored with it.
+ */
+static int write_ceiling(int dfd, pid_t pid)
+{
+	static const char *const keys[] = {
+	    "Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"};
+	char path[64], line[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *in = fopen(path, "re");
+	unlinkat(dfd, CS_CEILING_FILE ".tmp", 0);
+	int fd = openat(dfd, CS_CEILING_FILE ".tmp",
+	                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	FILE *out = fd >= 0 ? fdopen(fd, "we") : NULL;
+	int r = in && out ? 0 : -EIO;
+	while (!r && fgets(line, sizeof(line), in))
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (!strncmp(line, keys[i], strlen(keys[i])))
+				fputs(line, out);
+	if (out && fclose(out))
+		r = -EIO;
+	else if (!out && fd >= 0)
+		close(fd);
+	if (in)
+		fclose(in);
+	if (!r && renameat(dfd, CS_CEILING_FILE ".tmp", dfd, CS_CEILING_FILE))
+		r = -errno;
+	return r;
+}
+
+/*
  * "own": the program dropped its privileges and cannot write into DIR any
  * more; DIR and the agent's files in it go to its effective uid and gid.
  * Images written before stay root's: a restore believes the credentials of
- * an image only as far as its owner vouches for them (creds.c).
+ * an image only as far as its owner, or the ceiling recorded here, vouches
+ * for them (creds.c).
  */
 static int own_dir(struct cs_supervisor *s, char *why, size_t cap)
 {
@@ -255,6 +291,9 @@ static int own_dir(struct cs_supervisor *s, char *why, size_t cap)
 	}
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		fchownat(dfd, files[i], uid, gid, AT_SYMLINK_NOFOLLOW);
+	if (write_ceiling(dfd, s->main_pid) < 0)
+		cs_err("init: cannot record the program's credentials in %s/%s", s->dir,
+		       CS_CEILING_FILE);
 	close(dfd);
 	cs_err("init: the program now runs as uid %u gid %u; %s is handed to it", (unsigned)uid,
 	       (unsigned)gid, s->dir);

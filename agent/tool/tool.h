@@ -52,6 +52,8 @@ int cs_launch_wait(pid_t init);
  * cs_agent_abi.h).
  */
 #define CS_SUPERVISOR_MAX_HELD 256
+/* DIR/creds-ceiling: what the program held when DIR was handed to it */
+#define CS_CEILING_FILE "creds-ceiling"
 struct cs_held {
 	pid_t tid;
 	int stopped; /* its ptrace stop was seen */

@@ -17,6 +17,10 @@ creds           a program that drops to uid/gid 65534 with no_new_privs after
                 the agent started: still checkpointed (DIR is handed to it,
                 its images are its own), restored with exactly those
                 credentials on every thread
+creds-caps      the same program keeping CAP_NET_BIND_SERVICE (effective,
+                permitted, inheritable, ambient) across its uid change: the
+                supervisor's record of what it held lets the restore give the
+                capability back, on every thread
 creds-refuse    an image owned by uid 65534 that claims root's credentials
                 (as one the program forged would) is refused, naming the
                 file; owned by root again, it restores
@@ -111,9 +115,9 @@ def owner(path):
     return st.st_uid, st.st_gid
 
 
-def sc_creds(h):
+def sc_creds(h, args=()):
     def body(i, rng):
-        app = App(h, "wl-setuid", interval_ms=100)
+        app = App(h, "wl-setuid", list(args), interval_ms=100)
         app.run()
         check_checkpointing(h, app, "after the program dropped its privileges")
         cycle(h, app, rng)
@@ -122,6 +126,10 @@ def sc_creds(h):
             h.fail("%s: DIR owned by %s and %s by %s; want both 65534:65534 (handed over when "
                    "the program dropped its privileges)" % (app.describe(), owner(app.dir),
                                                             newest, owner(newest)), app.proc)
+        ceiling = os.path.join(app.dir, "creds-ceiling")
+        if not os.path.exists(ceiling) or owner(ceiling) != (0, 0):
+            h.fail("%s: no creds-ceiling of root's in DIR (the supervisor records what the "
+                   "program held when it handed DIR over)" % app.describe(), app.proc)
         check_checkpointing(h, app, "after the restore")
         app.verify()
     iterate(h, 2, body)
@@ -151,6 +159,7 @@ SCENARIOS = {
     "blocked-nosup": sc_blocked_nosup,
     "sevthread": sc_sevthread,
     "creds": sc_creds,
+    "creds-caps": lambda h: sc_creds(h, ["--keep-cap", "1"]),
     "creds-refuse": sc_creds_refuse,
 }
 
