@@ -374,6 +374,8 @@ static int hold_thread(struct cs_agent *a, pid_t tid, int send, const struct cs_
 static int needs_holding(const struct cs_thread_look *t)
 {
 	uint64_t set = 0;
+	if (t->state == 'Z' || t->state == 'X')
+		return 0; /* exiting: nothing to hold, it leaves the list */
 	if (t->blocked & FREEZE_BIT)
 		return 1;
 	if (t->sysno != SYS_rt_sigtimedwait)

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -271,6 +272,23 @@ static int write_ceiling(int dfd, pid_t pid)
  * an image only as far as its owner, or the ceiling recorded here, vouches
  * for them (creds.c).
  */
+/* One of the agent's files in DIR to uid:gid, only if it is what the agent
+ * made: a regular file or socket of root's with one link, never what a
+ * symlink or a hard link (protected_hardlinks=0) would point at. */
+static void own_file(int dfd, const char *name, uid_t uid, gid_t gid)
+{
+	struct stat st;
+	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (!fstat(fd, &st) && (S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode)) && st.st_nlink == 1 &&
+	    st.st_uid == 0)
+		fchownat(fd, "", uid, gid, AT_EMPTY_PATH);
+	close(fd);
+}
+
+/* Everything in DIR is done before DIR changes hands: until then the
+ * program cannot swap any name in it. */
 static int own_dir(struct cs_supervisor *s, char *why, size_t cap)
 {
 	static const char *const files[] = {"agent.lock", "agent.sock", "agent.pid"};
@@ -281,19 +299,19 @@ static int own_dir(struct cs_supervisor *s, char *why, size_t cap)
 	if (uid == 0)
 		return 0;
 	int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0 && write_ceiling(dfd, s->main_pid) < 0)
+		cs_err("init: cannot record the program's credentials in %s/%s", s->dir,
+		       CS_CEILING_FILE);
+	for (size_t i = 0; dfd >= 0 && i < sizeof(files) / sizeof(files[0]); i++)
+		own_file(dfd, files[i], uid, gid);
 	if (dfd < 0 || fchown(dfd, uid, gid) < 0) {
 		int e = errno;
 		why_set(why, cap, "chown of %s to %u:%u: %s", s->dir, (unsigned)uid, (unsigned)gid,
-		        strerror(e));
+			strerror(e));
 		if (dfd >= 0)
 			close(dfd);
 		return -e;
 	}
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-		fchownat(dfd, files[i], uid, gid, AT_SYMLINK_NOFOLLOW);
-	if (write_ceiling(dfd, s->main_pid) < 0)
-		cs_err("init: cannot record the program's credentials in %s/%s", s->dir,
-		       CS_CEILING_FILE);
 	close(dfd);
 	cs_err("init: the program now runs as uid %u gid %u; %s is handed to it", (unsigned)uid,
 	       (unsigned)gid, s->dir);
