@@ -352,8 +352,8 @@ static int hold_thread(struct cs_agent *a, pid_t tid, int send, const struct cs_
 	if (!t_first_kill)
 		t_first_kill = now_ns();
 	int r = cs_sup_stop(a, tid, CS_FREEZE_SIGNAL, &mask, why);
-	if (r == -ESRCH)
-		return 0; /* exited meanwhile */
+	if (r == -ESRCH && syscall(SYS_tgkill, a->pid, tid, 0) != 0)
+		return 0; /* exited meanwhile; a thread that is there must park */
 	if (r)
 		return freeze_err(a, r, tid, t, "blocks the freeze signal and ", why);
 	held[n_held++] = tid;
