@@ -99,8 +99,13 @@ static uint64_t scan_dir(struct cs_agent *a)
  * (a child that exec'd) stays inactive. */
 static int open_dir(struct cs_agent *a)
 {
+	char why[CS_ERR_MAX];
 	mkdir(a->cfg.dir, 0700);
 	a->dir_fd = open(a->cfg.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* A program started without root's rights: the supervisor hands DIR
+	 * (made by root) to it, as to one that dropped them later. */
+	if (a->dir_fd < 0 && errno == EACCES && geteuid() && !cs_sup_own(a, why))
+		a->dir_fd = open(a->cfg.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (a->dir_fd < 0)
 		return -errno;
 	a->lock_fd = openat(a->dir_fd, "agent.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);

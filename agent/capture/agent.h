@@ -245,6 +245,7 @@ int cs_sup_ready(struct cs_agent *a, char *why);
 int cs_sup_stop(struct cs_agent *a, pid_t tid, int sig, uint64_t *ret_mask, char *why);
 int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why);
 int cs_sup_own_dir(struct cs_agent *a, char *why);
+int cs_sup_own(struct cs_agent *a, char *why);
 
 /* freeze.c */
 int cs_freeze_install(void);

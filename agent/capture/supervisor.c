@@ -125,14 +125,19 @@ int cs_sup_stop(struct cs_agent *a, pid_t tid, int sig, uint64_t *ret_mask, char
  * restore knows how far to believe the credentials in them (agent/tool/
  * creds.c). Called before a freeze.
  */
-int cs_sup_own_dir(struct cs_agent *a, char *why)
+int cs_sup_own(struct cs_agent *a, char *why)
 {
 	char reply[256];
+	return sup_call(a, "own", 0, 0, reply, sizeof(reply), why);
+}
+
+int cs_sup_own_dir(struct cs_agent *a, char *why)
+{
 	struct stat st;
 	uid_t euid = (uid_t)syscall(SYS_geteuid);
 	if (euid == 0 || fstat(a->dir_fd, &st) || st.st_uid == euid)
 		return 0;
-	int r = sup_call(a, "own", 0, 0, reply, sizeof(reply), why);
+	int r = cs_sup_own(a, why);
 	if (r) {
 		char msg[CS_ERR_MAX];
 		cs_strlcpy(msg, "the program changed its uid and cannot write into DIR; ",

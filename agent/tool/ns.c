@@ -208,6 +208,12 @@ static __attribute__((noreturn)) void run_init(const struct cs_launch *l)
 	}
 	prctl(PR_SET_NAME, "checksync-init");
 	catch_signals(&set);
+	/* Listening before the program exists: its agent may need the
+	 * supervisor in its constructor (a program started without root's
+	 * rights cannot open DIR until it is handed over). */
+	static struct cs_supervisor sup;
+	if (l->dir)
+		cs_supervisor_init(&sup, l->dir, 0);
 	pid_t main_pid = spawn(l);
 	if (main_pid < 0) {
 		cs_err("init: clone3 of pid %d: %s", (int)l->pid, strerror(errno));
@@ -220,9 +226,7 @@ static __attribute__((noreturn)) void run_init(const struct cs_launch *l)
 		cs_err("init: cannot start the compactor (pid %d): %s", (int)l->compactor_pid,
 		       strerror(errno));
 	/* init has nothing else to hold open: stdio stays for messages only. */
-	static struct cs_supervisor sup;
-	if (l->dir)
-		cs_supervisor_init(&sup, l->dir, main_pid);
+	sup.main_pid = main_pid;
 	_exit(reap_and_forward(main_pid, compactor, &set, l->dir ? &sup : NULL));
 }
 

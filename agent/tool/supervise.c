@@ -47,6 +47,8 @@ static void why_set(char *why, size_t cap, const char *fmt, ...)
 	va_end(ap);
 }
 
+static void try_bind(struct cs_supervisor *s);
+
 void cs_supervisor_init(struct cs_supervisor *s, const char *dir, pid_t main_pid)
 {
 	memset(s, 0, sizeof(*s));
@@ -54,6 +56,7 @@ void cs_supervisor_init(struct cs_supervisor *s, const char *dir, pid_t main_pid
 	s->main_pid = main_pid;
 	s->name_len = cs_supervisor_name(dir, s->name);
 	snprintf(s->dir, sizeof(s->dir), "%s", dir);
+	try_bind(s);
 }
 
 /* The name may still be held by the init of the process this one restores

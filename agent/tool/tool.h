@@ -70,6 +70,8 @@ struct cs_supervisor {
 	char dir[4096]; /* handed to the program when it drops its privileges */
 };
 struct pollfd;
+/* Binds the socket at once (retried in cs_supervisor_pollfds if taken);
+ * main_pid may be set later, before the first poll. */
 void cs_supervisor_init(struct cs_supervisor *s, const char *dir, pid_t main_pid);
 /* The fds to poll (at most 2); lowers *timeout_ms while the name is not bound yet. */
 size_t cs_supervisor_pollfds(struct cs_supervisor *s, struct pollfd *p, int *timeout_ms);
