@@ -21,6 +21,8 @@ creds-caps      the same program keeping CAP_NET_BIND_SERVICE (effective,
                 permitted, inheritable, ambient) across its uid change: the
                 supervisor's record of what it held lets the restore give the
                 capability back, on every thread
+creds-start     wl-threads started as uid 65534 (chroot --userspec): its agent
+                gets DIR from the supervisor in its constructor
 creds-refuse    an image owned by uid 65534 that claims root's credentials
                 (as one the program forged would) is refused, naming the
                 file; owned by root again, it restores
@@ -28,6 +30,7 @@ creds-refuse    an image owned by uid 65534 that claims root's credentials
 
 import os
 import re
+import shutil
 import sys
 import time
 
@@ -135,6 +138,23 @@ def sc_creds(h, args=()):
     iterate(h, 2, body)
 
 
+def sc_creds_start(h):
+    """wl-threads started as 65534 by chroot --userspec: its agent cannot
+    open DIR in its constructor until the supervisor hands it over."""
+    def body(i, rng):
+        chroot = shutil.which("chroot")
+        app = App(h, "wl-threads", ["--userspec=65534:65534", "--groups=65534", "/",
+                                    h.workload("wl-threads")], interval_ms=100, exe=chroot)
+        app.run()
+        check_checkpointing(h, app, "a program started as uid 65534")
+        cycle(h, app, rng)
+        if owner(app.dir) != (65534, 65534):
+            h.fail("%s: DIR is owned by %s, not 65534:65534" % (app.describe(), owner(app.dir)),
+                   app.proc)
+        app.verify()
+    iterate(h, 1, body)
+
+
 def sc_creds_refuse(h):
     app = App(h, "wl-threads")
     app.run()
@@ -160,6 +180,7 @@ SCENARIOS = {
     "sevthread": sc_sevthread,
     "creds": sc_creds,
     "creds-caps": lambda h: sc_creds(h, ["--keep-cap", "1"]),
+    "creds-start": sc_creds_start,
     "creds-refuse": sc_creds_refuse,
 }
 
