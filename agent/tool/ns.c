@@ -84,10 +84,9 @@ static int reap(pid_t main_pid, pid_t *compactor, struct cs_supervisor *sup)
 		pid_t p = waitpid(-1, &st, WNOHANG);
 		if (p <= 0)
 			return -1;
-		if (WIFSTOPPED(st)) {
-			cs_supervisor_stopped(sup, p, st);
+		cs_supervisor_reaped(sup, p, st);
+		if (WIFSTOPPED(st))
 			continue;
-		}
 		if (p == *compactor) {
 			cs_err("init: the compactor exited (status %d); no more compaction",
 			       status_code(st));

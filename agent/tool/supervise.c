@@ -100,13 +100,18 @@ static int detach(struct cs_supervisor *s, struct cs_held *h)
 	return r;
 }
 
-/* A stop seen by the reaper: a thread left held when its agent went away
- * (or that stopped too late) is let go now. */
-void cs_supervisor_stopped(struct cs_supervisor *s, pid_t tid, int status)
+/* What the reaper saw of a thread: a stop lets go of one left held when its
+ * agent went away (or that stopped too late); an exit forgets it, so its
+ * tid can be held again when the kernel gives it to another thread. */
+void cs_supervisor_reaped(struct cs_supervisor *s, pid_t tid, int status)
 {
 	struct cs_held *h = s ? find_held(s, tid) : NULL;
-	if (!h || h->stopped)
+	if (!h || (h->stopped && WIFSTOPPED(status)))
 		return;
+	if (!WIFSTOPPED(status)) {
+		forget(s, h);
+		return;
+	}
 	int st = status >> 8;
 	h->inject = (st >> 8) == PTRACE_EVENT_STOP ? 0 : (st & 0xff);
 	detach(s, h);

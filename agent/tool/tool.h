@@ -76,8 +76,8 @@ void cs_supervisor_init(struct cs_supervisor *s, const char *dir, pid_t main_pid
 /* The fds to poll (at most 2); lowers *timeout_ms while the name is not bound yet. */
 size_t cs_supervisor_pollfds(struct cs_supervisor *s, struct pollfd *p, int *timeout_ms);
 void cs_supervisor_serve(struct cs_supervisor *s, const struct pollfd *p, size_t n);
-/* A ptrace stop waitpid reported (status as waitpid gives it). */
-void cs_supervisor_stopped(struct cs_supervisor *s, pid_t tid, int status);
+/* A stop or exit waitpid reported (status as waitpid gives it). */
+void cs_supervisor_reaped(struct cs_supervisor *s, pid_t tid, int status);
 
 /* Finds a file that ships with the tool: $env, then relative to the tool's
  * own directory in the build tree, then the installed path. */
