@@ -4,7 +4,8 @@
     compat.py --build-root BUILD PROGRAM
 
 Unmodified programs from Debian's archive (fetched once into
-BUILD/compat-cache by fetch_debs.py, never installed) run under
+BUILD/compat-cache, or $CHECKSYNC_COMPAT_CACHE to share one between builds,
+by fetch_debs.py, never installed) run under
 `checksync run --interval-ms 100`. Each is written to through its own
 protocol, checkpointed while a client keeps writing, SIGKILLed, restored;
 then every write acknowledged before the checkpoint must read back, and the
@@ -86,7 +87,7 @@ def documented(name):
 
 
 def fetch(build_root, pkgs):
-    cache = os.path.join(build_root, "compat-cache")
+    cache = os.environ.get("CHECKSYNC_COMPAT_CACHE") or os.path.join(build_root, "compat-cache")
     r = subprocess.run([sys.executable, os.path.join(HERE, "fetch_debs.py"), cache] + pkgs,
                        capture_output=True, text=True)
     if r.returncode == SKIP:
