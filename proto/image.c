@@ -25,6 +25,7 @@ static const char *const section_names[] = {
 	[CS_SECT_RESIDENT] = "RESIDENT",
 	[CS_SECT_PAGES] = "PAGES",
 	[CS_SECT_UNSUPPORTED] = "UNSUPPORTED",
+	[CS_SECT_CREDS] = "CREDS",
 	[CS_SECT_END] = "END",
 };
 
@@ -246,6 +247,9 @@ static int decode_section(struct parse *ps, const struct sect *s)
 		return cs_img_decode_pages(&r, img, &ps->pages_end);
 	case CS_SECT_UNSUPPORTED:
 		return cs_img_decode_unsupported(&r, img);
+	case CS_SECT_CREDS:
+		img->has_creds = 1;
+		return cs_img_decode_creds(&r, &img->creds);
 	case CS_SECT_END:
 		return check_end(ps, s);
 	default:

@@ -47,6 +47,7 @@ enum cs_image_section_type {
 	CS_SECT_RESIDENT = 7,    /* which pages are live (data here or in an ancestor) */
 	CS_SECT_PAGES = 8,       /* page runs with their data */
 	CS_SECT_UNSUPPORTED = 9, /* what could not be captured, by name */
+	CS_SECT_CREDS = 10,      /* credentials: uids, gids, groups, capabilities */
 	CS_SECT_END = 15,
 };
 /* "HEADER", "PAGES", ...; NULL for a type this version does not know. */
@@ -195,7 +196,7 @@ struct cs_image_fd {
 	uint32_t local_len, remote_len;
 	uint8_t local_addr[CS_IMAGE_ADDR_MAX];
 	uint8_t remote_addr[CS_IMAGE_ADDR_MAX];
-	uint32_t sock_options; /* bit 0: SO_REUSEADDR, bit 1: SO_REUSEPORT */
+	uint32_t sock_options; /* CS_SOCK_* */
 	/* pipes */
 	uint64_t pipe_id;       /* inode: both ends share it */
 	uint32_t pipe_data_len; /* pending bytes (read end only) */
@@ -229,6 +230,27 @@ struct cs_image_page_run {
 	uint64_t addr;
 	uint32_t npages;
 	uint64_t file_offset; /* of the first page's bytes in the image */
+};
+
+/* The process's credentials (its main thread's) and the prctl state that
+ * goes with them. A reader that does not know CREDS refuses the image: it
+ * must not run the program with its own credentials instead. */
+#define CS_IMAGE_GROUPS_MAX 1024
+/* cs_image_fd.sock_options */
+#define CS_SOCK_REUSEADDR 0x1u
+#define CS_SOCK_REUSEPORT 0x2u
+#define CS_SOCK_V6ONLY    0x4u /* IPV6_V6ONLY (AF_INET6) */
+
+struct cs_image_creds {
+	uint32_t uid[4]; /* real, effective, saved, filesystem */
+	uint32_t gid[4];
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	uint32_t securebits;
+	uint32_t no_new_privs;
+	uint32_t dumpable; /* PR_GET_DUMPABLE */
+	uint32_t seccomp;  /* 0 none, 1 strict, 2 filter */
+	uint32_t n_groups;
+	uint32_t groups[CS_IMAGE_GROUPS_MAX];
 };
 
 struct cs_image_unsupported {
@@ -290,6 +312,7 @@ int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f);
 int cs_image_put_sigaction(struct cs_buf *b, const struct cs_image_sigaction *s);
 int cs_image_put_run(struct cs_buf *b, const struct cs_image_run *r);
 int cs_image_put_unsupported(struct cs_buf *b, const struct cs_image_unsupported *u);
+int cs_image_put_creds(struct cs_buf *b, const struct cs_image_creds *c);
 /* The 16-byte head of a page run inside PAGES; the npages * page_size bytes follow. */
 int cs_image_put_page_run_head(struct cs_buf *b, uint64_t addr, uint32_t npages);
 #define CS_IMAGE_PAGE_RUN_HEAD 16u
@@ -339,6 +362,8 @@ struct cs_image {
 	size_t n_page_runs;
 	struct cs_image_unsupported *unsupported;
 	size_t n_unsupported;
+	int has_creds; /* a CREDS section was present */
+	struct cs_image_creds creds;
 	uint64_t total_len; /* bytes up to and including END */
 };
 

@@ -101,9 +101,9 @@ int cs_image_put_process(struct cs_buf *b, const struct cs_image_process *pr)
 	size_t comm = field_strlen(pr->comm, sizeof(pr->comm));
 	size_t cwd = field_strlen(pr->cwd, sizeof(pr->cwd));
 	size_t exe = field_strlen(pr->exe_path, sizeof(pr->exe_path));
-	const uint64_t mm[] = {pr->start_code, pr->end_code, pr->start_data, pr->end_data,
-			       pr->start_brk,  pr->brk,      pr->start_stack, pr->arg_start,
-			       pr->arg_end,    pr->env_start, pr->env_end};
+	const uint64_t mm[] = {pr->start_code, pr->end_code,  pr->start_data,  pr->end_data,
+	                       pr->start_brk,  pr->brk,       pr->start_stack, pr->arg_start,
+	                       pr->arg_end,    pr->env_start, pr->env_end};
 	size_t n, i;
 	uint8_t *p;
 
@@ -307,5 +307,33 @@ int cs_image_put_unsupported(struct cs_buf *b, const struct cs_image_unsupported
 		return -ENOSPC;
 	put_var(p, u->what, what);
 	b->len += 4 + what;
+	return 0;
+}
+
+int cs_image_put_creds(struct cs_buf *b, const struct cs_image_creds *c)
+{
+	const uint64_t caps[] = {c->cap_inh, c->cap_prm, c->cap_eff, c->cap_bnd, c->cap_amb};
+	const uint32_t words[] = {c->securebits, c->no_new_privs, c->dumpable, c->seccomp};
+	size_t n, i;
+	uint8_t *p;
+
+	if (c->n_groups > CS_IMAGE_GROUPS_MAX)
+		return -EINVAL;
+	n = CS_REC_CREDS_FIXED + 4 * (size_t)c->n_groups;
+	p = reserve(b, n);
+	if (!p)
+		return -ENOSPC;
+	for (i = 0; i < 4; i++)
+		p = cs_img_put32(p, c->uid[i]);
+	for (i = 0; i < 4; i++)
+		p = cs_img_put32(p, c->gid[i]);
+	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+		p = cs_img_put64(p, caps[i]);
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		p = cs_img_put32(p, words[i]);
+	p = cs_img_put32(p, c->n_groups);
+	for (i = 0; i < c->n_groups; i++)
+		p = cs_img_put32(p, c->groups[i]);
+	b->len += n;
 	return 0;
 }

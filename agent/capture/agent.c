@@ -8,6 +8,7 @@
  * request or on an API call.
  */
 #include <dirent.h>
+#include <linux/futex.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -31,7 +32,8 @@ struct cs_agent cs_agent;
 extern struct cs_agent cs_agent_here __attribute__((alias("cs_agent"), visibility("hidden")));
 struct cs_agent_restore_block cs_restore_block = {.magic = CS_AGENT_BLOCK_MAGIC};
 
-#define MAX_CALLBACKS 8
+#define MAX_CALLBACKS  8
+#define BACKOFF_MAX_MS 30000u
 
 static pthread_mutex_t api_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t api_cv = PTHREAD_COND_INITIALIZER;
@@ -72,8 +74,10 @@ static int read_config(struct cs_config *cfg, const char *dir)
 	const char *k = getenv(CS_ENV_COMPACTOR);
 	cfg->compactor = k && !strcmp(k, "1");
 	const char *w = getenv("CHECKSYNC_WRITER");
-	cfg->writer = !w ? CS_WRITER_AUTO : !strcmp(w, "fork") ? CS_WRITER_FORK
-			  : !strcmp(w, "copy") ? CS_WRITER_COPY : CS_WRITER_AUTO;
+	cfg->writer = !w                   ? CS_WRITER_AUTO
+	              : !strcmp(w, "fork") ? CS_WRITER_FORK
+	              : !strcmp(w, "copy") ? CS_WRITER_COPY
+	                                   : CS_WRITER_AUTO;
 	return 0;
 }
 
@@ -103,8 +107,13 @@ static uint64_t scan_dir(struct cs_agent *a)
  * (a child that exec'd) stays inactive. */
 static int open_dir(struct cs_agent *a)
 {
+	char why[CS_ERR_MAX];
 	mkdir(a->cfg.dir, 0700);
 	a->dir_fd = open(a->cfg.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* A program started without root's rights: the supervisor hands DIR
+	 * (made by root) to it, as to one that dropped them later. */
+	if (a->dir_fd < 0 && errno == EACCES && geteuid() && !cs_sup_own(a, why))
+		a->dir_fd = open(a->cfg.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (a->dir_fd < 0)
 		return -errno;
 	a->lock_fd = openat(a->dir_fd, "agent.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -144,6 +153,7 @@ static int open_fds(struct cs_agent *a)
 static void reset_fds(struct cs_agent *a)
 {
 	a->uffd = a->pagemap_fd = a->lock_fd = a->listen_fd = a->wake_fd = a->dir_fd = -1;
+	a->sup_fd = -1;
 	a->tee_pipe[0] = a->tee_pipe[1] = -1;
 	for (size_t i = 0; i < sizeof(a->client_fd) / sizeof(a->client_fd[0]); i++)
 		a->client_fd[i] = -1;
@@ -183,6 +193,19 @@ int cs_agent_run_checkpoint(uint64_t *gen, int *restored)
 static uint64_t mono_ms(void)
 {
 	return (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) / 1000000;
+}
+
+/* The interval, doubled for each periodic checkpoint that failed in a row
+ * (a thread that cannot be frozen stays so for a while), up to 30 s.
+ * Requests are served at once whatever the backoff. */
+static uint64_t backoff_ms(const struct cs_agent *a)
+{
+	uint64_t ms = a->cfg.interval_ms;
+	for (uint32_t i = 0; i < a->failed_in_row && ms < BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	if (ms > BACKOFF_MAX_MS)
+		ms = a->cfg.interval_ms > BACKOFF_MAX_MS ? a->cfg.interval_ms : BACKOFF_MAX_MS;
+	return ms;
 }
 
 static void *agent_main(void *arg)
@@ -227,7 +250,7 @@ static void *agent_main(void *arg)
 			 * (never a backlog) when it takes longer. */
 			uint64_t started = mono_ms();
 			run_checkpoint(a, &gen, &restored);
-			next = started + a->cfg.interval_ms;
+			next = started + backoff_ms(a);
 		}
 	}
 	return NULL;
@@ -257,6 +280,7 @@ static int start(const char *dir)
 	if (r)
 		return r;
 	a->pid = getpid();
+	cs_auxv_keep();
 	a->result = cs_scratch_alloc(sizeof(*a->result), 1);
 	if (!a->result)
 		return -ENOMEM;
@@ -296,7 +320,7 @@ static int start(const char *dir)
  * constructor runs next, is then the only agent.
  */
 #define CS_ENV_ACTIVE "CHECKSYNC_ACTIVE_AGENT"
-#define PEER_MAGIC 0x3152454550534328ull /* "(CSPEER1" */
+#define PEER_MAGIC    0x3152454550534328ull /* "(CSPEER1" */
 
 struct cs_agent_peer {
 	uint64_t magic;
@@ -310,13 +334,13 @@ struct cs_agent_peer {
 };
 
 static struct cs_agent_peer self_peer = {
-	.magic = PEER_MAGIC,
-	.size = sizeof(struct cs_agent_peer),
-	.enabled = cs_enabled,
-	.sync = cs_sync,
-	.checkpoint = cs_checkpoint,
-	.stats_size = cs_stats_size,
-	.on_restore = cs_on_restore,
+    .magic = PEER_MAGIC,
+    .size = sizeof(struct cs_agent_peer),
+    .enabled = cs_enabled,
+    .sync = cs_sync,
+    .checkpoint = cs_checkpoint,
+    .stats_size = cs_stats_size,
+    .on_restore = cs_on_restore,
 };
 /* Non-NULL: another copy in this process is the agent; calls go there. */
 static const struct cs_agent_peer *peer;
@@ -329,7 +353,7 @@ static void publish_self(void)
 		c = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) ^ ((uint64_t)getpid() << 32) ^ 1;
 	self_peer.cookie = c;
 	snprintf(val, sizeof(val), "%d:%lx:%llx", (int)getpid(), (unsigned long)&self_peer,
-		 (unsigned long long)c);
+	         (unsigned long long)c);
 	setenv(CS_ENV_ACTIVE, val, 1); /* constructors run before any other thread */
 }
 
@@ -373,12 +397,12 @@ static void refuse_copy(const struct cs_agent_peer *p)
 {
 	char line[256];
 	int n = snprintf(line, sizeof(line),
-			 "checksync: another copy of the agent is active in this process with an "
-			 "incompatible interface (%llu bytes, this copy knows %zu); this copy "
-			 "stays inactive (its calls answer -ENOTCONN)\n",
-			 (unsigned long long)p->size, sizeof(*p));
+	                 "checksync: another copy of the agent is active in this process with an "
+	                 "incompatible interface (%llu bytes, this copy knows %zu); this copy "
+	                 "stays inactive (its calls answer -ENOTCONN)\n",
+	                 (unsigned long long)p->size, sizeof(*p));
 	cs_strlcpy(cs_agent.last_error, "another, incompatible copy of the agent is active",
-		   sizeof(cs_agent.last_error));
+	           sizeof(cs_agent.last_error));
 	if (n > 0 && write(STDERR_FILENO, line, strlen(line)) < 0) {
 		/* stderr closed: last_error still says it */
 	}
@@ -441,8 +465,22 @@ static int reopen_fds(struct cs_agent *a)
 	return r;
 }
 
+/* The main thread may still run restorer code (it leaves last): a freeze
+ * now would stop it there, mask opened by the supervisor, and capture the
+ * restorer's region. cs_trampoline_last sets main_left once it is gone. */
+static void wait_main_left(void)
+{
+	for (int i = 0;
+	     i < 10000 && !__atomic_load_n(&cs_restore_block.main_left, __ATOMIC_ACQUIRE); i++) {
+		struct timespec ts = {0, 1000000};
+		syscall(SYS_futex, &cs_restore_block.main_left, FUTEX_WAIT_PRIVATE, 0, &ts, NULL,
+		        0);
+	}
+}
+
 void cs_after_restore(struct cs_agent *a)
 {
+	wait_main_left();
 	struct cs_agent_restore_block b = cs_restore_block;
 	/* epoch first, the flag after: cs_sync reads them in the other order */
 	__atomic_add_fetch(&a->epoch, 1, __ATOMIC_RELEASE);
@@ -457,6 +495,7 @@ void cs_after_restore(struct cs_agent *a)
 	a->last_generation = b.restored_from_generation;
 	a->chain_base = a->cap.base; /* the snapshot's capture is the restored image */
 	a->force_base = 1;
+	cs_track_give_pagemap(b.pagemap_fd);
 	int r = reopen_fds(a);
 	if (r) {
 		a->active = 0;
@@ -464,7 +503,7 @@ void cs_after_restore(struct cs_agent *a)
 		cs_strlcat(a->last_error, strerror(-r), sizeof(a->last_error));
 	}
 	struct cs_restore_info info = {.restored_from_generation = b.restored_from_generation,
-				       .away_ns = b.away_ns};
+	                               .away_ns = b.away_ns};
 	for (int i = 0; i < MAX_CALLBACKS; i++)
 		if (callbacks[i].cb)
 			callbacks[i].cb(&info, callbacks[i].arg);
@@ -593,7 +632,7 @@ static int fill_stats(struct cs_stats *out)
 	out->last_copied = a->last_copy_mode;
 	out->restored_from = a->restored_from;
 	out->tracking = a->active ? (a->mode == CS_MODE_HASH ? CS_TRACKING_HASH : CS_TRACKING_UFFD)
-				  : CS_TRACKING_NONE;
+	                          : CS_TRACKING_NONE;
 	cs_strlcpy(out->last_error, a->last_error, sizeof(out->last_error));
 	cs_freeze_sig_report(&sig);
 	out->freeze_signal = sig.signal;

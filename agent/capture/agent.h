@@ -19,12 +19,12 @@
 #include "cs_agent_abi.h"
 #include "image.h"
 
-#define CS_PAGE 4096u
-#define CS_FREEZE_SIGNAL (SIGRTMIN + 28) /* 62 with glibc: rarely used by programs */
-#define CS_MAX_THREADS 4096
-#define CS_MAX_FDS 4096
+#define CS_PAGE              4096u
+#define CS_FREEZE_SIGNAL     (SIGRTMIN + 28) /* 62 with glibc: rarely used by programs */
+#define CS_MAX_THREADS       4096
+#define CS_MAX_FDS           4096
 #define CS_MAX_AGENT_REGIONS 16
-#define CS_ERR_MAX 256
+#define CS_ERR_MAX           256
 
 /* A mapping from /proc/self/maps (paths live in a string pool). */
 struct cs_vma {
@@ -67,10 +67,10 @@ struct cs_thread_rec {
 
 /* Results the writer child leaves for the parent (a MAP_SHARED page). */
 struct cs_child_result {
-	int32_t done;   /* 1 once filled in */
-	int32_t err;    /* negative errno, 0 on success */
-	uint64_t bytes; /* image size */
-	uint64_t pages; /* pages written */
+	int32_t done;          /* 1 once filled in */
+	int32_t err;           /* negative errno, 0 on success */
+	uint64_t bytes;        /* image size */
+	uint64_t pages;        /* pages written */
 	uint64_t hash_entries; /* hash mode: entries in the new table */
 	char msg[CS_ERR_MAX];
 };
@@ -90,8 +90,8 @@ struct cs_config {
 	char dir[CS_IMAGE_PATH_MAX];
 	uint32_t interval_ms;
 	uint32_t base_every;
-	int mode; /* enum cs_tracking_mode asked for */
-	int writer; /* enum cs_writer_mode */
+	int mode;      /* enum cs_tracking_mode asked for */
+	int writer;    /* enum cs_writer_mode */
 	int compactor; /* CHECKSYNC_COMPACTOR=1: someone else folds the chain */
 	uint64_t first_generation; /* CHECKSYNC_FIRST_GENERATION, default 1 */
 	uint32_t sync_timeout_ms; /* cs_sync's last resort waiting for the daemon */
@@ -120,9 +120,10 @@ struct cs_capture {
 	uint32_t n_fds;
 	uint8_t *fd_pool; /* pipe bytes and epoll entries */
 	size_t fd_pool_len, fd_pool_cap;
-	char *unsup;      /* newline-separated "what" strings */
+	char *unsup; /* newline-separated "what" strings */
 	size_t unsup_len, unsup_cap;
 	int64_t clocks[3]; /* realtime, monotonic, boottime */
+	struct cs_image_creds creds; /* at the frozen instant (creds.c) */
 	int dir_fd;
 	pid_t ppid;
 	char comm[16];
@@ -133,9 +134,10 @@ struct cs_capture {
 struct cs_agent {
 	struct cs_config cfg;
 	int active;
-	int mode; /* what actually runs */
+	int mode;              /* what actually runs */
 	int have_pagemap_scan; /* PAGEMAP_SCAN works: resident scans skip holes */
 	int uffd, pagemap_fd, lock_fd, listen_fd, wake_fd, dir_fd;
+	int sup_fd; /* connection to the supervisor (supervisor.c), -1 until needed */
 	/* wake_fd belongs to this process (guarded by the API mutex): after a
 	 * restore its number is free until the agent opens a new one, and an
 	 * application thread may meanwhile own a file of its own there. */
@@ -159,6 +161,7 @@ struct cs_agent {
 	/* statistics */
 	uint64_t checkpoints, bytes_total, last_pause_ns, max_pause_ns, last_bytes, last_pages;
 	uint64_t failures;
+	uint32_t failed_in_row; /* periodic checkpoints back off while this grows */
 	/* where the last pause went: stop, maps, dirty scan, fds, clone */
 	uint64_t phase_ns[6];
 	int last_copy_mode;
@@ -192,6 +195,7 @@ ssize_t cs_read_file(const char *path, char *buf, size_t cap);
 int64_t cs_clock_ns(int clockid);
 void cs_copy(void *dst, const void *src, size_t len);
 int cs_set_err(char *dst, const char *a, const char *b, const char *c);
+const char *cs_errname(int e);
 
 /* maps.c */
 int cs_maps_read(struct cs_maps *m);
@@ -199,12 +203,13 @@ const char *cs_vma_path(const struct cs_maps *m, const struct cs_vma *v);
 
 /* track.c */
 int cs_track_open(struct cs_agent *a);
+void cs_track_give_pagemap(int fd);
 void cs_track_close(struct cs_agent *a);
 int cs_track_scan(struct cs_agent *a, struct cs_capture *c);
 int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out);
 int cs_select_pages(const struct cs_maps *maps, const struct cs_runs *dirty, int is_base,
-		    int pagemap_fd, struct cs_runs *one, struct cs_runs *resident,
-		    struct cs_runs *send);
+                    int pagemap_fd, struct cs_runs *one, struct cs_runs *resident,
+                    struct cs_runs *send);
 int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages);
 void cs_runs_normalize(struct cs_runs *r);
 int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end);
@@ -214,18 +219,56 @@ int cs_fds_capture(struct cs_agent *a, struct cs_capture *c);
 int cs_fd_is_agent(const struct cs_agent *a, int fd);
 void cs_unsup_add(struct cs_capture *c, const char *what);
 
+/* threads.c: one thread as /proc/self/task/T shows it */
+struct cs_thread_look {
+	char state;                /* 'R', 'S', 'D', 'T', 't', ... */
+	uint64_t blocked, pending; /* SigBlk, SigPnd (the thread's own) */
+	long sysno;                /* the call it sleeps in; -1: none, running or unknown */
+	uint64_t args[6];
+	uint64_t pc; /* just after its syscall instruction */
+	char comm[16];
+};
+int cs_thread_look(pid_t tid, struct cs_thread_look *t);
+void cs_thread_describe(char *out, pid_t tid, const struct cs_thread_look *t);
+
+/* sleepers.c: calls a freeze must not end early (the kernel does not
+ * restart them after a handler ran) are issued again by the handler */
+int cs_sleep_init(void);
+void cs_sleep_clear(void);
+void cs_sleep_reset(void);
+void cs_sleep_note(pid_t tid, const struct cs_thread_look *t);
+void cs_sleep_rewind(pid_t tid, void *uc);
+
+/* creds.c: buf[cap] is scratch for /proc/self/status */
+int cs_creds_capture(struct cs_image_creds *c, char *buf, size_t cap);
+
+/* supervisor.c: stop a thread with its mask opened for sig, let it go */
+int cs_sup_ready(struct cs_agent *a, char *why);
+int cs_sup_stop(struct cs_agent *a, pid_t tid, int sig, uint64_t *ret_mask, char *why);
+int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why);
+int cs_sup_own_dir(struct cs_agent *a, char *why);
+int cs_sup_own(struct cs_agent *a, char *why);
+
 /* freeze.c */
 int cs_freeze_install(void);
+int cs_freeze_is_ours(const struct sigaction *sa);
+/* Calls fn for every thread but the agent's, until it answers nonzero. */
+int cs_for_each_thread(int (*fn)(pid_t tid, void *arg), void *arg);
+
+/* sigtake.c: the freeze signal taken by other handlers (Go's) */
+void cs_sig_keep_prev(const struct sigaction *sa);
+void cs_sig_forward(int sig, siginfo_t *si, void *uc);
+int cs_sig_to_main(int sig, const siginfo_t *si);
 int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns);
 int cs_freeze_signal_ok(void);
 
 /* The freeze signal taken by another handler and taken back (freeze.c). */
 struct cs_sig_report {
-	int signal;         /* CS_FREEZE_SIGNAL */
-	uint64_t takeovers; /* times another handler was found in the agent's place */
-	uint64_t foreign;   /* the last one found: address; 0 = SIG_DFL, 1 = SIG_IGN */
+	int signal;                /* CS_FREEZE_SIGNAL */
+	uint64_t takeovers;        /* times another handler was found in the agent's place */
+	uint64_t foreign;          /* the last one found: address; 0 = SIG_DFL, 1 = SIG_IGN */
 	int64_t first_ns, last_ns; /* CLOCK_REALTIME when found; 0 = never */
-	uint64_t forwarded; /* signals the agent did not send, passed to that handler */
+	uint64_t forwarded;        /* signals the agent did not send, passed to that handler */
 };
 void cs_freeze_sig_report(struct cs_sig_report *out);
 void cs_freeze_reset(void);
@@ -247,6 +290,7 @@ void cs_dump_reset(void);
 int cs_fill_process(struct cs_agent *a, struct cs_image_process *p);
 int cs_fill_header(struct cs_agent *a, struct cs_capture *c, struct cs_image_header *h);
 int cs_build_id(int fd, uint8_t *out, uint32_t *out_len);
+void cs_auxv_keep(void);
 
 /* checkpoint.c */
 int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation);

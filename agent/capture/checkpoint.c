@@ -34,7 +34,7 @@ static int need_base(const struct cs_agent *a)
 	    (a->mode == CS_MODE_HASH && !a->hash_n))
 		return 1;
 	return !a->cfg.compactor && (a->chain_deltas >= a->cfg.base_every ||
-				     (a->base_bytes && a->chain_delta_bytes > a->base_bytes));
+	                             (a->base_bytes && a->chain_delta_bytes > a->base_bytes));
 }
 
 static uint64_t run_pages(const struct cs_runs *r);
@@ -81,7 +81,8 @@ static void unsupported_mappings(struct cs_capture *c)
 {
 	for (size_t i = 0; i < c->maps.n; i++) {
 		const struct cs_vma *v = &c->maps.v[i];
-		if (!(v->flags & CS_MAP_SHARED) || !(v->prot & PROT_WRITE) || (v->flags & CS_MAP_AGENT))
+		if (!(v->flags & CS_MAP_SHARED) || !(v->prot & PROT_WRITE) ||
+		    (v->flags & CS_MAP_AGENT))
 			continue;
 		char what[CS_ERR_MAX], num[24];
 		cs_strlcpy(what, "mapping ", sizeof(what));
@@ -91,7 +92,8 @@ static void unsupported_mappings(struct cs_capture *c)
 		cs_fmt_hex(num, v->end);
 		cs_strlcat(what, num, sizeof(what));
 		cs_strlcat(what, " shared writable ", sizeof(what));
-		cs_strlcat(what, v->path_off ? cs_vma_path(&c->maps, v) : "(anonymous)", sizeof(what));
+		cs_strlcat(what, v->path_off ? cs_vma_path(&c->maps, v) : "(anonymous)",
+		           sizeof(what));
 		cs_unsup_add(c, what);
 	}
 }
@@ -130,7 +132,7 @@ static int select_uffd(struct cs_agent *a, struct cs_capture *c)
 	a->phase_ns[5] = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) - t0;
 	if (!r)
 		r = cs_select_pages(&c->maps, &c->dirty, c->is_base, a->pagemap_fd, &one,
-				    &c->resident, &c->send);
+		                    &c->resident, &c->send);
 	if (r)
 		return r;
 	c->send_pages = run_pages(&c->send);
@@ -138,7 +140,8 @@ static int select_uffd(struct cs_agent *a, struct cs_capture *c)
 	int unreadable = 0; /* memcpy would fault; a COW child can mprotect its copy */
 	for (size_t i = 0; i < c->maps.n; i++)
 		if ((c->maps.v[i].flags & CS_MAP_TRACKED) && !(c->maps.v[i].prot & PROT_READ))
-			unreadable |= cs_runs_overlap(&c->send, c->maps.v[i].start, c->maps.v[i].end);
+			unreadable |=
+			    cs_runs_overlap(&c->send, c->maps.v[i].start, c->maps.v[i].end);
 	switch (unreadable ? CS_WRITER_FORK : a->cfg.writer) {
 	case CS_WRITER_FORK:
 		c->copy_mode = 0;
@@ -148,7 +151,7 @@ static int select_uffd(struct cs_agent *a, struct cs_capture *c)
 		break;
 	default:
 		c->copy_mode = !c->is_base && c->send_pages * 3 <= c->resident_pages &&
-			       c->send_pages * CS_PAGE <= CS_COPY_MAX;
+		               c->send_pages * CS_PAGE <= CS_COPY_MAX;
 	}
 	return 0;
 }
@@ -200,6 +203,17 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	c->clocks[1] = cs_clock_ns(CLOCK_MONOTONIC);
 	c->clocks[2] = cs_clock_ns(CLOCK_BOOTTIME);
 	c->ppid = (pid_t)syscall(SYS_getppid);
+	char status[8192];
+	int cr = cs_creds_capture(&c->creds, status, sizeof(status));
+	if (cr)
+		return cs_set_err(c->errmsg, "reading the credentials (/proc/self/status) failed",
+		                  NULL, NULL),
+		       cr;
+	/* A restore without the filters would run the program with more
+	 * privilege than it had: refused until they are captured. */
+	if (c->creds.seccomp)
+		cs_unsup_add(c, c->creds.seccomp == 1 ? "seccomp strict mode"
+		                                      : "seccomp filters (not captured yet)");
 	/* /proc/self/comm is the main thread's; the writer's would be ours. */
 	if (cs_read_file("/proc/self/comm", c->comm, sizeof(c->comm)) > 0)
 		c->comm[strcspn(c->comm, "\n")] = 0;
@@ -224,7 +238,8 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	t3 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	memset(a->result, 0, sizeof(*a->result));
 	if (!writer_stack && !(writer_stack = cs_scratch_alloc(WRITER_STACK, 0)))
-		return cs_set_err(c->errmsg, "no memory for the writer's stack", NULL, NULL), -ENOMEM;
+		return cs_set_err(c->errmsg, "no memory for the writer's stack", NULL, NULL),
+		       -ENOMEM;
 	/* clone(2), not fork(): no atfork handlers, no malloc locks taken. Its
 	 * own stack, in agent memory, so it never writes to a page it copies
 	 * into the image. Exit signal 0 makes it a "clone child" that only
@@ -325,6 +340,7 @@ static int fail(struct cs_agent *a, int r, const char *why)
 	char name[64];
 	a->force_base = 1;
 	a->failures++;
+	a->failed_in_row++;
 	cs_strlcpy(a->last_error, why, sizeof(a->last_error));
 	tmp_name(name, sizeof(name), a->cap.generation);
 	unlinkat(a->dir_fd, name, 0);
@@ -342,6 +358,9 @@ int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
 	if (!cs_freeze_signal_ok() && cs_freeze_install())
 		return -EIO;
 	prepare(a, c);
+	int own = cs_sup_own_dir(a, c->errmsg);
+	if (own)
+		return fail(a, own, c->errmsg);
 	uint64_t pause = 0;
 	int r = cs_freeze_and_capture(a, &pause);
 	if (r == 1)
@@ -362,9 +381,10 @@ int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
 	r = wait_child(a->child_pid, &ok);
 	if (r || !ok || !a->result->done || a->result->err)
 		return fail(a, a->result->err ? a->result->err : -EIO,
-			    a->result->msg[0] ? a->result->msg : "the image writer died");
+		            a->result->msg[0] ? a->result->msg : "the image writer died");
 	chain_advance(a, c, a->result->bytes);
 	a->checkpoints++;
+	a->failed_in_row = 0;
 	a->bytes_total += a->result->bytes;
 	a->last_bytes = a->result->bytes;
 	a->last_pages = a->result->pages;

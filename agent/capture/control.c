@@ -17,11 +17,11 @@ static int socket_path(const struct cs_agent *a, struct sockaddr_un *sun)
 	memset(sun, 0, sizeof(*sun));
 	sun->sun_family = AF_UNIX;
 	int n = snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/%s", a->cfg.dir,
-			 CS_AGENT_SOCKET_NAME);
+	                 CS_AGENT_SOCKET_NAME);
 	if (n > 0 && (size_t)n < sizeof(sun->sun_path))
 		return 0;
 	n = snprintf(sun->sun_path, sizeof(sun->sun_path), "/proc/self/fd/%d/%s", a->dir_fd,
-		     CS_AGENT_SOCKET_NAME);
+	             CS_AGENT_SOCKET_NAME);
 	return n > 0 && (size_t)n < sizeof(sun->sun_path) ? 0 : -ENAMETOOLONG;
 }
 
@@ -82,10 +82,10 @@ static void error_reply(const struct cs_agent *a, int r, char *reply, size_t cap
 {
 	if (r == -ENOTSUP)
 		snprintf(reply, cap, "error generation %llu written, but %s",
-			 (unsigned long long)a->last_generation, a->last_error);
+		         (unsigned long long)a->last_generation, a->last_error);
 	else
 		snprintf(reply, cap, "error checkpoint failed: %s (%s)",
-			 a->last_error[0] ? a->last_error : "unknown", strerror(-r));
+		         a->last_error[0] ? a->last_error : "unknown", strerror(-r));
 	for (char *p = reply; *p; p++)
 		if (*p == '\n')
 			*p = ';';
@@ -97,11 +97,22 @@ static void status_signal(char *out, size_t cap)
 	struct cs_sig_report r;
 	cs_freeze_sig_report(&r);
 	snprintf(out, cap,
-		 " signal=%d sig_takeovers=%llu sig_foreign=%#llx sig_first_takeover_ms=%lld "
-		 "sig_last_takeover_ms=%lld sig_forwarded=%llu",
-		 r.signal, (unsigned long long)r.takeovers, (unsigned long long)r.foreign,
-		 (long long)(r.first_ns / 1000000), (long long)(r.last_ns / 1000000),
-		 (unsigned long long)r.forwarded);
+	         " signal=%d sig_takeovers=%llu sig_foreign=%#llx sig_first_takeover_ms=%lld "
+	         "sig_last_takeover_ms=%lld sig_forwarded=%llu",
+	         r.signal, (unsigned long long)r.takeovers, (unsigned long long)r.foreign,
+	         (long long)(r.first_ns / 1000000), (long long)(r.last_ns / 1000000),
+	         (unsigned long long)r.forwarded);
+}
+
+/* Last, since the sentence has spaces: why the last checkpoint failed
+ * (which thread, which mask for a freeze), on one line. */
+static void status_failures(const struct cs_agent *a, char *out, size_t cap)
+{
+	snprintf(out, cap, " failures=%llu failed_in_row=%u last_error=%s",
+	         (unsigned long long)a->failures, a->failed_in_row, a->last_error);
+	for (char *p = out; *p; p++)
+		if (*p == '\n')
+			*p = ';';
 }
 
 void cs_control_serve(struct cs_agent *a, int fd)
@@ -130,23 +141,24 @@ void cs_control_serve(struct cs_agent *a, int fd)
 		else
 			error_reply(a, r, reply, sizeof(reply));
 	} else if (!strcmp(req, "status")) {
-		snprintf(reply, sizeof(reply),
-			 "ok generation=%llu tracking=%s checkpoints=%llu last_pause_us=%llu "
-			 "bytes=%llu stop_us=%llu maps_us=%llu scan_us=%llu fds_us=%llu "
-			 "clone_us=%llu writer=%s wpscan_us=%llu send_pages=%llu pause_cpu_us=%llu",
-			 (unsigned long long)a->last_generation, mode_name(a),
-			 (unsigned long long)a->checkpoints,
-			 (unsigned long long)(a->last_pause_ns / 1000),
-			 (unsigned long long)a->bytes_total,
-			 (unsigned long long)a->phase_ns[0] / 1000,
-			 (unsigned long long)a->phase_ns[1] / 1000,
-			 (unsigned long long)a->phase_ns[2] / 1000,
-			 (unsigned long long)a->phase_ns[3] / 1000,
-			 (unsigned long long)a->phase_ns[4] / 1000, a->last_copy_mode ? "copy" : "fork",
-			 (unsigned long long)a->phase_ns[5] / 1000,
-			 (unsigned long long)a->cap.send_pages,
-			 (unsigned long long)a->last_pause_cpu_ns / 1000);
+		snprintf(
+		    reply, sizeof(reply),
+		    "ok generation=%llu tracking=%s checkpoints=%llu last_pause_us=%llu "
+		    "bytes=%llu stop_us=%llu maps_us=%llu scan_us=%llu fds_us=%llu "
+		    "clone_us=%llu writer=%s wpscan_us=%llu send_pages=%llu pause_cpu_us=%llu",
+		    (unsigned long long)a->last_generation, mode_name(a),
+		    (unsigned long long)a->checkpoints,
+		    (unsigned long long)(a->last_pause_ns / 1000),
+		    (unsigned long long)a->bytes_total, (unsigned long long)a->phase_ns[0] / 1000,
+		    (unsigned long long)a->phase_ns[1] / 1000,
+		    (unsigned long long)a->phase_ns[2] / 1000,
+		    (unsigned long long)a->phase_ns[3] / 1000,
+		    (unsigned long long)a->phase_ns[4] / 1000, a->last_copy_mode ? "copy" : "fork",
+		    (unsigned long long)a->phase_ns[5] / 1000,
+		    (unsigned long long)a->cap.send_pages,
+		    (unsigned long long)a->last_pause_cpu_ns / 1000);
 		status_signal(reply + strlen(reply), sizeof(reply) - strlen(reply));
+		status_failures(a, reply + strlen(reply), sizeof(reply) - strlen(reply));
 	} else {
 		snprintf(reply, sizeof(reply), "error unknown request");
 	}

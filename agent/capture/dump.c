@@ -67,7 +67,6 @@ static int out_write(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
-
 static int dfail(struct dump *d, int r, const char *what)
 {
 	if (!d->msg[0])
@@ -109,12 +108,17 @@ static int put_threads(struct dump *d)
 	int r = cs_image_put_count(&d->meta, &pos);
 	for (uint32_t i = 0; !r && i < d->c->n_threads && i < CS_MAX_THREADS; i++) {
 		const struct cs_thread_rec *t = &d->c->threads[i];
-		struct cs_image_thread it = {
-			.tid = t->tid, .flags = t->flags, .ucontext_addr = t->ucontext,
-			.fs_base = t->fs_base, .gs_base = t->gs_base,
-			.clear_child_tid = t->clear_child_tid, .robust_list = t->robust_list,
-			.robust_list_len = t->robust_len, .rseq_addr = t->rseq_addr,
-			.rseq_len = t->rseq_len, .rseq_sig = t->rseq_sig};
+		struct cs_image_thread it = {.tid = t->tid,
+		                             .flags = t->flags,
+		                             .ucontext_addr = t->ucontext,
+		                             .fs_base = t->fs_base,
+		                             .gs_base = t->gs_base,
+		                             .clear_child_tid = t->clear_child_tid,
+		                             .robust_list = t->robust_list,
+		                             .robust_list_len = t->robust_len,
+		                             .rseq_addr = t->rseq_addr,
+		                             .rseq_len = t->rseq_len,
+		                             .rseq_sig = t->rseq_sig};
 		r = cs_image_put_thread(&d->meta, &it);
 		n++;
 	}
@@ -152,9 +156,11 @@ static int put_signals(struct dump *d)
 		struct ksigaction k;
 		if (syscall(SYS_rt_sigaction, sig, NULL, &k, 8))
 			continue;
-		struct cs_image_sigaction s = {.signo = sig, .handler = k.handler,
-					       .flags = k.flags, .restorer = k.restorer,
-					       .mask = k.mask};
+		struct cs_image_sigaction s = {.signo = sig,
+		                               .handler = k.handler,
+		                               .flags = k.flags,
+		                               .restorer = k.restorer,
+		                               .mask = k.mask};
 		r = cs_image_put_sigaction(&d->meta, &s);
 		n++;
 	}
@@ -162,6 +168,13 @@ static int put_signals(struct dump *d)
 		return r;
 	cs_image_set_count(&d->meta, pos, n);
 	return meta_section(d, CS_SECT_SIGNALS);
+}
+
+static int put_creds(struct dump *d)
+{
+	d->meta.len = 0;
+	int r = cs_image_put_creds(&d->meta, &d->c->creds);
+	return r ? r : meta_section(d, CS_SECT_CREDS);
 }
 
 static int put_unsupported(struct dump *d)
@@ -288,7 +301,7 @@ static void make_readable(struct dump *d)
 		if ((m->v[i].flags & CS_MAP_TRACKED) && !(m->v[i].prot & PROT_READ) &&
 		    !(m->v[i].flags & CS_MAP_VSYSCALL))
 			mprotect((void *)m->v[i].start, m->v[i].end - m->v[i].start,
-				 m->v[i].prot | PROT_READ);
+			         m->v[i].prot | PROT_READ);
 }
 
 static int write_image(struct dump *d)
@@ -307,6 +320,8 @@ static int write_image(struct dump *d)
 		return dfail(d, r, "writing FDS failed");
 	if ((r = put_signals(d)))
 		return dfail(d, r, "writing SIGNALS failed");
+	if ((r = put_creds(d)))
+		return dfail(d, r, "writing CREDS failed");
 	make_readable(d);
 	if ((r = cs_dump_select_pages(d)))
 		return dfail(d, r, "scanning resident pages failed");
@@ -372,7 +387,8 @@ void cs_dump_reset(void)
 
 static void *map_own(size_t len, int flags)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+	void *p =
+	    mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
@@ -400,10 +416,7 @@ static int dump(struct dump *d)
 	if (get_buffers(d))
 		return dfail(d, -ENOMEM, "writer out of memory");
 	d->meta.cap = META_CAP / 2;
-	/* The parent's pagemap fd reads the parent's page tables: open ours. */
-	d->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (d->pagemap_fd < 0)
-		return dfail(d, -errno, "open /proc/self/pagemap failed");
+	d->pagemap_fd = -1; /* opened only if pages.c needs our own */
 	d->out.fd = openat(d->c->dir_fd, tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
 	if (d->out.fd < 0)
 		return dfail(d, -errno, "creating the image file failed");

@@ -34,7 +34,8 @@ int cs_fd_is_agent(const struct cs_agent *a, int fd)
 	if (fd < 0)
 		return 0;
 	if (fd == a->uffd || fd == a->pagemap_fd || fd == a->lock_fd || fd == a->listen_fd ||
-	    fd == a->wake_fd || fd == a->dir_fd || fd == a->tee_pipe[0] || fd == a->tee_pipe[1])
+	    fd == a->wake_fd || fd == a->dir_fd || fd == a->sup_fd || fd == a->tee_pipe[0] ||
+	    fd == a->tee_pipe[1])
 		return 1;
 	for (size_t i = 0; i < sizeof(a->client_fd) / sizeof(a->client_fd[0]); i++)
 		if (a->client_fd[i] == fd)
@@ -86,7 +87,8 @@ static void pipe_data(struct cs_agent *a, struct cs_capture *c, struct cs_image_
 	}
 	size_t got = 0;
 	while (got < (size_t)n) {
-		ssize_t r = read(a->tee_pipe[0], c->fd_pool + c->fd_pool_len + got, (size_t)n - got);
+		ssize_t r =
+		    read(a->tee_pipe[0], c->fd_pool + c->fd_pool_len + got, (size_t)n - got);
 		if (r <= 0)
 			break;
 		got += (size_t)r;
@@ -223,8 +225,11 @@ static void socket_fd(struct cs_capture *c, struct cs_image_fd *f)
 	int connected = getpeername(f->fd, (struct sockaddr *)f->remote_addr, &len) == 0;
 	if (connected)
 		f->remote_len = len < CS_IMAGE_ADDR_MAX ? len : CS_IMAGE_ADDR_MAX;
-	f->sock_options = (sockopt(f->fd, SOL_SOCKET, SO_REUSEADDR) > 0 ? 1u : 0) |
-			  (sockopt(f->fd, SOL_SOCKET, SO_REUSEPORT) > 0 ? 2u : 0);
+	f->sock_options = (sockopt(f->fd, SOL_SOCKET, SO_REUSEADDR) > 0 ? CS_SOCK_REUSEADDR : 0) |
+	                  (sockopt(f->fd, SOL_SOCKET, SO_REUSEPORT) > 0 ? CS_SOCK_REUSEPORT : 0) |
+	                  (f->family == AF_INET6 && sockopt(f->fd, IPPROTO_IPV6, IPV6_V6ONLY) > 0
+	                       ? CS_SOCK_V6ONLY
+	                       : 0);
 	if (sockopt(f->fd, SOL_SOCKET, SO_ACCEPTCONN) > 0) {
 		f->type = CS_FD_SOCKET_LISTEN;
 		f->backlog = 128;
@@ -257,8 +262,9 @@ static void classify(struct cs_agent *a, struct cs_capture *c, struct cs_image_f
 		return;
 	}
 	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode)) {
-		f->type = S_ISREG(st.st_mode) ? CS_FD_REGULAR
-			  : S_ISDIR(st.st_mode) ? CS_FD_DIRECTORY : CS_FD_CHARDEV;
+		f->type = S_ISREG(st.st_mode)   ? CS_FD_REGULAR
+		          : S_ISDIR(st.st_mode) ? CS_FD_DIRECTORY
+		                                : CS_FD_CHARDEV;
 		off_t off = lseek(f->fd, 0, SEEK_CUR);
 		f->offset = off > 0 ? (uint64_t)off : 0;
 		if (strstr(f->path, " (deleted)"))

@@ -2,14 +2,24 @@
  * Freezing every thread of the process from inside, with a dedicated
  * real-time signal.
  *
- * The agent thread sends the signal with tgkill to every other thread of
+ * The agent thread sends the signal to every other thread of
  * /proc/self/task, re-reading the list until no new thread shows up. Each
  * handler records what the restorer needs about its thread (the address of
  * its signal frame's ucontext, fs base, tid address, robust list, rseq) and
  * parks on a futex. Then the agent signals itself, so its own state is a
  * signal frame like every other thread's, and does the capture from inside
  * its handler. When that frame is resumed by a restorer, the agent returns
- * from tgkill in a new process and sees cs_restore_block.restored == 1.
+ * from its signal in a new process and sees cs_restore_block.restored == 1.
+ *
+ * A thread whose mask blocks the signal (jemalloc's background thread, Go's
+ * os/signal thread, glibc's SIGEV_THREAD helper) or that waits for it in
+ * sigwaitinfo would never park, or would take it as its own. The agent
+ * finds those in /proc before it sends anything and has the supervisor
+ * (the namespace init, supervisor.c) stop each one with ptrace and open its
+ * mask for the signal; the handler then writes the mask the thread had
+ * back into its frame, so it resumes, and is restored, with its own mask.
+ * A freeze that cannot complete is released at once and says which thread
+ * stopped it.
  *
  * Everything reached from the handler saves errno, takes no lock and never
  * calls malloc or stdio: the parked threads may hold any of them.
@@ -23,27 +33,59 @@
 #include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "compat.h"
 
-#define STRAGGLER_TIMEOUT_NS (2ull * 1000000000ull)
+/* A thread that can run parks within this, or the freeze is given up. */
+#define STRAGGLER_TIMEOUT_NS (50ull * 1000000ull)
+/* How often threads that did not park yet are looked at in /proc. */
+#define LOOK_EVERY_NS (2ull * 1000000ull)
+/* Threads the supervisor may have to hold in one freeze. */
+#define MAX_HELD   256
+#define FREEZE_BIT (1ull << (CS_FREEZE_SIGNAL - 1))
 
 static _Atomic uint32_t release_seq; /* bumped to release parked threads */
 static _Atomic uint32_t freeze_seq;  /* release_seq value of the current freeze */
 static _Atomic int freeze_active;
-static _Atomic uint32_t parked;      /* threads parked in this freeze */
-static _Atomic uint32_t nrec;        /* records filled in */
-static struct cs_thread_rec *recs;   /* scratch, CS_MAX_THREADS */
+static _Atomic uint32_t parked;    /* threads parked in this freeze */
+static _Atomic uint32_t nrec;      /* records filled in */
+static struct cs_thread_rec *recs; /* scratch, CS_MAX_THREADS */
 /* recs[i] is complete once ready[i] is 1: a slot is claimed (nrec) before
  * it is filled, and the agent must not capture a half-written record. */
 static _Atomic uint32_t *ready;
-static int32_t *signaled;            /* scratch: tids sent the signal this freeze */
+static int32_t *signaled; /* scratch: tids sent the signal this freeze */
 static uint32_t n_signaled;
+static int32_t held[MAX_HELD]; /* tids the supervisor held this freeze */
+static uint32_t n_held;
 static uint64_t t_first_kill, t_released;
 static int capture_rc;
+
+/*
+ * The agent's signals carry a token (SI_QUEUE, si_value): a random cookie
+ * in the high half, the freeze's sequence number in the low half. A signal
+ * of an earlier freeze that was given up before it arrived (it waited,
+ * blocked, on a thread) is recognised as the agent's and dropped instead
+ * of parking a thread nobody waits for, or reaching the program.
+ */
+static uint32_t cookie;
+static _Atomic uint64_t freeze_token;
+
+/*
+ * The mask a held thread had, for the handler of the signal with the same
+ * token to write into its frame (tid is published last). An entry whose
+ * signal never arrives (the thread exited) is reused once its tid is gone.
+ */
+struct mask_fix {
+	_Atomic int32_t tid;
+	uint64_t token;
+	uint64_t mask;
+};
+static struct mask_fix fixes[MAX_HELD];
 
 static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts)
 {
@@ -53,6 +95,25 @@ static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct ti
 static uint64_t now_ns(void)
 {
 	return (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
+}
+
+/*
+ * Whether the kernel has this thread's rseq area registered. A thread the
+ * supervisor held may be newborn, before glibc's start_thread registered
+ * it (it does so with every signal blocked); registering it on restore
+ * would make the thread's own registration fail, and glibc then aborts
+ * ("rseq registration failed"). Registering again answers EBUSY when it is
+ * registered; when it was not, it is now, and is unregistered at once.
+ * Any other answer (another area or length) counts as registered, as before.
+ */
+static int rseq_registered(const struct cs_thread_rec *t)
+{
+	long r = syscall(SYS_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
+	if (r == 0) {
+		syscall(SYS_rseq, t->rseq_addr, t->rseq_len, RSEQ_FLAG_UNREGISTER, t->rseq_sig);
+		return 0;
+	}
+	return 1;
 }
 
 static void record_self(struct cs_thread_rec *t, pid_t tid, void *uc)
@@ -80,6 +141,8 @@ static void record_self(struct cs_thread_rec *t, pid_t tid, void *uc)
 		t->rseq_addr = t->fs_base + (uint64_t)__rseq_offset;
 		t->rseq_len = __rseq_size < 32 ? 32 : __rseq_size;
 		t->rseq_sig = RSEQ_SIG;
+		if (!rseq_registered(t))
+			t->rseq_addr = t->rseq_len = t->rseq_sig = 0;
 	}
 	if (tid == (pid_t)syscall(SYS_getpid))
 		t->flags |= CS_THREAD_MAIN;
@@ -88,94 +151,30 @@ static void record_self(struct cs_thread_rec *t, pid_t tid, void *uc)
 static void agent_in_handler(void *uc);
 static void freeze_handler(int sig, siginfo_t *si, void *uc);
 
-/*
- * Other handlers of the freeze signal. The Go runtime installs its own for
- * every signal at start-up, and os/signal (Ignore, then Notify) installs it
- * again later. Before each freeze the agent finds that (cs_freeze_signal_ok),
- * counts it, says so once on stderr, and installs its own handler again. The
- * handler it replaced is kept: a signal the agent did not send (kill -62 from
- * another process, raise) is passed on to it, so a Go program that called
- * signal.Notify on the signal still receives those.
- *
- * The replaced handler is published through two slots and an index: the
- * agent thread fills the spare slot, then flips the index, so a handler on
- * another thread never reads a half-written one (unless it is preempted
- * across two takeovers, checkpoints apart).
- */
-struct prev_handler {
-	uintptr_t fn; /* sa_handler or sa_sigaction; SIG_DFL 0, SIG_IGN 1 */
-	int flags;
-};
-static struct prev_handler prev_slot[2];
-static _Atomic unsigned prev_idx;
-static _Atomic uint64_t forwarded;
-static struct cs_sig_report takes; /* written by the agent thread only */
-static int take_reported;
-static int go_runtime;         /* a handler found was the Go runtime's (SIGURG's) */
-static uint64_t kicked_epoch;  /* cs_agent.epoch of the last restore kicked */
-
-static uintptr_t handler_of(const struct sigaction *sa)
-{
-	return sa->sa_flags & SA_SIGINFO ? (uintptr_t)sa->sa_sigaction : (uintptr_t)sa->sa_handler;
-}
-
-static int is_ours(const struct sigaction *sa)
+int cs_freeze_is_ours(const struct sigaction *sa)
 {
 	return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == freeze_handler;
 }
 
-static void set_prev(const struct sigaction *sa)
+static int from_agent(const siginfo_t *si)
 {
-	unsigned next = !atomic_load(&prev_idx);
-	prev_slot[next].fn = handler_of(sa);
-	prev_slot[next].flags = sa->sa_flags;
-	atomic_store_explicit(&prev_idx, next, memory_order_release);
+	return si->si_code == SI_QUEUE && si->si_pid == cs_agent.pid &&
+	       ((uint64_t)(uintptr_t)si->si_value.sival_ptr >> 32) == cookie;
 }
 
-/* A signal the agent did not send goes to the handler it replaced, called
- * the way that handler asked for (SA_SIGINFO or not). SIG_IGN and SIG_DFL
- * have nothing to call: the signal is dropped (SIG_DFL would have ended the
- * process; the agent does not). Only loads and a call: async-signal-safe. */
-static void forward(int sig, siginfo_t *si, void *uc)
+/* The mask the supervisor found on this thread goes back into the frame
+ * (the kernel wrote the opened one): sigreturn, now or after a restore,
+ * reinstates it. The kernel's sigset is the first 8 bytes of glibc's. */
+static void put_mask_back(pid_t tid, uint64_t token, void *uc)
 {
-	/* Go keeps the handler it replaced (ours) and may call it back: for a
-	 * signal it does not want, on a thread that is not Go's, it installs
-	 * that handler and raises the signal again; around signal.Ignore it
-	 * forwards for a moment. A signal that comes back here while this
-	 * thread is still passing it on is dropped instead of bouncing. */
-	static __thread int forwarding __attribute__((tls_model("initial-exec")));
-	unsigned i = atomic_load_explicit(&prev_idx, memory_order_acquire);
-	struct prev_handler p = prev_slot[i];
-	if (p.fn == (uintptr_t)SIG_DFL || p.fn == (uintptr_t)SIG_IGN || forwarding)
+	for (uint32_t i = 0; i < MAX_HELD; i++) {
+		if (atomic_load_explicit(&fixes[i].tid, memory_order_acquire) != tid ||
+		    fixes[i].token != token)
+			continue;
+		memcpy(&((ucontext_t *)uc)->uc_sigmask, &fixes[i].mask, sizeof(uint64_t));
+		atomic_store(&fixes[i].tid, 0);
 		return;
-	atomic_fetch_add(&forwarded, 1);
-	forwarding = 1;
-	if (p.flags & SA_SIGINFO)
-		((void (*)(int, siginfo_t *, void *))p.fn)(sig, si, uc);
-	else
-		((void (*)(int))p.fn)(sig);
-	forwarding = 0;
-}
-
-/*
- * A signal from others that landed on the agent's own thread (it blocks
- * every signal but this one) is not handled there: it goes to the main
- * thread, queued with the sender's pid and uid (as SI_QUEUE: only a thread
- * itself may be sent SI_USER). The agent thread is not Go's; Go's handler
- * would borrow an M on it (needm), possibly while the frozen threads hold
- * what that needs, and raise a signal it does not want straight back at it.
- * Returns 0 when queued.
- */
-static int to_main_thread(int sig, const siginfo_t *si)
-{
-	siginfo_t q;
-	memset(&q, 0, sizeof(q));
-	q.si_signo = sig;
-	q.si_code = SI_QUEUE;
-	q.si_pid = si->si_pid;
-	q.si_uid = si->si_uid;
-	q.si_value = si->si_value;
-	return (int)syscall(SYS_rt_tgsigqueueinfo, cs_agent.pid, cs_agent.pid, sig, &q);
+	}
 }
 
 static void freeze_handler(int sig, siginfo_t *si, void *uc)
@@ -183,11 +182,17 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 	int saved_errno = errno;
 	uint32_t seq = atomic_load(&freeze_seq);
 	pid_t tid = (pid_t)syscall(SYS_gettid);
-	/* The agent sends with tgkill from this process, only during a freeze. */
-	if (si->si_code != SI_TKILL || si->si_pid != cs_agent.pid || !atomic_load(&freeze_active)) {
-		if (tid != cs_agent.agent_tid || to_main_thread(sig, si))
-			forward(sig, si, uc);
+	if (!from_agent(si)) {
+		if (tid != cs_agent.agent_tid || cs_sig_to_main(sig, si))
+			cs_sig_forward(sig, si, uc);
 		errno = saved_errno;
+		return;
+	}
+	uint64_t token = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
+	put_mask_back(tid, token, uc);
+	cs_sleep_rewind(tid, uc);
+	if (token != atomic_load(&freeze_token) || !atomic_load(&freeze_active)) {
+		errno = saved_errno; /* a freeze given up before this thread could park */
 		return;
 	}
 	if (tid == cs_agent.agent_tid) {
@@ -221,49 +226,25 @@ int cs_freeze_install(void)
 		recs = cs_scratch_alloc(CS_MAX_THREADS * sizeof(*recs), 0);
 		signaled = cs_scratch_alloc(CS_MAX_THREADS * sizeof(*signaled), 0);
 		ready = cs_scratch_alloc(CS_MAX_THREADS * sizeof(*ready), 0);
-		if (!recs || !signaled || !ready)
+		if (!recs || !signaled || !ready || cs_sleep_init())
 			return -ENOMEM;
 	}
+	while (!cookie &&
+	       syscall(SYS_getrandom, &cookie, sizeof(cookie), 0) != (long)sizeof(cookie))
+		cookie = (uint32_t)cs_clock_ns(CLOCK_MONOTONIC);
 	struct sigaction old;
 	if (sigaction(CS_FREEZE_SIGNAL, &sa, &old))
 		return -errno;
-	if (!is_ours(&old))
-		set_prev(&old);
+	if (!cs_freeze_is_ours(&old))
+		cs_sig_keep_prev(&old);
 	return 0;
-}
-
-/* One line on stderr, the first time only: what took the signal, that the
- * agent took it back, and what that means for the program. */
-static void report_takeover(const struct sigaction *cur)
-{
-	char what[96], line[512];
-	struct sigaction urg;
-	uintptr_t fn = handler_of(cur);
-	if (fn == (uintptr_t)SIG_IGN)
-		snprintf(what, sizeof(what), "set to SIG_IGN");
-	else if (fn == (uintptr_t)SIG_DFL)
-		snprintf(what, sizeof(what), "reset to SIG_DFL");
-	else if (!sigaction(SIGURG, NULL, &urg) && handler_of(&urg) == fn)
-		snprintf(what, sizeof(what), "taken by handler %#lx, the Go runtime's (as for SIGURG)",
-			 (unsigned long)fn);
-	else
-		snprintf(what, sizeof(what), "taken by handler %#lx", (unsigned long)fn);
-	snprintf(line, sizeof(line),
-		 "checksync: signal %d (the agent's freeze signal) was %s; the agent "
-		 "installed its own again. The program never sees the agent's freeze "
-		 "signals (os/signal.Notify on %d will not see them); signal %d sent by "
-		 "others is passed on to the handler found.\n",
-		 CS_FREEZE_SIGNAL, what, CS_FREEZE_SIGNAL, CS_FREEZE_SIGNAL);
-	if (write(STDERR_FILENO, line, strlen(line)) < 0) {
-		/* nothing to do: stderr may be closed */
-	}
 }
 
 /* Calls fn for every thread of the process other than the agent's, from
  * /proc/self/task read with getdents64 (no malloc: other threads may be
  * parked holding its locks). Stops at fn's first nonzero answer and returns
  * it; 0 when every thread was seen, or -errno. */
-static int for_each_thread(int (*fn)(pid_t tid, void *arg), void *arg)
+int cs_for_each_thread(int (*fn)(pid_t tid, void *arg), void *arg)
 {
 	char buf[4096];
 	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -293,73 +274,10 @@ static int for_each_thread(int (*fn)(pid_t tid, void *arg), void *arg)
 	return r;
 }
 
-static int kick_one(pid_t tid, void *arg)
+static int in_list(const int32_t *list, uint32_t n, int32_t tid)
 {
-	(void)arg;
-	syscall(SYS_tgkill, cs_agent.pid, tid, SIGURG);
-	return 0;
-}
-
-/*
- * Signals pending on a thread at capture are not in the image. Go marks an
- * M's preemption signal pending (m.signalPending) when it sends SIGURG and
- * sends no other until the handler clears the mark; a SIGURG that reached a
- * thread parked in the freeze (all signals blocked) is lost by the restore,
- * and then no goroutine on that M can be preempted asynchronously again: a
- * stop-the-world waits forever on a tight loop (seen with gostress). After
- * a restore, before its first freeze, the agent sends every thread of a Go
- * program one SIGURG: Go's handler takes a spurious one as an acknowledged
- * preemption request, which clears the mark.
- */
-static void kick_after_restore(void)
-{
-	if (kicked_epoch == cs_agent.epoch)
-		return;
-	kicked_epoch = cs_agent.epoch;
-	if (!go_runtime || !cs_agent.epoch)
-		return;
-	for_each_thread(kick_one, NULL);
-}
-
-/* Go and others install handlers for every signal: check ours is still
- * there; if not, record who took it (cs_freeze_install puts ours back). */
-int cs_freeze_signal_ok(void)
-{
-	struct sigaction cur;
-	kick_after_restore();
-	if (sigaction(CS_FREEZE_SIGNAL, NULL, &cur))
-		return 0;
-	if (is_ours(&cur))
-		return 1;
-	struct sigaction urg;
-	if (handler_of(&cur) > (uintptr_t)SIG_IGN && !sigaction(SIGURG, NULL, &urg) &&
-	    handler_of(&urg) == handler_of(&cur))
-		go_runtime = 1;
-	int64_t now = cs_clock_ns(CLOCK_REALTIME);
-	takes.takeovers++;
-	takes.foreign = handler_of(&cur);
-	takes.last_ns = now;
-	if (!takes.first_ns)
-		takes.first_ns = now;
-	set_prev(&cur);
-	if (!take_reported) {
-		take_reported = 1;
-		report_takeover(&cur);
-	}
-	return 0;
-}
-
-void cs_freeze_sig_report(struct cs_sig_report *out)
-{
-	*out = takes;
-	out->signal = CS_FREEZE_SIGNAL;
-	out->forwarded = atomic_load(&forwarded);
-}
-
-static int was_signaled(int32_t tid)
-{
-	for (uint32_t i = 0; i < n_signaled; i++)
-		if (signaled[i] == tid)
+	for (uint32_t i = 0; i < n; i++)
+		if (list[i] == tid)
 			return 1;
 	return 0;
 }
@@ -373,21 +291,159 @@ static int has_record(int32_t tid)
 	return 0;
 }
 
+/* The freeze signal with this freeze's token; 0 or -errno (ESRCH: gone). */
+static int send_freeze(pid_t tid)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	si.si_signo = CS_FREEZE_SIGNAL;
+	si.si_code = SI_QUEUE;
+	si.si_pid = cs_agent.pid;
+	si.si_uid = (uid_t)syscall(SYS_getuid);
+	si.si_value.sival_ptr = (void *)(uintptr_t)atomic_load(&freeze_token);
+	if (!t_first_kill)
+		t_first_kill = now_ns();
+	if (syscall(SYS_rt_tgsigqueueinfo, cs_agent.pid, tid, CS_FREEZE_SIGNAL, &si))
+		return -errno;
+	return 0;
+}
+
+/* A free entry (or one of a thread that is gone) for tid's mask. */
+static int add_fix(pid_t tid, uint64_t mask)
+{
+	for (uint32_t i = 0; i < MAX_HELD; i++) {
+		int32_t t = atomic_load(&fixes[i].tid);
+		if (t && syscall(SYS_tgkill, cs_agent.pid, t, 0) == 0)
+			continue;
+		atomic_store(&fixes[i].tid, 0);
+		fixes[i].token = atomic_load(&freeze_token);
+		fixes[i].mask = mask;
+		atomic_store_explicit(&fixes[i].tid, tid, memory_order_release);
+		return 0;
+	}
+	return -E2BIG;
+}
+
+/* errmsg = "freeze: <thread description> <what><detail>" */
+static int freeze_err(struct cs_agent *a, int r, pid_t tid, const struct cs_thread_look *t,
+                      const char *what, const char *detail)
+{
+	char *m = a->cap.errmsg;
+	cs_strlcpy(m, "freeze: ", CS_ERR_MAX);
+	cs_thread_describe(m, tid, t);
+	cs_strlcat(m, what, CS_ERR_MAX);
+	if (detail)
+		cs_strlcat(m, detail, CS_ERR_MAX);
+	return r;
+}
+
+/*
+ * Has the supervisor stop tid and open its mask for the freeze signal,
+ * sends the signal unless it is pending already, and lets the thread go:
+ * it then parks like the others. The handler puts the old mask back.
+ */
+static int hold_thread(struct cs_agent *a, pid_t tid, int send, const struct cs_thread_look *t)
+{
+	char why[CS_ERR_MAX];
+	uint64_t mask;
+	if (n_held >= MAX_HELD || n_signaled >= CS_MAX_THREADS - 1)
+		return freeze_err(a, -E2BIG, tid, t, "blocks signal 62: too many such threads",
+		                  NULL);
+	if (!t_first_kill)
+		t_first_kill = now_ns();
+	int r = cs_sup_stop(a, tid, CS_FREEZE_SIGNAL, &mask, why);
+	if (r == -ESRCH && syscall(SYS_tgkill, a->pid, tid, 0) != 0)
+		return 0; /* exited meanwhile; a thread that is there must park */
+	if (r)
+		return freeze_err(a, r, tid, t, "blocks the freeze signal and ", why);
+	held[n_held++] = tid;
+	r = add_fix(tid, mask);
+	if (!r && send && !(r = send_freeze(tid)))
+		signaled[n_signaled++] = tid;
+	if (r == -ESRCH)
+		r = 0;
+	int c = cs_sup_cont(a, tid, why);
+	if (r)
+		return freeze_err(a, r, tid, t, "blocks the freeze signal: no room for its mask",
+		                  NULL);
+	return c ? freeze_err(a, c, tid, t, "was stopped by the supervisor and ", why) : 0;
+}
+
+/* Blocks the signal, or waits for it in sigwaitinfo (which would take it
+ * as the program's): either way the signal alone cannot park it. */
+static int needs_holding(const struct cs_thread_look *t)
+{
+	uint64_t set = 0;
+	if (t->state == 'Z' || t->state == 'X')
+		return 0; /* exiting: nothing to hold, it leaves the list */
+	if (t->blocked & FREEZE_BIT)
+		return 1;
+	if (t->sysno != SYS_rt_sigtimedwait)
+		return 0;
+	struct iovec local = {&set, sizeof(set)},
+	             remote = {(void *)(uintptr_t)t->args[0], sizeof(set)};
+	return syscall(SYS_process_vm_readv, cs_agent.pid, &local, 1, &remote, 1, 0) ==
+	           (long)sizeof(set) &&
+	       (set & FREEZE_BIT);
+}
+
+static int32_t to_hold[MAX_HELD]; /* found by look_one before anything was sent */
+static uint32_t n_to_hold;
+
+/* Before the first signal: the threads the signal alone will not park.
+ * Looking costs ~15 us a thread, so it is done while everything runs. */
+static int look_one(pid_t tid, void *arg)
+{
+	struct cs_thread_look t;
+	(void)arg;
+	if (cs_thread_look(tid, &t))
+		return 0;
+	cs_sleep_note(tid, &t);
+	if (!needs_holding(&t))
+		return 0;
+	if (n_to_hold >= MAX_HELD)
+		return freeze_err(&cs_agent, -E2BIG, tid, &t,
+		                  "blocks signal 62: too many such threads", NULL);
+	to_hold[n_to_hold++] = tid;
+	return 0;
+}
+
+/* Without a supervisor a thread that needs one fails the freeze before
+ * anything was sent: the program is not stopped at all. */
+static int supervisor_ready(struct cs_agent *a)
+{
+	char why[CS_ERR_MAX];
+	struct cs_thread_look t;
+	int r = cs_sup_ready(a, why);
+	if (r && cs_thread_look(to_hold[0], &t) == 0)
+		freeze_err(a, r, to_hold[0], &t, "blocks the freeze signal and there is ", why);
+	return r;
+}
+
 struct signal_round {
 	struct cs_agent *a;
 	int sent;
+	int first; /* every thread was looked at just before */
 };
 
+/* A new thread: the signal, or the supervisor first when it would not
+ * park on the signal alone. */
 static int signal_one(pid_t tid, void *arg)
 {
 	struct signal_round *sr = arg;
-	if (was_signaled((int32_t)tid))
+	struct cs_thread_look t;
+	if (in_list(signaled, n_signaled, tid) || in_list(held, n_held, tid))
 		return 0;
 	if (n_signaled >= CS_MAX_THREADS - 1)
 		return -E2BIG;
-	if (!t_first_kill)
-		t_first_kill = now_ns();
-	if (syscall(SYS_tgkill, sr->a->pid, tid, CS_FREEZE_SIGNAL) == 0) {
+	int hold = in_list(to_hold, n_to_hold, tid);
+	if (hold || !sr->first) {
+		if (cs_thread_look(tid, &t) == 0 && (hold || needs_holding(&t))) {
+			sr->sent++;
+			return hold_thread(sr->a, tid, 1, &t);
+		}
+	}
+	if (send_freeze(tid) == 0) {
 		signaled[n_signaled++] = (int32_t)tid;
 		sr->sent++;
 	}
@@ -395,32 +451,57 @@ static int signal_one(pid_t tid, void *arg)
 }
 
 /* Sends the signal to every thread not signaled yet; returns how many. */
-static int signal_new_threads(struct cs_agent *a)
+static int signal_new_threads(struct cs_agent *a, int first)
 {
-	struct signal_round sr = {.a = a, .sent = 0};
-	int r = for_each_thread(signal_one, &sr);
+	struct signal_round sr = {.a = a, .sent = 0, .first = first};
+	int r = cs_for_each_thread(signal_one, &sr);
 	return r < 0 ? r : sr.sent;
+}
+
+/*
+ * A thread signaled but not parked yet: one that blocked the signal after
+ * it was looked at goes to the supervisor (its signal is pending); one that
+ * is stopped (job control, a debugger) or did not run for
+ * STRAGGLER_TIMEOUT_NS ends the freeze.
+ */
+static int look_at_straggler(struct cs_agent *a, pid_t tid, uint64_t waited)
+{
+	struct cs_thread_look t;
+	if (cs_thread_look(tid, &t))
+		return 0; /* gone */
+	if (needs_holding(&t) && !in_list(held, n_held, tid))
+		return hold_thread(a, tid, 0, &t);
+	if (t.state == 'T' || t.state == 't')
+		return freeze_err(a, -EBUSY, tid, &t, "is stopped (job control or a tracer)", NULL);
+	if (waited > STRAGGLER_TIMEOUT_NS)
+		return freeze_err(a, -ETIMEDOUT, tid, &t, "did not park within 50 ms", NULL);
+	return 0;
 }
 
 /* Waits until every signaled thread is parked or gone. */
 static int wait_parked(struct cs_agent *a)
 {
-	uint64_t deadline = now_ns() + STRAGGLER_TIMEOUT_NS;
+	uint64_t start = now_ns(), look_at = start + LOOK_EVERY_NS;
 	for (;;) {
 		uint32_t want = 0;
+		uint64_t now = now_ns();
+		int look = now >= look_at;
 		for (uint32_t i = 0; i < n_signaled; i++) {
-			if (has_record(signaled[i]))
+			if (signaled[i] < 0 || has_record(signaled[i]))
 				continue;
 			if (syscall(SYS_tgkill, a->pid, signaled[i], 0) != 0) {
 				signaled[i] = -1; /* exited before it could park */
 				continue;
 			}
+			int r = look ? look_at_straggler(a, signaled[i], now - start) : 0;
+			if (r)
+				return r;
 			want++;
 		}
 		if (!want)
 			return 0;
-		if (now_ns() > deadline)
-			return -ETIMEDOUT;
+		if (look)
+			look_at = now + LOOK_EVERY_NS;
 		uint32_t p = atomic_load(&parked);
 		struct timespec ts = {0, 1000000};
 		futex(&parked, FUTEX_WAIT, p, &ts);
@@ -461,6 +542,7 @@ static void agent_in_handler(void *uc)
 int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns)
 {
 	n_signaled = 0;
+	n_held = 0;
 	for (uint32_t i = 0; i < CS_MAX_THREADS && i < atomic_load(&nrec); i++)
 		atomic_store(&ready[i], 0);
 	atomic_store(&nrec, 0);
@@ -468,24 +550,30 @@ int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns)
 	t_first_kill = 0;
 	capture_rc = -EINTR;
 	atomic_store(&freeze_seq, atomic_load(&release_seq));
+	atomic_store(&freeze_token, ((uint64_t)cookie << 32) | atomic_load(&freeze_seq));
 	atomic_store(&freeze_active, 1);
-	int r;
-	do {
-		r = signal_new_threads(a);
+	n_to_hold = 0;
+	cs_sleep_clear();
+	int r = cs_for_each_thread(look_one, NULL), first = 1;
+	if (!r && n_to_hold)
+		r = supervisor_ready(a);
+	while (r >= 0) {
+		r = signal_new_threads(a, first);
+		first = 0;
 		if (r >= 0) {
 			int w = wait_parked(a);
 			if (w)
 				r = w;
 		}
-	} while (r > 0);
+		if (r == 0)
+			break;
+	}
 	if (r < 0) {
 		release_all();
-		*pause_ns = t_released - t_first_kill;
+		*pause_ns = t_first_kill ? t_released - t_first_kill : 0;
 		return r;
 	}
-	if (!t_first_kill)
-		t_first_kill = now_ns();
-	syscall(SYS_tgkill, a->pid, a->agent_tid, CS_FREEZE_SIGNAL);
+	send_freeze(a->agent_tid);
 	/* A restored agent resumes here, in a new process. */
 	if (__atomic_load_n(&cs_restore_block.restored, __ATOMIC_ACQUIRE))
 		return 1;
@@ -504,4 +592,8 @@ void cs_freeze_reset(void)
 	atomic_store(&nrec, 0);
 	atomic_store(&parked, 0);
 	n_signaled = 0;
+	n_held = 0;
+	for (uint32_t i = 0; i < MAX_HELD; i++)
+		atomic_store(&fixes[i].tid, 0);
+	cs_sleep_reset();
 }

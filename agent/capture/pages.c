@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,7 +40,7 @@ static int open_mapped_file(const struct cs_maps *maps, const struct cs_vma *v)
 }
 
 static void file_identity(const struct cs_maps *maps, const struct cs_vma *v,
-			  struct cs_image_mapping *m, struct idcache *ic)
+                          struct cs_image_mapping *m, struct idcache *ic)
 {
 	int fd = open_mapped_file(maps, v);
 	struct stat st;
@@ -139,6 +140,24 @@ static int select_by_hash(struct dump *d, int is_base)
 	return 0;
 }
 
+/*
+ * The parent's pagemap fd reads the parent's page tables: a forked writer
+ * opens its own. A program that dropped its privileges is non-dumpable and
+ * its /proc/self/pagemap belongs to root; the writer then makes its own mm
+ * dumpable (a forked writer's mm is its own, the program's stays as it is).
+ */
+static int own_pagemap(struct dump *d)
+{
+	if (d->c->copy_mode) {
+		d->pagemap_fd = fcntl(d->a->pagemap_fd, F_DUPFD_CLOEXEC, 0); /* same mm */
+		return d->pagemap_fd < 0 ? -errno : 0;
+	}
+	d->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (d->pagemap_fd < 0 && errno == EACCES && !prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
+		d->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	return d->pagemap_fd < 0 ? -errno : 0;
+}
+
 int cs_dump_select_pages(struct dump *d)
 {
 	if (d->a->mode != CS_MODE_HASH) {
@@ -151,7 +170,7 @@ int cs_dump_select_pages(struct dump *d)
 	int r = 0;
 	if (d->a->have_pagemap_scan) /* the parent listed them at the freeze */
 		d->resident = d->c->resident;
-	else
+	else if ((r = own_pagemap(d)) == 0)
 		r = cs_select_pages(&d->c->maps, NULL, 1, d->pagemap_fd, &one, &d->resident, NULL);
 	return r ? r : select_by_hash(d, d->c->is_base);
 }

@@ -49,8 +49,8 @@ int cs_build_id(int fd, uint8_t *out, uint32_t *out_len)
 			size_t name = off + 12, desc = name + ((nsz + 3) & ~3u);
 			if (desc + dsz > (size_t)got)
 				break;
-			if (type == NT_GNU_BUILD_ID && nsz == 4 && !memcmp(notes + name, "GNU", 4) &&
-			    dsz <= CS_IMAGE_BUILD_ID_MAX) {
+			if (type == NT_GNU_BUILD_ID && nsz == 4 &&
+			    !memcmp(notes + name, "GNU", 4) && dsz <= CS_IMAGE_BUILD_ID_MAX) {
 				memcpy(out, notes + desc, dsz);
 				*out_len = dsz;
 				return 0;
@@ -78,7 +78,7 @@ int cs_fill_header(struct cs_agent *a, struct cs_capture *c, struct cs_image_hea
 	h->page_size = CS_IMAGE_PAGE_SIZE;
 	h->flags = c->is_base ? 0 : CS_IMAGE_F_DELTA;
 	h->tracking = c->is_base ? CS_TRACK_FULL
-				 : (a->mode == CS_MODE_HASH ? CS_TRACK_HASH : CS_TRACK_UFFD_WP);
+	                         : (a->mode == CS_MODE_HASH ? CS_TRACK_HASH : CS_TRACK_UFFD_WP);
 	h->generation = c->generation;
 	h->parent_generation = c->parent;
 	h->base_generation = c->base;
@@ -138,7 +138,8 @@ static uint32_t vdso_crc(struct cs_agent *a)
 	const struct cs_maps *m = &a->cap.maps;
 	for (size_t i = 0; i < m->n; i++)
 		if (m->v[i].flags & CS_MAP_VDSO)
-			return cs_crc32c(0, (const void *)m->v[i].start, m->v[i].end - m->v[i].start);
+			return cs_crc32c(0, (const void *)m->v[i].start,
+			                 m->v[i].end - m->v[i].start);
 	return 0;
 }
 
@@ -159,6 +160,23 @@ static void proc_text(pid_t pid, const char *leaf, char *dst, size_t cap, int is
 		dst[n - 1] = 0;
 }
 
+/* /proc/self/auxv as the kernel laid it out at exec, kept from the start:
+ * it never changes, and a program that drops its privileges becomes
+ * non-dumpable and may no longer read it. The copy is agent memory, so a
+ * restored agent has it too. */
+static uint8_t auxv[CS_IMAGE_AUXV_MAX];
+static uint32_t auxv_len;
+
+void cs_auxv_keep(void)
+{
+	int fd = open("/proc/self/auxv", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, auxv, sizeof(auxv));
+	auxv_len = n > 0 ? (uint32_t)n : 0;
+	close(fd);
+}
+
 int cs_fill_process(struct cs_agent *a, struct cs_image_process *p)
 {
 	p->pid = a->pid;
@@ -169,12 +187,10 @@ int cs_fill_process(struct cs_agent *a, struct cs_image_process *p)
 	p->personality = (uint32_t)personality(0xffffffff);
 	mm_layout(p);
 	p->brk = a->cap.brk; /* taken during the freeze */
-	int fd = open("/proc/self/auxv", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t n = read(fd, p->auxv, sizeof(p->auxv));
-		p->auxv_len = n > 0 ? (uint32_t)n : 0;
-		close(fd);
-	}
+	if (!auxv_len)
+		cs_auxv_keep();
+	memcpy(p->auxv, auxv, auxv_len);
+	p->auxv_len = auxv_len;
 	for (int i = 0; i < CS_IMAGE_RLIMITS; i++) {
 		struct rlimit rl;
 		if (getrlimit((__rlimit_resource_t)i, &rl) == 0) {

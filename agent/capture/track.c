@@ -51,8 +51,9 @@ int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages)
 		}
 	}
 	if (r->n + 1 > r->cap) {
-		int e = r->plain ? cs_plain_grow((void **)&r->r, &r->cap, sizeof(*r->r), r->n + 1)
-				 : cs_scratch_grow((void **)&r->r, &r->cap, sizeof(*r->r), r->n + 1);
+		int e = r->plain
+		            ? cs_plain_grow((void **)&r->r, &r->cap, sizeof(*r->r), r->n + 1)
+		            : cs_scratch_grow((void **)&r->r, &r->cap, sizeof(*r->r), r->n + 1);
 		if (e)
 			return e;
 	}
@@ -62,10 +63,21 @@ int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages)
 	return 0;
 }
 
+/* After a restore: the pagemap fd the restorer opened while it was still
+ * root (cs_agent_restore_block), used once instead of opening our own. */
+static int given_pagemap = -1;
+
+void cs_track_give_pagemap(int fd)
+{
+	given_pagemap = fd;
+}
+
 int cs_track_open(struct cs_agent *a)
 {
 	a->uffd = -1;
-	a->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	a->pagemap_fd =
+	    given_pagemap >= 0 ? given_pagemap : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	given_pagemap = -1;
 	if (a->pagemap_fd < 0)
 		return -errno;
 	if (!vec) {
@@ -82,7 +94,7 @@ int cs_track_open(struct cs_agent *a)
 	if (fd < 0)
 		return -errno;
 	struct uffdio_api api = {.api = UFFD_API,
-				 .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
+	                         .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
 	if (ioctl(fd, UFFDIO_API, &api) || !(api.features & UFFD_FEATURE_WP_ASYNC)) {
 		int e = errno ? -errno : -EOPNOTSUPP;
 		close(fd);
@@ -104,27 +116,28 @@ void cs_track_close(struct cs_agent *a)
 }
 
 /* One PAGEMAP_SCAN pass over [start, end), repeated while the vector fills. */
-static int scan_range(int pagemap_fd, uint64_t start, uint64_t end, uint64_t flags,
-		      uint64_t mask, uint64_t inverted, uint64_t anyof, struct cs_runs *out)
+static int scan_range(int pagemap_fd, uint64_t start, uint64_t end, uint64_t flags, uint64_t mask,
+                      uint64_t inverted, uint64_t anyof, struct cs_runs *out)
 {
 	while (start < end) {
 		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.flags = flags,
-			.start = start,
-			.end = end,
-			.vec = (uint64_t)vec,
-			.vec_len = VEC_LEN,
-			.category_mask = mask,
-			.category_inverted = inverted,
-			.category_anyof_mask = anyof,
-			.return_mask = mask | anyof,
+		    .size = sizeof(arg),
+		    .flags = flags,
+		    .start = start,
+		    .end = end,
+		    .vec = (uint64_t)vec,
+		    .vec_len = VEC_LEN,
+		    .category_mask = mask,
+		    .category_inverted = inverted,
+		    .category_anyof_mask = anyof,
+		    .return_mask = mask | anyof,
 		};
 		long n = ioctl(pagemap_fd, PAGEMAP_SCAN, &arg);
 		if (n < 0)
 			return -errno;
 		for (long i = 0; i < n; i++) {
-			int r = cs_runs_add(out, vec[i].start, (vec[i].end - vec[i].start) / CS_PAGE);
+			int r =
+			    cs_runs_add(out, vec[i].start, (vec[i].end - vec[i].start) / CS_PAGE);
 			if (r)
 				return r;
 		}
@@ -150,9 +163,8 @@ static uint64_t not_live_mask(const struct cs_vma *v)
 static int scan_written(int pagemap_fd, const struct cs_vma *v, struct cs_runs *out)
 {
 	uint64_t skip = not_live_mask(v);
-	return scan_range(pagemap_fd, v->start, v->end,
-			  PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, PAGE_IS_WRITTEN | skip, skip,
-			  PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
+	return scan_range(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+	                  PAGE_IS_WRITTEN | skip, skip, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
 }
 
 /*
@@ -175,8 +187,8 @@ int cs_track_scan(struct cs_agent *a, struct cs_capture *c)
 			c->dirty.n = mark;
 			v->whole = 1;
 			struct uffdio_register reg = {
-				.range = {.start = v->start, .len = v->end - v->start},
-				.mode = UFFDIO_REGISTER_MODE_WP};
+			    .range = {.start = v->start, .len = v->end - v->start},
+			    .mode = UFFDIO_REGISTER_MODE_WP};
 			if (ioctl(a->uffd, UFFDIO_REGISTER, &reg))
 				continue; /* untrackable: sent whole every time */
 			r = scan_written(a->pagemap_fd, v, &c->dirty);
@@ -191,8 +203,8 @@ int cs_track_scan(struct cs_agent *a, struct cs_capture *c)
 
 /* Pages of the pagemap read path (kernels without PAGEMAP_SCAN). */
 #define PM_PRESENT (1ull << 63)
-#define PM_SWAP (1ull << 62)
-#define PM_FILE (1ull << 61)
+#define PM_SWAP    (1ull << 62)
+#define PM_FILE    (1ull << 61)
 
 static int resident_pagemap(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out)
 {
@@ -222,9 +234,9 @@ static int resident_pagemap(const struct cs_vma *v, int pagemap_fd, struct cs_ru
 /*
  * The live pages of a tracked mapping (PAGEMAP_SCAN where the kernel has
  * it, in both modes: reading 8 bytes of /proc/self/pagemap per page of a
- * sparse reservation, such as a sanitizer's shadow, takes minutes): present or swapped, anonymous (a page
- * still shared with the file is restored from the file), not the zero page.
- * Runs in the writer child, whose page tables are a copy of the parent's.
+ * sparse reservation, such as a sanitizer's shadow, takes minutes): present or swapped, anonymous
+ * (a page still shared with the file is restored from the file), not the zero page. Runs in the
+ * writer child, whose page tables are a copy of the parent's.
  */
 int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out)
 {
@@ -234,13 +246,13 @@ int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out
 		return resident_pagemap(v, pagemap_fd, out);
 	uint64_t skip = not_live_mask(v);
 	return scan_range(pagemap_fd, v->start, v->end, 0, skip, skip,
-			  PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
+	                  PAGE_IS_PRESENT | PAGE_IS_SWAPPED, out);
 }
 
 /* Adds the part of run [addr, addr + np pages) that dirty covers, walking
  * dirty from *di (both are sorted). */
 static int add_intersection(const struct cs_runs *dirty, struct cs_runs *send, uint64_t addr,
-			    uint64_t np, size_t *di)
+                            uint64_t np, size_t *di)
 {
 	uint64_t end = addr + np * CS_PAGE;
 	while (*di < dirty->n && dirty->r[*di].addr + dirty->r[*di].npages * CS_PAGE <= addr)
@@ -265,8 +277,8 @@ static int add_intersection(const struct cs_runs *dirty, struct cs_runs *send, u
  * found written. send may be NULL (hash mode chooses by content).
  */
 int cs_select_pages(const struct cs_maps *maps, const struct cs_runs *dirty, int is_base,
-		    int pagemap_fd, struct cs_runs *one, struct cs_runs *resident,
-		    struct cs_runs *send)
+                    int pagemap_fd, struct cs_runs *one, struct cs_runs *resident,
+                    struct cs_runs *send)
 {
 	size_t di = 0;
 	resident->n = 0;

@@ -32,6 +32,7 @@ cs_trampoline_thread:
 cs_trampoline_last:
 	.cfi_startproc
 	mov	%rdx, %r12
+	mov	%rcx, %r13		/* syscall clobbers rcx */
 	mov	$11, %eax		/* munmap(rdi, rsi): the restorer goes */
 	syscall
 	test	%r12, %r12
@@ -46,7 +47,15 @@ cs_trampoline_last:
 	mov	$3, %eax		/* close(fd) */
 	mov	%r12, %rdi
 	syscall
-1:	mov	$15, %eax		/* rt_sigreturn */
+1:	test	%r13, %r13		/* main_left = 1: the agent may freeze */
+	jz	2f
+	movl	$1, (%r13)
+	mov	$202, %eax		/* futex(r13, FUTEX_WAKE_PRIVATE, INT_MAX) */
+	mov	%r13, %rdi
+	mov	$129, %esi
+	mov	$0x7fffffff, %edx
+	syscall
+2:	mov	$15, %eax		/* rt_sigreturn */
 	syscall
 	ud2
 	.cfi_endproc

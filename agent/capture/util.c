@@ -138,3 +138,34 @@ void cs_copy(void *dst, const void *src, size_t len)
 {
 	__asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(len) : : "memory");
 }
+
+/* The symbolic name of an errno value, for messages written in a freeze
+ * (strerror may translate, and translating takes locks). */
+const char *cs_errname(int e)
+{
+	static const struct {
+		int e;
+		const char *name;
+	} names[] = {
+	    {EPERM, "EPERM"},
+	    {ENOENT, "ENOENT"},
+	    {ESRCH, "ESRCH"},
+	    {EINTR, "EINTR"},
+	    {EIO, "EIO"},
+	    {EAGAIN, "EAGAIN"},
+	    {ENOMEM, "ENOMEM"},
+	    {EACCES, "EACCES"},
+	    {EBUSY, "EBUSY"},
+	    {EINVAL, "EINVAL"},
+	    {E2BIG, "E2BIG"},
+	    {EPROTO, "EPROTO"},
+	    {ETIMEDOUT, "ETIMEDOUT"},
+	    {ECONNREFUSED, "ECONNREFUSED"},
+	};
+	if (e < 0)
+		e = -e;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].e == e)
+			return names[i].name;
+	return "an error";
+}

@@ -6,6 +6,7 @@
 #ifndef CS_AGENT_ABI_H
 #define CS_AGENT_ABI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- Environment the tool gives the application ------------------------- */
@@ -41,10 +42,55 @@
  *   "checkpoint"  -> "ok <generation>" once that image is durable in DIR,
  *                    or "error <sentence>"
  *   "status"      -> "ok generation=<G> tracking=<uffd|hash> checkpoints=<N>
- *                     last_pause_us=<U> bytes=<B>"
+ *                     last_pause_us=<U> bytes=<B> ... failures=<F>
+ *                     last_error=<sentence, to the end of the reply>"
  * Only the owner's uid (or root) is served.
  */
-#define CS_AGENT_REPLY_MAX 512
+#define CS_AGENT_REPLY_MAX 1024
+
+/* ---- Supervisor --------------------------------------------------------- */
+
+/*
+ * The init of the program's PID namespace (`checksync run`, `checksync
+ * restore`) is the program's parent and serves its agent on an abstract
+ * AF_UNIX SOCK_SEQPACKET socket named after DIR (cs_supervisor_name), so
+ * that neither a path in DIR nor an inherited fd is needed: a program that
+ * dropped its privileges, or a restored one, still reaches it. Only the
+ * program's own process (its pid, by SO_PEERCRED) is served. ASCII, one
+ * request per packet, one reply each:
+ *
+ *   "stop <tid> <signo>" -> "ok <tid> <mask>": the thread is held in a
+ *       ptrace stop (PTRACE_SEIZE + PTRACE_INTERRUPT) and its signal mask
+ *       no longer blocks signo; <mask> (hex) is the mask it had.
+ *   "cont <tid>"         -> "ok <tid>": the thread is let go (PTRACE_DETACH).
+ *   "own 0"              -> "ok 0": the program dropped its privileges; DIR
+ *       and the agent's files in it now belong to its effective uid/gid.
+ *   any failure          -> "error <tid> <errno> <sentence>"
+ *
+ * Threads are in the namespace's numbering, which both sides share. When
+ * the agent's connection closes, every thread still held is let go.
+ */
+#define CS_SUPERVISOR_PREFIX   "checksync-supervisor-"
+#define CS_SUPERVISOR_NAME_MAX 48
+
+/* Writes the socket's abstract name (a NUL, the prefix, 16 hex digits of
+ * FNV-1a of DIR) into out[CS_SUPERVISOR_NAME_MAX]; returns its length, the
+ * part of sun_path that counts. No libc: the agent calls it in a freeze. */
+static inline size_t cs_supervisor_name(const char *dir, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	static const char prefix[] = CS_SUPERVISOR_PREFIX;
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t n = 0;
+	for (const char *p = dir; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	out[n++] = 0;
+	for (size_t i = 0; i + 1 < sizeof(prefix); i++)
+		out[n++] = prefix[i];
+	for (int i = 15; i >= 0; i--)
+		out[n++] = hex[(h >> (i * 4)) & 0xf];
+	return n;
+}
 
 /*
  * DIR/sync.sock: the daemon's sync socket, for cs_sync(). checksyncd creates
@@ -96,6 +142,14 @@ struct cs_agent_restore_block {
 	uint64_t next_generation;          /* first free generation number in DIR */
 	int64_t away_ns;                   /* CLOCK_MONOTONIC shift the time namespace absorbed */
 	int32_t threads_pending;           /* threads still inside the restorer (see below) */
+	/* /proc/self/pagemap opened by the restorer before the program's
+	 * credentials were put back (a non-dumpable process may not open it
+	 * itself), for the agent to keep; -1 if none */
+	int32_t pagemap_fd;
+	/* 1 once the main thread has unmapped the restorer (cs_trampoline_last):
+	 * before that the agent must not freeze, or it would stop a thread that
+	 * still runs restorer code, in a region the image must not hold */
+	int32_t main_left;
 	int32_t reserved;
 	char dir[CS_AGENT_DIR_MAX]; /* empty while capturing; NUL-terminated */
 };
@@ -110,8 +164,9 @@ struct cs_agent_restore_block {
  *   executes only trampoline code, so the restorer may be unmapped.
  * cs_trampoline_last: entered by the main thread once threads_pending is 0,
  *   with %rsp = its ucontext address, %rdi = restorer start, %rsi = restorer
- *   length, %rdx = an fd of the executable or -1. munmap(rdi, rsi); if rdx >=
- *   0: prctl(PR_SET_MM, PR_SET_MM_EXE_FILE, rdx) and close(rdx); then
+ *   length, %rdx = an fd of the executable or -1, %rcx = &block->main_left
+ *   or 0. munmap(rdi, rsi); if rdx >= 0: prctl(PR_SET_MM, PR_SET_MM_EXE_FILE,
+ *   rdx) and close(rdx); if rcx: *rcx = 1 and a futex wake; then
  *   rt_sigreturn.
  */
 void cs_trampoline_thread(void);

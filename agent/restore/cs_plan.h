@@ -90,6 +90,18 @@ struct cs_plan_rlimit {
 	uint64_t cur, max;
 };
 
+/* The image's credentials (proto CREDS), put on every thread before it
+ * runs program code. present 0: the image has none (older agent), the
+ * program runs with the restore tool's credentials. */
+#define CS_PLAN_GROUPS_MAX 1024
+struct cs_plan_creds {
+	uint32_t present;
+	uint32_t uid[4], gid[4]; /* real, effective, saved, filesystem */
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	uint32_t securebits, no_new_privs, dumpable, n_groups;
+	uint32_t groups[CS_PLAN_GROUPS_MAX];
+};
+
 #define CS_PLAN_AUXV_MAX 1024
 #define CS_PLAN_RLIMITS  16
 
@@ -123,6 +135,8 @@ struct cs_plan_header {
 	uint64_t restored_from_generation, next_generation;
 	int64_t away_ns;
 	char dir[CS_AGENT_DIR_MAX]; /* for the restore block: where the agent goes on */
+
+	struct cs_plan_creds creds;
 
 	/* fds */
 	int32_t status_fd; /* the tool reads "ok" or the error from it */

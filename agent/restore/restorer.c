@@ -24,10 +24,11 @@
 
 #include "../include/cs_agent_abi.h"
 #include "cs_plan.h"
+#include "creds.h"
 #include "sys.h"
 
-#define PAGE 4096ull
-#define TASK_TOP 0x7ffffffff000ull
+#define PAGE            4096ull
+#define TASK_TOP        0x7ffffffff000ull
 #define AT_SYSINFO_EHDR 33
 
 char cs_restorer_stack[1 << 18] __attribute__((aligned(64)));
@@ -116,7 +117,7 @@ static void map_plan(int fd)
 	if ((uint64_t)st.size < sizeof(struct cs_plan_header) || (uint64_t)st.size > 0x10000000ull)
 		fail("plan has a bad size", 0, 0);
 	r = cs_sys6(NR_mmap, (long)CS_RESTORER_PLAN_ADDR, st.size, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0);
+	            MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0);
 	check(r, "mapping the plan", CS_RESTORER_PLAN_ADDR);
 	plan = (const struct cs_plan_header *)CS_RESTORER_PLAN_ADDR;
 	if (plan->magic != CS_PLAN_MAGIC || plan->version != CS_PLAN_VERSION ||
@@ -147,7 +148,8 @@ static void park_specials(uint64_t vdso)
 			continue;
 		uint64_t from = vdso + (uint64_t)s->rel;
 		uint64_t to = CS_RESTORER_PARK_ADDR + 0x100000 + (uint64_t)s->rel;
-		long r = cs_sys5(NR_mremap, from, s->len, s->len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+		long r =
+		    cs_sys5(NR_mremap, from, s->len, s->len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
 		check(r, "parking the vDSO", from);
 	}
 }
@@ -178,7 +180,7 @@ static void create_maps(void)
 		else
 			fd = m->fd;
 		long r = cs_sys6(NR_mmap, m->start, m->len, prot, flags, fd,
-				 m->kind == CS_PLAN_MAP_ANON ? 0 : m->pgoff);
+		                 m->kind == CS_PLAN_MAP_ANON ? 0 : m->pgoff);
 		check(r, "mapping a saved region", m->start);
 		if ((uint64_t)r != m->start)
 			fail("kernel placed a saved region elsewhere", m->start, 0);
@@ -194,7 +196,8 @@ static void copy_pages(void)
 			uint64_t chunk = c->len - done;
 			if (chunk > 0x40000000ull)
 				chunk = 0x40000000ull;
-			long r = cs_sys4(NR_pread64, c->fd, c->addr + done, chunk, c->file_off + done);
+			long r =
+			    cs_sys4(NR_pread64, c->fd, c->addr + done, chunk, c->file_off + done);
 			check(r, "reading pages from an image", c->addr + done);
 			if (r == 0)
 				fail("image ends before its pages", c->addr + done, 0);
@@ -209,7 +212,8 @@ static void final_protections(void)
 	for (uint32_t i = 0; i < plan->n_maps; i++, m++) {
 		if (!m->has_pages || (m->prot & PROT_WRITE))
 			continue;
-		check(cs_sys3(NR_mprotect, m->start, m->len, m->prot), "setting protection", m->start);
+		check(cs_sys3(NR_mprotect, m->start, m->len, m->prot), "setting protection",
+		      m->start);
 	}
 }
 
@@ -223,7 +227,7 @@ static void place_specials(void)
 			continue;
 		uint64_t from = CS_RESTORER_PARK_ADDR + 0x100000 + (uint64_t)s->rel;
 		long r = cs_sys5(NR_mremap, from, s->len, s->len, MREMAP_MAYMOVE | MREMAP_FIXED,
-				 s->target);
+		                 s->target);
 		check(r, "moving the vDSO to its saved address", s->target);
 	}
 }
@@ -260,7 +264,7 @@ __attribute__((noinline)) static void become_anonymous(void)
 	uint64_t len = (((uint64_t)_edata + PAGE - 1) & ~(PAGE - 1)) - start;
 	uint64_t tmp = CS_RESTORER_PARK_ADDR + 0x4000000;
 	long r = cs_sys6(NR_mmap, (long)tmp, (long)len, PROT_READ | PROT_WRITE | PROT_EXEC,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	check(r, "mapping a copy of the restorer", tmp);
 	memcpy((void *)tmp, (const void *)start, len);
 	r = cs_sys5(NR_mremap, tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, start);
@@ -270,18 +274,24 @@ __attribute__((noinline)) static void become_anonymous(void)
 static void restore_mm(void)
 {
 	struct prctl_mm_map map = {
-		.start_code = plan->start_code, .end_code = plan->end_code,
-		.start_data = plan->start_data, .end_data = plan->end_data,
-		.start_brk = plan->start_brk, .brk = plan->brk,
-		.start_stack = plan->start_stack,
-		.arg_start = plan->arg_start, .arg_end = plan->arg_end,
-		.env_start = plan->env_start, .env_end = plan->env_end,
-		.auxv = (__u64 *)plan->auxv, .auxv_size = plan->auxv_len,
-		.exe_fd = (uint32_t)plan->exe_fd,
+	    .start_code = plan->start_code,
+	    .end_code = plan->end_code,
+	    .start_data = plan->start_data,
+	    .end_data = plan->end_data,
+	    .start_brk = plan->start_brk,
+	    .brk = plan->brk,
+	    .start_stack = plan->start_stack,
+	    .arg_start = plan->arg_start,
+	    .arg_end = plan->arg_end,
+	    .env_start = plan->env_start,
+	    .env_end = plan->env_end,
+	    .auxv = (__u64 *)plan->auxv,
+	    .auxv_size = plan->auxv_len,
+	    .exe_fd = (uint32_t)plan->exe_fd,
 	};
 	become_anonymous();
-	check(cs_sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &map, sizeof(map), 0),
-	      "PR_SET_MM_MAP", plan->start_code);
+	check(cs_sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &map, sizeof(map), 0), "PR_SET_MM_MAP",
+	      plan->start_code);
 	check(cs_sys5(NR_prctl, PR_SET_NAME, plan->comm, 0, 0, 0), "PR_SET_NAME", 0);
 }
 
@@ -296,6 +306,7 @@ static struct cs_agent_restore_block *fill_block(int32_t pending)
 	b->away_ns = plan->away_ns;
 	memcpy(b->dir, plan->dir, sizeof(b->dir));
 	b->dir[sizeof(b->dir) - 1] = 0;
+	b->main_left = 0;
 	__atomic_store_n(&b->threads_pending, pending, __ATOMIC_SEQ_CST);
 	return b;
 }
@@ -313,7 +324,8 @@ static void restore_rlimits(void)
 	for (uint32_t i = 0; i < plan->n_rlimits; i++) {
 		const struct cs_plan_rlimit *l = &plan->rlimits[i];
 		uint64_t v[2] = {l->cur, l->max};
-		check(cs_sys4(NR_prlimit64, 0, l->resource, v, 0), "restoring an rlimit", l->resource);
+		check(cs_sys4(NR_prlimit64, 0, l->resource, v, 0), "restoring an rlimit",
+		      l->resource);
 	}
 }
 
@@ -331,11 +343,20 @@ static void thread_state(const struct cs_plan_thread *t)
 		      t->rseq_addr);
 }
 
+/* The program's credentials on this thread; a failure ends the process
+ * (it must not run with more privilege than it had). */
+static void creds(void)
+{
+	const char *what = "";
+	check(cs_restore_creds(&plan->creds, &what), what, 0);
+}
+
 void cs_thread_entry(const struct cs_plan_thread *t)
 {
 	thread_state(t);
+	creds();
 	struct cs_agent_restore_block *b = (void *)plan->block_addr;
-	cs_jump(t->ucontext, (uint64_t)&b->threads_pending, 0, 0, plan->trampoline);
+	cs_jump(t->ucontext, (uint64_t)&b->threads_pending, 0, 0, plan->trampoline, 0);
 }
 
 static void create_thread(const struct cs_plan_thread *t, uint32_t slot)
@@ -343,7 +364,7 @@ static void create_thread(const struct cs_plan_thread *t, uint32_t slot)
 	struct clone_args args = {0};
 	int32_t tid = t->tid;
 	args.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
-		     CLONE_SYSVSEM | CLONE_SETTLS;
+	             CLONE_SYSVSEM | CLONE_SETTLS;
 	if (t->clear_child_tid) {
 		/* CLONE_CHILD_SETTID repairs the tid glibc caches there. */
 		args.flags |= CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
@@ -379,9 +400,9 @@ static void threads_and_leave(void)
 	int32_t others = (int32_t)plan->n_threads - 1;
 	if (others > 0) {
 		long r = cs_sys6(NR_mmap, (long)CS_RESTORER_STACKS_ADDR,
-				 (long)((uint64_t)(others + 1) * CS_RESTORER_THREAD_STACK),
-				 PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		                 (long)((uint64_t)(others + 1) * CS_RESTORER_THREAD_STACK),
+		                 PROT_READ | PROT_WRITE,
+		                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 		check(r, "mapping thread stacks", CS_RESTORER_STACKS_ADDR);
 	}
 	struct cs_agent_restore_block *b = fill_block(others);
@@ -391,6 +412,10 @@ static void threads_and_leave(void)
 	cs_sys3(NR_write, plan->status_fd, "ok\n", 3);
 	cs_sys3(NR_close_range, plan->helper_lo, plan->exe_fd, 0);
 	report_fd = 2;
+	/* Opened while still root: once the program's credentials are back the
+	 * process may be non-dumpable, and then the agent could not. */
+	b->pagemap_fd =
+	    (int32_t)cs_sys3(NR_open, "/proc/self/pagemap", 02000000 /* O_CLOEXEC */, 0);
 	uint32_t slot = 1;
 	for (uint32_t i = 0; i < plan->n_threads; i++) {
 		if (t[i].is_main)
@@ -403,10 +428,14 @@ static void threads_and_leave(void)
 	thread_state(main_thread);
 	cs_sys1(NR_set_tid_address, main_thread->clear_child_tid);
 	check(cs_sys2(NR_arch_prctl, ARCH_SET_FS, main_thread->fs_base), "ARCH_SET_FS", 0);
+	creds();
+	/* A uid change made the mm non-dumpable: as it was at the checkpoint. */
+	if (plan->creds.present)
+		cs_sys2(NR_prctl, PR_SET_DUMPABLE, plan->creds.dumpable);
 	wait_for_threads(b);
 	/* The exe file was set with the mm fields (restore_mm), so -1 here. */
 	cs_jump(main_thread->ucontext, CS_RESTORER_BASE, CS_RESTORER_LEN, (uint64_t)-1,
-		plan->trampoline_last);
+		plan->trampoline_last, (uint64_t)&b->main_left);
 }
 
 static int parse_fd(const char *s)
@@ -428,7 +457,8 @@ void cs_restorer_main(uint64_t *sp)
 	cs_sys4(NR_rt_sigprocmask, 2 /* SIG_SETMASK */, &all, 0, 8);
 	const char *const *argv = (const char *const *)(sp + 1);
 	if (sp[0] != 2) {
-		static const char usage[] = "usage: checksync-restore PLAN-FD (run by checksync restore)\n";
+		static const char usage[] =
+		    "usage: checksync-restore PLAN-FD (run by checksync restore)\n";
 		cs_sys3(NR_write, 2, usage, sizeof(usage) - 1);
 		cs_sys1(NR_exit_group, 2);
 	}

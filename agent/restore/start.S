@@ -40,7 +40,7 @@ cs_clone3_thread:
 	ret
 	.size cs_clone3_thread, . - cs_clone3_thread
 
-/* void cs_jump(rsp, rdi, rsi, rdx, target): leave with a given stack
+/* void cs_jump(rsp, rdi, rsi, rdx, target, rcx): leave with a given stack
  * pointer and argument registers; target never returns here. */
 	.globl cs_jump
 	.type cs_jump, @function
@@ -49,6 +49,7 @@ cs_jump:
 	mov	%rsi, %rdi
 	mov	%rdx, %rsi
 	mov	%rcx, %rdx
+	mov	%r9, %rcx
 	jmp	*%r8
 	.size cs_jump, . - cs_jump
 

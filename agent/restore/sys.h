@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 enum {
-	NR_read = 0, NR_write = 1, NR_close = 3, NR_fstat = 5, NR_mmap = 9, NR_mprotect = 10,
+	NR_read = 0, NR_write = 1, NR_open = 2, NR_close = 3, NR_fstat = 5, NR_mmap = 9, NR_mprotect = 10,
 	NR_munmap = 11, NR_rt_sigaction = 13, NR_rt_sigprocmask = 14, NR_pread64 = 17,
 	NR_mremap = 25, NR_exit = 60, NR_fcntl = 72, NR_prctl = 157, NR_arch_prctl = 158, NR_futex = 202,
 	NR_set_tid_address = 218, NR_exit_group = 231, NR_set_robust_list = 273,
@@ -39,7 +39,7 @@ static inline long cs_sys6(long nr, long a, long b, long c, long d, long e, long
 /* start.S */
 long cs_clone3_thread(void *args, size_t size, void *arg);
 __attribute__((noreturn)) void cs_jump(uint64_t rsp, uint64_t rdi, uint64_t rsi, uint64_t rdx,
-				       uint64_t target);
+				       uint64_t target, uint64_t rcx);
 
 /* lib.c: what the compiler may emit calls to, and tiny helpers */
 void *memcpy(void *dst, const void *src, size_t n);

@@ -280,6 +280,21 @@ static void damage_msg(const struct cs_chain_damage *d, uint64_t gen, int r, cha
 		         (unsigned long long)d->offset, d->msg);
 }
 
+/* The full image carries the newest image's CREDS, so it gets that image's
+ * owner too: a restore believes credentials only as far as the owner of
+ * the file vouches for them (creds.c), and the compactor, running as root,
+ * must not launder an image the program wrote after dropping privileges. */
+static int same_owner(int fd, const struct cs_chain *ch, char *msg, size_t cap)
+{
+	struct stat st;
+	if (fstat(ch->imgs[0].fd, &st) < 0 || fchown(fd, st.st_uid, st.st_gid) < 0) {
+		snprintf(msg, cap, "giving the compacted image the owner of %s: %s",
+		         ch->imgs[0].path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 /* Writes, checks and renames; the chain is loaded and intact. */
 static int replace(int dfd, const char *dir, struct cs_chain *ch, struct cs_compact_result *res,
                    char *msg, size_t cap)
@@ -303,7 +318,9 @@ static int replace(int dfd, const char *dir, struct cs_chain *ch, struct cs_comp
 		free(c);
 		return r;
 	}
-	r = write_full(fd, ch, c, n, &res->bytes);
+	r = same_owner(fd, ch, msg, cap);
+	if (!r)
+		r = write_full(fd, ch, c, n, &res->bytes);
 	free(c);
 	if (r)
 		snprintf(msg, cap, "writing %s: %s", path, strerror(-r));

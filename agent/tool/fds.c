@@ -89,13 +89,10 @@ static int open_path(const struct cs_image_fd *f)
 
 static int listen_socket(const struct cs_image_fd *f)
 {
-	int s = socket(f->family, f->sock_type | SOCK_CLOEXEC, f->protocol), one = 1;
+	int s = socket(f->family, f->sock_type | SOCK_CLOEXEC, f->protocol);
 	if (s < 0)
 		return place(s, f->fd, "socket");
-	if (f->sock_options & 1)
-		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (f->sock_options & 2)
-		setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	cs_sock_options(s, f->sock_options);
 	const struct sockaddr_un *su = (const void *)f->local_addr;
 	if (f->family == AF_UNIX && f->local_len > sizeof(sa_family_t) && su->sun_path[0])
 		unlink(su->sun_path); /* stale: the tool checked nobody listens there */

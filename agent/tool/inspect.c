@@ -120,6 +120,26 @@ static json_t *j_fds(const struct cs_image *img)
 	return a;
 }
 
+/* CREDS, or null for an image without (an older agent). */
+static json_t *j_creds(const struct cs_image *img)
+{
+	const struct cs_image_creds *c = &img->creds;
+	if (!img->has_creds)
+		return json_null();
+	json_t *g = json_array();
+	for (uint32_t i = 0; i < c->n_groups; i++)
+		json_array_append_new(g, json_integer(c->groups[i]));
+	return json_pack("{s:[IIII], s:[IIII], s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:i, s:o}",
+	                 "uid", (json_int_t)c->uid[0], (json_int_t)c->uid[1], (json_int_t)c->uid[2],
+	                 (json_int_t)c->uid[3], "gid", (json_int_t)c->gid[0], (json_int_t)c->gid[1],
+	                 (json_int_t)c->gid[2], (json_int_t)c->gid[3], "cap_eff",
+	                 hexnum(c->cap_eff), "cap_prm", hexnum(c->cap_prm), "cap_inh",
+	                 hexnum(c->cap_inh), "cap_bnd", hexnum(c->cap_bnd), "cap_amb",
+	                 hexnum(c->cap_amb), "securebits", hexnum(c->securebits), "no_new_privs",
+	                 (int)c->no_new_privs, "dumpable", (int)c->dumpable, "seccomp",
+	                 (int)c->seccomp, "groups", g);
+}
+
 static json_t *j_image(const struct cs_loaded *l, const struct cs_chain *chain)
 {
 	const struct cs_image *img = l->img;
@@ -144,6 +164,7 @@ static json_t *j_image(const struct cs_loaded *l, const struct cs_chain *chain)
 	json_object_set_new(o, "process", json_pack("{s:i, s:i, s:s, s:s, s:s, s:o, s:o}",
 		"pid", p->pid, "ppid", p->ppid, "comm", p->comm, "exe", p->exe_path, "cwd", p->cwd,
 		"umask", hexnum(p->umask), "brk", hexnum(p->brk)));
+	json_object_set_new(o, "credentials", j_creds(img));
 	json_object_set_new(o, "mappings", j_mappings(img));
 	json_object_set_new(o, "threads", j_threads(img));
 	json_object_set_new(o, "fds", j_fds(img));
@@ -196,6 +217,32 @@ static long long ji(json_t *o, const char *k)
 	return (long long)json_integer_value(json_object_get(o, k));
 }
 
+static void print_creds(json_t *c)
+{
+	json_t *u = json_object_get(c, "uid"), *g = json_object_get(c, "gid"), *v;
+	size_t i;
+	if (!json_is_object(c)) {
+		printf("credentials: none recorded (an older agent: restored with the tool's)\n");
+		return;
+	}
+	printf("credentials: uid %lld/%lld/%lld/%lld gid %lld/%lld/%lld/%lld groups",
+	       (long long)json_integer_value(json_array_get(u, 0)),
+	       (long long)json_integer_value(json_array_get(u, 1)),
+	       (long long)json_integer_value(json_array_get(u, 2)),
+	       (long long)json_integer_value(json_array_get(u, 3)),
+	       (long long)json_integer_value(json_array_get(g, 0)),
+	       (long long)json_integer_value(json_array_get(g, 1)),
+	       (long long)json_integer_value(json_array_get(g, 2)),
+	       (long long)json_integer_value(json_array_get(g, 3)));
+	json_array_foreach(json_object_get(c, "groups"), i, v)
+	    printf("%s%lld", i ? "," : " ", (long long)json_integer_value(v));
+	printf("\n  capabilities eff %s prm %s inh %s bnd %s amb %s, securebits %s, no_new_privs "
+	       "%lld, dumpable %lld, seccomp %lld\n",
+	       js(c, "cap_eff"), js(c, "cap_prm"), js(c, "cap_inh"), js(c, "cap_bnd"),
+	       js(c, "cap_amb"), js(c, "securebits"), ji(c, "no_new_privs"), ji(c, "dumpable"),
+	       ji(c, "seccomp"));
+}
+
 static void text_image(json_t *o)
 {
 	json_t *h = json_object_get(o, "header"), *p = json_object_get(o, "process"), *v;
@@ -214,6 +261,7 @@ static void text_image(json_t *o)
 	printf("\nprocess: pid %lld, ppid %lld, comm %s, exe %s, cwd %s, umask %s, brk %s\n",
 	       ji(p, "pid"), ji(p, "ppid"), js(p, "comm"), js(p, "exe"), js(p, "cwd"), js(p, "umask"),
 	       js(p, "brk"));
+	print_creds(json_object_get(o, "credentials"));
 	printf("mappings (%zu):\n", json_array_size(json_object_get(o, "mappings")));
 	json_array_foreach(json_object_get(o, "mappings"), i, v)
 		printf("  %14s-%-14s %s %-8s resident %6lld pages, %6lld in this image  %s\n",

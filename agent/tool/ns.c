@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,39 +75,66 @@ static int status_code(int st)
 	return 1;
 }
 
-/* Reaps every child, forwards signals to the main one; returns when it is
- * gone, with its status. The compactor, if any, goes with it: killed and
- * reaped before init exits, so nothing writes into DIR once `checksync
- * run` or `restore` has returned (an interrupted compaction leaves only a
- * .tmp, which no reader reads). */
-static int reap_and_forward(pid_t main_pid, pid_t compactor, const sigset_t *set)
+/* Reaps what has exited; returns the main child's status once it is gone,
+ * -1 before. A ptrace stop (a thread the supervisor holds) is no exit. */
+static int reap(pid_t main_pid, pid_t *compactor, struct cs_supervisor *sup)
 {
 	for (;;) {
-		siginfo_t si;
-		int sig = sigwaitinfo(set, &si);
-		if (sig < 0)
+		int st;
+		pid_t p = waitpid(-1, &st, WNOHANG);
+		if (p <= 0)
+			return -1;
+		cs_supervisor_reaped(sup, p, st);
+		if (WIFSTOPPED(st))
 			continue;
-		if (sig != SIGCHLD) {
-			kill(main_pid, sig);
+		if (p == *compactor) {
+			cs_err("init: the compactor exited (status %d); no more compaction",
+			       status_code(st));
+			*compactor = -1;
+		}
+		if (p != main_pid)
+			continue;
+		if (*compactor > 0) {
+			kill(*compactor, SIGKILL);
+			waitpid(*compactor, NULL, 0);
+		}
+		return status_code(st);
+	}
+}
+
+/* Reaps every child, forwards signals to the main one, serves the agent
+ * when sup is set (init); returns when the main child is gone, with its
+ * status. The compactor, if any, goes with it: killed and reaped before
+ * init exits, so nothing writes into DIR once `checksync run` or `restore`
+ * has returned (an interrupted compaction leaves only a .tmp, which no
+ * reader reads). */
+static int reap_and_forward(pid_t main_pid, pid_t compactor, const sigset_t *set,
+                            struct cs_supervisor *sup)
+{
+	int sfd = signalfd(-1, set, SFD_CLOEXEC);
+	if (sfd < 0) {
+		cs_err("signalfd: %s", strerror(errno));
+		return 1;
+	}
+	for (;;) {
+		struct pollfd p[3] = {{.fd = sfd, .events = POLLIN}};
+		int timeout = -1;
+		size_t n = sup ? cs_supervisor_pollfds(sup, p + 1, &timeout) : 0;
+		if (poll(p, 1 + n, timeout) < 0 && errno != EINTR)
+			continue;
+		if (sup)
+			cs_supervisor_serve(sup, p + 1, n);
+		struct signalfd_siginfo si;
+		if (!(p[0].revents & POLLIN) || read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+			continue;
+		if (si.ssi_signo != SIGCHLD) {
+			kill(main_pid, (int)si.ssi_signo);
 			continue;
 		}
-		for (;;) {
-			int st;
-			pid_t p = waitpid(-1, &st, WNOHANG);
-			if (p <= 0)
-				break;
-			if (p == compactor) {
-				cs_err("init: the compactor exited (status %d); no more compaction",
-				       status_code(st));
-				compactor = -1;
-			}
-			if (p != main_pid)
-				continue;
-			if (compactor > 0) {
-				kill(compactor, SIGKILL);
-				waitpid(compactor, NULL, 0);
-			}
-			return status_code(st);
+		int code = reap(main_pid, &compactor, sup);
+		if (code >= 0) {
+			close(sfd);
+			return code;
 		}
 	}
 }
@@ -158,7 +187,8 @@ static pid_t spawn_compactor(const struct cs_launch *l)
 		signal(forwarded[i], SIG_IGN);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_NAME, "checksync-cmpct");
-	close_range(3, ~0u, 0); /* e.g. a restore's image fds: pruned files keep their space while open */
+	close_range(3, ~0u,
+	            0); /* e.g. a restore's image fds: pruned files keep their space while open */
 	sched_setscheduler(0, SCHED_IDLE, &sp);
 	/* IOPRIO_WHO_PROCESS 1, IOPRIO_CLASS_BE 2 << 13, level 7 */
 	syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 7);
@@ -177,6 +207,12 @@ static __attribute__((noreturn)) void run_init(const struct cs_launch *l)
 	}
 	prctl(PR_SET_NAME, "checksync-init");
 	catch_signals(&set);
+	/* Listening before the program exists: its agent may need the
+	 * supervisor in its constructor (a program started without root's
+	 * rights cannot open DIR until it is handed over). */
+	static struct cs_supervisor sup;
+	if (l->dir)
+		cs_supervisor_init(&sup, l->dir, 0);
 	pid_t main_pid = spawn(l);
 	if (main_pid < 0) {
 		cs_err("init: clone3 of pid %d: %s", (int)l->pid, strerror(errno));
@@ -189,7 +225,8 @@ static __attribute__((noreturn)) void run_init(const struct cs_launch *l)
 		cs_err("init: cannot start the compactor (pid %d): %s", (int)l->compactor_pid,
 		       strerror(errno));
 	/* init has nothing else to hold open: stdio stays for messages only. */
-	_exit(reap_and_forward(main_pid, compactor, &set));
+	sup.main_pid = main_pid;
+	_exit(reap_and_forward(main_pid, compactor, &set, l->dir ? &sup : NULL));
 }
 
 static int write_time_offsets(int64_t mono, int64_t boot)
@@ -206,7 +243,7 @@ static int write_time_offsets(int64_t mono, int64_t boot)
 	if (bn < 0)
 		bn += 1000000000, bs--;
 	int n = snprintf(buf, sizeof(buf), "monotonic %lld %lld\nboottime %lld %lld\n",
-			 (long long)ms, (long long)mn, (long long)bs, (long long)bn);
+	                 (long long)ms, (long long)mn, (long long)bs, (long long)bn);
 	int r = write(fd, buf, (size_t)n) == n ? 0 : -errno;
 	close(fd);
 	return r;
@@ -260,5 +297,5 @@ int cs_launch_wait(pid_t init)
 {
 	sigset_t set;
 	catch_signals(&set);
-	return reap_and_forward(init, -1, &set);
+	return reap_and_forward(init, -1, &set, NULL);
 }

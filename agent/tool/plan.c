@@ -67,7 +67,8 @@ static size_t normalize(struct span *s, size_t n)
 
 static int add_copy(struct copy_list *cl, uint64_t addr, uint64_t len, uint64_t off, int fd)
 {
-	if (cl->n && cl->v[cl->n - 1].fd == fd && cl->v[cl->n - 1].addr + cl->v[cl->n - 1].len == addr &&
+	if (cl->n && cl->v[cl->n - 1].fd == fd &&
+	    cl->v[cl->n - 1].addr + cl->v[cl->n - 1].len == addr &&
 	    cl->v[cl->n - 1].file_off + cl->v[cl->n - 1].len == off) {
 		cl->v[cl->n - 1].len += len;
 		return 0;
@@ -96,7 +97,7 @@ static int cmp_page_run(const void *a, const void *b)
 }
 
 static int take_from_image(const struct cs_image *img, int fd, struct span **needp, size_t *n_need,
-			   struct copy_list *cl)
+                           struct copy_list *cl)
 {
 	struct span *need = *needp;
 	size_t nr = img->n_page_runs;
@@ -144,8 +145,9 @@ static int plan_copies(const struct cs_restore *r, int image_fd_base, struct cop
 	if (!need)
 		return -ENOMEM;
 	for (size_t i = 0; i < img->n_resident; i++)
-		need[i] = (struct span){img->resident[i].addr,
-					img->resident[i].addr + (uint64_t)img->resident[i].npages * PAGE};
+		need[i] =
+		    (struct span){img->resident[i].addr,
+		                  img->resident[i].addr + (uint64_t)img->resident[i].npages * PAGE};
 	size_t n = normalize(need, img->n_resident);
 	int err = 0;
 	for (size_t i = 0; i < r->chain.n && n && !err; i++) {
@@ -153,10 +155,11 @@ static int plan_copies(const struct cs_restore *r, int image_fd_base, struct cop
 		err = take_from_image(r->chain.imgs[i].img, image_fd_base + (int)i, &need, &n, cl);
 	}
 	if (!err && n) {
-		cs_err("refusing: the chain of generation %llu is damaged: live page %#llx has its data "
+		cs_err("refusing: the chain of generation %llu is damaged: live page %#llx has its "
+		       "data "
 		       "in no image of the chain (%s and its ancestors)",
-		       (unsigned long long)img->header.generation, (unsigned long long)need[0].start,
-		       r->chain.imgs[0].path);
+		       (unsigned long long)img->header.generation,
+		       (unsigned long long)need[0].start, r->chain.imgs[0].path);
 		err = -EBADMSG;
 	}
 	free(need);
@@ -166,7 +169,7 @@ static int plan_copies(const struct cs_restore *r, int image_fd_base, struct cop
 }
 
 int cs_plan_resolve_pages(const struct cs_restore *r, int image_fd_base, struct cs_plan_copy **ret,
-			  size_t *ret_n)
+                          size_t *ret_n)
 {
 	struct copy_list cl = {0};
 	int err = plan_copies(r, image_fd_base, &cl);
@@ -185,11 +188,12 @@ static int cmp_map(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-static const uint32_t special_flag[CS_PLAN_SPECIALS] = {CS_MAP_VVAR, CS_MAP_VVAR_VCLOCK, CS_MAP_VDSO};
+static const uint32_t special_flag[CS_PLAN_SPECIALS] = {CS_MAP_VVAR, CS_MAP_VVAR_VCLOCK,
+                                                        CS_MAP_VDSO};
 
 /* One saved mapping: a plan map, a vDSO target, or nothing (vsyscall). */
 static int plan_mapping(const struct cs_restore *r, const struct cs_image_mapping *m,
-			struct cs_plan_header *h, struct cs_plan_map *out, int file_fd_base)
+                        struct cs_plan_header *h, struct cs_plan_map *out, int file_fd_base)
 {
 	for (int k = 0; k < CS_PLAN_SPECIALS; k++)
 		if (m->flags & special_flag[k]) {
@@ -228,9 +232,11 @@ static int mark_maps(struct cs_plan_map *maps, size_t n, const struct copy_list 
 		while (k < n && maps[k].start + maps[k].len <= cur)
 			k++;
 		for (size_t j = k; cur < end; j++) {
-			if (j >= n || maps[j].start > cur || (maps[j].kind == CS_PLAN_MAP_FILE &&
-							      (maps[j].mmap_flags & MAP_SHARED))) {
-				cs_err("refusing: the image has page data at %#llx, outside any mapping "
+			if (j >= n || maps[j].start > cur ||
+			    (maps[j].kind == CS_PLAN_MAP_FILE &&
+			     (maps[j].mmap_flags & MAP_SHARED))) {
+				cs_err("refusing: the image has page data at %#llx, outside any "
+				       "mapping "
 				       "it can restore (damaged image?)",
 				       (unsigned long long)cur);
 				return -EBADMSG;
@@ -256,7 +262,7 @@ static void plan_process(const struct cs_restore *r, struct cs_plan_header *h)
 		if (!p->rlimits[i].cur && !p->rlimits[i].max)
 			continue; /* not captured */
 		h->rlimits[h->n_rlimits++] = (struct cs_plan_rlimit){
-			.resource = (uint32_t)i, .cur = p->rlimits[i].cur, .max = p->rlimits[i].max};
+		    .resource = (uint32_t)i, .cur = p->rlimits[i].cur, .max = p->rlimits[i].max};
 	}
 	memcpy(h->comm, p->comm, sizeof(h->comm));
 	h->comm[15] = 0;
@@ -268,6 +274,7 @@ static void plan_process(const struct cs_restore *r, struct cs_plan_header *h)
 	h->away_ns = r->away_ns;
 	/* r->dir is realpath's answer: absolute, and it fits (PATH_MAX). */
 	snprintf(h->dir, sizeof(h->dir), "%s", r->dir);
+	cs_plan_creds(r, &h->creds);
 }
 
 static int plan_threads(const struct cs_restore *r, struct cs_plan_thread *t)
@@ -275,21 +282,27 @@ static int plan_threads(const struct cs_restore *r, struct cs_plan_thread *t)
 	int mains = 0;
 	for (size_t i = 0; i < r->img->n_threads; i++) {
 		const struct cs_image_thread *s = &r->img->threads[i];
-		t[i] = (struct cs_plan_thread){
-			.tid = s->tid, .is_main = s->tid == r->img->process.pid,
-			.ucontext = s->ucontext_addr, .fs_base = s->fs_base, .gs_base = s->gs_base,
-			.clear_child_tid = s->clear_child_tid, .robust_list = s->robust_list,
-			.robust_len = s->robust_list_len, .rseq_addr = s->rseq_addr,
-			.rseq_len = s->rseq_len, .rseq_sig = s->rseq_sig};
+		t[i] = (struct cs_plan_thread){.tid = s->tid,
+		                               .is_main = s->tid == r->img->process.pid,
+		                               .ucontext = s->ucontext_addr,
+		                               .fs_base = s->fs_base,
+		                               .gs_base = s->gs_base,
+		                               .clear_child_tid = s->clear_child_tid,
+		                               .robust_list = s->robust_list,
+		                               .robust_len = s->robust_list_len,
+		                               .rseq_addr = s->rseq_addr,
+		                               .rseq_len = s->rseq_len,
+		                               .rseq_sig = s->rseq_sig};
 		mains += t[i].is_main;
 		/* Every glibc or Go thread has a TLS base: fs 0 means the agent did
 		 * not finish recording this thread, and resuming it would fault on
 		 * its first %fs access. */
 		if (!s->fs_base) {
-			cs_err("refusing: thread %d of generation %llu was captured without its TLS "
-			       "base (fs 0): the image is incomplete; restore an older generation "
-			       "with --generation",
-			       s->tid, (unsigned long long)r->img->header.generation);
+			cs_err(
+			    "refusing: thread %d of generation %llu was captured without its TLS "
+			    "base (fs 0): the image is incomplete; restore an older generation "
+			    "with --generation",
+			    s->tid, (unsigned long long)r->img->header.generation);
 			return -EINVAL;
 		}
 	}
@@ -331,7 +344,7 @@ int cs_restore_helper_count(const struct cs_restore *r)
 }
 
 static int plan_maps(const struct cs_restore *r, struct cs_plan_header *h, struct cs_plan_map **ret,
-		     size_t *ret_n)
+                     size_t *ret_n)
 {
 	const struct cs_image *img = r->img;
 	struct cs_plan_map *maps = calloc(img->n_mappings + 1, sizeof(*maps));
@@ -410,12 +423,15 @@ int cs_plan_build(struct cs_restore *r)
 	struct cs_plan_sigaction *sa = calloc(h.n_sigactions + 1, sizeof(*sa));
 	for (size_t i = 0; sa && i < h.n_sigactions; i++) {
 		const struct cs_image_sigaction *s = &r->img->sigactions[i];
-		sa[i] = (struct cs_plan_sigaction){.signo = s->signo, .handler = s->handler,
-						   .flags = s->flags, .restorer = s->restorer,
-						   .mask = s->mask};
+		sa[i] = (struct cs_plan_sigaction){.signo = s->signo,
+		                                   .handler = s->handler,
+		                                   .flags = s->flags,
+		                                   .restorer = s->restorer,
+		                                   .mask = s->mask};
 	}
 	if (!err)
-		err = sa ? buf_add(&b, sa, h.n_sigactions * sizeof(*sa), &h.sigactions_off) : -ENOMEM;
+		err =
+		    sa ? buf_add(&b, sa, h.n_sigactions * sizeof(*sa), &h.sigactions_off) : -ENOMEM;
 	free(sa);
 	int32_t *cx = calloc(r->img->n_fds + 1, sizeof(*cx));
 	for (size_t i = 0; cx && i < r->img->n_fds; i++) {

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -44,15 +45,26 @@ static int try_bind(const struct cs_image_fd *f)
 	int s = socket(f->family, f->sock_type | SOCK_CLOEXEC, f->protocol);
 	if (s < 0)
 		return -errno;
-	int one = 1, r = 0;
-	if (f->sock_options & 1)
-		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (f->sock_options & 2)
-		setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	int r = 0;
+	cs_sock_options(s, f->sock_options);
 	if (bind(s, sa, f->local_len) < 0)
 		r = -errno;
 	close(s);
 	return r;
+}
+
+/* The options a listening socket had (CS_SOCK_*), before it is bound:
+ * without IPV6_V6ONLY a [::] socket takes the IPv4 port too, and a program
+ * that listens on both (redis does) would find its own port taken. */
+void cs_sock_options(int s, uint32_t opts)
+{
+	int one = 1;
+	if (opts & CS_SOCK_REUSEADDR)
+		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (opts & CS_SOCK_REUSEPORT)
+		setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (opts & CS_SOCK_V6ONLY)
+		setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 }
 
 static int check_path(const struct cs_image_fd *f)

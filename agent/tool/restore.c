@@ -61,7 +61,7 @@ static int read_memory(const struct cs_restore *r, uint64_t addr, uint8_t *out, 
 		if (s >= e)
 			continue;
 		ssize_t k = pread(r->chain.imgs[c[i].fd].fd, out + (s - addr), e - s,
-				  (off_t)(c[i].file_off + (s - c[i].addr)));
+		                  (off_t)(c[i].file_off + (s - c[i].addr)));
 		if (k == (ssize_t)(e - s))
 			got += (size_t)k;
 	}
@@ -123,7 +123,7 @@ static int prepare(struct cs_restore *r)
 {
 	const struct cs_image *img = r->img;
 	if (cs_validate_unsupported(img) < 0 || cs_validate_abi(img) < 0 ||
-	    cs_validate_fds(img) < 0 || cs_validate_files(r) < 0)
+	    cs_validate_fds(img) < 0 || cs_validate_files(r) < 0 || cs_validate_creds(r) < 0)
 		return -1;
 	r->next_generation = next_generation(r->dir);
 	if (r->next_generation < r->min_next_generation)
@@ -215,7 +215,8 @@ static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *
 					     &r->min_next_generation) < 0)
 				return -1;
 			break;
-		default: return -1;
+		default:
+			return -1;
 		}
 	}
 	if (!dir || optind != argc) {
@@ -233,9 +234,14 @@ static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *
 static int launch(struct cs_restore *r)
 {
 	struct cs_launch l = {
-		.monotonic_offset_ns = r->mono_offset_ns, .boottime_offset_ns = r->boot_offset_ns,
-		.pid = r->img->process.pid, .child = restore_child, .arg = r, .detach = r->detach,
-		.close_in_init = r->status_wr,
+	    .monotonic_offset_ns = r->mono_offset_ns,
+	    .boottime_offset_ns = r->boot_offset_ns,
+	    .pid = r->img->process.pid,
+	    .child = restore_child,
+	    .arg = r,
+	    .detach = r->detach,
+	    .close_in_init = r->status_wr,
+	    .dir = r->dir,
 	};
 	char msg[256];
 	if (image_wants_compactor(r)) {
@@ -280,9 +286,11 @@ int cs_cmd_restore(int argc, char **argv)
 	if (parse_restore(argc, argv, &r, &gen) < 0)
 		return 2;
 	int e = cs_find_file("CHECKSYNC_RESTORER", "../restore/checksync-restore",
-			     CS_INSTALL_LIBEXECDIR "/checksync-restore", r.restorer, sizeof(r.restorer));
+	                     CS_INSTALL_LIBEXECDIR "/checksync-restore", r.restorer,
+	                     sizeof(r.restorer));
 	if (e < 0) {
-		cs_err("cannot find checksync-restore (tried $CHECKSYNC_RESTORER, the build tree, %s): %s",
+		cs_err("cannot find checksync-restore (tried $CHECKSYNC_RESTORER, the build tree, "
+		       "%s): %s",
 		       CS_INSTALL_LIBEXECDIR, strerror(-e));
 		return 1;
 	}

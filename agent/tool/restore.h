@@ -41,6 +41,10 @@ int cs_validate_abi(const struct cs_image *img);
 int cs_validate_files(struct cs_restore *r);
 int cs_validate_fds(const struct cs_image *img);
 int cs_validate_unsupported(const struct cs_image *img);
+/* creds.c: the image's credentials, believed as far as its file's owner vouches */
+int cs_validate_creds(const struct cs_restore *r);
+struct cs_plan_creds;
+void cs_plan_creds(const struct cs_restore *r, struct cs_plan_creds *out);
 int cs_mapping_is_file(const struct cs_image_mapping *m);
 /* Index of the mapped file for path (opened by cs_validate_files). */
 int cs_restore_file_fd(const struct cs_restore *r, const char *path);
@@ -57,6 +61,9 @@ int cs_restore_helper_count(const struct cs_restore *r);
 struct cs_plan_copy;
 int cs_plan_resolve_pages(const struct cs_restore *r, int image_fd_base, struct cs_plan_copy **ret,
 			  size_t *ret_n);
+
+/* ports.c: a listening socket's saved options on a new socket */
+void cs_sock_options(int s, uint32_t opts);
 
 /* fds.c: in the process to restore, before exec. Returns only on failure. */
 int cs_restore_exec(struct cs_restore *r);

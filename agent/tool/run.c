@@ -233,13 +233,14 @@ int cs_cmd_run(int argc, char **argv)
 	if (o.user.name && give_dir(&o) < 0)
 		return 1;
 	int r = cs_find_file("CHECKSYNC_AGENT", "../capture/libchecksync.so",
-			     CS_INSTALL_LIBDIR "/libchecksync.so", o.agent, sizeof(o.agent));
+	                     CS_INSTALL_LIBDIR "/libchecksync.so", o.agent, sizeof(o.agent));
 	if (r < 0) {
-		cs_err("cannot find libchecksync.so (tried $CHECKSYNC_AGENT, the build tree, %s): %s",
-		       CS_INSTALL_LIBDIR, strerror(-r));
+		cs_err(
+		    "cannot find libchecksync.so (tried $CHECKSYNC_AGENT, the build tree, %s): %s",
+		    CS_INSTALL_LIBDIR, strerror(-r));
 		return 1;
 	}
-	struct cs_launch l = {.child = start_program, .arg = &o, .close_in_init = -1};
+	struct cs_launch l = {.child = start_program, .arg = &o, .close_in_init = -1, .dir = o.dir};
 	char msg[256];
 	if (!o.no_compact) {
 		if (cs_compact_policy_from_env(&l.compact, msg, sizeof(msg)) < 0) {

@@ -13,6 +13,7 @@ names the step, the seed and the last lines of output.
 The workloads' line protocol is described in wl_common.h.
 """
 
+import argparse
 import hashlib
 import os
 import random
@@ -24,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import traceback
 
 SKIP = 77
 
@@ -244,6 +246,7 @@ class Harness:
         self.procs = []
         self.tmpdirs = []
         self.host_pids = set()
+        self.exes = set()  # executables whose processes may lose the tag (is_ours)
         self.context = ""
 
     def check_ready(self):
@@ -295,7 +298,16 @@ class Harness:
         namespace inode numbers are reused quickly on a busy machine, so a
         number alone never identifies a process: the tag in its environment
         (inherited through checksync run, kept by restore) does."""
-        return ("CR_TEST_TAG=" + self.tag).encode() in read_environ(pid) and pid_alive(pid)
+        if ("CR_TEST_TAG=" + self.tag).encode() in read_environ(pid):
+            return pid_alive(pid)
+        # A program that rewrites its environment block (redis's process
+        # title does) loses the tag: one this run started, running an
+        # executable it named, is still ours.
+        try:
+            exe = os.readlink("/proc/%d/exe" % pid)
+        except OSError:
+            return False
+        return pid in self.host_pids and exe in self.exes and pid_alive(pid)
 
     def tagged_pids(self):
         """Live processes that carry this harness run's tag in their environment."""
@@ -576,3 +588,48 @@ class App:
             time.sleep(0.05)
         self.h.fail("%s: no verify result in %s within %.0f s" %
                     (self.describe(), self.result, timeout), self.proc)
+
+
+def agent_status(d):
+    """The agent's status reply on DIR/agent.sock as a dict; last_error, a
+    sentence, runs to the end of the reply."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(10)
+    try:
+        s.connect(os.path.join(d, "agent.sock"))
+        s.send(b"status")
+        reply = s.recv(4096).decode()
+    finally:
+        s.close()
+    head, _, err = reply.partition(" last_error=")
+    out = dict(kv.split("=", 1) for kv in head.split()[1:] if "=" in kv)
+    out["last_error"] = err
+    return out
+
+
+def run_scenarios(doc, scenarios):
+    """main() of a scenario script: --build-root, --workloads, one scenario;
+    exit status 0 pass, 1 fail, 77 skip."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-root", required=True)
+    ap.add_argument("--workloads", required=True)
+    ap.add_argument("scenario", choices=sorted(scenarios))
+    args = ap.parse_args()
+    h = Harness(args, args.scenario)
+    log("scenario %s seed %d (replay: CR_SEED=%d)" % (h.scenario, h.seed, h.seed))
+    status = 0
+    try:
+        if not h.check_ready():
+            return SKIP
+        scenarios[args.scenario](h)
+        log("PASS %s (seed %d)" % (h.scenario, h.seed))
+    except TestFailure as e:
+        log("FAIL %s (seed %d, replay with CR_SEED=%d): %s" % (h.scenario, h.seed, h.seed, e))
+        status = 1
+    except Exception:
+        log("ERROR %s (seed %d):\n%s" % (h.scenario, h.seed, traceback.format_exc()))
+        status = 1
+    finally:
+        h.cleanup()
+    return status

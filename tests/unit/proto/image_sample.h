@@ -38,6 +38,8 @@ struct sample {
 	struct cs_image_sigaction sigs[S_SIGS];
 	struct cs_image_run res[S_RES];
 	struct cs_image_unsupported unsup[S_UNSUP];
+	int has_creds; /* the known-answer image has no CREDS */
+	struct cs_image_creds creds;
 	struct cs_image_run runs[S_RUNS]; /* page runs; runs[0] in the first PAGES section */
 	size_t n_maps, n_threads, n_fds, n_sigs, n_res, n_unsup, n_runs;
 	uint8_t pipe_data[S_PIPE];
@@ -232,6 +234,15 @@ static void sample_rest(struct sample *s)
 	s->n_res = s->full ? S_RES : 1;
 	for (i = 0; i < s->n_res; i++)
 		s->res[i].addr = 0x400000ull + i * 0x100000, s->res[i].npages = (uint32_t)i + 3;
+	s->creds = (struct cs_image_creds){{65534, 65534, 65534, 65534}, {65534, 65534, 65534, 65534}};
+	s->has_creds = 1;
+	s->creds.n_groups = s->full ? CS_IMAGE_GROUPS_MAX : 1;
+	for (i = 0; i < s->creds.n_groups; i++)
+		s->creds.groups[i] = 65534 - (uint32_t)i;
+	if (s->full)
+		s->creds.cap_inh = 1, s->creds.cap_prm = 2, s->creds.cap_eff = 3,
+		s->creds.cap_bnd = UINT64_MAX, s->creds.cap_amb = 4, s->creds.securebits = 0x2f,
+		s->creds.no_new_privs = 1, s->creds.dumpable = 2, s->creds.seccomp = 2;
 	s->n_unsup = s->full ? S_UNSUP : 1;
 	for (i = 0; i < s->n_unsup; i++)
 		fill_str(s->unsup[i].what, s->full && i == 1 ? 255 : 20, 'u');
@@ -317,6 +328,9 @@ static int write_metadata(struct cs_image_writer *w, const struct sample *s, str
 	TRYW(cs_image_write_section(w, CS_SECT_FDS, b));
 	PUT_ALL(b, cs_image_put_sigaction, s->sigs, s->n_sigs);
 	TRYW(cs_image_write_section(w, CS_SECT_SIGNALS, b));
+	b->len = 0;
+	TRYW(cs_image_put_creds(b, &s->creds));
+	TRYW(cs_image_write_section(w, CS_SECT_CREDS, b));
 	PUT_ALL(b, cs_image_put_run, s->res, s->n_res);
 	TRYW(cs_image_write_section(w, CS_SECT_RESIDENT, b));
 	PUT_ALL(b, cs_image_put_unsupported, s->unsup, s->n_unsup);
@@ -357,6 +371,8 @@ static int __attribute__((unused)) sample_diff(const struct sample *s, const str
 	} while (0)
 	DIFF(memcmp(&img->header, &s->header, sizeof(s->header)) != 0);
 	DIFF(memcmp(&img->process, &s->process, sizeof(s->process)) != 0);
+	DIFF(img->has_creds != s->has_creds ||
+	     (s->has_creds && memcmp(&img->creds, &s->creds, sizeof(s->creds)) != 0));
 	DIFF(img->n_mappings != s->n_maps || img->n_threads != s->n_threads);
 	DIFF(img->n_fds != s->n_fds || img->n_sigactions != s->n_sigs);
 	DIFF(img->n_resident != s->n_res || img->n_unsupported != s->n_unsup);

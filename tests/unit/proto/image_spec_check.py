@@ -66,6 +66,8 @@ def record_vectors():
         'fd': fd,
         'sigaction': struct.pack('<IIQQQQ', 17, 0, 0x401000, 0x04000000, 0x7f00, 0x10000),
         'unsupported': lp(b'fd 9: netlink'),
+        'creds': struct.pack('<8I5Q4II2I', 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 1, 2, 0,
+                             2, 100, 101),
         'page_run_head': struct.pack('<QII', 0x7f0000001000, 3, 0),
     }
 
@@ -210,6 +212,15 @@ def sigaction(r, prev):
     return signo
 
 
+def creds(r):
+    r.u('8I5Q')
+    _securebits, no_new_privs, dumpable, seccomp, n = r.u('5I')
+    if no_new_privs > 1 or dumpable > 2 or seccomp > 2 or n > 1024:
+        raise Bad('creds: no_new_privs %d dumpable %d seccomp %d groups %d' %
+                  (no_new_privs, dumpable, seccomp, n))
+    r.u('%dI' % n)
+
+
 def decode(data, name):
     """Walks and decodes a whole image; returns the section types seen."""
     off, types, seen, pages_end = 0, [], set(), 0
@@ -225,7 +236,7 @@ def decode(data, name):
         if flags & ~1 or (not types and stype != 1):
             raise Bad('%s: flags or first section' % name)
         r = Reader(data[off + 16:end], '%s section %d at %d' % (name, stype, off))
-        if stype in (1, 2, 3, 4, 5, 6, 7, 9):
+        if stype in (1, 2, 3, 4, 5, 6, 7, 9, 10):
             if stype in seen:
                 raise Bad('%s: duplicate %d' % (name, stype))
             seen.add(stype)
@@ -252,6 +263,8 @@ def decode(data, name):
                 r.take(npages * 4096)
         elif stype == 9:
             records(r, lambda rr, _: rr.var(255, True) and None)
+        elif stype == 10:
+            creds(r)
         elif stype == 15:
             count, total = r.u('IQ')
             if plen != 12 or count != len(types) or total != off or end + 4 != len(data):

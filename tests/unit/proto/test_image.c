@@ -125,6 +125,11 @@ static const struct {
 		"110000000000000000104000000000000000000400000000007f000000000000"
 		"0000010000000000"},
 	{"unsupported", "0d000000666420393a206e65746c696e6b"},
+	{"creds",
+		"0100000002000000030000000400000005000000060000000700000008000000"
+		"09000000000000000a000000000000000b000000000000000c00000000000000"
+		"0d000000000000000e0000000100000002000000000000000200000064000000"
+		"65000000"},
 	{"page_run_head", "00100000007f00000300000000000000"},
 };
 
@@ -136,6 +141,8 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	static const struct cs_image_epoll_entry ep = {3, 0x19, 0xdd};
 	struct cs_image_sigaction sa = {17, 0, 0x401000, 0x04000000, 0x7f00, 0x10000};
 	struct cs_image_unsupported u = {"fd 9: netlink"};
+	static struct cs_image_creds c = {{1, 2, 3, 4}, {5, 6, 7, 8}, 9, 10, 11, 12, 13, 14, 1, 2, 0,
+					  2, {100, 101}};
 	uint64_t *mm = &p.start_code;
 	int k;
 
@@ -171,6 +178,8 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 		return cs_image_put_sigaction(b, &sa);
 	case 4:
 		return cs_image_put_unsupported(b, &u);
+	case 5:
+		return cs_image_put_creds(b, &c);
 	default:
 		return cs_image_put_page_run_head(b, 0x7f0000001000ull, 3);
 	}
@@ -598,7 +607,8 @@ static void test_names(void)
 
 	CHECK(strcmp(cs_image_section_name(CS_SECT_PAGES), "PAGES") == 0);
 	CHECK(strcmp(cs_image_section_name(CS_SECT_END), "END") == 0);
-	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(10) == NULL);
+	CHECK(strcmp(cs_image_section_name(CS_SECT_CREDS), "CREDS") == 0);
+	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(11) == NULL);
 	CHECK(cs_image_section_name(UINT32_MAX) == NULL);
 	CHECK(strcmp(cs_image_fd_type_name(CS_FD_EPOLL), "EPOLL") == 0);
 	CHECK(cs_image_fd_type_name(0) == NULL && cs_image_fd_type_name(13) == NULL);
