@@ -49,6 +49,11 @@ struct cs_repl {
 	struct event *inotify_ev, *tick;
 	uint64_t newest;
 	uint8_t *chunk;
+	/* Fault injection for tests (CHECKSYNC_TEST_CORRUPT_IMAGES=N): the
+	 * first N images sent have a byte flipped in transit, as a sender with
+	 * bad memory would send them; backups must refuse each and the sender
+	 * start over. Not a configuration key on purpose. */
+	unsigned corrupt_left;
 };
 
 static uint64_t now_ms(void)
@@ -225,6 +230,10 @@ static int send_chunk(struct cs_repl *r, int peer)
 		return -EIO; /* the file changed under us (compacted): start over */
 	if (n > 0) {
 		EVP_DigestUpdate(b->sha, r->chunk, (size_t)n);
+		if (b->off == 0 && r->corrupt_left > 0 && n > 64) {
+			r->chunk[n / 2] ^= 0x40; /* after the digest: as bad memory would */
+			r->corrupt_left--;
+		}
 		m.ckpt_pages = (struct cs_msg_ckpt_pages){
 		    .generation = b->gen, .offset = b->off, .data = {r->chunk, (uint32_t)n}};
 		if (r->ops.send(r->ctx, peer, &m) < 0)
@@ -469,6 +478,13 @@ int cs_repl_new(struct event_base *base, const struct cs_repl_params *p,
 	r->ops = *ops;
 	r->ctx = ctx;
 	r->inotify_fd = -1;
+	r->corrupt_left =
+	    (unsigned)strtoul(getenv("CHECKSYNC_TEST_CORRUPT_IMAGES") ?: "0", NULL, 10);
+	if (r->corrupt_left)
+		cs_log_warn(
+		    "CHECKSYNC_TEST_CORRUPT_IMAGES: the first %u images sent are damaged on "
+		    "purpose",
+		    r->corrupt_left);
 	r->tick = event_new(base, -1, EV_PERSIST, tick_cb, r);
 	for (size_t i = 0; i < p->n_peers; i++) {
 		r->b[i].backup = p->is_backup[i];
