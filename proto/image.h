@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #define CS_IMAGE_MAGIC          "CSYNCIMG" /* 8 bytes, first in the HEADER payload */
-#define CS_IMAGE_FORMAT_VERSION 1
+#define CS_IMAGE_FORMAT_VERSION 2
 #define CS_IMAGE_PAGE_SIZE      4096u
 #define CS_IMAGE_PATH_MAX       4096
 #define CS_IMAGE_BUILD_ID_MAX   32
@@ -36,6 +36,10 @@
 #define CS_IMAGE_SIGNALS        64
 #define CS_IMAGE_PIPE_DATA_MAX  (1u << 20)
 #define CS_IMAGE_EPOLL_MAX      65536
+#define CS_IMAGE_FILE_DATA_MAX  (8u << 20) /* content of one unlinked file */
+#define CS_IMAGE_SOCKOPTS_MAX   32
+#define CS_IMAGE_SOCKOPT_LEN    16 /* bytes of one option's value */
+#define CS_IMAGE_TIMERS_MAX     65536
 
 enum cs_image_section_type {
 	CS_SECT_HEADER = 1,
@@ -47,6 +51,7 @@ enum cs_image_section_type {
 	CS_SECT_RESIDENT = 7,    /* which pages are live (data here or in an ancestor) */
 	CS_SECT_PAGES = 8,       /* page runs with their data */
 	CS_SECT_UNSUPPORTED = 9, /* what could not be captured, by name */
+	CS_SECT_TIMERS = 10,     /* interval timers and POSIX timers (version 2) */
 	CS_SECT_END = 15,
 };
 /* "HEADER", "PAGES", ...; NULL for a type this version does not know. */
@@ -173,6 +178,8 @@ enum cs_image_fd_type {
 	CS_FD_EPOLL = 10,
 	CS_FD_AGENT = 11,       /* the agent's own: recreated by the agent, not the restorer */
 	CS_FD_UNSUPPORTED = 12, /* reason says what; restore refuses unless told to drop it */
+	CS_FD_SOCKET_STREAM = 13, /* stream/seqpacket socket never connected: bound again if bound */
+	CS_FD_TMPFILE = 14,       /* regular file without a name: content in file_data */
 };
 /* "REGULAR", "PIPE", ...; NULL for an unknown type. */
 const char *cs_image_fd_type_name(uint32_t type);
@@ -181,6 +188,13 @@ struct cs_image_epoll_entry {
 	int32_t tfd;
 	uint32_t events;
 	uint64_t data;
+};
+
+/* One socket option, as getsockopt returned it. */
+struct cs_image_sockopt {
+	int32_t level, name;
+	uint32_t len; /* <= CS_IMAGE_SOCKOPT_LEN */
+	uint8_t val[CS_IMAGE_SOCKOPT_LEN];
 };
 
 struct cs_image_fd {
@@ -211,6 +225,38 @@ struct cs_image_fd {
 	uint32_t n_epoll;
 	const struct cs_image_epoll_entry *epoll;
 	char reason[256]; /* CS_FD_UNSUPPORTED: why */
+	/* version 2 */
+	uint32_t pipe_size; /* pipes: F_GETPIPE_SZ */
+	int32_t share_fd;   /* a lower fd with the same open file description, or -1 */
+	uint32_t file_mode; /* TMPFILE: st_mode & 07777 */
+	uint32_t file_data_len;
+	const uint8_t *file_data; /* TMPFILE: the whole content */
+	uint32_t n_sockopts;
+	struct cs_image_sockopt sockopts[CS_IMAGE_SOCKOPTS_MAX];
+};
+
+/* Timers of the process (TIMERS section). */
+enum cs_image_timer_kind {
+	CS_TIMER_REAL = 1,    /* setitimer(ITIMER_REAL) */
+	CS_TIMER_VIRTUAL = 2, /* setitimer(ITIMER_VIRTUAL) */
+	CS_TIMER_PROF = 3,    /* setitimer(ITIMER_PROF) */
+	CS_TIMER_POSIX = 4,   /* timer_create */
+};
+/* sigev_notify values the format carries (the kernel's numbers) */
+#define CS_TIMER_NOTIFY_SIGNAL    0
+#define CS_TIMER_NOTIFY_NONE      1
+#define CS_TIMER_NOTIFY_THREAD_ID 4
+
+struct cs_image_timer {
+	uint32_t kind;       /* enum cs_image_timer_kind */
+	int32_t id;          /* POSIX: the timer id the program holds; 0 otherwise */
+	int32_t clockid;     /* POSIX */
+	uint32_t notify;     /* POSIX: CS_TIMER_NOTIFY_* */
+	uint32_t signo;      /* POSIX: sigev_signo */
+	int32_t notify_tid;  /* POSIX, THREAD_ID: the thread */
+	uint64_t sigval;     /* POSIX: sigev_value */
+	uint64_t value_ns;   /* time to the next expiry, relative; 0 = disarmed */
+	uint64_t interval_ns;
 };
 
 struct cs_image_sigaction {
@@ -276,7 +322,8 @@ struct cs_buf {
  * a length above its maximum). A metadata section's payload is u32 count + records:
  * cs_image_put_count reserves the count and cs_image_set_count fills it in.
  * Order the reader enforces: mappings sorted by start and disjoint; fds
- * strictly ascending; sigactions by strictly ascending signo (1..64);
+ * strictly ascending (a share_fd names an fd before it); timers by strictly
+ * ascending (kind, id); sigactions by strictly ascending signo (1..64);
  * RESIDENT runs, and page runs across all PAGES sections of an image,
  * ascending and disjoint.
  */
@@ -290,6 +337,7 @@ int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f);
 int cs_image_put_sigaction(struct cs_buf *b, const struct cs_image_sigaction *s);
 int cs_image_put_run(struct cs_buf *b, const struct cs_image_run *r);
 int cs_image_put_unsupported(struct cs_buf *b, const struct cs_image_unsupported *u);
+int cs_image_put_timer(struct cs_buf *b, const struct cs_image_timer *t);
 /* The 16-byte head of a page run inside PAGES; the npages * page_size bytes follow. */
 int cs_image_put_page_run_head(struct cs_buf *b, uint64_t addr, uint32_t npages);
 #define CS_IMAGE_PAGE_RUN_HEAD 16u
@@ -339,6 +387,8 @@ struct cs_image {
 	size_t n_page_runs;
 	struct cs_image_unsupported *unsupported;
 	size_t n_unsupported;
+	struct cs_image_timer *timers; /* sorted by (kind, id) */
+	size_t n_timers;
 	uint64_t total_len; /* bytes up to and including END */
 };
 

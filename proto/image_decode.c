@@ -44,10 +44,11 @@ int cs_rd_fail(struct cs_rd *r, int code, const char *fmt, ...)
 	e->section = r->section;
 	e->offset = r->mark;
 	if (name)
-		n = (size_t)snprintf(e->msg, sizeof(e->msg), "%s section at offset %llu: ", name, off);
+		n = (size_t)snprintf(e->msg, sizeof(e->msg), "%s section at offset %llu: ", name,
+		                     off);
 	else if (r->section)
-		n = (size_t)snprintf(e->msg, sizeof(e->msg), "section type %u at offset %llu: ",
-				     r->section, off);
+		n = (size_t)snprintf(e->msg, sizeof(e->msg),
+		                     "section type %u at offset %llu: ", r->section, off);
 	else
 		n = (size_t)snprintf(e->msg, sizeof(e->msg), "section at offset %llu: ", off);
 	if (r->record >= 0 && n < sizeof(e->msg))
@@ -71,8 +72,8 @@ int cs_rd_need(struct cs_rd *r, const char *what, size_t n)
 	r->mark = r->base + r->pos;
 	if (r->len - r->pos < n)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-				  "%s (%zu bytes) runs past the end of the section (%zu left)", what,
-				  n, r->len - r->pos);
+		                  "%s (%zu bytes) runs past the end of the section (%zu left)",
+		                  what, n, r->len - r->pos);
 	return 0;
 }
 
@@ -120,8 +121,8 @@ static int rd_len(struct cs_rd *r, const char *what, size_t max, uint32_t *ret)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "%s length %u exceeds %zu", what, n, max);
 	if (n > r->len - r->pos)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-				  "%s (%u bytes) runs past the end of the section (%zu left)", what,
-				  n, r->len - r->pos);
+		                  "%s (%u bytes) runs past the end of the section (%zu left)", what,
+		                  n, r->len - r->pos);
 	*ret = n;
 	return 0;
 }
@@ -160,9 +161,8 @@ int cs_rd_count(struct cs_rd *r, const char *what, size_t min_rec, uint32_t max,
 	if (n > max)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "%s %u exceeds %u", what, n, max);
 	if (n > (r->len - r->pos) / min_rec)
-		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-				  "%s %u needs at least %llu bytes, %zu left", what, n,
-				  (unsigned long long)n * min_rec, r->len - r->pos);
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "%s %u needs at least %llu bytes, %zu left",
+		                  what, n, (unsigned long long)n * min_rec, r->len - r->pos);
 	*ret = n;
 	return 0;
 }
@@ -173,13 +173,13 @@ int cs_rd_done(struct cs_rd *r)
 	r->mark = r->base + r->pos;
 	if (r->pos != r->len)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "%zu bytes after the last record",
-				  r->len - r->pos);
+		                  r->len - r->pos);
 	return 0;
 }
 
 /* Reads the count and allocates n zeroed elements of size sz. */
 static int rd_array(struct cs_rd *r, size_t min_rec, uint32_t max, size_t sz, void **ret,
-		    size_t *ret_n)
+                    size_t *ret_n)
 {
 	uint32_t n = 0;
 
@@ -203,19 +203,19 @@ static int check_generations(struct cs_rd *r, const struct cs_image_header *h)
 	if (!(h->flags & CS_IMAGE_F_DELTA)) {
 		if (pg != 0 || bg != g)
 			return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-					  "base image %llu has parent_generation %llu and "
-					  "base_generation %llu (must be 0 and %llu)",
-					  g, pg, bg, g);
+			                  "base image %llu has parent_generation %llu and "
+			                  "base_generation %llu (must be 0 and %llu)",
+			                  g, pg, bg, g);
 		return 0;
 	}
 	if (pg == 0 || g <= pg)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-				  "delta image %llu has parent_generation %llu (must be 1..%llu)",
-				  g, pg, g - 1);
+		                  "delta image %llu has parent_generation %llu (must be 1..%llu)",
+		                  g, pg, g - 1);
 	if (bg == 0 || bg > pg)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-				  "delta image %llu has base_generation %llu (must be 1..%llu)", g,
-				  bg, pg);
+		                  "delta image %llu has base_generation %llu (must be 1..%llu)", g,
+		                  bg, pg);
 	return 0;
 }
 
@@ -230,15 +230,15 @@ int cs_img_decode_header(struct cs_rd *r, struct cs_image_header *h)
 	TRY(cs_rd_u32(r, "version", &version));
 	if (version != CS_IMAGE_FORMAT_VERSION)
 		return cs_rd_fail(r, CS_IMG_BAD_VERSION, "format version %u, this reader knows %u",
-				  version, CS_IMAGE_FORMAT_VERSION);
+		                  version, CS_IMAGE_FORMAT_VERSION);
 	TRY(cs_rd_u32(r, "arch", &h->arch));
 	if (h->arch != CS_ARCH_X86_64)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "arch %u is not x86_64 (%u)", h->arch,
-				  CS_ARCH_X86_64);
+		                  CS_ARCH_X86_64);
 	TRY(cs_rd_u32(r, "page_size", &h->page_size));
 	if (h->page_size != CS_IMAGE_PAGE_SIZE)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "page_size %u is not %u", h->page_size,
-				  CS_IMAGE_PAGE_SIZE);
+		                  CS_IMAGE_PAGE_SIZE);
 	TRY(cs_rd_u32(r, "flags", &h->flags));
 	if (h->flags & ~CS_IMAGE_F_DELTA)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown flags 0x%x", h->flags);
@@ -256,7 +256,7 @@ int cs_img_decode_header(struct cs_rd *r, struct cs_image_header *h)
 	TRY(cs_rd_i64(r, "clock_boottime_ns", &h->clock_boottime_ns));
 	TRY(cs_rd_str(r, "kernel_release", h->kernel_release, sizeof(h->kernel_release)));
 	TRY(cs_rd_blob(r, "exe_build_id", h->exe_build_id, CS_IMAGE_BUILD_ID_MAX,
-		       &h->exe_build_id_len));
+	               &h->exe_build_id_len));
 	return cs_rd_done(r);
 }
 
@@ -264,9 +264,9 @@ int cs_img_decode_header(struct cs_rd *r, struct cs_image_header *h)
 
 int cs_img_decode_process(struct cs_rd *r, struct cs_image_process *p)
 {
-	uint64_t *mm[] = {&p->start_code, &p->end_code,  &p->start_data, &p->end_data,
-			  &p->start_brk,  &p->brk,       &p->start_stack, &p->arg_start,
-			  &p->arg_end,    &p->env_start, &p->env_end};
+	uint64_t *mm[] = {&p->start_code, &p->end_code,  &p->start_data,  &p->end_data,
+	                  &p->start_brk,  &p->brk,       &p->start_stack, &p->arg_start,
+	                  &p->arg_end,    &p->env_start, &p->env_end};
 	size_t i;
 
 	TRY(cs_rd_i32(r, "pid", &p->pid));
@@ -297,17 +297,18 @@ static int check_mapping(struct cs_rd *r, const struct cs_image_mapping *m, uint
 {
 	if (m->start >= m->end)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "start 0x%llx is not below end 0x%llx",
-				  (unsigned long long)m->start, (unsigned long long)m->end);
+		                  (unsigned long long)m->start, (unsigned long long)m->end);
 	if ((m->start | m->end | m->pgoff) & PAGE_MASK)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-				  "start 0x%llx, end 0x%llx or pgoff 0x%llx not page aligned",
-				  (unsigned long long)m->start, (unsigned long long)m->end,
-				  (unsigned long long)m->pgoff);
+		                  "start 0x%llx, end 0x%llx or pgoff 0x%llx not page aligned",
+		                  (unsigned long long)m->start, (unsigned long long)m->end,
+		                  (unsigned long long)m->pgoff);
 	if (m->start < prev_end)
-		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-				  "start 0x%llx is below the previous mapping's end 0x%llx (mappings "
-				  "must be sorted and disjoint)",
-				  (unsigned long long)m->start, (unsigned long long)prev_end);
+		return cs_rd_fail(
+		    r, CS_IMG_BAD_RECORD,
+		    "start 0x%llx is below the previous mapping's end 0x%llx (mappings "
+		    "must be sorted and disjoint)",
+		    (unsigned long long)m->start, (unsigned long long)prev_end);
 	if (m->prot & ~7u)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown prot bits 0x%x", m->prot);
 	if (m->flags & ~CS_MAP_ALL)
@@ -336,7 +337,7 @@ int cs_img_decode_mappings(struct cs_rd *r, struct cs_image *img)
 	size_t i;
 
 	TRY(rd_array(r, CS_REC_MAPPING_FIXED + 8, UINT32_MAX, sizeof(*img->mappings),
-		     (void **)&img->mappings, &img->n_mappings));
+	             (void **)&img->mappings, &img->n_mappings));
 	for (i = 0; i < img->n_mappings; i++) {
 		r->record = (long)i;
 		TRY(decode_mapping(r, &img->mappings[i]));
@@ -370,7 +371,7 @@ int cs_img_decode_threads(struct cs_rd *r, struct cs_image *img)
 	size_t i;
 
 	TRY(rd_array(r, CS_REC_THREAD, UINT32_MAX, sizeof(*img->threads), (void **)&img->threads,
-		     &img->n_threads));
+	             &img->n_threads));
 	for (i = 0; i < img->n_threads; i++) {
 		r->record = (long)i;
 		TRY(decode_thread(r, &img->threads[i]));
@@ -405,9 +406,9 @@ static int check_fd(struct cs_rd *r, const struct cs_image_fd *f, int32_t prev_f
 {
 	if (f->fd < 0 || f->fd <= prev_fd)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-				  "fd %d is negative or not above the previous fd %d (fds must be "
-				  "sorted and unique)",
-				  f->fd, prev_fd);
+		                  "fd %d is negative or not above the previous fd %d (fds must be "
+		                  "sorted and unique)",
+		                  f->fd, prev_fd);
 	if (!cs_image_fd_type_name(f->type))
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d: unknown type %u", f->fd, f->type);
 	return 0;
@@ -423,7 +424,7 @@ static int decode_pipe_data(struct cs_rd *r, struct cs_image_fd *f)
 		return 0;
 	if (f->type != CS_FD_PIPE)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries pipe data", f->fd,
-				  cs_image_fd_type_name(f->type));
+		                  cs_image_fd_type_name(f->type));
 	data = malloc(f->pipe_data_len);
 	if (!data)
 		return cs_img_no_memory(r);
@@ -443,7 +444,7 @@ static int decode_epoll(struct cs_rd *r, struct cs_image_fd *f)
 		return 0;
 	if (f->type != CS_FD_EPOLL)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries epoll entries",
-				  f->fd, cs_image_fd_type_name(f->type));
+		                  f->fd, cs_image_fd_type_name(f->type));
 	e = calloc(f->n_epoll, sizeof(*e));
 	if (!e)
 		return cs_img_no_memory(r);
@@ -456,8 +457,82 @@ static int decode_epoll(struct cs_rd *r, struct cs_image_fd *f)
 	return 0;
 }
 
-static int decode_fd(struct cs_rd *r, struct cs_image_fd *f, int32_t prev_fd)
+/* Content of an unlinked file; only a TMPFILE fd has any. */
+static int decode_file_data(struct cs_rd *r, struct cs_image_fd *f)
 {
+	uint8_t *data;
+
+	TRY(rd_len(r, "file_data", CS_IMAGE_FILE_DATA_MAX, &f->file_data_len));
+	if (f->file_data_len == 0)
+		return 0;
+	if (f->type != CS_FD_TMPFILE)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries file data", f->fd,
+		                  cs_image_fd_type_name(f->type));
+	data = malloc(f->file_data_len);
+	if (!data)
+		return cs_img_no_memory(r);
+	memcpy(data, r->p + r->pos, f->file_data_len);
+	f->file_data = data;
+	r->pos += f->file_data_len;
+	return 0;
+}
+
+static int decode_sockopts(struct cs_rd *r, struct cs_image_fd *f)
+{
+	uint32_t i;
+
+	TRY(cs_rd_count(r, "n_sockopts", 12, CS_IMAGE_SOCKOPTS_MAX, &f->n_sockopts));
+	for (i = 0; i < f->n_sockopts; i++) {
+		struct cs_image_sockopt *o = &f->sockopts[i];
+
+		TRY(cs_rd_i32(r, "sockopt level", &o->level));
+		TRY(cs_rd_i32(r, "sockopt name", &o->name));
+		TRY(cs_rd_blob(r, "sockopt value", o->val, CS_IMAGE_SOCKOPT_LEN, &o->len));
+	}
+	return 0;
+}
+
+/* Whether fd is one of the n records already decoded (sorted by fd). */
+static int have_fd(const struct cs_image_fd *fds, size_t n, int32_t fd)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (fds[mid].fd == fd)
+			return 1;
+		if (fds[mid].fd < fd)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* The version-2 tail; earlier records are fds[0, i). */
+static int decode_fd_tail(struct cs_rd *r, struct cs_image_fd *fds, size_t i)
+{
+	struct cs_image_fd *f = &fds[i];
+
+	TRY(cs_rd_u32(r, "pipe_size", &f->pipe_size));
+	TRY(cs_rd_i32(r, "share_fd", &f->share_fd));
+	if (f->share_fd != -1 && !(f->share_fd >= 0 && have_fd(fds, i, f->share_fd)))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "fd %d: share_fd %d is neither -1 nor an fd before it", f->fd,
+		                  f->share_fd);
+	TRY(cs_rd_u32(r, "file_mode", &f->file_mode));
+	if (f->file_mode & ~07777u)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d: file_mode 0%o has bits above 07777",
+		                  f->fd, f->file_mode);
+	TRY(decode_file_data(r, f));
+	return decode_sockopts(r, f);
+}
+
+static int decode_fd(struct cs_rd *r, struct cs_image_fd *fds, size_t i, int32_t prev_fd)
+{
+	struct cs_image_fd *f = &fds[i];
+
 	TRY(decode_fd_fixed(r, f));
 	TRY(check_fd(r, f, prev_fd));
 	TRY(cs_rd_str(r, "path", f->path, sizeof(f->path)));
@@ -465,7 +540,8 @@ static int decode_fd(struct cs_rd *r, struct cs_image_fd *f, int32_t prev_fd)
 	TRY(cs_rd_blob(r, "remote_addr", f->remote_addr, CS_IMAGE_ADDR_MAX, &f->remote_len));
 	TRY(decode_pipe_data(r, f));
 	TRY(decode_epoll(r, f));
-	return cs_rd_str(r, "reason", f->reason, sizeof(f->reason));
+	TRY(cs_rd_str(r, "reason", f->reason, sizeof(f->reason)));
+	return decode_fd_tail(r, fds, i);
 }
 
 int cs_img_decode_fds(struct cs_rd *r, struct cs_image *img)
@@ -474,11 +550,11 @@ int cs_img_decode_fds(struct cs_rd *r, struct cs_image *img)
 	size_t i;
 
 	/* n_fds is set before decoding so cs_image_free releases partial records. */
-	TRY(rd_array(r, CS_REC_FD_FIXED + 24, UINT32_MAX, sizeof(*img->fds), (void **)&img->fds,
-		     &img->n_fds));
+	TRY(rd_array(r, CS_REC_FD_FIXED + 44, UINT32_MAX, sizeof(*img->fds), (void **)&img->fds,
+	             &img->n_fds));
 	for (i = 0; i < img->n_fds; i++) {
 		r->record = (long)i;
-		TRY(decode_fd(r, &img->fds[i], prev_fd));
+		TRY(decode_fd(r, img->fds, i, prev_fd));
 		prev_fd = img->fds[i].fd;
 	}
 	return cs_rd_done(r);
@@ -491,8 +567,8 @@ static int decode_sigaction(struct cs_rd *r, struct cs_image_sigaction *s, uint3
 	TRY(cs_rd_u32(r, "signo", &s->signo));
 	if (s->signo == 0 || s->signo > CS_IMAGE_SIGNALS || s->signo <= prev)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-				  "signo %u is outside 1..%u or not above the previous %u", s->signo,
-				  CS_IMAGE_SIGNALS, prev);
+		                  "signo %u is outside 1..%u or not above the previous %u",
+		                  s->signo, CS_IMAGE_SIGNALS, prev);
 	TRY(cs_rd_u32(r, "reserved", &s->reserved));
 	if (s->reserved != 0)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0", s->reserved);
@@ -508,7 +584,7 @@ int cs_img_decode_signals(struct cs_rd *r, struct cs_image *img)
 	size_t i;
 
 	TRY(rd_array(r, CS_REC_SIGACTION, CS_IMAGE_SIGNALS, sizeof(*img->sigactions),
-		     (void **)&img->sigactions, &img->n_sigactions));
+	             (void **)&img->sigactions, &img->n_sigactions));
 	for (i = 0; i < img->n_sigactions; i++) {
 		r->record = (long)i;
 		TRY(decode_sigaction(r, &img->sigactions[i], prev));
@@ -523,20 +599,19 @@ int cs_img_check_run(struct cs_rd *r, uint64_t addr, uint32_t npages, uint64_t p
 {
 	if (npages == 0)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "run at 0x%llx has npages 0",
-				  (unsigned long long)addr);
+		                  (unsigned long long)addr);
 	if (addr & PAGE_MASK)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "run address 0x%llx is not page aligned",
-				  (unsigned long long)addr);
+		                  (unsigned long long)addr);
 	if (addr >= CS_IMAGE_ADDR_LIMIT ||
 	    npages > (CS_IMAGE_ADDR_LIMIT - addr) / CS_IMAGE_PAGE_SIZE)
-		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-				  "run 0x%llx + %u pages is not below 2^47",
-				  (unsigned long long)addr, npages);
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "run 0x%llx + %u pages is not below 2^47",
+		                  (unsigned long long)addr, npages);
 	if (addr < prev_end)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
-				  "run 0x%llx is below the previous run's end 0x%llx (runs must be "
-				  "sorted and disjoint)",
-				  (unsigned long long)addr, (unsigned long long)prev_end);
+		                  "run 0x%llx is below the previous run's end 0x%llx (runs must be "
+		                  "sorted and disjoint)",
+		                  (unsigned long long)addr, (unsigned long long)prev_end);
 	return 0;
 }
 
@@ -547,7 +622,7 @@ int cs_img_decode_resident(struct cs_rd *r, struct cs_image *img)
 	size_t i;
 
 	TRY(rd_array(r, CS_REC_RUN, UINT32_MAX, sizeof(*img->resident), (void **)&img->resident,
-		     &img->n_resident));
+	             &img->n_resident));
 	for (i = 0; i < img->n_resident; i++) {
 		struct cs_image_run *run = &img->resident[i];
 
@@ -557,7 +632,8 @@ int cs_img_decode_resident(struct cs_rd *r, struct cs_image *img)
 		TRY(cs_img_check_run(r, run->addr, run->npages, prev_end));
 		TRY(cs_rd_u32(r, "reserved", &reserved));
 		if (reserved != 0)
-			return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0", reserved);
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0",
+			                  reserved);
 		prev_end = run->addr + (uint64_t)run->npages * CS_IMAGE_PAGE_SIZE;
 	}
 	return cs_rd_done(r);
@@ -570,11 +646,65 @@ int cs_img_decode_unsupported(struct cs_rd *r, struct cs_image *img)
 	size_t i;
 
 	TRY(rd_array(r, 4, UINT32_MAX, sizeof(*img->unsupported), (void **)&img->unsupported,
-		     &img->n_unsupported));
+	             &img->n_unsupported));
 	for (i = 0; i < img->n_unsupported; i++) {
 		r->record = (long)i;
 		TRY(cs_rd_str(r, "what", img->unsupported[i].what,
-			      sizeof(img->unsupported[i].what)));
+		              sizeof(img->unsupported[i].what)));
+	}
+	return cs_rd_done(r);
+}
+
+/* ---- TIMERS ------------------------------------------------------------- */
+
+static int check_timer(struct cs_rd *r, const struct cs_image_timer *t,
+                       const struct cs_image_timer *prev)
+{
+	if (t->kind < CS_TIMER_REAL || t->kind > CS_TIMER_POSIX)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown kind %u", t->kind);
+	if (t->kind != CS_TIMER_POSIX &&
+	    (t->id || t->clockid || t->notify || t->signo || t->notify_tid || t->sigval))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "an interval timer (kind %u) has POSIX fields set", t->kind);
+	if (t->kind == CS_TIMER_POSIX && t->id < 0)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "timer id %d is negative", t->id);
+	if (prev && (t->kind < prev->kind || (t->kind == prev->kind && t->id <= prev->id)))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "kind %u id %d is not above the previous kind %u id %d (timers "
+		                  "must be sorted and unique)",
+		                  t->kind, t->id, prev->kind, prev->id);
+	if (t->notify != CS_TIMER_NOTIFY_SIGNAL && t->notify != CS_TIMER_NOTIFY_NONE &&
+	    t->notify != CS_TIMER_NOTIFY_THREAD_ID)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown notify %u", t->notify);
+	if (t->signo > CS_IMAGE_SIGNALS)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "signo %u is above %u", t->signo,
+		                  CS_IMAGE_SIGNALS);
+	return 0;
+}
+
+static int decode_timer(struct cs_rd *r, struct cs_image_timer *t)
+{
+	TRY(cs_rd_u32(r, "kind", &t->kind));
+	TRY(cs_rd_i32(r, "id", &t->id));
+	TRY(cs_rd_i32(r, "clockid", &t->clockid));
+	TRY(cs_rd_u32(r, "notify", &t->notify));
+	TRY(cs_rd_u32(r, "signo", &t->signo));
+	TRY(cs_rd_i32(r, "notify_tid", &t->notify_tid));
+	TRY(cs_rd_u64(r, "sigval", &t->sigval));
+	TRY(cs_rd_u64(r, "value_ns", &t->value_ns));
+	return cs_rd_u64(r, "interval_ns", &t->interval_ns);
+}
+
+int cs_img_decode_timers(struct cs_rd *r, struct cs_image *img)
+{
+	size_t i;
+
+	TRY(rd_array(r, CS_REC_TIMER, CS_IMAGE_TIMERS_MAX, sizeof(*img->timers),
+	             (void **)&img->timers, &img->n_timers));
+	for (i = 0; i < img->n_timers; i++) {
+		r->record = (long)i;
+		TRY(decode_timer(r, &img->timers[i]));
+		TRY(check_timer(r, &img->timers[i], i ? &img->timers[i - 1] : NULL));
 	}
 	return cs_rd_done(r);
 }
@@ -611,7 +741,8 @@ int cs_img_decode_pages(struct cs_rd *r, struct cs_image *img, uint64_t *pages_e
 		TRY(cs_img_check_run(r, pr.addr, pr.npages, *pages_end));
 		TRY(cs_rd_u32(r, "reserved", &reserved));
 		if (reserved != 0)
-			return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0", reserved);
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0",
+			                  reserved);
 		bytes = (uint64_t)pr.npages * CS_IMAGE_PAGE_SIZE;
 		TRY(cs_rd_need(r, "page data", bytes));
 		pr.file_offset = r->base + r->pos;

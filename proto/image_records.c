@@ -13,8 +13,8 @@
 #include "image.h"
 #include "image_int.h"
 
-_Static_assert(CS_AGENT_ADDRS == 3, "agent_addr count is part of format version 1");
-_Static_assert(CS_IMAGE_RLIMITS == 16, "rlimit count is part of format version 1");
+_Static_assert(CS_AGENT_ADDRS == 3, "agent_addr count is part of the format");
+_Static_assert(CS_IMAGE_RLIMITS == 16, "rlimit count is part of the format");
 
 /* ---- Encoding ----------------------------------------------------------- */
 
@@ -101,9 +101,9 @@ int cs_image_put_process(struct cs_buf *b, const struct cs_image_process *pr)
 	size_t comm = field_strlen(pr->comm, sizeof(pr->comm));
 	size_t cwd = field_strlen(pr->cwd, sizeof(pr->cwd));
 	size_t exe = field_strlen(pr->exe_path, sizeof(pr->exe_path));
-	const uint64_t mm[] = {pr->start_code, pr->end_code, pr->start_data, pr->end_data,
-			       pr->start_brk,  pr->brk,      pr->start_stack, pr->arg_start,
-			       pr->arg_end,    pr->env_start, pr->env_end};
+	const uint64_t mm[] = {pr->start_code, pr->end_code,  pr->start_data,  pr->end_data,
+	                       pr->start_brk,  pr->brk,       pr->start_stack, pr->arg_start,
+	                       pr->arg_end,    pr->env_start, pr->env_end};
 	size_t n, i;
 	uint8_t *p;
 
@@ -222,6 +222,48 @@ static uint8_t *put_fd_fixed(uint8_t *p, const struct cs_image_fd *f)
 	return cs_img_put64(p, f->timer_interval_ns);
 }
 
+/* The version-2 tail of an fd record: pipe size, shared description,
+ * unlinked file content, socket options. */
+static size_t fd_tail_len(const struct cs_image_fd *f)
+{
+	size_t n = 4 + 4 + 4 + 4 + f->file_data_len + 4;
+	uint32_t i;
+
+	for (i = 0; i < f->n_sockopts; i++)
+		n += 8 + 4 + f->sockopts[i].len;
+	return n;
+}
+
+static int fd_tail_ok(const struct cs_image_fd *f)
+{
+	uint32_t i;
+
+	if (f->file_data_len > CS_IMAGE_FILE_DATA_MAX || (f->file_data_len > 0 && !f->file_data) ||
+	    f->n_sockopts > CS_IMAGE_SOCKOPTS_MAX)
+		return 0;
+	for (i = 0; i < f->n_sockopts; i++)
+		if (f->sockopts[i].len > CS_IMAGE_SOCKOPT_LEN)
+			return 0;
+	return 1;
+}
+
+static uint8_t *put_fd_tail(uint8_t *p, const struct cs_image_fd *f)
+{
+	uint32_t i;
+
+	p = cs_img_put32(p, f->pipe_size);
+	p = cs_img_put32(p, (uint32_t)f->share_fd);
+	p = cs_img_put32(p, f->file_mode);
+	p = put_var(p, f->file_data, f->file_data_len);
+	p = cs_img_put32(p, f->n_sockopts);
+	for (i = 0; i < f->n_sockopts; i++) {
+		p = cs_img_put32(p, (uint32_t)f->sockopts[i].level);
+		p = cs_img_put32(p, (uint32_t)f->sockopts[i].name);
+		p = put_var(p, f->sockopts[i].val, f->sockopts[i].len);
+	}
+	return p;
+}
+
 int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)
 {
 	size_t path = field_strlen(f->path, sizeof(f->path));
@@ -232,10 +274,11 @@ int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)
 	if (path >= sizeof(f->path) || reason >= sizeof(f->reason) ||
 	    f->local_len > CS_IMAGE_ADDR_MAX || f->remote_len > CS_IMAGE_ADDR_MAX ||
 	    f->pipe_data_len > CS_IMAGE_PIPE_DATA_MAX || f->n_epoll > CS_IMAGE_EPOLL_MAX ||
-	    (f->pipe_data_len > 0 && !f->pipe_data) || (f->n_epoll > 0 && !f->epoll))
+	    (f->pipe_data_len > 0 && !f->pipe_data) || (f->n_epoll > 0 && !f->epoll) ||
+	    !fd_tail_ok(f))
 		return -EINVAL;
 	n = CS_REC_FD_FIXED + 4 + path + 4 + f->local_len + 4 + f->remote_len + 4 +
-	    f->pipe_data_len + 4 + (size_t)f->n_epoll * 16 + 4 + reason;
+	    f->pipe_data_len + 4 + (size_t)f->n_epoll * 16 + 4 + reason + fd_tail_len(f);
 	p = reserve(b, n);
 	if (!p)
 		return -ENOSPC;
@@ -250,7 +293,8 @@ int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)
 		p = cs_img_put32(p, f->epoll[i].events);
 		p = cs_img_put64(p, f->epoll[i].data);
 	}
-	put_var(p, f->reason, reason);
+	p = put_var(p, f->reason, reason);
+	put_fd_tail(p, f);
 	b->len += n;
 	return 0;
 }
@@ -307,5 +351,24 @@ int cs_image_put_unsupported(struct cs_buf *b, const struct cs_image_unsupported
 		return -ENOSPC;
 	put_var(p, u->what, what);
 	b->len += 4 + what;
+	return 0;
+}
+
+int cs_image_put_timer(struct cs_buf *b, const struct cs_image_timer *t)
+{
+	uint8_t *p = reserve(b, CS_REC_TIMER);
+
+	if (!p)
+		return -ENOSPC;
+	p = cs_img_put32(p, t->kind);
+	p = cs_img_put32(p, (uint32_t)t->id);
+	p = cs_img_put32(p, (uint32_t)t->clockid);
+	p = cs_img_put32(p, t->notify);
+	p = cs_img_put32(p, t->signo);
+	p = cs_img_put32(p, (uint32_t)t->notify_tid);
+	p = cs_img_put64(p, t->sigval);
+	p = cs_img_put64(p, t->value_ns);
+	cs_img_put64(p, t->interval_ns);
+	b->len += CS_REC_TIMER;
 	return 0;
 }

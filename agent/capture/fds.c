@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -45,10 +46,18 @@ int cs_fd_is_agent(const struct cs_agent *a, int fd)
 static char *info_buf; /* fdinfo text */
 static size_t info_cap;
 
+/* st_dev and st_ino of each captured fd, by index: the candidates for a
+ * shared open file description are the fds of the same inode. */
+struct fd_ident {
+	uint64_t dev, ino;
+};
+static struct fd_ident *idents;
+
 void cs_fds_reset(void)
 {
 	info_buf = NULL;
 	info_cap = 0;
+	idents = NULL;
 }
 
 static void unsupported(struct cs_capture *c, struct cs_image_fd *f, const char *reason)
@@ -86,7 +95,8 @@ static void pipe_data(struct cs_agent *a, struct cs_capture *c, struct cs_image_
 	}
 	size_t got = 0;
 	while (got < (size_t)n) {
-		ssize_t r = read(a->tee_pipe[0], c->fd_pool + c->fd_pool_len + got, (size_t)n - got);
+		ssize_t r =
+		    read(a->tee_pipe[0], c->fd_pool + c->fd_pool_len + got, (size_t)n - got);
 		if (r <= 0)
 			break;
 		got += (size_t)r;
@@ -224,7 +234,7 @@ static void socket_fd(struct cs_capture *c, struct cs_image_fd *f)
 	if (connected)
 		f->remote_len = len < CS_IMAGE_ADDR_MAX ? len : CS_IMAGE_ADDR_MAX;
 	f->sock_options = (sockopt(f->fd, SOL_SOCKET, SO_REUSEADDR) > 0 ? 1u : 0) |
-			  (sockopt(f->fd, SOL_SOCKET, SO_REUSEPORT) > 0 ? 2u : 0);
+	                  (sockopt(f->fd, SOL_SOCKET, SO_REUSEPORT) > 0 ? 2u : 0);
 	if (sockopt(f->fd, SOL_SOCKET, SO_ACCEPTCONN) > 0) {
 		f->type = CS_FD_SOCKET_LISTEN;
 		f->backlog = 128;
@@ -242,7 +252,7 @@ static void socket_fd(struct cs_capture *c, struct cs_image_fd *f)
 	}
 }
 
-static void classify(struct cs_agent *a, struct cs_capture *c, struct cs_image_fd *f)
+static void classify(struct cs_capture *c, struct cs_image_fd *f, struct fd_ident *id)
 {
 	char path[64];
 	struct stat st;
@@ -256,9 +266,12 @@ static void classify(struct cs_agent *a, struct cs_capture *c, struct cs_image_f
 		unsupported(c, f, "fstat failed");
 		return;
 	}
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
 	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode)) {
-		f->type = S_ISREG(st.st_mode) ? CS_FD_REGULAR
-			  : S_ISDIR(st.st_mode) ? CS_FD_DIRECTORY : CS_FD_CHARDEV;
+		f->type = S_ISREG(st.st_mode)   ? CS_FD_REGULAR
+		          : S_ISDIR(st.st_mode) ? CS_FD_DIRECTORY
+		                                : CS_FD_CHARDEV;
 		off_t off = lseek(f->fd, 0, SEEK_CUR);
 		f->offset = off > 0 ? (uint64_t)off : 0;
 		if (strstr(f->path, " (deleted)"))
@@ -268,10 +281,10 @@ static void classify(struct cs_agent *a, struct cs_capture *c, struct cs_image_f
 	} else if (S_ISFIFO(st.st_mode)) {
 		f->type = CS_FD_PIPE;
 		f->pipe_id = st.st_ino;
+		int size = fcntl(f->fd, F_GETPIPE_SZ);
+		f->pipe_size = size > 0 ? (uint32_t)size : 0;
 		if (strncmp(f->path, "pipe:", 5))
 			unsupported(c, f, "named FIFO");
-		else
-			pipe_data(a, c, f);
 	} else if (S_ISSOCK(st.st_mode)) {
 		socket_fd(c, f);
 	} else if (!strncmp(f->path, "anon_inode:", 11)) {
@@ -315,6 +328,56 @@ static int list_fds(struct cs_agent *a, struct cs_capture *c)
 	return n < 0 ? -errno : 0;
 }
 
+/* kcmp(KCMP_FILE): 0 when both fds hold the same open file description. */
+static int same_description(int a, int b)
+{
+	pid_t pid = getpid();
+	return syscall(SYS_kcmp, pid, pid, KCMP_FILE, a, b) == 0;
+}
+
+/*
+ * share_fd: the lowest fd that holds the same open file description (a
+ * dup), so a restore shares offset and flags as the program did. Only fds
+ * of the same inode can share one; fds 0-2 are the restoring tool's own, so
+ * they neither share nor are shared.
+ */
+static void find_shared(struct cs_capture *c)
+{
+	for (uint32_t i = 0; i < c->n_fds; i++) {
+		struct cs_image_fd *f = &c->fds[i];
+		if (f->fd <= 2 || f->type == CS_FD_AGENT || f->type == CS_FD_UNSUPPORTED)
+			continue;
+		for (uint32_t j = 0; j < i; j++) {
+			const struct cs_image_fd *g = &c->fds[j];
+			if (g->fd > 2 && g->share_fd < 0 && g->type == f->type &&
+			    idents[j].dev == idents[i].dev && idents[j].ino == idents[i].ino &&
+			    same_description(g->fd, f->fd)) {
+				f->share_fd = g->fd;
+				break;
+			}
+		}
+	}
+}
+
+/* A pipe's pending bytes go into the image once, with its lowest read end
+ * that is not a duplicate: the restore writes them once per pipe. */
+static void pipes_data(struct cs_agent *a, struct cs_capture *c)
+{
+	for (uint32_t i = 0; i < c->n_fds; i++) {
+		struct cs_image_fd *f = &c->fds[i];
+		if (f->type != CS_FD_PIPE || f->fd <= 2 || f->share_fd >= 0 ||
+		    (f->open_flags & O_ACCMODE) == O_WRONLY)
+			continue;
+		uint32_t j = 0;
+		while (j < i && !(c->fds[j].type == CS_FD_PIPE && c->fds[j].fd > 2 &&
+		                  c->fds[j].pipe_id == f->pipe_id &&
+		                  (c->fds[j].open_flags & O_ACCMODE) != O_WRONLY))
+			j++;
+		if (j == i)
+			pipe_data(a, c, f);
+	}
+}
+
 int cs_fds_capture(struct cs_agent *a, struct cs_capture *c)
 {
 	if (!c->fds) {
@@ -322,6 +385,8 @@ int cs_fds_capture(struct cs_agent *a, struct cs_capture *c)
 		if (!c->fds)
 			return -ENOMEM;
 	}
+	if (!idents && !(idents = cs_scratch_alloc(CS_MAX_FDS * sizeof(*idents), 0)))
+		return -ENOMEM;
 	c->n_fds = 0;
 	c->fd_pool_len = 0;
 	int r = list_fds(a, c);
@@ -331,13 +396,17 @@ int cs_fds_capture(struct cs_agent *a, struct cs_capture *c)
 		struct cs_image_fd *f = &c->fds[i];
 		int32_t fd = f->fd;
 		memset(f, 0, sizeof(*f));
+		memset(&idents[i], 0, sizeof(idents[i]));
 		f->fd = fd;
+		f->share_fd = -1;
 		if (cs_fd_is_agent(a, fd)) {
 			f->type = CS_FD_AGENT;
 			continue;
 		}
-		classify(a, c, f);
+		classify(c, f, &idents[i]);
 	}
+	find_shared(c);
+	pipes_data(a, c);
 	/* The pool may have moved while it grew: offsets become pointers now. */
 	for (uint32_t i = 0; i < c->n_fds; i++) {
 		struct cs_image_fd *f = &c->fds[i];

@@ -68,14 +68,16 @@ static int place(int tmp, int target, const char *what)
 static int finish(const struct cs_image_fd *f)
 {
 	/* FD_CLOEXEC is set by the restorer: exec would close the fd now */
-	if (fcntl(f->fd, F_SETFL, f->open_flags & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)) < 0)
+	if (fcntl(f->fd, F_SETFL,
+	          f->open_flags & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)) < 0)
 		return child_fail("fd %d: restoring its flags: %s", f->fd, strerror(errno));
 	return 0;
 }
 
 static int open_path(const struct cs_image_fd *f)
 {
-	int flags = (int)(f->open_flags & ~(unsigned)(O_CREAT | O_EXCL | O_TRUNC | O_NONBLOCK)) | O_CLOEXEC;
+	int flags =
+	    (int)(f->open_flags & ~(unsigned)(O_CREAT | O_EXCL | O_TRUNC | O_NONBLOCK)) | O_CLOEXEC;
 	if (f->type == CS_FD_DIRECTORY)
 		flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
 	if (place(open(f->path, flags), f->fd, f->path) < 0)
@@ -83,7 +85,7 @@ static int open_path(const struct cs_image_fd *f)
 	if (f->type == CS_FD_REGULAR && !(f->open_flags & O_APPEND) &&
 	    lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0)
 		return child_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
-				  (unsigned long long)f->offset, strerror(errno));
+		                  (unsigned long long)f->offset, strerror(errno));
 	return 0;
 }
 
@@ -122,7 +124,8 @@ static int reset_socket(const struct cs_image_fd *f)
 {
 	if ((f->family == AF_INET || f->family == AF_INET6) && f->sock_type == SOCK_STREAM) {
 		struct sockaddr_storage sa = {0};
-		socklen_t len = f->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+		socklen_t len =
+		    f->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 		if (f->family == AF_INET)
 			((struct sockaddr_in *)&sa)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		else
@@ -131,8 +134,8 @@ static int reset_socket(const struct cs_image_fd *f)
 		int l = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		int c = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		struct linger lg = {1, 0};
-		if (l >= 0 && c >= 0 && bind(l, (struct sockaddr *)&sa, len) == 0 && listen(l, 1) == 0 &&
-		    getsockname(l, (struct sockaddr *)&sa, &len) == 0 &&
+		if (l >= 0 && c >= 0 && bind(l, (struct sockaddr *)&sa, len) == 0 &&
+		    listen(l, 1) == 0 && getsockname(l, (struct sockaddr *)&sa, &len) == 0 &&
 		    connect(c, (struct sockaddr *)&sa, len) == 0) {
 			int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 			if (a >= 0) {
@@ -148,7 +151,8 @@ static int reset_socket(const struct cs_image_fd *f)
 			close(c);
 	}
 	int sv[2];
-	int type = f->sock_type == SOCK_DGRAM || f->sock_type == SOCK_SEQPACKET ? f->sock_type : SOCK_STREAM;
+	int type = f->sock_type == SOCK_DGRAM || f->sock_type == SOCK_SEQPACKET ? f->sock_type
+	                                                                        : SOCK_STREAM;
 	if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) < 0)
 		return place(-1, f->fd, "reset socket");
 	close(sv[1]);
@@ -162,9 +166,9 @@ static int timer_fd(const struct cs_image_fd *f)
 	int t = timerfd_create(f->timer_clockid, TFD_CLOEXEC);
 	uint64_t value = f->timer_value_ns ? f->timer_value_ns : f->timer_interval_ns ? 1 : 0;
 	struct itimerspec its = {
-		.it_value = {(time_t)(value / 1000000000), (long)(value % 1000000000)},
-		.it_interval = {(time_t)(f->timer_interval_ns / 1000000000),
-				(long)(f->timer_interval_ns % 1000000000)},
+	    .it_value = {(time_t)(value / 1000000000), (long)(value % 1000000000)},
+	    .it_interval = {(time_t)(f->timer_interval_ns / 1000000000),
+	                    (long)(f->timer_interval_ns % 1000000000)},
 	};
 	if (t >= 0 && timerfd_settime(t, 0, &its, NULL) < 0)
 		return child_fail("fd %d: timerfd_settime: %s", f->fd, strerror(errno));
@@ -184,28 +188,57 @@ static int is_read_end(const struct cs_image_fd *f)
 	return (f->open_flags & O_ACCMODE) == O_RDONLY;
 }
 
-/* Both ends of a pipe, found by pipe_id; pending bytes go back in. An end
- * that was outside the process is closed: its partner sees EOF or EPIPE. */
+/* A new open file description of one end of the pipe p: O_NONBLOCK and
+ * the other status flags belong to a description, so each end the program
+ * opened separately gets its own, as it had. */
+static int pipe_end(const int p[2], int read_end)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", p[read_end ? 0 : 1]);
+	return open(path, (read_end ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* The pipe's capacity and its pending bytes, written once per pipe. */
+static int fill_pipe(const struct cs_image *img, size_t first, int wr)
+{
+	uint32_t size = 0;
+	const struct cs_image_fd *data = NULL;
+	for (size_t i = first; i < img->n_fds; i++) {
+		const struct cs_image_fd *g = &img->fds[i];
+		if (g->type != CS_FD_PIPE || g->pipe_id != img->fds[first].pipe_id || g->fd <= 2)
+			continue;
+		if (g->pipe_size > size)
+			size = g->pipe_size;
+		if (g->pipe_data_len && !data)
+			data = g;
+	}
+	if (data && data->pipe_data_len > size)
+		size = data->pipe_data_len;
+	if (size && fcntl(wr, F_GETPIPE_SZ) != (int)size && fcntl(wr, F_SETPIPE_SZ, (int)size) < 0)
+		return child_fail("fd %d: pipe size %u: %s", img->fds[first].fd, size,
+		                  strerror(errno));
+	if (data && write(wr, data->pipe_data, data->pipe_data_len) != (ssize_t)data->pipe_data_len)
+		return child_fail("fd %d: pending pipe bytes: %s", data->fd, strerror(errno));
+	return 0;
+}
+
+/* Both ends of a pipe, found by pipe_id. An end that was outside the
+ * process is closed: its partner sees EOF or EPIPE. */
 static int pipe_group(const struct cs_image *img, size_t first, char *done)
 {
-	const struct cs_image_fd *f = &img->fds[first];
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return place(-1, f->fd, "pipe");
-	int err = 0;
+		return place(-1, img->fds[first].fd, "pipe");
+	int err = fill_pipe(img, first, p[1]);
 	for (size_t i = first; i < img->n_fds && !err; i++) {
 		const struct cs_image_fd *g = &img->fds[i];
-		if (g->type != CS_FD_PIPE || g->pipe_id != f->pipe_id || g->fd <= 2)
+		if (g->type != CS_FD_PIPE || g->pipe_id != img->fds[first].pipe_id || g->fd <= 2)
 			continue;
 		done[i] = 1;
-		if (is_read_end(g) && g->pipe_data_len) {
-			if (g->pipe_data_len > 65536)
-				fcntl(p[1], F_SETPIPE_SZ, (int)g->pipe_data_len);
-			if (write(p[1], g->pipe_data, g->pipe_data_len) != (ssize_t)g->pipe_data_len)
-				err = child_fail("fd %d: pending pipe bytes: %s", g->fd, strerror(errno));
-		}
-		if (!err)
-			err = place(dup(p[is_read_end(g) ? 0 : 1]), g->fd, "pipe");
+		if (g->share_fd >= 0)
+			err = place(dup(g->share_fd), g->fd, "pipe");
+		else
+			err = place(pipe_end(p, is_read_end(g)), g->fd, "pipe");
 		if (!err)
 			err = finish(g);
 	}
@@ -233,17 +266,19 @@ static int one_fd(const struct cs_image_fd *f)
 	case CS_FD_EPOLL:
 		return place(epoll_create1(EPOLL_CLOEXEC), f->fd, "epoll");
 	default:
-		return child_fail("fd %d: cannot recreate a %s", f->fd, cs_image_fd_type_name(f->type));
+		return child_fail("fd %d: cannot recreate a %s", f->fd,
+		                  cs_image_fd_type_name(f->type));
 	}
 }
 
 static int epoll_registrations(const struct cs_image_fd *f)
 {
 	for (uint32_t i = 0; i < f->n_epoll; i++) {
-		struct epoll_event ev = {.events = f->epoll[i].events, .data.u64 = f->epoll[i].data};
+		struct epoll_event ev = {.events = f->epoll[i].events,
+		                         .data.u64 = f->epoll[i].data};
 		if (epoll_ctl(f->fd, EPOLL_CTL_ADD, f->epoll[i].tfd, &ev) < 0)
 			return child_fail("epoll fd %d: registering fd %d again: %s", f->fd,
-					  f->epoll[i].tfd, strerror(errno));
+			                  f->epoll[i].tfd, strerror(errno));
 	}
 	return 0;
 }
@@ -260,12 +295,17 @@ static int recreate_fds(const struct cs_image *img)
 			err = pipe_group(img, i, done);
 			continue;
 		}
+		if (f->share_fd >= 0) { /* a dup: the same open file description */
+			err = place(dup(f->share_fd), f->fd, "duplicate");
+			continue;
+		}
 		err = one_fd(f);
 		if (!err)
 			err = finish(f);
 	}
 	for (size_t i = 0; i < img->n_fds && !err; i++)
-		if (img->fds[i].type == CS_FD_EPOLL && img->fds[i].fd > 2)
+		if (img->fds[i].type == CS_FD_EPOLL && img->fds[i].fd > 2 &&
+		    img->fds[i].share_fd < 0)
 			err = epoll_registrations(&img->fds[i]);
 	free(done);
 	return err;
@@ -286,8 +326,8 @@ static int place_helpers(struct cs_restore *r)
 	src[k++] = r->exe_fd;
 	for (int i = 0; i < n; i++)
 		if (dup2(src[i], r->helper_base + i) < 0)
-			return child_fail("placing helper fd %d at %d: %s", src[i], r->helper_base + i,
-					  strerror(errno));
+			return child_fail("placing helper fd %d at %d: %s", src[i],
+			                  r->helper_base + i, strerror(errno));
 	status_fd = r->helper_base;
 	close_range(3, (unsigned)r->helper_base - 1, 0);
 	scratch_min = r->helper_base + n;

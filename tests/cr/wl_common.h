@@ -36,6 +36,13 @@ void wl_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void wl_finish(int ok, uint64_t progress, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4), noreturn));
 
+/* Records a failed check (the first one's text is kept) unless ok. */
+void wl_expect(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Checks recorded as failed so far, and the first one's text ("" if none). */
+int wl_failures(void);
+const char *wl_first_failure(void);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t wl_now_ns(int clockid);
 

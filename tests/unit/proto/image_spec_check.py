@@ -37,7 +37,7 @@ def lp(data):
 
 
 def known_answer():
-    header = (b'CSYNCIMG' + struct.pack('<IIIIII', 1, 1, 4096, 0, 0, 0x340)
+    header = (b'CSYNCIMG' + struct.pack('<IIIIII', 2, 1, 4096, 0, 0, 0x340)
               + struct.pack('<QQQQqqq', 1, 0, 1, 7, 0x1122334455667788, 0x10, 0x20)
               + lp(b'6.18.0') + lp(bytes.fromhex('deadbeef')))
     thread = struct.pack('<iIQQQQQQQII', 42, 1, 0x7ffe0000f000, 0x7f0000000100,
@@ -60,6 +60,9 @@ def record_vectors():
                      14, 15)
     fd += (lp(b'e') + lp(b'\x0a') + lp(b'') + lp(b'') + struct.pack('<I', 1)
            + struct.pack('<iIQ', 3, 0x19, 0xdd) + lp(b'r'))
+    fd += (struct.pack('<IiI', 16, 2, 0o640) + lp(b'') + struct.pack('<I', 1)
+           + struct.pack('<ii', 6, 9) + lp(struct.pack('<I', 1)))
+    timer = struct.pack('<IiiIIiQQQ', 4, 1, 2, 4, 34, 5, 6, 7, 8)
     return {
         'process': proc,
         'mapping': mapping,
@@ -67,6 +70,7 @@ def record_vectors():
         'sigaction': struct.pack('<IIQQQQ', 17, 0, 0x401000, 0x04000000, 0x7f00, 0x10000),
         'unsupported': lp(b'fd 9: netlink'),
         'page_run_head': struct.pack('<QII', 0x7f0000001000, 3, 0),
+        'timer': timer,
     }
 
 
@@ -142,7 +146,7 @@ def records(r, one):
 
 def header(r):
     magic, version = r.u('8sI')
-    if magic != b'CSYNCIMG' or version != 1:
+    if magic != b'CSYNCIMG' or version != 2:
         raise Bad('magic/version')
     arch, page_size, flags, tracking, _ = r.u('IIIII')
     gen, parent, base, _ = r.u('QQQQ')
@@ -186,7 +190,7 @@ def thread(r, _):
 def fd(r, prev):
     num, ftype = r.u('iI')
     r.u('IIQiiiiIIQQiIQQ')
-    if num < 0 or (prev is not None and num <= prev) or not 1 <= ftype <= 12:
+    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 14:
         raise Bad('fd %d type %d' % (num, ftype))
     r.var(4095, True)
     r.var(128)
@@ -199,7 +203,29 @@ def fd(r, prev):
     for _ in range(n):
         r.u('iIQ')
     r.var(255, True)
-    return num
+    _, share, mode = r.u('IiI')
+    if share != -1 and share not in (prev or []):
+        raise Bad('fd %d: share_fd %d' % (num, share))
+    if mode & ~0o7777:
+        raise Bad('fd %d: file_mode' % num)
+    if r.var(8 << 20) and ftype != 14:
+        raise Bad('file data on a non-TMPFILE fd')
+    (n,) = r.u('I')
+    if n > 32:
+        raise Bad('too many socket options')
+    for _ in range(n):
+        r.u('ii')
+        r.var(16)
+    return (prev or []) + [num]
+
+
+def timer(r, prev):
+    kind, tid, clock, notify, signo, ntid, sigval, _, _ = r.u('IiiIIiQQQ')
+    if not 1 <= kind <= 4 or (kind != 4 and (tid or clock or notify or signo or ntid or sigval)) \
+            or tid < 0 or notify not in (0, 1, 4) or signo > 64 \
+            or (prev is not None and (kind, tid) <= prev):
+        raise Bad('timer kind %d id %d' % (kind, tid))
+    return (kind, tid)
 
 
 def sigaction(r, prev):
@@ -225,7 +251,7 @@ def decode(data, name):
         if flags & ~1 or (not types and stype != 1):
             raise Bad('%s: flags or first section' % name)
         r = Reader(data[off + 16:end], '%s section %d at %d' % (name, stype, off))
-        if stype in (1, 2, 3, 4, 5, 6, 7, 9):
+        if stype in (1, 2, 3, 4, 5, 6, 7, 9, 10):
             if stype in seen:
                 raise Bad('%s: duplicate %d' % (name, stype))
             seen.add(stype)
@@ -252,6 +278,10 @@ def decode(data, name):
                 r.take(npages * 4096)
         elif stype == 9:
             records(r, lambda rr, _: rr.var(255, True) and None)
+        elif stype == 10:
+            if struct.unpack_from('<I', r.d)[0] > 65536:
+                raise Bad('too many timers')
+            records(r, timer)
         elif stype == 15:
             count, total = r.u('IQ')
             if plen != 12 or count != len(types) or total != off or end + 4 != len(data):

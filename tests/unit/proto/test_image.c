@@ -29,13 +29,13 @@
  * spec (Python struct + bitwise CRC-32C). Change them only together with the
  * format version. */
 static const char kat_hex[] =
-	/* HEADER: type 1, flags 0, payload_len 106; "CSYNCIMG", version 1, arch 1,
+	/* HEADER: type 1, flags 0, payload_len 106; "CSYNCIMG", version 2, arch 1,
 	 * page_size 4096, flags 0, tracking 0, xsave_size 0x340, generation 1,
 	 * parent 0, base 1, xsave_features 7, clocks, "6.18.0", build-id deadbeef, CRC */
-	"01000000000000006a000000000000004353594e43494d470100000001000000"
+	"01000000000000006a000000000000004353594e43494d470200000001000000"
 	"0010000000000000000000004003000001000000000000000000000000000000"
 	"0100000000000000070000000000000088776655443322111000000000000000"
-	"200000000000000006000000362e31382e3004000000deadbeefedc36134"
+	"200000000000000006000000362e31382e3004000000deadbeefd0ae261f"
 	/* THREADS: payload_len 76: count 1, tid 42, flags MAIN, ucontext_addr,
 	 * fs_base, gs_base, clear_child_tid, robust_list(+len), rseq addr/len/sig, CRC */
 	"04000000000000004c00000000000000010000002a0000000100000000f00000"
@@ -120,12 +120,16 @@ static const struct {
 		"060000000700000008000000090000000a000000000000000b00000000000000"
 		"0c0000000d0000000e000000000000000f000000000000000100000065010000"
 		"000a0000000000000000010000000300000019000000dd000000000000000100"
-		"000072"},
+		"0000721000000002000000a0010000000000000100000006000000090000000400"
+		"000001000000"},
 	{"sigaction",
 		"110000000000000000104000000000000000000400000000007f000000000000"
 		"0000010000000000"},
 	{"unsupported", "0d000000666420393a206e65746c696e6b"},
 	{"page_run_head", "00100000007f00000300000000000000"},
+	{"timer",
+		"0400000001000000020000000400000022000000050000000600000000000000"
+		"07000000000000000800000000000000"},
 };
 
 static int record_kat_encode(size_t i, struct cs_buf *b)
@@ -136,6 +140,7 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	static const struct cs_image_epoll_entry ep = {3, 0x19, 0xdd};
 	struct cs_image_sigaction sa = {17, 0, 0x401000, 0x04000000, 0x7f00, 0x10000};
 	struct cs_image_unsupported u = {"fd 9: netlink"};
+	struct cs_image_timer tm = {CS_TIMER_POSIX, 1, 2, CS_TIMER_NOTIFY_THREAD_ID, 34, 5, 6, 7, 8};
 	uint64_t *mm = &p.start_code;
 	int k;
 
@@ -160,6 +165,9 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	strcpy(f.path, "e"), f.local_len = 1, f.local_addr[0] = 0x0a;
 	f.n_epoll = 1, f.epoll = &ep;
 	strcpy(f.reason, "r");
+	f.pipe_size = 16, f.share_fd = 2, f.file_mode = 0640, f.n_sockopts = 1;
+	f.sockopts[0].level = 6, f.sockopts[0].name = 9, f.sockopts[0].len = 4;
+	f.sockopts[0].val[0] = 1;
 	switch (i) {
 	case 0:
 		return cs_image_put_process(b, &p);
@@ -171,6 +179,8 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 		return cs_image_put_sigaction(b, &sa);
 	case 4:
 		return cs_image_put_unsupported(b, &u);
+	case 6:
+		return cs_image_put_timer(b, &tm);
 	default:
 		return cs_image_put_page_run_head(b, 0x7f0000001000ull, 3);
 	}
@@ -286,7 +296,7 @@ static void test_max_variable_parts(void)
 	fill_bytes(pipe, CS_IMAGE_PIPE_DATA_MAX, 9);
 	for (i = 0; i < CS_IMAGE_EPOLL_MAX; i++)
 		ep[i].tfd = (int32_t)i, ep[i].events = 1, ep[i].data = i * 3;
-	fds[0].fd = 3, fds[0].type = CS_FD_PIPE;
+	fds[0].fd = 3, fds[0].type = CS_FD_PIPE, fds[0].share_fd = fds[1].share_fd = -1;
 	fds[0].pipe_data_len = CS_IMAGE_PIPE_DATA_MAX, fds[0].pipe_data = pipe;
 	fds[1].fd = 4, fds[1].type = CS_FD_EPOLL;
 	fds[1].n_epoll = CS_IMAGE_EPOLL_MAX, fds[1].epoll = ep;
@@ -598,10 +608,10 @@ static void test_names(void)
 
 	CHECK(strcmp(cs_image_section_name(CS_SECT_PAGES), "PAGES") == 0);
 	CHECK(strcmp(cs_image_section_name(CS_SECT_END), "END") == 0);
-	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(10) == NULL);
+	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(11) == NULL);
 	CHECK(cs_image_section_name(UINT32_MAX) == NULL);
 	CHECK(strcmp(cs_image_fd_type_name(CS_FD_EPOLL), "EPOLL") == 0);
-	CHECK(cs_image_fd_type_name(0) == NULL && cs_image_fd_type_name(13) == NULL);
+	CHECK(cs_image_fd_type_name(0) == NULL && cs_image_fd_type_name(15) == NULL);
 	CHECK(strcmp(cs_image_err_name(CS_IMG_BAD_CRC), "BAD_CRC") == 0);
 	CHECK(cs_image_err_name(-1) == NULL && cs_image_err_name(CS_IMG_NO_MEMORY + 1) == NULL);
 	CHECK_EQ(cs_image_filename(name, sizeof(name), 42), 28);

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Kernel state scenarios (meson suite 'cr'; docs/testing-cr.md,
+docs/compatibility.md "Kernel state").
+
+    kstate.py --build-root BUILD --workloads BUILD/tests/cr SCENARIO
+
+Each restore scenario runs one workload that builds one kind of kernel
+state, checkpoints it, SIGKILLs it, restores it and asks it to check that
+state itself (the workload exits 1 naming the first thing that differs).
+Each refuse scenario builds state that is not restored and checks that
+`checksync checkpoint` refuses it, naming it, at checkpoint time.
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+import traceback
+
+sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crlib import App, Harness, TestFailure, SKIP, log  # noqa: E402
+
+
+def restored(workload, args=(), iterations=2):
+    """checkpoint, SIGKILL, restore, verify; twice, at seeded random moments."""
+    def scenario(h):
+        for i in range(h.iterations(iterations)):
+            rng = h.rng(i)
+            log("== %s iteration %d (seed %d)" % (h.scenario, i + 1, h.seed))
+            app = App(h, workload, list(args) + ["--seed", str(rng.randrange(1, 1 << 30))])
+            app.run()
+            time.sleep(rng.uniform(0.2, 1.0))
+            before = app.wait_progress(1, 30)
+            app.checkpoint()
+            time.sleep(rng.uniform(0.0, 0.3))
+            app.kill()
+            app.restore()
+            app.check_continued(before)
+            app.verify()
+    return scenario
+
+
+def refused(workload, args, must_contain):
+    """`checksync checkpoint` fails naming what it cannot restore."""
+    def scenario(h):
+        app = App(h, workload, list(args), interval_ms=0)
+        app.run()
+        app.wait_progress(1, 30)
+        rc, out, p = h.tool_cmd("checkpoint", ["checkpoint", "--dir", app.dir], 60)
+        log("  checkpoint: status %d: %s" % (rc, out.strip()))
+        if rc == 0:
+            h.fail("%s: checkpoint succeeded, want a refusal naming %s" %
+                   (workload, must_contain), p, app.proc)
+        for rx in must_contain:
+            if not re.search(rx, out):
+                h.fail("%s: refusal %r does not match %r" % (workload, out.strip(), rx), p)
+        app.verify()  # the refused checkpoint left the program running and intact
+    return scenario
+
+
+SCENARIOS = {
+    "kstate-pipes": restored("wl-pipes"),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-root", required=True)
+    ap.add_argument("--workloads", required=True)
+    ap.add_argument("scenario", choices=sorted(SCENARIOS))
+    args = ap.parse_args()
+    h = Harness(args, args.scenario)
+    log("scenario %s seed %d (replay: CR_SEED=%d)" % (h.scenario, h.seed, h.seed))
+    status = 0
+    try:
+        if not h.check_ready():
+            return SKIP
+        SCENARIOS[args.scenario](h)
+        log("PASS %s (seed %d)" % (h.scenario, h.seed))
+    except TestFailure as e:
+        log("FAIL %s (seed %d, replay with CR_SEED=%d): %s" % (h.scenario, h.seed, h.seed, e))
+        status = 1
+    except Exception:
+        log("ERROR %s (seed %d):\n%s" % (h.scenario, h.seed, traceback.format_exc()))
+        status = 1
+    finally:
+        h.cleanup()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

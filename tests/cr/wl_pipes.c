@@ -1,0 +1,122 @@
+/*
+ * pipes: the state of pipes exactly as the program left it.
+ *
+ *   A  10-40 pending bytes; its read end dup()'d (one open file description
+ *      for two fds) and made O_NONBLOCK through the duplicate.
+ *   B  no bytes; a second read end opened through /proc/self/fd (its own
+ *      open file description): only that one is O_NONBLOCK.
+ *   C  grown to 256 KiB with 100-200 KiB pending (more than a default pipe
+ *      holds).
+ *   D  shrunk to one page.
+ *
+ * At verify: each pipe holds exactly its bytes, once (A read through its
+ * duplicate must not find them twice), the flags are per description as
+ * set, the duplicates still share their description (kcmp), the separate
+ * ends do not, and each pipe has its size.
+ */
+#include "wl_common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define C_SIZE (256 << 10)
+
+static int a[2], a_dup, b[2], b_other, c[2], d[2];
+static uint8_t a_bytes[64], c_bytes[200 << 10];
+static size_t a_len, c_len;
+
+static int same_description(int x, int y)
+{
+	return syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, x, y) == 0;
+}
+
+static int nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t *st)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)wl_rand(st);
+}
+
+static void setup(uint64_t seed)
+{
+	char path[64];
+	if (pipe(a) || pipe(b) || pipe(c) || pipe(d))
+		exit(2);
+	a_len = 10 + wl_rand(&seed) % 31;
+	fill(a_bytes, a_len, &seed);
+	if (write(a[1], a_bytes, a_len) != (ssize_t)a_len)
+		exit(2);
+	a_dup = dup(a[0]);
+	fcntl(a_dup, F_SETFL, O_NONBLOCK);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", b[0]);
+	b_other = open(path, O_RDONLY | O_NONBLOCK);
+	if (a_dup < 0 || b_other < 0 || fcntl(c[1], F_SETPIPE_SZ, C_SIZE) < 0 ||
+	    fcntl(d[1], F_SETPIPE_SZ, 4096) < 0)
+		exit(2);
+	c_len = (100 << 10) + wl_rand(&seed) % (100 << 10);
+	fill(c_bytes, c_len, &seed);
+	if (write(c[1], c_bytes, c_len) != (ssize_t)c_len)
+		exit(2);
+}
+
+/* Reads everything fd holds without blocking; the bytes must be want. */
+static void drain(int fd, const uint8_t *want, size_t len, const char *name)
+{
+	static uint8_t got[sizeof(c_bytes) + 4096];
+	size_t n = 0;
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	for (;;) {
+		ssize_t r = read(fd, got + n, sizeof(got) - n);
+		if (r <= 0) {
+			wl_expect(r < 0 && errno == EAGAIN, "pipe %s: read ended with %zd (%s)",
+			          name, r, r < 0 ? strerror(errno) : "EOF");
+			break;
+		}
+		n += (size_t)r;
+	}
+	wl_expect(n == len, "pipe %s holds %zu bytes, want %zu", name, n, len);
+	wl_expect(n != len || memcmp(got, want, len) == 0, "pipe %s: bytes differ", name);
+}
+
+static void verify(void)
+{
+	wl_expect(same_description(a[0], a_dup), "A: the dup no longer shares its description");
+	wl_expect(nonblocking(a[0]) && nonblocking(a_dup), "A: O_NONBLOCK not shared by the dup");
+	wl_expect(!nonblocking(a[1]), "A: write end became O_NONBLOCK");
+	wl_expect(!same_description(b[0], b_other), "B: the two read ends share a description");
+	wl_expect(!nonblocking(b[0]) && nonblocking(b_other),
+	          "B: O_NONBLOCK leaked (%d, %d), want (0, 1)", nonblocking(b[0]),
+	          nonblocking(b_other));
+	wl_expect(fcntl(c[0], F_GETPIPE_SZ) == C_SIZE, "C: size %d, want %d",
+	          fcntl(c[0], F_GETPIPE_SZ), C_SIZE);
+	wl_expect(fcntl(d[0], F_GETPIPE_SZ) == 4096, "D: size %d, want 4096",
+	          fcntl(d[0], F_GETPIPE_SZ));
+	drain(a_dup, a_bytes, a_len, "A");
+	drain(a[0], NULL, 0, "A (again, through the other fd)");
+	drain(b_other, NULL, 0, "B");
+	drain(c[0], c_bytes, c_len, "C");
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t seed = wl_opt(argc, argv, "--seed", 1), n = 0;
+	wl_init("pipes");
+	setup(seed);
+	while (!wl_verify_requested()) {
+		wl_sleep_ms(20);
+		wl_progress(++n);
+	}
+	verify();
+	wl_finish(!wl_failures(), n, "a=%zu c=%zu %s", a_len, c_len, wl_first_failure());
+}
