@@ -23,6 +23,7 @@
 #define CS_FREEZE_SIGNAL (SIGRTMIN + 28) /* 62 with glibc: rarely used by programs */
 #define CS_MAX_THREADS 4096
 #define CS_MAX_FDS 4096
+#define CS_MAX_TIMERS 4096
 #define CS_MAX_AGENT_REGIONS 16
 #define CS_ERR_MAX 256
 
@@ -116,6 +117,8 @@ struct cs_capture {
 	uint32_t n_threads;
 	struct cs_image_fd *fds;
 	uint32_t n_fds;
+	struct cs_image_timer *timers; /* interval timers, then POSIX timers by id */
+	uint32_t n_timers;
 	uint8_t *fd_pool; /* pipe bytes and epoll entries */
 	size_t fd_pool_len, fd_pool_cap;
 	char *unsup;      /* newline-separated "what" strings */
@@ -212,6 +215,9 @@ int cs_fds_capture(struct cs_agent *a, struct cs_capture *c);
 int cs_fd_is_agent(const struct cs_agent *a, int fd);
 void cs_unsup_add(struct cs_capture *c, const char *what);
 
+/* timers.c: runs in the parent during the freeze (timers are not inherited) */
+int cs_timers_capture(struct cs_capture *c);
+void cs_timers_reset(void);
 /* freeze.c */
 int cs_freeze_install(void);
 int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns);

@@ -221,6 +221,9 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	r = cs_fds_capture(a, c);
 	if (r)
 		return cs_set_err(c->errmsg, "fd capture failed", NULL, NULL), r;
+	r = cs_timers_capture(c);
+	if (r)
+		return cs_set_err(c->errmsg, "timer capture failed", NULL, NULL), r;
 	t3 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	memset(a->result, 0, sizeof(*a->result));
 	if (!writer_stack && !(writer_stack = cs_scratch_alloc(WRITER_STACK, 0)))
@@ -313,6 +316,7 @@ static void prepare(struct cs_agent *a, struct cs_capture *c)
 	c->err = 0;
 	c->errmsg[0] = 0;
 	c->n_fds = 0;
+	c->n_timers = 0;
 	c->fd_pool_len = 0;
 	c->unsup_len = 0;
 	c->dir_fd = a->dir_fd;
@@ -391,6 +395,7 @@ void cs_capture_reset(struct cs_agent *a)
 	cs_maps_reset();
 	cs_track_reset();
 	cs_fds_reset();
+	cs_timers_reset();
 	cs_freeze_reset();
 	cs_dump_reset();
 	writer_stack = NULL;
@@ -401,6 +406,8 @@ void cs_capture_reset(struct cs_agent *a)
 	memset(&c->send, 0, sizeof(c->send));
 	c->threads = NULL;
 	c->fds = NULL;
+	c->timers = NULL;
+	c->n_timers = 0;
 	c->fd_pool = NULL;
 	c->fd_pool_cap = 0;
 	c->unsup = NULL;

@@ -137,6 +137,19 @@ static int put_fds(struct dump *d)
 	return meta_section(d, CS_SECT_FDS);
 }
 
+static int put_timers(struct dump *d)
+{
+	size_t pos;
+	d->meta.len = 0;
+	int r = cs_image_put_count(&d->meta, &pos);
+	for (uint32_t i = 0; !r && i < d->c->n_timers; i++)
+		r = cs_image_put_timer(&d->meta, &d->c->timers[i]);
+	if (r)
+		return r;
+	cs_image_set_count(&d->meta, pos, d->c->n_timers);
+	return meta_section(d, CS_SECT_TIMERS);
+}
+
 /* The kernel's sigaction layout, which carries sa_restorer. */
 struct ksigaction {
 	uint64_t handler, flags, restorer, mask;
@@ -307,6 +320,8 @@ static int write_image(struct dump *d)
 		return dfail(d, r, "writing FDS failed");
 	if ((r = put_signals(d)))
 		return dfail(d, r, "writing SIGNALS failed");
+	if ((r = put_timers(d)))
+		return dfail(d, r, "writing TIMERS failed");
 	make_readable(d);
 	if ((r = cs_dump_select_pages(d)))
 		return dfail(d, r, "scanning resident pages failed");

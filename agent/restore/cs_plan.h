@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define CS_PLAN_MAGIC   0x4e414c50434e5953ull /* "SYNCPLAN" */
-#define CS_PLAN_VERSION 1
+#define CS_PLAN_VERSION 2
 
 /*
  * The restorer's own region. Its ELF is linked at CS_RESTORER_BASE; its
@@ -83,6 +83,15 @@ struct cs_plan_special {
 	uint64_t target; /* saved start */
 };
 
+/* A timer to create (proto/image.h: struct cs_image_timer, the same fields). */
+struct cs_plan_timer {
+	uint32_t kind; /* CS_TIMER_REAL .. CS_TIMER_POSIX */
+	int32_t id, clockid;
+	uint32_t notify, signo;
+	int32_t notify_tid;
+	uint64_t sigval, value_ns, interval_ns;
+};
+
 struct cs_plan_rlimit {
 	uint32_t resource, reserved;
 	uint64_t cur, max;
@@ -103,6 +112,9 @@ struct cs_plan_header {
 	 * the restorer, which would close them otherwise (int32_t each) */
 	uint32_t n_cloexec, reserved2;
 	uint64_t cloexec_off;
+	/* interval timers, then POSIX timers by ascending id */
+	uint32_t n_timers, reserved3;
+	uint64_t timers_off;
 
 	/* for PR_SET_MM_MAP */
 	uint64_t start_code, end_code, start_data, end_data;

@@ -322,6 +322,25 @@ static int buf_add(struct plan_buf *b, const void *data, size_t len, uint64_t *r
 	return 0;
 }
 
+/* Timers in the image's order: interval timers, then POSIX timers by id. */
+static int plan_timers(const struct cs_image *img, struct plan_buf *b, struct cs_plan_header *h)
+{
+	struct cs_plan_timer *t = calloc(img->n_timers + 1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->n_timers; i++) {
+		const struct cs_image_timer *s = &img->timers[i];
+		t[i] = (struct cs_plan_timer){.kind = s->kind, .id = s->id, .clockid = s->clockid,
+					      .notify = s->notify, .signo = s->signo,
+					      .notify_tid = s->notify_tid, .sigval = s->sigval,
+					      .value_ns = s->value_ns, .interval_ns = s->interval_ns};
+	}
+	h->n_timers = (uint32_t)img->n_timers;
+	int err = buf_add(b, t, img->n_timers * sizeof(*t), &h->timers_off);
+	free(t);
+	return err;
+}
+
 int cs_restore_helper_count(const struct cs_restore *r)
 {
 	/* status, plan, images, files; the exe fd comes right after */
@@ -424,6 +443,8 @@ int cs_plan_build(struct cs_restore *r)
 	if (!err)
 		err = cx ? buf_add(&b, cx, h.n_cloexec * sizeof(*cx), &h.cloexec_off) : -ENOMEM;
 	free(cx);
+	if (!err)
+		err = plan_timers(r->img, &b, &h);
 	if (err)
 		goto out;
 	h.total_len = b.len;

@@ -62,6 +62,9 @@ def refused(workload, args, must_contain):
 
 SCENARIOS = {
     "kstate-pipes": restored("wl-pipes"),
+    "kstate-timers": restored("wl-itimers"),
+    "kstate-refuse-thread-timer": refused("wl-itimers", ["--thread-timer", "1"],
+                                          [r"POSIX timer \d+: signals thread \d+, not the main"]),
 }
 
 
