@@ -214,6 +214,10 @@ int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end);
 int cs_fds_capture(struct cs_agent *a, struct cs_capture *c);
 int cs_fd_is_agent(const struct cs_agent *a, int fd);
 void cs_unsup_add(struct cs_capture *c, const char *what);
+/* Marks f UNSUPPORTED with reason and names it in the capture's refusals. */
+void cs_fd_unsupported(struct cs_capture *c, struct cs_image_fd *f, const char *reason);
+/* sockets.c: type, state, addresses and options of a socket fd */
+void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f);
 
 /* timers.c: runs in the parent during the freeze (timers are not inherited) */
 int cs_timers_capture(struct cs_capture *c);

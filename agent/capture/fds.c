@@ -60,7 +60,7 @@ void cs_fds_reset(void)
 	idents = NULL;
 }
 
-static void unsupported(struct cs_capture *c, struct cs_image_fd *f, const char *reason)
+void cs_fd_unsupported(struct cs_capture *c, struct cs_image_fd *f, const char *reason)
 {
 	char what[CS_ERR_MAX], num[24];
 	f->type = CS_FD_UNSUPPORTED;
@@ -90,7 +90,7 @@ static void pipe_data(struct cs_agent *a, struct cs_capture *c, struct cs_image_
 	if (n <= 0)
 		return;
 	if (pool_reserve(c, (size_t)n)) {
-		unsupported(c, f, "no memory for pending pipe bytes");
+		cs_fd_unsupported(c, f, "no memory for pending pipe bytes");
 		return;
 	}
 	size_t got = 0;
@@ -165,7 +165,7 @@ static void epoll_entries(struct cs_capture *c, struct cs_image_fd *f, const cha
 		e.events = (uint32_t)field_u64(p, "events:", 16);
 		e.data = field_u64(p, "data:", 16);
 		if (pool_reserve(c, sizeof(e))) {
-			unsupported(c, f, "no memory for epoll entries");
+			cs_fd_unsupported(c, f, "no memory for epoll entries");
 			return;
 		}
 		memcpy(c->fd_pool + c->fd_pool_len, &e, sizeof(e));
@@ -181,13 +181,13 @@ static void anon_inode(struct cs_capture *c, struct cs_image_fd *f)
 {
 	char path[64];
 	if (cs_scratch_grow((void **)&info_buf, &info_cap, 1, 1u << 20)) {
-		unsupported(c, f, "no memory for fdinfo");
+		cs_fd_unsupported(c, f, "no memory for fdinfo");
 		return;
 	}
 	fdinfo_path(path, f->fd);
 	char *info = info_buf;
 	if (cs_read_file(path, info, info_cap) < 0) {
-		unsupported(c, f, "fdinfo unreadable");
+		cs_fd_unsupported(c, f, "fdinfo unreadable");
 		return;
 	}
 	if (strstr(f->path, "[eventfd]")) {
@@ -206,49 +206,7 @@ static void anon_inode(struct cs_capture *c, struct cs_image_fd *f)
 		f->type = CS_FD_EPOLL;
 		epoll_entries(c, f, info);
 	} else {
-		unsupported(c, f, "unsupported kind of anonymous inode");
-	}
-}
-
-static int sockopt(int fd, int level, int name)
-{
-	int v = 0;
-	socklen_t len = sizeof(v);
-	return getsockopt(fd, level, name, &v, &len) ? -1 : v;
-}
-
-static void socket_fd(struct cs_capture *c, struct cs_image_fd *f)
-{
-	socklen_t len = CS_IMAGE_ADDR_MAX;
-	f->family = sockopt(f->fd, SOL_SOCKET, SO_DOMAIN);
-	f->sock_type = sockopt(f->fd, SOL_SOCKET, SO_TYPE);
-	f->protocol = sockopt(f->fd, SOL_SOCKET, SO_PROTOCOL);
-	if (f->family != AF_INET && f->family != AF_INET6 && f->family != AF_UNIX) {
-		unsupported(c, f, f->family == AF_NETLINK ? "netlink socket" : "socket family");
-		return;
-	}
-	if (getsockname(f->fd, (struct sockaddr *)f->local_addr, &len) == 0)
-		f->local_len = len < CS_IMAGE_ADDR_MAX ? len : CS_IMAGE_ADDR_MAX;
-	len = CS_IMAGE_ADDR_MAX;
-	int connected = getpeername(f->fd, (struct sockaddr *)f->remote_addr, &len) == 0;
-	if (connected)
-		f->remote_len = len < CS_IMAGE_ADDR_MAX ? len : CS_IMAGE_ADDR_MAX;
-	f->sock_options = (sockopt(f->fd, SOL_SOCKET, SO_REUSEADDR) > 0 ? 1u : 0) |
-	                  (sockopt(f->fd, SOL_SOCKET, SO_REUSEPORT) > 0 ? 2u : 0);
-	if (sockopt(f->fd, SOL_SOCKET, SO_ACCEPTCONN) > 0) {
-		f->type = CS_FD_SOCKET_LISTEN;
-		f->backlog = 128;
-		if (f->family != AF_UNIX) {
-			/* For a listener, tcpi_sacked is sk_max_ack_backlog. */
-			struct tcp_info ti;
-			socklen_t tl = sizeof(ti);
-			if (getsockopt(f->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0)
-				f->backlog = (int32_t)ti.tcpi_sacked;
-		}
-	} else if (f->sock_type == SOCK_DGRAM && !connected) {
-		f->type = CS_FD_SOCKET_DGRAM;
-	} else {
-		f->type = CS_FD_SOCKET_CONNECTED;
+		cs_fd_unsupported(c, f, "unsupported kind of anonymous inode");
 	}
 }
 
@@ -263,7 +221,7 @@ static void classify(struct cs_capture *c, struct cs_image_fd *f, struct fd_iden
 	f->fd_flags = (uint32_t)fcntl(f->fd, F_GETFD);
 	f->open_flags = (uint32_t)fcntl(f->fd, F_GETFL);
 	if (fstat(f->fd, &st)) {
-		unsupported(c, f, "fstat failed");
+		cs_fd_unsupported(c, f, "fstat failed");
 		return;
 	}
 	id->dev = st.st_dev;
@@ -275,22 +233,22 @@ static void classify(struct cs_capture *c, struct cs_image_fd *f, struct fd_iden
 		off_t off = lseek(f->fd, 0, SEEK_CUR);
 		f->offset = off > 0 ? (uint64_t)off : 0;
 		if (strstr(f->path, " (deleted)"))
-			unsupported(c, f, "the file was deleted");
+			cs_fd_unsupported(c, f, "the file was deleted");
 		else if (f->path[0] != '/')
-			unsupported(c, f, "not reachable by path");
+			cs_fd_unsupported(c, f, "not reachable by path");
 	} else if (S_ISFIFO(st.st_mode)) {
 		f->type = CS_FD_PIPE;
 		f->pipe_id = st.st_ino;
 		int size = fcntl(f->fd, F_GETPIPE_SZ);
 		f->pipe_size = size > 0 ? (uint32_t)size : 0;
 		if (strncmp(f->path, "pipe:", 5))
-			unsupported(c, f, "named FIFO");
+			cs_fd_unsupported(c, f, "named FIFO");
 	} else if (S_ISSOCK(st.st_mode)) {
-		socket_fd(c, f);
+		cs_socket_capture(c, f);
 	} else if (!strncmp(f->path, "anon_inode:", 11)) {
 		anon_inode(c, f);
 	} else {
-		unsupported(c, f, "unsupported file type");
+		cs_fd_unsupported(c, f, "unsupported file type");
 	}
 }
 

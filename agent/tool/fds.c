@@ -36,8 +36,7 @@
 static int status_fd = -1;
 static int scratch_min;
 
-static int child_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int child_fail(const char *fmt, ...)
+int cs_restore_fail(const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -53,14 +52,14 @@ static int child_fail(const char *fmt, ...)
 }
 
 /* Moves a freshly created fd onto its number. */
-static int place(int tmp, int target, const char *what)
+int cs_restore_place(int tmp, int target, const char *what)
 {
 	if (tmp < 0)
-		return child_fail("fd %d (%s): %s", target, what, strerror(errno));
+		return cs_restore_fail("fd %d (%s): %s", target, what, strerror(errno));
 	int hi = fcntl(tmp, F_DUPFD, scratch_min);
 	close(tmp);
 	if (hi < 0 || dup2(hi, target) < 0)
-		return child_fail("fd %d (%s): placing it: %s", target, what, strerror(errno));
+		return cs_restore_fail("fd %d (%s): placing it: %s", target, what, strerror(errno));
 	close(hi);
 	return 0;
 }
@@ -70,7 +69,7 @@ static int finish(const struct cs_image_fd *f)
 	/* FD_CLOEXEC is set by the restorer: exec would close the fd now */
 	if (fcntl(f->fd, F_SETFL,
 	          f->open_flags & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)) < 0)
-		return child_fail("fd %d: restoring its flags: %s", f->fd, strerror(errno));
+		return cs_restore_fail("fd %d: restoring its flags: %s", f->fd, strerror(errno));
 	return 0;
 }
 
@@ -80,37 +79,13 @@ static int open_path(const struct cs_image_fd *f)
 	    (int)(f->open_flags & ~(unsigned)(O_CREAT | O_EXCL | O_TRUNC | O_NONBLOCK)) | O_CLOEXEC;
 	if (f->type == CS_FD_DIRECTORY)
 		flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
-	if (place(open(f->path, flags), f->fd, f->path) < 0)
+	if (cs_restore_place(open(f->path, flags), f->fd, f->path) < 0)
 		return -1;
 	if (f->type == CS_FD_REGULAR && !(f->open_flags & O_APPEND) &&
 	    lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0)
-		return child_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
-		                  (unsigned long long)f->offset, strerror(errno));
+		return cs_restore_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
+		                       (unsigned long long)f->offset, strerror(errno));
 	return 0;
-}
-
-static int listen_socket(const struct cs_image_fd *f)
-{
-	int s = socket(f->family, f->sock_type | SOCK_CLOEXEC, f->protocol), one = 1;
-	if (s < 0)
-		return place(s, f->fd, "socket");
-	if (f->sock_options & 1)
-		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (f->sock_options & 2)
-		setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	const struct sockaddr_un *su = (const void *)f->local_addr;
-	if (f->family == AF_UNIX && f->local_len > sizeof(sa_family_t) && su->sun_path[0])
-		unlink(su->sun_path); /* stale: the tool checked nobody listens there */
-	if (f->local_len > sizeof(sa_family_t) &&
-	    bind(s, (const struct sockaddr *)f->local_addr, f->local_len) < 0) {
-		close(s);
-		return child_fail("fd %d: binding again: %s", f->fd, strerror(errno));
-	}
-	if (f->type == CS_FD_SOCKET_LISTEN && listen(s, f->backlog > 0 ? f->backlog : 128) < 0) {
-		close(s);
-		return child_fail("fd %d: listen: %s", f->fd, strerror(errno));
-	}
-	return place(s, f->fd, "socket");
 }
 
 /*
@@ -142,7 +117,7 @@ static int reset_socket(const struct cs_image_fd *f)
 				setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 				close(a);
 				close(l);
-				return place(c, f->fd, "reset TCP socket");
+				return cs_restore_place(c, f->fd, "reset TCP socket");
 			}
 		}
 		if (l >= 0)
@@ -154,9 +129,9 @@ static int reset_socket(const struct cs_image_fd *f)
 	int type = f->sock_type == SOCK_DGRAM || f->sock_type == SOCK_SEQPACKET ? f->sock_type
 	                                                                        : SOCK_STREAM;
 	if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) < 0)
-		return place(-1, f->fd, "reset socket");
+		return cs_restore_place(-1, f->fd, "reset socket");
 	close(sv[1]);
-	return place(sv[0], f->fd, "reset socket");
+	return cs_restore_place(sv[0], f->fd, "reset socket");
 }
 
 /* A periodic timer that had expired with its ticks not read yet shows a
@@ -171,16 +146,16 @@ static int timer_fd(const struct cs_image_fd *f)
 	                    (long)(f->timer_interval_ns % 1000000000)},
 	};
 	if (t >= 0 && timerfd_settime(t, 0, &its, NULL) < 0)
-		return child_fail("fd %d: timerfd_settime: %s", f->fd, strerror(errno));
-	return place(t, f->fd, "timerfd");
+		return cs_restore_fail("fd %d: timerfd_settime: %s", f->fd, strerror(errno));
+	return cs_restore_place(t, f->fd, "timerfd");
 }
 
 static int event_fd(const struct cs_image_fd *f)
 {
 	int e = eventfd(0, EFD_CLOEXEC | (f->eventfd_flags & EFD_SEMAPHORE));
 	if (e >= 0 && f->eventfd_count && write(e, &f->eventfd_count, 8) != 8)
-		return child_fail("fd %d: eventfd count: %s", f->fd, strerror(errno));
-	return place(e, f->fd, "eventfd");
+		return cs_restore_fail("fd %d: eventfd count: %s", f->fd, strerror(errno));
+	return cs_restore_place(e, f->fd, "eventfd");
 }
 
 static int is_read_end(const struct cs_image_fd *f)
@@ -215,10 +190,10 @@ static int fill_pipe(const struct cs_image *img, size_t first, int wr)
 	if (data && data->pipe_data_len > size)
 		size = data->pipe_data_len;
 	if (size && fcntl(wr, F_GETPIPE_SZ) != (int)size && fcntl(wr, F_SETPIPE_SZ, (int)size) < 0)
-		return child_fail("fd %d: pipe size %u: %s", img->fds[first].fd, size,
-		                  strerror(errno));
+		return cs_restore_fail("fd %d: pipe size %u: %s", img->fds[first].fd, size,
+		                       strerror(errno));
 	if (data && write(wr, data->pipe_data, data->pipe_data_len) != (ssize_t)data->pipe_data_len)
-		return child_fail("fd %d: pending pipe bytes: %s", data->fd, strerror(errno));
+		return cs_restore_fail("fd %d: pending pipe bytes: %s", data->fd, strerror(errno));
 	return 0;
 }
 
@@ -228,7 +203,7 @@ static int pipe_group(const struct cs_image *img, size_t first, char *done)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return place(-1, img->fds[first].fd, "pipe");
+		return cs_restore_place(-1, img->fds[first].fd, "pipe");
 	int err = fill_pipe(img, first, p[1]);
 	for (size_t i = first; i < img->n_fds && !err; i++) {
 		const struct cs_image_fd *g = &img->fds[i];
@@ -236,9 +211,9 @@ static int pipe_group(const struct cs_image *img, size_t first, char *done)
 			continue;
 		done[i] = 1;
 		if (g->share_fd >= 0)
-			err = place(dup(g->share_fd), g->fd, "pipe");
+			err = cs_restore_place(dup(g->share_fd), g->fd, "pipe");
 		else
-			err = place(pipe_end(p, is_read_end(g)), g->fd, "pipe");
+			err = cs_restore_place(pipe_end(p, is_read_end(g)), g->fd, "pipe");
 		if (!err)
 			err = finish(g);
 	}
@@ -256,7 +231,8 @@ static int one_fd(const struct cs_image_fd *f)
 		return open_path(f);
 	case CS_FD_SOCKET_LISTEN:
 	case CS_FD_SOCKET_DGRAM:
-		return listen_socket(f);
+	case CS_FD_SOCKET_STREAM:
+		return cs_restore_socket(f);
 	case CS_FD_SOCKET_CONNECTED:
 		return reset_socket(f);
 	case CS_FD_EVENTFD:
@@ -264,10 +240,10 @@ static int one_fd(const struct cs_image_fd *f)
 	case CS_FD_TIMERFD:
 		return timer_fd(f);
 	case CS_FD_EPOLL:
-		return place(epoll_create1(EPOLL_CLOEXEC), f->fd, "epoll");
+		return cs_restore_place(epoll_create1(EPOLL_CLOEXEC), f->fd, "epoll");
 	default:
-		return child_fail("fd %d: cannot recreate a %s", f->fd,
-		                  cs_image_fd_type_name(f->type));
+		return cs_restore_fail("fd %d: cannot recreate a %s", f->fd,
+		                       cs_image_fd_type_name(f->type));
 	}
 }
 
@@ -277,8 +253,8 @@ static int epoll_registrations(const struct cs_image_fd *f)
 		struct epoll_event ev = {.events = f->epoll[i].events,
 		                         .data.u64 = f->epoll[i].data};
 		if (epoll_ctl(f->fd, EPOLL_CTL_ADD, f->epoll[i].tfd, &ev) < 0)
-			return child_fail("epoll fd %d: registering fd %d again: %s", f->fd,
-			                  f->epoll[i].tfd, strerror(errno));
+			return cs_restore_fail("epoll fd %d: registering fd %d again: %s", f->fd,
+			                       f->epoll[i].tfd, strerror(errno));
 	}
 	return 0;
 }
@@ -286,7 +262,7 @@ static int epoll_registrations(const struct cs_image_fd *f)
 static int recreate_fds(const struct cs_image *img)
 {
 	char *done = calloc(img->n_fds + 1, 1);
-	int err = done ? 0 : child_fail("out of memory");
+	int err = done ? 0 : cs_restore_fail("out of memory");
 	for (size_t i = 0; i < img->n_fds && !err; i++) {
 		const struct cs_image_fd *f = &img->fds[i];
 		if (done[i] || f->fd <= 2 || f->type == CS_FD_AGENT)
@@ -296,7 +272,7 @@ static int recreate_fds(const struct cs_image *img)
 			continue;
 		}
 		if (f->share_fd >= 0) { /* a dup: the same open file description */
-			err = place(dup(f->share_fd), f->fd, "duplicate");
+			err = cs_restore_place(dup(f->share_fd), f->fd, "duplicate");
 			continue;
 		}
 		err = one_fd(f);
@@ -316,7 +292,7 @@ static int place_helpers(struct cs_restore *r)
 {
 	int n = cs_restore_helper_count(r) + 1, *src = calloc((size_t)n, sizeof(int)), k = 0;
 	if (!src)
-		return child_fail("out of memory");
+		return cs_restore_fail("out of memory");
 	src[k++] = r->status_wr;
 	src[k++] = r->plan_fd;
 	for (size_t i = 0; i < r->chain.n; i++)
@@ -326,8 +302,8 @@ static int place_helpers(struct cs_restore *r)
 	src[k++] = r->exe_fd;
 	for (int i = 0; i < n; i++)
 		if (dup2(src[i], r->helper_base + i) < 0)
-			return child_fail("placing helper fd %d at %d: %s", src[i],
-			                  r->helper_base + i, strerror(errno));
+			return cs_restore_fail("placing helper fd %d at %d: %s", src[i],
+			                       r->helper_base + i, strerror(errno));
 	status_fd = r->helper_base;
 	close_range(3, (unsigned)r->helper_base - 1, 0);
 	scratch_min = r->helper_base + n;
@@ -354,13 +330,13 @@ int cs_restore_exec(struct cs_restore *r)
 		}
 	}
 	if (chdir(p->cwd) < 0)
-		return child_fail("chdir %s: %s", p->cwd, strerror(errno));
+		return cs_restore_fail("chdir %s: %s", p->cwd, strerror(errno));
 	umask(p->umask);
 	if (personality(p->personality) < 0)
-		return child_fail("personality %#x: %s", p->personality, strerror(errno));
+		return cs_restore_fail("personality %#x: %s", p->personality, strerror(errno));
 	char fdarg[16];
 	snprintf(fdarg, sizeof(fdarg), "%d", r->helper_base + 1);
 	char *argv[] = {r->restorer, fdarg, NULL}, *envp[] = {NULL};
 	execve(r->restorer, argv, envp);
-	return child_fail("cannot execute %s: %s", r->restorer, strerror(errno));
+	return cs_restore_fail("cannot execute %s: %s", r->restorer, strerror(errno));
 }

@@ -63,7 +63,8 @@ static int check_path(const struct cs_image_fd *f)
 		return 0; /* stdio comes from the restoring tool */
 	if (access(f->path, F_OK) == 0)
 		return 0;
-	cs_err("refusing: fd %d was %s, which no longer exists: %s", f->fd, f->path, strerror(errno));
+	cs_err("refusing: fd %d was %s, which no longer exists: %s", f->fd, f->path,
+	       strerror(errno));
 	return -1;
 }
 
@@ -74,14 +75,16 @@ int cs_validate_fds(const struct cs_image *img)
 		const struct cs_image_fd *f = &img->fds[i];
 		if (check_path(f) < 0)
 			bad = 1;
-		if (f->type != CS_FD_SOCKET_LISTEN && f->type != CS_FD_SOCKET_DGRAM)
+		if (f->type != CS_FD_SOCKET_LISTEN && f->type != CS_FD_SOCKET_DGRAM &&
+		    f->type != CS_FD_SOCKET_STREAM)
 			continue;
 		int r = try_bind(f);
 		if (r < 0) {
 			char addr[256];
 			cs_sockaddr_text(f, addr, sizeof(addr));
-			cs_err("refusing: fd %d listened on %s, which is %s now", f->fd, addr,
-			       r == -EADDRINUSE ? "already in use" : strerror(-r));
+			cs_err("refusing: fd %d %s %s, which is %s now", f->fd,
+			       f->type == CS_FD_SOCKET_LISTEN ? "listened on" : "was bound to",
+			       addr, r == -EADDRINUSE ? "already in use" : strerror(-r));
 			bad = 1;
 		}
 	}

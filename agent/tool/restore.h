@@ -58,5 +58,11 @@ int cs_plan_resolve_pages(const struct cs_restore *r, int image_fd_base, struct 
 
 /* fds.c: in the process to restore, before exec. Returns only on failure. */
 int cs_restore_exec(struct cs_restore *r);
+/* fds.c, in the process being restored: report a failure on the status
+ * fd (returns -1), move a new fd onto its number */
+int cs_restore_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cs_restore_place(int tmp, int target, const char *what);
+/* sockets.c: a listening, datagram or never-connected stream socket */
+int cs_restore_socket(const struct cs_image_fd *f);
 
 #endif

@@ -63,6 +63,9 @@ def refused(workload, args, must_contain):
 SCENARIOS = {
     "kstate-pipes": restored("wl-pipes"),
     "kstate-timers": restored("wl-itimers"),
+    "kstate-sockets": restored("wl-sockets"),
+    "kstate-refuse-socket-filter": refused("wl-sockets", ["--filter", "1"],
+                                           [r"fd \d+: .*a socket filter is attached"]),
     "kstate-refuse-thread-timer": refused("wl-itimers", ["--thread-timer", "1"],
                                           [r"POSIX timer \d+: signals thread \d+, not the main"]),
 }

@@ -1,0 +1,234 @@
+/*
+ * Sockets, captured in the parent during the freeze: family, type, state,
+ * addresses and the options that differ from a fresh socket of the same
+ * kind. What a restore recreates:
+ *   listening            bound and listening again (queued connections are
+ *                        the dead kernel's: their clients see a reset)
+ *   datagram             bound again if bound, connected again if connected
+ *   stream, never used   bound again if bound (TCP, unix stream/seqpacket)
+ *   stream connection    a socket that reports a reset (it cannot move)
+ * and what it refuses, at checkpoint, by fd: other families and protocols,
+ * a TCP connect in progress, an attached socket filter.
+ */
+#include <errno.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+/* tcpi_state values (include/net/tcp_states.h) */
+enum { TCP_STATE_SYN_SENT = 2, TCP_STATE_CLOSE = 7 };
+
+#ifndef SO_GET_FILTER
+#define SO_GET_FILTER 26
+#endif
+
+/* Options worth keeping, for the families they apply to (0: any). */
+static const struct {
+	int family, stream_only, level, name;
+} options[] = {
+    {0, 0, SOL_SOCKET, SO_REUSEADDR},
+    {0, 0, SOL_SOCKET, SO_REUSEPORT},
+    {0, 0, SOL_SOCKET, SO_KEEPALIVE},
+    {0, 0, SOL_SOCKET, SO_LINGER},
+    {0, 0, SOL_SOCKET, SO_PRIORITY},
+    {0, 0, SOL_SOCKET, SO_BROADCAST},
+    {0, 0, SOL_SOCKET, SO_RCVBUF},
+    {0, 0, SOL_SOCKET, SO_SNDBUF},
+    {0, 0, SOL_SOCKET, SO_RCVLOWAT},
+    {0, 0, SOL_SOCKET, SO_OOBINLINE},
+    {0, 0, SOL_SOCKET, SO_MARK},
+    {0, 0, SOL_SOCKET, SO_BINDTODEVICE},
+    {0, 0, SOL_SOCKET, SO_PASSCRED},
+    {0, 0, SOL_SOCKET, SO_RCVTIMEO},
+    {0, 0, SOL_SOCKET, SO_SNDTIMEO},
+    {0, 0, SOL_SOCKET, SO_TIMESTAMP},
+    {AF_INET, 0, IPPROTO_IP, IP_TOS},
+    {AF_INET, 0, IPPROTO_IP, IP_TTL},
+    {AF_INET, 0, IPPROTO_IP, IP_MULTICAST_TTL},
+    {AF_INET, 0, IPPROTO_IP, IP_MULTICAST_LOOP},
+    {AF_INET, 0, IPPROTO_IP, IP_FREEBIND},
+    {AF_INET, 0, IPPROTO_IP, IP_PKTINFO},
+    {AF_INET, 0, IPPROTO_IP, IP_MTU_DISCOVER},
+    {AF_INET, 0, IPPROTO_IP, IP_RECVERR},
+    {AF_INET6, 0, IPPROTO_IPV6, IPV6_V6ONLY},
+    {AF_INET6, 0, IPPROTO_IPV6, IPV6_TCLASS},
+    {AF_INET6, 0, IPPROTO_IPV6, IPV6_UNICAST_HOPS},
+    {AF_INET6, 0, IPPROTO_IPV6, IPV6_MULTICAST_HOPS},
+    {AF_INET6, 0, IPPROTO_IPV6, IPV6_RECVPKTINFO},
+    {-1, 1, IPPROTO_TCP, TCP_NODELAY},
+    {-1, 1, IPPROTO_TCP, TCP_KEEPIDLE},
+    {-1, 1, IPPROTO_TCP, TCP_KEEPINTVL},
+    {-1, 1, IPPROTO_TCP, TCP_KEEPCNT},
+    {-1, 1, IPPROTO_TCP, TCP_USER_TIMEOUT},
+    {-1, 1, IPPROTO_TCP, TCP_CORK},
+    {-1, 1, IPPROTO_TCP, TCP_DEFER_ACCEPT},
+    {-1, 1, IPPROTO_TCP, TCP_NOTSENT_LOWAT},
+    {-1, 1, IPPROTO_TCP, TCP_FASTOPEN},
+    {-1, 1, IPPROTO_TCP, TCP_CONGESTION},
+};
+
+static int is_inet(int family)
+{
+	return family == AF_INET || family == AF_INET6;
+}
+
+static int applies(int i, const struct cs_image_fd *f)
+{
+	if (options[i].family == -1) /* TCP */
+		return is_inet(f->family) && f->sock_type == SOCK_STREAM;
+	return !options[i].family || options[i].family == f->family;
+}
+
+static int get_opt(int fd, int i, uint8_t *val, socklen_t *len)
+{
+	*len = CS_IMAGE_SOCKOPT_LEN;
+	memset(val, 0, CS_IMAGE_SOCKOPT_LEN);
+	return getsockopt(fd, options[i].level, options[i].name, val, len);
+}
+
+/* Every option whose value differs from a new socket's (all of them if no
+ * new socket can be made here). */
+static void sock_options(struct cs_capture *c, struct cs_image_fd *f)
+{
+	int fresh = socket(f->family, f->sock_type | SOCK_CLOEXEC, f->protocol);
+	for (int i = 0; i < (int)(sizeof(options) / sizeof(options[0])); i++) {
+		uint8_t val[CS_IMAGE_SOCKOPT_LEN], def[CS_IMAGE_SOCKOPT_LEN];
+		socklen_t len, dlen;
+		if (!applies(i, f) || get_opt(f->fd, i, val, &len) || len > CS_IMAGE_SOCKOPT_LEN)
+			continue;
+		if (fresh >= 0 && get_opt(fresh, i, def, &dlen) == 0 && dlen == len &&
+		    !memcmp(val, def, len))
+			continue;
+		if (f->n_sockopts == CS_IMAGE_SOCKOPTS_MAX) {
+			cs_fd_unsupported(c, f, "more socket options set than an image holds");
+			break;
+		}
+		struct cs_image_sockopt *o = &f->sockopts[f->n_sockopts++];
+		o->level = options[i].level;
+		o->name = options[i].name;
+		o->len = len;
+		memcpy(o->val, val, len);
+	}
+	if (fresh >= 0)
+		close(fresh);
+}
+
+static int sockopt_int(int fd, int level, int name)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+	return getsockopt(fd, level, name, &v, &len) ? -1 : v;
+}
+
+/* A classic filter reports its length; an eBPF one refuses to be read. */
+static int has_filter(int fd)
+{
+	socklen_t len = 0;
+	return getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &len) != 0 || len != 0;
+}
+
+/* A TCP socket without a peer: never connected (nothing sent, closed), a
+ * connect in progress, or a connection that is over. */
+static void tcp_unconnected(struct cs_capture *c, struct cs_image_fd *f)
+{
+	struct tcp_info ti;
+	socklen_t tl = sizeof(ti);
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(f->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl)) {
+		cs_fd_unsupported(c, f, "TCP_INFO unreadable");
+		return;
+	}
+	if (ti.tcpi_state == TCP_STATE_SYN_SENT)
+		cs_fd_unsupported(c, f, "TCP connect in progress");
+	else if (ti.tcpi_state == TCP_STATE_CLOSE && ti.tcpi_segs_out == 0)
+		f->type = CS_FD_SOCKET_STREAM;
+	else
+		f->type = CS_FD_SOCKET_CONNECTED; /* its connection is over: reset */
+}
+
+/* The mode of a bound unix socket's file: bind creates it after umask. */
+static void unix_file_mode(struct cs_image_fd *f)
+{
+	const struct sockaddr_un *su = (const void *)f->local_addr;
+	struct stat st;
+	if (f->local_len > sizeof(sa_family_t) && su->sun_path[0] && f->local_len < sizeof(*su) &&
+	    stat(su->sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+		f->file_mode = st.st_mode & 07777;
+}
+
+static int kind_ok(const struct cs_image_fd *f)
+{
+	if (f->family == AF_UNIX)
+		return f->sock_type == SOCK_STREAM || f->sock_type == SOCK_DGRAM ||
+		       f->sock_type == SOCK_SEQPACKET;
+	if (!is_inet(f->family))
+		return 0;
+	return (f->sock_type == SOCK_STREAM && f->protocol == IPPROTO_TCP) ||
+	       (f->sock_type == SOCK_DGRAM && f->protocol == IPPROTO_UDP);
+}
+
+static void sock_state(struct cs_capture *c, struct cs_image_fd *f, int connected)
+{
+	if (sockopt_int(f->fd, SOL_SOCKET, SO_ACCEPTCONN) > 0) {
+		f->type = CS_FD_SOCKET_LISTEN;
+		f->backlog = 128;
+		struct tcp_info ti; /* for a listener, tcpi_sacked is sk_max_ack_backlog */
+		socklen_t tl = sizeof(ti);
+		if (is_inet(f->family) && getsockopt(f->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0)
+			f->backlog = (int32_t)ti.tcpi_sacked;
+	} else if (f->sock_type == SOCK_DGRAM) {
+		/* a unix datagram socket connected to an unnamed peer (a
+		 * socketpair) cannot be connected again by address */
+		int unnamed = f->family == AF_UNIX && f->remote_len <= sizeof(sa_family_t);
+		f->type = connected && unnamed ? CS_FD_SOCKET_CONNECTED : CS_FD_SOCKET_DGRAM;
+		if (!connected)
+			f->remote_len = 0;
+	} else if (connected) {
+		f->type = CS_FD_SOCKET_CONNECTED;
+	} else if (f->family == AF_UNIX) {
+		f->type = CS_FD_SOCKET_STREAM;
+	} else {
+		tcp_unconnected(c, f);
+	}
+}
+
+void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f)
+{
+	socklen_t len = CS_IMAGE_ADDR_MAX;
+	f->family = sockopt_int(f->fd, SOL_SOCKET, SO_DOMAIN);
+	f->sock_type = sockopt_int(f->fd, SOL_SOCKET, SO_TYPE);
+	f->protocol = sockopt_int(f->fd, SOL_SOCKET, SO_PROTOCOL);
+	if (!kind_ok(f)) {
+		cs_fd_unsupported(c, f,
+		                  f->family == AF_NETLINK  ? "netlink socket"
+		                  : f->family == AF_PACKET ? "packet socket"
+		                  : is_inet(f->family)     ? "socket type or protocol other than "
+		                                             "TCP and UDP"
+		                                           : "socket family");
+		return;
+	}
+	if (getsockname(f->fd, (struct sockaddr *)f->local_addr, &len) == 0)
+		f->local_len = len < CS_IMAGE_ADDR_MAX ? len : CS_IMAGE_ADDR_MAX;
+	len = CS_IMAGE_ADDR_MAX;
+	int connected = getpeername(f->fd, (struct sockaddr *)f->remote_addr, &len) == 0;
+	if (connected)
+		f->remote_len = len < CS_IMAGE_ADDR_MAX ? len : CS_IMAGE_ADDR_MAX;
+	f->sock_options = (sockopt_int(f->fd, SOL_SOCKET, SO_REUSEADDR) > 0 ? 1u : 0) |
+	                  (sockopt_int(f->fd, SOL_SOCKET, SO_REUSEPORT) > 0 ? 2u : 0);
+	sock_state(c, f, connected);
+	if (f->type == CS_FD_UNSUPPORTED || f->type == CS_FD_SOCKET_CONNECTED)
+		return;
+	if (has_filter(f->fd)) {
+		cs_fd_unsupported(c, f, "a socket filter is attached (SO_ATTACH_FILTER/BPF)");
+		return;
+	}
+	if (f->family == AF_UNIX)
+		unix_file_mode(f);
+	sock_options(c, f);
+}

@@ -1,0 +1,123 @@
+/*
+ * Sockets recreated in the process being restored (fds.c places them):
+ * listening sockets bound and listening again, datagram sockets bound and
+ * connected again, stream sockets that were never connected bound again if
+ * they were bound; each with the options it had (those that differ from a
+ * new socket's) set before bind, which is where SO_REUSEADDR, SO_REUSEPORT
+ * and IPV6_V6ONLY matter. A unix socket's file gets its mode back.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "restore.h"
+#include "tool.h"
+
+/* The kernel doubles SO_RCVBUF and SO_SNDBUF on the way in and reports the
+ * doubled value: set half of what was read. */
+static void unread(const struct cs_image_sockopt *o, uint8_t *val)
+{
+	memcpy(val, o->val, o->len);
+	if (o->level == SOL_SOCKET && (o->name == SO_RCVBUF || o->name == SO_SNDBUF) &&
+	    o->len == sizeof(int)) {
+		int v;
+		memcpy(&v, val, sizeof(v));
+		v /= 2;
+		memcpy(val, &v, sizeof(v));
+	}
+}
+
+static int is_priority(const struct cs_image_sockopt *o)
+{
+	return o->level == SOL_SOCKET && o->name == SO_PRIORITY;
+}
+
+/* SO_PRIORITY goes last: IP_TOS and IPV6_TCLASS set the priority too. */
+static int set_options(int s, const struct cs_image_fd *f)
+{
+	for (uint32_t k = 0; k < 2 * f->n_sockopts; k++) {
+		const struct cs_image_sockopt *o = &f->sockopts[k % f->n_sockopts];
+		if (is_priority(o) != (k >= f->n_sockopts))
+			continue;
+		uint8_t cur[CS_IMAGE_SOCKOPT_LEN] = {0}, val[CS_IMAGE_SOCKOPT_LEN];
+		socklen_t len = sizeof(cur);
+		if (getsockopt(s, o->level, o->name, cur, &len) == 0 && len == o->len &&
+		    !memcmp(cur, o->val, len))
+			continue;
+		unread(o, val);
+		if (setsockopt(s, o->level, o->name, val, o->len) < 0)
+			return cs_restore_fail("fd %d: socket option %d/%d: %s", f->fd, o->level,
+			                       o->name, strerror(errno));
+	}
+	return 0;
+}
+
+static int is_bound(const struct cs_image_fd *f)
+{
+	if (f->local_len <= sizeof(sa_family_t))
+		return 0;
+	if (f->family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)f->local_addr)->sin_port != 0;
+	if (f->family == AF_INET6)
+		return ((const struct sockaddr_in6 *)(const void *)f->local_addr)->sin6_port != 0;
+	return 1; /* AF_UNIX: a path or an abstract name */
+}
+
+/* bind, after the stale file of a unix socket is gone (the tool checked that
+ * nobody listens there), and the file's mode as it was. */
+static int bind_again(int s, const struct cs_image_fd *f)
+{
+	const struct sockaddr_un *su = (const void *)f->local_addr;
+	int path = f->family == AF_UNIX && su->sun_path[0] && f->local_len < sizeof(*su);
+	char name[sizeof(su->sun_path) + 1] = "";
+	if (path) {
+		memcpy(name, su->sun_path, f->local_len - offsetof(struct sockaddr_un, sun_path));
+		unlink(name);
+	}
+	if (bind(s, (const struct sockaddr *)f->local_addr, f->local_len) < 0)
+		return cs_restore_fail("fd %d: binding again: %s", f->fd, strerror(errno));
+	if (path && f->file_mode && chmod(name, f->file_mode) < 0)
+		return cs_restore_fail("fd %d: mode %o of %s: %s", f->fd, f->file_mode, name,
+		                       strerror(errno));
+	return 0;
+}
+
+/* Checks that can only run now say so: the peer of a connected datagram
+ * socket is someone else's. */
+static int connect_again(int s, const struct cs_image_fd *f)
+{
+	if (connect(s, (const struct sockaddr *)f->remote_addr, f->remote_len) == 0)
+		return 0;
+	return cs_restore_fail("fd %d: connecting the datagram socket to its peer again (a check "
+	                       "only a restore can make): %s",
+	                       f->fd, strerror(errno));
+}
+
+int cs_restore_socket(const struct cs_image_fd *f)
+{
+	int s = socket(f->family, f->sock_type | SOCK_CLOEXEC, f->protocol), one = 1;
+	if (s < 0)
+		return cs_restore_place(s, f->fd, "socket");
+	if (f->sock_options & 1)
+		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (f->sock_options & 2)
+		setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	int err = set_options(s, f);
+	if (!err && is_bound(f))
+		err = bind_again(s, f);
+	if (!err && f->type == CS_FD_SOCKET_LISTEN &&
+	    listen(s, f->backlog > 0 ? f->backlog : 128) < 0)
+		err = cs_restore_fail("fd %d: listen: %s", f->fd, strerror(errno));
+	if (!err && f->type == CS_FD_SOCKET_DGRAM && f->remote_len > sizeof(sa_family_t))
+		err = connect_again(s, f);
+	if (err) {
+		close(s);
+		return err;
+	}
+	return cs_restore_place(s, f->fd, "socket");
+}
