@@ -216,6 +216,18 @@ int cs_fd_is_agent(const struct cs_agent *a, int fd);
 void cs_unsup_add(struct cs_capture *c, const char *what);
 /* Marks f UNSUPPORTED with reason and names it in the capture's refusals. */
 void cs_fd_unsupported(struct cs_capture *c, struct cs_image_fd *f, const char *reason);
+int cs_fd_pool_reserve(struct cs_capture *c, size_t more);
+/* Identity of each captured fd's file, by index (fds of one inode may share
+ * an open file description). */
+struct cs_fd_ident {
+	uint64_t dev, ino, size;
+};
+/* tmpfile.c: unlinked regular files; their content is read once the
+ * duplicates are known */
+#define CS_TMPFILE_TOTAL_MAX (16u << 20)
+struct stat;
+void cs_tmpfile_classify(struct cs_capture *c, struct cs_image_fd *f, const struct stat *st);
+void cs_tmpfiles_content(struct cs_capture *c, const struct cs_fd_ident *ids);
 /* sockets.c: type, state, addresses and options of a socket fd */
 void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f);
 

@@ -46,12 +46,9 @@ int cs_fd_is_agent(const struct cs_agent *a, int fd)
 static char *info_buf; /* fdinfo text */
 static size_t info_cap;
 
-/* st_dev and st_ino of each captured fd, by index: the candidates for a
- * shared open file description are the fds of the same inode. */
-struct fd_ident {
-	uint64_t dev, ino;
-};
-static struct fd_ident *idents;
+/* by index: the candidates for a shared open file description are the
+ * fds of the same inode */
+static struct cs_fd_ident *idents;
 
 void cs_fds_reset(void)
 {
@@ -76,7 +73,7 @@ void cs_fd_unsupported(struct cs_capture *c, struct cs_image_fd *f, const char *
 	cs_unsup_add(c, what);
 }
 
-static int pool_reserve(struct cs_capture *c, size_t more)
+int cs_fd_pool_reserve(struct cs_capture *c, size_t more)
 {
 	return cs_scratch_grow((void **)&c->fd_pool, &c->fd_pool_cap, 1, c->fd_pool_len + more);
 }
@@ -89,7 +86,7 @@ static void pipe_data(struct cs_agent *a, struct cs_capture *c, struct cs_image_
 	ssize_t n = tee(f->fd, a->tee_pipe[1], CS_IMAGE_PIPE_DATA_MAX, SPLICE_F_NONBLOCK);
 	if (n <= 0)
 		return;
-	if (pool_reserve(c, (size_t)n)) {
+	if (cs_fd_pool_reserve(c, (size_t)n)) {
 		cs_fd_unsupported(c, f, "no memory for pending pipe bytes");
 		return;
 	}
@@ -164,7 +161,7 @@ static void epoll_entries(struct cs_capture *c, struct cs_image_fd *f, const cha
 		e.tfd = (int32_t)v;
 		e.events = (uint32_t)field_u64(p, "events:", 16);
 		e.data = field_u64(p, "data:", 16);
-		if (pool_reserve(c, sizeof(e))) {
+		if (cs_fd_pool_reserve(c, sizeof(e))) {
 			cs_fd_unsupported(c, f, "no memory for epoll entries");
 			return;
 		}
@@ -210,7 +207,7 @@ static void anon_inode(struct cs_capture *c, struct cs_image_fd *f)
 	}
 }
 
-static void classify(struct cs_capture *c, struct cs_image_fd *f, struct fd_ident *id)
+static void classify(struct cs_capture *c, struct cs_image_fd *f, struct cs_fd_ident *id)
 {
 	char path[64];
 	struct stat st;
@@ -226,13 +223,16 @@ static void classify(struct cs_capture *c, struct cs_image_fd *f, struct fd_iden
 	}
 	id->dev = st.st_dev;
 	id->ino = st.st_ino;
+	id->size = (uint64_t)st.st_size;
 	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode)) {
 		f->type = S_ISREG(st.st_mode)   ? CS_FD_REGULAR
 		          : S_ISDIR(st.st_mode) ? CS_FD_DIRECTORY
 		                                : CS_FD_CHARDEV;
 		off_t off = lseek(f->fd, 0, SEEK_CUR);
 		f->offset = off > 0 ? (uint64_t)off : 0;
-		if (strstr(f->path, " (deleted)"))
+		if (S_ISREG(st.st_mode) && strstr(f->path, " (deleted)"))
+			cs_tmpfile_classify(c, f, &st);
+		else if (strstr(f->path, " (deleted)"))
 			cs_fd_unsupported(c, f, "the file was deleted");
 		else if (f->path[0] != '/')
 			cs_fd_unsupported(c, f, "not reachable by path");
@@ -365,6 +365,7 @@ int cs_fds_capture(struct cs_agent *a, struct cs_capture *c)
 	}
 	find_shared(c);
 	pipes_data(a, c);
+	cs_tmpfiles_content(c, idents);
 	/* The pool may have moved while it grew: offsets become pointers now. */
 	for (uint32_t i = 0; i < c->n_fds; i++) {
 		struct cs_image_fd *f = &c->fds[i];
@@ -376,6 +377,10 @@ int cs_fds_capture(struct cs_agent *a, struct cs_capture *c)
 			f->epoll = (const void *)(c->fd_pool + (uintptr_t)f->epoll);
 		else
 			f->epoll = NULL;
+		if (f->file_data_len)
+			f->file_data = c->fd_pool + (uintptr_t)f->file_data;
+		else
+			f->file_data = NULL;
 	}
 	return 0;
 }

@@ -134,6 +134,50 @@ static int reset_socket(const struct cs_image_fd *f)
 	return cs_restore_place(sv[0], f->fd, "reset socket");
 }
 
+/* Where an unlinked file comes back: the directory it was in when that
+ * still exists (its filesystem, its quota), else /tmp. */
+static int tmpfile_in_dir(const struct cs_image_fd *f)
+{
+	char dir[CS_IMAGE_PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", f->path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	int t = slash ? open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, f->file_mode) : -1;
+	return t >= 0 ? t : open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, f->file_mode);
+}
+
+/* A new file without a name (O_TMPFILE) with the content, mode, access
+ * mode, flags and offset of the unlinked one. */
+static int tmp_file(const struct cs_image_fd *f)
+{
+	int t = tmpfile_in_dir(f);
+	if (t < 0)
+		return cs_restore_fail("fd %d (%s): O_TMPFILE: %s", f->fd, f->path,
+		                       strerror(errno));
+	for (uint32_t done = 0; done < f->file_data_len;) {
+		ssize_t w = write(t, f->file_data + done, f->file_data_len - done);
+		if (w <= 0) {
+			close(t);
+			return cs_restore_fail("fd %d (%s): writing its content: %s", f->fd,
+			                       f->path, w < 0 ? strerror(errno) : "short write");
+		}
+		done += (uint32_t)w;
+	}
+	fchmod(t, f->file_mode); /* open() applied the umask */
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", t);
+	int flags = (int)(f->open_flags &
+	                  (O_ACCMODE | O_APPEND | O_NOATIME | O_DIRECT | O_SYNC | O_DSYNC)) |
+	            O_CLOEXEC;
+	int r = cs_restore_place(open(self, flags), f->fd, "unlinked file");
+	close(t);
+	if (!r && !(f->open_flags & O_APPEND) && lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0)
+		return cs_restore_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
+		                       (unsigned long long)f->offset, strerror(errno));
+	return r;
+}
+
 /* A periodic timer that had expired with its ticks not read yet shows a
  * remaining time of 0 in fdinfo: 0 would disarm it, so it fires at once. */
 static int timer_fd(const struct cs_image_fd *f)
@@ -235,6 +279,8 @@ static int one_fd(const struct cs_image_fd *f)
 		return cs_restore_socket(f);
 	case CS_FD_SOCKET_CONNECTED:
 		return reset_socket(f);
+	case CS_FD_TMPFILE:
+		return tmp_file(f);
 	case CS_FD_EVENTFD:
 		return event_fd(f);
 	case CS_FD_TIMERFD:

@@ -66,6 +66,9 @@ SCENARIOS = {
     "kstate-sockets": restored("wl-sockets"),
     "kstate-refuse-socket-filter": refused("wl-sockets", ["--filter", "1"],
                                            [r"fd \d+: .*a socket filter is attached"]),
+    "kstate-tmpfile": restored("wl-tmpfile"),
+    "kstate-refuse-big-tmpfile": refused("wl-tmpfile", ["--big-mib", "9"],
+                                         [r"fd \d+: .*unlinked file of 9437184 bytes, above"]),
     "kstate-refuse-thread-timer": refused("wl-itimers", ["--thread-timer", "1"],
                                           [r"POSIX timer \d+: signals thread \d+, not the main"]),
 }
