@@ -69,6 +69,11 @@ SCENARIOS = {
     "kstate-tmpfile": restored("wl-tmpfile"),
     "kstate-refuse-big-tmpfile": refused("wl-tmpfile", ["--big-mib", "9"],
                                          [r"fd \d+: .*unlinked file of 9437184 bytes, above"]),
+    "kstate-refuse-tmpfile-twice": refused("wl-tmpfile", ["--twice", "1"],
+                                           [r"fd \d+: .*unlinked file open twice"]),
+    "kstate-refuse-cpu-clock-timer": refused("wl-itimers", ["--cpu-clock-timer", "1"],
+                                             [r"POSIX timer \d+: runs on clock -\d+, which "
+                                              r"cannot be recreated"]),
     "kstate-refuse-thread-timer": refused("wl-itimers", ["--thread-timer", "1"],
                                           [r"POSIX timer \d+: signals thread \d+, not the main"]),
 }

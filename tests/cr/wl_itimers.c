@@ -11,6 +11,8 @@
  *                   SIGEV_THREAD_ID to the main thread, 40 ms period.
  *   --thread-timer 1: one more timer signalling a second thread, which
  *                   checksync refuses at checkpoint.
+ *   --cpu-clock-timer 1: one more timer on the CPU clock of a second
+ *                   thread, which checksync refuses at checkpoint.
  *
  * At verify: each timer is where it was (the ids still valid, the deleted
  * ones still invalid, clocks, intervals, remaining times within bounds,
@@ -102,7 +104,17 @@ static void *other_thread(void *arg)
 	return NULL;
 }
 
-static void setup(int thread_timer)
+/* A second thread, for the timers checksync refuses. */
+static pid_t second_thread(pthread_t *th)
+{
+	static volatile pid_t tid;
+	pthread_create(th, NULL, other_thread, (void *)&tid);
+	while (!tid)
+		wl_sleep_ms(1);
+	return tid;
+}
+
+static void setup(int thread_timer, int cpu_clock_timer)
 {
 	handler(SIGALRM, on_alarm, NULL);
 	handler(SIGRTMIN + 1, NULL, on_rt);
@@ -130,13 +142,15 @@ static void setup(int thread_timer)
 	arm(ids[5], 40, 40);
 	syscall(SYS_timer_delete, ids[1]);
 	syscall(SYS_timer_delete, ids[3]);
-	if (thread_timer) {
-		static pthread_t th;
-		static volatile pid_t tid;
-		pthread_create(&th, NULL, other_thread, (void *)&tid);
-		while (!tid)
-			wl_sleep_ms(1);
-		create(CLOCK_MONOTONIC, SIGEV_THREAD_ID, SIGRTMIN + 2, 0, tid);
+	static pthread_t th;
+	if (thread_timer)
+		create(CLOCK_MONOTONIC, SIGEV_THREAD_ID, SIGRTMIN + 2, 0, second_thread(&th));
+	if (cpu_clock_timer) {
+		clockid_t cpu;
+		second_thread(&th);
+		if (pthread_getcpuclockid(th, &cpu))
+			exit(2);
+		create(cpu, SIGEV_NONE, 0, 0, 0);
 	}
 }
 
@@ -196,7 +210,8 @@ int main(int argc, char **argv)
 {
 	uint64_t n = 0;
 	wl_init("itimers");
-	setup((int)wl_opt(argc, argv, "--thread-timer", 0));
+	setup((int)wl_opt(argc, argv, "--thread-timer", 0),
+	      (int)wl_opt(argc, argv, "--cpu-clock-timer", 0));
 	while (!wl_verify_requested()) {
 		wl_sleep_ms(20);
 		wl_progress(++n);

@@ -8,6 +8,8 @@
  *   otmp  open(DIR, O_TMPFILE | O_RDWR, 0600), 5000 bytes
  *   --big-mib N: one more unlinked file of N MiB, which checksync refuses
  *         at checkpoint above its limit
+ *   --twice 1: rw opened a second time through /proc/self/fd (another open
+ *         file description of the same file), which checksync refuses
  *
  * DIR is the directory of $CR_RESULT. At verify each file must have its
  * content, size, offset, mode, access mode and O_APPEND, still no name
@@ -139,6 +141,12 @@ int main(int argc, char **argv)
 	}
 	wl_init("tmpfile");
 	setup(dir, seed);
+	if (wl_opt(argc, argv, "--twice", 0)) {
+		char self[64];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", rw);
+		if (open(self, O_RDONLY) < 0)
+			die(self);
+	}
 	if (wl_opt(argc, argv, "--big-mib", 0))
 		big(dir, wl_opt(argc, argv, "--big-mib", 0));
 	while (!wl_verify_requested()) {
