@@ -317,6 +317,68 @@ static void find_shared(struct cs_capture *c)
 	}
 }
 
+static const struct cs_image_fd *fd_by_number(const struct cs_capture *c, int32_t fd, uint32_t *idx)
+{
+	for (uint32_t i = 0; i < c->n_fds; i++)
+		if (c->fds[i].fd == fd) {
+			*idx = i;
+			return &c->fds[i];
+		}
+	return NULL;
+}
+
+/* The file a registration watches ("tfd: 5 ... ino:10dee2" in fdinfo)
+ * must still be at that fd number: a restore registers by number. (Two
+ * registrations of one number are two files, one of them not at it.) */
+static const char *epoll_entry_bad(const struct cs_capture *c, const char *line, int32_t tfd)
+{
+	uint32_t idx;
+	uint64_t ino;
+	const char *p = strstr(line, "ino:"), *nl = strchr(line, '\n');
+	const struct cs_image_fd *t = fd_by_number(c, tfd, &idx);
+	if (!t || t->type == CS_FD_AGENT)
+		return " was closed; the file it watches is open at another fd (a restore "
+		       "registers "
+		       "by fd number)";
+	if (p && (!nl || p < nl) && (p += 4, cs_parse_u64(&p, &ino, 16) == 0) &&
+	    ino != idents[idx].ino)
+		return " now holds another file than the one registered (a restore registers by fd "
+		       "number)";
+	return NULL;
+}
+
+/* Each registration of each epoll fd, checked against the fds captured. */
+static void epoll_check(struct cs_capture *c)
+{
+	char path[64];
+	for (uint32_t i = 0; i < c->n_fds; i++) {
+		struct cs_image_fd *f = &c->fds[i];
+		if (f->type != CS_FD_EPOLL || f->share_fd >= 0)
+			continue;
+		fdinfo_path(path, f->fd);
+		if (cs_read_file(path, info_buf, info_cap) < 0)
+			continue;
+		for (const char *p = info_buf; (p = strstr(p, "tfd:")) != NULL;) {
+			uint64_t tfd;
+			p += 4;
+			while (*p == ' ')
+				p++;
+			if (cs_parse_u64(&p, &tfd, 10))
+				continue;
+			const char *why = epoll_entry_bad(c, p, (int32_t)tfd);
+			if (why) {
+				char what[CS_ERR_MAX], num[24];
+				cs_strlcpy(what, "registered fd ", sizeof(what));
+				cs_fmt_u64(num, tfd);
+				cs_strlcat(what, num, sizeof(what));
+				cs_strlcat(what, why, sizeof(what));
+				cs_fd_unsupported(c, f, what);
+				break;
+			}
+		}
+	}
+}
+
 /* A pipe's pending bytes go into the image once, with its lowest read end
  * that is not a duplicate: the restore writes them once per pipe. */
 static void pipes_data(struct cs_agent *a, struct cs_capture *c)
@@ -364,6 +426,7 @@ int cs_fds_capture(struct cs_agent *a, struct cs_capture *c)
 		classify(c, f, &idents[i]);
 	}
 	find_shared(c);
+	epoll_check(c);
 	pipes_data(a, c);
 	cs_tmpfiles_content(c, idents);
 	/* The pool may have moved while it grew: offsets become pointers now. */

@@ -74,6 +74,9 @@ SCENARIOS = {
     "kstate-refuse-cpu-clock-timer": refused("wl-itimers", ["--cpu-clock-timer", "1"],
                                              [r"POSIX timer \d+: runs on clock -\d+, which "
                                               r"cannot be recreated"]),
+    "kstate-refuse-epoll-stale": refused("wl-pipes", ["--epoll-stale", "1"],
+                                         [r"fd \d+: anon_inode:\[eventpoll\] \(registered fd \d+ "
+                                          r"was closed"]),
     "kstate-refuse-thread-timer": refused("wl-itimers", ["--thread-timer", "1"],
                                           [r"POSIX timer \d+: signals thread \d+, not the main"]),
 }

@@ -9,6 +9,10 @@
  *      holds).
  *   D  shrunk to one page.
  *
+ * --epoll-stale 1: an epoll set watches A's read end by its first fd number,
+ *   which is then closed (the file stays open through the dup): checksync
+ *   refuses this at checkpoint, since a restore registers by number.
+ *
  * At verify: each pipe holds exactly its bytes, once (A read through its
  * duplicate must not find them twice), the flags are per description as
  * set, the duplicates still share their description (kcmp), the separate
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -108,11 +113,24 @@ static void verify(void)
 	drain(c[0], c_bytes, c_len, "C");
 }
 
+/* The registration outlives the number: a[0] moves to a fresh number. */
+static void epoll_stale(void)
+{
+	int ep = epoll_create1(0), moved = dup(a[0]);
+	struct epoll_event ev = {.events = EPOLLIN};
+	if (ep < 0 || moved < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, a[0], &ev))
+		exit(2);
+	close(a[0]);
+	a[0] = moved;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t seed = wl_opt(argc, argv, "--seed", 1), n = 0;
 	wl_init("pipes");
 	setup(seed);
+	if (wl_opt(argc, argv, "--epoll-stale", 0))
+		epoll_stale();
 	while (!wl_verify_requested()) {
 		wl_sleep_ms(20);
 		wl_progress(++n);
