@@ -66,6 +66,8 @@ int cs_restore_place(int tmp, int target, const char *what)
 
 static int finish(const struct cs_image_fd *f)
 {
+	if (f->open_flags & O_PATH)
+		return 0; /* it has no status flags (F_SETFL is EBADF) */
 	/* FD_CLOEXEC is set by the restorer: exec would close the fd now */
 	if (fcntl(f->fd, F_SETFL,
 	          f->open_flags & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)) < 0)
@@ -78,10 +80,11 @@ static int open_path(const struct cs_image_fd *f)
 	int flags =
 	    (int)(f->open_flags & ~(unsigned)(O_CREAT | O_EXCL | O_TRUNC | O_NONBLOCK)) | O_CLOEXEC;
 	if (f->type == CS_FD_DIRECTORY)
-		flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+		flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (int)(f->open_flags & O_PATH);
 	if (cs_restore_place(open(f->path, flags), f->fd, f->path) < 0)
 		return -1;
-	if (f->type == CS_FD_REGULAR && !(f->open_flags & O_APPEND) &&
+	/* an O_PATH fd has no offset (lseek is EBADF) */
+	if (f->type == CS_FD_REGULAR && !(f->open_flags & (O_APPEND | O_PATH)) &&
 	    lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0)
 		return cs_restore_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
 		                       (unsigned long long)f->offset, strerror(errno));

@@ -6,6 +6,7 @@
  *         a dup() of it (one open file description: a shared offset)
  *   log   O_WRONLY | O_APPEND, unlinked, "abc" in it
  *   otmp  open(DIR, O_TMPFILE | O_RDWR, 0600), 5000 bytes
+ *   O_PATH fds (no offset, no status flags) of a named file and of DIR
  *   --big-mib N: one more unlinked file of N MiB, which checksync refuses
  *         at checkpoint above its limit
  *   --twice 1: rw opened a second time through /proc/self/fd (another open
@@ -29,7 +30,8 @@
 #include <unistd.h>
 
 static FILE *st;
-static int rw, rw_dup, logfd, otmp;
+static int rw, rw_dup, logfd, otmp, path_file, path_dir;
+static ino_t plain_ino, dir_ino;
 static uint8_t st_bytes[300 << 10], rw_bytes[20000], otmp_bytes[5000];
 static size_t st_len;
 
@@ -88,6 +90,26 @@ static void setup(const char *dir, uint64_t seed)
 	if (otmp < 0)
 		die("O_TMPFILE");
 	put(otmp, otmp_bytes, sizeof(otmp_bytes));
+	char plain[4200];
+	struct stat s;
+	snprintf(plain, sizeof(plain), "%s/plain", dir);
+	close(open(plain, O_CREAT | O_WRONLY, 0600));
+	path_file = open(plain, O_PATH);
+	path_dir = open(dir, O_PATH | O_DIRECTORY);
+	if (path_file < 0 || path_dir < 0 || fstat(path_file, &s))
+		die("O_PATH");
+	plain_ino = s.st_ino;
+	fstat(path_dir, &s);
+	dir_ino = s.st_ino;
+}
+
+static void check_opath(int fd, ino_t ino, const char *name)
+{
+	struct stat s = {0};
+	fstat(fd, &s);
+	wl_expect(fcntl(fd, F_GETFL) & O_PATH, "%s: not O_PATH any more", name);
+	wl_expect(s.st_ino == ino, "%s: inode %lu, want %lu", name, (unsigned long)s.st_ino,
+	          (unsigned long)ino);
 }
 
 static void check_content(int fd, const uint8_t *want, size_t len, const char *name)
@@ -126,6 +148,8 @@ static void verify(void)
 	fstat(logfd, &s);
 	wl_expect(s.st_size == 6, "log: %lld bytes after an append, want 6", (long long)s.st_size);
 	check_content(otmp, otmp_bytes, sizeof(otmp_bytes), "O_TMPFILE");
+	check_opath(path_file, plain_ino, "O_PATH file");
+	check_opath(path_dir, dir_ino, "O_PATH directory");
 	wl_expect(lseek(otmp, 0, SEEK_CUR) == (off_t)sizeof(otmp_bytes), "O_TMPFILE: offset %lld",
 	          (long long)lseek(otmp, 0, SEEK_CUR));
 }
