@@ -26,6 +26,7 @@ static const char *const section_names[] = {
     [CS_SECT_PAGES] = "PAGES",
     [CS_SECT_UNSUPPORTED] = "UNSUPPORTED",
     [CS_SECT_TIMERS] = "TIMERS",
+    [CS_SECT_ATTRS] = "ATTRS",
     [CS_SECT_END] = "END",
 };
 
@@ -252,6 +253,8 @@ static int decode_section(struct parse *ps, const struct sect *s)
 		return cs_img_decode_unsupported(&r, img);
 	case CS_SECT_TIMERS:
 		return cs_img_decode_timers(&r, img);
+	case CS_SECT_ATTRS:
+		return cs_img_decode_attrs(&r, img);
 	case CS_SECT_END:
 		return check_end(ps, s);
 	default:

@@ -52,6 +52,7 @@ enum cs_image_section_type {
 	CS_SECT_PAGES = 8,       /* page runs with their data */
 	CS_SECT_UNSUPPORTED = 9, /* what could not be captured, by name */
 	CS_SECT_TIMERS = 10,     /* interval timers and POSIX timers (version 2) */
+	CS_SECT_ATTRS = 11,      /* per-process attributes (version 2) */
 	CS_SECT_END = 15,
 };
 /* "HEADER", "PAGES", ...; NULL for a type this version does not know. */
@@ -235,6 +236,19 @@ struct cs_image_fd {
 	struct cs_image_sockopt sockopts[CS_IMAGE_SOCKOPTS_MAX];
 };
 
+/* Per-process attributes (ATTRS section, one record). */
+struct cs_image_attrs {
+	int32_t oom_score_adj;    /* -1000..1000 */
+	uint32_t child_subreaper; /* PR_GET_CHILD_SUBREAPER: 0 or 1 */
+	uint32_t thp_disable;     /* PR_GET_THP_DISABLE: 0 or 1 */
+	uint32_t dumpable;        /* PR_GET_DUMPABLE: 0, 1 or 2 */
+	uint32_t membarrier;      /* MEMBARRIER_CMD_GET_REGISTRATIONS: registered commands */
+};
+/* The membarrier registrations the format carries: the kernel's bits of
+ * MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, _PRIVATE_EXPEDITED,
+ * _PRIVATE_EXPEDITED_SYNC_CORE and _PRIVATE_EXPEDITED_RSEQ. */
+#define CS_MEMBARRIER_REGISTERED ((1u << 2) | (1u << 4) | (1u << 6) | (1u << 8))
+
 /* Timers of the process (TIMERS section). */
 enum cs_image_timer_kind {
 	CS_TIMER_REAL = 1,    /* setitimer(ITIMER_REAL) */
@@ -338,6 +352,7 @@ int cs_image_put_sigaction(struct cs_buf *b, const struct cs_image_sigaction *s)
 int cs_image_put_run(struct cs_buf *b, const struct cs_image_run *r);
 int cs_image_put_unsupported(struct cs_buf *b, const struct cs_image_unsupported *u);
 int cs_image_put_timer(struct cs_buf *b, const struct cs_image_timer *t);
+int cs_image_put_attrs(struct cs_buf *b, const struct cs_image_attrs *a);
 /* The 16-byte head of a page run inside PAGES; the npages * page_size bytes follow. */
 int cs_image_put_page_run_head(struct cs_buf *b, uint64_t addr, uint32_t npages);
 #define CS_IMAGE_PAGE_RUN_HEAD 16u
@@ -389,6 +404,8 @@ struct cs_image {
 	size_t n_unsupported;
 	struct cs_image_timer *timers; /* sorted by (kind, id) */
 	size_t n_timers;
+	struct cs_image_attrs attrs;
+	int has_attrs; /* an ATTRS section was present */
 	uint64_t total_len; /* bytes up to and including END */
 };
 

@@ -709,6 +709,33 @@ int cs_img_decode_timers(struct cs_rd *r, struct cs_image *img)
 	return cs_rd_done(r);
 }
 
+/* ---- ATTRS -------------------------------------------------------------- */
+
+int cs_img_decode_attrs(struct cs_rd *r, struct cs_image *img)
+{
+	struct cs_image_attrs *a = &img->attrs;
+
+	TRY(cs_rd_i32(r, "oom_score_adj", &a->oom_score_adj));
+	if (a->oom_score_adj < -1000 || a->oom_score_adj > 1000)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "oom_score_adj %d is outside -1000..1000",
+		                  a->oom_score_adj);
+	TRY(cs_rd_u32(r, "child_subreaper", &a->child_subreaper));
+	TRY(cs_rd_u32(r, "thp_disable", &a->thp_disable));
+	if (a->child_subreaper > 1 || a->thp_disable > 1)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "child_subreaper %u or thp_disable %u is not 0 or 1",
+		                  a->child_subreaper, a->thp_disable);
+	TRY(cs_rd_u32(r, "dumpable", &a->dumpable));
+	if (a->dumpable > 2)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "dumpable %u is above 2", a->dumpable);
+	TRY(cs_rd_u32(r, "membarrier", &a->membarrier));
+	if (a->membarrier & ~CS_MEMBARRIER_REGISTERED)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown membarrier registrations 0x%x",
+		                  a->membarrier & ~CS_MEMBARRIER_REGISTERED);
+	img->has_attrs = 1;
+	return cs_rd_done(r);
+}
+
 /* ---- PAGES -------------------------------------------------------------- */
 
 /* Appends to img->page_runs, doubling the array at each power of two. */

@@ -372,3 +372,18 @@ int cs_image_put_timer(struct cs_buf *b, const struct cs_image_timer *t)
 	b->len += CS_REC_TIMER;
 	return 0;
 }
+
+int cs_image_put_attrs(struct cs_buf *b, const struct cs_image_attrs *a)
+{
+	uint8_t *p = reserve(b, CS_REC_ATTRS);
+
+	if (!p)
+		return -ENOSPC;
+	p = cs_img_put32(p, (uint32_t)a->oom_score_adj);
+	p = cs_img_put32(p, a->child_subreaper);
+	p = cs_img_put32(p, a->thp_disable);
+	p = cs_img_put32(p, a->dumpable);
+	cs_img_put32(p, a->membarrier);
+	b->len += CS_REC_ATTRS;
+	return 0;
+}

@@ -119,6 +119,7 @@ struct cs_capture {
 	uint32_t n_fds;
 	struct cs_image_timer *timers; /* interval timers, then POSIX timers by id */
 	uint32_t n_timers;
+	struct cs_image_attrs attrs;
 	uint8_t *fd_pool; /* pipe bytes and epoll entries */
 	size_t fd_pool_len, fd_pool_cap;
 	char *unsup;      /* newline-separated "what" strings */
@@ -234,6 +235,8 @@ void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f);
 /* timers.c: runs in the parent during the freeze (timers are not inherited) */
 int cs_timers_capture(struct cs_capture *c);
 void cs_timers_reset(void);
+/* attrs.c: runs in the parent during the freeze */
+int cs_attrs_capture(struct cs_capture *c);
 /* freeze.c */
 int cs_freeze_install(void);
 int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns);

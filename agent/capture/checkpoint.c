@@ -224,6 +224,7 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	r = cs_timers_capture(c);
 	if (r)
 		return cs_set_err(c->errmsg, "timer capture failed", NULL, NULL), r;
+	cs_attrs_capture(c);
 	t3 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	memset(a->result, 0, sizeof(*a->result));
 	if (!writer_stack && !(writer_stack = cs_scratch_alloc(WRITER_STACK, 0)))

@@ -150,6 +150,13 @@ static int put_timers(struct dump *d)
 	return meta_section(d, CS_SECT_TIMERS);
 }
 
+static int put_attrs(struct dump *d)
+{
+	d->meta.len = 0;
+	int r = cs_image_put_attrs(&d->meta, &d->c->attrs);
+	return r ? r : meta_section(d, CS_SECT_ATTRS);
+}
+
 /* The kernel's sigaction layout, which carries sa_restorer. */
 struct ksigaction {
 	uint64_t handler, flags, restorer, mask;
@@ -322,6 +329,8 @@ static int write_image(struct dump *d)
 		return dfail(d, r, "writing SIGNALS failed");
 	if ((r = put_timers(d)))
 		return dfail(d, r, "writing TIMERS failed");
+	if ((r = put_attrs(d)))
+		return dfail(d, r, "writing ATTRS failed");
 	make_readable(d);
 	if ((r = cs_dump_select_pages(d)))
 		return dfail(d, r, "scanning resident pages failed");

@@ -115,6 +115,9 @@ struct cs_plan_header {
 	/* interval timers, then POSIX timers by ascending id */
 	uint32_t n_timers, reserved3;
 	uint64_t timers_off;
+	/* process attributes the exec of the restorer reset (the image's ATTRS;
+	 * oom_score_adj is set by the tool before the exec, which keeps it) */
+	uint32_t child_subreaper, thp_disable, dumpable, membarrier;
 
 	/* for PR_SET_MM_MAP */
 	uint64_t start_code, end_code, start_data, end_data;

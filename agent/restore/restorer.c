@@ -390,6 +390,24 @@ static void restore_timers(void)
 		cs_sys5(NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
 }
 
+/* What the exec of the restorer reset: membarrier registrations (they
+ * belong to the mm), THP disable, child subreaper, dumpable (last: the
+ * restorer's own /proc files need not stay readable). */
+static void restore_attrs(void)
+{
+	for (uint32_t bit = 1; bit && bit <= plan->membarrier; bit <<= 1)
+		if (plan->membarrier & bit)
+			check(cs_sys3(NR_membarrier, bit, 0, 0), "membarrier registration", bit);
+	if (plan->thp_disable)
+		check(cs_sys5(NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE", 0);
+	if (plan->child_subreaper)
+		check(cs_sys5(NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "PR_SET_CHILD_SUBREAPER",
+		      0);
+	if (plan->dumpable != 1)
+		check(cs_sys5(NR_prctl, PR_SET_DUMPABLE, plan->dumpable, 0, 0, 0), "PR_SET_DUMPABLE",
+		      plan->dumpable);
+}
+
 /* Per-thread kernel state that clone does not carry: robust list, rseq,
  * gs. fs and the tid address come with clone3 (or set_tid_address). */
 static void thread_state(const struct cs_plan_thread *t)
@@ -461,6 +479,7 @@ static void threads_and_leave(void)
 	restore_cloexec();
 	restore_rlimits();
 	restore_timers();
+	restore_attrs();
 	/* From here on nothing may fail: threads start running app code. */
 	cs_sys3(NR_write, plan->status_fd, "ok\n", 3);
 	cs_sys3(NR_close_range, plan->helper_lo, plan->exe_fd, 0);

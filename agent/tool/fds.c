@@ -360,6 +360,31 @@ static int place_helpers(struct cs_restore *r)
 	return 0;
 }
 
+/* Kept by the exec of the restorer (it belongs to the signal struct). Only
+ * a restore can tell whether it may be lowered (CAP_SYS_RESOURCE). */
+static int set_oom_score_adj(int32_t v)
+{
+	char buf[16];
+	int fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+	ssize_t got = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	buf[got > 0 ? got : 0] = 0;
+	if (got > 0 && atoi(buf) == v) {
+		close(fd);
+		return 0;
+	}
+	int n = snprintf(buf, sizeof(buf), "%d", (int)v);
+	if (fd >= 0 && pwrite(fd, buf, (size_t)n, 0) == n) {
+		close(fd);
+		return 0;
+	}
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	return cs_restore_fail("oom_score_adj %d (a check only a restore can make: lowering it "
+	                       "needs CAP_SYS_RESOURCE): %s",
+	                       (int)v, strerror(e));
+}
+
 int cs_restore_exec(struct cs_restore *r)
 {
 	const struct cs_image_process *p = &r->img->process;
@@ -381,6 +406,8 @@ int cs_restore_exec(struct cs_restore *r)
 	if (chdir(p->cwd) < 0)
 		return cs_restore_fail("chdir %s: %s", p->cwd, strerror(errno));
 	umask(p->umask);
+	if (r->img->has_attrs && set_oom_score_adj(r->img->attrs.oom_score_adj) < 0)
+		return -1;
 	if (personality(p->personality) < 0)
 		return cs_restore_fail("personality %#x: %s", p->personality, strerror(errno));
 	char fdarg[16];

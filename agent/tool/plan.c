@@ -417,6 +417,13 @@ int cs_plan_build(struct cs_restore *r)
 	h.n_copies = (uint32_t)cl.n;
 	h.n_threads = (uint32_t)r->img->n_threads;
 	h.n_sigactions = (uint32_t)r->img->n_sigactions;
+	h.dumpable = 1; /* what the exec left */
+	if (r->img->has_attrs) {
+		h.child_subreaper = r->img->attrs.child_subreaper;
+		h.thp_disable = r->img->attrs.thp_disable;
+		h.dumpable = r->img->attrs.dumpable;
+		h.membarrier = r->img->attrs.membarrier;
+	}
 	err = buf_add(&b, &h, sizeof(h), NULL);
 	if (!err)
 		err = buf_add(&b, maps, n_maps * sizeof(*maps), &h.maps_off);

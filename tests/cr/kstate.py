@@ -67,6 +67,7 @@ SCENARIOS = {
     "kstate-refuse-socket-filter": refused("wl-sockets", ["--filter", "1"],
                                            [r"fd \d+: .*a socket filter is attached"]),
     "kstate-tmpfile": restored("wl-tmpfile"),
+    "kstate-attrs": restored("wl-attrs"),
     "kstate-refuse-big-tmpfile": refused("wl-tmpfile", ["--big-mib", "9"],
                                          [r"fd \d+: .*unlinked file of 9437184 bytes, above"]),
     "kstate-refuse-tmpfile-twice": refused("wl-tmpfile", ["--twice", "1"],

@@ -42,6 +42,7 @@ struct sample {
 	struct cs_image_unsupported unsup[S_UNSUP];
 	struct cs_image_run runs[S_RUNS]; /* page runs; runs[0] in the first PAGES section */
 	struct cs_image_timer timers[S_TIMERS];
+	struct cs_image_attrs attrs;
 	size_t n_maps, n_threads, n_fds, n_sigs, n_res, n_unsup, n_runs, n_timers;
 	uint8_t pipe_data[S_PIPE];
 	uint8_t file_data[S_FILE];
@@ -260,6 +261,11 @@ static void sample_rest(struct sample *s)
 {
 	size_t i;
 
+	s->attrs.oom_score_adj = s->full ? -1000 : 500;
+	s->attrs.child_subreaper = 1, s->attrs.thp_disable = s->full;
+	s->attrs.dumpable = s->full ? 2 : 0;
+	s->attrs.membarrier = s->full ? CS_MEMBARRIER_REGISTERED : 1u << 4;
+
 	s->n_sigs = s->full ? S_SIGS : 2;
 	for (i = 0; i < s->n_sigs; i++) {
 		s->sigs[i].signo = s->full ? (uint32_t)i + 1 : (uint32_t)(i * 13 + 2);
@@ -360,7 +366,10 @@ static int write_metadata(struct cs_image_writer *w, const struct sample *s, str
 	PUT_ALL(b, cs_image_put_unsupported, s->unsup, s->n_unsup);
 	TRYW(cs_image_write_section(w, CS_SECT_UNSUPPORTED, b));
 	PUT_ALL(b, cs_image_put_timer, s->timers, s->n_timers);
-	return cs_image_write_section(w, CS_SECT_TIMERS, b);
+	TRYW(cs_image_write_section(w, CS_SECT_TIMERS, b));
+	b->len = 0;
+	TRYW(cs_image_put_attrs(b, &s->attrs));
+	return cs_image_write_section(w, CS_SECT_ATTRS, b);
 }
 
 /* Writes the whole image into m; returns 0 or a negative errno. */
@@ -410,6 +419,7 @@ static int __attribute__((unused)) sample_diff(const struct sample *s, const str
 	DIFF(s->n_res && memcmp(img->resident, s->res, s->n_res * sizeof(s->res[0])));
 	DIFF(s->n_unsup && memcmp(img->unsupported, s->unsup, s->n_unsup * sizeof(s->unsup[0])));
 	DIFF(s->n_timers && memcmp(img->timers, s->timers, s->n_timers * sizeof(s->timers[0])));
+	DIFF(memcmp(&img->attrs, &s->attrs, sizeof(s->attrs)) != 0);
 	for (i = 0; i < s->n_fds; i++) {
 		struct cs_image_fd a = img->fds[i], e = s->fds[i];
 

@@ -71,6 +71,7 @@ def record_vectors():
         'unsupported': lp(b'fd 9: netlink'),
         'page_run_head': struct.pack('<QII', 0x7f0000001000, 3, 0),
         'timer': timer,
+        'attrs': struct.pack('<iIIII', -100, 1, 0, 2, 16),
     }
 
 
@@ -251,7 +252,7 @@ def decode(data, name):
         if flags & ~1 or (not types and stype != 1):
             raise Bad('%s: flags or first section' % name)
         r = Reader(data[off + 16:end], '%s section %d at %d' % (name, stype, off))
-        if stype in (1, 2, 3, 4, 5, 6, 7, 9, 10):
+        if stype in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11):
             if stype in seen:
                 raise Bad('%s: duplicate %d' % (name, stype))
             seen.add(stype)
@@ -278,6 +279,10 @@ def decode(data, name):
                 r.take(npages * 4096)
         elif stype == 9:
             records(r, lambda rr, _: rr.var(255, True) and None)
+        elif stype == 11:
+            oom, sub, thp, dump, mb = r.u('iIIII')
+            if not -1000 <= oom <= 1000 or sub > 1 or thp > 1 or dump > 2 or mb & ~0x154:
+                raise Bad('attrs')
         elif stype == 10:
             if struct.unpack_from('<I', r.d)[0] > 65536:
                 raise Bad('too many timers')

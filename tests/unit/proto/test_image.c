@@ -130,6 +130,7 @@ static const struct {
 	{"timer",
 		"0400000001000000020000000400000022000000050000000600000000000000"
 		"07000000000000000800000000000000"},
+	{"attrs", "9cffffff010000000000000002000000" "10000000"},
 };
 
 static int record_kat_encode(size_t i, struct cs_buf *b)
@@ -141,6 +142,7 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	struct cs_image_sigaction sa = {17, 0, 0x401000, 0x04000000, 0x7f00, 0x10000};
 	struct cs_image_unsupported u = {"fd 9: netlink"};
 	struct cs_image_timer tm = {CS_TIMER_POSIX, 1, 2, CS_TIMER_NOTIFY_THREAD_ID, 34, 5, 6, 7, 8};
+	struct cs_image_attrs at = {-100, 1, 0, 2, 1u << 4};
 	uint64_t *mm = &p.start_code;
 	int k;
 
@@ -181,6 +183,8 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 		return cs_image_put_unsupported(b, &u);
 	case 6:
 		return cs_image_put_timer(b, &tm);
+	case 7:
+		return cs_image_put_attrs(b, &at);
 	default:
 		return cs_image_put_page_run_head(b, 0x7f0000001000ull, 3);
 	}
@@ -608,7 +612,7 @@ static void test_names(void)
 
 	CHECK(strcmp(cs_image_section_name(CS_SECT_PAGES), "PAGES") == 0);
 	CHECK(strcmp(cs_image_section_name(CS_SECT_END), "END") == 0);
-	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(11) == NULL);
+	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(12) == NULL);
 	CHECK(cs_image_section_name(UINT32_MAX) == NULL);
 	CHECK(strcmp(cs_image_fd_type_name(CS_FD_EPOLL), "EPOLL") == 0);
 	CHECK(cs_image_fd_type_name(0) == NULL && cs_image_fd_type_name(15) == NULL);

@@ -216,7 +216,7 @@ static void test_bit_flips(int full, size_t stride)
 	sample_init(&s, full);
 	CHECK_EQ(sample_write(&s, &m), 0);
 	n = list_sections(img_buf, m.len, sp, MAXSECT);
-	CHECK_EQ(n, full ? 12 : 11);
+	CHECK_EQ(n, full ? 13 : 12);
 	for (i = 0; i < m.len; i += (i < 64 || i + 64 > m.len) ? 1 : stride, seen++)
 		check_flip(img_buf, m.len, i, sp, n, &bad);
 	CHECK_EQ(bad, 0);
@@ -750,6 +750,33 @@ static void test_timers(void)
 	       "an interval timer (kind 3) has POSIX fields set");
 }
 
+static size_t build_attrs(const struct cs_image_attrs *a)
+{
+	uint8_t rec[64];
+	struct cs_buf b = {rec, 0, sizeof(rec)};
+
+	CHECK_EQ(cs_image_put_attrs(&b, a), 0);
+	return build1(CS_SECT_ATTRS, &b);
+}
+
+static void test_attrs(void)
+{
+	struct cs_image_attrs a = {-1000, 1, 1, 2, 1u << 8};
+
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_OK, 0, "");
+	a.oom_score_adj = 1001;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS,
+	       "oom_score_adj 1001 is outside -1000..1000");
+	a.oom_score_adj = 0, a.thp_disable = 2;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS,
+	       "child_subreaper 1 or thp_disable 2 is not 0 or 1");
+	a.thp_disable = 0, a.dumpable = 3;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS, "dumpable 3 is above 2");
+	a.dumpable = 1, a.membarrier = 1u << 5;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS,
+	       "unknown membarrier registrations 0x20");
+}
+
 static size_t build_resident(const struct cs_image_run *r, size_t n)
 {
 	uint8_t rec[256];
@@ -872,6 +899,7 @@ int main(void)
 	test_error_message();
 	test_fds();
 	test_timers();
+	test_attrs();
 	test_signals();
 	test_runs();
 	test_pages();

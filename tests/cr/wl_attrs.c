@@ -1,0 +1,71 @@
+/*
+ * attrs: per-process attributes a restore must set again.
+ *
+ *   oom_score_adj 500 (raised: no privilege needed), child subreaper,
+ *   transparent huge pages disabled, a membarrier PRIVATE_EXPEDITED
+ *   registration, dumpable 0.
+ *
+ * At verify each must read back as set, and the membarrier registration
+ * must work (a private expedited barrier fails with EPERM without it).
+ */
+#include "wl_common.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define MB_PRIVATE_EXPEDITED          (1 << 3)
+#define MB_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+#define MB_GET_REGISTRATIONS          (1 << 9)
+
+static int oom_score_adj(void)
+{
+	char buf[32] = "";
+	int fd = open("/proc/self/oom_score_adj", O_RDONLY);
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) < 0)
+		return -9999;
+	close(fd);
+	return atoi(buf);
+}
+
+static void setup(void)
+{
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY);
+	if (fd < 0 || write(fd, "500", 3) != 3 || prctl(PR_SET_CHILD_SUBREAPER, 1) ||
+	    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) ||
+	    syscall(SYS_membarrier, MB_REGISTER_PRIVATE_EXPEDITED, 0, 0) ||
+	    prctl(PR_SET_DUMPABLE, 0))
+		exit(2);
+	close(fd);
+}
+
+static void verify(void)
+{
+	int sub = -1;
+	prctl(PR_GET_CHILD_SUBREAPER, &sub);
+	wl_expect(oom_score_adj() == 500, "oom_score_adj %d, want 500", oom_score_adj());
+	wl_expect(sub == 1, "child subreaper %d, want 1", sub);
+	wl_expect(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1, "THP disable lost");
+	wl_expect(prctl(PR_GET_DUMPABLE) == 0, "dumpable %d, want 0", prctl(PR_GET_DUMPABLE));
+	long regs = syscall(SYS_membarrier, MB_GET_REGISTRATIONS, 0, 0);
+	wl_expect(regs == MB_REGISTER_PRIVATE_EXPEDITED, "membarrier registrations %#lx, want %#x",
+	          regs, MB_REGISTER_PRIVATE_EXPEDITED);
+	wl_expect(syscall(SYS_membarrier, MB_PRIVATE_EXPEDITED, 0, 0) == 0,
+	          "membarrier PRIVATE_EXPEDITED fails: the registration is gone");
+}
+
+int main(void)
+{
+	uint64_t n = 0;
+	wl_init("attrs");
+	setup();
+	while (!wl_verify_requested()) {
+		wl_sleep_ms(20);
+		wl_progress(++n);
+	}
+	verify();
+	wl_finish(!wl_failures(), n, "%s", wl_first_failure());
+}
