@@ -28,8 +28,26 @@ static int32_t oom_score_adj(void)
 	return neg ? -(int32_t)v : (int32_t)v;
 }
 
+/* A restore chdirs to the saved path: a directory that was removed cannot
+ * be entered again (the refusal used to come only at restore). */
+static void cwd_check(struct cs_capture *c)
+{
+	char cwd[CS_IMAGE_PATH_MAX];
+	ssize_t n = readlink("/proc/self/cwd", cwd, sizeof(cwd) - 1);
+	cwd[n > 0 ? n : 0] = 0;
+	size_t len = (size_t)(n > 0 ? n : 0);
+	if (len > 10 && !strcmp(cwd + len - 10, " (deleted)")) {
+		char what[CS_ERR_MAX];
+		cs_strlcpy(what, "working directory: ", sizeof(what));
+		cs_strlcat(what, cwd, sizeof(what));
+		cs_strlcat(what, " was removed; a restore cannot enter it again", sizeof(what));
+		cs_unsup_add(c, what);
+	}
+}
+
 int cs_attrs_capture(struct cs_capture *c)
 {
+	cwd_check(c);
 	struct cs_image_attrs *a = &c->attrs;
 	int v = 0;
 	memset(a, 0, sizeof(*a));

@@ -78,6 +78,8 @@ SCENARIOS = {
     "kstate-refuse-epoll-stale": refused("wl-pipes", ["--epoll-stale", "1"],
                                          [r"fd \d+: anon_inode:\[eventpoll\] \(registered fd \d+ "
                                           r"was closed"]),
+    "kstate-refuse-removed-cwd": refused("wl-attrs", ["--rmcwd", "1"],
+                                         [r"working directory: \S+ \(deleted\) was removed"]),
     "kstate-refuse-thread-timer": refused("wl-itimers", ["--thread-timer", "1"],
                                           [r"POSIX timer \d+: signals thread \d+, not the main"]),
 }

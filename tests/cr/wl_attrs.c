@@ -7,13 +7,18 @@
  *
  * At verify each must read back as set, and the membarrier registration
  * must work (a private expedited barrier fails with EPERM without it).
+ *
+ * --rmcwd 1: the working directory is a directory of $CR_RESULT's that the
+ * program removed, which checksync refuses at checkpoint.
  */
 #include "wl_common.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -57,11 +62,23 @@ static void verify(void)
 	          "membarrier PRIVATE_EXPEDITED fails: the registration is gone");
 }
 
-int main(void)
+/* chdir into a new directory next to $CR_RESULT, then remove it */
+static void remove_cwd(void)
+{
+	char dir[4200];
+	const char *result = getenv("CR_RESULT");
+	snprintf(dir, sizeof(dir), "%s.cwd", result && *result ? result : "/tmp/wl-attrs");
+	if (mkdir(dir, 0700) || chdir(dir) || rmdir(dir))
+		exit(2);
+}
+
+int main(int argc, char **argv)
 {
 	uint64_t n = 0;
 	wl_init("attrs");
 	setup();
+	if (wl_opt(argc, argv, "--rmcwd", 0))
+		remove_cwd();
 	while (!wl_verify_requested()) {
 		wl_sleep_ms(20);
 		wl_progress(++n);
