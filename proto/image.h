@@ -40,6 +40,7 @@
 #define CS_IMAGE_SOCKOPTS_MAX   32
 #define CS_IMAGE_SOCKOPT_LEN    16 /* bytes of one option's value */
 #define CS_IMAGE_TIMERS_MAX     65536
+#define CS_IMAGE_LOCKS_MAX      64 /* file locks per fd */
 
 enum cs_image_section_type {
 	CS_SECT_HEADER = 1,
@@ -198,6 +199,23 @@ struct cs_image_sockopt {
 	uint8_t val[CS_IMAGE_SOCKOPT_LEN];
 };
 
+/* A file lock or lease the process holds through an fd. */
+enum cs_image_lock_kind {
+	CS_LOCK_POSIX = 1, /* fcntl F_SETLK: the process's, per file */
+	CS_LOCK_FLOCK = 2, /* flock: the open file description's */
+	CS_LOCK_OFD = 3,   /* fcntl F_OFD_SETLK: the open file description's */
+	CS_LOCK_LEASE = 4, /* fcntl F_SETLEASE */
+};
+#define CS_LOCK_READ  1
+#define CS_LOCK_WRITE 2
+#define CS_LOCK_EOF   UINT64_MAX /* end: to the end of the file, however long */
+
+struct cs_image_lock {
+	uint32_t kind; /* enum cs_image_lock_kind */
+	uint32_t mode; /* CS_LOCK_READ or CS_LOCK_WRITE */
+	uint64_t start, end; /* byte range, end inclusive; 0, EOF for whole-file kinds */
+};
+
 struct cs_image_fd {
 	int32_t fd;
 	uint32_t type;       /* enum cs_image_fd_type */
@@ -234,6 +252,8 @@ struct cs_image_fd {
 	const uint8_t *file_data; /* TMPFILE: the whole content */
 	uint32_t n_sockopts;
 	struct cs_image_sockopt sockopts[CS_IMAGE_SOCKOPTS_MAX];
+	uint32_t n_locks;
+	struct cs_image_lock locks[CS_IMAGE_LOCKS_MAX];
 };
 
 /* Per-process attributes (ATTRS section, one record). */

@@ -492,6 +492,29 @@ static int decode_sockopts(struct cs_rd *r, struct cs_image_fd *f)
 	return 0;
 }
 
+static int decode_locks(struct cs_rd *r, struct cs_image_fd *f)
+{
+	uint32_t i;
+
+	TRY(cs_rd_count(r, "n_locks", 24, CS_IMAGE_LOCKS_MAX, &f->n_locks));
+	for (i = 0; i < f->n_locks; i++) {
+		struct cs_image_lock *l = &f->locks[i];
+
+		TRY(cs_rd_u32(r, "lock kind", &l->kind));
+		TRY(cs_rd_u32(r, "lock mode", &l->mode));
+		TRY(cs_rd_u64(r, "lock start", &l->start));
+		TRY(cs_rd_u64(r, "lock end", &l->end));
+		if (l->kind < CS_LOCK_POSIX || l->kind > CS_LOCK_LEASE ||
+		    (l->mode != CS_LOCK_READ && l->mode != CS_LOCK_WRITE) || l->start > l->end)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+			                  "fd %d: lock %u: kind %u, mode %u or range %llu-%llu is "
+			                  "invalid",
+			                  f->fd, i, l->kind, l->mode, (unsigned long long)l->start,
+			                  (unsigned long long)l->end);
+	}
+	return 0;
+}
+
 /* Whether fd is one of the n records already decoded (sorted by fd). */
 static int have_fd(const struct cs_image_fd *fds, size_t n, int32_t fd)
 {
@@ -526,7 +549,8 @@ static int decode_fd_tail(struct cs_rd *r, struct cs_image_fd *fds, size_t i)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d: file_mode 0%o has bits above 07777",
 		                  f->fd, f->file_mode);
 	TRY(decode_file_data(r, f));
-	return decode_sockopts(r, f);
+	TRY(decode_sockopts(r, f));
+	return decode_locks(r, f);
 }
 
 static int decode_fd(struct cs_rd *r, struct cs_image_fd *fds, size_t i, int32_t prev_fd)
@@ -550,7 +574,7 @@ int cs_img_decode_fds(struct cs_rd *r, struct cs_image *img)
 	size_t i;
 
 	/* n_fds is set before decoding so cs_image_free releases partial records. */
-	TRY(rd_array(r, CS_REC_FD_FIXED + 44, UINT32_MAX, sizeof(*img->fds), (void **)&img->fds,
+	TRY(rd_array(r, CS_REC_FD_FIXED + 48, UINT32_MAX, sizeof(*img->fds), (void **)&img->fds,
 	             &img->n_fds));
 	for (i = 0; i < img->n_fds; i++) {
 		r->record = (long)i;

@@ -231,7 +231,7 @@ static size_t fd_tail_len(const struct cs_image_fd *f)
 
 	for (i = 0; i < f->n_sockopts; i++)
 		n += 8 + 4 + f->sockopts[i].len;
-	return n;
+	return n + 4 + (size_t)f->n_locks * 24;
 }
 
 static int fd_tail_ok(const struct cs_image_fd *f)
@@ -239,7 +239,7 @@ static int fd_tail_ok(const struct cs_image_fd *f)
 	uint32_t i;
 
 	if (f->file_data_len > CS_IMAGE_FILE_DATA_MAX || (f->file_data_len > 0 && !f->file_data) ||
-	    f->n_sockopts > CS_IMAGE_SOCKOPTS_MAX)
+	    f->n_sockopts > CS_IMAGE_SOCKOPTS_MAX || f->n_locks > CS_IMAGE_LOCKS_MAX)
 		return 0;
 	for (i = 0; i < f->n_sockopts; i++)
 		if (f->sockopts[i].len > CS_IMAGE_SOCKOPT_LEN)
@@ -260,6 +260,13 @@ static uint8_t *put_fd_tail(uint8_t *p, const struct cs_image_fd *f)
 		p = cs_img_put32(p, (uint32_t)f->sockopts[i].level);
 		p = cs_img_put32(p, (uint32_t)f->sockopts[i].name);
 		p = put_var(p, f->sockopts[i].val, f->sockopts[i].len);
+	}
+	p = cs_img_put32(p, f->n_locks);
+	for (i = 0; i < f->n_locks; i++) {
+		p = cs_img_put32(p, f->locks[i].kind);
+		p = cs_img_put32(p, f->locks[i].mode);
+		p = cs_img_put64(p, f->locks[i].start);
+		p = cs_img_put64(p, f->locks[i].end);
 	}
 	return p;
 }

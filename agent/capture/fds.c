@@ -173,6 +173,90 @@ static void epoll_entries(struct cs_capture *c, struct cs_image_fd *f, const cha
 	f->n_epoll = n;
 }
 
+/* A file the process maps, by device and inode: the restorer holds an fd
+ * of it while it maps it, and closing that fd drops the process's POSIX
+ * locks on the file. */
+static int mapped(const struct cs_capture *c, uint64_t dev, uint64_t ino)
+{
+	for (size_t i = 0; i < c->maps.n; i++)
+		if (c->maps.v[i].ino == ino && c->maps.v[i].dev == dev)
+			return 1;
+	return 0;
+}
+
+static const char *skip_word(const char *p)
+{
+	while (*p && *p != ' ' && *p != '\n')
+		p++;
+	while (*p == ' ')
+		p++;
+	return p;
+}
+
+/* One "lock:" line of fdinfo: "1: POSIX  ADVISORY  WRITE 42 fe:00:123 10 29",
+ * "1: FLOCK  ADVISORY  READ ...", "1: OFDLCK ADVISORY  WRITE -1 ... 0 EOF",
+ * "1: LEASE  ACTIVE    READ ..."; "1: -> ..." is a waiter, not a holder. */
+static const char *parse_lock(const char *p, struct cs_image_lock *l)
+{
+	static const char *const kinds[] = {"POSIX ", "FLOCK ", "OFDLCK ", "LEASE "};
+	p = skip_word(p); /* "1:" */
+	if (!strncmp(p, "->", 2))
+		return "";
+	l->kind = 0;
+	for (uint32_t k = 0; k < 4; k++)
+		if (!strncmp(p, kinds[k], strlen(kinds[k])))
+			l->kind = CS_LOCK_POSIX + k;
+	if (!l->kind)
+		return "a kind of file lock the agent does not know";
+	p = skip_word(p);
+	if (l->kind == CS_LOCK_LEASE && strncmp(p, "ACTIVE ", 7))
+		return "a lease being broken";
+	p = skip_word(p);
+	l->mode = !strncmp(p, "READ ", 5)    ? CS_LOCK_READ
+	          : !strncmp(p, "WRITE ", 6) ? CS_LOCK_WRITE
+	                                     : 0;
+	if (!l->mode)
+		return "a file lock of an unknown mode";
+	p = skip_word(skip_word(skip_word(p))); /* mode, pid, dev:ino */
+	if (cs_parse_u64(&p, &l->start, 10))
+		return "a file lock with an unreadable range";
+	while (*p == ' ')
+		p++;
+	l->end = CS_LOCK_EOF;
+	if (strncmp(p, "EOF", 3) && cs_parse_u64(&p, &l->end, 10))
+		return "a file lock with an unreadable range";
+	return NULL;
+}
+
+/* Locks and leases held through a file fd, from its fdinfo. */
+static void file_locks(struct cs_capture *c, struct cs_image_fd *f, const struct cs_fd_ident *id)
+{
+	char path[64];
+	const char *why = NULL;
+	fdinfo_path(path, f->fd);
+	if (cs_scratch_grow((void **)&info_buf, &info_cap, 1, 1u << 20))
+		why = "no memory for fdinfo";
+	else if (cs_read_file(path, info_buf, info_cap) < 0)
+		why = "fdinfo unreadable";
+	for (const char *p = info_buf; !why && (p = strstr(p, "lock:\t")) != NULL; p++) {
+		struct cs_image_lock l;
+		why = parse_lock(p + 6, &l);
+		if (why && !*why) {
+			why = NULL;
+			continue;
+		}
+		if (!why && f->n_locks == CS_IMAGE_LOCKS_MAX)
+			why = "more file locks than an image holds";
+		if (!why && l.kind == CS_LOCK_POSIX && mapped(c, id->dev, id->ino))
+			why = "a POSIX lock on a file the process also maps (the restore would "
+			      "drop it)";
+		if (!why)
+			f->locks[f->n_locks++] = l;
+	}
+	if (why)
+		cs_fd_unsupported(c, f, why);
+}
+
 /* eventfd, timerfd, epoll: their state is in fdinfo. */
 static void anon_inode(struct cs_capture *c, struct cs_image_fd *f)
 {
@@ -230,6 +314,7 @@ static void classify(struct cs_capture *c, struct cs_image_fd *f, struct cs_fd_i
 		                                : CS_FD_CHARDEV;
 		off_t off = lseek(f->fd, 0, SEEK_CUR);
 		f->offset = off > 0 ? (uint64_t)off : 0;
+		file_locks(c, f, id);
 		if (S_ISREG(st.st_mode) && strstr(f->path, " (deleted)"))
 			cs_tmpfile_classify(c, f, &st);
 		else if (strstr(f->path, " (deleted)"))

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/eventfd.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
@@ -308,6 +309,51 @@ static int epoll_registrations(const struct cs_image_fd *f)
 	return 0;
 }
 
+static int take_lock(int fd, const struct cs_image_lock *l)
+{
+	struct flock fl = {.l_type = l->mode == CS_LOCK_WRITE ? F_WRLCK : F_RDLCK,
+	                   .l_whence = SEEK_SET,
+	                   .l_start = (off_t)l->start,
+	                   .l_len = l->end == CS_LOCK_EOF ? 0 : (off_t)(l->end - l->start + 1)};
+	switch (l->kind) {
+	case CS_LOCK_FLOCK:
+		return flock(fd, (l->mode == CS_LOCK_WRITE ? LOCK_EX : LOCK_SH) | LOCK_NB);
+	case CS_LOCK_OFD:
+		return fcntl(fd, F_OFD_SETLK, &fl);
+	case CS_LOCK_LEASE:
+		return fcntl(fd, F_SETLEASE, fl.l_type);
+	default:
+		return fcntl(fd, F_SETLK, &fl);
+	}
+}
+
+/*
+ * Locks and leases, once every fd is in place: closing any fd of a file
+ * drops the process's POSIX locks on it, and no fd is closed after this
+ * (the agent refused POSIX locks on files the restorer holds open to map).
+ * A duplicate shares its original's flock, OFD lock and lease.
+ */
+static int take_locks(const struct cs_image *img)
+{
+	static const char *const kinds[] = {"?", "POSIX", "flock", "OFD", "lease"};
+	for (size_t i = 0; i < img->n_fds; i++) {
+		const struct cs_image_fd *f = &img->fds[i];
+		for (uint32_t k = 0; f->fd > 2 && k < f->n_locks; k++) {
+			const struct cs_image_lock *l = &f->locks[k];
+			if (f->share_fd >= 0 && l->kind != CS_LOCK_POSIX)
+				continue;
+			if (take_lock(f->fd, l) < 0)
+				return cs_restore_fail(
+				    "fd %d (%s): taking its %s lock again (a check only "
+				    "a restore can make: another process may hold "
+				    "it now): %s",
+				    f->fd, f->path, kinds[l->kind <= 4 ? l->kind : 0],
+				    strerror(errno));
+		}
+	}
+	return 0;
+}
+
 static int recreate_fds(const struct cs_image *img)
 {
 	char *done = calloc(img->n_fds + 1, 1);
@@ -332,6 +378,8 @@ static int recreate_fds(const struct cs_image *img)
 		if (img->fds[i].type == CS_FD_EPOLL && img->fds[i].fd > 2 &&
 		    img->fds[i].share_fd < 0)
 			err = epoll_registrations(&img->fds[i]);
+	if (!err)
+		err = take_locks(img);
 	free(done);
 	return err;
 }

@@ -68,6 +68,10 @@ SCENARIOS = {
                                            [r"fd \d+: .*a socket filter is attached"]),
     "kstate-tmpfile": restored("wl-tmpfile"),
     "kstate-attrs": restored("wl-attrs"),
+    "kstate-locks": restored("wl-locks"),
+    "kstate-refuse-mapped-posix-lock": refused("wl-locks", ["--mapped", "1"],
+                                               [r"fd \d+: \S+/mapped \(a POSIX lock on a file "
+                                                r"the process also maps"]),
     "kstate-refuse-big-tmpfile": refused("wl-tmpfile", ["--big-mib", "9"],
                                          [r"fd \d+: .*unlinked file of 9437184 bytes, above"]),
     "kstate-refuse-tmpfile-twice": refused("wl-tmpfile", ["--twice", "1"],

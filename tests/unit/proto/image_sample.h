@@ -220,6 +220,11 @@ static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 		f->sockopts[k].len = k % (CS_IMAGE_SOCKOPT_LEN + 1);
 		fill_bytes(f->sockopts[k].val, f->sockopts[k].len, (uint8_t)k);
 	}
+	f->n_locks = s->full && i == 6 ? CS_IMAGE_LOCKS_MAX : (uint32_t)(i % 2);
+	for (uint32_t k = 0; k < f->n_locks; k++) {
+		f->locks[k].kind = k % 4 + 1, f->locks[k].mode = k % 2 + 1;
+		f->locks[k].start = k * 100, f->locks[k].end = k % 3 ? k * 100 + 99 : CS_LOCK_EOF;
+	}
 }
 
 static void sample_fds(struct sample *s)

@@ -61,7 +61,8 @@ def record_vectors():
     fd += (lp(b'e') + lp(b'\x0a') + lp(b'') + lp(b'') + struct.pack('<I', 1)
            + struct.pack('<iIQ', 3, 0x19, 0xdd) + lp(b'r'))
     fd += (struct.pack('<IiI', 16, 2, 0o640) + lp(b'') + struct.pack('<I', 1)
-           + struct.pack('<ii', 6, 9) + lp(struct.pack('<I', 1)))
+           + struct.pack('<ii', 6, 9) + lp(struct.pack('<I', 1))
+           + struct.pack('<I', 1) + struct.pack('<IIQQ', 3, 2, 10, 2**64 - 1))
     timer = struct.pack('<IiiIIiQQQ', 4, 1, 2, 4, 34, 5, 6, 7, 8)
     return {
         'process': proc,
@@ -217,6 +218,13 @@ def fd(r, prev):
     for _ in range(n):
         r.u('ii')
         r.var(16)
+    (n,) = r.u('I')
+    if n > 64:
+        raise Bad('too many locks')
+    for _ in range(n):
+        kind, mode, start, end = r.u('IIQQ')
+        if not 1 <= kind <= 4 or mode not in (1, 2) or start > end:
+            raise Bad('fd %d: lock' % num)
     return (prev or []) + [num]
 
 

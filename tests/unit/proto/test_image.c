@@ -121,7 +121,8 @@ static const struct {
 		"0c0000000d0000000e000000000000000f000000000000000100000065010000"
 		"000a0000000000000000010000000300000019000000dd000000000000000100"
 		"0000721000000002000000a0010000000000000100000006000000090000000400"
-		"000001000000"},
+		"000001000000010000000300000002000000"
+		"0a00000000000000ffffffffffffffff"},
 	{"sigaction",
 		"110000000000000000104000000000000000000400000000007f000000000000"
 		"0000010000000000"},
@@ -170,6 +171,8 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	f.pipe_size = 16, f.share_fd = 2, f.file_mode = 0640, f.n_sockopts = 1;
 	f.sockopts[0].level = 6, f.sockopts[0].name = 9, f.sockopts[0].len = 4;
 	f.sockopts[0].val[0] = 1;
+	f.n_locks = 1, f.locks[0].kind = CS_LOCK_OFD, f.locks[0].mode = CS_LOCK_WRITE;
+	f.locks[0].start = 10, f.locks[0].end = CS_LOCK_EOF;
 	switch (i) {
 	case 0:
 		return cs_image_put_process(b, &p);

@@ -623,6 +623,18 @@ static void test_fd_tail(struct cs_image_fd *f)
 	patch32(img_buf, len, CS_SECT_FDS, tail + 16, 1);
 	patch32(img_buf, len, CS_SECT_FDS, tail + 28, CS_IMAGE_SOCKOPT_LEN + 1);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "sockopt value length 17 exceeds 16");
+	f[0].n_sockopts = 0, f[0].n_locks = 1;
+	f[0].locks[0] = (struct cs_image_lock){CS_LOCK_FLOCK, CS_LOCK_WRITE, 0, CS_LOCK_EOF};
+	len = build_fds(f, 1);
+	EXPECT(img_buf, len, CS_IMG_OK, 0, "");
+	patch32(img_buf, len, CS_SECT_FDS, tail + 20, CS_IMAGE_LOCKS_MAX + 1);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "n_locks 65 exceeds 64");
+	patch32(img_buf, len, CS_SECT_FDS, tail + 20, 1);
+	patch32(img_buf, len, CS_SECT_FDS, tail + 24, 5);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "fd 3: lock 0: kind 5, mode 2 or range 0-18446744073709551615 is invalid");
+	f[0].locks[0] = (struct cs_image_lock){CS_LOCK_POSIX, CS_LOCK_READ, 20, 10};
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "range 20-10 is invalid");
 }
 
 static void test_fds(void)
@@ -660,7 +672,7 @@ static void test_fds(void)
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "n_epoll 65537 exceeds 65536");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12 + 4, CS_IMAGE_EPOLL_MAX);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS,
-	       "n_epoll 65536 needs at least 1048576 bytes, 56 left");
+	       "n_epoll 65536 needs at least 1048576 bytes, 60 left");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12, CS_IMAGE_PIPE_DATA_MAX + 1);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "pipe_data length 1048577 exceeds");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 4, CS_IMAGE_ADDR_MAX + 1);
