@@ -182,6 +182,7 @@ enum cs_image_fd_type {
 	CS_FD_UNSUPPORTED = 12, /* reason says what; restore refuses unless told to drop it */
 	CS_FD_SOCKET_STREAM = 13, /* stream/seqpacket socket never connected: bound again if bound */
 	CS_FD_TMPFILE = 14,       /* regular file without a name: content in file_data */
+	CS_FD_FIFO = 15,          /* named FIFO: reopened by path, like a pipe otherwise */
 };
 /* "REGULAR", "PIPE", ...; NULL for an unknown type. */
 const char *cs_image_fd_type_name(uint32_t type);

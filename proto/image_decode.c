@@ -422,7 +422,7 @@ static int decode_pipe_data(struct cs_rd *r, struct cs_image_fd *f)
 	TRY(rd_len(r, "pipe_data", CS_IMAGE_PIPE_DATA_MAX, &f->pipe_data_len));
 	if (f->pipe_data_len == 0)
 		return 0;
-	if (f->type != CS_FD_PIPE)
+	if (f->type != CS_FD_PIPE && f->type != CS_FD_FIFO)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries pipe data", f->fd,
 		                  cs_image_fd_type_name(f->type));
 	data = malloc(f->pipe_data_len);

@@ -322,12 +322,14 @@ static void classify(struct cs_capture *c, struct cs_image_fd *f, struct cs_fd_i
 		else if (f->path[0] != '/')
 			cs_fd_unsupported(c, f, "not reachable by path");
 	} else if (S_ISFIFO(st.st_mode)) {
-		f->type = CS_FD_PIPE;
+		f->type = strncmp(f->path, "pipe:", 5) ? CS_FD_FIFO : CS_FD_PIPE;
 		f->pipe_id = st.st_ino;
 		int size = fcntl(f->fd, F_GETPIPE_SZ);
 		f->pipe_size = size > 0 ? (uint32_t)size : 0;
-		if (strncmp(f->path, "pipe:", 5))
-			cs_fd_unsupported(c, f, "named FIFO");
+		if (f->type == CS_FD_FIFO && strstr(f->path, " (deleted)"))
+			cs_fd_unsupported(c, f, "named FIFO whose path was removed");
+		else if (f->type == CS_FD_FIFO && f->path[0] != '/')
+			cs_fd_unsupported(c, f, "not reachable by path");
 	} else if (S_ISSOCK(st.st_mode)) {
 		cs_socket_capture(c, f);
 	} else if (!strncmp(f->path, "anon_inode:", 11)) {
@@ -470,11 +472,11 @@ static void pipes_data(struct cs_agent *a, struct cs_capture *c)
 {
 	for (uint32_t i = 0; i < c->n_fds; i++) {
 		struct cs_image_fd *f = &c->fds[i];
-		if (f->type != CS_FD_PIPE || f->fd <= 2 || f->share_fd >= 0 ||
-		    (f->open_flags & O_ACCMODE) == O_WRONLY)
+		if ((f->type != CS_FD_PIPE && f->type != CS_FD_FIFO) || f->fd <= 2 ||
+		    f->share_fd >= 0 || (f->open_flags & O_ACCMODE) == O_WRONLY)
 			continue;
 		uint32_t j = 0;
-		while (j < i && !(c->fds[j].type == CS_FD_PIPE && c->fds[j].fd > 2 &&
+		while (j < i && !(c->fds[j].type == f->type && c->fds[j].fd > 2 &&
 		                  c->fds[j].pipe_id == f->pipe_id &&
 		                  (c->fds[j].open_flags & O_ACCMODE) != O_WRONLY))
 			j++;

@@ -221,6 +221,13 @@ static int pipe_end(const int p[2], int read_end)
 	return open(path, (read_end ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC);
 }
 
+/* Same pipe: the same kind (a FIFO's inode and a pipe's are numbered by
+ * different filesystems) and the same inode. fds 0-2 are the tool's. */
+static int same_pipe(const struct cs_image_fd *g, const struct cs_image_fd *first)
+{
+	return g->type == first->type && g->pipe_id == first->pipe_id && g->fd > 2;
+}
+
 /* The pipe's capacity and its pending bytes, written once per pipe. */
 static int fill_pipe(const struct cs_image *img, size_t first, int wr)
 {
@@ -228,7 +235,7 @@ static int fill_pipe(const struct cs_image *img, size_t first, int wr)
 	const struct cs_image_fd *data = NULL;
 	for (size_t i = first; i < img->n_fds; i++) {
 		const struct cs_image_fd *g = &img->fds[i];
-		if (g->type != CS_FD_PIPE || g->pipe_id != img->fds[first].pipe_id || g->fd <= 2)
+		if (!same_pipe(g, &img->fds[first]))
 			continue;
 		if (g->pipe_size > size)
 			size = g->pipe_size;
@@ -245,17 +252,29 @@ static int fill_pipe(const struct cs_image *img, size_t first, int wr)
 	return 0;
 }
 
-/* Both ends of a pipe, found by pipe_id. An end that was outside the
- * process is closed: its partner sees EOF or EPIPE. */
+/* A new pipe, or the named FIFO opened for reading and writing (Linux
+ * allows it): an fd that holds both ends open, so every end of the
+ * program's opens without blocking. */
+static int open_pipe(const struct cs_image_fd *f, int p[2])
+{
+	if (f->type == CS_FD_PIPE)
+		return pipe2(p, O_CLOEXEC);
+	p[0] = p[1] = open(f->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	return p[0] < 0 ? -1 : 0;
+}
+
+/* Both ends of a pipe or FIFO, found by pipe_id. An end that was outside
+ * the process is closed: its partner sees EOF or EPIPE. */
 static int pipe_group(const struct cs_image *img, size_t first, char *done)
 {
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return cs_restore_place(-1, img->fds[first].fd, "pipe");
+	if (open_pipe(&img->fds[first], p) < 0)
+		return cs_restore_fail("fd %d (%s): %s", img->fds[first].fd, img->fds[first].path,
+		                       strerror(errno));
 	int err = fill_pipe(img, first, p[1]);
 	for (size_t i = first; i < img->n_fds && !err; i++) {
 		const struct cs_image_fd *g = &img->fds[i];
-		if (g->type != CS_FD_PIPE || g->pipe_id != img->fds[first].pipe_id || g->fd <= 2)
+		if (!same_pipe(g, &img->fds[first]))
 			continue;
 		done[i] = 1;
 		if (g->share_fd >= 0)
@@ -266,7 +285,8 @@ static int pipe_group(const struct cs_image *img, size_t first, char *done)
 			err = finish(g);
 	}
 	close(p[0]);
-	close(p[1]);
+	if (p[1] != p[0])
+		close(p[1]);
 	return err;
 }
 
@@ -362,7 +382,7 @@ static int recreate_fds(const struct cs_image *img)
 		const struct cs_image_fd *f = &img->fds[i];
 		if (done[i] || f->fd <= 2 || f->type == CS_FD_AGENT)
 			continue;
-		if (f->type == CS_FD_PIPE) {
+		if (f->type == CS_FD_PIPE || f->type == CS_FD_FIFO) {
 			err = pipe_group(img, i, done);
 			continue;
 		}

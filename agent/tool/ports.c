@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -57,10 +58,17 @@ static int try_bind(const struct cs_image_fd *f)
 
 static int check_path(const struct cs_image_fd *f)
 {
-	if (f->type != CS_FD_REGULAR && f->type != CS_FD_DIRECTORY && f->type != CS_FD_CHARDEV)
+	struct stat st;
+	if (f->type != CS_FD_REGULAR && f->type != CS_FD_DIRECTORY && f->type != CS_FD_CHARDEV &&
+	    f->type != CS_FD_FIFO)
 		return 0;
 	if (f->fd <= 2)
 		return 0; /* stdio comes from the restoring tool */
+	if (f->type == CS_FD_FIFO && stat(f->path, &st) == 0 && !S_ISFIFO(st.st_mode)) {
+		cs_err("refusing: fd %d was the named FIFO %s, which is not a FIFO now", f->fd,
+		       f->path);
+		return -1;
+	}
 	if (access(f->path, F_OK) == 0)
 		return 0;
 	cs_err("refusing: fd %d was %s, which no longer exists: %s", f->fd, f->path,

@@ -8,6 +8,8 @@
  *   C  grown to 256 KiB with 100-200 KiB pending (more than a default pipe
  *      holds).
  *   D  shrunk to one page.
+ *   E  a named FIFO in DIR (the directory of $CR_RESULT): a read end
+ *      (O_NONBLOCK) and its dup, a write end, 17 pending bytes.
  *
  * --epoll-stale 1: an epoll set watches A's read end by its first fd number,
  *   which is then closed (the file stays open through the dup): checksync
@@ -22,7 +24,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <linux/kcmp.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +36,9 @@
 
 #define C_SIZE (256 << 10)
 
-static int a[2], a_dup, b[2], b_other, c[2], d[2];
+static int a[2], a_dup, b[2], b_other, c[2], d[2], e_rd, e_rd_dup, e_wr;
+static char fifo[4200];
+static const uint8_t e_bytes[17] = "seventeen bytes!";
 static uint8_t a_bytes[64], c_bytes[200 << 10];
 static size_t a_len, c_len;
 
@@ -51,6 +57,22 @@ static void fill(uint8_t *p, size_t n, uint64_t *st)
 {
 	for (size_t i = 0; i < n; i++)
 		p[i] = (uint8_t)wl_rand(st);
+}
+
+static void setup_fifo(void)
+{
+	const char *result = getenv("CR_RESULT");
+	char copy[4096];
+	snprintf(copy, sizeof(copy), "%s", result && *result ? result : "/tmp/x");
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dirname(copy));
+	unlink(fifo);
+	if (mkfifo(fifo, 0600))
+		exit(2);
+	e_rd = open(fifo, O_RDONLY | O_NONBLOCK);
+	e_wr = open(fifo, O_WRONLY);
+	e_rd_dup = dup(e_rd);
+	if (e_rd < 0 || e_wr < 0 || write(e_wr, e_bytes, sizeof(e_bytes)) != sizeof(e_bytes))
+		exit(2);
 }
 
 static void setup(uint64_t seed)
@@ -94,6 +116,24 @@ static void drain(int fd, const uint8_t *want, size_t len, const char *name)
 	wl_expect(n != len || memcmp(got, want, len) == 0, "pipe %s: bytes differ", name);
 }
 
+static void check_fifo(void)
+{
+	struct stat at_path, rd, wr;
+	stat(fifo, &at_path);
+	fstat(e_rd, &rd);
+	fstat(e_wr, &wr);
+	wl_expect(S_ISFIFO(rd.st_mode) && rd.st_ino == at_path.st_ino &&
+	              wr.st_ino == at_path.st_ino,
+	          "E: the fds are not the FIFO at %s any more", fifo);
+	wl_expect(same_description(e_rd, e_rd_dup), "E: the dup no longer shares its description");
+	wl_expect(nonblocking(e_rd) && !nonblocking(e_wr), "E: flags (%d, %d), want (1, 0)",
+	          nonblocking(e_rd), nonblocking(e_wr));
+	drain(e_rd, e_bytes, sizeof(e_bytes), "E");
+	wl_expect(write(e_wr, "x", 1) == 1, "E: write end: %s", strerror(errno));
+	drain(e_rd_dup, (const uint8_t *)"x", 1, "E (after a write)");
+	unlink(fifo);
+}
+
 static void verify(void)
 {
 	wl_expect(same_description(a[0], a_dup), "A: the dup no longer shares its description");
@@ -111,6 +151,7 @@ static void verify(void)
 	drain(a[0], NULL, 0, "A (again, through the other fd)");
 	drain(b_other, NULL, 0, "B");
 	drain(c[0], c_bytes, c_len, "C");
+	check_fifo();
 }
 
 /* The registration outlives the number: a[0] moves to a fresh number. */
@@ -129,6 +170,7 @@ int main(int argc, char **argv)
 	uint64_t seed = wl_opt(argc, argv, "--seed", 1), n = 0;
 	wl_init("pipes");
 	setup(seed);
+	setup_fifo();
 	if (wl_opt(argc, argv, "--epoll-stale", 0))
 		epoll_stale();
 	while (!wl_verify_requested()) {

@@ -18,7 +18,7 @@
 
 #define S_MAPS   6
 #define S_THREADS 4
-#define S_FDS    14
+#define S_FDS    15
 #define S_SIGS   CS_IMAGE_SIGNALS
 #define S_RES    3
 #define S_UNSUP  2
@@ -183,7 +183,7 @@ static void sample_threads(struct sample *s)
 static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 {
 	f->fd = (int32_t)(i * 3);
-	f->type = (uint32_t)(i % 14 + 1);
+	f->type = (uint32_t)(i % 15 + 1);
 	f->open_flags = 02 | (uint32_t)i << 12;
 	f->fd_flags = i % 2;
 	f->offset = 0x100000000ull + i;
@@ -198,7 +198,7 @@ static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 	f->eventfd_count = UINT64_MAX - i, f->eventfd_flags = 1;
 	f->timer_clockid = 1, f->timer_flags = 1;
 	f->timer_value_ns = 1500000000ull, f->timer_interval_ns = 250000000ull;
-	if (f->type == CS_FD_PIPE) {
+	if (f->type == CS_FD_PIPE || f->type == CS_FD_FIFO) {
 		f->pipe_data_len = s->full ? S_PIPE : 5;
 		f->pipe_data = s->pipe_data;
 	}

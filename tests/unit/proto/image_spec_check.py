@@ -192,12 +192,12 @@ def thread(r, _):
 def fd(r, prev):
     num, ftype = r.u('iI')
     r.u('IIQiiiiIIQQiIQQ')
-    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 14:
+    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 15:
         raise Bad('fd %d type %d' % (num, ftype))
     r.var(4095, True)
     r.var(128)
     r.var(128)
-    if r.var(1 << 20) and ftype != 4:
+    if r.var(1 << 20) and ftype not in (4, 15):
         raise Bad('pipe data on a non-pipe')
     (n,) = r.u('I')
     if n > 65536 or (n and ftype != 10):
