@@ -53,6 +53,7 @@ static const char *const fd_type_names[] = {
     [CS_FD_SOCKET_STREAM] = "SOCKET_STREAM",
     [CS_FD_TMPFILE] = "TMPFILE",
     [CS_FD_FIFO] = "FIFO",
+    [CS_FD_SIGNALFD] = "SIGNALFD",
 };
 
 const char *cs_image_fd_type_name(uint32_t type)

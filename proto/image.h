@@ -183,6 +183,7 @@ enum cs_image_fd_type {
 	CS_FD_SOCKET_STREAM = 13, /* stream/seqpacket socket never connected: bound again if bound */
 	CS_FD_TMPFILE = 14,       /* regular file without a name: content in file_data */
 	CS_FD_FIFO = 15,          /* named FIFO: reopened by path, like a pipe otherwise */
+	CS_FD_SIGNALFD = 16,      /* its signal mask in eventfd_count */
 };
 /* "REGULAR", "PIPE", ...; NULL for an unknown type. */
 const char *cs_image_fd_type_name(uint32_t type);
@@ -234,7 +235,7 @@ struct cs_image_fd {
 	uint64_t pipe_id;       /* inode: both ends share it */
 	uint32_t pipe_data_len; /* pending bytes (read end only) */
 	const uint8_t *pipe_data;
-	/* eventfd */
+	/* eventfd; signalfd: its mask (bit n-1 for signal n) */
 	uint64_t eventfd_count;
 	uint32_t eventfd_flags; /* EFD_SEMAPHORE, EFD_NONBLOCK */
 	/* timerfd: remaining time, relative, so it survives the clock shift */

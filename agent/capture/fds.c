@@ -257,7 +257,7 @@ static void file_locks(struct cs_capture *c, struct cs_image_fd *f, const struct
 		cs_fd_unsupported(c, f, why);
 }
 
-/* eventfd, timerfd, epoll: their state is in fdinfo. */
+/* eventfd, timerfd, signalfd, epoll: their state is in fdinfo. */
 static void anon_inode(struct cs_capture *c, struct cs_image_fd *f)
 {
 	char path[64];
@@ -283,6 +283,9 @@ static void anon_inode(struct cs_capture *c, struct cs_image_fd *f)
 		f->timer_flags = (uint32_t)field_u64(info, "settime flags:", 8);
 		f->timer_value_ns = timespec_field(info, "it_value:");
 		f->timer_interval_ns = timespec_field(info, "it_interval:");
+	} else if (strstr(f->path, "[signalfd]")) {
+		f->type = CS_FD_SIGNALFD;
+		f->eventfd_count = field_u64(info, "sigmask:", 16);
 	} else if (strstr(f->path, "[eventpoll]")) {
 		f->type = CS_FD_EPOLL;
 		epoll_entries(c, f, info);

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
@@ -198,6 +200,15 @@ static int timer_fd(const struct cs_image_fd *f)
 	return cs_restore_place(t, f->fd, "timerfd");
 }
 
+/* The kernel's 64-bit mask as is (glibc's sigaddset would drop its own
+ * signals 32 and 33). */
+static int signal_fd(const struct cs_image_fd *f)
+{
+	uint64_t mask = f->eventfd_count;
+	int s = (int)syscall(SYS_signalfd4, -1, &mask, sizeof(mask), SFD_CLOEXEC);
+	return cs_restore_place(s, f->fd, "signalfd");
+}
+
 static int event_fd(const struct cs_image_fd *f)
 {
 	int e = eventfd(0, EFD_CLOEXEC | (f->eventfd_flags & EFD_SEMAPHORE));
@@ -307,6 +318,8 @@ static int one_fd(const struct cs_image_fd *f)
 		return tmp_file(f);
 	case CS_FD_EVENTFD:
 		return event_fd(f);
+	case CS_FD_SIGNALFD:
+		return signal_fd(f);
 	case CS_FD_TIMERFD:
 		return timer_fd(f);
 	case CS_FD_EPOLL:

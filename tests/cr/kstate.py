@@ -69,6 +69,7 @@ SCENARIOS = {
     "kstate-tmpfile": restored("wl-tmpfile"),
     "kstate-attrs": restored("wl-attrs"),
     "kstate-locks": restored("wl-locks"),
+    "kstate-signalfd": restored("wl-signalfd"),
     "kstate-refuse-mapped-posix-lock": refused("wl-locks", ["--mapped", "1"],
                                                [r"fd \d+: \S+/mapped \(a POSIX lock on a file "
                                                 r"the process also maps"]),

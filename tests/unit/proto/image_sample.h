@@ -18,7 +18,7 @@
 
 #define S_MAPS   6
 #define S_THREADS 4
-#define S_FDS    15
+#define S_FDS    16
 #define S_SIGS   CS_IMAGE_SIGNALS
 #define S_RES    3
 #define S_UNSUP  2
@@ -183,7 +183,7 @@ static void sample_threads(struct sample *s)
 static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 {
 	f->fd = (int32_t)(i * 3);
-	f->type = (uint32_t)(i % 15 + 1);
+	f->type = (uint32_t)(i % 16 + 1);
 	f->open_flags = 02 | (uint32_t)i << 12;
 	f->fd_flags = i % 2;
 	f->offset = 0x100000000ull + i;

@@ -192,7 +192,7 @@ def thread(r, _):
 def fd(r, prev):
     num, ftype = r.u('iI')
     r.u('IIQiiiiIIQQiIQQ')
-    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 15:
+    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 16:
         raise Bad('fd %d type %d' % (num, ftype))
     r.var(4095, True)
     r.var(128)

@@ -654,8 +654,8 @@ static void test_fds(void)
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd -1 is negative");
 	f[0].fd = 3, f[0].type = 0;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd 3: unknown type 0");
-	f[0].type = CS_FD_FIFO + 1;
-	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "unknown type 16");
+	f[0].type = CS_FD_SIGNALFD + 1;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "unknown type 17");
 	f[0].type = CS_FD_REGULAR, f[0].pipe_data = (const uint8_t *)"abc", f[0].pipe_data_len = 3;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
 	       "fd 3 is REGULAR but carries pipe data");
