@@ -184,6 +184,7 @@ enum cs_image_fd_type {
 	CS_FD_TMPFILE = 14,       /* regular file without a name: content in file_data */
 	CS_FD_FIFO = 15,          /* named FIFO: reopened by path, like a pipe otherwise */
 	CS_FD_SIGNALFD = 16,      /* its signal mask in eventfd_count */
+	CS_FD_SOCKETPAIR = 17,    /* unix socket whose peer is in the image (peer_id) or gone (0) */
 };
 /* "REGULAR", "PIPE", ...; NULL for an unknown type. */
 const char *cs_image_fd_type_name(uint32_t type);
@@ -231,7 +232,8 @@ struct cs_image_fd {
 	uint8_t local_addr[CS_IMAGE_ADDR_MAX];
 	uint8_t remote_addr[CS_IMAGE_ADDR_MAX];
 	uint32_t sock_options; /* bit 0: SO_REUSEADDR, bit 1: SO_REUSEPORT */
-	/* pipes */
+	/* pipes; SOCKETPAIR: pipe_id is the socket's inode, pipe_data its
+	 * receive queue (datagram and seqpacket: u32 length + bytes per message) */
 	uint64_t pipe_id;       /* inode: both ends share it */
 	uint32_t pipe_data_len; /* pending bytes (read end only) */
 	const uint8_t *pipe_data;
@@ -256,6 +258,8 @@ struct cs_image_fd {
 	struct cs_image_sockopt sockopts[CS_IMAGE_SOCKOPTS_MAX];
 	uint32_t n_locks;
 	struct cs_image_lock locks[CS_IMAGE_LOCKS_MAX];
+	uint64_t peer_id;  /* SOCKETPAIR: the peer socket's inode, 0 if it is gone */
+	uint32_t shutdown; /* SOCKETPAIR: 1 receiving shut down, 2 sending shut down */
 };
 
 /* Per-process attributes (ATTRS section, one record). */

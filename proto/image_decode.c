@@ -422,7 +422,7 @@ static int decode_pipe_data(struct cs_rd *r, struct cs_image_fd *f)
 	TRY(rd_len(r, "pipe_data", CS_IMAGE_PIPE_DATA_MAX, &f->pipe_data_len));
 	if (f->pipe_data_len == 0)
 		return 0;
-	if (f->type != CS_FD_PIPE && f->type != CS_FD_FIFO)
+	if (f->type != CS_FD_PIPE && f->type != CS_FD_FIFO && f->type != CS_FD_SOCKETPAIR)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries pipe data", f->fd,
 		                  cs_image_fd_type_name(f->type));
 	data = malloc(f->pipe_data_len);
@@ -550,7 +550,13 @@ static int decode_fd_tail(struct cs_rd *r, struct cs_image_fd *fds, size_t i)
 		                  f->fd, f->file_mode);
 	TRY(decode_file_data(r, f));
 	TRY(decode_sockopts(r, f));
-	return decode_locks(r, f);
+	TRY(decode_locks(r, f));
+	TRY(cs_rd_u64(r, "peer_id", &f->peer_id));
+	TRY(cs_rd_u32(r, "shutdown", &f->shutdown));
+	if (f->shutdown > 3)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d: shutdown %u is above 3", f->fd,
+		                  f->shutdown);
+	return 0;
 }
 
 static int decode_fd(struct cs_rd *r, struct cs_image_fd *fds, size_t i, int32_t prev_fd)
@@ -574,7 +580,7 @@ int cs_img_decode_fds(struct cs_rd *r, struct cs_image *img)
 	size_t i;
 
 	/* n_fds is set before decoding so cs_image_free releases partial records. */
-	TRY(rd_array(r, CS_REC_FD_FIXED + 48, UINT32_MAX, sizeof(*img->fds), (void **)&img->fds,
+	TRY(rd_array(r, CS_REC_FD_FIXED + 60, UINT32_MAX, sizeof(*img->fds), (void **)&img->fds,
 	             &img->n_fds));
 	for (i = 0; i < img->n_fds; i++) {
 		r->record = (long)i;

@@ -231,7 +231,7 @@ static size_t fd_tail_len(const struct cs_image_fd *f)
 
 	for (i = 0; i < f->n_sockopts; i++)
 		n += 8 + 4 + f->sockopts[i].len;
-	return n + 4 + (size_t)f->n_locks * 24;
+	return n + 4 + (size_t)f->n_locks * 24 + 8 + 4;
 }
 
 static int fd_tail_ok(const struct cs_image_fd *f)
@@ -268,7 +268,8 @@ static uint8_t *put_fd_tail(uint8_t *p, const struct cs_image_fd *f)
 		p = cs_img_put64(p, f->locks[i].start);
 		p = cs_img_put64(p, f->locks[i].end);
 	}
-	return p;
+	p = cs_img_put64(p, f->peer_id);
+	return cs_img_put32(p, f->shutdown);
 }
 
 int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)

@@ -231,6 +231,8 @@ void cs_tmpfile_classify(struct cs_capture *c, struct cs_image_fd *f, const stru
 void cs_tmpfiles_content(struct cs_capture *c, const struct cs_fd_ident *ids);
 /* sockets.c: type, state, addresses and options of a socket fd */
 void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f);
+/* The receive queue of a SOCKETPAIR end into pipe_data (a pool offset). */
+void cs_socket_queue(struct cs_capture *c, struct cs_image_fd *f);
 
 /* timers.c: runs in the parent during the freeze (timers are not inherited) */
 int cs_timers_capture(struct cs_capture *c);

@@ -469,6 +469,31 @@ static void epoll_check(struct cs_capture *c)
 	}
 }
 
+/* A socketpair end whose peer is a socket outside the process cannot be
+ * rebuilt as a pair: it comes back as a connection that was reset. The
+ * queue of each end that is rebuilt is saved with its first fd. */
+static void socketpairs(struct cs_capture *c)
+{
+	for (uint32_t i = 0; i < c->n_fds; i++) {
+		struct cs_image_fd *f = &c->fds[i];
+		if (f->type != CS_FD_SOCKETPAIR)
+			continue;
+		uint32_t j = 0;
+		while (f->peer_id && j < c->n_fds &&
+		       !(c->fds[j].type == CS_FD_SOCKETPAIR && c->fds[j].pipe_id == f->peer_id))
+			j++;
+		if (f->peer_id && j == c->n_fds) {
+			f->type = CS_FD_SOCKET_CONNECTED;
+			f->peer_id = 0;
+			f->n_sockopts = 0;
+		}
+	}
+	for (uint32_t i = 0; i < c->n_fds; i++)
+		if (c->fds[i].type == CS_FD_SOCKETPAIR && c->fds[i].share_fd < 0 &&
+		    c->fds[i].fd > 2)
+			cs_socket_queue(c, &c->fds[i]);
+}
+
 /* A pipe's pending bytes go into the image once, with its lowest read end
  * that is not a duplicate: the restore writes them once per pipe. */
 static void pipes_data(struct cs_agent *a, struct cs_capture *c)
@@ -518,6 +543,7 @@ int cs_fds_capture(struct cs_agent *a, struct cs_capture *c)
 	find_shared(c);
 	epoll_check(c);
 	pipes_data(a, c);
+	socketpairs(c);
 	cs_tmpfiles_content(c, idents);
 	/* The pool may have moved while it grew: offsets become pointers now. */
 	for (uint32_t i = 0; i < c->n_fds; i++) {

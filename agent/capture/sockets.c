@@ -11,11 +11,16 @@
  * a TCP connect in progress, an attached socket filter.
  */
 #include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
 #include <linux/tcp.h>
+#include <linux/unix_diag.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -173,6 +178,57 @@ static int kind_ok(const struct cs_image_fd *f)
 	       (f->sock_type == SOCK_DGRAM && f->protocol == IPPROTO_UDP);
 }
 
+/* The peer's inode and the shutdown state of the unix socket with inode
+ * ino, from sock_diag: nothing else names the other end of a socketpair. */
+static int unix_peer(uint64_t ino, uint64_t *peer, uint32_t *shut)
+{
+	struct {
+		struct nlmsghdr h;
+		struct unix_diag_req r;
+	} req = {.h = {.nlmsg_len = sizeof(req),
+	               .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+	               .nlmsg_flags = NLM_F_REQUEST},
+	         .r = {.sdiag_family = AF_UNIX,
+	               .udiag_states = ~0u,
+	               .udiag_ino = (uint32_t)ino,
+	               .udiag_show = UDIAG_SHOW_PEER,
+	               .udiag_cookie = {~0u, ~0u}}};
+	uint32_t buf[2048];
+	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	ssize_t n =
+	    nl < 0 || send(nl, &req, sizeof(req), 0) < 0 ? -1 : recv(nl, buf, sizeof(buf), 0);
+	if (nl >= 0)
+		close(nl);
+	const struct nlmsghdr *h = (const void *)buf;
+	if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct unix_diag_msg)) || !NLMSG_OK(h, (size_t)n) ||
+	    h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+		return -1;
+	int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(struct unix_diag_msg)));
+	const struct rtattr *a =
+	    (const void *)((const char *)NLMSG_DATA(h) + sizeof(struct unix_diag_msg));
+	*peer = 0;
+	*shut = 0;
+	for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		if (a->rta_type == UNIX_DIAG_PEER)
+			*peer = *(const uint32_t *)RTA_DATA(a);
+		else if (a->rta_type == UNIX_DIAG_SHUTDOWN)
+			*shut = *(const uint8_t *)RTA_DATA(a);
+	}
+	return 0;
+}
+
+/* A unix socket with a peer that is not a named datagram socket: a
+ * socketpair end if its peer is in the process too (fds.c checks), or gone. */
+static void unix_connected(struct cs_image_fd *f)
+{
+	struct stat st;
+	f->type = CS_FD_SOCKET_CONNECTED;
+	if (fstat(f->fd, &st) || unix_peer(st.st_ino, &f->peer_id, &f->shutdown))
+		return;
+	f->type = CS_FD_SOCKETPAIR;
+	f->pipe_id = st.st_ino;
+}
+
 static void sock_state(struct cs_capture *c, struct cs_image_fd *f, int connected)
 {
 	if (sockopt_int(f->fd, SOL_SOCKET, SO_ACCEPTCONN) > 0) {
@@ -186,9 +242,13 @@ static void sock_state(struct cs_capture *c, struct cs_image_fd *f, int connecte
 		/* a unix datagram socket connected to an unnamed peer (a
 		 * socketpair) cannot be connected again by address */
 		int unnamed = f->family == AF_UNIX && f->remote_len <= sizeof(sa_family_t);
-		f->type = connected && unnamed ? CS_FD_SOCKET_CONNECTED : CS_FD_SOCKET_DGRAM;
+		f->type = CS_FD_SOCKET_DGRAM;
 		if (!connected)
 			f->remote_len = 0;
+		else if (unnamed)
+			unix_connected(f);
+	} else if (connected && f->family == AF_UNIX) {
+		unix_connected(f);
 	} else if (connected) {
 		f->type = CS_FD_SOCKET_CONNECTED;
 	} else if (f->family == AF_UNIX) {
@@ -231,4 +291,55 @@ void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f)
 	if (f->family == AF_UNIX)
 		unix_file_mode(f);
 	sock_options(c, f);
+}
+
+/* Puts msg into the pool: a whole message (datagram, seqpacket) with its
+ * length first, or stream bytes as they are. 0, or the reason it cannot. */
+static const char *peek_once(struct cs_capture *c, struct cs_image_fd *f, int framed, int *done)
+{
+	const size_t chunk = 256u << 10;
+	if (cs_fd_pool_reserve(c, chunk + 4))
+		return "no memory for its queued bytes";
+	uint8_t *at = c->fd_pool + c->fd_pool_len + (framed ? 4 : 0);
+	struct iovec io = {at, chunk};
+	struct msghdr mh = {.msg_iov = &io, .msg_iovlen = 1}; /* no control: fds stay queued */
+	ssize_t n = recvmsg(f->fd, &mh, MSG_PEEK | MSG_DONTWAIT | (framed ? MSG_TRUNC : 0));
+	/* 0 is the end of a stream, or of a queue whose receiving side is shut
+	 * down; otherwise an empty message, which a peek offset cannot pass */
+	*done = n < 0 || (n == 0 && (!framed || (f->shutdown & 1)));
+	if (*done)
+		return n < 0 && errno != EAGAIN ? "its queue is unreadable" : NULL;
+	if (mh.msg_flags & MSG_CTRUNC)
+		return "queued messages carry SCM_RIGHTS or credentials";
+	if ((size_t)n > chunk || (framed && n == 0))
+		return "a queued message larger than 256 KiB, or empty";
+	if (f->pipe_data_len + (size_t)n + 4 > CS_IMAGE_PIPE_DATA_MAX)
+		return "more than 1 MiB queued";
+	if (framed) {
+		uint32_t len = (uint32_t)n;
+		memcpy(at - 4, &len, 4);
+	}
+	size_t used = (size_t)n + (framed ? 4 : 0);
+	c->fd_pool_len += used;
+	f->pipe_data_len += (uint32_t)used;
+	return NULL;
+}
+
+/* The receive queue of a socketpair end, read with MSG_PEEK from peek
+ * offset 0 (SO_PEEK_OFF walks it without consuming; the program's own
+ * offset is put back). */
+void cs_socket_queue(struct cs_capture *c, struct cs_image_fd *f)
+{
+	int old = -1, zero = 0, done = 0;
+	socklen_t len = sizeof(old);
+	const char *why = NULL;
+	getsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &old, &len);
+	if (setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)))
+		why = "its queue cannot be peeked";
+	f->pipe_data = (const uint8_t *)(uintptr_t)c->fd_pool_len; /* an offset until the end */
+	while (!why && !done)
+		why = peek_once(c, f, f->sock_type != SOCK_STREAM, &done);
+	setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof(old));
+	if (why)
+		cs_fd_unsupported(c, f, why);
 }

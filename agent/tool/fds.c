@@ -67,7 +67,7 @@ int cs_restore_place(int tmp, int target, const char *what)
 	return 0;
 }
 
-static int finish(const struct cs_image_fd *f)
+int cs_restore_finish(const struct cs_image_fd *f)
 {
 	if (f->open_flags & O_PATH)
 		return 0; /* it has no status flags (F_SETFL is EBADF) */
@@ -293,7 +293,7 @@ static int pipe_group(const struct cs_image *img, size_t first, char *done)
 		else
 			err = cs_restore_place(pipe_end(p, is_read_end(g)), g->fd, "pipe");
 		if (!err)
-			err = finish(g);
+			err = cs_restore_finish(g);
 	}
 	close(p[0]);
 	if (p[1] != p[0])
@@ -399,13 +399,17 @@ static int recreate_fds(const struct cs_image *img)
 			err = pipe_group(img, i, done);
 			continue;
 		}
+		if (f->type == CS_FD_SOCKETPAIR) {
+			err = cs_restore_socketpair(img, i, done);
+			continue;
+		}
 		if (f->share_fd >= 0) { /* a dup: the same open file description */
 			err = cs_restore_place(dup(f->share_fd), f->fd, "duplicate");
 			continue;
 		}
 		err = one_fd(f);
 		if (!err)
-			err = finish(f);
+			err = cs_restore_finish(f);
 	}
 	for (size_t i = 0; i < img->n_fds && !err; i++)
 		if (img->fds[i].type == CS_FD_EPOLL && img->fds[i].fd > 2 &&

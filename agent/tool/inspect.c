@@ -102,6 +102,15 @@ static json_t *j_fds(const struct cs_image *img)
 		case CS_FD_EVENTFD:
 			json_object_set_new(o, "count", json_integer((json_int_t)f->eventfd_count));
 			break;
+		case CS_FD_SOCKETPAIR:
+			json_object_set_new(o, "inode", json_integer((json_int_t)f->pipe_id));
+			json_object_set_new(o, "peer", json_integer((json_int_t)f->peer_id));
+			json_object_set_new(o, "queued_bytes", json_integer(f->pipe_data_len));
+			break;
+		case CS_FD_TMPFILE:
+			json_object_set_new(o, "path", json_string(f->path));
+			json_object_set_new(o, "bytes", json_integer(f->file_data_len));
+			break;
 		case CS_FD_TIMERFD:
 			json_object_set_new(o, "value_ns", json_integer((json_int_t)f->timer_value_ns));
 			json_object_set_new(o, "interval_ns", json_integer((json_int_t)f->timer_interval_ns));

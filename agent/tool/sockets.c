@@ -121,3 +121,88 @@ int cs_restore_socket(const struct cs_image_fd *f)
 	}
 	return cs_restore_place(s, f->fd, "socket");
 }
+
+/* The bytes queued for one end, sent from the other: messages one by one
+ * (u32 length + bytes each) or the stream as it is. */
+static int refill(int from, const struct cs_image_fd *f)
+{
+	const uint8_t *p = f->pipe_data, *end = p + f->pipe_data_len;
+	while (p < end) {
+		uint32_t len = (uint32_t)(end - p);
+		if (f->sock_type != SOCK_STREAM) {
+			memcpy(&len, p, 4);
+			p += 4;
+			if (len > (size_t)(end - p))
+				return cs_restore_fail("fd %d: queued message runs past its data",
+				                       f->fd);
+		}
+		ssize_t n = send(from, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 || (f->sock_type != SOCK_STREAM && (uint32_t)n != len))
+			return cs_restore_fail("fd %d: refilling its queue: %s", f->fd,
+			                       n < 0 ? strerror(errno) : "short send");
+		p += n;
+	}
+	return 0;
+}
+
+/* The records of one end: its first fd that is not a duplicate. */
+static const struct cs_image_fd *end_of(const struct cs_image *img, uint64_t ino)
+{
+	for (size_t i = 0; ino && i < img->n_fds; i++)
+		if (img->fds[i].type == CS_FD_SOCKETPAIR && img->fds[i].pipe_id == ino &&
+		    img->fds[i].share_fd < 0)
+			return &img->fds[i];
+	return NULL;
+}
+
+static int pair_state(const int sv[2], const struct cs_image_fd *e[2])
+{
+	for (int k = 0; k < 2; k++) {
+		if (!e[k])
+			continue;
+		int err = set_options(sv[k], e[k]);
+		if (!err)
+			err = refill(sv[1 - k], e[k]);
+		if (err)
+			return err;
+	}
+	for (int k = 0; k < 2; k++) {
+		if (e[k] && (e[k]->shutdown & 2) && shutdown(sv[k], SHUT_WR) < 0)
+			return cs_restore_fail("fd %d: shutdown: %s", e[k]->fd, strerror(errno));
+		if (e[k] && (e[k]->shutdown & 1) && !(e[1 - k] && (e[1 - k]->shutdown & 2)))
+			shutdown(sv[k], SHUT_RD);
+	}
+	return 0;
+}
+
+/*
+ * Both ends of a socketpair (or of a connection the process made to
+ * itself), found by inode: a new socketpair, each receive queue refilled
+ * from the other end, then the shutdown state. An end whose peer was gone
+ * gets its queue and then its peer closed (EOF after the bytes).
+ */
+int cs_restore_socketpair(const struct cs_image *img, size_t first, char *done)
+{
+	const struct cs_image_fd *f = &img->fds[first];
+	const struct cs_image_fd *e[2] = {end_of(img, f->pipe_id), end_of(img, f->peer_id)};
+	int sv[2];
+	if (!e[0] || socketpair(AF_UNIX, f->sock_type | SOCK_CLOEXEC, 0, sv) < 0)
+		return cs_restore_fail("fd %d: socketpair: %s", f->fd,
+		                       e[0] ? strerror(errno) : "no record of its end");
+	int err = pair_state(sv, e);
+	for (size_t i = first; i < img->n_fds && !err; i++) {
+		const struct cs_image_fd *g = &img->fds[i];
+		int k = g->pipe_id == f->pipe_id ? 0 : 1;
+		if (g->type != CS_FD_SOCKETPAIR || g->fd <= 2 ||
+		    (g->pipe_id != f->pipe_id && (!f->peer_id || g->pipe_id != f->peer_id)))
+			continue;
+		done[i] = 1;
+		err = cs_restore_place(g->share_fd >= 0 ? dup(g->share_fd) : dup(sv[k]), g->fd,
+		                       "socketpair");
+		if (!err)
+			err = cs_restore_finish(g);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	return err;
+}

@@ -70,6 +70,10 @@ SCENARIOS = {
     "kstate-attrs": restored("wl-attrs"),
     "kstate-locks": restored("wl-locks"),
     "kstate-signalfd": restored("wl-signalfd"),
+    "kstate-socketpair": restored("wl-socketpair"),
+    "kstate-refuse-scm-rights": refused("wl-socketpair", ["--scm", "1"],
+                                        [r"fd \d+: socket:\[\d+\] \(queued messages carry "
+                                         r"SCM_RIGHTS"]),
     "kstate-refuse-mapped-posix-lock": refused("wl-locks", ["--mapped", "1"],
                                                [r"fd \d+: \S+/mapped \(a POSIX lock on a file "
                                                 r"the process also maps"]),

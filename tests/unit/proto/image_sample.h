@@ -18,7 +18,7 @@
 
 #define S_MAPS   6
 #define S_THREADS 4
-#define S_FDS    16
+#define S_FDS    17
 #define S_SIGS   CS_IMAGE_SIGNALS
 #define S_RES    3
 #define S_UNSUP  2
@@ -183,7 +183,7 @@ static void sample_threads(struct sample *s)
 static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 {
 	f->fd = (int32_t)(i * 3);
-	f->type = (uint32_t)(i % 16 + 1);
+	f->type = (uint32_t)(i % 17 + 1);
 	f->open_flags = 02 | (uint32_t)i << 12;
 	f->fd_flags = i % 2;
 	f->offset = 0x100000000ull + i;
@@ -198,7 +198,7 @@ static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 	f->eventfd_count = UINT64_MAX - i, f->eventfd_flags = 1;
 	f->timer_clockid = 1, f->timer_flags = 1;
 	f->timer_value_ns = 1500000000ull, f->timer_interval_ns = 250000000ull;
-	if (f->type == CS_FD_PIPE || f->type == CS_FD_FIFO) {
+	if (f->type == CS_FD_PIPE || f->type == CS_FD_FIFO || f->type == CS_FD_SOCKETPAIR) {
 		f->pipe_data_len = s->full ? S_PIPE : 5;
 		f->pipe_data = s->pipe_data;
 	}
@@ -220,6 +220,7 @@ static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 		f->sockopts[k].len = k % (CS_IMAGE_SOCKOPT_LEN + 1);
 		fill_bytes(f->sockopts[k].val, f->sockopts[k].len, (uint8_t)k);
 	}
+	f->peer_id = 0x1234567800000000ull + i, f->shutdown = (uint32_t)(i % 4);
 	f->n_locks = s->full && i == 6 ? CS_IMAGE_LOCKS_MAX : (uint32_t)(i % 2);
 	for (uint32_t k = 0; k < f->n_locks; k++) {
 		f->locks[k].kind = k % 4 + 1, f->locks[k].mode = k % 2 + 1;

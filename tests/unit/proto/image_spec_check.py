@@ -62,7 +62,8 @@ def record_vectors():
            + struct.pack('<iIQ', 3, 0x19, 0xdd) + lp(b'r'))
     fd += (struct.pack('<IiI', 16, 2, 0o640) + lp(b'') + struct.pack('<I', 1)
            + struct.pack('<ii', 6, 9) + lp(struct.pack('<I', 1))
-           + struct.pack('<I', 1) + struct.pack('<IIQQ', 3, 2, 10, 2**64 - 1))
+           + struct.pack('<I', 1) + struct.pack('<IIQQ', 3, 2, 10, 2**64 - 1)
+           + struct.pack('<QI', 16, 2))
     timer = struct.pack('<IiiIIiQQQ', 4, 1, 2, 4, 34, 5, 6, 7, 8)
     return {
         'process': proc,
@@ -192,12 +193,12 @@ def thread(r, _):
 def fd(r, prev):
     num, ftype = r.u('iI')
     r.u('IIQiiiiIIQQiIQQ')
-    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 16:
+    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 17:
         raise Bad('fd %d type %d' % (num, ftype))
     r.var(4095, True)
     r.var(128)
     r.var(128)
-    if r.var(1 << 20) and ftype not in (4, 15):
+    if r.var(1 << 20) and ftype not in (4, 15, 17):
         raise Bad('pipe data on a non-pipe')
     (n,) = r.u('I')
     if n > 65536 or (n and ftype != 10):
@@ -225,6 +226,9 @@ def fd(r, prev):
         kind, mode, start, end = r.u('IIQQ')
         if not 1 <= kind <= 4 or mode not in (1, 2) or start > end:
             raise Bad('fd %d: lock' % num)
+    _, shut = r.u('QI')
+    if shut > 3:
+        raise Bad('fd %d: shutdown' % num)
     return (prev or []) + [num]
 
 

@@ -122,7 +122,8 @@ static const struct {
 		"000a0000000000000000010000000300000019000000dd000000000000000100"
 		"0000721000000002000000a0010000000000000100000006000000090000000400"
 		"000001000000010000000300000002000000"
-		"0a00000000000000ffffffffffffffff"},
+		"0a00000000000000ffffffffffffffff"
+		"100000000000000002000000"},
 	{"sigaction",
 		"110000000000000000104000000000000000000400000000007f000000000000"
 		"0000010000000000"},
@@ -173,6 +174,7 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	f.sockopts[0].val[0] = 1;
 	f.n_locks = 1, f.locks[0].kind = CS_LOCK_OFD, f.locks[0].mode = CS_LOCK_WRITE;
 	f.locks[0].start = 10, f.locks[0].end = CS_LOCK_EOF;
+	f.peer_id = 16, f.shutdown = 2;
 	switch (i) {
 	case 0:
 		return cs_image_put_process(b, &p);
@@ -618,7 +620,7 @@ static void test_names(void)
 	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(12) == NULL);
 	CHECK(cs_image_section_name(UINT32_MAX) == NULL);
 	CHECK(strcmp(cs_image_fd_type_name(CS_FD_EPOLL), "EPOLL") == 0);
-	CHECK(cs_image_fd_type_name(0) == NULL && cs_image_fd_type_name(17) == NULL);
+	CHECK(cs_image_fd_type_name(0) == NULL && cs_image_fd_type_name(18) == NULL);
 	CHECK(strcmp(cs_image_err_name(CS_IMG_BAD_CRC), "BAD_CRC") == 0);
 	CHECK(cs_image_err_name(-1) == NULL && cs_image_err_name(CS_IMG_NO_MEMORY + 1) == NULL);
 	CHECK_EQ(cs_image_filename(name, sizeof(name), 42), 28);

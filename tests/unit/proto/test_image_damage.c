@@ -635,6 +635,8 @@ static void test_fd_tail(struct cs_image_fd *f)
 	       "fd 3: lock 0: kind 5, mode 2 or range 0-18446744073709551615 is invalid");
 	f[0].locks[0] = (struct cs_image_lock){CS_LOCK_POSIX, CS_LOCK_READ, 20, 10};
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "range 20-10 is invalid");
+	f[0].n_locks = 0, f[0].shutdown = 4;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd 3: shutdown 4 is above 3");
 }
 
 static void test_fds(void)
@@ -654,8 +656,8 @@ static void test_fds(void)
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd -1 is negative");
 	f[0].fd = 3, f[0].type = 0;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd 3: unknown type 0");
-	f[0].type = CS_FD_SIGNALFD + 1;
-	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "unknown type 17");
+	f[0].type = CS_FD_SOCKETPAIR + 1;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "unknown type 18");
 	f[0].type = CS_FD_REGULAR, f[0].pipe_data = (const uint8_t *)"abc", f[0].pipe_data_len = 3;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
 	       "fd 3 is REGULAR but carries pipe data");
@@ -672,7 +674,7 @@ static void test_fds(void)
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "n_epoll 65537 exceeds 65536");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12 + 4, CS_IMAGE_EPOLL_MAX);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS,
-	       "n_epoll 65536 needs at least 1048576 bytes, 60 left");
+	       "n_epoll 65536 needs at least 1048576 bytes, 72 left");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12, CS_IMAGE_PIPE_DATA_MAX + 1);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "pipe_data length 1048577 exceeds");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 4, CS_IMAGE_ADDR_MAX + 1);
