@@ -16,7 +16,6 @@ compact-refuse       `checksync compact` on a damaged chain refuses naming
                      older generation still compacts and restores
 """
 
-import argparse
 import os
 import re
 import shutil
@@ -25,11 +24,10 @@ import struct
 import subprocess
 import sys
 import time
-import traceback
 
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crlib import (App, Harness, TestFailure, SKIP, log, images, snapshot_dir,  # noqa: E402
+from crlib import (run_scenario, App, TestFailure, log, images, snapshot_dir,  # noqa: E402
                    diff_snapshots, all_pids)
 
 DELTA = 0x1
@@ -354,31 +352,5 @@ SCENARIOS = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build-root", required=True)
-    ap.add_argument("--workloads", required=True)
-    ap.add_argument("scenario", choices=sorted(SCENARIOS))
-    args = ap.parse_args()
-    h = Harness(args, args.scenario)
-    log("scenario %s seed %d (replay: CR_SEED=%d)" % (h.scenario, h.seed, h.seed))
-    status = 0
-    try:
-        if not h.check_ready():
-            return SKIP
-        SCENARIOS[args.scenario](h)
-        log("PASS %s (seed %d)" % (h.scenario, h.seed))
-    except TestFailure as e:
-        log("FAIL %s (seed %d, replay with CR_SEED=%d): %s" % (h.scenario, h.seed, h.seed, e))
-        status = 1
-    except Exception:
-        log("ERROR %s (seed %d):\n%s" % (h.scenario, h.seed, traceback.format_exc()))
-        status = 1
-    finally:
-        h.cleanup()
-    return status
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_scenario(__doc__, SCENARIOS))

@@ -13,6 +13,7 @@ names the step, the seed and the last lines of output.
 The workloads' line protocol is described in wl_common.h.
 """
 
+import argparse
 import hashlib
 import os
 import random
@@ -24,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import traceback
 
 SKIP = 77
 
@@ -573,3 +575,32 @@ class App:
             time.sleep(0.05)
         self.h.fail("%s: no verify result in %s within %.0f s" %
                     (self.describe(), self.result, timeout), self.proc)
+
+
+def run_scenario(doc, scenarios):
+    """The main() of a scenario script: parses --build-root, --workloads and
+    the scenario name, runs it with a Harness that is always cleaned up, and
+    returns the exit status (0 pass, 1 fail, 77 skip)."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-root", required=True)
+    ap.add_argument("--workloads", required=True)
+    ap.add_argument("scenario", choices=sorted(scenarios))
+    args = ap.parse_args()
+    h = Harness(args, args.scenario)
+    log("scenario %s seed %d (replay: CR_SEED=%d)" % (h.scenario, h.seed, h.seed))
+    status = 0
+    try:
+        if not h.check_ready():
+            return SKIP
+        scenarios[args.scenario](h)
+        log("PASS %s (seed %d)" % (h.scenario, h.seed))
+    except TestFailure as e:
+        log("FAIL %s (seed %d, replay with CR_SEED=%d): %s" % (h.scenario, h.seed, h.seed, e))
+        status = 1
+    except Exception:
+        log("ERROR %s (seed %d):\n%s" % (h.scenario, h.seed, traceback.format_exc()))
+        status = 1
+    finally:
+        h.cleanup()
+    return status

@@ -11,7 +11,6 @@ run's random moments, CR_ITERATIONS=<n> overrides the iteration count.
 Exit status: 0 pass, 1 fail, 77 skip (not root).
 """
 
-import argparse
 import os
 import re
 import shutil
@@ -20,11 +19,10 @@ import socket
 import subprocess
 import sys
 import time
-import traceback
 
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crlib import (App, Harness, TestFailure, SKIP, log, images, snapshot_dir,  # noqa: E402
+from crlib import (run_scenario, App, TestFailure, log, images, snapshot_dir,  # noqa: E402
                    diff_snapshots, free_port, pid_alive)
 
 
@@ -446,31 +444,5 @@ SCENARIOS = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build-root", required=True)
-    ap.add_argument("--workloads", required=True)
-    ap.add_argument("scenario", choices=sorted(SCENARIOS))
-    args = ap.parse_args()
-    h = Harness(args, args.scenario)
-    log("scenario %s seed %d (replay: CR_SEED=%d)" % (h.scenario, h.seed, h.seed))
-    status = 0
-    try:
-        if not h.check_ready():
-            return SKIP
-        SCENARIOS[args.scenario](h)
-        log("PASS %s (seed %d)" % (h.scenario, h.seed))
-    except TestFailure as e:
-        log("FAIL %s (seed %d, replay with CR_SEED=%d): %s" % (h.scenario, h.seed, h.seed, e))
-        status = 1
-    except Exception:
-        log("ERROR %s (seed %d):\n%s" % (h.scenario, h.seed, traceback.format_exc()))
-        status = 1
-    finally:
-        h.cleanup()
-    return status
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_scenario(__doc__, SCENARIOS))

@@ -11,16 +11,14 @@ Each refuse scenario builds state that is not restored and checks that
 `checksync checkpoint` refuses it, naming it, at checkpoint time.
 """
 
-import argparse
 import os
 import re
 import sys
 import time
-import traceback
 
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crlib import App, Harness, TestFailure, SKIP, log  # noqa: E402
+from crlib import run_scenario, App, log  # noqa: E402
 
 
 def restored(workload, args=(), iterations=2):
@@ -94,31 +92,5 @@ SCENARIOS = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build-root", required=True)
-    ap.add_argument("--workloads", required=True)
-    ap.add_argument("scenario", choices=sorted(SCENARIOS))
-    args = ap.parse_args()
-    h = Harness(args, args.scenario)
-    log("scenario %s seed %d (replay: CR_SEED=%d)" % (h.scenario, h.seed, h.seed))
-    status = 0
-    try:
-        if not h.check_ready():
-            return SKIP
-        SCENARIOS[args.scenario](h)
-        log("PASS %s (seed %d)" % (h.scenario, h.seed))
-    except TestFailure as e:
-        log("FAIL %s (seed %d, replay with CR_SEED=%d): %s" % (h.scenario, h.seed, h.seed, e))
-        status = 1
-    except Exception:
-        log("ERROR %s (seed %d):\n%s" % (h.scenario, h.seed, traceback.format_exc()))
-        status = 1
-    finally:
-        h.cleanup()
-    return status
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_scenario(__doc__, SCENARIOS))

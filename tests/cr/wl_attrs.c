@@ -8,7 +8,7 @@
  * At verify each must read back as set, and the membarrier registration
  * must work (a private expedited barrier fails with EPERM without it).
  *
- * --rmcwd 1: the working directory is a directory of $CR_RESULT's that the
+ * --rmcwd 1: the working directory is a directory in $CR_RESULT's that the
  * program removed, which checksync refuses at checkpoint.
  */
 #include "wl_common.h"
@@ -62,12 +62,11 @@ static void verify(void)
 	          "membarrier PRIVATE_EXPEDITED fails: the registration is gone");
 }
 
-/* chdir into a new directory next to $CR_RESULT, then remove it */
+/* chdir into a new directory of the work directory, then remove it */
 static void remove_cwd(void)
 {
 	char dir[4200];
-	const char *result = getenv("CR_RESULT");
-	snprintf(dir, sizeof(dir), "%s.cwd", result && *result ? result : "/tmp/wl-attrs");
+	snprintf(dir, sizeof(dir), "%s/cwd", wl_work_dir());
 	if (mkdir(dir, 0700) || chdir(dir) || rmdir(dir))
 		exit(2);
 }

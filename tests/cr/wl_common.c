@@ -131,6 +131,31 @@ const char *wl_first_failure(void)
 	return first_failure;
 }
 
+void wl_die(const char *what)
+{
+	perror(what);
+	exit(2);
+}
+
+void wl_fill(uint8_t *p, size_t n, uint64_t *seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)wl_rand(seed);
+}
+
+const char *wl_work_dir(void)
+{
+	static char dir[4096];
+	const char *result = getenv("CR_RESULT");
+	char *slash;
+	snprintf(dir, sizeof(dir), "%s", result && *result ? result : "/tmp/x");
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return "/tmp";
+	*slash = 0;
+	return dir;
+}
+
 int64_t wl_now_ns(int clockid)
 {
 	struct timespec ts;

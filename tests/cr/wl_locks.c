@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,19 +28,13 @@
 static char dir[4096];
 static int fl, fl_dup, px, ofd, lease;
 
-static void die(const char *what)
-{
-	perror(what);
-	exit(2);
-}
-
 static int file(const char *name, int flags)
 {
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	int fd = open(path, flags | O_CREAT, 0600);
 	if (fd < 0)
-		die(path);
+		wl_die(path);
 	return fd;
 }
 
@@ -49,7 +42,7 @@ static void lock(int fd, int cmd, short type, off_t start, off_t len)
 {
 	struct flock l = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
 	if (fcntl(fd, cmd, &l))
-		die("fcntl lock");
+		wl_die("fcntl lock");
 }
 
 static void setup(int mapped)
@@ -57,7 +50,7 @@ static void setup(int mapped)
 	fl = file("flock", O_RDWR);
 	fl_dup = dup(fl);
 	if (flock(fl, LOCK_EX | LOCK_NB))
-		die("flock");
+		wl_die("flock");
 	px = file("posix", O_RDWR);
 	lock(px, F_SETLK, F_RDLCK, 10, 20);
 	lock(px, F_SETLK, F_WRLCK, 100, 0);
@@ -66,12 +59,12 @@ static void setup(int mapped)
 	close(file("lease", O_RDONLY));
 	lease = file("lease", O_RDONLY);
 	if (fcntl(lease, F_SETLEASE, F_RDLCK))
-		die("F_SETLEASE");
+		wl_die("F_SETLEASE");
 	if (mapped) {
 		int m = file("mapped", O_RDWR);
 		if (ftruncate(m, 4096) ||
 		    mmap(NULL, 4096, PROT_READ, MAP_SHARED, m, 0) == MAP_FAILED)
-			die("mapped");
+			wl_die("mapped");
 		lock(m, F_SETLK, F_WRLCK, 0, 0);
 	}
 }
@@ -119,10 +112,7 @@ static void verify(void)
 int main(int argc, char **argv)
 {
 	uint64_t n = 0;
-	const char *result = getenv("CR_RESULT");
-	char copy[4096];
-	snprintf(copy, sizeof(copy), "%s", result && *result ? result : "/tmp/x");
-	snprintf(dir, sizeof(dir), "%s", dirname(copy));
+	snprintf(dir, sizeof(dir), "%s", wl_work_dir());
 	wl_init("locks");
 	setup((int)wl_opt(argc, argv, "--mapped", 0));
 	while (!wl_verify_requested()) {

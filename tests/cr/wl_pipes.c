@@ -24,7 +24,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <linux/kcmp.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -53,18 +52,9 @@ static int nonblocking(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-static void fill(uint8_t *p, size_t n, uint64_t *st)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)wl_rand(st);
-}
-
 static void setup_fifo(void)
 {
-	const char *result = getenv("CR_RESULT");
-	char copy[4096];
-	snprintf(copy, sizeof(copy), "%s", result && *result ? result : "/tmp/x");
-	snprintf(fifo, sizeof(fifo), "%s/fifo", dirname(copy));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", wl_work_dir());
 	unlink(fifo);
 	if (mkfifo(fifo, 0600))
 		exit(2);
@@ -81,7 +71,7 @@ static void setup(uint64_t seed)
 	if (pipe(a) || pipe(b) || pipe(c) || pipe(d))
 		exit(2);
 	a_len = 10 + wl_rand(&seed) % 31;
-	fill(a_bytes, a_len, &seed);
+	wl_fill(a_bytes, a_len, &seed);
 	if (write(a[1], a_bytes, a_len) != (ssize_t)a_len)
 		exit(2);
 	a_dup = dup(a[0]);
@@ -92,7 +82,7 @@ static void setup(uint64_t seed)
 	    fcntl(d[1], F_SETPIPE_SZ, 4096) < 0)
 		exit(2);
 	c_len = (100 << 10) + wl_rand(&seed) % (100 << 10);
-	fill(c_bytes, c_len, &seed);
+	wl_fill(c_bytes, c_len, &seed);
 	if (write(c[1], c_bytes, c_len) != (ssize_t)c_len)
 		exit(2);
 }

@@ -35,28 +35,16 @@ static int st[2], st1_dup, ep, dg[2], sq[2], half, self_c, self_a, lis;
 static uint8_t st0_q[150], st1_q[60], dg_q[3][700];
 static size_t st0_len, st1_len, dg_len[3];
 
-static void die(const char *what)
-{
-	perror(what);
-	exit(2);
-}
-
-static void fill(uint8_t *p, size_t n, uint64_t *seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)wl_rand(seed);
-}
-
 static void put(int fd, const void *p, size_t n)
 {
 	if (send(fd, p, n, 0) != (ssize_t)n)
-		die("send");
+		wl_die("send");
 }
 
 static void pair(int type, int sv[2])
 {
 	if (socketpair(AF_UNIX, type, 0, sv))
-		die("socketpair");
+		wl_die("socketpair");
 }
 
 static void setup_self(void)
@@ -69,7 +57,7 @@ static void setup_self(void)
 	self_c = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (bind(lis, (struct sockaddr *)&sa, len) || listen(lis, 1) ||
 	    connect(self_c, (struct sockaddr *)&sa, len) || (self_a = accept(lis, NULL, NULL)) < 0)
-		die("self connection");
+		wl_die("self connection");
 	close(lis);
 	put(self_c, "seven!!", 7);
 }
@@ -79,16 +67,16 @@ static void setup(uint64_t seed, int scm)
 	int h[2];
 	pair(SOCK_STREAM, st);
 	st0_len = 50 + wl_rand(&seed) % 101, st1_len = 10 + wl_rand(&seed) % 51;
-	fill(st0_q, st0_len, &seed), fill(st1_q, st1_len, &seed);
+	wl_fill(st0_q, st0_len, &seed), wl_fill(st1_q, st1_len, &seed);
 	put(st[1], st0_q, st0_len), put(st[0], st1_q, st1_len);
 	st1_dup = dup(st[1]);
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 77};
 	if ((ep = epoll_create1(0)) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, st[0], &ev))
-		die("epoll");
+		wl_die("epoll");
 	pair(SOCK_DGRAM, dg);
 	for (int i = 0; i < 3; i++) {
 		dg_len[i] = 1 + wl_rand(&seed) % sizeof(dg_q[i]);
-		fill(dg_q[i], dg_len[i], &seed);
+		wl_fill(dg_q[i], dg_len[i], &seed);
 		put(dg[1], dg_q[i], dg_len[i]);
 	}
 	pair(SOCK_SEQPACKET, sq);
@@ -113,7 +101,7 @@ static void setup(uint64_t seed, int scm)
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &ep, sizeof(int));
 		if (sendmsg(s[1], &mh, 0) != 1)
-			die("SCM_RIGHTS");
+			wl_die("SCM_RIGHTS");
 	}
 }
 

@@ -24,7 +24,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -40,24 +39,18 @@ static int udp_srv, udp_cli, lis, tcp_idle, tcp_bound, un_lis, un_idle, un_dgram
 static struct sockaddr_in srv_addr, cli_addr, lis_addr, bound_addr;
 static struct sockaddr_un un_lis_addr, un_dgram_addr;
 
-static void die(const char *what)
-{
-	perror(what);
-	exit(2);
-}
-
 static int sock(int family, int type)
 {
 	int s = socket(family, type, 0);
 	if (s < 0)
-		die("socket");
+		wl_die("socket");
 	return s;
 }
 
 static void set_int(int s, int level, int name, int v)
 {
 	if (setsockopt(s, level, name, &v, sizeof(v)))
-		die("setsockopt");
+		wl_die("setsockopt");
 }
 
 static int get_int(int s, int level, int name)
@@ -72,14 +65,14 @@ static void local(int s, struct sockaddr_in *sa)
 {
 	socklen_t len = sizeof(*sa);
 	if (getsockname(s, (struct sockaddr *)sa, &len))
-		die("getsockname");
+		wl_die("getsockname");
 }
 
 static void bind_loopback(int s, struct sockaddr_in *sa)
 {
 	struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	if (bind(s, (struct sockaddr *)&any, sizeof(any)))
-		die("bind");
+		wl_die("bind");
 	local(s, sa);
 }
 
@@ -96,7 +89,7 @@ static void attach_filter(int s)
 	static struct sock_filter accept_all[] = {BPF_STMT(BPF_RET | BPF_K, 0xffff)};
 	struct sock_fprog prog = {1, accept_all};
 	if (setsockopt(s, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)))
-		die("SO_ATTACH_FILTER");
+		wl_die("SO_ATTACH_FILTER");
 }
 
 static void setup_inet(int filter)
@@ -113,12 +106,12 @@ static void setup_inet(int filter)
 		attach_filter(udp_srv);
 	udp_cli = sock(AF_INET, SOCK_DGRAM);
 	if (connect(udp_cli, (struct sockaddr *)&srv_addr, sizeof(srv_addr)))
-		die("connect udp");
+		wl_die("connect udp");
 	local(udp_cli, &cli_addr);
 	lis = sock(AF_INET, SOCK_STREAM);
 	bind_loopback(lis, &lis_addr);
 	if (listen(lis, 8))
-		die("listen");
+		wl_die("listen");
 	tcp_idle = sock(AF_INET, SOCK_STREAM);
 	struct linger lg = {1, 5};
 	set_int(tcp_idle, IPPROTO_TCP, TCP_NODELAY, 1);
@@ -126,7 +119,7 @@ static void setup_inet(int filter)
 	set_int(tcp_idle, IPPROTO_TCP, TCP_KEEPIDLE, 77);
 	set_int(tcp_idle, SOL_SOCKET, SO_SNDBUF, 64 << 10);
 	if (setsockopt(tcp_idle, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)))
-		die("SO_LINGER");
+		wl_die("SO_LINGER");
 	tcp_bound = sock(AF_INET, SOCK_STREAM);
 	bind_loopback(tcp_bound, &bound_addr);
 }
@@ -137,12 +130,12 @@ static void setup_unix(const char *dir)
 	unix_addr(&un_lis_addr, dir, "lis");
 	if (bind(un_lis, (struct sockaddr *)&un_lis_addr, sizeof(un_lis_addr)) ||
 	    chmod(un_lis_addr.sun_path, 0640) || listen(un_lis, 4))
-		die("unix listener");
+		wl_die("unix listener");
 	un_idle = sock(AF_UNIX, SOCK_STREAM);
 	un_dgram = sock(AF_UNIX, SOCK_DGRAM);
 	unix_addr(&un_dgram_addr, dir, "dgram");
 	if (bind(un_dgram, (struct sockaddr *)&un_dgram_addr, sizeof(un_dgram_addr)))
-		die("unix dgram");
+		wl_die("unix dgram");
 }
 
 static void check_udp(void)
@@ -235,15 +228,9 @@ static void check_unix(void)
 int main(int argc, char **argv)
 {
 	uint64_t n = 0;
-	const char *result = getenv("CR_RESULT");
-	char copy[4096], dir[4096] = "/tmp";
-	if (result && *result) {
-		snprintf(copy, sizeof(copy), "%s", result);
-		snprintf(dir, sizeof(dir), "%s", dirname(copy));
-	}
 	wl_init("sockets");
 	setup_inet((int)wl_opt(argc, argv, "--filter", 0));
-	setup_unix(dir);
+	setup_unix(wl_work_dir());
 	while (!wl_verify_requested()) {
 		wl_sleep_ms(20);
 		wl_progress(++n);

@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,22 +34,10 @@ static ino_t plain_ino, dir_ino;
 static uint8_t st_bytes[300 << 10], rw_bytes[20000], otmp_bytes[5000];
 static size_t st_len;
 
-static void die(const char *what)
-{
-	perror(what);
-	exit(2);
-}
-
-static void fill(uint8_t *p, size_t n, uint64_t *seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)wl_rand(seed);
-}
-
 static void put(int fd, const void *p, size_t n)
 {
 	if (write(fd, p, n) != (ssize_t)n)
-		die("write");
+		wl_die("write");
 }
 
 static int unlinked(const char *dir, const char *name, int flags, mode_t mode)
@@ -59,7 +46,7 @@ static int unlinked(const char *dir, const char *name, int flags, mode_t mode)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	int fd = open(path, flags | O_CREAT | O_TRUNC, mode);
 	if (fd < 0 || fchmod(fd, mode) || unlink(path))
-		die(path);
+		wl_die(path);
 	return fd;
 }
 
@@ -67,18 +54,18 @@ static void big(const char *dir, uint64_t mib)
 {
 	int fd = unlinked(dir, "big", O_RDWR, 0600);
 	if (ftruncate(fd, (off_t)(mib << 20)))
-		die("ftruncate");
+		wl_die("ftruncate");
 }
 
 static void setup(const char *dir, uint64_t seed)
 {
 	st = tmpfile();
 	st_len = (100 << 10) + wl_rand(&seed) % (200 << 10);
-	fill(st_bytes, st_len, &seed);
+	wl_fill(st_bytes, st_len, &seed);
 	if (!st || fwrite(st_bytes, 1, st_len, st) != st_len || fflush(st) ||
 	    fseek(st, (long)st_len / 2, SEEK_SET))
-		die("tmpfile");
-	fill(rw_bytes, sizeof(rw_bytes), &seed);
+		wl_die("tmpfile");
+	wl_fill(rw_bytes, sizeof(rw_bytes), &seed);
 	rw = unlinked(dir, "rw", O_RDWR, 0640);
 	put(rw, rw_bytes, sizeof(rw_bytes));
 	lseek(rw, 1234, SEEK_SET);
@@ -86,9 +73,9 @@ static void setup(const char *dir, uint64_t seed)
 	logfd = unlinked(dir, "log", O_WRONLY | O_APPEND, 0600);
 	put(logfd, "abc", 3);
 	otmp = open(dir, O_TMPFILE | O_RDWR, 0600);
-	fill(otmp_bytes, sizeof(otmp_bytes), &seed);
+	wl_fill(otmp_bytes, sizeof(otmp_bytes), &seed);
 	if (otmp < 0)
-		die("O_TMPFILE");
+		wl_die("O_TMPFILE");
 	put(otmp, otmp_bytes, sizeof(otmp_bytes));
 	char plain[4200];
 	struct stat s;
@@ -97,7 +84,7 @@ static void setup(const char *dir, uint64_t seed)
 	path_file = open(plain, O_PATH);
 	path_dir = open(dir, O_PATH | O_DIRECTORY);
 	if (path_file < 0 || path_dir < 0 || fstat(path_file, &s))
-		die("O_PATH");
+		wl_die("O_PATH");
 	plain_ino = s.st_ino;
 	fstat(path_dir, &s);
 	dir_ino = s.st_ino;
@@ -157,19 +144,14 @@ static void verify(void)
 int main(int argc, char **argv)
 {
 	uint64_t n = 0, seed = wl_opt(argc, argv, "--seed", 1);
-	const char *result = getenv("CR_RESULT");
-	char copy[4096], dir[4096] = "/tmp";
-	if (result && *result) {
-		snprintf(copy, sizeof(copy), "%s", result);
-		snprintf(dir, sizeof(dir), "%s", dirname(copy));
-	}
+	const char *dir = wl_work_dir();
 	wl_init("tmpfile");
 	setup(dir, seed);
 	if (wl_opt(argc, argv, "--twice", 0)) {
 		char self[64];
 		snprintf(self, sizeof(self), "/proc/self/fd/%d", rw);
 		if (open(self, O_RDONLY) < 0)
-			die(self);
+			wl_die(self);
 	}
 	if (wl_opt(argc, argv, "--big-mib", 0))
 		big(dir, wl_opt(argc, argv, "--big-mib", 0));
