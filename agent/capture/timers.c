@@ -43,8 +43,12 @@ static void interval_timers(struct cs_capture *c)
 	static const int which[3] = {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF};
 	for (int k = 0; k < 3; k++) {
 		struct itimerval v;
+		/* A periodic ITIMER_REAL that expired is re-armed only when its
+		 * SIGALRM is dequeued: until then (a freeze is such a time) it
+		 * reads 0 left and its interval. It is armed all the same. */
 		if (syscall(SYS_getitimer, which[k], &v) ||
-		    (!v.it_value.tv_sec && !v.it_value.tv_usec))
+		    (!v.it_value.tv_sec && !v.it_value.tv_usec && !v.it_interval.tv_sec &&
+		     !v.it_interval.tv_usec))
 			continue;
 		struct cs_image_timer *t = &c->timers[c->n_timers++];
 		memset(t, 0, sizeof(*t));
