@@ -327,6 +327,7 @@ void cs_image_free(struct cs_image *img)
 		free((void *)img->fds[i].pipe_data);
 		free((void *)img->fds[i].epoll);
 		free((void *)img->fds[i].file_data);
+		free((void *)img->fds[i].filter);
 	}
 	free(img->fds);
 	free(img->mappings);

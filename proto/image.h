@@ -41,6 +41,7 @@
 #define CS_IMAGE_SOCKOPT_LEN    16 /* bytes of one option's value */
 #define CS_IMAGE_TIMERS_MAX     65536
 #define CS_IMAGE_LOCKS_MAX      64 /* file locks per fd */
+#define CS_IMAGE_FILTER_MAX     (4096u * 8) /* a classic socket filter: BPF_MAXINSNS of 8 bytes */
 
 enum cs_image_section_type {
 	CS_SECT_HEADER = 1,
@@ -260,6 +261,10 @@ struct cs_image_fd {
 	struct cs_image_lock locks[CS_IMAGE_LOCKS_MAX];
 	uint64_t peer_id;  /* SOCKETPAIR: the peer socket's inode, 0 if it is gone */
 	uint32_t shutdown; /* SOCKETPAIR: 1 receiving shut down, 2 sending shut down */
+	/* sockets: the classic filter attached (struct sock_filter, 8 bytes each) */
+	uint32_t filter_locked; /* SO_LOCK_FILTER */
+	uint32_t filter_len;    /* bytes, a multiple of 8 */
+	const uint8_t *filter;
 };
 
 /* Per-process attributes (ATTRS section, one record). */

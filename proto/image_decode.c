@@ -515,6 +515,29 @@ static int decode_locks(struct cs_rd *r, struct cs_image_fd *f)
 	return 0;
 }
 
+/* A classic socket filter: whole instructions of 8 bytes. */
+static int decode_filter(struct cs_rd *r, struct cs_image_fd *f)
+{
+	uint8_t *data;
+
+	TRY(cs_rd_u32(r, "filter_locked", &f->filter_locked));
+	TRY(rd_len(r, "filter", CS_IMAGE_FILTER_MAX, &f->filter_len));
+	if (f->filter_locked > 1 || f->filter_len % 8)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "fd %d: filter_locked %u is not 0 or 1, or a filter of %u bytes "
+		                  "is not whole instructions",
+		                  f->fd, f->filter_locked, f->filter_len);
+	if (f->filter_len == 0)
+		return 0;
+	data = malloc(f->filter_len);
+	if (!data)
+		return cs_img_no_memory(r);
+	memcpy(data, r->p + r->pos, f->filter_len);
+	f->filter = data;
+	r->pos += f->filter_len;
+	return 0;
+}
+
 /* Whether fd is one of the n records already decoded (sorted by fd). */
 static int have_fd(const struct cs_image_fd *fds, size_t n, int32_t fd)
 {
@@ -556,7 +579,7 @@ static int decode_fd_tail(struct cs_rd *r, struct cs_image_fd *fds, size_t i)
 	if (f->shutdown > 3)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d: shutdown %u is above 3", f->fd,
 		                  f->shutdown);
-	return 0;
+	return decode_filter(r, f);
 }
 
 static int decode_fd(struct cs_rd *r, struct cs_image_fd *fds, size_t i, int32_t prev_fd)
@@ -580,7 +603,7 @@ int cs_img_decode_fds(struct cs_rd *r, struct cs_image *img)
 	size_t i;
 
 	/* n_fds is set before decoding so cs_image_free releases partial records. */
-	TRY(rd_array(r, CS_REC_FD_FIXED + 60, UINT32_MAX, sizeof(*img->fds), (void **)&img->fds,
+	TRY(rd_array(r, CS_REC_FD_FIXED + 68, UINT32_MAX, sizeof(*img->fds), (void **)&img->fds,
 	             &img->n_fds));
 	for (i = 0; i < img->n_fds; i++) {
 		r->record = (long)i;

@@ -231,7 +231,7 @@ static size_t fd_tail_len(const struct cs_image_fd *f)
 
 	for (i = 0; i < f->n_sockopts; i++)
 		n += 8 + 4 + f->sockopts[i].len;
-	return n + 4 + (size_t)f->n_locks * 24 + 8 + 4;
+	return n + 4 + (size_t)f->n_locks * 24 + 8 + 4 + 4 + 4 + f->filter_len;
 }
 
 static int fd_tail_ok(const struct cs_image_fd *f)
@@ -239,7 +239,8 @@ static int fd_tail_ok(const struct cs_image_fd *f)
 	uint32_t i;
 
 	if (f->file_data_len > CS_IMAGE_FILE_DATA_MAX || (f->file_data_len > 0 && !f->file_data) ||
-	    f->n_sockopts > CS_IMAGE_SOCKOPTS_MAX || f->n_locks > CS_IMAGE_LOCKS_MAX)
+	    f->n_sockopts > CS_IMAGE_SOCKOPTS_MAX || f->n_locks > CS_IMAGE_LOCKS_MAX ||
+	    f->filter_len > CS_IMAGE_FILTER_MAX || (f->filter_len > 0 && !f->filter))
 		return 0;
 	for (i = 0; i < f->n_sockopts; i++)
 		if (f->sockopts[i].len > CS_IMAGE_SOCKOPT_LEN)
@@ -269,7 +270,9 @@ static uint8_t *put_fd_tail(uint8_t *p, const struct cs_image_fd *f)
 		p = cs_img_put64(p, f->locks[i].end);
 	}
 	p = cs_img_put64(p, f->peer_id);
-	return cs_img_put32(p, f->shutdown);
+	p = cs_img_put32(p, f->shutdown);
+	p = cs_img_put32(p, f->filter_locked);
+	return put_var(p, f->filter, f->filter_len);
 }
 
 int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)

@@ -560,6 +560,7 @@ int cs_fds_capture(struct cs_agent *a, struct cs_capture *c)
 			f->file_data = c->fd_pool + (uintptr_t)f->file_data;
 		else
 			f->file_data = NULL;
+		f->filter = f->filter_len ? c->fd_pool + (uintptr_t)f->filter : NULL;
 	}
 	return 0;
 }

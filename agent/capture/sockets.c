@@ -8,7 +8,7 @@
  *   stream, never used   bound again if bound (TCP, unix stream/seqpacket)
  *   stream connection    a socket that reports a reset (it cannot move)
  * and what it refuses, at checkpoint, by fd: other families and protocols,
- * a TCP connect in progress, an attached socket filter.
+ * a TCP connect in progress, an eBPF socket filter (a classic one is kept).
  */
 #include <errno.h>
 #include <linux/netlink.h>
@@ -131,11 +131,29 @@ static int sockopt_int(int fd, int level, int name)
 	return getsockopt(fd, level, name, &v, &len) ? -1 : v;
 }
 
-/* A classic filter reports its length; an eBPF one refuses to be read. */
-static int has_filter(int fd)
+/* The classic filter attached, into the fd pool (filter holds its pool
+ * offset until cs_fds_capture makes it a pointer). SO_GET_FILTER counts in
+ * instructions of 8 bytes; an eBPF filter cannot be read back (EACCES). */
+static void sock_filter(struct cs_capture *c, struct cs_image_fd *f)
 {
-	socklen_t len = 0;
-	return getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &len) != 0 || len != 0;
+	socklen_t n = 0;
+	if (getsockopt(f->fd, SOL_SOCKET, SO_GET_FILTER, NULL, &n)) {
+		cs_fd_unsupported(c, f,
+		                  "an eBPF socket filter is attached (SO_ATTACH_BPF), which "
+		                  "cannot be read back");
+		return;
+	}
+	if (n == 0)
+		return;
+	if ((size_t)n * 8 > CS_IMAGE_FILTER_MAX || cs_fd_pool_reserve(c, (size_t)n * 8) ||
+	    getsockopt(f->fd, SOL_SOCKET, SO_GET_FILTER, c->fd_pool + c->fd_pool_len, &n)) {
+		cs_fd_unsupported(c, f, "its socket filter cannot be read");
+		return;
+	}
+	f->filter = (const uint8_t *)(uintptr_t)c->fd_pool_len;
+	f->filter_len = (uint32_t)n * 8;
+	c->fd_pool_len += f->filter_len;
+	f->filter_locked = sockopt_int(f->fd, SOL_SOCKET, SO_LOCK_FILTER) > 0;
 }
 
 /* A TCP socket without a peer: never connected (nothing sent, closed), a
@@ -284,10 +302,7 @@ void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f)
 	sock_state(c, f, connected);
 	if (f->type == CS_FD_UNSUPPORTED || f->type == CS_FD_SOCKET_CONNECTED)
 		return;
-	if (has_filter(f->fd)) {
-		cs_fd_unsupported(c, f, "a socket filter is attached (SO_ATTACH_FILTER/BPF)");
-		return;
-	}
+	sock_filter(c, f);
 	if (f->family == AF_UNIX)
 		unix_file_mode(f);
 	sock_options(c, f);

@@ -7,6 +7,7 @@
  * and IPV6_V6ONLY matter. A unix socket's file gets its mode back.
  */
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +55,20 @@ static int set_options(int s, const struct cs_image_fd *f)
 			return cs_restore_fail("fd %d: socket option %d/%d: %s", f->fd, o->level,
 			                       o->name, strerror(errno));
 	}
+	return 0;
+}
+
+/* The classic filter, then SO_LOCK_FILTER if the program had locked it. */
+static int set_filter(int s, const struct cs_image_fd *f)
+{
+	struct sock_fprog prog = {.len = (unsigned short)(f->filter_len / 8),
+	                          .filter = (struct sock_filter *)(uintptr_t)f->filter};
+	int one = 1;
+	if (f->filter_len && setsockopt(s, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
+		return cs_restore_fail("fd %d: attaching its socket filter again: %s", f->fd,
+		                       strerror(errno));
+	if (f->filter_locked && setsockopt(s, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)) < 0)
+		return cs_restore_fail("fd %d: SO_LOCK_FILTER: %s", f->fd, strerror(errno));
 	return 0;
 }
 
@@ -108,6 +123,8 @@ int cs_restore_socket(const struct cs_image_fd *f)
 	if (f->sock_options & 2)
 		setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	int err = set_options(s, f);
+	if (!err)
+		err = set_filter(s, f);
 	if (!err && is_bound(f))
 		err = bind_again(s, f);
 	if (!err && f->type == CS_FD_SOCKET_LISTEN &&
@@ -166,6 +183,10 @@ static int pair_state(const int sv[2], const struct cs_image_fd *e[2])
 		if (err)
 			return err;
 	}
+	/* filters after the refill: the queued bytes passed them already */
+	for (int k = 0; k < 2; k++)
+		if (e[k] && set_filter(sv[k], e[k]))
+			return -1;
 	for (int k = 0; k < 2; k++) {
 		if (e[k] && (e[k]->shutdown & 2) && shutdown(sv[k], SHUT_WR) < 0)
 			return cs_restore_fail("fd %d: shutdown: %s", e[k]->fd, strerror(errno));

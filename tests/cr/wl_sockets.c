@@ -2,7 +2,8 @@
  * sockets: each socket by its real type and state, with its options.
  *
  *   udp_srv   UDP bound to 127.0.0.1:<free>, SO_BROADCAST, SO_RCVBUF 96 KiB,
- *             IP_TOS 0x10, then SO_PRIORITY 3
+ *             IP_TOS 0x10, then SO_PRIORITY 3; a classic filter that cuts
+ *             datagrams to 3 bytes, locked (SO_LOCK_FILTER)
  *   udp_cli   UDP connected to udp_srv (its port chosen by connect)
  *   lis       TCP listening on 127.0.0.1:<free>
  *   tcp_idle  TCP never connected, never bound: TCP_NODELAY, SO_KEEPALIVE,
@@ -11,8 +12,8 @@
  *   un_lis    unix stream listener on DIR/lis, file mode 0640
  *   un_idle   unix stream socket never connected
  *   un_dgram  unix datagram socket bound to DIR/dgram
- *   --filter 1: udp_srv also has a classic socket filter, which checksync
- *             refuses at checkpoint
+ *   --ebpf 1: one more UDP socket with an eBPF filter (SO_ATTACH_BPF), which
+ *             cannot be read back and which checksync refuses at checkpoint
  *
  * DIR is the directory of $CR_RESULT (the harness's work directory).
  * At verify each socket must still be of its type and state with its
@@ -24,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -32,6 +34,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -84,15 +87,37 @@ static void unix_addr(struct sockaddr_un *sa, const char *dir, const char *name)
 	unlink(sa->sun_path);
 }
 
+/* A UDP socket filters the datagram with its 8-byte header: 11 keeps 3
+ * bytes of payload. */
+static struct sock_filter cut_to_3[] = {BPF_STMT(BPF_RET | BPF_K, 8 + 3)};
+
 static void attach_filter(int s)
 {
-	static struct sock_filter accept_all[] = {BPF_STMT(BPF_RET | BPF_K, 0xffff)};
-	struct sock_fprog prog = {1, accept_all};
-	if (setsockopt(s, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)))
+	struct sock_fprog prog = {1, cut_to_3};
+	int one = 1;
+	if (setsockopt(s, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) ||
+	    setsockopt(s, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)))
 		wl_die("SO_ATTACH_FILTER");
 }
 
-static void setup_inet(int filter)
+/* A socket filter program that accepts everything, loaded with bpf(2). */
+static void attach_ebpf(void)
+{
+	struct bpf_insn insns[2] = {{.code = BPF_ALU64 | BPF_MOV | BPF_K, .imm = -1},
+	                            {.code = BPF_JMP | BPF_EXIT}};
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+	a.insns = (uintptr_t)insns;
+	a.insn_cnt = 2;
+	a.license = (uintptr_t) "GPL";
+	int prog = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof(a));
+	int s = sock(AF_INET, SOCK_DGRAM);
+	if (prog < 0 || setsockopt(s, SOL_SOCKET, SO_ATTACH_BPF, &prog, sizeof(prog)))
+		wl_die("SO_ATTACH_BPF");
+}
+
+static void setup_inet(int ebpf)
 {
 	udp_srv = sock(AF_INET, SOCK_DGRAM);
 	set_int(udp_srv, SOL_SOCKET, SO_BROADCAST, 1);
@@ -102,8 +127,9 @@ static void setup_inet(int filter)
 	set_int(udp_srv, IPPROTO_IP, IP_TOS, 0x10);
 	set_int(udp_srv, SOL_SOCKET, SO_PRIORITY, 3);
 	bind_loopback(udp_srv, &srv_addr);
-	if (filter)
-		attach_filter(udp_srv);
+	attach_filter(udp_srv);
+	if (ebpf)
+		attach_ebpf();
 	udp_cli = sock(AF_INET, SOCK_DGRAM);
 	if (connect(udp_cli, (struct sockaddr *)&srv_addr, sizeof(srv_addr)))
 		wl_die("connect udp");
@@ -164,8 +190,14 @@ static void check_udp(void)
 		n = recvfrom(udp_srv, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&peer,
 		             &len);
 	}
-	wl_expect(n == 4 && peer.sin_port == cli_addr.sin_port, "udp_srv: got %zd bytes from %d", n,
+	wl_expect(n == 3 && peer.sin_port == cli_addr.sin_port,
+	          "udp_srv: got %zd bytes from %d, want 3 (its filter cuts them)", n,
 	          ntohs(peer.sin_port));
+	socklen_t blocks = 0;
+	getsockopt(udp_srv, SOL_SOCKET, SO_GET_FILTER, NULL, &blocks);
+	wl_expect(blocks == 1 && get_int(udp_srv, SOL_SOCKET, SO_LOCK_FILTER) == 1,
+	          "udp_srv: filter of %u instructions, locked %d", (unsigned)blocks,
+	          get_int(udp_srv, SOL_SOCKET, SO_LOCK_FILTER));
 	sendto(udp_srv, "pong", 4, 0, (struct sockaddr *)&cli_addr, sizeof(cli_addr));
 	wl_sleep_ms(20);
 	n = recv(udp_cli, buf, sizeof(buf), MSG_DONTWAIT);
@@ -229,7 +261,7 @@ int main(int argc, char **argv)
 {
 	uint64_t n = 0;
 	wl_init("sockets");
-	setup_inet((int)wl_opt(argc, argv, "--filter", 0));
+	setup_inet((int)wl_opt(argc, argv, "--ebpf", 0));
 	setup_unix(wl_work_dir());
 	while (!wl_verify_requested()) {
 		wl_sleep_ms(20);

@@ -46,6 +46,7 @@ struct sample {
 	size_t n_maps, n_threads, n_fds, n_sigs, n_res, n_unsup, n_runs, n_timers;
 	uint8_t pipe_data[S_PIPE];
 	uint8_t file_data[S_FILE];
+	uint8_t filter[CS_IMAGE_FILTER_MAX];
 	struct cs_image_epoll_entry epoll[S_EPOLL];
 };
 
@@ -221,6 +222,9 @@ static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 		fill_bytes(f->sockopts[k].val, f->sockopts[k].len, (uint8_t)k);
 	}
 	f->peer_id = 0x1234567800000000ull + i, f->shutdown = (uint32_t)(i % 4);
+	f->filter_locked = i % 2;
+	f->filter_len = s->full && i == 7 ? CS_IMAGE_FILTER_MAX : (uint32_t)(i % 3) * 8;
+	f->filter = f->filter_len ? s->filter : NULL;
 	f->n_locks = s->full && i == 6 ? CS_IMAGE_LOCKS_MAX : (uint32_t)(i % 2);
 	for (uint32_t k = 0; k < f->n_locks; k++) {
 		f->locks[k].kind = k % 4 + 1, f->locks[k].mode = k % 2 + 1;
@@ -234,6 +238,7 @@ static void sample_fds(struct sample *s)
 
 	fill_bytes(s->pipe_data, S_PIPE, 0x55);
 	fill_bytes(s->file_data, S_FILE, 0x66);
+	fill_bytes(s->filter, CS_IMAGE_FILTER_MAX, 0x77);
 	for (i = 0; i < S_EPOLL; i++) {
 		s->epoll[i].tfd = (int32_t)i - 1;
 		s->epoll[i].events = 0x80000001u + (uint32_t)i;
@@ -440,6 +445,10 @@ static int __attribute__((unused)) sample_diff(const struct sample *s, const str
 		a.pipe_data = e.pipe_data = NULL;
 		a.epoll = e.epoll = NULL;
 		a.file_data = e.file_data = NULL;
+		DIFF(a.filter_len != e.filter_len);
+		if (a.filter_len == e.filter_len && a.filter_len)
+			DIFF(memcmp(a.filter, e.filter, a.filter_len) != 0);
+		a.filter = e.filter = NULL;
 		DIFF(memcmp(&a, &e, sizeof(a)) != 0);
 	}
 	for (i = 0; i < s->n_runs; i++) {

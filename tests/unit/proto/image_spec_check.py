@@ -63,7 +63,8 @@ def record_vectors():
     fd += (struct.pack('<IiI', 16, 2, 0o640) + lp(b'') + struct.pack('<I', 1)
            + struct.pack('<ii', 6, 9) + lp(struct.pack('<I', 1))
            + struct.pack('<I', 1) + struct.pack('<IIQQ', 3, 2, 10, 2**64 - 1)
-           + struct.pack('<QI', 16, 2))
+           + struct.pack('<QI', 16, 2)
+           + struct.pack('<I', 1) + lp(bytes.fromhex('06000000ffff0000')))
     timer = struct.pack('<IiiIIiQQQ', 4, 1, 2, 4, 34, 5, 6, 7, 8)
     return {
         'process': proc,
@@ -226,9 +227,9 @@ def fd(r, prev):
         kind, mode, start, end = r.u('IIQQ')
         if not 1 <= kind <= 4 or mode not in (1, 2) or start > end:
             raise Bad('fd %d: lock' % num)
-    _, shut = r.u('QI')
-    if shut > 3:
-        raise Bad('fd %d: shutdown' % num)
+    _, shut, locked = r.u('QII')
+    if shut > 3 or locked > 1 or len(r.var(32768)) % 8:
+        raise Bad('fd %d: shutdown or filter' % num)
     return (prev or []) + [num]
 
 

@@ -123,7 +123,8 @@ static const struct {
 		"0000721000000002000000a0010000000000000100000006000000090000000400"
 		"000001000000010000000300000002000000"
 		"0a00000000000000ffffffffffffffff"
-		"100000000000000002000000"},
+		"100000000000000002000000"
+		"010000000800000006000000ffff0000"},
 	{"sigaction",
 		"110000000000000000104000000000000000000400000000007f000000000000"
 		"0000010000000000"},
@@ -175,6 +176,7 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	f.n_locks = 1, f.locks[0].kind = CS_LOCK_OFD, f.locks[0].mode = CS_LOCK_WRITE;
 	f.locks[0].start = 10, f.locks[0].end = CS_LOCK_EOF;
 	f.peer_id = 16, f.shutdown = 2;
+	f.filter_locked = 1, f.filter_len = 8, f.filter = (const uint8_t *)"\x06\0\0\0\xff\xff\0\0";
 	switch (i) {
 	case 0:
 		return cs_image_put_process(b, &p);

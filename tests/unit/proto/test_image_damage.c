@@ -637,6 +637,12 @@ static void test_fd_tail(struct cs_image_fd *f)
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "range 20-10 is invalid");
 	f[0].n_locks = 0, f[0].shutdown = 4;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd 3: shutdown 4 is above 3");
+	f[0].shutdown = 0, f[0].filter = (const uint8_t *)"0123456789ab", f[0].filter_len = 12;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "a filter of 12 bytes is not whole instructions");
+	f[0].filter_len = 8, f[0].filter_locked = 2;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "fd 3: filter_locked 2 is not 0 or 1");
 }
 
 static void test_fds(void)
@@ -674,7 +680,7 @@ static void test_fds(void)
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "n_epoll 65537 exceeds 65536");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12 + 4, CS_IMAGE_EPOLL_MAX);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS,
-	       "n_epoll 65536 needs at least 1048576 bytes, 72 left");
+	       "n_epoll 65536 needs at least 1048576 bytes, 80 left");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12, CS_IMAGE_PIPE_DATA_MAX + 1);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "pipe_data length 1048577 exceeds");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 4, CS_IMAGE_ADDR_MAX + 1);
