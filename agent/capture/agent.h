@@ -233,6 +233,8 @@ void cs_tmpfiles_content(struct cs_capture *c, const struct cs_fd_ident *ids);
 void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f);
 /* The receive queue of a SOCKETPAIR end into pipe_data (a pool offset). */
 void cs_socket_queue(struct cs_capture *c, struct cs_image_fd *f);
+void cs_sockets_done(void);  /* closes what the socket capture opened */
+void cs_sockets_reset(void); /* forgets the cached defaults of new sockets */
 
 /* timers.c: runs in the parent during the freeze (timers are not inherited) */
 int cs_timers_capture(struct cs_capture *c);

@@ -396,6 +396,7 @@ void cs_capture_reset(struct cs_agent *a)
 	cs_maps_reset();
 	cs_track_reset();
 	cs_fds_reset();
+	cs_sockets_reset();
 	cs_timers_reset();
 	cs_freeze_reset();
 	cs_dump_reset();

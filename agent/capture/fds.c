@@ -540,6 +540,7 @@ int cs_fds_capture(struct cs_agent *a, struct cs_capture *c)
 		}
 		classify(c, f, &idents[i]);
 	}
+	cs_sockets_done();
 	find_shared(c);
 	epoll_check(c);
 	pipes_data(a, c);

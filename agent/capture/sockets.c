@@ -97,18 +97,63 @@ static int get_opt(int fd, int i, uint8_t *val, socklen_t *len)
 	return getsockopt(fd, options[i].level, options[i].name, val, len);
 }
 
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+#define N_KINDS   8
+
+/* The options of a new socket of one kind, read once (a new socket and
+ * forty getsockopt calls per socket fd would lengthen every freeze). */
+struct defaults {
+	int family, type, protocol, valid;
+	uint8_t len[N_OPTIONS]; /* 0xff: unreadable */
+	uint8_t val[N_OPTIONS][CS_IMAGE_SOCKOPT_LEN];
+};
+static struct defaults kinds[N_KINDS];
+
+/* After a restore: the defaults may be another host's (sysctls). */
+void cs_sockets_reset(void)
+{
+	memset(kinds, 0, sizeof(kinds));
+}
+
+static const struct defaults *defaults_of(const struct cs_image_fd *f)
+{
+	struct defaults *d = NULL;
+	for (int k = 0; k < N_KINDS && !d; k++)
+		if (!kinds[k].valid ||
+		    (kinds[k].family == f->family && kinds[k].type == f->sock_type &&
+		     kinds[k].protocol == f->protocol))
+			d = &kinds[k];
+	if (!d)
+		return NULL;
+	if (d->valid)
+		return d;
+	int fresh = socket(f->family, f->sock_type | SOCK_CLOEXEC, f->protocol);
+	if (fresh < 0)
+		return NULL;
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		socklen_t len;
+		d->len[i] = get_opt(fresh, (int)i, d->val[i], &len) || len > CS_IMAGE_SOCKOPT_LEN
+		                ? 0xff
+		                : (uint8_t)len;
+	}
+	close(fresh);
+	d->family = f->family, d->type = f->sock_type, d->protocol = f->protocol;
+	d->valid = 1;
+	return d;
+}
+
 /* Every option whose value differs from a new socket's (all of them if no
  * new socket can be made here). */
 static void sock_options(struct cs_capture *c, struct cs_image_fd *f)
 {
-	int fresh = socket(f->family, f->sock_type | SOCK_CLOEXEC, f->protocol);
-	for (int i = 0; i < (int)(sizeof(options) / sizeof(options[0])); i++) {
-		uint8_t val[CS_IMAGE_SOCKOPT_LEN], def[CS_IMAGE_SOCKOPT_LEN];
-		socklen_t len, dlen;
-		if (!applies(i, f) || get_opt(f->fd, i, val, &len) || len > CS_IMAGE_SOCKOPT_LEN)
+	const struct defaults *d = defaults_of(f);
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		uint8_t val[CS_IMAGE_SOCKOPT_LEN];
+		socklen_t len;
+		if (!applies((int)i, f) || get_opt(f->fd, (int)i, val, &len) ||
+		    len > CS_IMAGE_SOCKOPT_LEN)
 			continue;
-		if (fresh >= 0 && get_opt(fresh, i, def, &dlen) == 0 && dlen == len &&
-		    !memcmp(val, def, len))
+		if (d && d->len[i] == len && !memcmp(val, d->val[i], len))
 			continue;
 		if (f->n_sockopts == CS_IMAGE_SOCKOPTS_MAX) {
 			cs_fd_unsupported(c, f, "more socket options set than an image holds");
@@ -120,8 +165,6 @@ static void sock_options(struct cs_capture *c, struct cs_image_fd *f)
 		o->len = len;
 		memcpy(o->val, val, len);
 	}
-	if (fresh >= 0)
-		close(fresh);
 }
 
 static int sockopt_int(int fd, int level, int name)
@@ -196,6 +239,17 @@ static int kind_ok(const struct cs_image_fd *f)
 	       (f->sock_type == SOCK_DGRAM && f->protocol == IPPROTO_UDP);
 }
 
+/* One sock_diag socket for all the queries of a capture (opened after the
+ * fds were listed, closed by cs_sockets_done). */
+static int diag_fd = -1;
+
+void cs_sockets_done(void)
+{
+	if (diag_fd >= 0)
+		close(diag_fd);
+	diag_fd = -1;
+}
+
 /* The peer's inode and the shutdown state of the unix socket with inode
  * ino, from sock_diag: nothing else names the other end of a socketpair. */
 static int unix_peer(uint64_t ino, uint64_t *peer, uint32_t *shut)
@@ -212,11 +266,11 @@ static int unix_peer(uint64_t ino, uint64_t *peer, uint32_t *shut)
 	               .udiag_show = UDIAG_SHOW_PEER,
 	               .udiag_cookie = {~0u, ~0u}}};
 	uint32_t buf[2048];
-	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (diag_fd < 0)
+		diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	int nl = diag_fd;
 	ssize_t n =
 	    nl < 0 || send(nl, &req, sizeof(req), 0) < 0 ? -1 : recv(nl, buf, sizeof(buf), 0);
-	if (nl >= 0)
-		close(nl);
 	const struct nlmsghdr *h = (const void *)buf;
 	if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct unix_diag_msg)) || !NLMSG_OK(h, (size_t)n) ||
 	    h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
