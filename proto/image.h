@@ -191,9 +191,11 @@ enum cs_image_fd_type {
 const char *cs_image_fd_type_name(uint32_t type);
 
 struct cs_image_epoll_entry {
-	int32_t tfd;
+	int32_t tfd; /* the fd number the file was registered with */
 	uint32_t events;
 	uint64_t data;
+	int32_t src_fd; /* the fd that holds the watched file now: tfd, unless the
+			 * program closed or reused that number since */
 };
 
 /* One socket option, as getsockopt returned it. */

@@ -439,7 +439,7 @@ static int decode_epoll(struct cs_rd *r, struct cs_image_fd *f)
 	struct cs_image_epoll_entry *e;
 	uint32_t i;
 
-	TRY(cs_rd_count(r, "n_epoll", 16, CS_IMAGE_EPOLL_MAX, &f->n_epoll));
+	TRY(cs_rd_count(r, "n_epoll", 20, CS_IMAGE_EPOLL_MAX, &f->n_epoll));
 	if (f->n_epoll == 0)
 		return 0;
 	if (f->type != CS_FD_EPOLL)
@@ -453,6 +453,10 @@ static int decode_epoll(struct cs_rd *r, struct cs_image_fd *f)
 		TRY(cs_rd_i32(r, "epoll tfd", &e[i].tfd));
 		TRY(cs_rd_u32(r, "epoll events", &e[i].events));
 		TRY(cs_rd_u64(r, "epoll data", &e[i].data));
+		TRY(cs_rd_i32(r, "epoll src_fd", &e[i].src_fd));
+		if (e[i].src_fd < 0)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+			                  "epoll entry %u: src_fd %d is negative", i, e[i].src_fd);
 	}
 	return 0;
 }

@@ -289,7 +289,7 @@ int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)
 	    !fd_tail_ok(f))
 		return -EINVAL;
 	n = CS_REC_FD_FIXED + 4 + path + 4 + f->local_len + 4 + f->remote_len + 4 +
-	    f->pipe_data_len + 4 + (size_t)f->n_epoll * 16 + 4 + reason + fd_tail_len(f);
+	    f->pipe_data_len + 4 + (size_t)f->n_epoll * 20 + 4 + reason + fd_tail_len(f);
 	p = reserve(b, n);
 	if (!p)
 		return -ENOSPC;
@@ -303,6 +303,7 @@ int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)
 		p = cs_img_put32(p, (uint32_t)f->epoll[i].tfd);
 		p = cs_img_put32(p, f->epoll[i].events);
 		p = cs_img_put64(p, f->epoll[i].data);
+		p = cs_img_put32(p, (uint32_t)f->epoll[i].src_fd);
 	}
 	p = put_var(p, f->reason, reason);
 	put_fd_tail(p, f);

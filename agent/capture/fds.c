@@ -161,6 +161,7 @@ static void epoll_entries(struct cs_capture *c, struct cs_image_fd *f, const cha
 		e.tfd = (int32_t)v;
 		e.events = (uint32_t)field_u64(p, "events:", 16);
 		e.data = field_u64(p, "data:", 16);
+		e.src_fd = e.tfd; /* epoll_check finds another if the number moved on */
 		if (cs_fd_pool_reserve(c, sizeof(e))) {
 			cs_fd_unsupported(c, f, "no memory for epoll entries");
 			return;
@@ -407,64 +408,64 @@ static void find_shared(struct cs_capture *c)
 	}
 }
 
-static const struct cs_image_fd *fd_by_number(const struct cs_capture *c, int32_t fd, uint32_t *idx)
+/* kcmp(KCMP_EPOLL_TFD): 0 when fd holds the file registered in epoll efd
+ * under tfd (the toff-th registration with that number). */
+static int watches(int fd, int efd, int32_t tfd, uint32_t toff)
 {
-	for (uint32_t i = 0; i < c->n_fds; i++)
-		if (c->fds[i].fd == fd) {
-			*idx = i;
-			return &c->fds[i];
-		}
-	return NULL;
+	struct {
+		uint32_t efd, tfd, toff;
+	} slot = {(uint32_t)efd, (uint32_t)tfd, toff};
+	pid_t pid = getpid();
+	long r = syscall(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, fd, &slot);
+	return r == 0 || (r < 0 && errno == ENOSYS); /* no kcmp: trust the number */
 }
 
-/* The file a registration watches ("tfd: 5 ... ino:10dee2" in fdinfo)
- * must still be at that fd number: a restore registers by number. (Two
- * registrations of one number are two files, one of them not at it.) */
-static const char *epoll_entry_bad(const struct cs_capture *c, const char *line, int32_t tfd)
+/*
+ * A registration is keyed by the file and the fd number it was added with;
+ * a program may close that number (or reuse it) while the file stays open
+ * at another fd. The restore registers such a file through the number it
+ * was added with for a moment, so src_fd names the fd that holds it now.
+ */
+static int epoll_sources(const struct cs_capture *c, const struct cs_image_fd *f,
+                         struct cs_image_epoll_entry *e, uint32_t n)
 {
-	uint32_t idx;
-	uint64_t ino;
-	const char *p = strstr(line, "ino:"), *nl = strchr(line, '\n');
-	const struct cs_image_fd *t = fd_by_number(c, tfd, &idx);
-	if (!t || t->type == CS_FD_AGENT)
-		return " was closed; the file it watches is open at another fd (a restore "
-		       "registers "
-		       "by fd number)";
-	if (p && (!nl || p < nl) && (p += 4, cs_parse_u64(&p, &ino, 16) == 0) &&
-	    ino != idents[idx].ino)
-		return " now holds another file than the one registered (a restore registers by fd "
-		       "number)";
-	return NULL;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t toff = 0;
+		for (uint32_t j = 0; j < k; j++)
+			toff += e[j].tfd == e[k].tfd;
+		if (watches(e[k].tfd, f->fd, e[k].tfd, toff))
+			continue;
+		e[k].src_fd = -1;
+		for (uint32_t i = 0; i < c->n_fds && e[k].src_fd < 0; i++)
+			if (c->fds[i].fd > 2 && c->fds[i].type != CS_FD_AGENT &&
+			    c->fds[i].type != CS_FD_UNSUPPORTED &&
+			    watches(c->fds[i].fd, f->fd, e[k].tfd, toff))
+				e[k].src_fd = c->fds[i].fd;
+		if (e[k].src_fd < 0)
+			return e[k].tfd;
+	}
+	return -1;
 }
 
-/* Each registration of each epoll fd, checked against the fds captured. */
+/* Each registration of each epoll fd, against the fds captured. */
 static void epoll_check(struct cs_capture *c)
 {
-	char path[64];
 	for (uint32_t i = 0; i < c->n_fds; i++) {
 		struct cs_image_fd *f = &c->fds[i];
-		if (f->type != CS_FD_EPOLL || f->share_fd >= 0)
+		if (f->type != CS_FD_EPOLL || f->share_fd >= 0 || !f->n_epoll)
 			continue;
-		fdinfo_path(path, f->fd);
-		if (cs_read_file(path, info_buf, info_cap) < 0)
-			continue;
-		for (const char *p = info_buf; (p = strstr(p, "tfd:")) != NULL;) {
-			uint64_t tfd;
-			p += 4;
-			while (*p == ' ')
-				p++;
-			if (cs_parse_u64(&p, &tfd, 10))
-				continue;
-			const char *why = epoll_entry_bad(c, p, (int32_t)tfd);
-			if (why) {
-				char what[CS_ERR_MAX], num[24];
-				cs_strlcpy(what, "registered fd ", sizeof(what));
-				cs_fmt_u64(num, tfd);
-				cs_strlcat(what, num, sizeof(what));
-				cs_strlcat(what, why, sizeof(what));
-				cs_fd_unsupported(c, f, what);
-				break;
-			}
+		/* f->epoll is still an offset into the pool */
+		struct cs_image_epoll_entry *e = (void *)(c->fd_pool + (uintptr_t)f->epoll);
+		int32_t lost = epoll_sources(c, f, e, f->n_epoll);
+		if (lost >= 0) {
+			char what[CS_ERR_MAX], num[24];
+			cs_strlcpy(what, "registered fd ", sizeof(what));
+			cs_fmt_u64(num, (uint64_t)lost);
+			cs_strlcat(what, num, sizeof(what));
+			cs_strlcat(what,
+			           ": the file it watches is not open at any fd the restore makes",
+			           sizeof(what));
+			cs_fd_unsupported(c, f, what);
 		}
 	}
 }

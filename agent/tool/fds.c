@@ -330,14 +330,35 @@ static int one_fd(const struct cs_image_fd *f)
 	}
 }
 
+/* A registration whose number the program closed or reused: the file is
+ * added through that number for a moment (whatever is there now is moved
+ * aside and put back), so the registration carries the number it had. */
+static int add_moved(int efd, const struct cs_image_epoll_entry *e, struct epoll_event *ev)
+{
+	int aside = fcntl(e->tfd, F_GETFD) >= 0 ? fcntl(e->tfd, F_DUPFD_CLOEXEC, scratch_min) : -1;
+	int r = dup2(e->src_fd, e->tfd) < 0 ? -1 : epoll_ctl(efd, EPOLL_CTL_ADD, e->tfd, ev);
+	int saved = errno;
+	if (aside >= 0) {
+		dup2(aside, e->tfd);
+		close(aside);
+	} else {
+		close(e->tfd);
+	}
+	errno = saved;
+	return r;
+}
+
 static int epoll_registrations(const struct cs_image_fd *f)
 {
 	for (uint32_t i = 0; i < f->n_epoll; i++) {
-		struct epoll_event ev = {.events = f->epoll[i].events,
-		                         .data.u64 = f->epoll[i].data};
-		if (epoll_ctl(f->fd, EPOLL_CTL_ADD, f->epoll[i].tfd, &ev) < 0)
-			return cs_restore_fail("epoll fd %d: registering fd %d again: %s", f->fd,
-			                       f->epoll[i].tfd, strerror(errno));
+		const struct cs_image_epoll_entry *e = &f->epoll[i];
+		struct epoll_event ev = {.events = e->events, .data.u64 = e->data};
+		int r = e->src_fd == e->tfd ? epoll_ctl(f->fd, EPOLL_CTL_ADD, e->tfd, &ev)
+		                            : add_moved(f->fd, e, &ev);
+		if (r < 0)
+			return cs_restore_fail(
+			    "epoll fd %d: registering fd %d again%s: %s", f->fd, e->tfd,
+			    e->src_fd == e->tfd ? "" : " (its file moved)", strerror(errno));
 	}
 	return 0;
 }

@@ -82,11 +82,9 @@ SCENARIOS = {
     "kstate-refuse-cpu-clock-timer": refused("wl-itimers", ["--cpu-clock-timer", "1"],
                                              [r"POSIX timer \d+: runs on clock -\d+, which "
                                               r"cannot be recreated"]),
-    "kstate-refuse-epoll-stale": refused("wl-pipes", ["--epoll-stale", "1"],
-                                         [r"fd \d+: anon_inode:\[eventpoll\] \(registered fd \d+ "
-                                          r"was closed"]),
-    "kstate-refuse-removed-cwd": refused("wl-attrs", ["--rmcwd", "1"],
-                                         [r"working directory: \S+ \(deleted\) was removed"]),
+    "kstate-refuse-epoll-lost": refused("wl-pipes", ["--epoll-lost", "1"],
+                                        [r"fd \d+: anon_inode:\[eventpoll\] \(registered fd \d+: "
+                                         r"the file it watches is not open"]),
     "kstate-refuse-thread-timer": refused("wl-itimers", ["--thread-timer", "1"],
                                           [r"POSIX timer \d+: signals thread \d+, not the main"]),
 }

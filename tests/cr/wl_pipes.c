@@ -11,9 +11,13 @@
  *   E  a named FIFO in DIR (the directory of $CR_RESULT): a read end
  *      (O_NONBLOCK) and its dup, a write end, 17 pending bytes.
  *
- * --epoll-stale 1: an epoll set watches A's read end by its first fd number,
- *   which is then closed (the file stays open through the dup): checksync
- *   refuses this at checkpoint, since a restore registers by number.
+ *   F  one pending byte; an epoll set watches its read end by a number the
+ *      program then closed and reused for an eventfd (the registration
+ *      stays: the file is still open at f[0]).
+ *
+ * --epoll-lost 1: one more registration whose file only a child process
+ *   holds, which checksync refuses at checkpoint (no fd of the restored
+ *   process can stand for it).
  *
  * At verify: each pipe holds exactly its bytes, once (A read through its
  * duplicate must not find them twice), the flags are per description as
@@ -30,11 +34,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #define C_SIZE (256 << 10)
 
+static int f_pipe[2], ep, ep_num;
 static int a[2], a_dup, b[2], b_other, c[2], d[2], e_rd, e_rd_dup, e_wr;
 static char fifo[4200];
 static const uint8_t e_bytes[17] = "seventeen bytes!";
@@ -63,6 +69,43 @@ static void setup_fifo(void)
 	e_rd_dup = dup(e_rd);
 	if (e_rd < 0 || e_wr < 0 || write(e_wr, e_bytes, sizeof(e_bytes)) != sizeof(e_bytes))
 		exit(2);
+}
+
+/* F: registered through a number that now holds an eventfd. */
+static void setup_epoll(int lost)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0xf00d};
+	if (pipe(f_pipe) || write(f_pipe[1], "f", 1) != 1 || (ep = epoll_create1(0)) < 0)
+		wl_die("F");
+	ep_num = dup(f_pipe[0]);
+	if (ep_num < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ep_num, &ev) || close(ep_num) ||
+	    eventfd(5, 0) != ep_num)
+		wl_die("F: registration by a reused number");
+	if (lost) {
+		int q[2];
+		if (pipe(q) || epoll_ctl(ep, EPOLL_CTL_ADD, q[0], &ev))
+			wl_die("lost");
+		if (fork() == 0)
+			for (;;)
+				pause();
+		close(q[0]);
+		close(q[1]);
+	}
+}
+
+static void check_epoll(void)
+{
+	struct epoll_event ev = {0};
+	uint64_t count = 0;
+	wl_expect(epoll_wait(ep, &ev, 1, 0) == 1 && ev.data.u64 == 0xf00d,
+	          "F: epoll does not report its read end (registered by fd %d)", ep_num);
+	wl_expect(read(ep_num, &count, 8) == 8 && count == 5,
+	          "F: fd %d no longer holds the eventfd (count %llu)", ep_num,
+	          (unsigned long long)count);
+	int r = epoll_ctl(ep, EPOLL_CTL_DEL, ep_num, &ev), e = errno;
+	wl_expect(r < 0 && e == ENOENT,
+	          "F: deleting fd %d (the eventfd) from the set: %s, want ENOENT", ep_num,
+	          r < 0 ? strerror(e) : "it was there");
 }
 
 static void setup(uint64_t seed)
@@ -142,17 +185,7 @@ static void verify(void)
 	drain(b_other, NULL, 0, "B");
 	drain(c[0], c_bytes, c_len, "C");
 	check_fifo();
-}
-
-/* The registration outlives the number: a[0] moves to a fresh number. */
-static void epoll_stale(void)
-{
-	int ep = epoll_create1(0), moved = dup(a[0]);
-	struct epoll_event ev = {.events = EPOLLIN};
-	if (ep < 0 || moved < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, a[0], &ev))
-		exit(2);
-	close(a[0]);
-	a[0] = moved;
+	check_epoll();
 }
 
 int main(int argc, char **argv)
@@ -161,8 +194,7 @@ int main(int argc, char **argv)
 	wl_init("pipes");
 	setup(seed);
 	setup_fifo();
-	if (wl_opt(argc, argv, "--epoll-stale", 0))
-		epoll_stale();
+	setup_epoll((int)wl_opt(argc, argv, "--epoll-lost", 0));
 	while (!wl_verify_requested()) {
 		wl_sleep_ms(20);
 		wl_progress(++n);

@@ -243,6 +243,7 @@ static void sample_fds(struct sample *s)
 		s->epoll[i].tfd = (int32_t)i - 1;
 		s->epoll[i].events = 0x80000001u + (uint32_t)i;
 		s->epoll[i].data = 0xdeadbeef00000000ull + i;
+		s->epoll[i].src_fd = (int32_t)(i % 7);
 	}
 	s->n_fds = s->full ? S_FDS : 4;
 	for (i = 0; i < s->n_fds; i++)

@@ -59,7 +59,7 @@ def record_vectors():
     fd = struct.pack('<iIIIQiiiiIIQQiIQQ', 7, 10, 2, 1, 3, -4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
                      14, 15)
     fd += (lp(b'e') + lp(b'\x0a') + lp(b'') + lp(b'') + struct.pack('<I', 1)
-           + struct.pack('<iIQ', 3, 0x19, 0xdd) + lp(b'r'))
+           + struct.pack('<iIQi', 3, 0x19, 0xdd, 5) + lp(b'r'))
     fd += (struct.pack('<IiI', 16, 2, 0o640) + lp(b'') + struct.pack('<I', 1)
            + struct.pack('<ii', 6, 9) + lp(struct.pack('<I', 1))
            + struct.pack('<I', 1) + struct.pack('<IIQQ', 3, 2, 10, 2**64 - 1)
@@ -205,7 +205,8 @@ def fd(r, prev):
     if n > 65536 or (n and ftype != 10):
         raise Bad('epoll entries')
     for _ in range(n):
-        r.u('iIQ')
+        if r.u('iIQi')[3] < 0:
+            raise Bad('epoll src_fd')
     r.var(255, True)
     _, share, mode = r.u('IiI')
     if share != -1 and share not in (prev or []):

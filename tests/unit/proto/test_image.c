@@ -119,12 +119,11 @@ static const struct {
 		"070000000a00000002000000010000000300000000000000fcffffff05000000"
 		"060000000700000008000000090000000a000000000000000b00000000000000"
 		"0c0000000d0000000e000000000000000f000000000000000100000065010000"
-		"000a0000000000000000010000000300000019000000dd000000000000000100"
-		"0000721000000002000000a0010000000000000100000006000000090000000400"
-		"000001000000010000000300000002000000"
-		"0a00000000000000ffffffffffffffff"
-		"100000000000000002000000"
-		"010000000800000006000000ffff0000"},
+		"000a0000000000000000010000000300000019000000dd000000000000000500"
+		"000001000000721000000002000000a001000000000000010000000600000009"
+		"00000004000000010000000100000003000000020000000a00000000000000ff"
+		"ffffffffffffff100000000000000002000000010000000800000006000000ff"
+		"ff0000"},
 	{"sigaction",
 		"110000000000000000104000000000000000000400000000007f000000000000"
 		"0000010000000000"},
@@ -141,7 +140,7 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	static struct cs_image_process p;
 	static struct cs_image_mapping m;
 	static struct cs_image_fd f;
-	static const struct cs_image_epoll_entry ep = {3, 0x19, 0xdd};
+	static const struct cs_image_epoll_entry ep = {3, 0x19, 0xdd, 5};
 	struct cs_image_sigaction sa = {17, 0, 0x401000, 0x04000000, 0x7f00, 0x10000};
 	struct cs_image_unsupported u = {"fd 9: netlink"};
 	struct cs_image_timer tm = {CS_TIMER_POSIX, 1, 2, CS_TIMER_NOTIFY_THREAD_ID, 34, 5, 6, 7, 8};
@@ -306,7 +305,7 @@ static void test_max_variable_parts(void)
 	memset(fds, 0, sizeof(fds));
 	fill_bytes(pipe, CS_IMAGE_PIPE_DATA_MAX, 9);
 	for (i = 0; i < CS_IMAGE_EPOLL_MAX; i++)
-		ep[i].tfd = (int32_t)i, ep[i].events = 1, ep[i].data = i * 3;
+		ep[i].tfd = (int32_t)i, ep[i].events = 1, ep[i].data = i * 3, ep[i].src_fd = (int32_t)i;
 	fds[0].fd = 3, fds[0].type = CS_FD_PIPE, fds[0].share_fd = fds[1].share_fd = -1;
 	fds[0].pipe_data_len = CS_IMAGE_PIPE_DATA_MAX, fds[0].pipe_data = pipe;
 	fds[1].fd = 4, fds[1].type = CS_FD_EPOLL;

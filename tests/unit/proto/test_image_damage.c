@@ -647,7 +647,7 @@ static void test_fd_tail(struct cs_image_fd *f)
 
 static void test_fds(void)
 {
-	struct cs_image_epoll_entry ep[2] = {{1, 2, 3}, {4, 5, 6}};
+	struct cs_image_epoll_entry ep[2] = {{1, 2, 3, 1}, {4, 5, 6, 9}};
 	static struct cs_image_fd f[2];
 	size_t len;
 
@@ -678,9 +678,12 @@ static void test_fds(void)
 	/* fixed 88 bytes, path, local and remote (4 each), pipe_data_len, n_epoll */
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12 + 4, CS_IMAGE_EPOLL_MAX + 1);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "n_epoll 65537 exceeds 65536");
+	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12 + 4, 2);
+	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12 + 4 + 4 + 16, (uint32_t)-3);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "epoll entry 0: src_fd -3 is negative");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12 + 4, CS_IMAGE_EPOLL_MAX);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS,
-	       "n_epoll 65536 needs at least 1048576 bytes, 80 left");
+	       "n_epoll 65536 needs at least 1310720 bytes, 88 left");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12, CS_IMAGE_PIPE_DATA_MAX + 1);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "pipe_data length 1048577 exceeds");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 4, CS_IMAGE_ADDR_MAX + 1);
