@@ -41,6 +41,7 @@
 #define CS_IMAGE_SOCKOPT_LEN    16 /* bytes of one option's value */
 #define CS_IMAGE_TIMERS_MAX     65536
 #define CS_IMAGE_LOCKS_MAX      64 /* file locks per fd */
+#define CS_IMAGE_AFFINITY_MAX   128 /* CPU mask bytes: 1024 CPUs */
 #define CS_IMAGE_FILTER_MAX     (4096u * 8) /* a classic socket filter: BPF_MAXINSNS of 8 bytes */
 
 enum cs_image_section_type {
@@ -276,7 +277,14 @@ struct cs_image_attrs {
 	uint32_t thp_disable;     /* PR_GET_THP_DISABLE: 0 or 1 */
 	uint32_t dumpable;        /* PR_GET_DUMPABLE: 0, 1 or 2 */
 	uint32_t membarrier;      /* MEMBARRIER_CMD_GET_REGISTRATIONS: registered commands */
+	/* scheduling, the same for every thread (the agent refuses otherwise) */
+	int32_t nice;             /* -20..19 */
+	uint32_t sched_policy;    /* SCHED_OTHER 0 .. SCHED_IDLE 5, | SCHED_RESET_ON_FORK */
+	uint32_t sched_priority;  /* 0..99 */
+	uint32_t affinity_len;    /* bytes of the CPU mask */
+	uint8_t affinity[CS_IMAGE_AFFINITY_MAX];
 };
+#define CS_SCHED_RESET_ON_FORK 0x40000000u
 /* The membarrier registrations the format carries: the kernel's bits of
  * MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, _PRIVATE_EXPEDITED,
  * _PRIVATE_EXPEDITED_SYNC_CORE and _PRIVATE_EXPEDITED_RSEQ. */

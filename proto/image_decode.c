@@ -789,6 +789,15 @@ int cs_img_decode_attrs(struct cs_rd *r, struct cs_image *img)
 	if (a->membarrier & ~CS_MEMBARRIER_REGISTERED)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown membarrier registrations 0x%x",
 		                  a->membarrier & ~CS_MEMBARRIER_REGISTERED);
+	TRY(cs_rd_i32(r, "nice", &a->nice));
+	TRY(cs_rd_u32(r, "sched_policy", &a->sched_policy));
+	TRY(cs_rd_u32(r, "sched_priority", &a->sched_priority));
+	if (a->nice < -20 || a->nice > 19 || (a->sched_policy & ~CS_SCHED_RESET_ON_FORK) > 5 ||
+	    (a->sched_policy & ~CS_SCHED_RESET_ON_FORK) == 4 || a->sched_priority > 99)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "nice %d, sched_policy 0x%x or sched_priority %u is out of range",
+		                  a->nice, a->sched_policy, a->sched_priority);
+	TRY(cs_rd_blob(r, "affinity", a->affinity, CS_IMAGE_AFFINITY_MAX, &a->affinity_len));
 	img->has_attrs = 1;
 	return cs_rd_done(r);
 }

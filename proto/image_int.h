@@ -24,7 +24,7 @@
 #define CS_REC_RUN           16u
 #define CS_REC_END           12u
 #define CS_REC_TIMER         48u
-#define CS_REC_ATTRS         20u
+#define CS_REC_ATTRS         32u /* fixed part; the affinity mask follows */
 
 /*
  * A cursor over one section's payload. Every getter checks the bytes left

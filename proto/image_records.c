@@ -387,15 +387,23 @@ int cs_image_put_timer(struct cs_buf *b, const struct cs_image_timer *t)
 
 int cs_image_put_attrs(struct cs_buf *b, const struct cs_image_attrs *a)
 {
-	uint8_t *p = reserve(b, CS_REC_ATTRS);
+	size_t n = CS_REC_ATTRS + 4 + a->affinity_len;
+	uint8_t *p;
 
+	if (a->affinity_len > CS_IMAGE_AFFINITY_MAX)
+		return -EINVAL;
+	p = reserve(b, n);
 	if (!p)
 		return -ENOSPC;
 	p = cs_img_put32(p, (uint32_t)a->oom_score_adj);
 	p = cs_img_put32(p, a->child_subreaper);
 	p = cs_img_put32(p, a->thp_disable);
 	p = cs_img_put32(p, a->dumpable);
-	cs_img_put32(p, a->membarrier);
-	b->len += CS_REC_ATTRS;
+	p = cs_img_put32(p, a->membarrier);
+	p = cs_img_put32(p, (uint32_t)a->nice);
+	p = cs_img_put32(p, a->sched_policy);
+	p = cs_img_put32(p, a->sched_priority);
+	put_var(p, a->affinity, a->affinity_len);
+	b->len += n;
 	return 0;
 }

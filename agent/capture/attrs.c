@@ -2,11 +2,14 @@
  * Per-process attributes, read in the parent during the freeze (a child
  * has its own, and not all of them are inherited): oom_score_adj, child
  * subreaper, transparent huge pages disabled, dumpable, membarrier
- * registrations. A restore sets them again (docs/restore.md).
+ * registrations, scheduling (nice, policy, CPU affinity). A restore sets
+ * them again (docs/restore.md).
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -45,6 +48,71 @@ static void cwd_check(struct cs_capture *c)
 	}
 }
 
+/* A thread's scheduling: nice, policy, priority, CPU affinity. */
+struct sched_of {
+	int32_t nice;
+	uint32_t policy, priority, len;
+	uint8_t mask[CS_IMAGE_AFFINITY_MAX];
+};
+
+static int sched_of(pid_t tid, struct sched_of *s)
+{
+	struct sched_param sp = {0};
+	memset(s, 0, sizeof(*s));
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, (id_t)tid);
+	int policy = sched_getscheduler(tid);
+	long len = syscall(SYS_sched_getaffinity, tid, sizeof(s->mask), s->mask);
+	if ((nice == -1 && errno) || policy < 0 || sched_getparam(tid, &sp) || len <= 0)
+		return -1;
+	s->nice = nice;
+	s->policy = (uint32_t)policy;
+	s->priority = (uint32_t)sp.sched_priority;
+	s->len = (uint32_t)len;
+	return 0;
+}
+
+/*
+ * The restore sets one nice value, policy and affinity before its threads
+ * exist, and they inherit it: every thread of the program must have the
+ * main thread's. The agent's own thread is left out (it was made before
+ * main() could change the main thread's, and it follows the restore's).
+ */
+static void scheduling(struct cs_capture *c, pid_t pid)
+{
+	struct sched_of main_s, t_s;
+	struct cs_image_attrs *a = &c->attrs;
+	if (sched_of(pid, &main_s)) {
+		cs_unsup_add(c, "scheduling: the main thread's nice, policy or CPU affinity is "
+		                "unreadable");
+		return;
+	}
+	if ((main_s.policy & ~CS_SCHED_RESET_ON_FORK) == 6) /* SCHED_DEADLINE */
+		cs_unsup_add(c, "scheduling: SCHED_DEADLINE is not restored");
+	for (uint32_t i = 0; i < c->n_threads; i++) {
+		const struct cs_thread_rec *t = &c->threads[i];
+		if (t->tid == pid || (t->flags & CS_THREAD_AGENT) || sched_of(t->tid, &t_s))
+			continue;
+		if (memcmp(&t_s, &main_s, sizeof(t_s))) {
+			char what[CS_ERR_MAX], num[24];
+			cs_strlcpy(what, "scheduling: thread ", sizeof(what));
+			cs_fmt_u64(num, (uint64_t)t->tid);
+			cs_strlcat(what, num, sizeof(what));
+			cs_strlcat(what,
+			           " has another nice value, policy or CPU affinity than the "
+			           "main thread: not restored",
+			           sizeof(what));
+			cs_unsup_add(c, what);
+			break;
+		}
+	}
+	a->nice = main_s.nice;
+	a->sched_policy = main_s.policy;
+	a->sched_priority = main_s.priority;
+	a->affinity_len = main_s.len;
+	memcpy(a->affinity, main_s.mask, main_s.len);
+}
+
 int cs_attrs_capture(struct cs_capture *c)
 {
 	cwd_check(c);
@@ -63,5 +131,6 @@ int cs_attrs_capture(struct cs_capture *c)
 		m = 0;
 	}
 	a->membarrier = m > 0 ? (uint32_t)m : 0;
+	scheduling(c, getpid());
 	return 0;
 }

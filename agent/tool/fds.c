@@ -14,6 +14,7 @@
  * offset into a log overwrote later lines, and a terminal is gone).
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -491,6 +492,42 @@ static int set_oom_score_adj(int32_t v)
 	                       (int)v, strerror(e));
 }
 
+/* The CPUs of the saved affinity that this host has: a backup host may
+ * have fewer. None of them is a failure only a restore can see. */
+static int set_affinity(const struct cs_image_attrs *a)
+{
+	uint8_t here[CS_IMAGE_AFFINITY_MAX] = {0}, want[CS_IMAGE_AFFINITY_MAX] = {0};
+	long len = syscall(SYS_sched_getaffinity, 0, sizeof(here), here);
+	int any = 0;
+	for (long i = 0; i < len && i < (long)a->affinity_len; i++)
+		any |= (want[i] = a->affinity[i] & here[i]) != 0;
+	if (!a->affinity_len || len <= 0)
+		return 0;
+	if (!any || syscall(SYS_sched_setaffinity, 0, (size_t)len, want) < 0)
+		return cs_restore_fail("CPU affinity: %s (a check only a restore can make: none of "
+		                       "the program's CPUs may be here)",
+		                       any ? strerror(errno)
+		                           : "no CPU of the saved mask is online");
+	return 0;
+}
+
+/* Policy, priority and nice, kept by the exec and inherited by every
+ * thread the restorer makes. Raising them needs CAP_SYS_NICE. */
+static int set_scheduling(const struct cs_image_attrs *a)
+{
+	struct sched_param sp = {.sched_priority = (int)a->sched_priority};
+	if (sched_setscheduler(0, (int)a->sched_policy, &sp) < 0)
+		return cs_restore_fail("scheduling policy %#x priority %u (a check only a restore "
+		                       "can make: real-time policies need CAP_SYS_NICE): %s",
+		                       a->sched_policy, a->sched_priority, strerror(errno));
+	if (setpriority(PRIO_PROCESS, 0, a->nice) < 0)
+		return cs_restore_fail(
+		    "nice %d (a check only a restore can make: lowering it needs "
+		    "CAP_SYS_NICE): %s",
+		    (int)a->nice, strerror(errno));
+	return set_affinity(a);
+}
+
 int cs_restore_exec(struct cs_restore *r)
 {
 	const struct cs_image_process *p = &r->img->process;
@@ -512,7 +549,8 @@ int cs_restore_exec(struct cs_restore *r)
 	if (chdir(p->cwd) < 0)
 		return cs_restore_fail("chdir %s: %s", p->cwd, strerror(errno));
 	umask(p->umask);
-	if (r->img->has_attrs && set_oom_score_adj(r->img->attrs.oom_score_adj) < 0)
+	if (r->img->has_attrs && (set_oom_score_adj(r->img->attrs.oom_score_adj) < 0 ||
+	                          set_scheduling(&r->img->attrs) < 0))
 		return -1;
 	if (personality(p->personality) < 0)
 		return cs_restore_fail("personality %#x: %s", p->personality, strerror(errno));

@@ -85,6 +85,8 @@ SCENARIOS = {
     "kstate-refuse-epoll-lost": refused("wl-pipes", ["--epoll-lost", "1"],
                                         [r"fd \d+: anon_inode:\[eventpoll\] \(registered fd \d+: "
                                          r"the file it watches is not open"]),
+    "kstate-refuse-thread-nice": refused("wl-attrs", ["--thread-nice", "1"],
+                                         [r"scheduling: thread \d+ has another nice value"]),
     "kstate-refuse-removed-cwd": refused("wl-attrs", ["--rmcwd", "1"],
                                          [r"working directory: \S+ \(deleted\) was removed"]),
     "kstate-refuse-thread-timer": refused("wl-itimers", ["--thread-timer", "1"],

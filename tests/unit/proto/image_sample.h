@@ -277,6 +277,11 @@ static void sample_rest(struct sample *s)
 	s->attrs.child_subreaper = 1, s->attrs.thp_disable = s->full;
 	s->attrs.dumpable = s->full ? 2 : 0;
 	s->attrs.membarrier = s->full ? CS_MEMBARRIER_REGISTERED : 1u << 4;
+	s->attrs.nice = s->full ? -20 : 19;
+	s->attrs.sched_policy = s->full ? 2 | CS_SCHED_RESET_ON_FORK : 0;
+	s->attrs.sched_priority = s->full ? 99 : 0;
+	s->attrs.affinity_len = s->full ? CS_IMAGE_AFFINITY_MAX : 8;
+	fill_bytes(s->attrs.affinity, s->attrs.affinity_len, 0x11);
 
 	s->n_sigs = s->full ? S_SIGS : 2;
 	for (i = 0; i < s->n_sigs; i++) {

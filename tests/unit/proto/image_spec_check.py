@@ -74,7 +74,7 @@ def record_vectors():
         'unsupported': lp(b'fd 9: netlink'),
         'page_run_head': struct.pack('<QII', 0x7f0000001000, 3, 0),
         'timer': timer,
-        'attrs': struct.pack('<iIIII', -100, 1, 0, 2, 16),
+        'attrs': struct.pack('<iIIIIiII', -100, 1, 0, 2, 16, -5, 1, 5) + lp(bytes([0x0f, 0])),
     }
 
 
@@ -294,8 +294,11 @@ def decode(data, name):
         elif stype == 9:
             records(r, lambda rr, _: rr.var(255, True) and None)
         elif stype == 11:
-            oom, sub, thp, dump, mb = r.u('iIIII')
-            if not -1000 <= oom <= 1000 or sub > 1 or thp > 1 or dump > 2 or mb & ~0x154:
+            oom, sub, thp, dump, mb, nice, pol, prio = r.u('iIIIIiII')
+            pol &= ~0x40000000
+            r.var(128)
+            if not -1000 <= oom <= 1000 or sub > 1 or thp > 1 or dump > 2 or mb & ~0x154 \
+                    or not -20 <= nice <= 19 or pol > 5 or pol == 4 or prio > 99:
                 raise Bad('attrs')
         elif stype == 10:
             if struct.unpack_from('<I', r.d)[0] > 65536:

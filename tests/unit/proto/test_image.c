@@ -132,7 +132,8 @@ static const struct {
 	{"timer",
 		"0400000001000000020000000400000022000000050000000600000000000000"
 		"07000000000000000800000000000000"},
-	{"attrs", "9cffffff010000000000000002000000" "10000000"},
+	{"attrs", "9cffffff010000000000000002000000" "10000000"
+		"fbffffff010000000500000002000000" "0f00"},
 };
 
 static int record_kat_encode(size_t i, struct cs_buf *b)
@@ -144,7 +145,7 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	struct cs_image_sigaction sa = {17, 0, 0x401000, 0x04000000, 0x7f00, 0x10000};
 	struct cs_image_unsupported u = {"fd 9: netlink"};
 	struct cs_image_timer tm = {CS_TIMER_POSIX, 1, 2, CS_TIMER_NOTIFY_THREAD_ID, 34, 5, 6, 7, 8};
-	struct cs_image_attrs at = {-100, 1, 0, 2, 1u << 4};
+	struct cs_image_attrs at = {-100, 1, 0, 2, 1u << 4, -5, 1, 5, 2, {0x0f, 0x00}};
 	uint64_t *mm = &p.start_code;
 	int k;
 

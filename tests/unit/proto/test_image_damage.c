@@ -784,7 +784,7 @@ static size_t build_attrs(const struct cs_image_attrs *a)
 
 static void test_attrs(void)
 {
-	struct cs_image_attrs a = {-1000, 1, 1, 2, 1u << 8};
+	struct cs_image_attrs a = {-1000, 1, 1, 2, 1u << 8, 0, 0, 0, 0, {0}};
 
 	EXPECT(img_buf, build_attrs(&a), CS_IMG_OK, 0, "");
 	a.oom_score_adj = 1001;
@@ -798,6 +798,15 @@ static void test_attrs(void)
 	a.dumpable = 1, a.membarrier = 1u << 5;
 	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS,
 	       "unknown membarrier registrations 0x20");
+	a.membarrier = 0, a.nice = 20;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS,
+	       "nice 20, sched_policy 0x0 or sched_priority 0 is out of range");
+	a.nice = 0, a.sched_policy = 4; /* SCHED_ISO: never granted by Linux */
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS, "sched_policy 0x4");
+	a.sched_policy = 6; /* SCHED_DEADLINE: refused at checkpoint */
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS, "sched_policy 0x6");
+	a.sched_policy = 1 | CS_SCHED_RESET_ON_FORK, a.sched_priority = 100;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS, "sched_priority 100");
 }
 
 static size_t build_resident(const struct cs_image_run *r, size_t n)
