@@ -42,6 +42,9 @@
 #define CS_IMAGE_TIMERS_MAX     65536
 #define CS_IMAGE_LOCKS_MAX      64 /* file locks per fd */
 #define CS_IMAGE_AFFINITY_MAX   128 /* CPU mask bytes: 1024 CPUs */
+/* An inotify watch inside an INOTIFY fd's file_data: i32 wd, u32 mask,
+ * u64 inode, then the path as str(4095). */
+#define CS_IMAGE_WATCH_FIXED    16u
 #define CS_IMAGE_FILTER_MAX     (4096u * 8) /* a classic socket filter: BPF_MAXINSNS of 8 bytes */
 
 enum cs_image_section_type {
@@ -187,6 +190,7 @@ enum cs_image_fd_type {
 	CS_FD_FIFO = 15,          /* named FIFO: reopened by path, like a pipe otherwise */
 	CS_FD_SIGNALFD = 16,      /* its signal mask in eventfd_count */
 	CS_FD_SOCKETPAIR = 17,    /* unix socket whose peer is in the image (peer_id) or gone (0) */
+	CS_FD_INOTIFY = 18,       /* its watches in file_data (docs/image-format.md) */
 };
 /* "REGULAR", "PIPE", ...; NULL for an unknown type. */
 const char *cs_image_fd_type_name(uint32_t type);
@@ -257,7 +261,7 @@ struct cs_image_fd {
 	int32_t share_fd;   /* a lower fd with the same open file description, or -1 */
 	uint32_t file_mode; /* TMPFILE: st_mode & 07777 */
 	uint32_t file_data_len;
-	const uint8_t *file_data; /* TMPFILE: the whole content */
+	const uint8_t *file_data; /* TMPFILE: the whole content; INOTIFY: its watches */
 	uint32_t n_sockopts;
 	struct cs_image_sockopt sockopts[CS_IMAGE_SOCKOPTS_MAX];
 	uint32_t n_locks;

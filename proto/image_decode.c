@@ -461,6 +461,34 @@ static int decode_epoll(struct cs_rd *r, struct cs_image_fd *f)
 	return 0;
 }
 
+/* An INOTIFY fd's watches: wd (ascending, from 1), mask, inode, path. */
+static int check_watches(struct cs_rd *r, const struct cs_image_fd *f)
+{
+	const uint8_t *p = f->file_data, *end = p + f->file_data_len;
+	int32_t prev = 0;
+
+	while (p < end) {
+		uint32_t len;
+		int32_t wd;
+
+		if ((size_t)(end - p) < CS_IMAGE_WATCH_FIXED + 4)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d: a watch runs past its data",
+			                  f->fd);
+		wd = (int32_t)cs_img_le32(p);
+		len = cs_img_le32(p + CS_IMAGE_WATCH_FIXED);
+		p += CS_IMAGE_WATCH_FIXED + 4;
+		if (wd <= prev || len >= CS_IMAGE_PATH_MAX || len == 0 || len > (size_t)(end - p) ||
+		    memchr(p, 0, len))
+			return cs_rd_fail(
+			    r, CS_IMG_BAD_RECORD,
+			    "fd %d: watch %d (after %d) is out of order or has a bad path", f->fd,
+			    wd, prev);
+		prev = wd;
+		p += len;
+	}
+	return 0;
+}
+
 /* Content of an unlinked file; only a TMPFILE fd has any. */
 static int decode_file_data(struct cs_rd *r, struct cs_image_fd *f)
 {
@@ -469,7 +497,7 @@ static int decode_file_data(struct cs_rd *r, struct cs_image_fd *f)
 	TRY(rd_len(r, "file_data", CS_IMAGE_FILE_DATA_MAX, &f->file_data_len));
 	if (f->file_data_len == 0)
 		return 0;
-	if (f->type != CS_FD_TMPFILE)
+	if (f->type != CS_FD_TMPFILE && f->type != CS_FD_INOTIFY)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries file data", f->fd,
 		                  cs_image_fd_type_name(f->type));
 	data = malloc(f->file_data_len);
@@ -478,7 +506,7 @@ static int decode_file_data(struct cs_rd *r, struct cs_image_fd *f)
 	memcpy(data, r->p + r->pos, f->file_data_len);
 	f->file_data = data;
 	r->pos += f->file_data_len;
-	return 0;
+	return f->type == CS_FD_INOTIFY ? check_watches(r, f) : 0;
 }
 
 static int decode_sockopts(struct cs_rd *r, struct cs_image_fd *f)

@@ -229,6 +229,9 @@ struct cs_fd_ident {
 struct stat;
 void cs_tmpfile_classify(struct cs_capture *c, struct cs_image_fd *f, const struct stat *st);
 void cs_tmpfiles_content(struct cs_capture *c, const struct cs_fd_ident *ids);
+/* inotify.c: an inotify fd's watches into file_data (a pool offset) */
+void cs_inotify_capture(struct cs_capture *c, struct cs_image_fd *f, const char *info);
+void cs_inotify_reset(void);
 /* sockets.c: type, state, addresses and options of a socket fd */
 void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f);
 /* The receive queue of a SOCKETPAIR end into pipe_data (a pool offset). */

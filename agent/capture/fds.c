@@ -55,6 +55,7 @@ void cs_fds_reset(void)
 	info_buf = NULL;
 	info_cap = 0;
 	idents = NULL;
+	cs_inotify_reset();
 }
 
 void cs_fd_unsupported(struct cs_capture *c, struct cs_image_fd *f, const char *reason)
@@ -287,6 +288,8 @@ static void anon_inode(struct cs_capture *c, struct cs_image_fd *f)
 	} else if (strstr(f->path, "[signalfd]")) {
 		f->type = CS_FD_SIGNALFD;
 		f->eventfd_count = field_u64(info, "sigmask:", 16);
+	} else if (strstr(f->path, "inotify")) {
+		cs_inotify_capture(c, f, info);
 	} else if (strstr(f->path, "[eventpoll]")) {
 		f->type = CS_FD_EPOLL;
 		epoll_entries(c, f, info);

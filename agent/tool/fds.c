@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/eventfd.h>
@@ -201,6 +202,42 @@ static int timer_fd(const struct cs_image_fd *f)
 	return cs_restore_place(t, f->fd, "timerfd");
 }
 
+/* One watch at a time, from wd 1 up: a new instance hands out 1, 2, 3...
+ * (the image has no gaps). The path must still be the watched inode. */
+static int inotify_fd(const struct cs_image_fd *f)
+{
+	int in = inotify_init1(IN_CLOEXEC);
+	if (in < 0)
+		return cs_restore_place(in, f->fd, "inotify");
+	const uint8_t *p = f->file_data, *end = p + f->file_data_len;
+	while (p < end) { /* the parser checked the layout */
+		int32_t wd;
+		uint32_t mask, len;
+		uint64_t ino;
+		char path[CS_IMAGE_PATH_MAX];
+		struct stat st;
+		memcpy(&wd, p, 4), memcpy(&mask, p + 4, 4), memcpy(&ino, p + 8, 8);
+		memcpy(&len, p + 16, 4);
+		memcpy(path, p + 20, len);
+		path[len] = 0;
+		p += 20 + len;
+		int got = stat(path, &st) == 0 && st.st_ino == ino
+		              ? inotify_add_watch(in, path, mask)
+		              : -2;
+		if (got != wd) {
+			close(in);
+			return cs_restore_fail(
+			    "fd %d: inotify watch %d on %s: %s (a check only a restore "
+			    "can make)",
+			    f->fd, wd, path,
+			    got == -2 ? "the path names another file now"
+			    : got < 0 ? strerror(errno)
+			              : "it came back with another number");
+		}
+	}
+	return cs_restore_place(in, f->fd, "inotify");
+}
+
 /* The kernel's 64-bit mask as is (glibc's sigaddset would drop its own
  * signals 32 and 33). */
 static int signal_fd(const struct cs_image_fd *f)
@@ -321,6 +358,8 @@ static int one_fd(const struct cs_image_fd *f)
 		return event_fd(f);
 	case CS_FD_SIGNALFD:
 		return signal_fd(f);
+	case CS_FD_INOTIFY:
+		return inotify_fd(f);
 	case CS_FD_TIMERFD:
 		return timer_fd(f);
 	case CS_FD_EPOLL:

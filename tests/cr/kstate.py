@@ -69,6 +69,12 @@ SCENARIOS = {
     "kstate-locks": restored("wl-locks"),
     "kstate-signalfd": restored("wl-signalfd"),
     "kstate-socketpair": restored("wl-socketpair"),
+    "kstate-inotify": restored("wl-inotify"),
+    "kstate-refuse-inotify-queued": refused("wl-inotify", ["--queued", "1"],
+                                            [r"fd \d+: anon_inode:inotify \(inotify events are "
+                                             r"queued"]),
+    "kstate-refuse-inotify-gap": refused("wl-inotify", ["--gap", "1"],
+                                         [r"fd \d+: anon_inode:inotify \(watch numbers with gaps"]),
     "kstate-refuse-scm-rights": refused("wl-socketpair", ["--scm", "1"],
                                         [r"fd \d+: socket:\[\d+\] \(queued messages carry "
                                          r"SCM_RIGHTS"]),

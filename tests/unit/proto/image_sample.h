@@ -18,7 +18,7 @@
 
 #define S_MAPS   6
 #define S_THREADS 4
-#define S_FDS    17
+#define S_FDS    18
 #define S_SIGS   CS_IMAGE_SIGNALS
 #define S_RES    3
 #define S_UNSUP  2
@@ -184,7 +184,7 @@ static void sample_threads(struct sample *s)
 static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 {
 	f->fd = (int32_t)(i * 3);
-	f->type = (uint32_t)(i % 17 + 1);
+	f->type = (uint32_t)(i % 18 + 1);
 	f->open_flags = 02 | (uint32_t)i << 12;
 	f->fd_flags = i % 2;
 	f->offset = 0x100000000ull + i;
@@ -214,6 +214,14 @@ static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 	if (f->type == CS_FD_TMPFILE) {
 		f->file_data_len = s->full ? S_FILE : 7;
 		f->file_data = s->file_data;
+	}
+	if (f->type == CS_FD_INOTIFY) { /* two watches: wd 1 and 4 */
+		static const uint8_t w[] = {1, 0, 0, 0, 0x00, 1, 0, 0, 9, 8, 7, 6, 5, 4, 3, 2,
+					    4, 0, 0, 0, '/', 't', 'm', 'p',
+					    4, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+					    1, 0, 0, 0, '/'};
+		f->file_data_len = sizeof(w);
+		f->file_data = w;
 	}
 	f->n_sockopts = s->full && i == 5 ? CS_IMAGE_SOCKOPTS_MAX : (uint32_t)(i % 3);
 	for (uint32_t k = 0; k < f->n_sockopts; k++) {

@@ -194,7 +194,7 @@ def thread(r, _):
 def fd(r, prev):
     num, ftype = r.u('iI')
     r.u('IIQiiiiIIQQiIQQ')
-    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 17:
+    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 18:
         raise Bad('fd %d type %d' % (num, ftype))
     r.var(4095, True)
     r.var(128)
@@ -213,8 +213,17 @@ def fd(r, prev):
         raise Bad('fd %d: share_fd %d' % (num, share))
     if mode & ~0o7777:
         raise Bad('fd %d: file_mode' % num)
-    if r.var(8 << 20) and ftype != 14:
-        raise Bad('file data on a non-TMPFILE fd')
+    data = r.var(8 << 20)
+    if data and ftype not in (14, 18):
+        raise Bad('file data on a fd that is neither TMPFILE nor INOTIFY')
+    if ftype == 18:
+        w, last = Reader(data, r.where + ' watches'), 0
+        while w.pos < len(w.d):
+            wd = w.u('iIQ')[0]
+            path = w.var(4095, True)
+            if wd <= last or not path:
+                raise Bad('fd %d: watch %d' % (num, wd))
+            last = wd
     (n,) = r.u('I')
     if n > 32:
         raise Bad('too many socket options')

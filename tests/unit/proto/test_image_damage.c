@@ -610,6 +610,17 @@ static void test_fd_tail(struct cs_image_fd *f)
 	f[0].file_mode = 0600, f[0].file_data = (const uint8_t *)"xyz", f[0].file_data_len = 3;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
 	       "fd 3 is REGULAR but carries file data");
+	f[0].type = CS_FD_INOTIFY; /* "xyz" is no list of watches */
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "fd 3: a watch runs past its data");
+	static const uint8_t twice[] = {2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, '/',
+					2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, '/'};
+	f[0].file_data = twice, f[0].file_data_len = sizeof(twice);
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "fd 3: watch 2 (after 2) is out of order or has a bad path");
+	f[0].file_data_len = 21;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_OK, 0, "");
+	f[0].file_data = (const uint8_t *)"xyz", f[0].file_data_len = 3;
 	f[0].type = CS_FD_TMPFILE;
 	len = build_fds(f, 1);
 	EXPECT(img_buf, len, CS_IMG_OK, 0, "");
@@ -662,8 +673,8 @@ static void test_fds(void)
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd -1 is negative");
 	f[0].fd = 3, f[0].type = 0;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd 3: unknown type 0");
-	f[0].type = CS_FD_SOCKETPAIR + 1;
-	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "unknown type 18");
+	f[0].type = CS_FD_INOTIFY + 1;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "unknown type 19");
 	f[0].type = CS_FD_REGULAR, f[0].pipe_data = (const uint8_t *)"abc", f[0].pipe_data_len = 3;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
 	       "fd 3 is REGULAR but carries pipe data");
