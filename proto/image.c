@@ -26,6 +26,8 @@ static const char *const section_names[] = {
 	[CS_SECT_PAGES] = "PAGES",
 	[CS_SECT_UNSUPPORTED] = "UNSUPPORTED",
 	[CS_SECT_CREDS] = "CREDS",
+	[CS_SECT_TIMERS] = "TIMERS",
+	[CS_SECT_ATTRS] = "ATTRS",
 	[CS_SECT_END] = "END",
 };
 
@@ -37,18 +39,24 @@ const char *cs_image_section_name(uint32_t type)
 }
 
 static const char *const fd_type_names[] = {
-	[CS_FD_REGULAR] = "REGULAR",
-	[CS_FD_DIRECTORY] = "DIRECTORY",
-	[CS_FD_CHARDEV] = "CHARDEV",
-	[CS_FD_PIPE] = "PIPE",
-	[CS_FD_SOCKET_LISTEN] = "SOCKET_LISTEN",
-	[CS_FD_SOCKET_DGRAM] = "SOCKET_DGRAM",
-	[CS_FD_SOCKET_CONNECTED] = "SOCKET_CONNECTED",
-	[CS_FD_EVENTFD] = "EVENTFD",
-	[CS_FD_TIMERFD] = "TIMERFD",
-	[CS_FD_EPOLL] = "EPOLL",
-	[CS_FD_AGENT] = "AGENT",
-	[CS_FD_UNSUPPORTED] = "UNSUPPORTED",
+    [CS_FD_REGULAR] = "REGULAR",
+    [CS_FD_DIRECTORY] = "DIRECTORY",
+    [CS_FD_CHARDEV] = "CHARDEV",
+    [CS_FD_PIPE] = "PIPE",
+    [CS_FD_SOCKET_LISTEN] = "SOCKET_LISTEN",
+    [CS_FD_SOCKET_DGRAM] = "SOCKET_DGRAM",
+    [CS_FD_SOCKET_CONNECTED] = "SOCKET_CONNECTED",
+    [CS_FD_EVENTFD] = "EVENTFD",
+    [CS_FD_TIMERFD] = "TIMERFD",
+    [CS_FD_EPOLL] = "EPOLL",
+    [CS_FD_AGENT] = "AGENT",
+    [CS_FD_UNSUPPORTED] = "UNSUPPORTED",
+    [CS_FD_SOCKET_STREAM] = "SOCKET_STREAM",
+    [CS_FD_TMPFILE] = "TMPFILE",
+    [CS_FD_FIFO] = "FIFO",
+    [CS_FD_SIGNALFD] = "SIGNALFD",
+    [CS_FD_SOCKETPAIR] = "SOCKETPAIR",
+    [CS_FD_INOTIFY] = "INOTIFY",
 };
 
 const char *cs_image_fd_type_name(uint32_t type)
@@ -59,14 +67,14 @@ const char *cs_image_fd_type_name(uint32_t type)
 }
 
 static const char *const err_names[] = {
-	[CS_IMG_OK] = "OK",
-	[CS_IMG_TRUNCATED] = "TRUNCATED",
-	[CS_IMG_BAD_MAGIC] = "BAD_MAGIC",
-	[CS_IMG_BAD_VERSION] = "BAD_VERSION",
-	[CS_IMG_BAD_CRC] = "BAD_CRC",
-	[CS_IMG_BAD_SECTION] = "BAD_SECTION",
-	[CS_IMG_BAD_RECORD] = "BAD_RECORD",
-	[CS_IMG_NO_MEMORY] = "NO_MEMORY",
+    [CS_IMG_OK] = "OK",
+    [CS_IMG_TRUNCATED] = "TRUNCATED",
+    [CS_IMG_BAD_MAGIC] = "BAD_MAGIC",
+    [CS_IMG_BAD_VERSION] = "BAD_VERSION",
+    [CS_IMG_BAD_CRC] = "BAD_CRC",
+    [CS_IMG_BAD_SECTION] = "BAD_SECTION",
+    [CS_IMG_BAD_RECORD] = "BAD_RECORD",
+    [CS_IMG_NO_MEMORY] = "NO_MEMORY",
 };
 
 const char *cs_image_err_name(int code)
@@ -100,14 +108,14 @@ static struct cs_rd sect_rd(const struct parse *ps, const struct sect *s)
 {
 	int head = ps->len - s->off >= CS_SECT_HEAD; /* else p stays inside the buffer */
 	struct cs_rd r = {
-		.p = ps->buf + s->off + (head ? CS_SECT_HEAD : 0),
-		.len = head ? s->payload_len : 0,
-		.base = s->off + CS_SECT_HEAD,
-		.mark = s->off,
-		.section = s->type,
-		.sect_off = s->off,
-		.record = -1,
-		.err = ps->err,
+	    .p = ps->buf + s->off + (head ? CS_SECT_HEAD : 0),
+	    .len = head ? s->payload_len : 0,
+	    .base = s->off + CS_SECT_HEAD,
+	    .mark = s->off,
+	    .section = s->type,
+	    .sect_off = s->off,
+	    .record = -1,
+	    .err = ps->err,
 	};
 	return r;
 }
@@ -134,7 +142,7 @@ static int check_prologue(struct parse *ps)
 	r.mark = CS_SECT_HEAD + 8;
 	if (version != CS_IMAGE_FORMAT_VERSION)
 		return cs_rd_fail(&r, CS_IMG_BAD_VERSION, "format version %u, this reader knows %u",
-				  version, CS_IMAGE_FORMAT_VERSION);
+		                  version, CS_IMAGE_FORMAT_VERSION);
 	return 0;
 }
 
@@ -150,24 +158,25 @@ static int read_section(struct parse *ps, struct sect *s)
 	r = sect_rd(ps, s);
 	if (left < CS_SECT_HEAD)
 		return cs_rd_fail(&r, CS_IMG_TRUNCATED, "section head needs %u bytes, %zu left",
-				  CS_SECT_HEAD, left);
+		                  CS_SECT_HEAD, left);
 	s->flags = cs_img_le32(p + 4);
 	s->payload_len = cs_img_le64(p + 8);
 	r.len = 0; /* not known to be present yet */
 	if (s->payload_len > CS_SECT_PAYLOAD_LIMIT)
 		return cs_rd_fail(&r, CS_IMG_BAD_SECTION, "payload_len %llu is impossible (> 2^48)",
-				  (unsigned long long)s->payload_len);
+		                  (unsigned long long)s->payload_len);
 	if (s->payload_len + CS_SECT_TRAILER > left - CS_SECT_HEAD)
-		return cs_rd_fail(&r, CS_IMG_TRUNCATED,
-				  "payload_len %llu runs past the end of the image (%zu bytes left)",
-				  (unsigned long long)s->payload_len, left - CS_SECT_HEAD);
+		return cs_rd_fail(
+		    &r, CS_IMG_TRUNCATED,
+		    "payload_len %llu runs past the end of the image (%zu bytes left)",
+		    (unsigned long long)s->payload_len, left - CS_SECT_HEAD);
 	if (s->type == CS_SECT_PAGES && (ps->flags & CS_IMAGE_PARSE_SKIP_PAGE_CRC))
 		return 0;
 	crc = cs_crc32c(0, p, CS_SECT_HEAD + s->payload_len);
 	stored = cs_img_le32(p + CS_SECT_HEAD + s->payload_len);
 	if (crc != stored)
-		return cs_rd_fail(&r, CS_IMG_BAD_CRC, "CRC mismatch (stored 0x%08x, computed 0x%08x)",
-				  stored, crc);
+		return cs_rd_fail(&r, CS_IMG_BAD_CRC,
+		                  "CRC mismatch (stored 0x%08x, computed 0x%08x)", stored, crc);
 	return 0;
 }
 
@@ -180,13 +189,13 @@ static int check_order(struct parse *ps, const struct sect *s, int *skip)
 	*skip = 0;
 	if (s->flags & ~CS_SECT_F_SKIPPABLE)
 		return cs_rd_fail(&r, CS_IMG_BAD_SECTION, "reserved flag bits 0x%x are set",
-				  s->flags & ~CS_SECT_F_SKIPPABLE);
+		                  s->flags & ~CS_SECT_F_SKIPPABLE);
 	if (ps->nsect == 0 && s->type != CS_SECT_HEADER)
 		return cs_rd_fail(&r, CS_IMG_BAD_SECTION, "the first section must be HEADER");
 	if (!cs_image_section_name(s->type)) {
 		if (!(s->flags & CS_SECT_F_SKIPPABLE))
 			return cs_rd_fail(&r, CS_IMG_BAD_SECTION,
-					  "unknown section type %u, not marked skippable", s->type);
+			                  "unknown section type %u, not marked skippable", s->type);
 		*skip = 1;
 		return 0;
 	}
@@ -195,7 +204,7 @@ static int check_order(struct parse *ps, const struct sect *s, int *skip)
 	bit = 1u << s->type;
 	if (ps->seen & bit)
 		return cs_rd_fail(&r, CS_IMG_BAD_SECTION, "duplicate %s section",
-				  cs_image_section_name(s->type));
+		                  cs_image_section_name(s->type));
 	ps->seen |= bit;
 	return 0;
 }
@@ -208,17 +217,17 @@ static int check_end(struct parse *ps, const struct sect *s)
 
 	if (s->payload_len != CS_REC_END)
 		return cs_rd_fail(&r, CS_IMG_BAD_SECTION, "payload_len %llu, not %u",
-				  (unsigned long long)s->payload_len, CS_REC_END);
+		                  (unsigned long long)s->payload_len, CS_REC_END);
 	count = cs_img_le32(r.p);
 	total = cs_img_le64(r.p + 4);
 	if (count != ps->nsect || total != s->off)
 		return cs_rd_fail(&r, CS_IMG_BAD_SECTION,
-				  "says %u sections in %llu bytes, the image has %u in %llu", count,
-				  (unsigned long long)total, ps->nsect, (unsigned long long)s->off);
+		                  "says %u sections in %llu bytes, the image has %u in %llu", count,
+		                  (unsigned long long)total, ps->nsect, (unsigned long long)s->off);
 	after = ps->len - (s->off + CS_SECT_HEAD + CS_REC_END + CS_SECT_TRAILER);
 	if (after != 0)
 		return cs_rd_fail(&r, CS_IMG_BAD_SECTION, "%llu bytes follow END",
-				  (unsigned long long)after);
+		                  (unsigned long long)after);
 	ps->img->total_len = ps->len;
 	return 0;
 }
@@ -250,6 +259,10 @@ static int decode_section(struct parse *ps, const struct sect *s)
 	case CS_SECT_CREDS:
 		img->has_creds = 1;
 		return cs_img_decode_creds(&r, &img->creds);
+	case CS_SECT_TIMERS:
+		return cs_img_decode_timers(&r, img);
+	case CS_SECT_ATTRS:
+		return cs_img_decode_attrs(&r, img);
 	case CS_SECT_END:
 		return check_end(ps, s);
 	default:
@@ -269,7 +282,8 @@ static int parse_sections(struct parse *ps)
 
 			r.section = 0;
 			return cs_rd_fail(&r, CS_IMG_TRUNCATED,
-					  "the image ends after %u sections without END", ps->nsect);
+			                  "the image ends after %u sections without END",
+			                  ps->nsect);
 		}
 		rc = read_section(ps, &s);
 		if (rc == 0)
@@ -284,11 +298,11 @@ static int parse_sections(struct parse *ps)
 }
 
 int cs_image_parse(const void *buf, size_t len, unsigned parse_flags, struct cs_image **out,
-		   struct cs_image_error *err)
+                   struct cs_image_error *err)
 {
 	static const uint8_t empty[1];
-	struct parse ps = {.buf = buf ? buf : empty, .len = buf ? len : 0, .flags = parse_flags,
-			   .err = err};
+	struct parse ps = {
+	    .buf = buf ? buf : empty, .len = buf ? len : 0, .flags = parse_flags, .err = err};
 	int rc;
 
 	memset(err, 0, sizeof(*err));
@@ -342,6 +356,8 @@ void cs_image_free(struct cs_image *img)
 	for (i = 0; i < img->n_fds; i++) {
 		free((void *)img->fds[i].pipe_data);
 		free((void *)img->fds[i].epoll);
+		free((void *)img->fds[i].file_data);
+		free((void *)img->fds[i].filter);
 	}
 	free(img->fds);
 	free(img->mappings);
@@ -350,6 +366,7 @@ void cs_image_free(struct cs_image *img)
 	free(img->resident);
 	free(img->page_runs);
 	free(img->unsupported);
+	free(img->timers);
 	free(img);
 }
 
@@ -382,9 +399,11 @@ static int run_holds(uint64_t start, uint32_t npages, uint64_t addr)
 
 const struct cs_image_page_run *cs_image_find_page(const struct cs_image *img, uint64_t addr)
 {
-	size_t i = last_at_or_below(img->page_runs, img->n_page_runs, sizeof(*img->page_runs), addr);
+	size_t i =
+	    last_at_or_below(img->page_runs, img->n_page_runs, sizeof(*img->page_runs), addr);
 
-	if (i == img->n_page_runs || !run_holds(img->page_runs[i].addr, img->page_runs[i].npages, addr))
+	if (i == img->n_page_runs ||
+	    !run_holds(img->page_runs[i].addr, img->page_runs[i].npages, addr))
 		return NULL;
 	return &img->page_runs[i];
 }
@@ -393,5 +412,6 @@ int cs_image_page_resident(const struct cs_image *img, uint64_t addr)
 {
 	size_t i = last_at_or_below(img->resident, img->n_resident, sizeof(*img->resident), addr);
 
-	return i != img->n_resident && run_holds(img->resident[i].addr, img->resident[i].npages, addr);
+	return i != img->n_resident &&
+	       run_holds(img->resident[i].addr, img->resident[i].npages, addr);
 }

@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #define CS_IMAGE_MAGIC          "CSYNCIMG" /* 8 bytes, first in the HEADER payload */
-#define CS_IMAGE_FORMAT_VERSION 1
+#define CS_IMAGE_FORMAT_VERSION 2
 #define CS_IMAGE_PAGE_SIZE      4096u
 #define CS_IMAGE_PATH_MAX       4096
 #define CS_IMAGE_BUILD_ID_MAX   32
@@ -36,6 +36,16 @@
 #define CS_IMAGE_SIGNALS        64
 #define CS_IMAGE_PIPE_DATA_MAX  (1u << 20)
 #define CS_IMAGE_EPOLL_MAX      65536
+#define CS_IMAGE_FILE_DATA_MAX  (8u << 20) /* content of one unlinked file */
+#define CS_IMAGE_SOCKOPTS_MAX   32
+#define CS_IMAGE_SOCKOPT_LEN    16 /* bytes of one option's value */
+#define CS_IMAGE_TIMERS_MAX     65536
+#define CS_IMAGE_LOCKS_MAX      64 /* file locks per fd */
+#define CS_IMAGE_AFFINITY_MAX   128 /* CPU mask bytes: 1024 CPUs */
+/* An inotify watch inside an INOTIFY fd's file_data: i32 wd, u32 mask,
+ * u64 inode, then the path as str(4095). */
+#define CS_IMAGE_WATCH_FIXED    16u
+#define CS_IMAGE_FILTER_MAX     (4096u * 8) /* a classic socket filter: BPF_MAXINSNS of 8 bytes */
 
 enum cs_image_section_type {
 	CS_SECT_HEADER = 1,
@@ -48,6 +58,8 @@ enum cs_image_section_type {
 	CS_SECT_PAGES = 8,       /* page runs with their data */
 	CS_SECT_UNSUPPORTED = 9, /* what could not be captured, by name */
 	CS_SECT_CREDS = 10,      /* credentials: uids, gids, groups, capabilities */
+	CS_SECT_TIMERS = 11,     /* interval timers and POSIX timers (version 2) */
+	CS_SECT_ATTRS = 12,      /* per-process attributes (version 2) */
 	CS_SECT_END = 15,
 };
 /* "HEADER", "PAGES", ...; NULL for a type this version does not know. */
@@ -174,14 +186,46 @@ enum cs_image_fd_type {
 	CS_FD_EPOLL = 10,
 	CS_FD_AGENT = 11,       /* the agent's own: recreated by the agent, not the restorer */
 	CS_FD_UNSUPPORTED = 12, /* reason says what; restore refuses unless told to drop it */
+	CS_FD_SOCKET_STREAM = 13, /* stream/seqpacket socket never connected: bound again if bound */
+	CS_FD_TMPFILE = 14,       /* regular file without a name: content in file_data */
+	CS_FD_FIFO = 15,          /* named FIFO: reopened by path, like a pipe otherwise */
+	CS_FD_SIGNALFD = 16,      /* its signal mask in eventfd_count */
+	CS_FD_SOCKETPAIR = 17,    /* unix socket whose peer is in the image (peer_id) or gone (0) */
+	CS_FD_INOTIFY = 18,       /* its watches in file_data (docs/image-format.md) */
 };
 /* "REGULAR", "PIPE", ...; NULL for an unknown type. */
 const char *cs_image_fd_type_name(uint32_t type);
 
 struct cs_image_epoll_entry {
-	int32_t tfd;
+	int32_t tfd; /* the fd number the file was registered with */
 	uint32_t events;
 	uint64_t data;
+	int32_t src_fd; /* the fd that holds the watched file now: tfd, unless the
+			 * program closed or reused that number since */
+};
+
+/* One socket option, as getsockopt returned it. */
+struct cs_image_sockopt {
+	int32_t level, name;
+	uint32_t len; /* <= CS_IMAGE_SOCKOPT_LEN */
+	uint8_t val[CS_IMAGE_SOCKOPT_LEN];
+};
+
+/* A file lock or lease the process holds through an fd. */
+enum cs_image_lock_kind {
+	CS_LOCK_POSIX = 1, /* fcntl F_SETLK: the process's, per file */
+	CS_LOCK_FLOCK = 2, /* flock: the open file description's */
+	CS_LOCK_OFD = 3,   /* fcntl F_OFD_SETLK: the open file description's */
+	CS_LOCK_LEASE = 4, /* fcntl F_SETLEASE */
+};
+#define CS_LOCK_READ  1
+#define CS_LOCK_WRITE 2
+#define CS_LOCK_EOF   UINT64_MAX /* end: to the end of the file, however long */
+
+struct cs_image_lock {
+	uint32_t kind; /* enum cs_image_lock_kind */
+	uint32_t mode; /* CS_LOCK_READ or CS_LOCK_WRITE */
+	uint64_t start, end; /* byte range, end inclusive; 0, EOF for whole-file kinds */
 };
 
 struct cs_image_fd {
@@ -197,11 +241,12 @@ struct cs_image_fd {
 	uint8_t local_addr[CS_IMAGE_ADDR_MAX];
 	uint8_t remote_addr[CS_IMAGE_ADDR_MAX];
 	uint32_t sock_options; /* CS_SOCK_* */
-	/* pipes */
+	/* pipes; SOCKETPAIR: pipe_id is the socket's inode, pipe_data its
+	 * receive queue (datagram and seqpacket: u32 length + bytes per message) */
 	uint64_t pipe_id;       /* inode: both ends share it */
 	uint32_t pipe_data_len; /* pending bytes (read end only) */
 	const uint8_t *pipe_data;
-	/* eventfd */
+	/* eventfd; signalfd: its mask (bit n-1 for signal n) */
 	uint64_t eventfd_count;
 	uint32_t eventfd_flags; /* EFD_SEMAPHORE, EFD_NONBLOCK */
 	/* timerfd: remaining time, relative, so it survives the clock shift */
@@ -212,6 +257,66 @@ struct cs_image_fd {
 	uint32_t n_epoll;
 	const struct cs_image_epoll_entry *epoll;
 	char reason[256]; /* CS_FD_UNSUPPORTED: why */
+	/* version 2 */
+	uint32_t pipe_size; /* pipes: F_GETPIPE_SZ */
+	int32_t share_fd;   /* a lower fd with the same open file description, or -1 */
+	uint32_t file_mode; /* TMPFILE: st_mode & 07777 */
+	uint32_t file_data_len;
+	const uint8_t *file_data; /* TMPFILE: the whole content; INOTIFY: its watches */
+	uint32_t n_sockopts;
+	struct cs_image_sockopt sockopts[CS_IMAGE_SOCKOPTS_MAX];
+	uint32_t n_locks;
+	struct cs_image_lock locks[CS_IMAGE_LOCKS_MAX];
+	uint64_t peer_id;  /* SOCKETPAIR: the peer socket's inode, 0 if it is gone */
+	uint32_t shutdown; /* SOCKETPAIR: 1 receiving shut down, 2 sending shut down */
+	/* sockets: the classic filter attached (struct sock_filter, 8 bytes each) */
+	uint32_t filter_locked; /* SO_LOCK_FILTER */
+	uint32_t filter_len;    /* bytes, a multiple of 8 */
+	const uint8_t *filter;
+};
+
+/* Per-process attributes (ATTRS section, one record). */
+struct cs_image_attrs {
+	int32_t oom_score_adj;    /* -1000..1000 */
+	uint32_t child_subreaper; /* PR_GET_CHILD_SUBREAPER: 0 or 1 */
+	uint32_t thp_disable;     /* PR_GET_THP_DISABLE: 0 or 1 */
+	uint32_t dumpable;        /* PR_GET_DUMPABLE: 0, 1 or 2 */
+	uint32_t membarrier;      /* MEMBARRIER_CMD_GET_REGISTRATIONS: registered commands */
+	/* scheduling, the same for every thread (the agent refuses otherwise) */
+	int32_t nice;             /* -20..19 */
+	uint32_t sched_policy;    /* SCHED_OTHER 0 .. SCHED_IDLE 5, | SCHED_RESET_ON_FORK */
+	uint32_t sched_priority;  /* 0..99 */
+	uint32_t affinity_len;    /* bytes of the CPU mask */
+	uint8_t affinity[CS_IMAGE_AFFINITY_MAX];
+};
+#define CS_SCHED_RESET_ON_FORK 0x40000000u
+/* The membarrier registrations the format carries: the kernel's bits of
+ * MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, _PRIVATE_EXPEDITED,
+ * _PRIVATE_EXPEDITED_SYNC_CORE and _PRIVATE_EXPEDITED_RSEQ. */
+#define CS_MEMBARRIER_REGISTERED ((1u << 2) | (1u << 4) | (1u << 6) | (1u << 8))
+
+/* Timers of the process (TIMERS section). */
+enum cs_image_timer_kind {
+	CS_TIMER_REAL = 1,    /* setitimer(ITIMER_REAL) */
+	CS_TIMER_VIRTUAL = 2, /* setitimer(ITIMER_VIRTUAL) */
+	CS_TIMER_PROF = 3,    /* setitimer(ITIMER_PROF) */
+	CS_TIMER_POSIX = 4,   /* timer_create */
+};
+/* sigev_notify values the format carries (the kernel's numbers) */
+#define CS_TIMER_NOTIFY_SIGNAL    0
+#define CS_TIMER_NOTIFY_NONE      1
+#define CS_TIMER_NOTIFY_THREAD_ID 4
+
+struct cs_image_timer {
+	uint32_t kind;       /* enum cs_image_timer_kind */
+	int32_t id;          /* POSIX: the timer id the program holds; 0 otherwise */
+	int32_t clockid;     /* POSIX */
+	uint32_t notify;     /* POSIX: CS_TIMER_NOTIFY_* */
+	uint32_t signo;      /* POSIX: sigev_signo */
+	int32_t notify_tid;  /* POSIX, THREAD_ID: the thread */
+	uint64_t sigval;     /* POSIX: sigev_value */
+	uint64_t value_ns;   /* time to the next expiry, relative; 0 = disarmed */
+	uint64_t interval_ns;
 };
 
 struct cs_image_sigaction {
@@ -298,7 +403,8 @@ struct cs_buf {
  * a length above its maximum). A metadata section's payload is u32 count + records:
  * cs_image_put_count reserves the count and cs_image_set_count fills it in.
  * Order the reader enforces: mappings sorted by start and disjoint; fds
- * strictly ascending; sigactions by strictly ascending signo (1..64);
+ * strictly ascending (a share_fd names an fd before it); timers by strictly
+ * ascending (kind, id); sigactions by strictly ascending signo (1..64);
  * RESIDENT runs, and page runs across all PAGES sections of an image,
  * ascending and disjoint.
  */
@@ -313,6 +419,8 @@ int cs_image_put_sigaction(struct cs_buf *b, const struct cs_image_sigaction *s)
 int cs_image_put_run(struct cs_buf *b, const struct cs_image_run *r);
 int cs_image_put_unsupported(struct cs_buf *b, const struct cs_image_unsupported *u);
 int cs_image_put_creds(struct cs_buf *b, const struct cs_image_creds *c);
+int cs_image_put_timer(struct cs_buf *b, const struct cs_image_timer *t);
+int cs_image_put_attrs(struct cs_buf *b, const struct cs_image_attrs *a);
 /* The 16-byte head of a page run inside PAGES; the npages * page_size bytes follow. */
 int cs_image_put_page_run_head(struct cs_buf *b, uint64_t addr, uint32_t npages);
 #define CS_IMAGE_PAGE_RUN_HEAD 16u
@@ -364,6 +472,10 @@ struct cs_image {
 	size_t n_unsupported;
 	int has_creds; /* a CREDS section was present */
 	struct cs_image_creds creds;
+	struct cs_image_timer *timers; /* sorted by (kind, id) */
+	size_t n_timers;
+	struct cs_image_attrs attrs;
+	int has_attrs; /* an ATTRS section was present */
 	uint64_t total_len; /* bytes up to and including END */
 };
 

@@ -422,7 +422,7 @@ static int decode_pipe_data(struct cs_rd *r, struct cs_image_fd *f)
 	TRY(rd_len(r, "pipe_data", CS_IMAGE_PIPE_DATA_MAX, &f->pipe_data_len));
 	if (f->pipe_data_len == 0)
 		return 0;
-	if (f->type != CS_FD_PIPE)
+	if (f->type != CS_FD_PIPE && f->type != CS_FD_FIFO && f->type != CS_FD_SOCKETPAIR)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries pipe data", f->fd,
 		                  cs_image_fd_type_name(f->type));
 	data = malloc(f->pipe_data_len);
@@ -439,7 +439,7 @@ static int decode_epoll(struct cs_rd *r, struct cs_image_fd *f)
 	struct cs_image_epoll_entry *e;
 	uint32_t i;
 
-	TRY(cs_rd_count(r, "n_epoll", 16, CS_IMAGE_EPOLL_MAX, &f->n_epoll));
+	TRY(cs_rd_count(r, "n_epoll", 20, CS_IMAGE_EPOLL_MAX, &f->n_epoll));
 	if (f->n_epoll == 0)
 		return 0;
 	if (f->type != CS_FD_EPOLL)
@@ -453,12 +453,171 @@ static int decode_epoll(struct cs_rd *r, struct cs_image_fd *f)
 		TRY(cs_rd_i32(r, "epoll tfd", &e[i].tfd));
 		TRY(cs_rd_u32(r, "epoll events", &e[i].events));
 		TRY(cs_rd_u64(r, "epoll data", &e[i].data));
+		TRY(cs_rd_i32(r, "epoll src_fd", &e[i].src_fd));
+		if (e[i].src_fd < 0)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+			                  "epoll entry %u: src_fd %d is negative", i, e[i].src_fd);
 	}
 	return 0;
 }
 
-static int decode_fd(struct cs_rd *r, struct cs_image_fd *f, int32_t prev_fd)
+/* An INOTIFY fd's watches: wd (ascending, from 1), mask, inode, path. */
+static int check_watches(struct cs_rd *r, const struct cs_image_fd *f)
 {
+	const uint8_t *p = f->file_data, *end = p + f->file_data_len;
+	int32_t prev = 0;
+
+	while (p < end) {
+		uint32_t len;
+		int32_t wd;
+
+		if ((size_t)(end - p) < CS_IMAGE_WATCH_FIXED + 4)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d: a watch runs past its data",
+			                  f->fd);
+		wd = (int32_t)cs_img_le32(p);
+		len = cs_img_le32(p + CS_IMAGE_WATCH_FIXED);
+		p += CS_IMAGE_WATCH_FIXED + 4;
+		if (wd <= prev || len >= CS_IMAGE_PATH_MAX || len == 0 || len > (size_t)(end - p) ||
+		    memchr(p, 0, len))
+			return cs_rd_fail(
+			    r, CS_IMG_BAD_RECORD,
+			    "fd %d: watch %d (after %d) is out of order or has a bad path", f->fd,
+			    wd, prev);
+		prev = wd;
+		p += len;
+	}
+	return 0;
+}
+
+/* Content of an unlinked file; only a TMPFILE fd has any. */
+static int decode_file_data(struct cs_rd *r, struct cs_image_fd *f)
+{
+	uint8_t *data;
+
+	TRY(rd_len(r, "file_data", CS_IMAGE_FILE_DATA_MAX, &f->file_data_len));
+	if (f->file_data_len == 0)
+		return 0;
+	if (f->type != CS_FD_TMPFILE && f->type != CS_FD_INOTIFY)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries file data", f->fd,
+		                  cs_image_fd_type_name(f->type));
+	data = malloc(f->file_data_len);
+	if (!data)
+		return cs_img_no_memory(r);
+	memcpy(data, r->p + r->pos, f->file_data_len);
+	f->file_data = data;
+	r->pos += f->file_data_len;
+	return f->type == CS_FD_INOTIFY ? check_watches(r, f) : 0;
+}
+
+static int decode_sockopts(struct cs_rd *r, struct cs_image_fd *f)
+{
+	uint32_t i;
+
+	TRY(cs_rd_count(r, "n_sockopts", 12, CS_IMAGE_SOCKOPTS_MAX, &f->n_sockopts));
+	for (i = 0; i < f->n_sockopts; i++) {
+		struct cs_image_sockopt *o = &f->sockopts[i];
+
+		TRY(cs_rd_i32(r, "sockopt level", &o->level));
+		TRY(cs_rd_i32(r, "sockopt name", &o->name));
+		TRY(cs_rd_blob(r, "sockopt value", o->val, CS_IMAGE_SOCKOPT_LEN, &o->len));
+	}
+	return 0;
+}
+
+static int decode_locks(struct cs_rd *r, struct cs_image_fd *f)
+{
+	uint32_t i;
+
+	TRY(cs_rd_count(r, "n_locks", 24, CS_IMAGE_LOCKS_MAX, &f->n_locks));
+	for (i = 0; i < f->n_locks; i++) {
+		struct cs_image_lock *l = &f->locks[i];
+
+		TRY(cs_rd_u32(r, "lock kind", &l->kind));
+		TRY(cs_rd_u32(r, "lock mode", &l->mode));
+		TRY(cs_rd_u64(r, "lock start", &l->start));
+		TRY(cs_rd_u64(r, "lock end", &l->end));
+		if (l->kind < CS_LOCK_POSIX || l->kind > CS_LOCK_LEASE ||
+		    (l->mode != CS_LOCK_READ && l->mode != CS_LOCK_WRITE) || l->start > l->end)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+			                  "fd %d: lock %u: kind %u, mode %u or range %llu-%llu is "
+			                  "invalid",
+			                  f->fd, i, l->kind, l->mode, (unsigned long long)l->start,
+			                  (unsigned long long)l->end);
+	}
+	return 0;
+}
+
+/* A classic socket filter: whole instructions of 8 bytes. */
+static int decode_filter(struct cs_rd *r, struct cs_image_fd *f)
+{
+	uint8_t *data;
+
+	TRY(cs_rd_u32(r, "filter_locked", &f->filter_locked));
+	TRY(rd_len(r, "filter", CS_IMAGE_FILTER_MAX, &f->filter_len));
+	if (f->filter_locked > 1 || f->filter_len % 8)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "fd %d: filter_locked %u is not 0 or 1, or a filter of %u bytes "
+		                  "is not whole instructions",
+		                  f->fd, f->filter_locked, f->filter_len);
+	if (f->filter_len == 0)
+		return 0;
+	data = malloc(f->filter_len);
+	if (!data)
+		return cs_img_no_memory(r);
+	memcpy(data, r->p + r->pos, f->filter_len);
+	f->filter = data;
+	r->pos += f->filter_len;
+	return 0;
+}
+
+/* Whether fd is one of the n records already decoded (sorted by fd). */
+static int have_fd(const struct cs_image_fd *fds, size_t n, int32_t fd)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (fds[mid].fd == fd)
+			return 1;
+		if (fds[mid].fd < fd)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* The version-2 tail; earlier records are fds[0, i). */
+static int decode_fd_tail(struct cs_rd *r, struct cs_image_fd *fds, size_t i)
+{
+	struct cs_image_fd *f = &fds[i];
+
+	TRY(cs_rd_u32(r, "pipe_size", &f->pipe_size));
+	TRY(cs_rd_i32(r, "share_fd", &f->share_fd));
+	if (f->share_fd != -1 && !(f->share_fd >= 0 && have_fd(fds, i, f->share_fd)))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "fd %d: share_fd %d is neither -1 nor an fd before it", f->fd,
+		                  f->share_fd);
+	TRY(cs_rd_u32(r, "file_mode", &f->file_mode));
+	if (f->file_mode & ~07777u)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d: file_mode 0%o has bits above 07777",
+		                  f->fd, f->file_mode);
+	TRY(decode_file_data(r, f));
+	TRY(decode_sockopts(r, f));
+	TRY(decode_locks(r, f));
+	TRY(cs_rd_u64(r, "peer_id", &f->peer_id));
+	TRY(cs_rd_u32(r, "shutdown", &f->shutdown));
+	if (f->shutdown > 3)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d: shutdown %u is above 3", f->fd,
+		                  f->shutdown);
+	return decode_filter(r, f);
+}
+
+static int decode_fd(struct cs_rd *r, struct cs_image_fd *fds, size_t i, int32_t prev_fd)
+{
+	struct cs_image_fd *f = &fds[i];
+
 	TRY(decode_fd_fixed(r, f));
 	TRY(check_fd(r, f, prev_fd));
 	TRY(cs_rd_str(r, "path", f->path, sizeof(f->path)));
@@ -466,7 +625,8 @@ static int decode_fd(struct cs_rd *r, struct cs_image_fd *f, int32_t prev_fd)
 	TRY(cs_rd_blob(r, "remote_addr", f->remote_addr, CS_IMAGE_ADDR_MAX, &f->remote_len));
 	TRY(decode_pipe_data(r, f));
 	TRY(decode_epoll(r, f));
-	return cs_rd_str(r, "reason", f->reason, sizeof(f->reason));
+	TRY(cs_rd_str(r, "reason", f->reason, sizeof(f->reason)));
+	return decode_fd_tail(r, fds, i);
 }
 
 int cs_img_decode_fds(struct cs_rd *r, struct cs_image *img)
@@ -475,11 +635,11 @@ int cs_img_decode_fds(struct cs_rd *r, struct cs_image *img)
 	size_t i;
 
 	/* n_fds is set before decoding so cs_image_free releases partial records. */
-	TRY(rd_array(r, CS_REC_FD_FIXED + 24, UINT32_MAX, sizeof(*img->fds), (void **)&img->fds,
+	TRY(rd_array(r, CS_REC_FD_FIXED + 68, UINT32_MAX, sizeof(*img->fds), (void **)&img->fds,
 	             &img->n_fds));
 	for (i = 0; i < img->n_fds; i++) {
 		r->record = (long)i;
-		TRY(decode_fd(r, &img->fds[i], prev_fd));
+		TRY(decode_fd(r, img->fds, i, prev_fd));
 		prev_fd = img->fds[i].fd;
 	}
 	return cs_rd_done(r);
@@ -607,6 +767,96 @@ int cs_img_decode_creds(struct cs_rd *r, struct cs_image_creds *c)
 		                  c->n_groups, CS_IMAGE_GROUPS_MAX);
 	for (i = 0; i < c->n_groups; i++)
 		TRY(cs_rd_u32(r, "group", &c->groups[i]));
+	return cs_rd_done(r);
+}
+
+/* ---- TIMERS ------------------------------------------------------------- */
+
+static int check_timer(struct cs_rd *r, const struct cs_image_timer *t,
+                       const struct cs_image_timer *prev)
+{
+	if (t->kind < CS_TIMER_REAL || t->kind > CS_TIMER_POSIX)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown kind %u", t->kind);
+	if (t->kind != CS_TIMER_POSIX &&
+	    (t->id || t->clockid || t->notify || t->signo || t->notify_tid || t->sigval))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "an interval timer (kind %u) has POSIX fields set", t->kind);
+	if (t->kind == CS_TIMER_POSIX && t->id < 0)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "timer id %d is negative", t->id);
+	if (prev && (t->kind < prev->kind || (t->kind == prev->kind && t->id <= prev->id)))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "kind %u id %d is not above the previous kind %u id %d (timers "
+		                  "must be sorted and unique)",
+		                  t->kind, t->id, prev->kind, prev->id);
+	if (t->notify != CS_TIMER_NOTIFY_SIGNAL && t->notify != CS_TIMER_NOTIFY_NONE &&
+	    t->notify != CS_TIMER_NOTIFY_THREAD_ID)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown notify %u", t->notify);
+	if (t->signo > CS_IMAGE_SIGNALS)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "signo %u is above %u", t->signo,
+		                  CS_IMAGE_SIGNALS);
+	return 0;
+}
+
+static int decode_timer(struct cs_rd *r, struct cs_image_timer *t)
+{
+	TRY(cs_rd_u32(r, "kind", &t->kind));
+	TRY(cs_rd_i32(r, "id", &t->id));
+	TRY(cs_rd_i32(r, "clockid", &t->clockid));
+	TRY(cs_rd_u32(r, "notify", &t->notify));
+	TRY(cs_rd_u32(r, "signo", &t->signo));
+	TRY(cs_rd_i32(r, "notify_tid", &t->notify_tid));
+	TRY(cs_rd_u64(r, "sigval", &t->sigval));
+	TRY(cs_rd_u64(r, "value_ns", &t->value_ns));
+	return cs_rd_u64(r, "interval_ns", &t->interval_ns);
+}
+
+int cs_img_decode_timers(struct cs_rd *r, struct cs_image *img)
+{
+	size_t i;
+
+	TRY(rd_array(r, CS_REC_TIMER, CS_IMAGE_TIMERS_MAX, sizeof(*img->timers),
+	             (void **)&img->timers, &img->n_timers));
+	for (i = 0; i < img->n_timers; i++) {
+		r->record = (long)i;
+		TRY(decode_timer(r, &img->timers[i]));
+		TRY(check_timer(r, &img->timers[i], i ? &img->timers[i - 1] : NULL));
+	}
+	return cs_rd_done(r);
+}
+
+/* ---- ATTRS -------------------------------------------------------------- */
+
+int cs_img_decode_attrs(struct cs_rd *r, struct cs_image *img)
+{
+	struct cs_image_attrs *a = &img->attrs;
+
+	TRY(cs_rd_i32(r, "oom_score_adj", &a->oom_score_adj));
+	if (a->oom_score_adj < -1000 || a->oom_score_adj > 1000)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "oom_score_adj %d is outside -1000..1000",
+		                  a->oom_score_adj);
+	TRY(cs_rd_u32(r, "child_subreaper", &a->child_subreaper));
+	TRY(cs_rd_u32(r, "thp_disable", &a->thp_disable));
+	if (a->child_subreaper > 1 || a->thp_disable > 1)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "child_subreaper %u or thp_disable %u is not 0 or 1",
+		                  a->child_subreaper, a->thp_disable);
+	TRY(cs_rd_u32(r, "dumpable", &a->dumpable));
+	if (a->dumpable > 2)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "dumpable %u is above 2", a->dumpable);
+	TRY(cs_rd_u32(r, "membarrier", &a->membarrier));
+	if (a->membarrier & ~CS_MEMBARRIER_REGISTERED)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown membarrier registrations 0x%x",
+		                  a->membarrier & ~CS_MEMBARRIER_REGISTERED);
+	TRY(cs_rd_i32(r, "nice", &a->nice));
+	TRY(cs_rd_u32(r, "sched_policy", &a->sched_policy));
+	TRY(cs_rd_u32(r, "sched_priority", &a->sched_priority));
+	if (a->nice < -20 || a->nice > 19 || (a->sched_policy & ~CS_SCHED_RESET_ON_FORK) > 5 ||
+	    (a->sched_policy & ~CS_SCHED_RESET_ON_FORK) == 4 || a->sched_priority > 99)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "nice %d, sched_policy 0x%x or sched_priority %u is out of range",
+		                  a->nice, a->sched_policy, a->sched_priority);
+	TRY(cs_rd_blob(r, "affinity", a->affinity, CS_IMAGE_AFFINITY_MAX, &a->affinity_len));
+	img->has_attrs = 1;
 	return cs_rd_done(r);
 }
 

@@ -13,8 +13,8 @@
 #include "image.h"
 #include "image_int.h"
 
-_Static_assert(CS_AGENT_ADDRS == 3, "agent_addr count is part of format version 1");
-_Static_assert(CS_IMAGE_RLIMITS == 16, "rlimit count is part of format version 1");
+_Static_assert(CS_AGENT_ADDRS == 3, "agent_addr count is part of the format");
+_Static_assert(CS_IMAGE_RLIMITS == 16, "rlimit count is part of the format");
 
 /* ---- Encoding ----------------------------------------------------------- */
 
@@ -222,6 +222,59 @@ static uint8_t *put_fd_fixed(uint8_t *p, const struct cs_image_fd *f)
 	return cs_img_put64(p, f->timer_interval_ns);
 }
 
+/* The version-2 tail of an fd record: pipe size, shared description,
+ * unlinked file content, socket options. */
+static size_t fd_tail_len(const struct cs_image_fd *f)
+{
+	size_t n = 4 + 4 + 4 + 4 + f->file_data_len + 4;
+	uint32_t i;
+
+	for (i = 0; i < f->n_sockopts; i++)
+		n += 8 + 4 + f->sockopts[i].len;
+	return n + 4 + (size_t)f->n_locks * 24 + 8 + 4 + 4 + 4 + f->filter_len;
+}
+
+static int fd_tail_ok(const struct cs_image_fd *f)
+{
+	uint32_t i;
+
+	if (f->file_data_len > CS_IMAGE_FILE_DATA_MAX || (f->file_data_len > 0 && !f->file_data) ||
+	    f->n_sockopts > CS_IMAGE_SOCKOPTS_MAX || f->n_locks > CS_IMAGE_LOCKS_MAX ||
+	    f->filter_len > CS_IMAGE_FILTER_MAX || (f->filter_len > 0 && !f->filter))
+		return 0;
+	for (i = 0; i < f->n_sockopts; i++)
+		if (f->sockopts[i].len > CS_IMAGE_SOCKOPT_LEN)
+			return 0;
+	return 1;
+}
+
+static uint8_t *put_fd_tail(uint8_t *p, const struct cs_image_fd *f)
+{
+	uint32_t i;
+
+	p = cs_img_put32(p, f->pipe_size);
+	p = cs_img_put32(p, (uint32_t)f->share_fd);
+	p = cs_img_put32(p, f->file_mode);
+	p = put_var(p, f->file_data, f->file_data_len);
+	p = cs_img_put32(p, f->n_sockopts);
+	for (i = 0; i < f->n_sockopts; i++) {
+		p = cs_img_put32(p, (uint32_t)f->sockopts[i].level);
+		p = cs_img_put32(p, (uint32_t)f->sockopts[i].name);
+		p = put_var(p, f->sockopts[i].val, f->sockopts[i].len);
+	}
+	p = cs_img_put32(p, f->n_locks);
+	for (i = 0; i < f->n_locks; i++) {
+		p = cs_img_put32(p, f->locks[i].kind);
+		p = cs_img_put32(p, f->locks[i].mode);
+		p = cs_img_put64(p, f->locks[i].start);
+		p = cs_img_put64(p, f->locks[i].end);
+	}
+	p = cs_img_put64(p, f->peer_id);
+	p = cs_img_put32(p, f->shutdown);
+	p = cs_img_put32(p, f->filter_locked);
+	return put_var(p, f->filter, f->filter_len);
+}
+
 int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)
 {
 	size_t path = field_strlen(f->path, sizeof(f->path));
@@ -232,10 +285,11 @@ int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)
 	if (path >= sizeof(f->path) || reason >= sizeof(f->reason) ||
 	    f->local_len > CS_IMAGE_ADDR_MAX || f->remote_len > CS_IMAGE_ADDR_MAX ||
 	    f->pipe_data_len > CS_IMAGE_PIPE_DATA_MAX || f->n_epoll > CS_IMAGE_EPOLL_MAX ||
-	    (f->pipe_data_len > 0 && !f->pipe_data) || (f->n_epoll > 0 && !f->epoll))
+	    (f->pipe_data_len > 0 && !f->pipe_data) || (f->n_epoll > 0 && !f->epoll) ||
+	    !fd_tail_ok(f))
 		return -EINVAL;
 	n = CS_REC_FD_FIXED + 4 + path + 4 + f->local_len + 4 + f->remote_len + 4 +
-	    f->pipe_data_len + 4 + (size_t)f->n_epoll * 16 + 4 + reason;
+	    f->pipe_data_len + 4 + (size_t)f->n_epoll * 20 + 4 + reason + fd_tail_len(f);
 	p = reserve(b, n);
 	if (!p)
 		return -ENOSPC;
@@ -249,8 +303,10 @@ int cs_image_put_fd(struct cs_buf *b, const struct cs_image_fd *f)
 		p = cs_img_put32(p, (uint32_t)f->epoll[i].tfd);
 		p = cs_img_put32(p, f->epoll[i].events);
 		p = cs_img_put64(p, f->epoll[i].data);
+		p = cs_img_put32(p, (uint32_t)f->epoll[i].src_fd);
 	}
-	put_var(p, f->reason, reason);
+	p = put_var(p, f->reason, reason);
+	put_fd_tail(p, f);
 	b->len += n;
 	return 0;
 }
@@ -334,6 +390,48 @@ int cs_image_put_creds(struct cs_buf *b, const struct cs_image_creds *c)
 	p = cs_img_put32(p, c->n_groups);
 	for (i = 0; i < c->n_groups; i++)
 		p = cs_img_put32(p, c->groups[i]);
+	b->len += n;
+	return 0;
+}
+
+int cs_image_put_timer(struct cs_buf *b, const struct cs_image_timer *t)
+{
+	uint8_t *p = reserve(b, CS_REC_TIMER);
+
+	if (!p)
+		return -ENOSPC;
+	p = cs_img_put32(p, t->kind);
+	p = cs_img_put32(p, (uint32_t)t->id);
+	p = cs_img_put32(p, (uint32_t)t->clockid);
+	p = cs_img_put32(p, t->notify);
+	p = cs_img_put32(p, t->signo);
+	p = cs_img_put32(p, (uint32_t)t->notify_tid);
+	p = cs_img_put64(p, t->sigval);
+	p = cs_img_put64(p, t->value_ns);
+	cs_img_put64(p, t->interval_ns);
+	b->len += CS_REC_TIMER;
+	return 0;
+}
+
+int cs_image_put_attrs(struct cs_buf *b, const struct cs_image_attrs *a)
+{
+	size_t n = CS_REC_ATTRS + 4 + a->affinity_len;
+	uint8_t *p;
+
+	if (a->affinity_len > CS_IMAGE_AFFINITY_MAX)
+		return -EINVAL;
+	p = reserve(b, n);
+	if (!p)
+		return -ENOSPC;
+	p = cs_img_put32(p, (uint32_t)a->oom_score_adj);
+	p = cs_img_put32(p, a->child_subreaper);
+	p = cs_img_put32(p, a->thp_disable);
+	p = cs_img_put32(p, a->dumpable);
+	p = cs_img_put32(p, a->membarrier);
+	p = cs_img_put32(p, (uint32_t)a->nice);
+	p = cs_img_put32(p, a->sched_policy);
+	p = cs_img_put32(p, a->sched_priority);
+	put_var(p, a->affinity, a->affinity_len);
 	b->len += n;
 	return 0;
 }

@@ -23,6 +23,7 @@
 #define CS_FREEZE_SIGNAL     (SIGRTMIN + 28) /* 62 with glibc: rarely used by programs */
 #define CS_MAX_THREADS       4096
 #define CS_MAX_FDS           4096
+#define CS_MAX_TIMERS        4096
 #define CS_MAX_AGENT_REGIONS 16
 #define CS_ERR_MAX           256
 
@@ -118,6 +119,9 @@ struct cs_capture {
 	uint32_t n_threads;
 	struct cs_image_fd *fds;
 	uint32_t n_fds;
+	struct cs_image_timer *timers; /* interval timers, then POSIX timers by id */
+	uint32_t n_timers;
+	struct cs_image_attrs attrs;
 	uint8_t *fd_pool; /* pipe bytes and epoll entries */
 	size_t fd_pool_len, fd_pool_cap;
 	char *unsup; /* newline-separated "what" strings */
@@ -218,6 +222,29 @@ int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end);
 int cs_fds_capture(struct cs_agent *a, struct cs_capture *c);
 int cs_fd_is_agent(const struct cs_agent *a, int fd);
 void cs_unsup_add(struct cs_capture *c, const char *what);
+/* Marks f UNSUPPORTED with reason and names it in the capture's refusals. */
+void cs_fd_unsupported(struct cs_capture *c, struct cs_image_fd *f, const char *reason);
+int cs_fd_pool_reserve(struct cs_capture *c, size_t more);
+/* Identity of each captured fd's file, by index (fds of one inode may share
+ * an open file description). */
+struct cs_fd_ident {
+	uint64_t dev, ino, size;
+};
+/* tmpfile.c: unlinked regular files; their content is read once the
+ * duplicates are known */
+#define CS_TMPFILE_TOTAL_MAX (16u << 20)
+struct stat;
+void cs_tmpfile_classify(struct cs_capture *c, struct cs_image_fd *f, const struct stat *st);
+void cs_tmpfiles_content(struct cs_capture *c, const struct cs_fd_ident *ids);
+/* inotify.c: an inotify fd's watches into file_data (a pool offset) */
+void cs_inotify_capture(struct cs_capture *c, struct cs_image_fd *f, const char *info);
+void cs_inotify_reset(void);
+/* sockets.c: type, state, addresses and options of a socket fd */
+void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f);
+/* The receive queue of a SOCKETPAIR end into pipe_data (a pool offset). */
+void cs_socket_queue(struct cs_capture *c, struct cs_image_fd *f);
+void cs_sockets_done(void);  /* closes what the socket capture opened */
+void cs_sockets_reset(void); /* forgets the cached defaults of new sockets */
 
 /* threads.c: one thread as /proc/self/task/T shows it */
 struct cs_thread_look {
@@ -249,6 +276,11 @@ int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why);
 int cs_sup_own_dir(struct cs_agent *a, char *why);
 int cs_sup_own(struct cs_agent *a, char *why);
 
+/* timers.c: runs in the parent during the freeze (timers are not inherited) */
+int cs_timers_capture(struct cs_capture *c);
+void cs_timers_reset(void);
+/* attrs.c: runs in the parent during the freeze */
+int cs_attrs_capture(struct cs_capture *c);
 /* freeze.c */
 int cs_freeze_install(void);
 int cs_freeze_is_ours(const struct sigaction *sa);

@@ -235,6 +235,10 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	r = cs_fds_capture(a, c);
 	if (r)
 		return cs_set_err(c->errmsg, "fd capture failed", NULL, NULL), r;
+	r = cs_timers_capture(c);
+	if (r)
+		return cs_set_err(c->errmsg, "timer capture failed", NULL, NULL), r;
+	cs_attrs_capture(c);
 	t3 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	memset(a->result, 0, sizeof(*a->result));
 	if (!writer_stack && !(writer_stack = cs_scratch_alloc(WRITER_STACK, 0)))
@@ -328,6 +332,7 @@ static void prepare(struct cs_agent *a, struct cs_capture *c)
 	c->err = 0;
 	c->errmsg[0] = 0;
 	c->n_fds = 0;
+	c->n_timers = 0;
 	c->fd_pool_len = 0;
 	c->unsup_len = 0;
 	c->dir_fd = a->dir_fd;
@@ -411,6 +416,8 @@ void cs_capture_reset(struct cs_agent *a)
 	cs_maps_reset();
 	cs_track_reset();
 	cs_fds_reset();
+	cs_sockets_reset();
+	cs_timers_reset();
 	cs_freeze_reset();
 	cs_dump_reset();
 	writer_stack = NULL;
@@ -421,6 +428,8 @@ void cs_capture_reset(struct cs_agent *a)
 	memset(&c->send, 0, sizeof(c->send));
 	c->threads = NULL;
 	c->fds = NULL;
+	c->timers = NULL;
+	c->n_timers = 0;
 	c->fd_pool = NULL;
 	c->fd_pool_cap = 0;
 	c->unsup = NULL;

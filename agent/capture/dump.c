@@ -141,6 +141,26 @@ static int put_fds(struct dump *d)
 	return meta_section(d, CS_SECT_FDS);
 }
 
+static int put_timers(struct dump *d)
+{
+	size_t pos;
+	d->meta.len = 0;
+	int r = cs_image_put_count(&d->meta, &pos);
+	for (uint32_t i = 0; !r && i < d->c->n_timers; i++)
+		r = cs_image_put_timer(&d->meta, &d->c->timers[i]);
+	if (r)
+		return r;
+	cs_image_set_count(&d->meta, pos, d->c->n_timers);
+	return meta_section(d, CS_SECT_TIMERS);
+}
+
+static int put_attrs(struct dump *d)
+{
+	d->meta.len = 0;
+	int r = cs_image_put_attrs(&d->meta, &d->c->attrs);
+	return r ? r : meta_section(d, CS_SECT_ATTRS);
+}
+
 /* The kernel's sigaction layout, which carries sa_restorer. */
 struct ksigaction {
 	uint64_t handler, flags, restorer, mask;
@@ -322,6 +342,10 @@ static int write_image(struct dump *d)
 		return dfail(d, r, "writing SIGNALS failed");
 	if ((r = put_creds(d)))
 		return dfail(d, r, "writing CREDS failed");
+	if ((r = put_timers(d)))
+		return dfail(d, r, "writing TIMERS failed");
+	if ((r = put_attrs(d)))
+		return dfail(d, r, "writing ATTRS failed");
 	make_readable(d);
 	if ((r = cs_dump_select_pages(d)))
 		return dfail(d, r, "scanning resident pages failed");

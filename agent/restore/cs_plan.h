@@ -85,6 +85,15 @@ struct cs_plan_special {
 	uint64_t target; /* saved start */
 };
 
+/* A timer to create (proto/image.h: struct cs_image_timer, the same fields). */
+struct cs_plan_timer {
+	uint32_t kind; /* CS_TIMER_REAL .. CS_TIMER_POSIX */
+	int32_t id, clockid;
+	uint32_t notify, signo;
+	int32_t notify_tid;
+	uint64_t sigval, value_ns, interval_ns;
+};
+
 struct cs_plan_rlimit {
 	uint32_t resource, reserved;
 	uint64_t cur, max;
@@ -117,6 +126,12 @@ struct cs_plan_header {
 	 * the restorer, which would close them otherwise (int32_t each) */
 	uint32_t n_cloexec, reserved2;
 	uint64_t cloexec_off;
+	/* interval timers, then POSIX timers by ascending id */
+	uint32_t n_timers, reserved3;
+	uint64_t timers_off;
+	/* process attributes the exec of the restorer reset (the image's ATTRS;
+	 * oom_score_adj is set by the tool before the exec, which keeps it) */
+	uint32_t child_subreaper, thp_disable, dumpable, membarrier;
 
 	/* for PR_SET_MM_MAP */
 	uint64_t start_code, end_code, start_data, end_data;

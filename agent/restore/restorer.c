@@ -329,6 +329,99 @@ static void restore_rlimits(void)
 	}
 }
 
+#define PR_TIMER_CREATE_RESTORE_IDS 77 /* Linux 6.17: timer_create takes the id it is given */
+#define TIMER_KIND_POSIX 4
+
+struct ksigevent {
+	uint64_t value;
+	int32_t signo, notify, tid;
+	int32_t pad[11];
+};
+
+static void ns_to(uint64_t ns, long *sec, long *frac, uint64_t unit)
+{
+	*sec = (long)(ns / 1000000000ull);
+	*frac = (long)(ns % 1000000000ull / unit);
+}
+
+/* setitimer: kind 1..3 is ITIMER_REAL, VIRTUAL, PROF (0..2). A remaining
+ * time below a microsecond still arms the timer. */
+static void interval_timer(const struct cs_plan_timer *t)
+{
+	long v[4];
+	uint64_t value = t->value_ns < 1000 ? 1000 : t->value_ns;
+	ns_to(t->interval_ns, &v[0], &v[1], 1000);
+	ns_to(value, &v[2], &v[3], 1000);
+	check(cs_sys3(NR_setitimer, t->kind - 1, v, 0), "setitimer", t->kind - 1);
+}
+
+/*
+ * A POSIX timer with the id the program holds. With exact ids the kernel
+ * takes the id it is given; without (before Linux 6.17) ids come in
+ * ascending order per process, so timers are created in id order and the
+ * ids below each one are used up by timers deleted at once.
+ */
+static void posix_timer(const struct cs_plan_timer *t, int exact)
+{
+	struct ksigevent ev = {.value = t->sigval, .signo = (int32_t)t->signo,
+			       .notify = (int32_t)t->notify, .tid = t->notify_tid};
+	int32_t id = t->id;
+	for (;;) {
+		check(cs_sys3(NR_timer_create, t->clockid, &ev, &id), "timer_create of POSIX timer",
+		      (uint64_t)t->id);
+		if (exact || id == t->id)
+			break;
+		if (id > t->id)
+			fail("timer_create handed out an id past the saved one", (uint64_t)t->id, 0);
+		cs_sys1(NR_timer_delete, id);
+	}
+	if (!t->value_ns && !t->interval_ns)
+		return;
+	long its[4];
+	ns_to(t->interval_ns, &its[0], &its[1], 1);
+	ns_to(t->value_ns ? t->value_ns : 1, &its[2], &its[3], 1);
+	check(cs_sys4(NR_timer_settime, id, 0, its, 0), "timer_settime of POSIX timer",
+	      (uint64_t)t->id);
+}
+
+/* Armed while every signal is blocked (the restorer's mask, which the
+ * threads inherit): an expiry before the program runs stays pending until
+ * rt_sigreturn restores each thread's own mask. */
+static void restore_timers(void)
+{
+	const struct cs_plan_timer *t = at(plan->timers_off);
+	int exact = 0;
+	for (uint32_t i = 0; i < plan->n_timers; i++) {
+		if (t[i].kind != TIMER_KIND_POSIX) {
+			interval_timer(&t[i]);
+			continue;
+		}
+		if (!exact)
+			exact = cs_sys5(NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) == 0 ? 1 : -1;
+		posix_timer(&t[i], exact > 0);
+	}
+	if (exact > 0)
+		cs_sys5(NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
+}
+
+/* What the exec of the restorer reset: membarrier registrations (they
+ * belong to the mm), THP disable, child subreaper, dumpable (last: the
+ * restorer's own /proc files need not stay readable). */
+static void restore_attrs(void)
+{
+	for (uint32_t bit = 1; bit && bit <= plan->membarrier; bit <<= 1)
+		if (plan->membarrier & bit)
+			check(cs_sys3(NR_membarrier, bit, 0, 0), "membarrier registration", bit);
+	if (plan->thp_disable)
+		check(cs_sys5(NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE", 0);
+	if (plan->child_subreaper)
+		check(cs_sys5(NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "PR_SET_CHILD_SUBREAPER",
+		      0);
+	if (plan->dumpable != 1)
+		check(cs_sys5(NR_prctl, PR_SET_DUMPABLE, plan->dumpable, 0, 0, 0), "PR_SET_DUMPABLE",
+		      plan->dumpable);
+}
+
 /* Per-thread kernel state that clone does not carry: robust list, rseq,
  * gs. fs and the tid address come with clone3 (or set_tid_address). */
 static void thread_state(const struct cs_plan_thread *t)
@@ -408,6 +501,8 @@ static void threads_and_leave(void)
 	struct cs_agent_restore_block *b = fill_block(others);
 	restore_cloexec();
 	restore_rlimits();
+	restore_timers();
+	restore_attrs();
 	/* From here on nothing may fail: threads start running app code. */
 	cs_sys3(NR_write, plan->status_fd, "ok\n", 3);
 	cs_sys3(NR_close_range, plan->helper_lo, plan->exe_fd, 0);

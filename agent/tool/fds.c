@@ -14,6 +14,7 @@
  * offset into a log overwrote later lines, and a terminal is gone).
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -21,6 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
@@ -36,8 +41,7 @@
 static int status_fd = -1;
 static int scratch_min;
 
-static int child_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int child_fail(const char *fmt, ...)
+int cs_restore_fail(const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -53,59 +57,43 @@ static int child_fail(const char *fmt, ...)
 }
 
 /* Moves a freshly created fd onto its number. */
-static int place(int tmp, int target, const char *what)
+int cs_restore_place(int tmp, int target, const char *what)
 {
 	if (tmp < 0)
-		return child_fail("fd %d (%s): %s", target, what, strerror(errno));
+		return cs_restore_fail("fd %d (%s): %s", target, what, strerror(errno));
 	int hi = fcntl(tmp, F_DUPFD, scratch_min);
 	close(tmp);
 	if (hi < 0 || dup2(hi, target) < 0)
-		return child_fail("fd %d (%s): placing it: %s", target, what, strerror(errno));
+		return cs_restore_fail("fd %d (%s): placing it: %s", target, what, strerror(errno));
 	close(hi);
 	return 0;
 }
 
-static int finish(const struct cs_image_fd *f)
+int cs_restore_finish(const struct cs_image_fd *f)
 {
+	if (f->open_flags & O_PATH)
+		return 0; /* it has no status flags (F_SETFL is EBADF) */
 	/* FD_CLOEXEC is set by the restorer: exec would close the fd now */
-	if (fcntl(f->fd, F_SETFL, f->open_flags & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)) < 0)
-		return child_fail("fd %d: restoring its flags: %s", f->fd, strerror(errno));
+	if (fcntl(f->fd, F_SETFL,
+	          f->open_flags & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)) < 0)
+		return cs_restore_fail("fd %d: restoring its flags: %s", f->fd, strerror(errno));
 	return 0;
 }
 
 static int open_path(const struct cs_image_fd *f)
 {
-	int flags = (int)(f->open_flags & ~(unsigned)(O_CREAT | O_EXCL | O_TRUNC | O_NONBLOCK)) | O_CLOEXEC;
+	int flags =
+	    (int)(f->open_flags & ~(unsigned)(O_CREAT | O_EXCL | O_TRUNC | O_NONBLOCK)) | O_CLOEXEC;
 	if (f->type == CS_FD_DIRECTORY)
-		flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
-	if (place(open(f->path, flags), f->fd, f->path) < 0)
+		flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (int)(f->open_flags & O_PATH);
+	if (cs_restore_place(open(f->path, flags), f->fd, f->path) < 0)
 		return -1;
-	if (f->type == CS_FD_REGULAR && !(f->open_flags & O_APPEND) &&
+	/* an O_PATH fd has no offset (lseek is EBADF) */
+	if (f->type == CS_FD_REGULAR && !(f->open_flags & (O_APPEND | O_PATH)) &&
 	    lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0)
-		return child_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
-				  (unsigned long long)f->offset, strerror(errno));
+		return cs_restore_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
+		                       (unsigned long long)f->offset, strerror(errno));
 	return 0;
-}
-
-static int listen_socket(const struct cs_image_fd *f)
-{
-	int s = socket(f->family, f->sock_type | SOCK_CLOEXEC, f->protocol);
-	if (s < 0)
-		return place(s, f->fd, "socket");
-	cs_sock_options(s, f->sock_options);
-	const struct sockaddr_un *su = (const void *)f->local_addr;
-	if (f->family == AF_UNIX && f->local_len > sizeof(sa_family_t) && su->sun_path[0])
-		unlink(su->sun_path); /* stale: the tool checked nobody listens there */
-	if (f->local_len > sizeof(sa_family_t) &&
-	    bind(s, (const struct sockaddr *)f->local_addr, f->local_len) < 0) {
-		close(s);
-		return child_fail("fd %d: binding again: %s", f->fd, strerror(errno));
-	}
-	if (f->type == CS_FD_SOCKET_LISTEN && listen(s, f->backlog > 0 ? f->backlog : 128) < 0) {
-		close(s);
-		return child_fail("fd %d: listen: %s", f->fd, strerror(errno));
-	}
-	return place(s, f->fd, "socket");
 }
 
 /*
@@ -119,7 +107,8 @@ static int reset_socket(const struct cs_image_fd *f)
 {
 	if ((f->family == AF_INET || f->family == AF_INET6) && f->sock_type == SOCK_STREAM) {
 		struct sockaddr_storage sa = {0};
-		socklen_t len = f->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+		socklen_t len =
+		    f->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 		if (f->family == AF_INET)
 			((struct sockaddr_in *)&sa)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		else
@@ -128,15 +117,15 @@ static int reset_socket(const struct cs_image_fd *f)
 		int l = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		int c = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		struct linger lg = {1, 0};
-		if (l >= 0 && c >= 0 && bind(l, (struct sockaddr *)&sa, len) == 0 && listen(l, 1) == 0 &&
-		    getsockname(l, (struct sockaddr *)&sa, &len) == 0 &&
+		if (l >= 0 && c >= 0 && bind(l, (struct sockaddr *)&sa, len) == 0 &&
+		    listen(l, 1) == 0 && getsockname(l, (struct sockaddr *)&sa, &len) == 0 &&
 		    connect(c, (struct sockaddr *)&sa, len) == 0) {
 			int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 			if (a >= 0) {
 				setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 				close(a);
 				close(l);
-				return place(c, f->fd, "reset TCP socket");
+				return cs_restore_place(c, f->fd, "reset TCP socket");
 			}
 		}
 		if (l >= 0)
@@ -145,11 +134,56 @@ static int reset_socket(const struct cs_image_fd *f)
 			close(c);
 	}
 	int sv[2];
-	int type = f->sock_type == SOCK_DGRAM || f->sock_type == SOCK_SEQPACKET ? f->sock_type : SOCK_STREAM;
+	int type = f->sock_type == SOCK_DGRAM || f->sock_type == SOCK_SEQPACKET ? f->sock_type
+	                                                                        : SOCK_STREAM;
 	if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) < 0)
-		return place(-1, f->fd, "reset socket");
+		return cs_restore_place(-1, f->fd, "reset socket");
 	close(sv[1]);
-	return place(sv[0], f->fd, "reset socket");
+	return cs_restore_place(sv[0], f->fd, "reset socket");
+}
+
+/* Where an unlinked file comes back: the directory it was in when that
+ * still exists (its filesystem, its quota), else /tmp. */
+static int tmpfile_in_dir(const struct cs_image_fd *f)
+{
+	char dir[CS_IMAGE_PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", f->path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	int t = slash ? open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, f->file_mode) : -1;
+	return t >= 0 ? t : open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, f->file_mode);
+}
+
+/* A new file without a name (O_TMPFILE) with the content, mode, access
+ * mode, flags and offset of the unlinked one. */
+static int tmp_file(const struct cs_image_fd *f)
+{
+	int t = tmpfile_in_dir(f);
+	if (t < 0)
+		return cs_restore_fail("fd %d (%s): O_TMPFILE: %s", f->fd, f->path,
+		                       strerror(errno));
+	for (uint32_t done = 0; done < f->file_data_len;) {
+		ssize_t w = write(t, f->file_data + done, f->file_data_len - done);
+		if (w <= 0) {
+			close(t);
+			return cs_restore_fail("fd %d (%s): writing its content: %s", f->fd,
+			                       f->path, w < 0 ? strerror(errno) : "short write");
+		}
+		done += (uint32_t)w;
+	}
+	fchmod(t, f->file_mode); /* open() applied the umask */
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", t);
+	int flags = (int)(f->open_flags &
+	                  (O_ACCMODE | O_APPEND | O_NOATIME | O_DIRECT | O_SYNC | O_DSYNC)) |
+	            O_CLOEXEC;
+	int r = cs_restore_place(open(self, flags), f->fd, "unlinked file");
+	close(t);
+	if (!r && !(f->open_flags & O_APPEND) && lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0)
+		return cs_restore_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
+		                       (unsigned long long)f->offset, strerror(errno));
+	return r;
 }
 
 /* A periodic timer that had expired with its ticks not read yet shows a
@@ -159,21 +193,66 @@ static int timer_fd(const struct cs_image_fd *f)
 	int t = timerfd_create(f->timer_clockid, TFD_CLOEXEC);
 	uint64_t value = f->timer_value_ns ? f->timer_value_ns : f->timer_interval_ns ? 1 : 0;
 	struct itimerspec its = {
-		.it_value = {(time_t)(value / 1000000000), (long)(value % 1000000000)},
-		.it_interval = {(time_t)(f->timer_interval_ns / 1000000000),
-				(long)(f->timer_interval_ns % 1000000000)},
+	    .it_value = {(time_t)(value / 1000000000), (long)(value % 1000000000)},
+	    .it_interval = {(time_t)(f->timer_interval_ns / 1000000000),
+	                    (long)(f->timer_interval_ns % 1000000000)},
 	};
 	if (t >= 0 && timerfd_settime(t, 0, &its, NULL) < 0)
-		return child_fail("fd %d: timerfd_settime: %s", f->fd, strerror(errno));
-	return place(t, f->fd, "timerfd");
+		return cs_restore_fail("fd %d: timerfd_settime: %s", f->fd, strerror(errno));
+	return cs_restore_place(t, f->fd, "timerfd");
+}
+
+/* One watch at a time, from wd 1 up: a new instance hands out 1, 2, 3...
+ * (the image has no gaps). The path must still be the watched inode. */
+static int inotify_fd(const struct cs_image_fd *f)
+{
+	int in = inotify_init1(IN_CLOEXEC);
+	if (in < 0)
+		return cs_restore_place(in, f->fd, "inotify");
+	const uint8_t *p = f->file_data, *end = p + f->file_data_len;
+	while (p < end) { /* the parser checked the layout */
+		int32_t wd;
+		uint32_t mask, len;
+		uint64_t ino;
+		char path[CS_IMAGE_PATH_MAX];
+		struct stat st;
+		memcpy(&wd, p, 4), memcpy(&mask, p + 4, 4), memcpy(&ino, p + 8, 8);
+		memcpy(&len, p + 16, 4);
+		memcpy(path, p + 20, len);
+		path[len] = 0;
+		p += 20 + len;
+		int got = stat(path, &st) == 0 && st.st_ino == ino
+		              ? inotify_add_watch(in, path, mask)
+		              : -2;
+		if (got != wd) {
+			close(in);
+			return cs_restore_fail(
+			    "fd %d: inotify watch %d on %s: %s (a check only a restore "
+			    "can make)",
+			    f->fd, wd, path,
+			    got == -2 ? "the path names another file now"
+			    : got < 0 ? strerror(errno)
+			              : "it came back with another number");
+		}
+	}
+	return cs_restore_place(in, f->fd, "inotify");
+}
+
+/* The kernel's 64-bit mask as is (glibc's sigaddset would drop its own
+ * signals 32 and 33). */
+static int signal_fd(const struct cs_image_fd *f)
+{
+	uint64_t mask = f->eventfd_count;
+	int s = (int)syscall(SYS_signalfd4, -1, &mask, sizeof(mask), SFD_CLOEXEC);
+	return cs_restore_place(s, f->fd, "signalfd");
 }
 
 static int event_fd(const struct cs_image_fd *f)
 {
 	int e = eventfd(0, EFD_CLOEXEC | (f->eventfd_flags & EFD_SEMAPHORE));
 	if (e >= 0 && f->eventfd_count && write(e, &f->eventfd_count, 8) != 8)
-		return child_fail("fd %d: eventfd count: %s", f->fd, strerror(errno));
-	return place(e, f->fd, "eventfd");
+		return cs_restore_fail("fd %d: eventfd count: %s", f->fd, strerror(errno));
+	return cs_restore_place(e, f->fd, "eventfd");
 }
 
 static int is_read_end(const struct cs_image_fd *f)
@@ -181,33 +260,104 @@ static int is_read_end(const struct cs_image_fd *f)
 	return (f->open_flags & O_ACCMODE) == O_RDONLY;
 }
 
-/* Both ends of a pipe, found by pipe_id; pending bytes go back in. An end
- * that was outside the process is closed: its partner sees EOF or EPIPE. */
+/* A new open file description of one end of the pipe p: O_NONBLOCK and
+ * the other status flags belong to a description, so each end the program
+ * opened separately gets its own, as it had. */
+static int pipe_end(const int p[2], int read_end)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", p[read_end ? 0 : 1]);
+	return open(path, (read_end ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Same pipe: the same kind (a FIFO's inode and a pipe's are numbered by
+ * different filesystems) and the same inode. fds 0-2 are the tool's. */
+static int same_pipe(const struct cs_image_fd *g, const struct cs_image_fd *first)
+{
+	return g->type == first->type && g->pipe_id == first->pipe_id && g->fd > 2;
+}
+
+/* The pipe's capacity and its pending bytes, written once per pipe. */
+static int fill_pipe(const struct cs_image *img, size_t first, int wr)
+{
+	uint32_t size = 0;
+	const struct cs_image_fd *data = NULL;
+	for (size_t i = first; i < img->n_fds; i++) {
+		const struct cs_image_fd *g = &img->fds[i];
+		if (!same_pipe(g, &img->fds[first]))
+			continue;
+		if (g->pipe_size > size)
+			size = g->pipe_size;
+		if (g->pipe_data_len && !data)
+			data = g;
+	}
+	if (data && data->pipe_data_len > size)
+		size = data->pipe_data_len;
+	if (size && fcntl(wr, F_GETPIPE_SZ) != (int)size && fcntl(wr, F_SETPIPE_SZ, (int)size) < 0)
+		return cs_restore_fail("fd %d: pipe size %u: %s", img->fds[first].fd, size,
+		                       strerror(errno));
+	if (data && write(wr, data->pipe_data, data->pipe_data_len) != (ssize_t)data->pipe_data_len)
+		return cs_restore_fail("fd %d: pending pipe bytes: %s", data->fd, strerror(errno));
+	return 0;
+}
+
+/* Moves *fd to a number at or above scratch_min (closing the old one):
+ * for a temporary fd kept open while others are placed. */
+int cs_restore_above_scratch(int *fd)
+{
+	int hi = fcntl(*fd, F_DUPFD_CLOEXEC, scratch_min);
+	int saved = errno;
+
+	close(*fd);
+	*fd = hi;
+	errno = saved;
+	return hi;
+}
+
+/* A new pipe, or the named FIFO opened for reading and writing (Linux
+ * allows it): an fd that holds both ends open, so every end of the
+ * program's opens without blocking. */
+static int open_pipe(const struct cs_image_fd *f, int p[2])
+{
+	if (f->type == CS_FD_PIPE) {
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return -1;
+		/* pipe2 takes the lowest free numbers, which may be the very
+		 * numbers its ends are placed on: closing p[] at the end would
+		 * then close what was just placed. Keep them in scratch space. */
+		return cs_restore_above_scratch(&p[0]) < 0 || cs_restore_above_scratch(&p[1]) < 0 ? -1 : 0;
+	}
+	p[0] = open(f->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (p[0] < 0 || cs_restore_above_scratch(&p[0]) < 0)
+		return -1;
+	p[1] = p[0];
+	return 0;
+}
+
+/* Both ends of a pipe or FIFO, found by pipe_id. An end that was outside
+ * the process is closed: its partner sees EOF or EPIPE. */
 static int pipe_group(const struct cs_image *img, size_t first, char *done)
 {
-	const struct cs_image_fd *f = &img->fds[first];
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return place(-1, f->fd, "pipe");
-	int err = 0;
+	if (open_pipe(&img->fds[first], p) < 0)
+		return cs_restore_fail("fd %d (%s): %s", img->fds[first].fd, img->fds[first].path,
+		                       strerror(errno));
+	int err = fill_pipe(img, first, p[1]);
 	for (size_t i = first; i < img->n_fds && !err; i++) {
 		const struct cs_image_fd *g = &img->fds[i];
-		if (g->type != CS_FD_PIPE || g->pipe_id != f->pipe_id || g->fd <= 2)
+		if (!same_pipe(g, &img->fds[first]))
 			continue;
 		done[i] = 1;
-		if (is_read_end(g) && g->pipe_data_len) {
-			if (g->pipe_data_len > 65536)
-				fcntl(p[1], F_SETPIPE_SZ, (int)g->pipe_data_len);
-			if (write(p[1], g->pipe_data, g->pipe_data_len) != (ssize_t)g->pipe_data_len)
-				err = child_fail("fd %d: pending pipe bytes: %s", g->fd, strerror(errno));
-		}
+		if (g->share_fd >= 0)
+			err = cs_restore_place(dup(g->share_fd), g->fd, "pipe");
+		else
+			err = cs_restore_place(pipe_end(p, is_read_end(g)), g->fd, "pipe");
 		if (!err)
-			err = place(dup(p[is_read_end(g) ? 0 : 1]), g->fd, "pipe");
-		if (!err)
-			err = finish(g);
+			err = cs_restore_finish(g);
 	}
 	close(p[0]);
-	close(p[1]);
+	if (p[1] != p[0])
+		close(p[1]);
 	return err;
 }
 
@@ -220,27 +370,102 @@ static int one_fd(const struct cs_image_fd *f)
 		return open_path(f);
 	case CS_FD_SOCKET_LISTEN:
 	case CS_FD_SOCKET_DGRAM:
-		return listen_socket(f);
+	case CS_FD_SOCKET_STREAM:
+		return cs_restore_socket(f);
 	case CS_FD_SOCKET_CONNECTED:
 		return reset_socket(f);
+	case CS_FD_TMPFILE:
+		return tmp_file(f);
 	case CS_FD_EVENTFD:
 		return event_fd(f);
+	case CS_FD_SIGNALFD:
+		return signal_fd(f);
+	case CS_FD_INOTIFY:
+		return inotify_fd(f);
 	case CS_FD_TIMERFD:
 		return timer_fd(f);
 	case CS_FD_EPOLL:
-		return place(epoll_create1(EPOLL_CLOEXEC), f->fd, "epoll");
+		return cs_restore_place(epoll_create1(EPOLL_CLOEXEC), f->fd, "epoll");
 	default:
-		return child_fail("fd %d: cannot recreate a %s", f->fd, cs_image_fd_type_name(f->type));
+		return cs_restore_fail("fd %d: cannot recreate a %s", f->fd,
+		                       cs_image_fd_type_name(f->type));
 	}
+}
+
+/* A registration whose number the program closed or reused: the file is
+ * added through that number for a moment (whatever is there now is moved
+ * aside and put back), so the registration carries the number it had. */
+static int add_moved(int efd, const struct cs_image_epoll_entry *e, struct epoll_event *ev)
+{
+	int aside = fcntl(e->tfd, F_GETFD) >= 0 ? fcntl(e->tfd, F_DUPFD_CLOEXEC, scratch_min) : -1;
+	int r = dup2(e->src_fd, e->tfd) < 0 ? -1 : epoll_ctl(efd, EPOLL_CTL_ADD, e->tfd, ev);
+	int saved = errno;
+	if (aside >= 0) {
+		dup2(aside, e->tfd);
+		close(aside);
+	} else {
+		close(e->tfd);
+	}
+	errno = saved;
+	return r;
 }
 
 static int epoll_registrations(const struct cs_image_fd *f)
 {
 	for (uint32_t i = 0; i < f->n_epoll; i++) {
-		struct epoll_event ev = {.events = f->epoll[i].events, .data.u64 = f->epoll[i].data};
-		if (epoll_ctl(f->fd, EPOLL_CTL_ADD, f->epoll[i].tfd, &ev) < 0)
-			return child_fail("epoll fd %d: registering fd %d again: %s", f->fd,
-					  f->epoll[i].tfd, strerror(errno));
+		const struct cs_image_epoll_entry *e = &f->epoll[i];
+		struct epoll_event ev = {.events = e->events, .data.u64 = e->data};
+		int r = e->src_fd == e->tfd ? epoll_ctl(f->fd, EPOLL_CTL_ADD, e->tfd, &ev)
+		                            : add_moved(f->fd, e, &ev);
+		if (r < 0)
+			return cs_restore_fail(
+			    "epoll fd %d: registering fd %d again%s: %s", f->fd, e->tfd,
+			    e->src_fd == e->tfd ? "" : " (its file moved)", strerror(errno));
+	}
+	return 0;
+}
+
+static int take_lock(int fd, const struct cs_image_lock *l)
+{
+	struct flock fl = {.l_type = l->mode == CS_LOCK_WRITE ? F_WRLCK : F_RDLCK,
+	                   .l_whence = SEEK_SET,
+	                   .l_start = (off_t)l->start,
+	                   .l_len = l->end == CS_LOCK_EOF ? 0 : (off_t)(l->end - l->start + 1)};
+	switch (l->kind) {
+	case CS_LOCK_FLOCK:
+		return flock(fd, (l->mode == CS_LOCK_WRITE ? LOCK_EX : LOCK_SH) | LOCK_NB);
+	case CS_LOCK_OFD:
+		return fcntl(fd, F_OFD_SETLK, &fl);
+	case CS_LOCK_LEASE:
+		return fcntl(fd, F_SETLEASE, fl.l_type);
+	default:
+		return fcntl(fd, F_SETLK, &fl);
+	}
+}
+
+/*
+ * Locks and leases, once every fd is in place: closing any fd of a file
+ * drops the process's POSIX locks on it, and no fd is closed after this
+ * (the agent refused POSIX locks on files the restorer holds open to map).
+ * A duplicate shares its original's flock, OFD lock and lease.
+ */
+static int take_locks(const struct cs_image *img)
+{
+	static const char *const kinds[] = {"?", "POSIX", "flock", "OFD", "lease"};
+	for (size_t i = 0; i < img->n_fds; i++) {
+		const struct cs_image_fd *f = &img->fds[i];
+		for (uint32_t k = 0; f->fd > 2 && k < f->n_locks; k++) {
+			const struct cs_image_lock *l = &f->locks[k];
+			if (f->share_fd >= 0 && l->kind != CS_LOCK_POSIX)
+				continue;
+			if (take_lock(f->fd, l) < 0)
+				return cs_restore_fail(
+				    "fd %d (%s): taking its %s lock again (a check only "
+				    "a restore can make: another process may hold "
+				    "it now): %s",
+				    f->fd, f->path, kinds[l->kind <= 4 ? l->kind : 0],
+				    strerror(errno));
+		}
 	}
 	return 0;
 }
@@ -248,22 +473,33 @@ static int epoll_registrations(const struct cs_image_fd *f)
 static int recreate_fds(const struct cs_image *img)
 {
 	char *done = calloc(img->n_fds + 1, 1);
-	int err = done ? 0 : child_fail("out of memory");
+	int err = done ? 0 : cs_restore_fail("out of memory");
 	for (size_t i = 0; i < img->n_fds && !err; i++) {
 		const struct cs_image_fd *f = &img->fds[i];
 		if (done[i] || f->fd <= 2 || f->type == CS_FD_AGENT)
 			continue;
-		if (f->type == CS_FD_PIPE) {
+		if (f->type == CS_FD_PIPE || f->type == CS_FD_FIFO) {
 			err = pipe_group(img, i, done);
+			continue;
+		}
+		if (f->type == CS_FD_SOCKETPAIR) {
+			err = cs_restore_socketpair(img, i, done);
+			continue;
+		}
+		if (f->share_fd >= 0) { /* a dup: the same open file description */
+			err = cs_restore_place(dup(f->share_fd), f->fd, "duplicate");
 			continue;
 		}
 		err = one_fd(f);
 		if (!err)
-			err = finish(f);
+			err = cs_restore_finish(f);
 	}
 	for (size_t i = 0; i < img->n_fds && !err; i++)
-		if (img->fds[i].type == CS_FD_EPOLL && img->fds[i].fd > 2)
+		if (img->fds[i].type == CS_FD_EPOLL && img->fds[i].fd > 2 &&
+		    img->fds[i].share_fd < 0)
 			err = epoll_registrations(&img->fds[i]);
+	if (!err)
+		err = take_locks(img);
 	free(done);
 	return err;
 }
@@ -273,7 +509,7 @@ static int place_helpers(struct cs_restore *r)
 {
 	int n = cs_restore_helper_count(r) + 1, *src = calloc((size_t)n, sizeof(int)), k = 0;
 	if (!src)
-		return child_fail("out of memory");
+		return cs_restore_fail("out of memory");
 	src[k++] = r->status_wr;
 	src[k++] = r->plan_fd;
 	for (size_t i = 0; i < r->chain.n; i++)
@@ -283,13 +519,74 @@ static int place_helpers(struct cs_restore *r)
 	src[k++] = r->exe_fd;
 	for (int i = 0; i < n; i++)
 		if (dup2(src[i], r->helper_base + i) < 0)
-			return child_fail("placing helper fd %d at %d: %s", src[i], r->helper_base + i,
-					  strerror(errno));
+			return cs_restore_fail("placing helper fd %d at %d: %s", src[i],
+			                       r->helper_base + i, strerror(errno));
 	status_fd = r->helper_base;
 	close_range(3, (unsigned)r->helper_base - 1, 0);
 	scratch_min = r->helper_base + n;
 	free(src);
 	return 0;
+}
+
+/* Kept by the exec of the restorer (it belongs to the signal struct). Only
+ * a restore can tell whether it may be lowered (CAP_SYS_RESOURCE). */
+static int set_oom_score_adj(int32_t v)
+{
+	char buf[16];
+	int fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+	ssize_t got = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	buf[got > 0 ? got : 0] = 0;
+	if (got > 0 && atoi(buf) == v) {
+		close(fd);
+		return 0;
+	}
+	int n = snprintf(buf, sizeof(buf), "%d", (int)v);
+	if (fd >= 0 && pwrite(fd, buf, (size_t)n, 0) == n) {
+		close(fd);
+		return 0;
+	}
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	return cs_restore_fail("oom_score_adj %d (a check only a restore can make: lowering it "
+	                       "needs CAP_SYS_RESOURCE): %s",
+	                       (int)v, strerror(e));
+}
+
+/* The CPUs of the saved affinity that this host has: a backup host may
+ * have fewer. None of them is a failure only a restore can see. */
+static int set_affinity(const struct cs_image_attrs *a)
+{
+	uint8_t here[CS_IMAGE_AFFINITY_MAX] = {0}, want[CS_IMAGE_AFFINITY_MAX] = {0};
+	long len = syscall(SYS_sched_getaffinity, 0, sizeof(here), here);
+	int any = 0;
+	for (long i = 0; i < len && i < (long)a->affinity_len; i++)
+		any |= (want[i] = a->affinity[i] & here[i]) != 0;
+	if (!a->affinity_len || len <= 0)
+		return 0;
+	if (!any || syscall(SYS_sched_setaffinity, 0, (size_t)len, want) < 0)
+		return cs_restore_fail("CPU affinity: %s (a check only a restore can make: none of "
+		                       "the program's CPUs may be here)",
+		                       any ? strerror(errno)
+		                           : "no CPU of the saved mask is online");
+	return 0;
+}
+
+/* Policy, priority and nice, kept by the exec and inherited by every
+ * thread the restorer makes. Raising them needs CAP_SYS_NICE. */
+static int set_scheduling(const struct cs_image_attrs *a)
+{
+	struct sched_param sp = {.sched_priority = (int)a->sched_priority};
+	if (sched_setscheduler(0, (int)a->sched_policy, &sp) < 0)
+		return cs_restore_fail("scheduling policy %#x priority %u (a check only a restore "
+		                       "can make: real-time policies need CAP_SYS_NICE): %s",
+		                       a->sched_policy, a->sched_priority, strerror(errno));
+	if (setpriority(PRIO_PROCESS, 0, a->nice) < 0)
+		return cs_restore_fail(
+		    "nice %d (a check only a restore can make: lowering it needs "
+		    "CAP_SYS_NICE): %s",
+		    (int)a->nice, strerror(errno));
+	return set_affinity(a);
 }
 
 int cs_restore_exec(struct cs_restore *r)
@@ -311,13 +608,16 @@ int cs_restore_exec(struct cs_restore *r)
 		}
 	}
 	if (chdir(p->cwd) < 0)
-		return child_fail("chdir %s: %s", p->cwd, strerror(errno));
+		return cs_restore_fail("chdir %s: %s", p->cwd, strerror(errno));
 	umask(p->umask);
+	if (r->img->has_attrs && (set_oom_score_adj(r->img->attrs.oom_score_adj) < 0 ||
+	                          set_scheduling(&r->img->attrs) < 0))
+		return -1;
 	if (personality(p->personality) < 0)
-		return child_fail("personality %#x: %s", p->personality, strerror(errno));
+		return cs_restore_fail("personality %#x: %s", p->personality, strerror(errno));
 	char fdarg[16];
 	snprintf(fdarg, sizeof(fdarg), "%d", r->helper_base + 1);
 	char *argv[] = {r->restorer, fdarg, NULL}, *envp[] = {NULL};
 	execve(r->restorer, argv, envp);
-	return child_fail("cannot execute %s: %s", r->restorer, strerror(errno));
+	return cs_restore_fail("cannot execute %s: %s", r->restorer, strerror(errno));
 }

@@ -82,6 +82,8 @@ static json_t *j_fds(const struct cs_image *img)
 		const char *type = cs_image_fd_type_name(f->type);
 		json_t *o = json_pack("{s:i, s:s, s:o}", "fd", f->fd, "type", type ? type : "?",
 				      "flags", hexnum(f->open_flags));
+		if (f->share_fd >= 0)
+			json_object_set_new(o, "dup_of", json_integer(f->share_fd));
 		char addr[256];
 		switch (f->type) {
 		case CS_FD_REGULAR: case CS_FD_DIRECTORY: case CS_FD_CHARDEV:
@@ -95,9 +97,19 @@ static json_t *j_fds(const struct cs_image *img)
 		case CS_FD_PIPE:
 			json_object_set_new(o, "pipe_id", json_integer((json_int_t)f->pipe_id));
 			json_object_set_new(o, "pending_bytes", json_integer(f->pipe_data_len));
+			json_object_set_new(o, "size", json_integer(f->pipe_size));
 			break;
 		case CS_FD_EVENTFD:
 			json_object_set_new(o, "count", json_integer((json_int_t)f->eventfd_count));
+			break;
+		case CS_FD_SOCKETPAIR:
+			json_object_set_new(o, "inode", json_integer((json_int_t)f->pipe_id));
+			json_object_set_new(o, "peer", json_integer((json_int_t)f->peer_id));
+			json_object_set_new(o, "queued_bytes", json_integer(f->pipe_data_len));
+			break;
+		case CS_FD_TMPFILE:
+			json_object_set_new(o, "path", json_string(f->path));
+			json_object_set_new(o, "bytes", json_integer(f->file_data_len));
 			break;
 		case CS_FD_TIMERFD:
 			json_object_set_new(o, "value_ns", json_integer((json_int_t)f->timer_value_ns));
@@ -140,6 +152,28 @@ static json_t *j_creds(const struct cs_image *img)
 	                 (int)c->seccomp, "groups", g);
 }
 
+static json_t *j_timers(const struct cs_image *img)
+{
+	static const char *const kinds[] = {"?", "ITIMER_REAL", "ITIMER_VIRTUAL", "ITIMER_PROF",
+					    "POSIX"};
+	json_t *a = json_array();
+	for (size_t i = 0; i < img->n_timers; i++) {
+		const struct cs_image_timer *t = &img->timers[i];
+		json_t *o = json_pack("{s:s, s:I, s:I}", "kind", kinds[t->kind <= 4 ? t->kind : 0],
+				      "value_ns", (json_int_t)t->value_ns, "interval_ns",
+				      (json_int_t)t->interval_ns);
+		if (t->kind == CS_TIMER_POSIX) {
+			json_object_set_new(o, "id", json_integer(t->id));
+			json_object_set_new(o, "clockid", json_integer(t->clockid));
+			json_object_set_new(o, "notify", json_integer(t->notify));
+			json_object_set_new(o, "signo", json_integer(t->signo));
+			json_object_set_new(o, "sigval", hexnum(t->sigval));
+		}
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 static json_t *j_image(const struct cs_loaded *l, const struct cs_chain *chain)
 {
 	const struct cs_image *img = l->img;
@@ -168,6 +202,7 @@ static json_t *j_image(const struct cs_loaded *l, const struct cs_chain *chain)
 	json_object_set_new(o, "mappings", j_mappings(img));
 	json_object_set_new(o, "threads", j_threads(img));
 	json_object_set_new(o, "fds", j_fds(img));
+	json_object_set_new(o, "timers", j_timers(img));
 	json_object_set_new(o, "signal_handlers", sig);
 	json_object_set_new(o, "unsupported", uns);
 	json_object_set_new(o, "sizes", json_pack("{s:I, s:I, s:I, s:I}", "image_bytes", (json_int_t)l->len,
@@ -277,6 +312,12 @@ static void text_image(json_t *o)
 	json_array_foreach(json_object_get(o, "fds"), i, v) {
 		char *rest = json_dumps(v, JSON_COMPACT);
 		printf("  %3lld %-16s %s\n", ji(v, "fd"), js(v, "type"), rest ? rest : "");
+		free(rest);
+	}
+	printf("timers (%zu):\n", json_array_size(json_object_get(o, "timers")));
+	json_array_foreach(json_object_get(o, "timers"), i, v) {
+		char *rest = json_dumps(v, JSON_COMPACT);
+		printf("  %s\n", rest ? rest : "");
 		free(rest);
 	}
 	printf("signal handlers (%zu):\n", json_array_size(json_object_get(o, "signal_handlers")));

@@ -337,6 +337,25 @@ static int buf_add(struct plan_buf *b, const void *data, size_t len, uint64_t *r
 	return 0;
 }
 
+/* Timers in the image's order: interval timers, then POSIX timers by id. */
+static int plan_timers(const struct cs_image *img, struct plan_buf *b, struct cs_plan_header *h)
+{
+	struct cs_plan_timer *t = calloc(img->n_timers + 1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->n_timers; i++) {
+		const struct cs_image_timer *s = &img->timers[i];
+		t[i] = (struct cs_plan_timer){.kind = s->kind, .id = s->id, .clockid = s->clockid,
+					      .notify = s->notify, .signo = s->signo,
+					      .notify_tid = s->notify_tid, .sigval = s->sigval,
+					      .value_ns = s->value_ns, .interval_ns = s->interval_ns};
+	}
+	h->n_timers = (uint32_t)img->n_timers;
+	int err = buf_add(b, t, img->n_timers * sizeof(*t), &h->timers_off);
+	free(t);
+	return err;
+}
+
 int cs_restore_helper_count(const struct cs_restore *r)
 {
 	/* status, plan, images, files; the exe fd comes right after */
@@ -413,6 +432,13 @@ int cs_plan_build(struct cs_restore *r)
 	h.n_copies = (uint32_t)cl.n;
 	h.n_threads = (uint32_t)r->img->n_threads;
 	h.n_sigactions = (uint32_t)r->img->n_sigactions;
+	h.dumpable = 1; /* what the exec left */
+	if (r->img->has_attrs) {
+		h.child_subreaper = r->img->attrs.child_subreaper;
+		h.thp_disable = r->img->attrs.thp_disable;
+		h.dumpable = r->img->attrs.dumpable;
+		h.membarrier = r->img->attrs.membarrier;
+	}
 	err = buf_add(&b, &h, sizeof(h), NULL);
 	if (!err)
 		err = buf_add(&b, maps, n_maps * sizeof(*maps), &h.maps_off);
@@ -442,6 +468,8 @@ int cs_plan_build(struct cs_restore *r)
 	if (!err)
 		err = cx ? buf_add(&b, cx, h.n_cloexec * sizeof(*cx), &h.cloexec_off) : -ENOMEM;
 	free(cx);
+	if (!err)
+		err = plan_timers(r->img, &b, &h);
 	if (err)
 		goto out;
 	h.total_len = b.len;

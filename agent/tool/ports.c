@@ -10,6 +10,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -69,13 +70,21 @@ void cs_sock_options(int s, uint32_t opts)
 
 static int check_path(const struct cs_image_fd *f)
 {
-	if (f->type != CS_FD_REGULAR && f->type != CS_FD_DIRECTORY && f->type != CS_FD_CHARDEV)
+	struct stat st;
+	if (f->type != CS_FD_REGULAR && f->type != CS_FD_DIRECTORY && f->type != CS_FD_CHARDEV &&
+	    f->type != CS_FD_FIFO)
 		return 0;
 	if (f->fd <= 2)
 		return 0; /* stdio comes from the restoring tool */
+	if (f->type == CS_FD_FIFO && stat(f->path, &st) == 0 && !S_ISFIFO(st.st_mode)) {
+		cs_err("refusing: fd %d was the named FIFO %s, which is not a FIFO now", f->fd,
+		       f->path);
+		return -1;
+	}
 	if (access(f->path, F_OK) == 0)
 		return 0;
-	cs_err("refusing: fd %d was %s, which no longer exists: %s", f->fd, f->path, strerror(errno));
+	cs_err("refusing: fd %d was %s, which no longer exists: %s", f->fd, f->path,
+	       strerror(errno));
 	return -1;
 }
 
@@ -86,14 +95,16 @@ int cs_validate_fds(const struct cs_image *img)
 		const struct cs_image_fd *f = &img->fds[i];
 		if (check_path(f) < 0)
 			bad = 1;
-		if (f->type != CS_FD_SOCKET_LISTEN && f->type != CS_FD_SOCKET_DGRAM)
+		if (f->type != CS_FD_SOCKET_LISTEN && f->type != CS_FD_SOCKET_DGRAM &&
+		    f->type != CS_FD_SOCKET_STREAM)
 			continue;
 		int r = try_bind(f);
 		if (r < 0) {
 			char addr[256];
 			cs_sockaddr_text(f, addr, sizeof(addr));
-			cs_err("refusing: fd %d listened on %s, which is %s now", f->fd, addr,
-			       r == -EADDRINUSE ? "already in use" : strerror(-r));
+			cs_err("refusing: fd %d %s %s, which is %s now", f->fd,
+			       f->type == CS_FD_SOCKET_LISTEN ? "listened on" : "was bound to",
+			       addr, r == -EADDRINUSE ? "already in use" : strerror(-r));
 			bad = 1;
 		}
 	}

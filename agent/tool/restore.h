@@ -67,5 +67,17 @@ void cs_sock_options(int s, uint32_t opts);
 
 /* fds.c: in the process to restore, before exec. Returns only on failure. */
 int cs_restore_exec(struct cs_restore *r);
+/* fds.c, in the process being restored: report a failure on the status
+ * fd (returns -1), move a new fd onto its number */
+int cs_restore_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cs_restore_place(int tmp, int target, const char *what);
+/* Moves *fd at or above the numbers fds are placed on (closing the old
+ * one), so a temporary fd kept open meanwhile is never placed over. */
+int cs_restore_above_scratch(int *fd);
+int cs_restore_finish(const struct cs_image_fd *f); /* status flags as saved */
+/* sockets.c: a listening, datagram or never-connected stream socket */
+int cs_restore_socket(const struct cs_image_fd *f);
+/* both ends of a socketpair, their queues and shutdown state; marks done[] */
+int cs_restore_socketpair(const struct cs_image *img, size_t first, char *done);
 
 #endif

@@ -27,7 +27,7 @@ import time
 
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crlib import (App, TestFailure, log, run_scenarios, images, snapshot_dir,  # noqa: E402
+from crlib import (run_scenario, App, TestFailure, log, images, snapshot_dir,  # noqa: E402
                    diff_snapshots, all_pids)
 
 DELTA = 0x1
@@ -352,9 +352,5 @@ SCENARIOS = {
 }
 
 
-def main():
-    return run_scenarios(__doc__, SCENARIOS)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_scenario(__doc__, SCENARIOS))

@@ -23,7 +23,7 @@ import time
 
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crlib import (App, TestFailure, log, run_scenarios, images, snapshot_dir,  # noqa: E402
+from crlib import (run_scenario, App, TestFailure, log, images, snapshot_dir,  # noqa: E402
                    diff_snapshots, free_port, pid_alive)
 from cr_sync import sc_sync  # noqa: E402
 
@@ -641,9 +641,5 @@ SCENARIOS = {
 }
 
 
-def main():
-    return run_scenarios(__doc__, SCENARIOS)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_scenario(__doc__, SCENARIOS))

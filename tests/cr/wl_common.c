@@ -92,7 +92,7 @@ void wl_finish(int ok, uint64_t progress, const char *fmt, ...)
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
 	snprintf(line, sizeof(line), "verify %s progress=%llu token=%016llx %s", ok ? "ok" : "FAIL",
-		 (unsigned long long)progress, (unsigned long long)token, detail);
+	         (unsigned long long)progress, (unsigned long long)token, detail);
 	wl_say("%s", line);
 	const char *path = getenv("CR_RESULT");
 	if (path && *path) {
@@ -104,6 +104,56 @@ void wl_finish(int ok, uint64_t progress, const char *fmt, ...)
 		}
 	}
 	exit(ok ? 0 : 1);
+}
+
+static int failures;
+static char first_failure[512];
+
+void wl_expect(int ok, const char *fmt, ...)
+{
+	va_list ap;
+	if (ok)
+		return;
+	if (failures++ == 0) {
+		va_start(ap, fmt);
+		vsnprintf(first_failure, sizeof(first_failure), fmt, ap);
+		va_end(ap);
+	}
+}
+
+int wl_failures(void)
+{
+	return failures;
+}
+
+const char *wl_first_failure(void)
+{
+	return first_failure;
+}
+
+void wl_die(const char *what)
+{
+	perror(what);
+	exit(2);
+}
+
+void wl_fill(uint8_t *p, size_t n, uint64_t *seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)wl_rand(seed);
+}
+
+const char *wl_work_dir(void)
+{
+	static char dir[4096];
+	const char *result = getenv("CR_RESULT");
+	char *slash;
+	snprintf(dir, sizeof(dir), "%s", result && *result ? result : "/tmp/x");
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return "/tmp";
+	*slash = 0;
+	return dir;
 }
 
 int64_t wl_now_ns(int clockid)

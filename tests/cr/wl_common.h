@@ -18,6 +18,7 @@
 #ifndef CR_WL_COMMON_H
 #define CR_WL_COMMON_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Sets up stdout, the token and the SIGUSR1 verify request; prints "ready". */
@@ -35,6 +36,23 @@ void wl_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints the verify line, writes CR_RESULT, exits 0 if ok else 1. */
 void wl_finish(int ok, uint64_t progress, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4), noreturn));
+
+/* Records a failed check (the first one's text is kept) unless ok. */
+void wl_expect(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Checks recorded as failed so far, and the first one's text ("" if none). */
+int wl_failures(void);
+const char *wl_first_failure(void);
+
+/* perror(what) and exit 2: the workload could not even build its state. */
+void wl_die(const char *what) __attribute__((noreturn));
+
+/* n pseudo-random bytes from wl_rand(seed). */
+void wl_fill(uint8_t *p, size_t n, uint64_t *seed);
+
+/* A directory the workload may create files in: the one of $CR_RESULT
+ * (the harness's work directory, removed after the test), else /tmp. */
+const char *wl_work_dir(void);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t wl_now_ns(int clockid);

@@ -78,6 +78,13 @@ static void encode(struct cs_buf *b, uint32_t type, const struct cs_image *img, 
 		if (cs_image_put_creds(b, &img->creds))
 			abort();
 		break;
+	case CS_SECT_TIMERS:
+		PUT_ALL(b, cs_image_put_timer, img->timers, img->n_timers);
+		break;
+	case CS_SECT_ATTRS:
+		if (cs_image_put_attrs(b, &img->attrs))
+			abort();
+		break;
 	case CS_SECT_PAGES:
 		/* only the run heads; compare() skips the page bytes */
 		while (used < payload_len) {

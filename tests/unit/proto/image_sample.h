@@ -18,13 +18,15 @@
 
 #define S_MAPS   6
 #define S_THREADS 4
-#define S_FDS    13
+#define S_FDS    18
 #define S_SIGS   CS_IMAGE_SIGNALS
 #define S_RES    3
 #define S_UNSUP  2
 #define S_RUNS   3
 #define S_EPOLL  300
 #define S_PIPE   1000
+#define S_FILE   3000
+#define S_TIMERS 5
 
 /* An image's contents. full = 0 is small (short strings, few records, one
  * page); full = 1 sets every field, maximum strings and a delta header. */
@@ -41,8 +43,12 @@ struct sample {
 	int has_creds; /* the known-answer image has no CREDS */
 	struct cs_image_creds creds;
 	struct cs_image_run runs[S_RUNS]; /* page runs; runs[0] in the first PAGES section */
-	size_t n_maps, n_threads, n_fds, n_sigs, n_res, n_unsup, n_runs;
+	struct cs_image_timer timers[S_TIMERS];
+	struct cs_image_attrs attrs;
+	size_t n_maps, n_threads, n_fds, n_sigs, n_res, n_unsup, n_runs, n_timers;
 	uint8_t pipe_data[S_PIPE];
+	uint8_t file_data[S_FILE];
+	uint8_t filter[CS_IMAGE_FILTER_MAX];
 	struct cs_image_epoll_entry epoll[S_EPOLL];
 };
 
@@ -180,7 +186,7 @@ static void sample_threads(struct sample *s)
 static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 {
 	f->fd = (int32_t)(i * 3);
-	f->type = (uint32_t)(i % 12 + 1);
+	f->type = (uint32_t)(i % 18 + 1);
 	f->open_flags = 02 | (uint32_t)i << 12;
 	f->fd_flags = i % 2;
 	f->offset = 0x100000000ull + i;
@@ -195,7 +201,7 @@ static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 	f->eventfd_count = UINT64_MAX - i, f->eventfd_flags = 1;
 	f->timer_clockid = 1, f->timer_flags = 1;
 	f->timer_value_ns = 1500000000ull, f->timer_interval_ns = 250000000ull;
-	if (f->type == CS_FD_PIPE) {
+	if (f->type == CS_FD_PIPE || f->type == CS_FD_FIFO || f->type == CS_FD_SOCKETPAIR) {
 		f->pipe_data_len = s->full ? S_PIPE : 5;
 		f->pipe_data = s->pipe_data;
 	}
@@ -204,6 +210,36 @@ static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 		f->epoll = s->epoll;
 	}
 	fill_str(f->reason, s->full && i == 11 ? 255 : i % 4, 'r');
+	f->pipe_size = 65536 << (i % 3);
+	f->share_fd = i >= 2 && i % 2 ? (int32_t)(i - 2) * 3 : -1;
+	f->file_mode = 0600 + (uint32_t)i;
+	if (f->type == CS_FD_TMPFILE) {
+		f->file_data_len = s->full ? S_FILE : 7;
+		f->file_data = s->file_data;
+	}
+	if (f->type == CS_FD_INOTIFY) { /* two watches: wd 1 and 4 */
+		static const uint8_t w[] = {1, 0, 0, 0, 0x00, 1, 0, 0, 9, 8, 7, 6, 5, 4, 3, 2,
+					    4, 0, 0, 0, '/', 't', 'm', 'p',
+					    4, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+					    1, 0, 0, 0, '/'};
+		f->file_data_len = sizeof(w);
+		f->file_data = w;
+	}
+	f->n_sockopts = s->full && i == 5 ? CS_IMAGE_SOCKOPTS_MAX : (uint32_t)(i % 3);
+	for (uint32_t k = 0; k < f->n_sockopts; k++) {
+		f->sockopts[k].level = 1 + (int32_t)k, f->sockopts[k].name = -(int32_t)k;
+		f->sockopts[k].len = k % (CS_IMAGE_SOCKOPT_LEN + 1);
+		fill_bytes(f->sockopts[k].val, f->sockopts[k].len, (uint8_t)k);
+	}
+	f->peer_id = 0x1234567800000000ull + i, f->shutdown = (uint32_t)(i % 4);
+	f->filter_locked = i % 2;
+	f->filter_len = s->full && i == 7 ? CS_IMAGE_FILTER_MAX : (uint32_t)(i % 3) * 8;
+	f->filter = f->filter_len ? s->filter : NULL;
+	f->n_locks = s->full && i == 6 ? CS_IMAGE_LOCKS_MAX : (uint32_t)(i % 2);
+	for (uint32_t k = 0; k < f->n_locks; k++) {
+		f->locks[k].kind = k % 4 + 1, f->locks[k].mode = k % 2 + 1;
+		f->locks[k].start = k * 100, f->locks[k].end = k % 3 ? k * 100 + 99 : CS_LOCK_EOF;
+	}
 }
 
 static void sample_fds(struct sample *s)
@@ -211,19 +247,51 @@ static void sample_fds(struct sample *s)
 	size_t i;
 
 	fill_bytes(s->pipe_data, S_PIPE, 0x55);
+	fill_bytes(s->file_data, S_FILE, 0x66);
+	fill_bytes(s->filter, CS_IMAGE_FILTER_MAX, 0x77);
 	for (i = 0; i < S_EPOLL; i++) {
 		s->epoll[i].tfd = (int32_t)i - 1;
 		s->epoll[i].events = 0x80000001u + (uint32_t)i;
 		s->epoll[i].data = 0xdeadbeef00000000ull + i;
+		s->epoll[i].src_fd = (int32_t)(i % 7);
 	}
 	s->n_fds = s->full ? S_FDS : 4;
 	for (i = 0; i < s->n_fds; i++)
 		sample_fd(s, &s->fds[i], i);
 }
 
+static void sample_timers(struct sample *s)
+{
+	size_t i;
+
+	s->n_timers = s->full ? S_TIMERS : 1;
+	for (i = 0; i < s->n_timers; i++) {
+		struct cs_image_timer *t = &s->timers[i];
+
+		t->kind = i < 3 ? (uint32_t)i + 1 : CS_TIMER_POSIX;
+		t->value_ns = 1000000000ull + i, t->interval_ns = 20000000ull * i;
+		if (t->kind != CS_TIMER_POSIX)
+			continue;
+		t->id = (int32_t)(i * 7), t->clockid = (int32_t)i - 3;
+		t->notify = i % 2 ? CS_TIMER_NOTIFY_THREAD_ID : CS_TIMER_NOTIFY_SIGNAL;
+		t->signo = 34 + (uint32_t)i, t->notify_tid = 100 + (int32_t)i;
+		t->sigval = 0xfeedface00000000ull + i;
+	}
+}
+
 static void sample_rest(struct sample *s)
 {
 	size_t i;
+
+	s->attrs.oom_score_adj = s->full ? -1000 : 500;
+	s->attrs.child_subreaper = 1, s->attrs.thp_disable = s->full;
+	s->attrs.dumpable = s->full ? 2 : 0;
+	s->attrs.membarrier = s->full ? CS_MEMBARRIER_REGISTERED : 1u << 4;
+	s->attrs.nice = s->full ? -20 : 19;
+	s->attrs.sched_policy = s->full ? 2 | CS_SCHED_RESET_ON_FORK : 0;
+	s->attrs.sched_priority = s->full ? 99 : 0;
+	s->attrs.affinity_len = s->full ? CS_IMAGE_AFFINITY_MAX : 8;
+	fill_bytes(s->attrs.affinity, s->attrs.affinity_len, 0x11);
 
 	s->n_sigs = s->full ? S_SIGS : 2;
 	for (i = 0; i < s->n_sigs; i++) {
@@ -264,6 +332,7 @@ static void __attribute__((unused)) sample_init(struct sample *s, int full)
 	sample_maps(s);
 	sample_threads(s);
 	sample_fds(s);
+	sample_timers(s);
 	sample_rest(s);
 }
 
@@ -334,7 +403,12 @@ static int write_metadata(struct cs_image_writer *w, const struct sample *s, str
 	PUT_ALL(b, cs_image_put_run, s->res, s->n_res);
 	TRYW(cs_image_write_section(w, CS_SECT_RESIDENT, b));
 	PUT_ALL(b, cs_image_put_unsupported, s->unsup, s->n_unsup);
-	return cs_image_write_section(w, CS_SECT_UNSUPPORTED, b);
+	TRYW(cs_image_write_section(w, CS_SECT_UNSUPPORTED, b));
+	PUT_ALL(b, cs_image_put_timer, s->timers, s->n_timers);
+	TRYW(cs_image_write_section(w, CS_SECT_TIMERS, b));
+	b->len = 0;
+	TRYW(cs_image_put_attrs(b, &s->attrs));
+	return cs_image_write_section(w, CS_SECT_ATTRS, b);
 }
 
 /* Writes the whole image into m; returns 0 or a negative errno. */
@@ -376,7 +450,7 @@ static int __attribute__((unused)) sample_diff(const struct sample *s, const str
 	DIFF(img->n_mappings != s->n_maps || img->n_threads != s->n_threads);
 	DIFF(img->n_fds != s->n_fds || img->n_sigactions != s->n_sigs);
 	DIFF(img->n_resident != s->n_res || img->n_unsupported != s->n_unsup);
-	DIFF(img->n_page_runs != s->n_runs);
+	DIFF(img->n_page_runs != s->n_runs || img->n_timers != s->n_timers);
 	if (bad)
 		return bad;
 	/* (an absent section leaves its array NULL, so empty ones are not compared) */
@@ -385,6 +459,8 @@ static int __attribute__((unused)) sample_diff(const struct sample *s, const str
 	DIFF(s->n_sigs && memcmp(img->sigactions, s->sigs, s->n_sigs * sizeof(s->sigs[0])));
 	DIFF(s->n_res && memcmp(img->resident, s->res, s->n_res * sizeof(s->res[0])));
 	DIFF(s->n_unsup && memcmp(img->unsupported, s->unsup, s->n_unsup * sizeof(s->unsup[0])));
+	DIFF(s->n_timers && memcmp(img->timers, s->timers, s->n_timers * sizeof(s->timers[0])));
+	DIFF(memcmp(&img->attrs, &s->attrs, sizeof(s->attrs)) != 0);
 	for (i = 0; i < s->n_fds; i++) {
 		struct cs_image_fd a = img->fds[i], e = s->fds[i];
 
@@ -393,8 +469,16 @@ static int __attribute__((unused)) sample_diff(const struct sample *s, const str
 			DIFF(memcmp(a.pipe_data, e.pipe_data, a.pipe_data_len) != 0);
 		if (a.n_epoll == e.n_epoll && a.n_epoll)
 			DIFF(memcmp(a.epoll, e.epoll, a.n_epoll * sizeof(*a.epoll)) != 0);
+		DIFF(a.file_data_len != e.file_data_len);
+		if (a.file_data_len == e.file_data_len && a.file_data_len)
+			DIFF(memcmp(a.file_data, e.file_data, a.file_data_len) != 0);
 		a.pipe_data = e.pipe_data = NULL;
 		a.epoll = e.epoll = NULL;
+		a.file_data = e.file_data = NULL;
+		DIFF(a.filter_len != e.filter_len);
+		if (a.filter_len == e.filter_len && a.filter_len)
+			DIFF(memcmp(a.filter, e.filter, a.filter_len) != 0);
+		a.filter = e.filter = NULL;
 		DIFF(memcmp(&a, &e, sizeof(a)) != 0);
 	}
 	for (i = 0; i < s->n_runs; i++) {

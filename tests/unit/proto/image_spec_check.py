@@ -37,7 +37,7 @@ def lp(data):
 
 
 def known_answer():
-    header = (b'CSYNCIMG' + struct.pack('<IIIIII', 1, 1, 4096, 0, 0, 0x340)
+    header = (b'CSYNCIMG' + struct.pack('<IIIIII', 2, 1, 4096, 0, 0, 0x340)
               + struct.pack('<QQQQqqq', 1, 0, 1, 7, 0x1122334455667788, 0x10, 0x20)
               + lp(b'6.18.0') + lp(bytes.fromhex('deadbeef')))
     thread = struct.pack('<iIQQQQQQQII', 42, 1, 0x7ffe0000f000, 0x7f0000000100,
@@ -59,7 +59,13 @@ def record_vectors():
     fd = struct.pack('<iIIIQiiiiIIQQiIQQ', 7, 10, 2, 1, 3, -4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
                      14, 15)
     fd += (lp(b'e') + lp(b'\x0a') + lp(b'') + lp(b'') + struct.pack('<I', 1)
-           + struct.pack('<iIQ', 3, 0x19, 0xdd) + lp(b'r'))
+           + struct.pack('<iIQi', 3, 0x19, 0xdd, 5) + lp(b'r'))
+    fd += (struct.pack('<IiI', 16, 2, 0o640) + lp(b'') + struct.pack('<I', 1)
+           + struct.pack('<ii', 6, 9) + lp(struct.pack('<I', 1))
+           + struct.pack('<I', 1) + struct.pack('<IIQQ', 3, 2, 10, 2**64 - 1)
+           + struct.pack('<QI', 16, 2)
+           + struct.pack('<I', 1) + lp(bytes.fromhex('06000000ffff0000')))
+    timer = struct.pack('<IiiIIiQQQ', 4, 1, 2, 4, 34, 5, 6, 7, 8)
     return {
         'process': proc,
         'mapping': mapping,
@@ -69,6 +75,8 @@ def record_vectors():
         'creds': struct.pack('<8I5Q4II2I', 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 1, 2, 0,
                              2, 100, 101),
         'page_run_head': struct.pack('<QII', 0x7f0000001000, 3, 0),
+        'timer': timer,
+        'attrs': struct.pack('<iIIIIiII', -100, 1, 0, 2, 16, -5, 1, 5) + lp(bytes([0x0f, 0])),
     }
 
 
@@ -144,7 +152,7 @@ def records(r, one):
 
 def header(r):
     magic, version = r.u('8sI')
-    if magic != b'CSYNCIMG' or version != 1:
+    if magic != b'CSYNCIMG' or version != 2:
         raise Bad('magic/version')
     arch, page_size, flags, tracking, _ = r.u('IIIII')
     gen, parent, base, _ = r.u('QQQQ')
@@ -188,20 +196,62 @@ def thread(r, _):
 def fd(r, prev):
     num, ftype = r.u('iI')
     r.u('IIQiiiiIIQQiIQQ')
-    if num < 0 or (prev is not None and num <= prev) or not 1 <= ftype <= 12:
+    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 18:
         raise Bad('fd %d type %d' % (num, ftype))
     r.var(4095, True)
     r.var(128)
     r.var(128)
-    if r.var(1 << 20) and ftype != 4:
+    if r.var(1 << 20) and ftype not in (4, 15, 17):
         raise Bad('pipe data on a non-pipe')
     (n,) = r.u('I')
     if n > 65536 or (n and ftype != 10):
         raise Bad('epoll entries')
     for _ in range(n):
-        r.u('iIQ')
+        if r.u('iIQi')[3] < 0:
+            raise Bad('epoll src_fd')
     r.var(255, True)
-    return num
+    _, share, mode = r.u('IiI')
+    if share != -1 and share not in (prev or []):
+        raise Bad('fd %d: share_fd %d' % (num, share))
+    if mode & ~0o7777:
+        raise Bad('fd %d: file_mode' % num)
+    data = r.var(8 << 20)
+    if data and ftype not in (14, 18):
+        raise Bad('file data on a fd that is neither TMPFILE nor INOTIFY')
+    if ftype == 18:
+        w, last = Reader(data, r.where + ' watches'), 0
+        while w.pos < len(w.d):
+            wd = w.u('iIQ')[0]
+            path = w.var(4095, True)
+            if wd <= last or not path:
+                raise Bad('fd %d: watch %d' % (num, wd))
+            last = wd
+    (n,) = r.u('I')
+    if n > 32:
+        raise Bad('too many socket options')
+    for _ in range(n):
+        r.u('ii')
+        r.var(16)
+    (n,) = r.u('I')
+    if n > 64:
+        raise Bad('too many locks')
+    for _ in range(n):
+        kind, mode, start, end = r.u('IIQQ')
+        if not 1 <= kind <= 4 or mode not in (1, 2) or start > end:
+            raise Bad('fd %d: lock' % num)
+    _, shut, locked = r.u('QII')
+    if shut > 3 or locked > 1 or len(r.var(32768)) % 8:
+        raise Bad('fd %d: shutdown or filter' % num)
+    return (prev or []) + [num]
+
+
+def timer(r, prev):
+    kind, tid, clock, notify, signo, ntid, sigval, _, _ = r.u('IiiIIiQQQ')
+    if not 1 <= kind <= 4 or (kind != 4 and (tid or clock or notify or signo or ntid or sigval)) \
+            or tid < 0 or notify not in (0, 1, 4) or signo > 64 \
+            or (prev is not None and (kind, tid) <= prev):
+        raise Bad('timer kind %d id %d' % (kind, tid))
+    return (kind, tid)
 
 
 def sigaction(r, prev):
@@ -236,7 +286,7 @@ def decode(data, name):
         if flags & ~1 or (not types and stype != 1):
             raise Bad('%s: flags or first section' % name)
         r = Reader(data[off + 16:end], '%s section %d at %d' % (name, stype, off))
-        if stype in (1, 2, 3, 4, 5, 6, 7, 9, 10):
+        if stype in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12):
             if stype in seen:
                 raise Bad('%s: duplicate %d' % (name, stype))
             seen.add(stype)
@@ -265,6 +315,17 @@ def decode(data, name):
             records(r, lambda rr, _: rr.var(255, True) and None)
         elif stype == 10:
             creds(r)
+        elif stype == 12:
+            oom, sub, thp, dump, mb, nice, pol, prio = r.u('iIIIIiII')
+            pol &= ~0x40000000
+            r.var(128)
+            if not -1000 <= oom <= 1000 or sub > 1 or thp > 1 or dump > 2 or mb & ~0x154 \
+                    or not -20 <= nice <= 19 or pol > 5 or pol == 4 or prio > 99:
+                raise Bad('attrs')
+        elif stype == 11:
+            if struct.unpack_from('<I', r.d)[0] > 65536:
+                raise Bad('too many timers')
+            records(r, timer)
         elif stype == 15:
             count, total = r.u('IQ')
             if plen != 12 or count != len(types) or total != off or end + 4 != len(data):

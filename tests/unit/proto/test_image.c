@@ -29,13 +29,13 @@
  * spec (Python struct + bitwise CRC-32C). Change them only together with the
  * format version. */
 static const char kat_hex[] =
-	/* HEADER: type 1, flags 0, payload_len 106; "CSYNCIMG", version 1, arch 1,
+	/* HEADER: type 1, flags 0, payload_len 106; "CSYNCIMG", version 2, arch 1,
 	 * page_size 4096, flags 0, tracking 0, xsave_size 0x340, generation 1,
 	 * parent 0, base 1, xsave_features 7, clocks, "6.18.0", build-id deadbeef, CRC */
-	"01000000000000006a000000000000004353594e43494d470100000001000000"
+	"01000000000000006a000000000000004353594e43494d470200000001000000"
 	"0010000000000000000000004003000001000000000000000000000000000000"
 	"0100000000000000070000000000000088776655443322111000000000000000"
-	"200000000000000006000000362e31382e3004000000deadbeefedc36134"
+	"200000000000000006000000362e31382e3004000000deadbeefd0ae261f"
 	/* THREADS: payload_len 76: count 1, tid 42, flags MAIN, ucontext_addr,
 	 * fs_base, gs_base, clear_child_tid, robust_list(+len), rseq addr/len/sig, CRC */
 	"04000000000000004c00000000000000010000002a0000000100000000f00000"
@@ -119,8 +119,11 @@ static const struct {
 		"070000000a00000002000000010000000300000000000000fcffffff05000000"
 		"060000000700000008000000090000000a000000000000000b00000000000000"
 		"0c0000000d0000000e000000000000000f000000000000000100000065010000"
-		"000a0000000000000000010000000300000019000000dd000000000000000100"
-		"000072"},
+		"000a0000000000000000010000000300000019000000dd000000000000000500"
+		"000001000000721000000002000000a001000000000000010000000600000009"
+		"00000004000000010000000100000003000000020000000a00000000000000ff"
+		"ffffffffffffff100000000000000002000000010000000800000006000000ff"
+		"ff0000"},
 	{"sigaction",
 		"110000000000000000104000000000000000000400000000007f000000000000"
 		"0000010000000000"},
@@ -131,6 +134,11 @@ static const struct {
 		"0d000000000000000e0000000100000002000000000000000200000064000000"
 		"65000000"},
 	{"page_run_head", "00100000007f00000300000000000000"},
+	{"timer",
+		"0400000001000000020000000400000022000000050000000600000000000000"
+		"07000000000000000800000000000000"},
+	{"attrs", "9cffffff010000000000000002000000" "10000000"
+		"fbffffff010000000500000002000000" "0f00"},
 };
 
 static int record_kat_encode(size_t i, struct cs_buf *b)
@@ -138,11 +146,13 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	static struct cs_image_process p;
 	static struct cs_image_mapping m;
 	static struct cs_image_fd f;
-	static const struct cs_image_epoll_entry ep = {3, 0x19, 0xdd};
+	static const struct cs_image_epoll_entry ep = {3, 0x19, 0xdd, 5};
 	struct cs_image_sigaction sa = {17, 0, 0x401000, 0x04000000, 0x7f00, 0x10000};
 	struct cs_image_unsupported u = {"fd 9: netlink"};
 	static struct cs_image_creds c = {{1, 2, 3, 4}, {5, 6, 7, 8}, 9, 10, 11, 12, 13, 14, 1, 2, 0,
 					  2, {100, 101}};
+	struct cs_image_timer tm = {CS_TIMER_POSIX, 1, 2, CS_TIMER_NOTIFY_THREAD_ID, 34, 5, 6, 7, 8};
+	struct cs_image_attrs at = {-100, 1, 0, 2, 1u << 4, -5, 1, 5, 2, {0x0f, 0x00}};
 	uint64_t *mm = &p.start_code;
 	int k;
 
@@ -167,6 +177,13 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	strcpy(f.path, "e"), f.local_len = 1, f.local_addr[0] = 0x0a;
 	f.n_epoll = 1, f.epoll = &ep;
 	strcpy(f.reason, "r");
+	f.pipe_size = 16, f.share_fd = 2, f.file_mode = 0640, f.n_sockopts = 1;
+	f.sockopts[0].level = 6, f.sockopts[0].name = 9, f.sockopts[0].len = 4;
+	f.sockopts[0].val[0] = 1;
+	f.n_locks = 1, f.locks[0].kind = CS_LOCK_OFD, f.locks[0].mode = CS_LOCK_WRITE;
+	f.locks[0].start = 10, f.locks[0].end = CS_LOCK_EOF;
+	f.peer_id = 16, f.shutdown = 2;
+	f.filter_locked = 1, f.filter_len = 8, f.filter = (const uint8_t *)"\x06\0\0\0\xff\xff\0\0";
 	switch (i) {
 	case 0:
 		return cs_image_put_process(b, &p);
@@ -180,6 +197,10 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 		return cs_image_put_unsupported(b, &u);
 	case 5:
 		return cs_image_put_creds(b, &c);
+	case 7:
+		return cs_image_put_timer(b, &tm);
+	case 8:
+		return cs_image_put_attrs(b, &at);
 	default:
 		return cs_image_put_page_run_head(b, 0x7f0000001000ull, 3);
 	}
@@ -294,8 +315,8 @@ static void test_max_variable_parts(void)
 	memset(fds, 0, sizeof(fds));
 	fill_bytes(pipe, CS_IMAGE_PIPE_DATA_MAX, 9);
 	for (i = 0; i < CS_IMAGE_EPOLL_MAX; i++)
-		ep[i].tfd = (int32_t)i, ep[i].events = 1, ep[i].data = i * 3;
-	fds[0].fd = 3, fds[0].type = CS_FD_PIPE;
+		ep[i].tfd = (int32_t)i, ep[i].events = 1, ep[i].data = i * 3, ep[i].src_fd = (int32_t)i;
+	fds[0].fd = 3, fds[0].type = CS_FD_PIPE, fds[0].share_fd = fds[1].share_fd = -1;
 	fds[0].pipe_data_len = CS_IMAGE_PIPE_DATA_MAX, fds[0].pipe_data = pipe;
 	fds[1].fd = 4, fds[1].type = CS_FD_EPOLL;
 	fds[1].n_epoll = CS_IMAGE_EPOLL_MAX, fds[1].epoll = ep;
@@ -543,7 +564,7 @@ static void test_skippable(void)
 		cs_image_writer_init(&w, mem_write, &m);
 		CHECK_EQ(cs_image_put_header(&b, &s.header), 0);
 		CHECK_EQ(cs_image_write_section(&w, CS_SECT_HEADER, &b), 0);
-		CHECK_EQ(cs_image_section_begin_flags(&w, 12, flags, 5), 0);
+		CHECK_EQ(cs_image_section_begin_flags(&w, 13, flags, 5), 0);
 		CHECK_EQ(cs_image_section_write(&w, "later", 5), 0);
 		CHECK_EQ(cs_image_section_end(&w), 0);
 		CHECK_EQ(cs_image_write_end(&w), 0);
@@ -553,7 +574,7 @@ static void test_skippable(void)
 		} else {
 			CHECK_EQ(cs_image_parse(out, m.len, 0, &img, &err), -EBADMSG);
 			CHECK_EQ(err.code, CS_IMG_BAD_SECTION);
-			CHECK_EQ(err.section, 12);
+			CHECK_EQ(err.section, 13);
 		}
 	}
 }
@@ -608,10 +629,11 @@ static void test_names(void)
 	CHECK(strcmp(cs_image_section_name(CS_SECT_PAGES), "PAGES") == 0);
 	CHECK(strcmp(cs_image_section_name(CS_SECT_END), "END") == 0);
 	CHECK(strcmp(cs_image_section_name(CS_SECT_CREDS), "CREDS") == 0);
-	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(11) == NULL);
+	CHECK(strcmp(cs_image_section_name(CS_SECT_ATTRS), "ATTRS") == 0);
+	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(13) == NULL);
 	CHECK(cs_image_section_name(UINT32_MAX) == NULL);
 	CHECK(strcmp(cs_image_fd_type_name(CS_FD_EPOLL), "EPOLL") == 0);
-	CHECK(cs_image_fd_type_name(0) == NULL && cs_image_fd_type_name(13) == NULL);
+	CHECK(cs_image_fd_type_name(0) == NULL && cs_image_fd_type_name(19) == NULL);
 	CHECK(strcmp(cs_image_err_name(CS_IMG_BAD_CRC), "BAD_CRC") == 0);
 	CHECK(cs_image_err_name(-1) == NULL && cs_image_err_name(CS_IMG_NO_MEMORY + 1) == NULL);
 	CHECK_EQ(cs_image_filename(name, sizeof(name), 42), 28);
@@ -665,7 +687,7 @@ static int write_corpus(const char *dir)
 
 		cs_image_writer_init(&w, mem_write, &m);
 		w.offset = m.len, w.sections = 3;
-		bad |= cs_image_section_begin_flags(&w, 12, CS_SECT_F_SKIPPABLE, 3) != 0 ||
+		bad |= cs_image_section_begin_flags(&w, 13, CS_SECT_F_SKIPPABLE, 3) != 0 ||
 		       cs_image_section_write(&w, "new", 3) != 0 || cs_image_section_end(&w) != 0 ||
 		       cs_image_write_end(&w) != 0 || write_file(dir, "skippable.img", out, m.len);
 	}

@@ -216,7 +216,7 @@ static void test_bit_flips(int full, size_t stride)
 	sample_init(&s, full);
 	CHECK_EQ(sample_write(&s, &m), 0);
 	n = list_sections(img_buf, m.len, sp, MAXSECT);
-	CHECK_EQ(n, full ? 12 : 11);
+	CHECK_EQ(n, full ? 14 : 13);
 	for (i = 0; i < m.len; i += (i < 64 || i + 64 > m.len) ? 1 : stride, seen++)
 		check_flip(img_buf, m.len, i, sp, n, &bad);
 	CHECK_EQ(bad, 0);
@@ -272,8 +272,8 @@ static void test_not_an_image(void)
 	img_buf[16 + 3] = 'x'; /* magic bytes are compared as far as they go */
 	EXPECT(img_buf, 20, CS_IMG_BAD_MAGIC, CS_SECT_HEADER, "bad magic");
 	len = build_header(&h);
-	put_le32(img_buf + 24, 2);
-	EXPECT(img_buf, len, CS_IMG_BAD_VERSION, CS_SECT_HEADER, "format version 2, this reader knows 1");
+	put_le32(img_buf + 24, 3);
+	EXPECT(img_buf, len, CS_IMG_BAD_VERSION, CS_SECT_HEADER, "format version 3, this reader knows 2");
 }
 
 static void test_section_lengths(void)
@@ -586,15 +586,85 @@ static size_t build_fds(const struct cs_image_fd *f, size_t n)
 	return build1(CS_SECT_FDS, &b);
 }
 
+/* The version-2 tail: share_fd, file_mode, file_data, socket options. */
+static void test_fd_tail(struct cs_image_fd *f)
+{
+	/* fixed, 5 empty variable parts, n_epoll 0, reason "": the tail starts here */
+	const size_t tail = 4 + 88 + 5 * 4 + 4;
+	size_t len;
+
+	memset(f, 0, 2 * sizeof(*f));
+	f[0].fd = 3, f[0].type = CS_FD_REGULAR, f[0].share_fd = -1;
+	f[1].fd = 5, f[1].type = CS_FD_REGULAR, f[1].share_fd = 3;
+	EXPECT(img_buf, build_fds(f, 2), CS_IMG_OK, 0, "");
+	f[1].share_fd = 4;
+	EXPECT(img_buf, build_fds(f, 2), CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "record 1: fd 5: share_fd 4 is neither -1 nor an fd before it");
+	f[1].share_fd = 5;
+	EXPECT(img_buf, build_fds(f, 2), CS_IMG_BAD_RECORD, CS_SECT_FDS, "share_fd 5 is neither");
+	f[0].share_fd = -2;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "share_fd -2 is neither");
+	f[0].share_fd = -1, f[0].file_mode = 010600;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "fd 3: file_mode 010600 has bits above 07777");
+	f[0].file_mode = 0600, f[0].file_data = (const uint8_t *)"xyz", f[0].file_data_len = 3;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "fd 3 is REGULAR but carries file data");
+	f[0].type = CS_FD_INOTIFY; /* "xyz" is no list of watches */
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "fd 3: a watch runs past its data");
+	static const uint8_t twice[] = {2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, '/',
+					2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, '/'};
+	f[0].file_data = twice, f[0].file_data_len = sizeof(twice);
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "fd 3: watch 2 (after 2) is out of order or has a bad path");
+	f[0].file_data_len = 21;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_OK, 0, "");
+	f[0].file_data = (const uint8_t *)"xyz", f[0].file_data_len = 3;
+	f[0].type = CS_FD_TMPFILE;
+	len = build_fds(f, 1);
+	EXPECT(img_buf, len, CS_IMG_OK, 0, "");
+	patch32(img_buf, len, CS_SECT_FDS, tail + 12, CS_IMAGE_FILE_DATA_MAX + 1);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "file_data length 8388609 exceeds");
+	f[0].file_data_len = 0, f[0].n_sockopts = 1, f[0].sockopts[0].len = 4;
+	len = build_fds(f, 1);
+	EXPECT(img_buf, len, CS_IMG_OK, 0, "");
+	patch32(img_buf, len, CS_SECT_FDS, tail + 16, CS_IMAGE_SOCKOPTS_MAX + 1);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "n_sockopts 33 exceeds 32");
+	patch32(img_buf, len, CS_SECT_FDS, tail + 16, 1);
+	patch32(img_buf, len, CS_SECT_FDS, tail + 28, CS_IMAGE_SOCKOPT_LEN + 1);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "sockopt value length 17 exceeds 16");
+	f[0].n_sockopts = 0, f[0].n_locks = 1;
+	f[0].locks[0] = (struct cs_image_lock){CS_LOCK_FLOCK, CS_LOCK_WRITE, 0, CS_LOCK_EOF};
+	len = build_fds(f, 1);
+	EXPECT(img_buf, len, CS_IMG_OK, 0, "");
+	patch32(img_buf, len, CS_SECT_FDS, tail + 20, CS_IMAGE_LOCKS_MAX + 1);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "n_locks 65 exceeds 64");
+	patch32(img_buf, len, CS_SECT_FDS, tail + 20, 1);
+	patch32(img_buf, len, CS_SECT_FDS, tail + 24, 5);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "fd 3: lock 0: kind 5, mode 2 or range 0-18446744073709551615 is invalid");
+	f[0].locks[0] = (struct cs_image_lock){CS_LOCK_POSIX, CS_LOCK_READ, 20, 10};
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "range 20-10 is invalid");
+	f[0].n_locks = 0, f[0].shutdown = 4;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd 3: shutdown 4 is above 3");
+	f[0].shutdown = 0, f[0].filter = (const uint8_t *)"0123456789ab", f[0].filter_len = 12;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "a filter of 12 bytes is not whole instructions");
+	f[0].filter_len = 8, f[0].filter_locked = 2;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
+	       "fd 3: filter_locked 2 is not 0 or 1");
+}
+
 static void test_fds(void)
 {
-	struct cs_image_epoll_entry ep[2] = {{1, 2, 3}, {4, 5, 6}};
+	struct cs_image_epoll_entry ep[2] = {{1, 2, 3, 1}, {4, 5, 6, 9}};
 	static struct cs_image_fd f[2];
 	size_t len;
 
 	memset(f, 0, sizeof(f));
-	f[0].fd = 0, f[0].type = CS_FD_REGULAR;
-	f[1].fd = INT32_MAX, f[1].type = CS_FD_UNSUPPORTED;
+	f[0].fd = 0, f[0].type = CS_FD_REGULAR, f[0].share_fd = -1;
+	f[1].fd = INT32_MAX, f[1].type = CS_FD_UNSUPPORTED, f[1].share_fd = -1;
 	EXPECT(img_buf, build_fds(f, 2), CS_IMG_OK, 0, "");
 	f[1].fd = 0;
 	EXPECT(img_buf, build_fds(f, 2), CS_IMG_BAD_RECORD, CS_SECT_FDS,
@@ -603,8 +673,8 @@ static void test_fds(void)
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd -1 is negative");
 	f[0].fd = 3, f[0].type = 0;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd 3: unknown type 0");
-	f[0].type = CS_FD_UNSUPPORTED + 1;
-	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "unknown type 13");
+	f[0].type = CS_FD_INOTIFY + 1;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "unknown type 19");
 	f[0].type = CS_FD_REGULAR, f[0].pipe_data = (const uint8_t *)"abc", f[0].pipe_data_len = 3;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
 	       "fd 3 is REGULAR but carries pipe data");
@@ -619,15 +689,19 @@ static void test_fds(void)
 	/* fixed 88 bytes, path, local and remote (4 each), pipe_data_len, n_epoll */
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12 + 4, CS_IMAGE_EPOLL_MAX + 1);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "n_epoll 65537 exceeds 65536");
+	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12 + 4, 2);
+	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12 + 4 + 4 + 16, (uint32_t)-3);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "epoll entry 0: src_fd -3 is negative");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12 + 4, CS_IMAGE_EPOLL_MAX);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS,
-	       "n_epoll 65536 needs at least 1048576 bytes, 36 left");
+	       "n_epoll 65536 needs at least 1310720 bytes, 88 left");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 12, CS_IMAGE_PIPE_DATA_MAX + 1);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "pipe_data length 1048577 exceeds");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88 + 4, CS_IMAGE_ADDR_MAX + 1);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "local_addr length 129 exceeds 128");
 	patch32(img_buf, len, CS_SECT_FDS, 4 + 88, CS_IMAGE_PATH_MAX);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_FDS, "path length 4096 exceeds 4095");
+	test_fd_tail(f);
 }
 
 static size_t build_sigs(const struct cs_image_sigaction *s, size_t n)
@@ -669,6 +743,81 @@ static void test_signals(void)
 	EXPECT(img_buf, len, CS_IMG_OK, 0, "");
 	patch32(img_buf, len, CS_SECT_SIGNALS, 8, 7);
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_SIGNALS, "reserved is 0x7, not 0");
+}
+
+static size_t build_timers(const struct cs_image_timer *t, size_t n)
+{
+	static uint8_t rec[1 << 12];
+	struct cs_buf b = {rec, 0, sizeof(rec)};
+	size_t pos, i;
+
+	CHECK_EQ(cs_image_put_count(&b, &pos), 0);
+	for (i = 0; i < n; i++)
+		CHECK_EQ(cs_image_put_timer(&b, &t[i]), 0);
+	cs_image_set_count(&b, pos, (uint32_t)n);
+	return build1(CS_SECT_TIMERS, &b);
+}
+
+/* Kinds 1..4, POSIX fields only on POSIX timers, sorted by (kind, id). */
+static void test_timers(void)
+{
+	struct cs_image_timer t[3];
+
+	memset(t, 0, sizeof(t));
+	t[0].kind = CS_TIMER_REAL, t[1].kind = CS_TIMER_POSIX, t[2].kind = CS_TIMER_POSIX;
+	t[1].id = 0, t[2].id = 7, t[2].notify = CS_TIMER_NOTIFY_THREAD_ID, t[2].signo = 64;
+	EXPECT(img_buf, build_timers(t, 3), CS_IMG_OK, 0, "");
+	t[2].id = 0;
+	EXPECT(img_buf, build_timers(t, 3), CS_IMG_BAD_RECORD, CS_SECT_TIMERS,
+	       "record 2: kind 4 id 0 is not above the previous kind 4 id 0");
+	t[2].id = -1;
+	EXPECT(img_buf, build_timers(t, 3), CS_IMG_BAD_RECORD, CS_SECT_TIMERS,
+	       "timer id -1 is negative");
+	t[2].id = 7, t[2].signo = 65;
+	EXPECT(img_buf, build_timers(t, 3), CS_IMG_BAD_RECORD, CS_SECT_TIMERS, "signo 65 is above 64");
+	t[2].signo = 1, t[2].notify = 2; /* SIGEV_THREAD: glibc's, never in an image */
+	EXPECT(img_buf, build_timers(t, 3), CS_IMG_BAD_RECORD, CS_SECT_TIMERS, "unknown notify 2");
+	t[0].kind = 5;
+	EXPECT(img_buf, build_timers(t, 1), CS_IMG_BAD_RECORD, CS_SECT_TIMERS, "unknown kind 5");
+	t[0].kind = CS_TIMER_PROF, t[0].signo = 14;
+	EXPECT(img_buf, build_timers(t, 1), CS_IMG_BAD_RECORD, CS_SECT_TIMERS,
+	       "an interval timer (kind 3) has POSIX fields set");
+}
+
+static size_t build_attrs(const struct cs_image_attrs *a)
+{
+	uint8_t rec[64];
+	struct cs_buf b = {rec, 0, sizeof(rec)};
+
+	CHECK_EQ(cs_image_put_attrs(&b, a), 0);
+	return build1(CS_SECT_ATTRS, &b);
+}
+
+static void test_attrs(void)
+{
+	struct cs_image_attrs a = {-1000, 1, 1, 2, 1u << 8, 0, 0, 0, 0, {0}};
+
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_OK, 0, "");
+	a.oom_score_adj = 1001;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS,
+	       "oom_score_adj 1001 is outside -1000..1000");
+	a.oom_score_adj = 0, a.thp_disable = 2;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS,
+	       "child_subreaper 1 or thp_disable 2 is not 0 or 1");
+	a.thp_disable = 0, a.dumpable = 3;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS, "dumpable 3 is above 2");
+	a.dumpable = 1, a.membarrier = 1u << 5;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS,
+	       "unknown membarrier registrations 0x20");
+	a.membarrier = 0, a.nice = 20;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS,
+	       "nice 20, sched_policy 0x0 or sched_priority 0 is out of range");
+	a.nice = 0, a.sched_policy = 4; /* SCHED_ISO: never granted by Linux */
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS, "sched_policy 0x4");
+	a.sched_policy = 6; /* SCHED_DEADLINE: refused at checkpoint */
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS, "sched_policy 0x6");
+	a.sched_policy = 1 | CS_SCHED_RESET_ON_FORK, a.sched_priority = 100;
+	EXPECT(img_buf, build_attrs(&a), CS_IMG_BAD_RECORD, CS_SECT_ATTRS, "sched_priority 100");
 }
 
 static size_t build_resident(const struct cs_image_run *r, size_t n)
@@ -792,6 +941,8 @@ int main(void)
 	test_mappings();
 	test_error_message();
 	test_fds();
+	test_timers();
+	test_attrs();
 	test_signals();
 	test_runs();
 	test_pages();

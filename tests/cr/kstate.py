@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Kernel state scenarios (meson suite 'cr'; docs/testing-cr.md,
+docs/compatibility.md "Kernel state").
+
+    kstate.py --build-root BUILD --workloads BUILD/tests/cr SCENARIO
+
+Each restore scenario runs one workload that builds one kind of kernel
+state, checkpoints it, SIGKILLs it, restores it and asks it to check that
+state itself (the workload exits 1 naming the first thing that differs).
+Each refuse scenario builds state that is not restored and checks that
+`checksync checkpoint` refuses it, naming it, at checkpoint time.
+"""
+
+import os
+import re
+import sys
+import time
+
+sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crlib import run_scenario, App, log  # noqa: E402
+
+
+def restored(workload, args=(), iterations=2):
+    """checkpoint, SIGKILL, restore, verify; twice, at seeded random moments."""
+    def scenario(h):
+        for i in range(h.iterations(iterations)):
+            rng = h.rng(i)
+            log("== %s iteration %d (seed %d)" % (h.scenario, i + 1, h.seed))
+            app = App(h, workload, list(args) + ["--seed", str(rng.randrange(1, 1 << 30))])
+            app.run()
+            time.sleep(rng.uniform(0.2, 1.0))
+            before = app.wait_progress(1, 30)
+            app.checkpoint()
+            time.sleep(rng.uniform(0.0, 0.3))
+            app.kill()
+            app.restore()
+            app.check_continued(before)
+            app.verify()
+    return scenario
+
+
+def refused(workload, args, must_contain):
+    """`checksync checkpoint` fails naming what it cannot restore."""
+    def scenario(h):
+        app = App(h, workload, list(args), interval_ms=0)
+        app.run()
+        app.wait_progress(1, 30)
+        rc, out, p = h.tool_cmd("checkpoint", ["checkpoint", "--dir", app.dir], 60)
+        log("  checkpoint: status %d: %s" % (rc, out.strip()))
+        if rc == 0:
+            h.fail("%s: checkpoint succeeded, want a refusal naming %s" %
+                   (workload, must_contain), p, app.proc)
+        for rx in must_contain:
+            if not re.search(rx, out):
+                h.fail("%s: refusal %r does not match %r" % (workload, out.strip(), rx), p)
+        app.verify()  # the refused checkpoint left the program running and intact
+    return scenario
+
+
+SCENARIOS = {
+    "kstate-pipes": restored("wl-pipes"),
+    "kstate-timers": restored("wl-itimers"),
+    "kstate-sockets": restored("wl-sockets"),
+    "kstate-refuse-ebpf-filter": refused("wl-sockets", ["--ebpf", "1"],
+                                         [r"fd \d+: .*an eBPF socket filter is attached"]),
+    "kstate-tmpfile": restored("wl-tmpfile"),
+    "kstate-attrs": restored("wl-attrs"),
+    "kstate-locks": restored("wl-locks"),
+    "kstate-signalfd": restored("wl-signalfd"),
+    "kstate-socketpair": restored("wl-socketpair"),
+    "kstate-inotify": restored("wl-inotify"),
+    "kstate-refuse-inotify-queued": refused("wl-inotify", ["--queued", "1"],
+                                            [r"fd \d+: anon_inode:inotify \(inotify events are "
+                                             r"queued"]),
+    "kstate-refuse-inotify-gap": refused("wl-inotify", ["--gap", "1"],
+                                         [r"fd \d+: anon_inode:inotify \(watch numbers with gaps"]),
+    "kstate-refuse-scm-rights": refused("wl-socketpair", ["--scm", "1"],
+                                        [r"fd \d+: socket:\[\d+\] \(queued messages carry "
+                                         r"SCM_RIGHTS"]),
+    "kstate-refuse-mapped-posix-lock": refused("wl-locks", ["--mapped", "1"],
+                                               [r"fd \d+: \S+/mapped \(a POSIX lock on a file "
+                                                r"the process also maps"]),
+    "kstate-refuse-big-tmpfile": refused("wl-tmpfile", ["--big-mib", "9"],
+                                         [r"fd \d+: .*unlinked file of 9437184 bytes, above"]),
+    "kstate-refuse-tmpfile-twice": refused("wl-tmpfile", ["--twice", "1"],
+                                           [r"fd \d+: .*unlinked file open twice"]),
+    "kstate-refuse-cpu-clock-timer": refused("wl-itimers", ["--cpu-clock-timer", "1"],
+                                             [r"POSIX timer \d+: runs on clock -\d+, which "
+                                              r"cannot be recreated"]),
+    "kstate-refuse-epoll-lost": refused("wl-pipes", ["--epoll-lost", "1"],
+                                        [r"fd \d+: anon_inode:\[eventpoll\] \(registered fd \d+: "
+                                         r"the file it watches is not open"]),
+    "kstate-refuse-thread-nice": refused("wl-attrs", ["--thread-nice", "1"],
+                                         [r"scheduling: thread \d+ has another nice value"]),
+    "kstate-refuse-removed-cwd": refused("wl-attrs", ["--rmcwd", "1"],
+                                         [r"working directory: \S+ \(deleted\) was removed"]),
+    "kstate-refuse-thread-timer": refused("wl-itimers", ["--thread-timer", "1"],
+                                          [r"POSIX timer \d+: signals thread \d+, not the main"]),
+}
+
+
+if __name__ == "__main__":
+    sys.exit(run_scenario(__doc__, SCENARIOS))
