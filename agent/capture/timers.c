@@ -7,8 +7,7 @@
  *
  * A POSIX timer that signals a thread other than the main one (its own
  * SIGEV_THREAD_ID, or glibc's SIGEV_THREAD, whose helper thread gets the
- * signal) is refused: the restorer creates timers before any other thread
- * exists.
+ * signal) keeps its tid: the restorer creates it once that thread exists.
  */
 #include <errno.h>
 #include <string.h>
@@ -91,7 +90,7 @@ static int clock_ok(uint64_t clock)
 /* One "ID: ..." block: "signal: 10/00007f..", "notify: signal/pid.42"
  * (SIGEV_THREAD_ID shows as signal/tid.N, SIGEV_NONE as none/pid.N),
  * "ClockID: 1". */
-static int posix_timer(struct cs_capture *c, const char *blk, pid_t pid)
+static int posix_timer(struct cs_capture *c, const char *blk)
 {
 	uint64_t id, signo, sigval, tid, clock;
 	int neg;
@@ -114,13 +113,10 @@ static int posix_timer(struct cs_capture *c, const char *blk, pid_t pid)
 	const char *t = strchr(n, '.');
 	if (!t++ || cs_parse_u64(&t, &tid, 10))
 		return -EINVAL;
-	if (thread && tid != (uint64_t)pid) {
-		refuse(
-		    c, (int32_t)id, "signals thread ", (int64_t)tid,
-		    ", not the main thread (SIGEV_THREAD, or SIGEV_THREAD_ID to another thread): "
-		    "not restored");
-		return 0;
-	}
+	/* A timer that signals another thread (SIGEV_THREAD_ID; glibc's
+	 * SIGEV_THREAD signals its helper thread) is kept with that tid: a
+	 * restore gives every thread its tid back and creates such timers
+	 * once the threads exist. */
 	if (neg || !clock_ok(clock)) {
 		refuse(c, (int32_t)id, "runs on clock ", neg ? -(int64_t)clock : (int64_t)clock,
 		       ", which cannot be recreated: not restored");
@@ -171,7 +167,6 @@ int cs_timers_capture(struct cs_capture *c)
 	if (len < 0)
 		return (int)len;
 	uint32_t first = c->n_timers;
-	pid_t pid = getpid();
 	/* each timer's block starts with a line "ID: <id>" ("ClockID: " ends it) */
 	for (const char *p = list_buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
 		if (strncmp(p, "ID: ", 4))
@@ -181,7 +176,7 @@ int cs_timers_capture(struct cs_capture *c)
 			cs_unsup_add(c, "POSIX timers: more than the agent can capture");
 			return 0;
 		}
-		int r = posix_timer(c, p, pid);
+		int r = posix_timer(c, p);
 		if (r)
 			return r;
 	}

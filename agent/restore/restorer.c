@@ -331,6 +331,7 @@ static void restore_rlimits(void)
 
 #define PR_TIMER_CREATE_RESTORE_IDS 77 /* Linux 6.17: timer_create takes the id it is given */
 #define TIMER_KIND_POSIX 4
+#define TIMER_NOTIFY_THREAD_ID 4 /* SIGEV_THREAD_ID */
 
 struct ksigevent {
 	uint64_t value;
@@ -384,23 +385,44 @@ static void posix_timer(const struct cs_plan_timer *t, int exact)
 	      (uint64_t)t->id);
 }
 
+/* A POSIX timer that signals a thread other than the main one waits until
+ * that thread exists (after "ok"): the kernel checks the tid at
+ * timer_create. */
+static int deferred(const struct cs_plan_timer *t, int32_t main_tid)
+{
+	return t->kind == TIMER_KIND_POSIX && t->notify == TIMER_NOTIFY_THREAD_ID &&
+	       t->notify_tid != main_tid;
+}
+
 /* Armed while every signal is blocked (the restorer's mask, which the
  * threads inherit): an expiry before the program runs stays pending until
- * rt_sigreturn restores each thread's own mask. */
-static void restore_timers(void)
+ * rt_sigreturn restores each thread's own mask. Timers are created in id
+ * order; without exact ids (before Linux 6.17) a deferred timer would get
+ * the wrong id, so such an image fails here, before "ok". */
+static void restore_timers(int32_t main_tid, int later)
 {
 	const struct cs_plan_timer *t = at(plan->timers_off);
-	int exact = 0;
+	int posix = 0, exact;
 	for (uint32_t i = 0; i < plan->n_timers; i++) {
-		if (t[i].kind != TIMER_KIND_POSIX) {
+		if (t[i].kind != TIMER_KIND_POSIX && !later)
 			interval_timer(&t[i]);
-			continue;
-		}
-		if (!exact)
-			exact = cs_sys5(NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) == 0 ? 1 : -1;
-		posix_timer(&t[i], exact > 0);
+		if (t[i].kind == TIMER_KIND_POSIX && deferred(&t[i], main_tid) == later)
+			posix++;
+		if (!later && deferred(&t[i], main_tid))
+			posix++; /* needs the answer below before "ok" */
 	}
-	if (exact > 0)
+	if (!posix)
+		return;
+	exact = cs_sys5(NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) == 0;
+	for (uint32_t i = 0; i < plan->n_timers; i++) {
+		if (!exact && deferred(&t[i], main_tid))
+			fail("a POSIX timer that signals another thread needs exact timer ids "
+			     "(Linux 6.17)",
+			     (uint64_t)t[i].id, 0);
+		if (t[i].kind == TIMER_KIND_POSIX && deferred(&t[i], main_tid) == later)
+			posix_timer(&t[i], exact);
+	}
+	if (exact)
 		cs_sys5(NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
 }
 
@@ -499,9 +521,13 @@ static void threads_and_leave(void)
 		check(r, "mapping thread stacks", CS_RESTORER_STACKS_ADDR);
 	}
 	struct cs_agent_restore_block *b = fill_block(others);
+	int32_t main_tid = 0;
+	for (uint32_t i = 0; i < plan->n_threads; i++)
+		if (t[i].is_main)
+			main_tid = t[i].tid;
 	restore_cloexec();
 	restore_rlimits();
-	restore_timers();
+	restore_timers(main_tid, 0);
 	restore_attrs();
 	/* From here on nothing may fail: threads start running app code. */
 	cs_sys3(NR_write, plan->status_fd, "ok\n", 3);
@@ -520,6 +546,7 @@ static void threads_and_leave(void)
 	}
 	if (!main_thread)
 		fail("plan has no main thread", 0, 0);
+	restore_timers(main_tid, 1);
 	thread_state(main_thread);
 	cs_sys1(NR_set_tid_address, main_thread->clear_child_tid);
 	check(cs_sys2(NR_arch_prctl, ARCH_SET_FS, main_thread->fs_base), "ARCH_SET_FS", 0);

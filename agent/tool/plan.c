@@ -337,6 +337,14 @@ static int buf_add(struct plan_buf *b, const void *data, size_t len, uint64_t *r
 	return 0;
 }
 
+static int image_has_thread(const struct cs_image *img, int32_t tid)
+{
+	for (size_t i = 0; i < img->n_threads; i++)
+		if (img->threads[i].tid == tid)
+			return 1;
+	return 0;
+}
+
 /* Timers in the image's order: interval timers, then POSIX timers by id. */
 static int plan_timers(const struct cs_image *img, struct plan_buf *b, struct cs_plan_header *h)
 {
@@ -345,6 +353,13 @@ static int plan_timers(const struct cs_image *img, struct plan_buf *b, struct cs
 		return -ENOMEM;
 	for (size_t i = 0; i < img->n_timers; i++) {
 		const struct cs_image_timer *s = &img->timers[i];
+		if (s->notify == CS_TIMER_NOTIFY_THREAD_ID && !image_has_thread(img, s->notify_tid)) {
+			cs_err("refusing: POSIX timer %d signals thread %d, which the image does not "
+			       "hold",
+			       s->id, s->notify_tid);
+			free(t);
+			return -EINVAL;
+		}
 		t[i] = (struct cs_plan_timer){.kind = s->kind, .id = s->id, .clockid = s->clockid,
 					      .notify = s->notify, .signo = s->signo,
 					      .notify_tid = s->notify_tid, .sigval = s->sigval,

@@ -61,6 +61,7 @@ def refused(workload, args, must_contain):
 SCENARIOS = {
     "kstate-pipes": restored("wl-pipes"),
     "kstate-timers": restored("wl-itimers"),
+    "kstate-thread-timer": restored("wl-itimers", ["--thread-timer", "1"]),
     "kstate-sockets": restored("wl-sockets"),
     "kstate-refuse-ebpf-filter": refused("wl-sockets", ["--ebpf", "1"],
                                          [r"fd \d+: .*an eBPF socket filter is attached"]),
@@ -95,8 +96,6 @@ SCENARIOS = {
                                          [r"scheduling: thread \d+ has another nice value"]),
     "kstate-refuse-removed-cwd": refused("wl-attrs", ["--rmcwd", "1"],
                                          [r"working directory: \S+ \(deleted\) was removed"]),
-    "kstate-refuse-thread-timer": refused("wl-itimers", ["--thread-timer", "1"],
-                                          [r"POSIX timer \d+: signals thread \d+, not the main"]),
 }
 
 
