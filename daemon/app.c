@@ -39,12 +39,14 @@ struct cs_app {
 	int pidfd;  /* of tool */
 	struct event *exit_ev, *probe_ev;
 	uint64_t started_ms;
-	bool probing; /* a status request is out */
+	bool probing;           /* a status request is out */
+	struct agent_req *reqs; /* requests to the agent still out */
 	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
 struct agent_req {
 	struct cs_app *a;
+	struct agent_req *next;
 	struct event *ev;
 	int fd;
 	void (*done)(struct agent_req *r, int err, const char *reply);
@@ -71,6 +73,11 @@ const char *cs_app_state_name(enum cs_app_state s)
 
 static void req_free(struct agent_req *r)
 {
+	for (struct agent_req **p = &r->a->reqs; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
 	if (r->ev)
 		event_free(r->ev);
 	if (r->fd >= 0)
@@ -102,6 +109,8 @@ static int agent_request(struct cs_app *a, const char *what, unsigned timeout_s,
 	struct timeval tv = {timeout_s, 0};
 
 	r->a = a;
+	r->next = a->reqs;
+	a->reqs = r;
 	r->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (r->fd < 0)
 		return -errno;
@@ -228,8 +237,20 @@ static void wait_gone(const pid_t *pids, size_t n)
 	}
 }
 
+/* Requests still out end now: their app is gone. */
+static void cancel_requests(struct cs_app *a)
+{
+	while (a->reqs) {
+		struct agent_req *r = a->reqs;
+
+		r->done(r, -ECANCELED, NULL);
+		req_free(r);
+	}
+}
+
 static void reset(struct cs_app *a)
 {
+	cancel_requests(a);
 	if (a->exit_ev)
 		event_free(a->exit_ev);
 	a->exit_ev = NULL;
