@@ -302,7 +302,7 @@ static int fail_type(struct ctx *c, const struct key *k, const json_t *v, const 
 
 #define FIELD(base, off, type) ((type *)((char *)(base) + (off)))
 
-static bool valid_name(const char *s)
+bool cs_config_valid_name(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -413,7 +413,7 @@ static int parse_stringish(struct ctx *c, const struct key *k, const json_t *v, 
 		return fail_type(c, k, v, "too long");
 	switch (k->type) {
 	case K_NAME:
-		if (!valid_name(s))
+		if (!cs_config_valid_name(s))
 			return fail_type(c, k, v, NULL);
 		break;
 	case K_ADDRESS:

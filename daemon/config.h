@@ -130,6 +130,8 @@ void cs_config_free(struct cs_config *cfg);
 
 /* This host's entry in peers (never NULL for a loaded config). */
 const struct cs_peer_config *cs_config_self(const struct cs_config *cfg);
+/* A valid node or cluster name (CS_CONFIG_NAME_MAX above). */
+bool cs_config_valid_name(const char *s);
 const struct cs_peer_config *cs_config_peer(const struct cs_config *cfg, const char *name);
 /* Every peer votes, witnesses included. */
 size_t cs_config_voters(const struct cs_config *cfg);
