@@ -137,6 +137,13 @@ static const struct key checkpoint_keys[] = {
     {NULL},
 };
 
+static const struct key metrics_keys[] = {
+    {"listen", K_ADDRESS, false, OFF(cs_metrics_config, listen),
+     .off_host = OFF(cs_metrics_config, listen_host),
+     .off_port = OFF(cs_metrics_config, listen_port)},
+    {NULL},
+};
+
 /* "listen" has a derived default (0.0.0.0 and this node's port), set in
  * config_check once the peers are known. */
 static const struct key top_keys[] = {
@@ -155,6 +162,7 @@ static const struct key top_keys[] = {
     {"hooks", K_OBJECT, false, OFF(cs_config, hooks), .sub = hooks_keys},
     {"app", K_OBJECT, false, OFF(cs_config, app), .sub = app_keys},
     {"checkpoint", K_OBJECT, false, OFF(cs_config, checkpoint), .sub = checkpoint_keys},
+    {"metrics", K_OBJECT, false, OFF(cs_config, metrics), .sub = metrics_keys},
     {NULL},
 };
 
@@ -967,6 +975,7 @@ static const struct {
     {"control_socket", CS_CHANGE_CONTROL_SOCKET},
     {"app", CS_CHANGE_APP},
     {"checkpoint", CS_CHANGE_CHECKPOINT},
+    {"metrics", CS_CHANGE_METRICS},
 };
 
 #define N_CHANGES (sizeof(change_of_key) / sizeof(change_of_key[0]))

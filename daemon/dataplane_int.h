@@ -41,7 +41,8 @@ struct cs_dataplane {
 	bool announce;             /* run the notify hook when it serves */
 	uint64_t restore_times[CS_DP_RESTORE_RING];
 	unsigned restore_next;
-	int recv_peer; /* who the transfer in progress comes from, -1 none */
+	uint64_t restores; /* restores from the chain started (metrics) */
+	int recv_peer;     /* who the transfer in progress comes from, -1 none */
 };
 
 void cs_dp_recv_message(struct cs_dataplane *dp, int peer, const struct cs_msg *m);
