@@ -18,14 +18,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from checks import check, finish  # noqa: E402
+
 CTL, DAEMON = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(cond, what, detail=""):
-    if not cond:
-        failures.append(what)
-        print(f"FAIL: {what}\n{detail}", file=sys.stderr)
 
 
 def run(*args):
@@ -175,10 +171,7 @@ def main():
         test_check_config(pki, d)
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    if failures:
-        print(f"{len(failures)} checks failed", file=sys.stderr)
-        sys.exit(1)
-    print("certs: all checks passed")
+    finish("certs")
 
 
 if __name__ == "__main__":

@@ -17,14 +17,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from checks import check, finish  # noqa: E402
+
 BUILD = sys.argv[1]
-failures = []
-
-
-def check(cond, what, detail=""):
-    if not cond:
-        failures.append(what)
-        print(f"FAIL: {what}\n{detail}", file=sys.stderr)
 
 
 def run(*args, **kw):
@@ -174,10 +170,7 @@ def main():
             check_link(dest, d, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print(f"{len(failures)} checks failed", file=sys.stderr)
-        sys.exit(1)
-    print("install: all checks passed")
+    finish("install")
 
 
 if __name__ == "__main__":

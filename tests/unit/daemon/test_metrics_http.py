@@ -22,14 +22,10 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from checks import check, finish  # noqa: E402
+
 DAEMON, CTL = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(cond, what, detail=""):
-    if not cond:
-        failures.append(what)
-        print(f"FAIL: {what}\n{detail}", file=sys.stderr)
 
 
 def free_port():
@@ -178,7 +174,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    if failures:
-        print(f"{len(failures)} checks failed", file=sys.stderr)
-        sys.exit(1)
-    print("metrics-http: all checks passed")
+    finish("metrics-http")
