@@ -161,14 +161,15 @@ def main():
         promtool(d, text)
         check_refusals(base)
         check_taken_port(d, path, port)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+        out = open(log.name).read()
+        # Under ASan a leak or a bad access in the endpoint fails the exit.
+        check(rc == 0 and "Sanitizer" not in out, "the daemon stops cleanly", f"rc {rc}\n{out}")
     finally:
         if proc and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.kill()
+            proc.wait()
         shutil.rmtree(d, ignore_errors=True)
 
 
