@@ -79,6 +79,7 @@ static void on_promote(void *arg, uint64_t term)
 	if (!dp->app)
 		return;
 	dp->term = term;
+	dp->promotions++;
 	dp->local_restore = dp->served_in_term = false;
 	dp->announce = true;
 	cs_store_rescan(dp->store);
@@ -194,6 +195,8 @@ static void app_serving(void *ctx, enum cs_app_start how, uint64_t took_ms)
 
 	dp->served = dp->served_in_term = true;
 	if (how == CS_APP_RESTORE) {
+		dp->restores_done++;
+		dp->restore_ms_sum += took_ms;
 		cs_event(CS_EV_RESTORE_DONE, .generation = dp->start_generation,
 		         .bytes = dp->start_bytes, CS_DURATION(took_ms));
 		if (dp->local_restore)
@@ -271,8 +274,11 @@ static json_t *counters(const struct cs_dataplane *dp)
 	uint64_t images, bytes;
 
 	cs_repl_checkpoints(dp->repl, &images, &bytes);
-	return json_pack("{s:I, s:I, s:I}", "checkpoints", (json_int_t)images, "checkpoint_bytes",
-	                 (json_int_t)bytes, "restores", (json_int_t)dp->restores);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "checkpoints", (json_int_t)images,
+	                 "checkpoint_bytes", (json_int_t)bytes, "restores",
+	                 (json_int_t)dp->restores, "restores_done", (json_int_t)dp->restores_done,
+	                 "restore_ms_sum", (json_int_t)dp->restore_ms_sum, "promotions",
+	                 (json_int_t)dp->promotions);
 }
 
 static json_t *status(void *arg)

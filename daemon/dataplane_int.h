@@ -41,8 +41,10 @@ struct cs_dataplane {
 	bool announce;             /* run the notify hook when it serves */
 	uint64_t restore_times[CS_DP_RESTORE_RING];
 	unsigned restore_next;
-	uint64_t restores; /* restores from the chain started (metrics) */
-	int recv_peer;     /* who the transfer in progress comes from, -1 none */
+	/* For the metrics: restores from the chain started, those that served
+	 * and their summed durations, promotions with an app to run. */
+	uint64_t restores, restores_done, restore_ms_sum, promotions;
+	int recv_peer; /* who the transfer in progress comes from, -1 none */
 };
 
 void cs_dp_recv_message(struct cs_dataplane *dp, int peer, const struct cs_msg *m);

@@ -47,6 +47,8 @@ static const struct scalar {
      "Bytes of those checkpoint images."},
     {"counters", "restores", "checksync_restores_total", COUNTER, 1,
      "Restores of the app from the chain started here (failovers and local restores)."},
+    {"counters", "promotions", "checksync_promotions_total", COUNTER, 1,
+     "Times this node became primary with an app to run."},
     {"store", "newest", "checksync_chain_generation", GAUGE, 1,
      "Newest complete generation in this node's chain."},
     {"store", "lineage_term", "checksync_chain_lineage_term", GAUGE, 1,
@@ -138,6 +140,26 @@ static void render_scalar(FILE *f, const json_t *status, const struct scalar *s)
 	header(f, s->name, s->kind, s->help);
 	fputs(s->name, f);
 	put_value(f, v);
+}
+
+/* A summary without quantiles: the restores that reached serving, from
+ * the start of the restore to the agent's first answer. */
+static void render_restore_summary(FILE *f, const json_t *status)
+{
+	const json_t *c = json_object_get(status, "counters");
+	double sum, n;
+
+	if (!value_of(json_object_get(c, "restore_ms_sum"), 0.001, &sum) ||
+	    !value_of(json_object_get(c, "restores_done"), 1, &n))
+		return;
+	fputs("# HELP checksync_restore_duration_seconds Restores from the chain that reached "
+	      "serving, from their start to the app's first answer.\n"
+	      "# TYPE checksync_restore_duration_seconds summary\n",
+	      f);
+	fputs("checksync_restore_duration_seconds_sum", f);
+	put_value(f, sum);
+	fputs("checksync_restore_duration_seconds_count", f);
+	put_value(f, n);
 }
 
 static void render_items(FILE *f, const json_t *status, const struct per_item *p)
@@ -236,6 +258,7 @@ char *cs_metrics_render(const json_t *status, size_t *ret_len)
 		               app_states());
 	for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++)
 		render_scalar(f, status, &scalars[i]);
+	render_restore_summary(f, status);
 	for (size_t i = 0; i < sizeof(per_items) / sizeof(per_items[0]); i++)
 		render_items(f, status, &per_items[i]);
 	if (fclose(f) != 0) {

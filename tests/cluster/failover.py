@@ -350,6 +350,8 @@ def host_killed(durability):
         m = metrics(c, "beta")
         assert m.get('checksync_role{role="primary"}') == 1, m
         assert m.get("checksync_restores_total", 0) >= 1, m
+        assert m.get("checksync_promotions_total", 0) >= 1, m
+        assert m.get("checksync_restore_duration_seconds_count", 0) >= 1, m
         assert m.get("checksync_received_images_total", 0) > 0, m
         acked = w.stop()
         # Alone, beta cannot make a write durable anywhere else: Sync fails

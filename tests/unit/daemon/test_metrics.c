@@ -45,7 +45,8 @@ static const char primary_status[] =
     "\"last_heartbeat_ms\":null}],"
     "\"app\":{\"state\":\"serving\",\"started\":\"restore\",\"tool_pid\":10,\"pid\":11,"
     "\"up_ms\":1500,\"generation\":5497558138885,\"restores\":1},"
-    "\"counters\":{\"checkpoints\":42,\"checkpoint_bytes\":1048576,\"restores\":2},"
+    "\"counters\":{\"checkpoints\":42,\"checkpoint_bytes\":1048576,\"restores\":2,"
+    "\"restores_done\":2,\"restore_ms_sum\":130,\"promotions\":3},"
     "\"store\":{\"chain\":\"/var/lib/checksync/chain\",\"newest\":5497558138885,"
     "\"lineage_term\":5,\"received_images\":0,\"received_bytes\":0,\"deltas_since_base\":3,"
     "\"compacting\":false,\"compactions\":0},"
@@ -111,6 +112,10 @@ static void test_primary(void)
 	    "checksync_checkpoints_total 42",
 	    "checksync_checkpoint_bytes_total 1048576",
 	    "checksync_restores_total 2",
+	    "checksync_promotions_total 3",
+	    "# TYPE checksync_restore_duration_seconds summary",
+	    "checksync_restore_duration_seconds_sum 0.13",
+	    "checksync_restore_duration_seconds_count 2",
 	    "checksync_chain_generation 5497558138885",
 	    "checksync_sync_waiting 1",
 	    "checksync_peer_up{peer=\"beta\"} 1",
