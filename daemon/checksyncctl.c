@@ -1,11 +1,13 @@
 /* checksyncctl: asks the local checksyncd over its control socket
  * (docs/control.md) and prints the answer for people or, with --json, for
  * programs. */
+#include "certs.h"
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,10 +19,13 @@
 
 #define ANSWER_TIMEOUT_MS 60000 /* a switchover may wait for a fence hook */
 #define ANSWER_MAX        (1024 * 1024)
+#define CS_STR_(x)        #x
+#define CS_STR(x)         CS_STR_(x)
 
 struct opts {
 	const char *socket;
 	const char *config;
+	const char *days;
 	bool json;
 	bool help;
 };
@@ -37,6 +42,9 @@ static const struct opt_spec {
     {"config", 'c', "CONFIG", offsetof(struct opts, config),
      "configuration file (default " CS_CONFIG_DEFAULT_PATH ")"},
     {"json", 'j', NULL, offsetof(struct opts, json), "status: print the answer as one JSON object"},
+    {"days", 'd', "DAYS", offsetof(struct opts, days),
+     "certs: validity in days (CA " CS_STR(CS_CERTS_CA_DAYS) ", host " CS_STR(
+         CS_CERTS_HOST_DAYS) ")"},
     {"help", 'h', NULL, offsetof(struct opts, help), "show this help"},
 };
 #define N_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
@@ -44,17 +52,23 @@ static const struct opt_spec {
 static int cmd_status(int fd, const struct opts *o, int argc, char **argv);
 static int cmd_checkpoint(int fd, const struct opts *o, int argc, char **argv);
 static int cmd_switchover(int fd, const struct opts *o, int argc, char **argv);
+static int cmd_certs(int fd, const struct opts *o, int argc, char **argv);
 
 static const struct command {
 	const char *name;
 	const char *usage;
 	int max_args;
 	int (*run)(int fd, const struct opts *o, int argc, char **argv);
+	bool local; /* needs no daemon: run is called with fd -1 */
 } commands[] = {
-    {"status", "status [--json]", 0, cmd_status},
-    {"switchover", "switchover [NODE]", 1, cmd_switchover},
+    {"status", "status [--json]", 0, cmd_status, false},
+    {"switchover", "switchover [NODE]", 1, cmd_switchover, false},
     {"checkpoint", "checkpoint (on the primary: take one now, wait until it is durable)", 0,
-     cmd_checkpoint},
+     cmd_checkpoint, false},
+    {"certs",
+     "certs init DIR [--days N]       (a cluster CA: DIR/ca.key, DIR/ca.pem)\n"
+     "  certs issue DIR HOST [--days N] (DIR/HOST.key, DIR/HOST.pem, signed by DIR's CA)",
+     3, cmd_certs, true},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -415,6 +429,60 @@ static int cmd_checkpoint(int fd, const struct opts *o, int argc, char **argv)
 	return 0;
 }
 
+static int parse_days(const char *s, unsigned dflt, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	*out = dflt;
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || v == 0 || v > 36500) {
+		fprintf(stderr, "checksyncctl: --days: expected 1-36500, found %s\n", s);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* certs init DIR | certs issue DIR HOST: files for mutual TLS, no daemon. */
+static int cmd_certs(int fd, const struct opts *o, int argc, char **argv)
+{
+	bool init = argc == 2 && strcmp(argv[0], "init") == 0;
+	bool issue = argc == 3 && strcmp(argv[0], "issue") == 0;
+	char err[PATH_MAX + 256];
+	unsigned days;
+	int r;
+
+	(void)fd;
+	if (!init && !issue) {
+		usage(stderr);
+		return 2;
+	}
+	if (issue && !cs_config_valid_name(argv[2])) {
+		fprintf(stderr, "checksyncctl: %s is not a node name (1-%d of A-Z a-z 0-9 . _ -)\n",
+		        argv[2], CS_CONFIG_NAME_MAX);
+		return 2;
+	}
+	if (parse_days(o->days, init ? CS_CERTS_CA_DAYS : CS_CERTS_HOST_DAYS, &days) < 0)
+		return 2;
+	r = init ? cs_certs_init(argv[1], days, err, sizeof(err))
+	         : cs_certs_issue(argv[1], argv[2], days, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "checksyncctl: %s\n", err);
+		return 1;
+	}
+	if (init)
+		printf("%s/ca.pem: CA certificate, %s/ca.key: CA key (keep it off the hosts)\n",
+		       argv[1], argv[1]);
+	else
+		printf("%s/%s.pem, %s/%s.key: certificate and key of %s\n", argv[1], argv[2],
+		       argv[1], argv[2], argv[2]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
@@ -436,6 +504,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (cmd->local)
+		return cmd->run(-1, &o, argc - first - 1, argv + first + 1);
 	path = socket_path(&o, &cfg);
 	fd = path ? connect_socket(path) : -1;
 	r = fd < 0 ? 1 : cmd->run(fd, &o, argc - first - 1, argv + first + 1);

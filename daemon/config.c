@@ -137,6 +137,13 @@ static const struct key checkpoint_keys[] = {
     {NULL},
 };
 
+static const struct key metrics_keys[] = {
+    {"listen", K_ADDRESS, false, OFF(cs_metrics_config, listen),
+     .off_host = OFF(cs_metrics_config, listen_host),
+     .off_port = OFF(cs_metrics_config, listen_port)},
+    {NULL},
+};
+
 /* "listen" has a derived default (0.0.0.0 and this node's port), set in
  * config_check once the peers are known. */
 static const struct key top_keys[] = {
@@ -155,6 +162,7 @@ static const struct key top_keys[] = {
     {"hooks", K_OBJECT, false, OFF(cs_config, hooks), .sub = hooks_keys},
     {"app", K_OBJECT, false, OFF(cs_config, app), .sub = app_keys},
     {"checkpoint", K_OBJECT, false, OFF(cs_config, checkpoint), .sub = checkpoint_keys},
+    {"metrics", K_OBJECT, false, OFF(cs_config, metrics), .sub = metrics_keys},
     {NULL},
 };
 
@@ -302,7 +310,7 @@ static int fail_type(struct ctx *c, const struct key *k, const json_t *v, const 
 
 #define FIELD(base, off, type) ((type *)((char *)(base) + (off)))
 
-static bool valid_name(const char *s)
+bool cs_config_valid_name(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -413,7 +421,7 @@ static int parse_stringish(struct ctx *c, const struct key *k, const json_t *v, 
 		return fail_type(c, k, v, "too long");
 	switch (k->type) {
 	case K_NAME:
-		if (!valid_name(s))
+		if (!cs_config_valid_name(s))
 			return fail_type(c, k, v, NULL);
 		break;
 	case K_ADDRESS:
@@ -967,6 +975,7 @@ static const struct {
     {"control_socket", CS_CHANGE_CONTROL_SOCKET},
     {"app", CS_CHANGE_APP},
     {"checkpoint", CS_CHANGE_CHECKPOINT},
+    {"metrics", CS_CHANGE_METRICS},
 };
 
 #define N_CHANGES (sizeof(change_of_key) / sizeof(change_of_key[0]))

@@ -88,6 +88,13 @@ struct cs_checkpoint_config {
 	unsigned keep_stale_chains; /* chains moved aside on rejoin that are kept (0: none) */
 };
 
+/* The Prometheus endpoint (daemon/metrics.h); off unless listen is set. */
+struct cs_metrics_config {
+	char *listen; /* "host:port", NULL: off */
+	char *listen_host;
+	uint16_t listen_port;
+};
+
 struct cs_config {
 	char *path; /* the file it came from (or the name given to cs_config_parse) */
 	char *node;
@@ -106,6 +113,7 @@ struct cs_config {
 	bool has_app; /* "app" present (a witness usually has none) */
 	struct cs_app_config app;
 	struct cs_checkpoint_config checkpoint;
+	struct cs_metrics_config metrics;
 };
 
 enum cs_config_flags {
@@ -130,6 +138,8 @@ void cs_config_free(struct cs_config *cfg);
 
 /* This host's entry in peers (never NULL for a loaded config). */
 const struct cs_peer_config *cs_config_self(const struct cs_config *cfg);
+/* A valid node or cluster name (CS_CONFIG_NAME_MAX above). */
+bool cs_config_valid_name(const char *s);
 const struct cs_peer_config *cs_config_peer(const struct cs_config *cfg, const char *name);
 /* Every peer votes, witnesses included. */
 size_t cs_config_voters(const struct cs_config *cfg);
@@ -159,6 +169,7 @@ enum cs_config_change {
 	CS_CHANGE_CONTROL_SOCKET = 1u << 13,
 	CS_CHANGE_APP = 1u << 14,
 	CS_CHANGE_CHECKPOINT = 1u << 15,
+	CS_CHANGE_METRICS = 1u << 16,
 };
 #define CS_CHANGES_LIVE                                                                            \
 	(CS_CHANGE_TLS | CS_CHANGE_HOOKS | CS_CHANGE_HEARTBEAT | CS_CHANGE_CONTROL_GROUP)

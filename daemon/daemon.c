@@ -19,6 +19,7 @@
 #include "hooks.h"
 #include "journal.h"
 #include "membership.h"
+#include "metrics.h"
 #include "peer.h"
 #include "sdnotify.h"
 #include "term.h"
@@ -445,6 +446,25 @@ void cs_daemon_set_dataplane(struct cs_daemon *d, const struct cs_dataplane_ops 
 	d->dp_arg = arg;
 }
 
+/* Opt-in: a configured endpoint that cannot listen stops the start, as a
+ * taken peer port does, rather than leave the operator's scrapes failing. */
+static int open_metrics(struct cs_daemon *d)
+{
+	const struct cs_metrics_config *mc = &d->cfg->metrics;
+	char err[512];
+	int r;
+
+	if (!mc->listen)
+		return 0;
+	r = cs_metrics_new(d->base, mc->listen_host, mc->listen_port, cs_daemon_status_json, d,
+	                   &d->metrics, err, sizeof(err));
+	if (r < 0)
+		cs_log_err("%s", err);
+	else
+		cs_log_info("metrics on http://%s/metrics", mc->listen);
+	return r;
+}
+
 int cs_daemon_run(struct cs_daemon *d)
 {
 	unsigned t = cs_daemon_tick_ms(d->live);
@@ -455,6 +475,8 @@ int cs_daemon_run(struct cs_daemon *d)
 	if (r == 0)
 		r = cs_control_open(d->base, d->cfg->control_socket, d->cfg->control_group,
 		                    cs_daemon_control, d, &d->control);
+	if (r == 0)
+		r = open_metrics(d);
 	if (r < 0)
 		return r;
 	if (cs_sdnotify_start(d->base, &d->sdnotify) < 0)
@@ -479,6 +501,7 @@ void cs_daemon_free(struct cs_daemon *d)
 	if (d->control)
 		cs_control_close(d->control);
 	cs_sdnotify_free(d->sdnotify);
+	cs_metrics_free(d->metrics);
 	cs_links_free(d->links);
 	cs_hooks_free(d->hooks);
 	free(d->fence); /* a result still waiting for the loop */

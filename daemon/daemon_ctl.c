@@ -128,8 +128,9 @@ static json_t *core_status_json(struct cs_daemon *d)
 	                 "peers", peers);
 }
 
-static json_t *status_json(struct cs_daemon *d)
+json_t *cs_daemon_status_json(void *arg)
 {
+	struct cs_daemon *d = arg;
 	json_t *s = core_status_json(d), *dp;
 
 	if (d->dp.status && (dp = d->dp.status(d->dp_arg))) {
@@ -196,7 +197,7 @@ json_t *cs_daemon_control(struct cs_control_client *client, const char *cmd, jso
 	struct cs_daemon *d = arg;
 
 	if (strcmp(cmd, "status") == 0)
-		return status_json(d);
+		return cs_daemon_status_json(d);
 	if (strcmp(cmd, "switchover") == 0)
 		return switchover(d, client, req);
 	if (d->dp.control)

@@ -25,6 +25,7 @@ struct cs_hooks;
 struct cs_control;
 struct cs_control_pending;
 struct cs_sdnotify;
+struct cs_metrics;
 
 struct cs_daemon {
 	char *config_path;
@@ -37,6 +38,7 @@ struct cs_daemon {
 	struct cs_hooks *hooks;
 	struct cs_control *control;
 	struct cs_sdnotify *sdnotify;
+	struct cs_metrics *metrics; /* NULL: metrics.listen not set */
 	struct event *tick, *sigterm, *sigint, *sighup;
 	struct cs_dataplane_ops dp;
 	void *dp_arg;
@@ -66,6 +68,9 @@ void cs_daemon_check_switchover(struct cs_daemon *d);
 json_t *cs_daemon_control(struct cs_control_client *client, const char *cmd, json_t *req,
                           void *arg);
 void cs_daemon_reload(struct cs_daemon *d);
+/* The status object of the control socket, also what the metrics show
+ * (arg: the daemon). */
+json_t *cs_daemon_status_json(void *arg);
 unsigned cs_daemon_tick_ms(const struct cs_config *cfg);
 
 #endif

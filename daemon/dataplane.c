@@ -51,8 +51,10 @@ static int start_app(struct cs_dataplane *dp, const char *why)
 	dp->start_ms = now_ms();
 	dp->start_generation = newest;
 	dp->start_bytes = newest ? cs_store_bytes(dp->store) : 0;
-	if (how == CS_APP_RESTORE)
+	if (how == CS_APP_RESTORE) {
+		dp->restores++;
 		cs_event(CS_EV_RESTORE_STARTED, .generation = newest, .reason = why);
+	}
 	r = cs_app_start(dp->app, how, generation_floor(dp, dp->term));
 	if (r < 0)
 		cs_event(CS_EV_RESTORE_FAILED, .generation = newest,
@@ -77,6 +79,7 @@ static void on_promote(void *arg, uint64_t term)
 	if (!dp->app)
 		return;
 	dp->term = term;
+	dp->promotions++;
 	dp->local_restore = dp->served_in_term = false;
 	dp->announce = true;
 	cs_store_rescan(dp->store);
@@ -192,6 +195,8 @@ static void app_serving(void *ctx, enum cs_app_start how, uint64_t took_ms)
 
 	dp->served = dp->served_in_term = true;
 	if (how == CS_APP_RESTORE) {
+		dp->restores_done++;
+		dp->restore_ms_sum += took_ms;
 		cs_event(CS_EV_RESTORE_DONE, .generation = dp->start_generation,
 		         .bytes = dp->start_bytes, CS_DURATION(took_ms));
 		if (dp->local_restore)
@@ -263,6 +268,19 @@ static bool notify_later(void *arg)
 
 /* ---- status and control ---- */
 
+/* Counters for the metrics endpoint: they only grow while the daemon runs. */
+static json_t *counters(const struct cs_dataplane *dp)
+{
+	uint64_t images, bytes;
+
+	cs_repl_checkpoints(dp->repl, &images, &bytes);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "checkpoints", (json_int_t)images,
+	                 "checkpoint_bytes", (json_int_t)bytes, "restores",
+	                 (json_int_t)dp->restores, "restores_done", (json_int_t)dp->restores_done,
+	                 "restore_ms_sum", (json_int_t)dp->restore_ms_sum, "promotions",
+	                 (json_int_t)dp->promotions);
+}
+
 static json_t *status(void *arg)
 {
 	struct cs_dataplane *dp = arg;
@@ -273,8 +291,8 @@ static json_t *status(void *arg)
 		                    json_integer((json_int_t)cs_store_newest(dp->store)));
 		json_object_set_new(app, "restores", json_integer((json_int_t)dp->restore_next));
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:s, s:s, s:I}", "app", app, "store",
-	                 cs_store_status(dp->store), "restore_ready",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:I}", "app", app, "counters",
+	                 counters(dp), "store", cs_store_status(dp->store), "restore_ready",
 	                 dp->ready ? cs_ready_status(dp->ready) : json_null(), "backups",
 	                 dp->term ? cs_repl_status(dp->repl) : json_array(), "durability",
 	                 cs_durability_name(dp->cfg->checkpoint.durability), "sync",

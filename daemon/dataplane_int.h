@@ -41,6 +41,9 @@ struct cs_dataplane {
 	bool announce;             /* run the notify hook when it serves */
 	uint64_t restore_times[CS_DP_RESTORE_RING];
 	unsigned restore_next;
+	/* For the metrics: restores from the chain started, those that served
+	 * and their summed durations, promotions with an app to run. */
+	uint64_t restores, restores_done, restore_ms_sum, promotions;
 	int recv_peer; /* who the transfer in progress comes from, -1 none */
 };
 

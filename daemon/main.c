@@ -14,6 +14,7 @@
 #include "dataplane.h"
 #include "daemon.h"
 #include "journal.h"
+#include "tls.h"
 
 struct opts {
 	const char *config;
@@ -120,16 +121,29 @@ static int log_target(const struct opts *o, enum cs_log_target *out)
 	return -1;
 }
 
+static void print_problem(void *arg, const char *problem)
+{
+	fprintf(stderr, "%s: %s\n", (const char *)arg, problem);
+}
+
+/* The file first, then what it points at: the certificates must be the
+ * ones a peer will accept from this node, or every link fails later with
+ * a less direct message. */
 static int check_config(const char *path)
 {
 	struct cs_config *cfg;
 	char err[1024];
+	int problems;
 
 	if (cs_config_load(path, 0, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
+	problems = cs_tls_check_files(cfg->tls.ca, cfg->tls.cert, cfg->tls.key, cfg->node,
+	                              print_problem, (void *)path);
 	cs_config_free(cfg);
+	if (problems > 0)
+		return 1;
 	printf("%s: ok\n", path);
 	return 0;
 }

@@ -54,6 +54,8 @@ struct cs_repl {
 	 * bad memory would send them; backups must refuse each and the sender
 	 * start over. Not a configuration key on purpose. */
 	unsigned corrupt_left;
+	/* New generations the app wrote while this node was primary (metrics). */
+	uint64_t counted, images, image_bytes;
 };
 
 static uint64_t now_ms(void)
@@ -306,14 +308,44 @@ static void pump_all(struct cs_repl *r)
 
 /* ---- events ---- */
 
+/* Counts the images renamed into the chain that are new generations (the
+ * compactor renames a merged image over an existing one: not a checkpoint). */
+static void count_images(struct cs_repl *r, const char *buf, ssize_t n)
+{
+	const struct inotify_event *ev;
+	char path[PATH_MAX];
+	struct stat st;
+	uint64_t g;
+	int tmp;
+
+	for (const char *p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
+		ev = (const struct inotify_event *)p;
+		if (!r->term || !ev->len || cs_image_name_parse(ev->name, &g, &tmp) < 0 || tmp ||
+		    g <= r->counted)
+			continue;
+		r->counted = g;
+		r->images++;
+		snprintf(path, sizeof(path), "%s/%s", r->p.chain_dir, ev->name);
+		if (stat(path, &st) == 0)
+			r->image_bytes += (uint64_t)st.st_size;
+	}
+}
+
 static void inotify_cb(evutil_socket_t fd, short what, void *arg)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
 
 	(void)what;
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		count_images(arg, buf, n);
 	pump_all(arg);
+}
+
+void cs_repl_checkpoints(const struct cs_repl *r, uint64_t *ret_images, uint64_t *ret_bytes)
+{
+	*ret_images = r->images;
+	*ret_bytes = r->image_bytes;
 }
 
 /* Lagging and caught-up are judged here, against the chain as it is. */
@@ -431,8 +463,12 @@ int cs_repl_acknowledged(const struct cs_repl *r, uint64_t generation, char *why
 int cs_repl_start(struct cs_repl *r, uint64_t term)
 {
 	struct timeval tick = {0, TICK_MS * 1000};
+	uint64_t newest;
 
 	r->term = term;
+	/* What the chain holds already was counted before, or is not ours. */
+	next_after(r, UINT64_MAX - 1, &newest);
+	r->counted = newest > r->counted ? newest : r->counted;
 	r->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (r->inotify_fd < 0 || inotify_add_watch(r->inotify_fd, r->p.chain_dir, IN_MOVED_TO) < 0)
 		return cs_log_err_errno(errno, "cannot watch %s", r->p.chain_dir);

@@ -60,5 +60,8 @@ void cs_repl_refused(struct cs_repl *r, int peer, uint32_t code, const char *tex
 int cs_repl_acknowledged(const struct cs_repl *r, uint64_t generation, char *why, size_t cap);
 
 json_t *cs_repl_status(const struct cs_repl *r);
+/* Checkpoints the app wrote into the chain while this node was primary,
+ * counted as they appear (new generations only), and their bytes. */
+void cs_repl_checkpoints(const struct cs_repl *r, uint64_t *ret_images, uint64_t *ret_bytes);
 
 #endif

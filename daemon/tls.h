@@ -27,4 +27,12 @@ int cs_tls_check_name(SSL *ssl, const char *name, char *reason, size_t len);
  * the OpenSSL error code the bufferevent saw, 0 if none. */
 void cs_tls_failure(SSL *ssl, unsigned long err, char *reason, size_t len);
 
+/* What --check-config looks for before the daemon starts, with every
+ * problem found (not only the first) handed to REPORT as one sentence that
+ * names the file and the reason: a file that cannot be read or parsed, a
+ * certificate expired or not yet valid, CERT not signed by CA, CERT not
+ * naming NODE, KEY not matching CERT. Returns the number of problems. */
+int cs_tls_check_files(const char *ca, const char *cert, const char *key, const char *node,
+                       void (*report)(void *arg, const char *problem), void *arg);
+
 #endif

@@ -160,6 +160,31 @@ def wait_caught_up(c, primary, backup, timeout=30):
     return target
 
 
+def metrics(c, node):
+    """node's Prometheus samples {name{labels}: value}, scraped on the
+    loopback of its network namespace."""
+    r = sh("ip", "netns", "exec", c[node].ns, "curl", "-s", "-f", "-m", "5",
+           "http://127.0.0.1:%d/metrics" % harness.METRICS_PORT, check=False, timeout=20)
+    assert r.returncode == 0, "no metrics from %s: %s" % (node, r.stderr)
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in r.stdout.splitlines()
+                                     if line and not line.startswith("#"))}
+
+
+def check_primary_metrics(c, primary, backup):
+    """The primary's metrics show what its status shows: its role, the
+    checkpoints its app wrote, the backup up and acknowledging."""
+    acked = wait_caught_up(c, primary, backup)
+    m = metrics(c, primary)
+    assert m.get('checksync_role{role="primary"}') == 1, m
+    assert m.get("checksync_checkpoints_total", 0) > 0, m
+    assert m.get("checksync_checkpoint_bytes_total", 0) > 0, m
+    assert m.get('checksync_backup_up{backup="%s"}' % backup) == 1, m
+    assert m.get('checksync_backup_acked_generation{backup="%s"}' % backup, 0) >= acked, m
+    print("%s metrics: %d checkpoints, %d bytes, %s acknowledged %d" % (
+        primary, m["checksync_checkpoints_total"], m["checksync_checkpoint_bytes_total"],
+        backup, m['checksync_backup_acked_generation{backup="%s"}' % backup]))
+
+
 def kill_app(c, node):
     pid = app_of(c, node)["pid"]
     assert pid > 0, app_of(c, node)
@@ -343,6 +368,7 @@ def host_killed(durability):
         assert c["alpha"].status()["durability"] == durability, c["alpha"].status()
         w = Writer(c, ["alpha", "beta"])
         w.wait_acks(100)
+        check_primary_metrics(c, "alpha", "beta")
         first = client(c, "gamma", "first", url(c, "beta"))
         t = time.time()
         t_kill = kill_host(c, "alpha")
@@ -354,6 +380,12 @@ def host_killed(durability):
         done = wait_event_since(c, "restore_done", "beta", t)[0]
         print("beta:", done["MESSAGE"])
         check_takeover_journal(c, "beta", "alpha", t)
+        m = metrics(c, "beta")
+        assert m.get('checksync_role{role="primary"}') == 1, m
+        assert m.get("checksync_restores_total", 0) >= 1, m
+        assert m.get("checksync_promotions_total", 0) >= 1, m
+        assert m.get("checksync_restore_duration_seconds_count", 0) >= 1, m
+        assert m.get("checksync_received_images_total", 0) > 0, m
         acked = w.stop()
         # Alone, beta cannot make a write durable anywhere else: Sync fails
         # (503 from kvserver) instead of hanging.

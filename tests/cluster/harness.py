@@ -30,6 +30,7 @@ import journald  # noqa: E402
 
 SUBNET = "10.77.0"
 PORT = 7400
+METRICS_PORT = 9477  # every host serves metrics on its own loopback
 
 
 def sh(*args, check=True, **kw):
@@ -193,6 +194,7 @@ class Cluster:
             "state_dir": os.path.join(n.dir, "state"),
             "control_socket": n.socket,
             "hooks": dict(self.hooks, timeout_ms=5000),
+            "metrics": {"listen": "127.0.0.1:%d" % METRICS_PORT},
             **({"app": self.app} if self.app else {}),
             **({"checkpoint": self.checkpoint} if self.checkpoint else {}),
         }

@@ -1,0 +1,175 @@
+/* The Prometheus text of a status object: every metric of docs/metrics.md
+ * from a status like the daemon's, one-hot states, escaped labels, and no
+ * sample for what the status lacks. Links daemon/metrics.c alone; the two
+ * name tables it reads come from stand-ins below. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "membership.h"
+#include "metrics.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			failures++;                                                                \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+		}                                                                                  \
+	} while (0)
+
+/* Stand-ins for membership.c's and app.c's name tables. */
+const char *cs_member_role_name(enum cs_member_role role)
+{
+	static const char *const names[] = {"init",    "backup", "candidate",
+	                                    "primary", "fenced", "witness"};
+	return (unsigned)role < sizeof(names) / sizeof(names[0]) ? names[role] : "?";
+}
+
+const char *cs_app_state_name(enum cs_app_state s)
+{
+	static const char *const names[] = {"stopped", "starting", "serving"};
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+static const char primary_status[] =
+    "{\"node\":\"alpha\",\"cluster\":\"kv\",\"role\":\"primary\",\"term\":5,"
+    "\"primary\":\"alpha\",\"lease_remaining_ms\":820,"
+    "\"peers\":[{\"name\":\"beta\",\"state\":\"up\",\"role\":\"backup\",\"witness\":false,"
+    "\"last_heartbeat_ms\":12},{\"name\":\"gamma\",\"state\":\"down\",\"witness\":true,"
+    "\"last_heartbeat_ms\":null}],"
+    "\"app\":{\"state\":\"serving\",\"started\":\"restore\",\"tool_pid\":10,\"pid\":11,"
+    "\"up_ms\":1500,\"generation\":5497558138885,\"restores\":1},"
+    "\"counters\":{\"checkpoints\":42,\"checkpoint_bytes\":1048576,\"restores\":2,"
+    "\"restores_done\":2,\"restore_ms_sum\":130,\"promotions\":3},"
+    "\"store\":{\"chain\":\"/var/lib/checksync/chain\",\"newest\":5497558138885,"
+    "\"lineage_term\":5,\"received_images\":0,\"received_bytes\":0,\"deltas_since_base\":3,"
+    "\"compacting\":false,\"compactions\":0},"
+    "\"restore_ready\":null,"
+    "\"backups\":[{\"name\":\"beta\",\"up\":true,\"state\":\"lagging\","
+    "\"acked_generation\":5497558138860,\"lag_generations\":25,\"lag_bytes\":409600,"
+    "\"sending_generation\":5497558138861,\"sent_bytes\":7000000,\"sessions\":2,"
+    "\"last_error\":\"\"},"
+    "{\"name\":\"we\\\"ird\\\\name\",\"up\":false,\"state\":\"down\",\"acked_generation\":0,"
+    "\"lag_generations\":0,\"lag_bytes\":0,\"sending_generation\":0,\"sent_bytes\":0,"
+    "\"sessions\":0,\"last_error\":\"\"}],"
+    "\"durability\":\"disk\",\"sync\":\"backups\",\"sync_waiting\":1}";
+
+static char *render(const char *status_text)
+{
+	json_error_t jerr;
+	json_t *status = json_loads(status_text, 0, &jerr);
+	char *text;
+	size_t len;
+
+	assert(status);
+	text = cs_metrics_render(status, &len);
+	assert(text && strlen(text) == len);
+	json_decref(status);
+	return text;
+}
+
+/* LINE is one whole line of TEXT. */
+static int has_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = text; (p = strstr(p, line)); p++)
+		if ((p == text || p[-1] == '\n') && p[n] == '\n')
+			return 1;
+	return 0;
+}
+
+static int count(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+static void test_primary(void)
+{
+	char *t = render(primary_status);
+	static const char *const want[] = {
+	    "checksync_info{node=\"alpha\",cluster=\"kv\"} 1",
+	    "# TYPE checksync_role gauge",
+	    "checksync_role{role=\"primary\"} 1",
+	    "checksync_role{role=\"backup\"} 0",
+	    "checksync_role{role=\"witness\"} 0",
+	    "checksync_app_state{state=\"serving\"} 1",
+	    "checksync_app_state{state=\"stopped\"} 0",
+	    "checksync_term 5",
+	    "checksync_lease_remaining_seconds 0.82",
+	    "checksync_app_uptime_seconds 1.5",
+	    "# TYPE checksync_checkpoints_total counter",
+	    "checksync_checkpoints_total 42",
+	    "checksync_checkpoint_bytes_total 1048576",
+	    "checksync_restores_total 2",
+	    "checksync_promotions_total 3",
+	    "# TYPE checksync_restore_duration_seconds summary",
+	    "checksync_restore_duration_seconds_sum 0.13",
+	    "checksync_restore_duration_seconds_count 2",
+	    "checksync_chain_generation 5497558138885",
+	    "checksync_sync_waiting 1",
+	    "checksync_peer_up{peer=\"beta\"} 1",
+	    "checksync_peer_up{peer=\"gamma\"} 0",
+	    "checksync_peer_heartbeat_age_seconds{peer=\"beta\"} 0.012",
+	    "checksync_backup_up{backup=\"beta\"} 1",
+	    "checksync_backup_acked_generation{backup=\"beta\"} 5497558138860",
+	    "checksync_backup_lag_generations{backup=\"beta\"} 25",
+	    "checksync_backup_lag_bytes{backup=\"beta\"} 409600",
+	    "checksync_backup_sent_bytes_total{backup=\"beta\"} 7000000",
+	    "checksync_backup_sessions_total{backup=\"beta\"} 2",
+	    "checksync_backup_up{backup=\"we\\\"ird\\\\name\"} 0",
+	};
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		CHECK(has_line(t, want[i]), "missing line: %s\n%s", want[i], t);
+	/* A null heartbeat age and a null restore_ready are no sample. */
+	CHECK(!strstr(t, "checksync_peer_heartbeat_age_seconds{peer=\"gamma\"}"), "%s", t);
+	CHECK(!strstr(t, "checksync_restore_ready"), "%s", t);
+	/* Each family is declared once, before its samples. */
+	CHECK(count(t, "# TYPE checksync_backup_lag_bytes ") == 1, "%s", t);
+	CHECK(strstr(t, "# TYPE checksync_backup_lag_bytes ") <
+	          strstr(t, "checksync_backup_lag_bytes{"),
+	      "%s", t);
+	CHECK(count(t, "} 1\n") >= 3, "%s", t);
+	free(t);
+}
+
+static void test_backup(void)
+{
+	char *t = render("{\"node\":\"beta\",\"cluster\":\"kv\",\"role\":\"backup\",\"term\":5,"
+	                 "\"lease_remaining_ms\":null,\"peers\":[],\"app\":null,"
+	                 "\"restore_ready\":{\"ready\":true,\"reason\":\"ok\"},\"backups\":[]}");
+
+	CHECK(has_line(t, "checksync_role{role=\"backup\"} 1"), "%s", t);
+	CHECK(count(t, "checksync_role{") == 6 &&
+	          count(t, "checksync_role{role=\"primary\"} 0") == 1,
+	      "%s", t);
+	CHECK(has_line(t, "checksync_restore_ready 1"), "%s", t);
+	/* No app, no lease known, no backups: none of their families. */
+	CHECK(!strstr(t, "checksync_app_state"), "%s", t);
+	CHECK(!strstr(t, "checksync_lease_remaining_seconds"), "%s", t);
+	CHECK(!strstr(t, "checksync_backup_"), "%s", t);
+	free(t);
+}
+
+int main(void)
+{
+	test_primary();
+	test_backup();
+	if (failures) {
+		fprintf(stderr, "%d checks failed\n", failures);
+		return 1;
+	}
+	printf("metrics: all checks passed\n");
+	return 0;
+}
