@@ -23,7 +23,7 @@
 
 #include "journal.h"
 
-#define PROBE_MS        50   /* how often a starting app's agent is asked */
+#define PROBE_MS        10   /* how often a starting app's agent is looked for */
 #define REQUEST_TIMEOUT 60   /* s: a checkpoint of a large base takes a while */
 #define STOP_WAIT_MS    5000 /* a SIGKILLed process tree is gone well before */
 #define MAX_TREE        256
@@ -39,7 +39,6 @@ struct cs_app {
 	int pidfd;  /* of tool */
 	struct event *exit_ev, *probe_ev;
 	uint64_t started_ms;
-	bool probing;           /* a status request is out */
 	struct agent_req *reqs; /* requests to the agent still out */
 	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -124,37 +123,38 @@ static int agent_request(struct cs_app *a, const char *what, unsigned timeout_s,
 	return 0;
 }
 
-static void probe_done(struct agent_req *r, int err, const char *reply)
+/* The agent listens on its socket once the program runs its own code: a
+ * fresh agent from its constructor, a restored one as soon as its threads
+ * are back. Its first answer may come much later (after a restore it
+ * writes a full image first), so a connect is the signal, not a reply. */
+static bool agent_listening(const struct cs_app *a)
 {
-	struct cs_app *a = r->a;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	bool ok;
 
-	a->probing = false;
-	if (err || strncmp(reply, "ok", 2) != 0 || a->state != CS_APP_STARTING)
-		return;
-	a->state = CS_APP_SERVING;
-	evtimer_del(a->probe_ev);
-	if (a->ops.serving)
-		a->ops.serving(a->ctx, a->how, now_ms() - a->started_ms);
+	memcpy(sa.sun_path, a->sock_path, sizeof(sa.sun_path));
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
 }
 
 static void probe_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cs_app *a = arg;
 	struct timeval tv = {0, PROBE_MS * 1000};
-	struct agent_req *r;
 
 	(void)fd, (void)what;
 	if (a->state != CS_APP_STARTING)
 		return;
-	evtimer_add(a->probe_ev, &tv);
-	if (a->probing || !(r = calloc(1, sizeof(*r))))
-		return;
-	r->done = probe_done;
-	if (agent_request(a, "status", 2, r) < 0) {
-		req_free(r); /* not listening yet */
+	if (!agent_listening(a)) {
+		evtimer_add(a->probe_ev, &tv);
 		return;
 	}
-	a->probing = true;
+	a->state = CS_APP_SERVING;
+	if (a->ops.serving)
+		a->ops.serving(a->ctx, a->how, now_ms() - a->started_ms);
 }
 
 static void checkpoint_done(struct agent_req *r, int err, const char *reply)
