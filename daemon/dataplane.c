@@ -83,8 +83,11 @@ static void on_promote(void *arg, uint64_t term)
 	dp->local_restore = dp->served_in_term = false;
 	dp->announce = true;
 	cs_store_rescan(dp->store);
-	if (cs_store_set_lineage(dp->store, term) < 0)
+	if (cs_store_set_lineage(dp->store, term) < 0) {
+		cs_event(CS_EV_RESTORE_FAILED,
+		         .reason = "the chain's lineage file cannot be written (see the error above)");
 		return;
+	}
 	snprintf(path, sizeof(path), "%s/sync.sock", cs_store_chain_dir(dp->store));
 	if (cs_syncsrv_open(cs_daemon_base(dp->d), path, dp->cfg->checkpoint.sync_timeout_ms,
 	                    sync_decide, dp, &dp->sync) < 0)
