@@ -408,6 +408,25 @@ static int look_one(pid_t tid, void *arg)
 	return 0;
 }
 
+/* A thread pthread_create has just made runs with every signal blocked
+ * until it has set its own mask. Without a supervisor, look at such
+ * threads again for a few milliseconds (before anything is sent) and keep
+ * only those that still need holding. Returns 1 once none is left. */
+static int still_blocking(void)
+{
+	struct cs_thread_look t;
+	for (int round = 0; round < 10 && n_to_hold; round++) {
+		struct timespec ms = {0, 2000000};
+		uint32_t keep = 0;
+		syscall(SYS_nanosleep, &ms, NULL);
+		for (uint32_t i = 0; i < n_to_hold; i++)
+			if (cs_thread_look(to_hold[i], &t) == 0 && needs_holding(&t))
+				to_hold[keep++] = to_hold[i];
+		n_to_hold = keep;
+	}
+	return n_to_hold == 0;
+}
+
 /* Without a supervisor a thread that needs one fails the freeze before
  * anything was sent: the program is not stopped at all. */
 static int supervisor_ready(struct cs_agent *a)
@@ -415,6 +434,8 @@ static int supervisor_ready(struct cs_agent *a)
 	char why[CS_ERR_MAX];
 	struct cs_thread_look t;
 	int r = cs_sup_ready(a, why);
+	if (r && still_blocking())
+		return 0; /* only threads that were being born: the signal parks them */
 	if (r && cs_thread_look(to_hold[0], &t) == 0)
 		freeze_err(a, r, to_hold[0], &t, "blocks the freeze signal and there is ", why);
 	return r;
