@@ -374,59 +374,56 @@ static void print_status(json_t *a)
 	print_backups(json_object_get(a, "backups"));
 }
 
-static int cmd_status(int fd, const struct opts *o, int argc, char **argv)
+/* Shows a command's answer: the JSON object with --json, else through
+ * print. Returns the exit status. */
+static int show_answer(json_t *a, const struct opts *o, void (*print)(json_t *a))
 {
-	json_t *a = request(fd, json_pack("{s:s}", "cmd", "status"));
-
-	(void)argc, (void)argv;
 	if (!a)
 		return 1;
 	json_object_del(a, "ok");
 	if (o->json)
 		json_dumpf(a, stdout, JSON_INDENT(2)), putchar('\n');
 	else
-		print_status(a);
+		print(a);
 	json_decref(a);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
-static int cmd_switchover(int fd, const struct opts *o, int argc, char **argv)
+static int cmd_status(int fd, const struct opts *o, int argc, char **argv)
 {
-	json_t *req = json_pack("{s:s}", "cmd", "switchover"), *a;
+	(void)argc, (void)argv;
+	return show_answer(request(fd, json_pack("{s:s}", "cmd", "status")), o, print_status);
+}
 
-	if (argc > 0)
-		json_object_set_new(req, "target", json_string(argv[0]));
-	a = request(fd, req);
-	if (!a)
-		return 1;
-	json_object_del(a, "ok");
-	if (o->json)
-		json_dumpf(a, stdout, JSON_INDENT(2)), putchar('\n');
-	else if (json_object_get(a, "primary"))
+static void print_switchover(json_t *a)
+{
+	if (json_object_get(a, "primary"))
 		printf("switchover done: primary is %s (term %" JSON_INTEGER_FORMAT ")\n",
 		       str_or(a, "primary", "?"), json_integer_value(json_object_get(a, "term")));
 	else
 		printf("switchover done\n");
-	json_decref(a);
-	return 0;
+}
+
+static int cmd_switchover(int fd, const struct opts *o, int argc, char **argv)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "switchover");
+
+	if (argc > 0)
+		json_object_set_new(req, "target", json_string(argv[0]));
+	return show_answer(request(fd, req), o, print_switchover);
+}
+
+static void print_checkpoint(json_t *a)
+{
+	printf("checkpoint generation %" JSON_INTEGER_FORMAT " is durable\n",
+	       int_of(a, "generation"));
 }
 
 static int cmd_checkpoint(int fd, const struct opts *o, int argc, char **argv)
 {
-	json_t *a = request(fd, json_pack("{s:s}", "cmd", "checkpoint"));
-
-	(void)argc;
-	(void)argv;
-	if (!a)
-		return 1;
-	json_object_del(a, "ok");
-	if (o->json)
-		json_dumpf(a, stdout, JSON_INDENT(2)), putchar('\n');
-	else
-		printf("checkpoint generation %" JSON_INTEGER_FORMAT " is durable\n",
-		       int_of(a, "generation"));
-	json_decref(a);
-	return 0;
+	(void)argc, (void)argv;
+	return show_answer(request(fd, json_pack("{s:s}", "cmd", "checkpoint")), o,
+	                   print_checkpoint);
 }
 
 static int parse_days(const char *s, unsigned dflt, unsigned *out)
