@@ -2,7 +2,6 @@
  * replicate.h. */
 #include "replicate.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,6 +19,7 @@
 
 #include "image.h"
 #include "journal.h"
+#include "store.h"
 
 #define CHUNK           (1u << 20) /* image bytes per CKPT_PAGES */
 #define HEADER_PEEK     4096u      /* enough for the HEADER section */
@@ -67,28 +67,38 @@ static uint64_t now_ms(void)
 
 /* ---- the chain directory ---- */
 
+struct after {
+	uint64_t after;
+	uint64_t next, newest; /* the smallest newer than after; the newest */
+	uint64_t count, bytes; /* newer than after */
+};
+
+static void after_one(void *arg, const struct cs_chain_entry *e)
+{
+	struct after *a = arg;
+
+	if (e->tmp)
+		return;
+	if (e->generation > a->newest)
+		a->newest = e->generation;
+	if (e->generation <= a->after)
+		return;
+	if (!a->next || e->generation < a->next)
+		a->next = e->generation;
+	a->count++;
+	a->bytes += e->bytes;
+}
+
 /* The smallest generation in the chain newer than after (0: none), and the
  * newest. */
 static uint64_t next_after(const struct cs_repl *r, uint64_t after, uint64_t *ret_newest)
 {
-	DIR *d = opendir(r->p.chain_dir);
-	struct dirent *e;
-	uint64_t best = 0, newest = 0, g;
-	int tmp;
+	struct after a = {.after = after};
 
-	while (d && (e = readdir(d))) {
-		if (cs_image_name_parse(e->d_name, &g, &tmp) < 0 || tmp)
-			continue;
-		if (g > after && (!best || g < best))
-			best = g;
-		if (g > newest)
-			newest = g;
-	}
-	if (d)
-		closedir(d);
+	cs_chain_walk(r->p.chain_dir, after_one, &a);
 	if (ret_newest)
-		*ret_newest = newest;
-	return best;
+		*ret_newest = a.newest;
+	return a.next;
 }
 
 /* Generations in the chain newer than after, and their bytes: a backup's
@@ -96,22 +106,11 @@ static uint64_t next_after(const struct cs_repl *r, uint64_t after, uint64_t *re
 static void lag_after(const struct cs_repl *r, uint64_t after, uint64_t *ret_gens,
                       uint64_t *ret_bytes)
 {
-	DIR *d = opendir(r->p.chain_dir);
-	struct dirent *e;
-	struct stat st;
-	uint64_t g;
-	int tmp;
+	struct after a = {.after = after};
 
-	*ret_gens = *ret_bytes = 0;
-	while (d && (e = readdir(d))) {
-		if (cs_image_name_parse(e->d_name, &g, &tmp) < 0 || tmp || g <= after)
-			continue;
-		++*ret_gens;
-		if (fstatat(dirfd(d), e->d_name, &st, 0) == 0)
-			*ret_bytes += (uint64_t)st.st_size;
-	}
-	if (d)
-		closedir(d);
+	cs_chain_walk(r->p.chain_dir, after_one, &a);
+	*ret_gens = a.count;
+	*ret_bytes = a.bytes;
 }
 
 static int open_image(const struct cs_repl *r, uint64_t gen, struct cs_image_header *h,

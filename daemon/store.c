@@ -75,25 +75,53 @@ static int fsync_dir(const char *dir)
 	return r;
 }
 
-/* Newest complete generation in dir; removes .tmp files when clean. */
-static uint64_t scan(const char *dir, bool clean)
+void cs_chain_walk(const char *dir, void (*fn)(void *arg, const struct cs_chain_entry *e),
+                   void *arg)
 {
 	DIR *d = opendir(dir);
-	struct dirent *e;
-	uint64_t max = 0, g;
-	int tmp;
+	struct dirent *de;
 
-	while (d && (e = readdir(d))) {
-		if (cs_image_name_parse(e->d_name, &g, &tmp) < 0)
+	while (d && (de = readdir(d))) {
+		struct cs_chain_entry e = {.dir_fd = dirfd(d), .name = de->d_name};
+		struct stat st;
+		int tmp;
+
+		if (cs_image_name_parse(de->d_name, &e.generation, &tmp) < 0)
 			continue;
-		if (tmp && clean)
-			unlinkat(dirfd(d), e->d_name, 0);
-		else if (!tmp && g > max)
-			max = g;
+		e.tmp = tmp;
+		if (fstatat(e.dir_fd, de->d_name, &st, 0) == 0)
+			e.bytes = (uint64_t)st.st_size;
+		fn(arg, &e);
 	}
 	if (d)
 		closedir(d);
-	return max;
+}
+
+struct scan {
+	bool clean;
+	uint64_t newest, bytes;
+};
+
+static void scan_one(void *arg, const struct cs_chain_entry *e)
+{
+	struct scan *sc = arg;
+
+	if (e->tmp && sc->clean)
+		unlinkat(e->dir_fd, e->name, 0);
+	if (e->tmp)
+		return;
+	if (e->generation > sc->newest)
+		sc->newest = e->generation;
+	sc->bytes += e->bytes;
+}
+
+/* Newest complete generation in dir; removes .tmp files when clean. */
+static uint64_t scan(const char *dir, bool clean)
+{
+	struct scan sc = {.clean = clean};
+
+	cs_chain_walk(dir, scan_one, &sc);
+	return sc.newest;
 }
 
 static void remove_tree(const char *dir)
@@ -218,19 +246,10 @@ uint64_t cs_store_rescan(struct cs_store *s)
 
 uint64_t cs_store_bytes(const struct cs_store *s)
 {
-	DIR *d = opendir(s->chain);
-	struct dirent *e;
-	struct stat st;
-	uint64_t sum = 0, g;
-	int tmp;
+	struct scan sc = {.clean = false};
 
-	while (d && (e = readdir(d)))
-		if (cs_image_name_parse(e->d_name, &g, &tmp) == 0 && !tmp &&
-		    fstatat(dirfd(d), e->d_name, &st, 0) == 0)
-			sum += (uint64_t)st.st_size;
-	if (d)
-		closedir(d);
-	return sum;
+	cs_chain_walk(s->chain, scan_one, &sc);
+	return sc.bytes;
 }
 
 uint64_t cs_store_newest(const struct cs_store *s)

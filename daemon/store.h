@@ -30,6 +30,19 @@
 struct event_base;
 struct cs_store;
 
+/* One image file of a chain directory, for cs_chain_walk. */
+struct cs_chain_entry {
+	uint64_t generation;
+	uint64_t bytes; /* its size (0 if it vanished meanwhile) */
+	bool tmp;       /* gen-N.img.tmp: a writer's unfinished file */
+	int dir_fd;     /* of the directory, for unlinkat */
+	const char *name;
+};
+/* Calls fn for every image file (gen-N.img and gen-N.img.tmp) in dir, in
+ * directory order; a directory that cannot be read has none. */
+void cs_chain_walk(const char *dir, void (*fn)(void *arg, const struct cs_chain_entry *e),
+                   void *arg);
+
 struct cs_store_params {
 	const char *state_dir;
 	const char *tool; /* the checksync binary, for compaction */
