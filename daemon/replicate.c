@@ -95,22 +95,23 @@ static uint64_t next_after(const struct cs_repl *r, uint64_t after, uint64_t *re
 {
 	struct after a = {.after = after};
 
-	cs_chain_walk(r->p.chain_dir, after_one, &a);
+	cs_chain_walk(r->p.chain_dir, false, after_one, &a);
 	if (ret_newest)
 		*ret_newest = a.newest;
 	return a.next;
 }
 
-/* Generations in the chain newer than after, and their bytes: a backup's
- * lag, in one pass over the directory. */
+/* Generations in the chain newer than after, and (ret_bytes not NULL)
+ * their bytes: a backup's lag, in one pass over the directory. */
 static void lag_after(const struct cs_repl *r, uint64_t after, uint64_t *ret_gens,
                       uint64_t *ret_bytes)
 {
 	struct after a = {.after = after};
 
-	cs_chain_walk(r->p.chain_dir, after_one, &a);
+	cs_chain_walk(r->p.chain_dir, ret_bytes != NULL, after_one, &a);
 	*ret_gens = a.count;
-	*ret_bytes = a.bytes;
+	if (ret_bytes)
+		*ret_bytes = a.bytes;
 }
 
 static int open_image(const struct cs_repl *r, uint64_t gen, struct cs_image_header *h,
@@ -350,11 +351,11 @@ void cs_repl_checkpoints(const struct cs_repl *r, uint64_t *ret_images, uint64_t
 static void judge(struct cs_repl *r, int peer)
 {
 	struct backup *b = &r->b[peer];
-	uint64_t behind, bytes;
+	uint64_t behind;
 
 	if (!b->up || !b->backup)
 		return;
-	lag_after(r, b->acked, &behind, &bytes);
+	lag_after(r, b->acked, &behind, NULL);
 	if (behind >= LAG_GENERATIONS && !b->lagging) {
 		b->lagging = true;
 		cs_event(CS_EV_BACKUP_LAGGING, .peer = r->p.names[peer], .generation = b->acked,

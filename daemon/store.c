@@ -75,8 +75,8 @@ static int fsync_dir(const char *dir)
 	return r;
 }
 
-void cs_chain_walk(const char *dir, void (*fn)(void *arg, const struct cs_chain_entry *e),
-                   void *arg)
+void cs_chain_walk(const char *dir, bool sizes,
+                   void (*fn)(void *arg, const struct cs_chain_entry *e), void *arg)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -89,7 +89,7 @@ void cs_chain_walk(const char *dir, void (*fn)(void *arg, const struct cs_chain_
 		if (cs_image_name_parse(de->d_name, &e.generation, &tmp) < 0)
 			continue;
 		e.tmp = tmp;
-		if (fstatat(e.dir_fd, de->d_name, &st, 0) == 0)
+		if (sizes && fstatat(e.dir_fd, de->d_name, &st, 0) == 0)
 			e.bytes = (uint64_t)st.st_size;
 		fn(arg, &e);
 	}
@@ -120,7 +120,7 @@ static uint64_t scan(const char *dir, bool clean)
 {
 	struct scan sc = {.clean = clean};
 
-	cs_chain_walk(dir, scan_one, &sc);
+	cs_chain_walk(dir, false, scan_one, &sc);
 	return sc.newest;
 }
 
@@ -248,7 +248,7 @@ uint64_t cs_store_bytes(const struct cs_store *s)
 {
 	struct scan sc = {.clean = false};
 
-	cs_chain_walk(s->chain, scan_one, &sc);
+	cs_chain_walk(s->chain, true, scan_one, &sc);
 	return sc.bytes;
 }
 

@@ -39,9 +39,10 @@ struct cs_chain_entry {
 	const char *name;
 };
 /* Calls fn for every image file (gen-N.img and gen-N.img.tmp) in dir, in
- * directory order; a directory that cannot be read has none. */
-void cs_chain_walk(const char *dir, void (*fn)(void *arg, const struct cs_chain_entry *e),
-                   void *arg);
+ * directory order, with its size if sizes (a stat per file); a directory
+ * that cannot be read has none. */
+void cs_chain_walk(const char *dir, bool sizes,
+                   void (*fn)(void *arg, const struct cs_chain_entry *e), void *arg);
 
 struct cs_store_params {
 	const char *state_dir;
