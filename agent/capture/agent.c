@@ -478,6 +478,16 @@ static void wait_main_left(void)
 	}
 }
 
+void cs_agent_count_pause(struct cs_agent *a, uint64_t pause_ns)
+{
+	static const uint64_t bounds_us[CS_AGENT_PAUSE_BUCKETS] = CS_AGENT_PAUSE_BOUNDS_US;
+
+	for (int i = 0; i < CS_AGENT_PAUSE_BUCKETS; i++)
+		a->pause_le[i] += pause_ns <= bounds_us[i] * 1000;
+	a->pause_count++;
+	a->pause_sum_ns += pause_ns;
+}
+
 void cs_after_restore(struct cs_agent *a)
 {
 	wait_main_left();
@@ -495,6 +505,10 @@ void cs_after_restore(struct cs_agent *a)
 	a->last_generation = b.restored_from_generation;
 	a->chain_base = a->cap.base; /* the snapshot's capture is the restored image */
 	a->force_base = 1;
+	/* The pauses in memory are the old process's: the daemon that started
+	 * this one has counted them already. */
+	memset(a->pause_le, 0, sizeof(a->pause_le));
+	a->pause_count = a->pause_sum_ns = 0;
 	cs_track_give_pagemap(b.pagemap_fd);
 	int r = reopen_fds(a);
 	if (r) {

@@ -170,11 +170,18 @@ struct cs_agent {
 	uint64_t phase_ns[6];
 	int last_copy_mode;
 	uint64_t last_pause_cpu_ns; /* agent CPU time inside the pause (no scheduling noise) */
+	/* Pauses of successful checkpoints since start or restore, counted at
+	 * or below each of CS_AGENT_PAUSE_BOUNDS_US (cumulative), for the
+	 * daemon's histogram. */
+	uint64_t pause_le[CS_AGENT_PAUSE_BUCKETS], pause_count, pause_sum_ns;
 	char last_error[CS_ERR_MAX];
 };
 
 extern struct cs_agent cs_agent;
 extern struct cs_agent_restore_block cs_restore_block;
+
+/* agent.c: the pause histogram of the status reply (cs_agent_abi.h). */
+void cs_agent_count_pause(struct cs_agent *a, uint64_t pause_ns);
 
 /* scratch.c: memory from mmap, remembered so maps parsing can mark it */
 void *cs_scratch_alloc(size_t len, int shared);

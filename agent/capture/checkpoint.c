@@ -389,6 +389,7 @@ int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
 		            a->result->msg[0] ? a->result->msg : "the image writer died");
 	chain_advance(a, c, a->result->bytes);
 	a->checkpoints++;
+	cs_agent_count_pause(a, pause);
 	a->failed_in_row = 0;
 	a->bytes_total += a->result->bytes;
 	a->last_bytes = a->result->bytes;

@@ -104,6 +104,21 @@ static void status_signal(char *out, size_t cap)
 	         (unsigned long long)r.forwarded);
 }
 
+/* The pause histogram (cs_agent_abi.h): bound:count pairs, so a reader
+ * built with other bounds still places every count. */
+static void status_pauses(const struct cs_agent *a, char *out, size_t cap)
+{
+	static const uint64_t bounds_us[CS_AGENT_PAUSE_BUCKETS] = CS_AGENT_PAUSE_BOUNDS_US;
+	size_t n = (size_t)snprintf(out, cap, " pause_count=%llu pause_sum_us=%llu pause_le_us=",
+	                            (unsigned long long)a->pause_count,
+	                            (unsigned long long)(a->pause_sum_ns / 1000));
+
+	for (int i = 0; i < CS_AGENT_PAUSE_BUCKETS && n < cap; i++)
+		n += (size_t)snprintf(out + n, cap - n, "%s%llu:%llu", i ? "," : "",
+		                      (unsigned long long)bounds_us[i],
+		                      (unsigned long long)a->pause_le[i]);
+}
+
 /* Last, since the sentence has spaces: why the last checkpoint failed
  * (which thread, which mask for a freeze), on one line. */
 static void status_failures(const struct cs_agent *a, char *out, size_t cap)
@@ -157,6 +172,7 @@ void cs_control_serve(struct cs_agent *a, int fd)
 		    (unsigned long long)a->phase_ns[5] / 1000,
 		    (unsigned long long)a->cap.send_pages,
 		    (unsigned long long)a->last_pause_cpu_ns / 1000);
+		status_pauses(a, reply + strlen(reply), sizeof(reply) - strlen(reply));
 		status_signal(reply + strlen(reply), sizeof(reply) - strlen(reply));
 		status_failures(a, reply + strlen(reply), sizeof(reply) - strlen(reply));
 	} else {

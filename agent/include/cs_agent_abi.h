@@ -42,11 +42,21 @@
  *   "checkpoint"  -> "ok <generation>" once that image is durable in DIR,
  *                    or "error <sentence>"
  *   "status"      -> "ok generation=<G> tracking=<uffd|hash> checkpoints=<N>
- *                     last_pause_us=<U> bytes=<B> ... failures=<F>
+ *                     last_pause_us=<U> bytes=<B> ... pause_count=<N>
+ *                     pause_sum_us=<S> pause_le_us=<B1>:<C1>,<B2>:<C2>,...
+ *                     ... failures=<F>
  *                     last_error=<sentence, to the end of the reply>"
+ *                   pause_*: the pauses of this process's successful
+ *                   checkpoints since it started or was restored (a
+ *                   restored process starts again from 0): their number,
+ *                   their sum, and per bound Bi (microseconds,
+ *                   CS_AGENT_PAUSE_BOUNDS_US) how many took at most Bi.
  * Only the owner's uid (or root) is served.
  */
 #define CS_AGENT_REPLY_MAX 1024
+#define CS_AGENT_PAUSE_BUCKETS 14
+#define CS_AGENT_PAUSE_BOUNDS_US \
+	{50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000}
 
 /* ---- Supervisor --------------------------------------------------------- */
 
