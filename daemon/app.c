@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,12 +22,15 @@
 
 #include <event2/event.h>
 
+#include "histogram.h"
 #include "journal.h"
 
 #define PROBE_MS        10   /* how often a starting app's agent is looked for */
 #define REQUEST_TIMEOUT 60   /* s: a checkpoint of a large base takes a while */
 #define STOP_WAIT_MS    5000 /* a SIGKILLed process tree is gone well before */
 #define MAX_TREE        256
+#define STATUS_TIMEOUT  5    /* s: the agent answers a status between checkpoints */
+#define REPLY_MAX       1024 /* CS_AGENT_REPLY_MAX */
 
 struct cs_app {
 	struct event_base *base;
@@ -40,6 +44,11 @@ struct cs_app {
 	struct event *exit_ev, *probe_ev;
 	uint64_t started_ms;
 	struct agent_req *reqs; /* requests to the agent still out */
+	/* Checkpoint pauses as the agents reported them: of the processes
+	 * gone, and of the one running now (the agent counts from its start or
+	 * restore); a status request for them is out while polling. */
+	struct cs_hist pauses_gone, pauses_now;
+	bool polling;
 	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -87,7 +96,7 @@ static void req_free(struct agent_req *r)
 static void req_ready(evutil_socket_t fd, short what, void *arg)
 {
 	struct agent_req *r = arg;
-	char reply[512];
+	char reply[REPLY_MAX];
 	ssize_t n = -1;
 
 	if (what & EV_READ)
@@ -188,6 +197,66 @@ int cs_app_checkpoint(struct cs_app *a, cs_app_checkpoint_fn *done, void *arg)
 	return e;
 }
 
+/* The pause fields of the agent's status reply (cs_agent_abi.h):
+ * "pause_count=N pause_sum_us=S pause_le_us=B1:C1,B2:C2,..." with
+ * cumulative counts. Returns false when they are missing (an older agent). */
+static bool parse_pauses(const char *reply, struct cs_hist *h)
+{
+	const char *c = strstr(reply, " pause_count="), *p = strstr(reply, " pause_le_us=");
+	uint64_t count, sum_us, bound, below, prev = 0;
+	int used;
+
+	if (!c || !p ||
+	    sscanf(c, " pause_count=%" SCNu64 " pause_sum_us=%" SCNu64, &count, &sum_us) != 2)
+		return false;
+	cs_hist_init(h, cs_hist_pause_seconds, cs_hist_pause_seconds_n);
+	for (p += strlen(" pause_le_us=");
+	     sscanf(p, "%" SCNu64 ":%" SCNu64 "%n", &bound, &below, &used) == 2 && below >= prev;
+	     p += used + 1) {
+		cs_hist_add_bucket(h, (double)bound * 1e-6, below - prev);
+		prev = below;
+		if (p[used] != ',')
+			break;
+	}
+	if (count < prev)
+		return false;
+	cs_hist_add_bucket(h, HUGE_VAL, count - prev); /* above the last bound */
+	h->sum = (double)sum_us * 1e-6;
+	return true;
+}
+
+static void status_done(struct agent_req *r, int err, const char *reply)
+{
+	struct cs_hist h;
+
+	r->a->polling = false;
+	if (!err && strncmp(reply, "ok ", 3) == 0 && parse_pauses(reply, &h))
+		r->a->pauses_now = h;
+}
+
+bool cs_app_poll_pauses(struct cs_app *a)
+{
+	struct agent_req *r;
+
+	if (a->state != CS_APP_SERVING || a->polling || !(r = calloc(1, sizeof(*r))))
+		return false;
+	r->done = status_done;
+	if (agent_request(a, "status", STATUS_TIMEOUT, r) < 0) {
+		req_free(r);
+		return false;
+	}
+	a->polling = true;
+	return true;
+}
+
+json_t *cs_app_pauses_json(const struct cs_app *a)
+{
+	struct cs_hist all = a->pauses_gone;
+
+	cs_hist_merge(&all, &a->pauses_now);
+	return cs_hist_json(&all);
+}
+
 /* ---- the process tree ---- */
 
 /* Appends pid's children (every thread's) to out, recursively. */
@@ -251,6 +320,9 @@ static void cancel_requests(struct cs_app *a)
 static void reset(struct cs_app *a)
 {
 	cancel_requests(a);
+	a->polling = false;
+	cs_hist_merge(&a->pauses_gone, &a->pauses_now);
+	cs_hist_init(&a->pauses_now, cs_hist_pause_seconds, cs_hist_pause_seconds_n);
 	if (a->exit_ev)
 		event_free(a->exit_ev);
 	a->exit_ev = NULL;
@@ -400,6 +472,8 @@ int cs_app_new(struct event_base *base, const struct cs_app_params *p, const str
 	a->ops = *ops;
 	a->ctx = ctx;
 	a->pidfd = -1;
+	cs_hist_init(&a->pauses_gone, cs_hist_pause_seconds, cs_hist_pause_seconds_n);
+	cs_hist_init(&a->pauses_now, cs_hist_pause_seconds, cs_hist_pause_seconds_n);
 	n = snprintf(a->sock_path, sizeof(a->sock_path), "%s/agent.sock", p->chain_dir);
 	a->probe_ev = evtimer_new(base, probe_cb, a);
 	if (n < 0 || (size_t)n >= sizeof(a->sock_path) || !a->probe_ev) {

@@ -63,4 +63,12 @@ json_t *cs_app_status(const struct cs_app *a);
 typedef void cs_app_checkpoint_fn(void *arg, int err, uint64_t generation, const char *msg);
 int cs_app_checkpoint(struct cs_app *a, cs_app_checkpoint_fn *done, void *arg);
 
+/* Asks the agent for its status, whose pause histogram then joins those
+ * of the app's earlier processes. False when not asked: not serving, or a
+ * request is still out. Call it when checkpoints appeared: the histogram
+ * then misses only pauses of a process that died before it was asked. */
+bool cs_app_poll_pauses(struct cs_app *a);
+/* Every checkpoint pause reported so far (cs_hist_json's form, seconds). */
+json_t *cs_app_pauses_json(const struct cs_app *a);
+
 #endif

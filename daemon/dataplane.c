@@ -80,6 +80,7 @@ static void on_promote(void *arg, uint64_t term)
 		return;
 	dp->term = term;
 	dp->promotions++;
+	dp->promoted_ms = now_ms();
 	dp->local_restore = dp->served_in_term = false;
 	dp->announce = true;
 	cs_store_rescan(dp->store);
@@ -90,7 +91,7 @@ static void on_promote(void *arg, uint64_t term)
 	}
 	snprintf(path, sizeof(path), "%s/sync.sock", cs_store_chain_dir(dp->store));
 	if (cs_syncsrv_open(cs_daemon_base(dp->d), path, dp->cfg->checkpoint.sync_timeout_ms,
-	                    sync_decide, dp, &dp->sync) < 0)
+	                    sync_decide, dp, &dp->sync_latency, &dp->sync) < 0)
 		dp->sync = NULL; /* logged; Sync then fails in the app with ENOTCONN */
 	cs_repl_start(dp->repl, term);
 	start_app(dp, "promoted to primary");
@@ -198,13 +199,16 @@ static void app_serving(void *ctx, enum cs_app_start how, uint64_t took_ms)
 
 	dp->served = dp->served_in_term = true;
 	if (how == CS_APP_RESTORE) {
-		dp->restores_done++;
-		dp->restore_ms_sum += took_ms;
+		cs_hist_observe(&dp->restore_seconds, (double)took_ms / 1000);
+		if (dp->promoted_ms)
+			cs_hist_observe(&dp->failover_seconds,
+			                (double)(now_ms() - dp->promoted_ms) / 1000);
 		cs_event(CS_EV_RESTORE_DONE, .generation = dp->start_generation,
 		         .bytes = dp->start_bytes, CS_DURATION(took_ms));
 		if (dp->local_restore)
 			cs_event(CS_EV_APP_RESTORED_LOCALLY, .generation = dp->start_generation);
 	}
+	dp->promoted_ms = 0; /* a fresh start after a promotion is no failover */
 	cs_event(CS_EV_APP_SERVING, CS_DURATION(now_ms() - dp->start_ms));
 	if (dp->announce) /* the first start of this term: now clients may come */
 		cs_daemon_notify(dp->d, "app_serving");
@@ -277,11 +281,24 @@ static json_t *counters(const struct cs_dataplane *dp)
 	uint64_t images, bytes;
 
 	cs_repl_checkpoints(dp->repl, &images, &bytes);
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "checkpoints", (json_int_t)images,
+	return json_pack("{s:I, s:I, s:I, s:I}", "checkpoints", (json_int_t)images,
 	                 "checkpoint_bytes", (json_int_t)bytes, "restores",
-	                 (json_int_t)dp->restores, "restores_done", (json_int_t)dp->restores_done,
-	                 "restore_ms_sum", (json_int_t)dp->restore_ms_sum, "promotions",
-	                 (json_int_t)dp->promotions);
+	                 (json_int_t)dp->restores, "promotions", (json_int_t)dp->promotions);
+}
+
+/* The distributions behind the metrics' histograms (cs_hist_json). */
+static json_t *histograms(const struct cs_dataplane *dp)
+{
+	json_t *h = json_pack("{s:o, s:{s:o, s:o}, s:o, s:o}", "checkpoint_size_bytes",
+	                      cs_repl_sizes_json(dp->repl), "sync_seconds", "ok",
+	                      cs_hist_json(&dp->sync_latency.ok), "error",
+	                      cs_hist_json(&dp->sync_latency.failed), "restore_seconds",
+	                      cs_hist_json(&dp->restore_seconds), "failover_seconds",
+	                      cs_hist_json(&dp->failover_seconds));
+
+	if (dp->app)
+		json_object_set_new(h, "checkpoint_pause_seconds", cs_app_pauses_json(dp->app));
+	return h;
 }
 
 static json_t *status(void *arg)
@@ -294,8 +311,9 @@ static json_t *status(void *arg)
 		                    json_integer((json_int_t)cs_store_newest(dp->store)));
 		json_object_set_new(app, "restores", json_integer((json_int_t)dp->restore_next));
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:I}", "app", app, "counters",
-	                 counters(dp), "store", cs_store_status(dp->store), "restore_ready",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:I}", "app", app, "counters",
+	                 counters(dp), "histograms", histograms(dp), "store",
+	                 cs_store_status(dp->store), "restore_ready",
 	                 dp->ready ? cs_ready_status(dp->ready) : json_null(), "backups",
 	                 dp->term ? cs_repl_status(dp->repl) : json_array(), "durability",
 	                 cs_durability_name(dp->cfg->checkpoint.durability), "sync",
@@ -346,6 +364,16 @@ const struct cs_dataplane_ops cs_dataplane_ops = {
 
 /* ---- life ---- */
 
+/* After new checkpoints, the agent's pauses of them (app.h). */
+static void ask_pauses(struct cs_dataplane *dp)
+{
+	uint64_t images, bytes;
+
+	cs_repl_checkpoints(dp->repl, &images, &bytes);
+	if (dp->app && images != dp->pauses_asked_at && cs_app_poll_pauses(dp->app))
+		dp->pauses_asked_at = images;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cs_dataplane *dp = arg;
@@ -353,6 +381,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	if (dp->term)
 		cs_store_rescan(dp->store);
+	ask_pauses(dp);
 	update_durable(dp);
 	if (dp->ready)
 		cs_ready_enable(dp->ready, !dp->term && cs_store_newest(dp->store) > 0);
@@ -428,6 +457,10 @@ int cs_dataplane_new(struct cs_daemon *d, const struct cs_config *cfg, const cha
 	dp->d = d;
 	dp->cfg = cfg;
 	dp->recv_peer = -1;
+	cs_hist_init(&dp->restore_seconds, cs_hist_seconds, cs_hist_seconds_n);
+	cs_hist_init(&dp->failover_seconds, cs_hist_seconds, cs_hist_seconds_n);
+	cs_hist_init(&dp->sync_latency.ok, cs_hist_seconds, cs_hist_seconds_n);
+	cs_hist_init(&dp->sync_latency.failed, cs_hist_seconds, cs_hist_seconds_n);
 	for (size_t i = 0; i < cfg->n_peers; i++) {
 		dp->names[i] = cfg->peers[i].name;
 		dp->is_backup[i] = !cfg->peers[i].witness && strcmp(cfg->peers[i].name, self) != 0;

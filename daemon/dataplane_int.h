@@ -41,9 +41,16 @@ struct cs_dataplane {
 	bool announce;             /* run the notify hook when it serves */
 	uint64_t restore_times[CS_DP_RESTORE_RING];
 	unsigned restore_next;
-	/* For the metrics: restores from the chain started, those that served
-	 * and their summed durations, promotions with an app to run. */
-	uint64_t restores, restores_done, restore_ms_sum, promotions;
+	/* For the metrics: restores from the chain started, promotions with an
+	 * app to run; durations of the restores that served (start to first
+	 * answer) and of failovers (promotion to the restored app's first
+	 * answer); Sync latencies; checkpoints seen when the agent's pauses
+	 * were last asked for. */
+	uint64_t restores, promotions;
+	struct cs_hist restore_seconds, failover_seconds;
+	struct cs_sync_latency sync_latency;
+	uint64_t promoted_ms; /* 0: no failover in progress */
+	uint64_t pauses_asked_at;
 	int recv_peer; /* who the transfer in progress comes from, -1 none */
 };
 

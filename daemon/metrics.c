@@ -24,9 +24,10 @@ struct cs_metrics {
 	void *arg;
 };
 
-enum kind { GAUGE, COUNTER };
+enum kind { GAUGE, COUNTER, HISTOGRAM };
 
-static const char *const kind_names[] = {[GAUGE] = "gauge", [COUNTER] = "counter"};
+static const char *const kind_names[] = {
+    [GAUGE] = "gauge", [COUNTER] = "counter", [HISTOGRAM] = "histogram"};
 
 /* One sample from a number or a boolean of the status: OBJ.KEY (OBJ NULL:
  * the top level). Absent or null fields give no sample. */
@@ -142,24 +143,84 @@ static void render_scalar(FILE *f, const json_t *status, const struct scalar *s)
 	put_value(f, v);
 }
 
-/* A summary without quantiles: the restores that reached serving, from
- * the start of the restore to the agent's first answer. */
-static void render_restore_summary(FILE *f, const json_t *status)
-{
-	const json_t *c = json_object_get(status, "counters");
-	double sum, n;
+/* Histograms of the status's "histograms" object (cs_hist_json's form:
+ * le, cumulative, sum, count), in seconds or bytes already. With a label,
+ * the object holds one histogram per label value. */
+static const struct histogram {
+	const char *key, *label, *name, *help;
+} histograms[] = {
+    {"checkpoint_pause_seconds", NULL, "checksync_checkpoint_pause_seconds",
+     "Pauses of the app's successful checkpoints on this node, as its agent measured them."},
+    {"checkpoint_size_bytes", "kind", "checksync_checkpoint_size_bytes",
+     "Sizes of the images the app wrote while this node was primary, full (base) or delta."},
+    {"sync_seconds", "result", "checksync_sync_duration_seconds",
+     "Sync calls of the app, from the request to the answer (ok or error)."},
+    {"restore_seconds", NULL, "checksync_restore_duration_seconds",
+     "Restores from the chain that reached serving, from their start to the app's first "
+     "answer."},
+    {"failover_seconds", NULL, "checksync_failover_duration_seconds",
+     "Promotions that restored the app here, from the promotion to the app's first answer."},
+};
 
-	if (!value_of(json_object_get(c, "restore_ms_sum"), 0.001, &sum) ||
-	    !value_of(json_object_get(c, "restores_done"), 1, &n))
+/* NAME_SUFFIX{LABEL="VALUE",le="LE"}: LABEL and LE may be NULL. */
+static void put_series(FILE *f, const char *name, const char *suffix, const char *label,
+                       const char *value, const char *le)
+{
+	fprintf(f, "%s%s", name, suffix);
+	if (!label && !le)
 		return;
-	fputs("# HELP checksync_restore_duration_seconds Restores from the chain that reached "
-	      "serving, from their start to the app's first answer.\n"
-	      "# TYPE checksync_restore_duration_seconds summary\n",
-	      f);
-	fputs("checksync_restore_duration_seconds_sum", f);
+	fputc('{', f);
+	if (label) {
+		fprintf(f, "%s=\"", label);
+		put_label(f, value);
+		fprintf(f, "\"%s", le ? "," : "");
+	}
+	if (le)
+		fprintf(f, "le=\"%s\"", le);
+	fputc('}', f);
+}
+
+static void render_buckets(FILE *f, const char *name, const char *label, const char *value,
+                           const json_t *h)
+{
+	const json_t *le = json_object_get(h, "le"), *cum = json_object_get(h, "cumulative");
+	double b, c, count, sum;
+	char bound[32];
+
+	if (!value_of(json_object_get(h, "count"), 1, &count) ||
+	    !value_of(json_object_get(h, "sum"), 1, &sum) ||
+	    json_array_size(le) != json_array_size(cum))
+		return;
+	for (size_t i = 0; i < json_array_size(le); i++) {
+		if (!value_of(json_array_get(le, i), 1, &b) ||
+		    !value_of(json_array_get(cum, i), 1, &c))
+			return;
+		snprintf(bound, sizeof(bound), "%.15g", b);
+		put_series(f, name, "_bucket", label, value, bound);
+		put_value(f, c);
+	}
+	put_series(f, name, "_bucket", label, value, "+Inf");
+	put_value(f, count);
+	put_series(f, name, "_sum", label, value, NULL);
 	put_value(f, sum);
-	fputs("checksync_restore_duration_seconds_count", f);
-	put_value(f, n);
+	put_series(f, name, "_count", label, value, NULL);
+	put_value(f, count);
+}
+
+static void render_histogram(FILE *f, const json_t *status, const struct histogram *h)
+{
+	const json_t *v = json_object_get(json_object_get(status, "histograms"), h->key), *one;
+	const char *value;
+
+	if (!json_is_object(v))
+		return;
+	header(f, h->name, HISTOGRAM, h->help);
+	if (!h->label) {
+		render_buckets(f, h->name, NULL, NULL, v);
+		return;
+	}
+	json_object_foreach((json_t *)v, value, one)
+	    render_buckets(f, h->name, h->label, value, one);
 }
 
 static void render_items(FILE *f, const json_t *status, const struct per_item *p)
@@ -258,7 +319,8 @@ char *cs_metrics_render(const json_t *status, size_t *ret_len)
 		               app_states());
 	for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++)
 		render_scalar(f, status, &scalars[i]);
-	render_restore_summary(f, status);
+	for (size_t i = 0; i < sizeof(histograms) / sizeof(histograms[0]); i++)
+		render_histogram(f, status, &histograms[i]);
 	for (size_t i = 0; i < sizeof(per_items) / sizeof(per_items[0]); i++)
 		render_items(f, status, &per_items[i]);
 	if (fclose(f) != 0) {

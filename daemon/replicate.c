@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 
+#include "histogram.h"
 #include "image.h"
 #include "journal.h"
 #include "store.h"
@@ -53,8 +54,10 @@ struct cs_repl {
 	 * bad memory would send them; backups must refuse each and the sender
 	 * start over. Not a configuration key on purpose. */
 	unsigned corrupt_left;
-	/* New generations the app wrote while this node was primary (metrics). */
+	/* New generations the app wrote while this node was primary (metrics),
+	 * and their sizes by kind (full image or delta). */
 	uint64_t counted, images, image_bytes;
+	struct cs_hist size_base, size_delta;
 };
 
 static uint64_t now_ms(void)
@@ -312,10 +315,9 @@ static void pump_all(struct cs_repl *r)
 static void count_images(struct cs_repl *r, const char *buf, ssize_t n)
 {
 	const struct inotify_event *ev;
-	char path[PATH_MAX];
-	struct stat st;
-	uint64_t g;
-	int tmp;
+	struct cs_image_header h;
+	uint64_t g, size;
+	int tmp, fd;
 
 	for (const char *p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
 		ev = (const struct inotify_event *)p;
@@ -324,9 +326,12 @@ static void count_images(struct cs_repl *r, const char *buf, ssize_t n)
 			continue;
 		r->counted = g;
 		r->images++;
-		snprintf(path, sizeof(path), "%s/%s", r->p.chain_dir, ev->name);
-		if (stat(path, &st) == 0)
-			r->image_bytes += (uint64_t)st.st_size;
+		if ((fd = open_image(r, g, &h, &size)) < 0)
+			continue; /* already compacted away: counted, size unknown */
+		close(fd);
+		r->image_bytes += size;
+		cs_hist_observe(h.flags & CS_IMAGE_F_DELTA ? &r->size_delta : &r->size_base,
+		                (double)size);
 	}
 }
 
@@ -345,6 +350,12 @@ void cs_repl_checkpoints(const struct cs_repl *r, uint64_t *ret_images, uint64_t
 {
 	*ret_images = r->images;
 	*ret_bytes = r->image_bytes;
+}
+
+json_t *cs_repl_sizes_json(const struct cs_repl *r)
+{
+	return json_pack("{s:o, s:o}", "base", cs_hist_json(&r->size_base), "delta",
+	                 cs_hist_json(&r->size_delta));
 }
 
 /* Lagging and caught-up are judged here, against the chain as it is. */
@@ -511,6 +522,8 @@ int cs_repl_new(struct event_base *base, const struct cs_repl_params *p,
 	r->ops = *ops;
 	r->ctx = ctx;
 	r->inotify_fd = -1;
+	cs_hist_init(&r->size_base, cs_hist_bytes, cs_hist_bytes_n);
+	cs_hist_init(&r->size_delta, cs_hist_bytes, cs_hist_bytes_n);
 	r->corrupt_left =
 	    (unsigned)strtoul(getenv("CHECKSYNC_TEST_CORRUPT_IMAGES") ?: "0", NULL, 10);
 	if (r->corrupt_left)

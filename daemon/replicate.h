@@ -63,5 +63,7 @@ json_t *cs_repl_status(const struct cs_repl *r);
 /* Checkpoints the app wrote into the chain while this node was primary,
  * counted as they appear (new generations only), and their bytes. */
 void cs_repl_checkpoints(const struct cs_repl *r, uint64_t *ret_images, uint64_t *ret_bytes);
+/* The sizes of those images as histograms (bytes): {"base": H, "delta": H}. */
+json_t *cs_repl_sizes_json(const struct cs_repl *r);
 
 #endif

@@ -22,6 +22,7 @@ struct waiter {
 	int fd;
 	uint64_t generation; /* 0 until the request arrived */
 	uint64_t deadline_ms;
+	uint64_t asked_ns; /* when it arrived, for the latency histogram */
 	struct waiter *next;
 };
 
@@ -33,6 +34,7 @@ struct cs_syncsrv {
 	unsigned timeout_ms;
 	cs_sync_decide_fn *decide;
 	void *ctx;
+	struct cs_sync_latency *latency;
 	struct waiter *waiters;
 	unsigned n;
 };
@@ -43,6 +45,14 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 }
 
 static void drop(struct waiter *w)
@@ -68,6 +78,9 @@ static void answer(struct waiter *w, int r, const char *why)
 
 	if (send(w->fd, reply, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		cs_log_debug("sync waiter for generation %" PRIu64 " left early", w->generation);
+	if (w->generation && w->s->latency)
+		cs_hist_observe(r > 0 ? &w->s->latency->ok : &w->s->latency->failed,
+		                (double)(now_ns() - w->asked_ns) * 1e-9);
 	drop(w);
 }
 
@@ -124,6 +137,7 @@ static void request_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	w->generation = g;
+	w->asked_ns = now_ns();
 	w->deadline_ms = now_ms() + w->s->timeout_ms;
 	decide_one(w, now_ms());
 }
@@ -152,7 +166,8 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 int cs_syncsrv_open(struct event_base *base, const char *path, unsigned timeout_ms,
-                    cs_sync_decide_fn *decide, void *ctx, struct cs_syncsrv **out)
+                    cs_sync_decide_fn *decide, void *ctx, struct cs_sync_latency *latency,
+                    struct cs_syncsrv **out)
 {
 	struct cs_syncsrv *s = calloc(1, sizeof(*s));
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -169,6 +184,7 @@ int cs_syncsrv_open(struct event_base *base, const char *path, unsigned timeout_
 	s->timeout_ms = timeout_ms;
 	s->decide = decide;
 	s->ctx = ctx;
+	s->latency = latency;
 	unlink(path);
 	s->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||

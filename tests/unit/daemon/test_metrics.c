@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "histogram.h"
 #include "membership.h"
 #include "metrics.h"
 
@@ -46,7 +47,12 @@ static const char primary_status[] =
     "\"app\":{\"state\":\"serving\",\"started\":\"restore\",\"tool_pid\":10,\"pid\":11,"
     "\"up_ms\":1500,\"generation\":5497558138885,\"restores\":1},"
     "\"counters\":{\"checkpoints\":42,\"checkpoint_bytes\":1048576,\"restores\":2,"
-    "\"restores_done\":2,\"restore_ms_sum\":130,\"promotions\":3},"
+    "\"promotions\":3},"
+    "\"histograms\":{\"restore_seconds\":{\"le\":[0.1,0.25],\"cumulative\":[1,2],"
+    "\"sum\":0.13,\"count\":2},"
+    "\"checkpoint_size_bytes\":{\"base\":{\"le\":[4096,16384],\"cumulative\":[0,1],"
+    "\"sum\":9000,\"count\":1},\"delta\":{\"le\":[4096,16384],\"cumulative\":[40,41],"
+    "\"sum\":1039576,\"count\":41}}},"
     "\"store\":{\"chain\":\"/var/lib/checksync/chain\",\"newest\":5497558138885,"
     "\"lineage_term\":5,\"received_images\":0,\"received_bytes\":0,\"deltas_since_base\":3,"
     "\"compacting\":false,\"compactions\":0},"
@@ -113,9 +119,18 @@ static void test_primary(void)
 	    "checksync_checkpoint_bytes_total 1048576",
 	    "checksync_restores_total 2",
 	    "checksync_promotions_total 3",
-	    "# TYPE checksync_restore_duration_seconds summary",
+	    "# TYPE checksync_restore_duration_seconds histogram",
+	    "checksync_restore_duration_seconds_bucket{le=\"0.1\"} 1",
+	    "checksync_restore_duration_seconds_bucket{le=\"0.25\"} 2",
+	    "checksync_restore_duration_seconds_bucket{le=\"+Inf\"} 2",
 	    "checksync_restore_duration_seconds_sum 0.13",
 	    "checksync_restore_duration_seconds_count 2",
+	    "# TYPE checksync_checkpoint_size_bytes histogram",
+	    "checksync_checkpoint_size_bytes_bucket{kind=\"base\",le=\"16384\"} 1",
+	    "checksync_checkpoint_size_bytes_bucket{kind=\"delta\",le=\"4096\"} 40",
+	    "checksync_checkpoint_size_bytes_bucket{kind=\"delta\",le=\"+Inf\"} 41",
+	    "checksync_checkpoint_size_bytes_sum{kind=\"delta\"} 1039576",
+	    "checksync_checkpoint_size_bytes_count{kind=\"base\"} 1",
 	    "checksync_chain_generation 5497558138885",
 	    "checksync_sync_waiting 1",
 	    "checksync_peer_up{peer=\"beta\"} 1",
@@ -135,6 +150,9 @@ static void test_primary(void)
 	/* A null heartbeat age and a null restore_ready are no sample. */
 	CHECK(!strstr(t, "checksync_peer_heartbeat_age_seconds{peer=\"gamma\"}"), "%s", t);
 	CHECK(!strstr(t, "checksync_restore_ready"), "%s", t);
+	/* Histograms absent from the status are not declared. */
+	CHECK(!strstr(t, "checksync_checkpoint_pause_seconds"), "%s", t);
+	CHECK(count(t, "# TYPE checksync_checkpoint_size_bytes ") == 1, "%s", t);
 	/* Each family is declared once, before its samples. */
 	CHECK(count(t, "# TYPE checksync_backup_lag_bytes ") == 1, "%s", t);
 	CHECK(strstr(t, "# TYPE checksync_backup_lag_bytes ") <
@@ -162,8 +180,42 @@ static void test_backup(void)
 	free(t);
 }
 
+/* Observations land in the first bucket whose bound holds them; buckets of
+ * another histogram land whole; the JSON is cumulative. */
+static void test_histogram(void)
+{
+	static const double bounds[] = {1, 10, 100};
+	static const double coarse[] = {10, 1000};
+	struct cs_hist h, c;
+	json_t *j;
+
+	cs_hist_init(&h, bounds, 3);
+	cs_hist_observe(&h, 1); /* on a bound: that bucket (le is "at most") */
+	cs_hist_observe(&h, 5);
+	cs_hist_observe(&h, 5000); /* above every bound: only +Inf */
+	cs_hist_add_bucket(&h, 100, 2);
+	CHECK(h.bucket[0] == 1 && h.bucket[1] == 1 && h.bucket[2] == 2 && h.bucket[3] == 1 &&
+	          h.count == 5 && h.sum == 5006,
+	      "buckets %llu %llu %llu %llu", (unsigned long long)h.bucket[0],
+	      (unsigned long long)h.bucket[1], (unsigned long long)h.bucket[2],
+	      (unsigned long long)h.bucket[3]);
+	cs_hist_init(&c, coarse, 2);
+	cs_hist_add_bucket(&c, 1, 3);   /* fits whole into le=10 */
+	cs_hist_add_bucket(&c, 100, 4); /* into le=1000 */
+	CHECK(c.bucket[0] == 3 && c.bucket[1] == 4 && c.bucket[2] == 0, "coarse");
+	cs_hist_merge(&h, &h);
+	j = cs_hist_json(&h);
+	CHECK(json_integer_value(json_array_get(json_object_get(j, "cumulative"), 0)) == 2 &&
+	          json_integer_value(json_array_get(json_object_get(j, "cumulative"), 2)) == 8 &&
+	          json_integer_value(json_object_get(j, "count")) == 10 &&
+	          json_real_value(json_object_get(j, "sum")) == 10012,
+	      "json");
+	json_decref(j);
+}
+
 int main(void)
 {
+	test_histogram();
 	test_primary();
 	test_backup();
 	if (failures) {
