@@ -8,8 +8,17 @@ peers down and the counters at zero, agree with `checksyncctl status`, and
 pass `promtool check metrics` (Debian's prometheus package; the check is
 skipped, saying so, when promtool is not installed). Other paths answer 404,
 other methods 501 (405 accepted), and a config with metrics.listen on a taken port stops
-the start naming the address. Usage:
-    test_metrics_http.py CHECKSYNCD CHECKSYNCCTL"""
+the start naming the address.
+
+Then a one-node cluster runs a real app (APP: cs_sync() on each SIGUSR2)
+under the checksync tool: after checkpoints, a Sync, a kill of the app (a
+local restore) and a restart of the daemon (a promotion that restores the
+app: a failover), every histogram must count what happened: pauses as many
+as the checkpoints the agents took (the agent's own status says how many),
+image sizes by kind as many as the images and summing to their bytes, one
+Sync answered ok, one restore, one failover; buckets never decrease and the
++Inf bucket is the count. promtool checks those scrapes too. Usage:
+    test_metrics_http.py CHECKSYNCD CHECKSYNCCTL CHECKSYNC_TOOL APP"""
 import json
 import os
 import shutil
@@ -25,7 +34,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 from checks import check, finish  # noqa: E402
 
-DAEMON, CTL = sys.argv[1], sys.argv[2]
+DAEMON, CTL, TOOL, APP = (os.path.abspath(a) for a in sys.argv[1:5])
 
 
 def free_port():
@@ -109,7 +118,7 @@ def check_scrape(base, cfg):
     return text
 
 
-def promtool(d, text):
+def promtool(text):
     tool = shutil.which("promtool")
     if not tool:
         print("SKIP promtool check: promtool not installed (apt-get install prometheus)")
@@ -158,7 +167,7 @@ def main():
             check(False, "the metrics endpoint comes up", open(log.name).read())
             return
         text = check_scrape(base, cfg)
-        promtool(d, text)
+        promtool(text)
         check_refusals(base)
         check_taken_port(d, path, port)
         proc.send_signal(signal.SIGTERM)
@@ -173,6 +182,219 @@ def main():
         shutil.rmtree(d, ignore_errors=True)
 
 
+# ---- histograms, with a real app ----
+
+def histogram(s, name, labels=""):
+    """{le: cumulative count} of NAME{LABELS,le=...}, with its sum and count."""
+    pre = f"{name}_bucket{{{labels + ',' if labels else ''}le=\""
+    buckets = {k[len(pre):-2]: v for k, v in s.items() if k.startswith(pre)}
+    suffix = f"{{{labels}}}" if labels else ""
+    return buckets, s.get(f"{name}_sum{suffix}"), s.get(f"{name}_count{suffix}")
+
+
+def check_histogram(s, name, labels, want_count, text):
+    """Buckets in le order never decrease, +Inf is the count, the count is
+    WANT_COUNT. Returns the sum."""
+    buckets, total, count = histogram(s, name, labels)
+    what = f"{name}{{{labels}}}"
+    order = sorted((float(le), v) for le, v in buckets.items())
+    values = [v for _, v in order]
+    check(len(values) >= 2 and values == sorted(values), f"{what}: buckets never decrease", text)
+    check(buckets.get("+Inf") == count, f"{what}: the +Inf bucket is the count", text)
+    check(count == want_count, f"{what} counts {want_count}", f"count {count}\n{text}")
+    return total
+
+
+def status_of(cfg):
+    r = subprocess.run([CTL, "-s", cfg["control_socket"], "status", "--json"],
+                       capture_output=True, text=True, timeout=30)
+    return json.loads(r.stdout) if r.returncode == 0 else {}
+
+
+def wait_until(what, cond, detail):
+    """Polls COND for up to 30 s: the daemon reads the agent's pauses after
+    each new image, a status round trip later."""
+    for _ in range(300):
+        if cond():
+            return True
+        time.sleep(0.1)
+    return check(False, what, detail())
+
+
+def agent_status(chain):
+    """The agent's own status reply (cs_agent_abi.h) as a dict."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as c:
+        c.settimeout(10)
+        c.connect(os.path.join(chain, "agent.sock"))
+        c.send(b"status")
+        reply = c.recv(1024).decode()
+    return dict(f.split("=", 1) for f in reply.split(" last_error=")[0].split()[1:] if "=" in f)
+
+
+def app_config(d, port):
+    pki = os.path.join(d, "pki")
+    for args in (("init", pki), ("issue", pki, "alpha")):
+        subprocess.run([CTL, "certs", *args], check=True, capture_output=True)
+    peer = f"127.0.0.1:{free_port()}"
+    cfg = {
+        "node": "alpha", "cluster": "one", "listen": peer,
+        "peers": [{"name": "alpha", "address": peer}],
+        "tls": {"ca": f"{pki}/ca.pem", "cert": f"{pki}/alpha.pem", "key": f"{pki}/alpha.key"},
+        "state_dir": os.path.join(d, "state"),
+        "control_socket": os.path.join(d, "control.sock"),
+        "metrics": {"listen": f"127.0.0.1:{port}"},
+        "app": {"exec": [APP]},
+        # No periodic checkpoints: the test counts the ones it asks for.
+        "checkpoint": {"interval_ms": 600000, "sync": "local"},
+    }
+    path = os.path.join(d, "checksync.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    return path, cfg
+
+
+def start(path, log):
+    return subprocess.Popen([DAEMON, "-c", path, "--log-target", "stderr"], stdout=log,
+                            stderr=subprocess.STDOUT, env=dict(os.environ, CHECKSYNC_TOOL=TOOL))
+
+
+def serving(cfg):
+    return status_of(cfg).get("app", {}).get("state") == "serving"
+
+
+def scrape(base):
+    return samples(get(base + "/metrics")[2])
+
+
+def checkpoint(cfg, n):
+    for _ in range(n):
+        r = subprocess.run([CTL, "-s", cfg["control_socket"], "checkpoint"], capture_output=True,
+                           text=True, timeout=60)
+        check(r.returncode == 0, "checksyncctl checkpoint succeeds", r.stdout + r.stderr)
+
+
+def settled(base, at_least, want_syncs=None):
+    """The first scrape whose pause histogram counts every checkpoint, once
+    there are AT_LEAST of them (and WANT_SYNCS Syncs answered ok)."""
+    got = {}
+
+    def cond():
+        got.clear()
+        got.update(scrape(base))
+        images = got.get("checksync_checkpoints_total", -1)
+        ok = got.get("checksync_checkpoint_pause_seconds_count") == images >= at_least
+        if want_syncs is not None:
+            ok = ok and got.get('checksync_sync_duration_seconds_count{result="ok"}') == want_syncs
+        return ok
+    wait_until(f"the pauses of all checkpoints (at least {at_least}) reach the metrics", cond,
+               lambda: json.dumps(got, indent=1))
+    return got
+
+
+def check_sizes(s, text):
+    images = s.get("checksync_checkpoints_total")
+    base = histogram(s, "checksync_checkpoint_size_bytes", 'kind="base"')
+    delta = histogram(s, "checksync_checkpoint_size_bytes", 'kind="delta"')
+    check(base[2] >= 1 and base[2] + delta[2] == images,
+          "base and delta images add up to the checkpoints", text)
+    check_histogram(s, "checksync_checkpoint_size_bytes", 'kind="base"', base[2], text)
+    check_histogram(s, "checksync_checkpoint_size_bytes", 'kind="delta"', delta[2], text)
+    check(base[1] + delta[1] == s.get("checksync_checkpoint_bytes_total"),
+          "their sizes sum to the checkpoint bytes", text)
+
+
+def first_process(base, cfg):
+    """Three checkpoints and one Sync (which takes a fourth) in the app's first process."""
+    checkpoint(cfg, 3)
+    st = status_of(cfg)
+    os.kill(st["app"]["pid"], signal.SIGUSR2)
+    s = settled(base, 4, want_syncs=1)
+    text = get(base + "/metrics")[2]
+    agent = agent_status(st["store"]["chain"])
+    check(s.get("checksync_checkpoints_total") == 4 == int(agent.get("checkpoints", -1)),
+          "the daemon and the agent count 4 checkpoints", f"{agent}\n{text}")
+    check(int(agent.get("pause_count", -1)) == 4, "the agent counts 4 pauses", str(agent))
+    total = check_histogram(s, "checksync_checkpoint_pause_seconds", "", 4, text)
+    check(total and total > 0, "the pauses took time", text)
+    check_histogram(s, "checksync_sync_duration_seconds", 'result="ok"', 1, text)
+    check_histogram(s, "checksync_sync_duration_seconds", 'result="error"', 0, text)
+    check_histogram(s, "checksync_restore_duration_seconds", "", 0, text)
+    check_sizes(s, text)
+    promtool(text)
+    return st
+
+
+def local_restore(base, cfg, st):
+    """The app killed: restored locally, and its pauses join the first process's."""
+    old = st["app"]["pid"]
+    os.kill(old, signal.SIGKILL)
+
+    def restored():
+        app = status_of(cfg).get("app", {})
+        return app.get("state") == "serving" and app.get("pid") not in (0, old)
+    wait_until("the killed app is restored and serves", restored,
+               lambda: json.dumps(status_of(cfg)))
+    checkpoint(cfg, 1)
+    s = settled(base, 5)
+    text = get(base + "/metrics")[2]
+    check_histogram(s, "checksync_checkpoint_pause_seconds", "", s.get(
+        "checksync_checkpoints_total"), text)
+    check_histogram(s, "checksync_restore_duration_seconds", "", 1, text)
+    check_histogram(s, "checksync_failover_duration_seconds", "", 0, text)
+    check(s.get("checksync_restores_total") == 1, "one restore", text)
+    check_sizes(s, text)
+
+
+def failover(base, cfg, path, log):
+    """A new daemon on the same chain is promoted and restores the app."""
+    proc = start(path, log)
+    if not wait_until("the restarted daemon restores the app", lambda: serving(cfg),
+                      lambda: open(log.name).read()):
+        return proc
+    s = settled(base, 1)
+    text = get(base + "/metrics")[2]
+    check(s.get("checksync_term") == 2, "the restart is term 2", text)
+    check_histogram(s, "checksync_failover_duration_seconds", "", 1, text)
+    check_histogram(s, "checksync_restore_duration_seconds", "", 1, text)
+    check_histogram(s, "checksync_checkpoint_pause_seconds", "", s.get(
+        "checksync_checkpoints_total"), text)
+    promtool(text)
+    return proc
+
+
+def stop(proc, log, what):
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=30)
+    out = open(log.name).read()
+    check(rc == 0 and "Sanitizer" not in out, f"{what} stops cleanly", f"rc {rc}\n{out}")
+
+
+def with_app():
+    d = tempfile.mkdtemp(prefix="cs-test-metrics-app-")
+    procs = []
+    try:
+        port = free_port()
+        path, cfg = app_config(d, port)
+        log = open(os.path.join(d, "daemon.log"), "w")
+        procs.append(start(path, log))
+        base = f"http://127.0.0.1:{port}"
+        if not wait_until("the app serves under a one-node cluster", lambda: serving(cfg),
+                          lambda: open(log.name).read()):
+            return
+        st = first_process(base, cfg)
+        local_restore(base, cfg, st)
+        stop(procs[0], log, "the first daemon")
+        procs.append(failover(base, cfg, path, log))
+        stop(procs[1], log, "the second daemon")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main()
+    with_app()
     finish("metrics-http")
