@@ -16,9 +16,14 @@ process's anonymous RSS, restore time. Ratios against baselines:
               bytes into the same directory
   rest/start  restore time against a fresh start of the same program
               (map and fill the heap, first tick)
+
+--json FILE writes every case with its pauses (ms, one per checkpoint) and
+the figures of the table; --plot DIR draws them (tests/bench/plot.py:
+cr-pause-cdf.png, cr-pause-histogram.png).
 """
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -30,7 +35,9 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cr"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import App, Harness, TestFailure, log  # noqa: E402
+import plot  # noqa: E402
 
 
 def agent_request(d, req, timeout=300):
@@ -137,6 +144,7 @@ def run_case(h, exe, mib, permille, rounds):
         "first_size": first_size, "first_wall": first_wall * 1000,
         "first_pause": first_pause / 1000.0, "rss": rss, "restore": restore * 1000 if restore else None,
         "start": fresh_start_time(h, exe, mib) * 1000, "fsync": fsync * 1000,
+        "pauses_ms": pauses,
     }
 
 
@@ -157,7 +165,11 @@ def main():
     ap.add_argument("--sizes", default="64,1024,4096", help="heap sizes in MiB")
     ap.add_argument("--dirty", default="10,100", help="dirty fractions in permille")
     ap.add_argument("--rounds", type=int, default=0, help="checkpoints per case (0: by size)")
+    ap.add_argument("--json", help="write the cases, with every pause, to this file")
+    ap.add_argument("--plot", metavar="DIR", help="draw the pauses into DIR (needs --json)")
     args = ap.parse_args()
+    if args.plot and not args.json:
+        ap.error("--plot DIR needs --json FILE")
     args.workloads = os.path.abspath(os.path.join(args.build_root, "tests", "bench"))
     h = Harness(args, "bench")
     exe = os.path.join(args.workloads, "cr-bench-heap")
@@ -183,6 +195,24 @@ def main():
     finally:
         h.cleanup()
     report(results)
+    return save(args, results)
+
+
+def save(args, results):
+    if not args.json:
+        return 0
+    doc = {"bench": "cr_bench", "args": vars(args), "machine": cpu_model(),
+           "cpus": os.cpu_count(), "kernel": os.uname().release,
+           "loadavg": open("/proc/loadavg").read().split()[:3], "cases": results}
+    with open(args.json, "w") as f:
+        json.dump(doc, f, indent=1)
+    if args.plot:
+        try:
+            for png in plot.plot_file(args.json, args.plot):
+                log("wrote %s" % png)
+        except plot.PlotError as e:
+            log("no plot: %s" % e)
+            return 1
     return 0
 
 

@@ -16,8 +16,11 @@ namespaces (tests/cluster/harness.py) runs kvserver with -preload N and
              the backup, all from the kill; the chain's size on disk
 
 Prints one table; check `uptime` first: figures taken under load are
-figures of the load. Usage (root):
+figures of the load. --json FILE writes the figures (the failover's
+moments in ms since the kill, the Sync latencies); --plot DIR draws the
+failover timeline (tests/bench/plot.py: failover-timeline.png). Usage (root):
   tests/bench/failover_bench.py [--build-root build] [--keys 200000,1000000]
+      [--json FILE [--plot DIR]]
 """
 import argparse
 import json
@@ -30,8 +33,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, HERE)
 import harness  # noqa: E402
 import journald  # noqa: E402
+import plot  # noqa: E402
 
 PORT = 8080
 # Runs in the witness's namespace: N PUTs of 1 KiB, prints each latency (us).
@@ -157,9 +162,11 @@ def bench_failover(build, keys):
         lost = first_time(c, "primary_lost", "beta")
         promoted = first_time(c, "promoted", "beta")
         rs, rd = first_time(c, "restore_started", "beta"), first_time(c, "restore_done", "beta")
+        times = {"primary_lost": lost - kill, "promoted": promoted - kill,
+                 "restore_started": rs - kill, "restore_done": rd - kill, "first_answer": first}
         return dict(repl=repl, chain_mb=chain / 2**20, detect=lost - kill,
                     elect=promoted - kill, restore=(rd - rs) if rs and rd else None,
-                    first=first)
+                    first=first, times_ms={k: v * 1e3 for k, v in times.items()})
     finally:
         c.stop()
 
@@ -169,7 +176,13 @@ def main():
     ap.add_argument("--build-root", default=os.path.join(HERE, "..", "..", "build"))
     ap.add_argument("--keys", default="200000")
     ap.add_argument("--no-sync", action="store_true", help="skip the Sync latency rounds")
+    ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--plot", metavar="DIR", help="draw the failover timeline into DIR "
+                    "(needs --json)")
     a = ap.parse_args()
+    if a.plot and not a.json:
+        ap.error("--plot DIR needs --json FILE")
+    doc = {"bench": "failover_bench", "args": vars(a), "failover": [], "sync": []}
     build = os.path.abspath(a.build_root)
     os.environ["CS_BUILD_DIR"] = build
     os.environ["CHECKSYNC_TOOL"] = os.path.join(build, "agent", "tool", "checksync")
@@ -177,6 +190,8 @@ def main():
     print("load average at start: %s" % open("/proc/loadavg").read().split()[:3])
     for keys in [int(k) for k in a.keys.split(",")]:
         f = bench_failover(build, keys)
+        doc["failover"].append(dict(f, keys=keys))
+        save(a, doc)
         print("\n%d keys: chain on the backup %.0f MiB" % (keys, f["chain_mb"]))
         print("  replication of the first images: %.0f MiB at %.0f MiB/s; CPU per MiB: "
               "sender %.1f ms, receiver %.1f ms" % f["repl"])
@@ -187,6 +202,9 @@ def main():
         if a.no_sync:
             continue
         rows = bench_sync(build, keys)
+        doc["sync"] += [{"keys": keys, "interval_ms": i, "mode": m, "latencies_us": lat,
+                         "sent": n} for i, m, lat, n in rows]
+        save(a, doc)
         base = {i: statistics.median(lat) for i, m, lat, _ in rows if m == "plain" and lat}
         print("  %-12s %-8s %10s %10s %8s %s" % ("ckpt every", "PUT", "p50 us", "p99 us",
                                                  "p50/base", "answered"))
@@ -196,6 +214,20 @@ def main():
                 pct(lat, 0.5), pct(lat, 0.99),
                 pct(lat, 0.5) / base.get(interval, float("nan")), len(lat), sent))
     print("load average at end: %s" % open("/proc/loadavg").read().split()[:3])
+    if a.plot:
+        try:
+            for png in plot.plot_file(a.json, a.plot):
+                print("wrote %s" % png)
+        except plot.PlotError as e:
+            sys.exit("no plot: %s" % e)
+
+
+def save(a, doc):
+    """After each measurement, so a later failure loses nothing."""
+    if a.json:
+        with open(a.json + ".tmp", "w") as f:
+            json.dump(doc, f, indent=1)
+        os.replace(a.json + ".tmp", a.json)
 
 
 if __name__ == "__main__":
