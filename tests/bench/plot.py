@@ -80,9 +80,10 @@ def kvbench_throughput(doc, outdir):
     if not bars:
         raise PlotError("kvbench JSON has no runs")
     a = doc["args"]
-    title = "kvserver, %s items x %s B, %s s per run: req/s per mode (%d rounds)" % (
+    rounds = len({r.get("round") for r in runs})
+    title = "kvserver, %s items x %s B, %s s per run: req/s per mode (%d round%s)" % (
         a.get("items"), a.get("value_size"), a.get("duration"),
-        len({r.get("round") for r in runs}))
+        rounds, "" if rounds == 1 else "s")
     script = """
 set title %s
 set ylabel 'requests per second'
@@ -118,7 +119,9 @@ def cr_pauses(doc, outdir):
                                           math.ceil(5 * math.log10(max(hi, 1e-3))) + 2)]
     for i, c in enumerate(cases):
         ps = sorted(c["pauses_ms"])
-        data["cdf%d" % i] = "".join("%g %g\n" % (p, (k + 1) / len(ps)) for k, p in enumerate(ps))
+        # From 0 below the smallest pause, one step up per checkpoint.
+        data["cdf%d" % i] = "%g 0\n" % ps[0] + "".join(
+            "%g %g\n" % (p, (k + 1) / len(ps)) for k, p in enumerate(ps))
         counts = [sum(1 for p in ps if a < p <= b) for a, b in zip(edges, edges[1:])]
         counts[0] += sum(1 for p in ps if p <= edges[0])
         data["hist%d" % i] = "".join("%g %d %g %g\n" % (math.sqrt(a * b), n, a, b)
