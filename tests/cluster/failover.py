@@ -178,6 +178,9 @@ def check_primary_metrics(c, primary, backup):
     assert m.get('checksync_role{role="primary"}') == 1, m
     assert m.get("checksync_checkpoints_total", 0) > 0, m
     assert m.get("checksync_checkpoint_bytes_total", 0) > 0, m
+    # The histograms: the agent's pauses reach the daemon, the first image is a base.
+    assert m.get("checksync_checkpoint_pause_seconds_count", 0) > 0, m
+    assert m.get('checksync_checkpoint_size_bytes_count{kind="base"}', 0) >= 1, m
     assert m.get('checksync_backup_up{backup="%s"}' % backup) == 1, m
     assert m.get('checksync_backup_acked_generation{backup="%s"}' % backup, 0) >= acked, m
     print("%s metrics: %d checkpoints, %d bytes, %s acknowledged %d" % (
@@ -385,6 +388,7 @@ def host_killed(durability):
         assert m.get("checksync_restores_total", 0) >= 1, m
         assert m.get("checksync_promotions_total", 0) >= 1, m
         assert m.get("checksync_restore_duration_seconds_count", 0) >= 1, m
+        assert m.get("checksync_failover_duration_seconds_count", 0) >= 1, m
         assert m.get("checksync_received_images_total", 0) > 0, m
         acked = w.stop()
         # Alone, beta cannot make a write durable anywhere else: Sync fails
