@@ -31,8 +31,11 @@ import time
 import urllib.error
 import urllib.request
 
+sys.dont_write_bytecode = True  # nothing written into the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "cr"))
 from checks import check, finish  # noqa: E402
+from crlib import agent_status  # noqa: E402  (the agent's own status reply, as a dict)
 
 DAEMON, CTL, TOOL, APP = (os.path.abspath(a) for a in sys.argv[1:5])
 
@@ -219,16 +222,6 @@ def wait_until(what, cond, detail):
             return True
         time.sleep(0.1)
     return check(False, what, detail())
-
-
-def agent_status(chain):
-    """The agent's own status reply (cs_agent_abi.h) as a dict."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as c:
-        c.settimeout(10)
-        c.connect(os.path.join(chain, "agent.sock"))
-        c.send(b"status")
-        reply = c.recv(1024).decode()
-    return dict(f.split("=", 1) for f in reply.split(" last_error=")[0].split()[1:] if "=" in f)
 
 
 def app_config(d, port):
