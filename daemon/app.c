@@ -29,7 +29,6 @@
 #define REQUEST_TIMEOUT 60   /* s: a checkpoint of a large base takes a while */
 #define STOP_WAIT_MS    5000 /* a SIGKILLed process tree is gone well before */
 #define MAX_TREE        256
-#define STATUS_TIMEOUT  5    /* s: the agent answers a status between checkpoints */
 #define REPLY_MAX       1024 /* CS_AGENT_REPLY_MAX */
 
 struct cs_app {
@@ -241,7 +240,8 @@ bool cs_app_poll_pauses(struct cs_app *a)
 	if (a->state != CS_APP_SERVING || a->polling || !(r = calloc(1, sizeof(*r))))
 		return false;
 	r->done = status_done;
-	if (agent_request(a, "status", STATUS_TIMEOUT, r) < 0) {
+	/* The agent answers between checkpoints: behind a large base, late. */
+	if (agent_request(a, "status", REQUEST_TIMEOUT, r) < 0) {
 		req_free(r);
 		return false;
 	}
