@@ -42,11 +42,12 @@
  *   "checkpoint"  -> "ok <generation>" once that image is durable in DIR,
  *                    or "error <sentence>"
  *   "status"      -> "ok generation=<G> tracking=<uffd|hash> checkpoints=<N>
- *                     last_pause_us=<U> bytes=<B> ... failures=<F>
- *                     last_error=<sentence, to the end of the reply>"
+ *                     last_pause_us=<U> bytes=<B> ...
+ *                     go_heap=<on|off|measure> ... go_heap_why=<sentence>
+ *                     failures=<F> last_error=<sentence, to the end>"
  * Only the owner's uid (or root) is served.
  */
-#define CS_AGENT_REPLY_MAX 1024
+#define CS_AGENT_REPLY_MAX 2048
 
 /* ---- Supervisor --------------------------------------------------------- */
 
