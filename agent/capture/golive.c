@@ -358,10 +358,27 @@ static int apply(struct cs_capture *c, struct cs_runs *now, const struct cs_runs
 	return r;
 }
 
+/* The free set read for this capture is g.free[g.cur]: take it out, put
+ * the parent's back, and make it the parent's for the next capture. */
+static int leave_out(struct cs_capture *c, int with_send)
+{
+	struct cs_runs *now = &g.free[g.cur], *prev = &g.free[g.cur ^ 1];
+	int r;
+	g.rep.free_pages = count_pages(now);
+	g.rep.left_out_pages = g.rep.left_out_sent = g.rep.readded_pages = 0;
+	if ((now->n || prev->n) && (r = apply(c, now, prev, with_send, c->is_base)))
+		return r;
+	g.cur ^= 1;
+	g.rep.left_out_sent_total += g.rep.left_out_sent;
+	if (with_send)
+		g.rep.sent_total += count_pages(&c->send);
+	return 0;
+}
+
 int cs_golive_filter(struct cs_capture *c, int with_send)
 {
 	int r = 0;
-	struct cs_runs *now = &g.free[g.cur], *prev = &g.free[g.cur ^ 1];
+	struct cs_runs *now = &g.free[g.cur];
 	now->n = 0;
 	if (g.state != CS_GOLIVE_OFF)
 		r = read_free(now);
@@ -374,17 +391,19 @@ int cs_golive_filter(struct cs_capture *c, int with_send)
 		now->n = 0;
 		r = 0;
 	}
-	if (r)
-		return r;
-	g.rep.free_pages = count_pages(now);
-	g.rep.left_out_pages = g.rep.left_out_sent = g.rep.readded_pages = 0;
-	if ((now->n || prev->n) && (r = apply(c, now, prev, with_send, c->is_base)))
-		return r;
-	g.cur ^= 1;
-	g.rep.left_out_sent_total += g.rep.left_out_sent;
-	if (with_send)
-		g.rep.sent_total += count_pages(&c->send);
-	return 0;
+	return r ? r : leave_out(c, with_send);
+}
+
+int cs_golive_leave_out(struct cs_capture *c, const struct cs_runs *free_now, int with_send)
+{
+	struct cs_runs *now = &g.free[g.cur];
+	now->n = 0;
+	for (size_t i = 0; i < free_now->n; i++) {
+		int r = cs_runs_add(now, free_now->r[i].addr, free_now->r[i].npages);
+		if (r)
+			return r;
+	}
+	return leave_out(c, with_send);
 }
 
 void cs_golive_reset(void)

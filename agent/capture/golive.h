@@ -25,6 +25,11 @@ void cs_golive_init(void);
  * they were. */
 int cs_golive_filter(struct cs_capture *c, int with_send);
 
+/* The same with a free set given (sorted page runs) instead of read from
+ * the runtime: the unit test's way in. */
+struct cs_runs;
+int cs_golive_leave_out(struct cs_capture *c, const struct cs_runs *free_now, int with_send);
+
 /* After a restore: the scratch memory of the free sets is gone, and the
  * restored process holds none of the pages the image left out. */
 void cs_golive_reset(void);
