@@ -59,7 +59,7 @@ def compactions(s):
 def kill_restore(s, proc, port, rnd):
     s.kill_app(proc)
     proc = s.restore()
-    waited = wait_answer(port, "/check", proc, s, 60)
+    waited = wait_answer(port, "/ping", proc, s, 60)
     res = verify(port, "round %d, right after the restore" % rnd)
     time.sleep(1.0)  # churn on: spans reused, pages the image left out allocated again
     res2 = verify(port, "round %d, 1 s after the restore" % rnd)
@@ -75,7 +75,7 @@ def churn(a):
     port = a.port or crgo.free_port()
     try:
         proc = s.run([a.prog, "-listen", "127.0.0.1:%d" % port, "-keys", str(a.keys)], a.interval_ms)
-        wait_answer(port, "/check", proc, s, 120)
+        wait_answer(port, "/ping", proc, s, 120)
         left_out = sent = 0
         after_compaction = 0
         for rnd in range(a.rounds):
@@ -115,7 +115,7 @@ def fallback(a):
     port = a.port or crgo.free_port()
     try:
         proc = s.run([a.prog, "-listen", "127.0.0.1:%d" % port, "-keys", str(a.keys)], a.interval_ms)
-        wait_answer(port, "/check", proc, s, 120)
+        wait_answer(port, "/ping", proc, s, 120)
         time.sleep(1.0)
         st = agent_status(s.dir)
         log("status: go_heap=%s go_version=%s go_heap_why=%s" %

@@ -7,6 +7,7 @@
 // follow from its key and version, so a page lost or stale after a restore
 // shows:
 //
+//	GET /ping   answers at once
 //	GET /check  verifies every value and the stack walkers; 200 {"ok":true,...} or 500
 //	GET /stats  updates so far, heap figures after a GC (runtime.ReadMemStats)
 package main
@@ -207,6 +208,7 @@ func main() {
 	for i := 0; i < 2; i++ {
 		go stacks(int64(i) + 100)
 	}
+	http.HandleFunc("/ping", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	http.HandleFunc("/check", handleCheck)
 	http.HandleFunc("/stats", handleStats)
 	log.Printf("gochurn: ready on %s", *listen)
