@@ -70,39 +70,15 @@ def kill_restore(s, proc, port, rnd):
     return proc
 
 
-def churn(a):
+def in_session(a, body):
+    """Runs body(session, proc, port) on the program under `checksync run`;
+    logs everything on failure and cleans up in any case."""
     s = Session(a.checksync)
     port = a.port or crgo.free_port()
     try:
         proc = s.run([a.prog, "-listen", "127.0.0.1:%d" % port, "-keys", str(a.keys)], a.interval_ms)
         wait_answer(port, "/ping", proc, s, 120)
-        left_out = sent = 0
-        after_compaction = 0
-        for rnd in range(a.rounds):
-            time.sleep(random.uniform(1.0, 3.0))
-            st = agent_status(s.dir)
-            if st["go_heap"] != "on":
-                raise Failure("go_heap=%s (%s): the Go heap was not understood" %
-                              (st["go_heap"], st["go_heap_why"]))
-            left_out = max(left_out, int(st["go_left_out_sent_total"]))
-            sent = max(sent, int(st["go_sent_total"]))
-            log("round %d: generation %s, last checkpoint: %s free pages in the Go heap, %s resident "
-                "and %s to send left out, %s sent whole again; in all %s pages left out, %s sent; "
-                "%s taken page by page (heap lock held)" %
-                (rnd, st["generation"], st["go_free_pages"], st["go_left_out_pages"],
-                 st["go_left_out_sent"], st["go_readded"], st["go_left_out_sent_total"],
-                 st["go_sent_total"], st["go_skipped"]))
-            if compactions(s):
-                after_compaction += 1
-            proc = kill_restore(s, proc, port, rnd)
-        if left_out == 0:
-            raise Failure("no page was left out: the test proved nothing")
-        if after_compaction == 0:
-            raise Failure("the compactor never folded a chain before a kill")
-        log("ok: %d restores (%d after a compaction, %d compactions seen); %d pages left out "
-            "against %d sent (%.0f%%)" % (a.rounds, after_compaction, compactions(s), left_out,
-                                         sent, 100.0 * left_out / max(1, left_out + sent)))
-        return 0
+        return body(a, s, proc, port)
     except BaseException:
         s.dump_logs()
         raise
@@ -110,28 +86,48 @@ def churn(a):
         s.cleanup()
 
 
-def fallback(a):
-    s = Session(a.checksync)
-    port = a.port or crgo.free_port()
-    try:
-        proc = s.run([a.prog, "-listen", "127.0.0.1:%d" % port, "-keys", str(a.keys)], a.interval_ms)
-        wait_answer(port, "/ping", proc, s, 120)
-        time.sleep(1.0)
+def churn(a, s, proc, port):
+    left_out = sent = 0
+    after_compaction = 0
+    for rnd in range(a.rounds):
+        time.sleep(random.uniform(1.0, 3.0))
         st = agent_status(s.dir)
-        log("status: go_heap=%s go_version=%s go_heap_why=%s" %
-            (st["go_heap"], st["go_version"], st["go_heap_why"]))
-        if st["go_heap"] != "off" or "stripped" not in (st["go_heap_why"] or ""):
-            raise Failure("a stripped binary: want go_heap=off naming the stripped symbol table")
-        if int(st["go_left_out_sent_total"]) or int(st["go_free_pages"]):
-            raise Failure("pages left out although the heap was not understood")
-        kill_restore(s, proc, port, 0)
-        log("ok: page-level capture, restore verified")
-        return 0
-    except BaseException:
-        s.dump_logs()
-        raise
-    finally:
-        s.cleanup()
+        if st["go_heap"] != "on":
+            raise Failure("go_heap=%s (%s): the Go heap was not understood" %
+                          (st["go_heap"], st["go_heap_why"]))
+        left_out = max(left_out, int(st["go_left_out_sent_total"]))
+        sent = max(sent, int(st["go_sent_total"]))
+        log("round %d: generation %s, last checkpoint: %s free pages in the Go heap, %s resident "
+            "and %s to send left out, %s sent whole again; in all %s pages left out, %s sent; "
+            "%s taken page by page (heap lock held)" %
+            (rnd, st["generation"], st["go_free_pages"], st["go_left_out_pages"],
+             st["go_left_out_sent"], st["go_readded"], st["go_left_out_sent_total"],
+             st["go_sent_total"], st["go_skipped"]))
+        if compactions(s):
+            after_compaction += 1
+        proc = kill_restore(s, proc, port, rnd)
+    if left_out == 0:
+        raise Failure("no page was left out: the test proved nothing")
+    if after_compaction == 0:
+        raise Failure("the compactor never folded a chain before a kill")
+    log("ok: %d restores (%d after a compaction, %d compactions seen); %d pages left out "
+        "against %d sent (%.0f%%)" % (a.rounds, after_compaction, compactions(s), left_out,
+                                     sent, 100.0 * left_out / max(1, left_out + sent)))
+    return 0
+
+
+def fallback(a, s, proc, port):
+    time.sleep(1.0)
+    st = agent_status(s.dir)
+    log("status: go_heap=%s go_version=%s go_heap_why=%s" %
+        (st["go_heap"], st["go_version"], st["go_heap_why"]))
+    if st["go_heap"] != "off" or "stripped" not in (st["go_heap_why"] or ""):
+        raise Failure("a stripped binary: want go_heap=off naming the stripped symbol table")
+    if int(st["go_left_out_sent_total"]) or int(st["go_free_pages"]):
+        raise Failure("pages left out although the heap was not understood")
+    kill_restore(s, proc, port, 0)
+    log("ok: page-level capture, restore verified")
+    return 0
 
 
 def main():
@@ -149,7 +145,7 @@ def main():
         print("SKIP: needs root (PID and time namespaces)")
         return crgo.SKIP
     try:
-        return {"churn": churn, "fallback": fallback}[a.scenario](a)
+        return in_session(a, {"churn": churn, "fallback": fallback}[a.scenario])
     except Failure as e:
         log("FAIL:", e)
         return 1
