@@ -116,11 +116,11 @@ static void status_golive(char *out, size_t cap)
 	         " go_heap=%s go_version=%s go_free_pages=%llu go_left_out_pages=%llu "
 	         "go_left_out_sent=%llu go_readded=%llu go_left_out_sent_total=%llu "
 	         "go_sent_total=%llu go_skipped=%llu go_heap_why=%s",
-	         names[g.state], g.version[0] ? g.version : "-",
-	         (unsigned long long)g.free_pages, (unsigned long long)g.left_out_pages,
-	         (unsigned long long)g.left_out_sent, (unsigned long long)g.readded_pages,
-	         (unsigned long long)g.left_out_sent_total, (unsigned long long)g.sent_total,
-	         (unsigned long long)g.skipped, g.why[0] ? g.why : "-");
+	         names[g.state], g.version[0] ? g.version : "-", (unsigned long long)g.free_pages,
+	         (unsigned long long)g.left_out_pages, (unsigned long long)g.left_out_sent,
+	         (unsigned long long)g.readded_pages, (unsigned long long)g.left_out_sent_total,
+	         (unsigned long long)g.sent_total, (unsigned long long)g.skipped,
+	         g.why[0] ? g.why : "-");
 }
 
 /* Last, since the sentence has spaces: why the last checkpoint failed
