@@ -29,7 +29,7 @@
 #define REQUEST_TIMEOUT 60   /* s: a checkpoint of a large base takes a while */
 #define STOP_WAIT_MS    5000 /* a SIGKILLed process tree is gone well before */
 #define MAX_TREE        256
-#define REPLY_MAX       1024 /* CS_AGENT_REPLY_MAX */
+#define REPLY_MAX       2048 /* CS_AGENT_REPLY_MAX */
 
 struct cs_app {
 	struct event_base *base;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "golive.h"
 #include "checksync.h"
 
 struct cs_agent cs_agent;
@@ -216,6 +217,7 @@ static void *agent_main(void *arg)
 	sigdelset(&set, CS_FREEZE_SIGNAL);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
 	a->agent_tid = (pid_t)syscall(SYS_gettid);
+	cs_golive_init();
 	uint64_t next = mono_ms() + a->cfg.interval_ms;
 	for (;;) {
 		struct pollfd p[2 + 8];
@@ -627,6 +629,22 @@ int cs_on_restore(void (*cb)(const struct cs_restore_info *, void *), void *arg)
 	return -ENOSPC;
 }
 
+static void fill_go_stats(struct cs_stats *out)
+{
+	struct cs_golive_report g;
+	cs_golive_report(&g);
+	out->go_heap = g.state;
+	cs_strlcpy(out->go_version, g.version, sizeof(out->go_version));
+	cs_strlcpy(out->go_heap_why, g.why, sizeof(out->go_heap_why));
+	out->go_free_pages_last = g.free_pages;
+	out->go_left_out_pages_last = g.left_out_pages;
+	out->go_left_out_sent_last = g.left_out_sent;
+	out->go_readded_pages_last = g.readded_pages;
+	out->go_left_out_sent_total = g.left_out_sent_total;
+	out->go_sent_total = g.sent_total;
+	out->go_skipped = g.skipped;
+}
+
 static int fill_stats(struct cs_stats *out)
 {
 	const struct cs_agent *a = &cs_agent;
@@ -655,6 +673,7 @@ static int fill_stats(struct cs_stats *out)
 	out->sig_first_takeover_ns = sig.first_ns;
 	out->sig_last_takeover_ns = sig.last_ns;
 	out->sig_forwarded = sig.forwarded;
+	fill_go_stats(out);
 	return a->active ? 0 : -ENOTCONN;
 }
 

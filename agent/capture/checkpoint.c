@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "golive.h"
 
 /*
  * A base when one is needed for correctness (no chain yet, after a restore
@@ -50,6 +51,8 @@ static int hash_reserve(struct cs_agent *a, struct cs_capture *c)
 	c->resident.n = 0;
 	if (a->have_pagemap_scan) {
 		int r = cs_select_pages(&c->maps, NULL, 1, a->pagemap_fd, &one, &c->resident, NULL);
+		if (!r)
+			r = cs_golive_filter(c, 0);
 		if (r)
 			return r;
 		pages = run_pages(&c->resident);
@@ -133,6 +136,8 @@ static int select_uffd(struct cs_agent *a, struct cs_capture *c)
 	if (!r)
 		r = cs_select_pages(&c->maps, &c->dirty, c->is_base, a->pagemap_fd, &one,
 		                    &c->resident, &c->send);
+	if (!r)
+		r = cs_golive_filter(c, 1);
 	if (r)
 		return r;
 	c->send_pages = run_pages(&c->send);
@@ -421,6 +426,7 @@ void cs_capture_reset(struct cs_agent *a)
 	cs_timers_reset();
 	cs_freeze_reset();
 	cs_dump_reset();
+	cs_golive_reset();
 	writer_stack = NULL;
 	memset(&one, 0, sizeof(one));
 	memset(&c->maps, 0, sizeof(c->maps));

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "golive.h"
 
 /* sun_path holds 108 bytes; a longer DIR is reached through our fd of it. */
 static int socket_path(const struct cs_agent *a, struct sockaddr_un *sun)
@@ -119,6 +120,24 @@ static void status_pauses(const struct cs_agent *a, char *out, size_t cap)
 		                      (unsigned long long)a->pause_le[i]);
 }
 
+/* The Go heap's free pages (golive.c); go_heap_why is a sentence, so the
+ * last field before the failures. */
+static void status_golive(char *out, size_t cap)
+{
+	static const char *const names[] = {"off", "on", "measure"};
+	struct cs_golive_report g;
+	cs_golive_report(&g);
+	snprintf(out, cap,
+	         " go_heap=%s go_version=%s go_free_pages=%llu go_left_out_pages=%llu "
+	         "go_left_out_sent=%llu go_readded=%llu go_left_out_sent_total=%llu "
+	         "go_sent_total=%llu go_skipped=%llu go_heap_why=%s",
+	         names[g.state], g.version[0] ? g.version : "-", (unsigned long long)g.free_pages,
+	         (unsigned long long)g.left_out_pages, (unsigned long long)g.left_out_sent,
+	         (unsigned long long)g.readded_pages, (unsigned long long)g.left_out_sent_total,
+	         (unsigned long long)g.sent_total, (unsigned long long)g.skipped,
+	         g.why[0] ? g.why : "-");
+}
+
 /* Last, since the sentence has spaces: why the last checkpoint failed
  * (which thread, which mask for a freeze), on one line. */
 static void status_failures(const struct cs_agent *a, char *out, size_t cap)
@@ -174,6 +193,7 @@ void cs_control_serve(struct cs_agent *a, int fd)
 		    (unsigned long long)a->last_pause_cpu_ns / 1000);
 		status_pauses(a, reply + strlen(reply), sizeof(reply) - strlen(reply));
 		status_signal(reply + strlen(reply), sizeof(reply) - strlen(reply));
+		status_golive(reply + strlen(reply), sizeof(reply) - strlen(reply));
 		status_failures(a, reply + strlen(reply), sizeof(reply) - strlen(reply));
 	} else {
 		snprintf(reply, sizeof(reply), "error unknown request");

@@ -79,6 +79,26 @@ struct cs_stats {
 	int64_t sig_last_takeover_ns;
 	uint64_t sig_forwarded;
 	int freeze_signal;
+	/* The Go heap's free pages (docs/go.md, "Free memory of the Go heap"):
+	 * go_heap 1 = left out of the images, 2 = only counted
+	 * (CHECKSYNC_GOLIVE=measure), 0 = captured page by page, go_heap_why
+	 * says why. go_version is the runtime's (runtime.buildVersion), "" if
+	 * none was found. Pages are 4 KiB; the go_*_last fields are of the last
+	 * checkpoint: pages free in the Go heap, resident pages left out of
+	 * RESIDENT, pages left out of PAGES, pages sent whole because they left
+	 * the free set since the parent. The totals count every checkpoint
+	 * taken: pages left out of PAGES and pages put in; go_skipped counts
+	 * checkpoints taken page by page because a thread held the heap lock. */
+	int go_heap;
+	char go_version[32];
+	char go_heap_why[128];
+	uint64_t go_free_pages_last;
+	uint64_t go_left_out_pages_last;
+	uint64_t go_left_out_sent_last;
+	uint64_t go_readded_pages_last;
+	uint64_t go_left_out_sent_total;
+	uint64_t go_sent_total;
+	uint64_t go_skipped;
 };
 
 /* Fills *out (sizeof(struct cs_stats) bytes of the header the agent was

@@ -44,8 +44,8 @@
  *   "status"      -> "ok generation=<G> tracking=<uffd|hash> checkpoints=<N>
  *                     last_pause_us=<U> bytes=<B> ... pause_count=<N>
  *                     pause_sum_us=<S> pause_le_us=<B1>:<C1>,<B2>:<C2>,...
- *                     ... failures=<F>
- *                     last_error=<sentence, to the end of the reply>"
+ *                     ... go_heap=<on|off|measure> ... go_heap_why=<sentence>
+ *                     failures=<F> last_error=<sentence, to the end>"
  *                   pause_*: the pauses of this process's successful
  *                   checkpoints since it started or was restored (a
  *                   restored process starts again from 0): their number,
@@ -53,7 +53,7 @@
  *                   CS_AGENT_PAUSE_BOUNDS_US) how many took at most Bi.
  * Only the owner's uid (or root) is served.
  */
-#define CS_AGENT_REPLY_MAX 1024
+#define CS_AGENT_REPLY_MAX 2048
 #define CS_AGENT_PAUSE_BUCKETS 14
 #define CS_AGENT_PAUSE_BOUNDS_US \
 	{50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000}

@@ -39,6 +39,7 @@ func (s *server) debug(w http.ResponseWriter, r *http.Request) bool {
 	json.NewEncoder(w).Encode(map[string]interface{}{
 		"items": s.c.ItemCount(), "rss_bytes": rssBytes(), "heap_inuse_bytes": ms.HeapInuse,
 		"heap_idle_bytes": ms.HeapIdle, "heap_released_bytes": ms.HeapReleased,
+		"heap_alloc_bytes": ms.HeapAlloc, "stack_inuse_bytes": ms.StackInuse,
 	})
 	return true
 }
