@@ -302,15 +302,20 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	handle(d, (struct cs_mevent){.kind = CS_MEV_TICK, .peer = -1});
 	cs_daemon_check_switchover(d);
-	if (d->stop_deadline &&
+	if (d->stop_deadline && !d->stop_hooks_deadline &&
 	    ((cs_membership_primary(d->m) >= 0 && cs_membership_term(d->m) > d->stop_term) ||
 	     cs_daemon_now_ms() > d->stop_deadline))
+		d->stop_hooks_deadline = cs_daemon_now_ms() + d->live->hooks.timeout_ms;
+	if (d->stop_hooks_deadline &&
+	    (!cs_hooks_pending(d->hooks) || cs_daemon_now_ms() > d->stop_hooks_deadline))
 		event_base_loopexit(d->base, NULL);
 }
 
 /* A primary asked to stop hands its role over first, so the cluster need
  * not wait for its lease to run out; it waits for the new primary at most
- * two timeouts. A second signal stops at once. */
+ * two timeouts, then for the notify hook of its own demotion (the one that
+ * gives up the floating IP) at most hooks.timeout_ms: exiting would kill
+ * it. A second signal stops at once. */
 static void stop(struct cs_daemon *d, int sig)
 {
 	struct cs_mevent ev = {.kind = CS_MEV_SWITCHOVER, .peer = -1, .target = -1};

@@ -48,8 +48,9 @@ struct cs_daemon {
 	int switchover_target;
 	uint64_t switchover_term, switchover_deadline;
 	struct fence_result *fence; /* the fence hook's result, until delivered */
-	/* Stopping as primary: the hand-over in progress (0: not stopping). */
-	uint64_t stop_term, stop_deadline;
+	/* Stopping as primary: the hand-over in progress (0: not stopping),
+	 * then the wait for the demotion's notify hook (0: not yet). */
+	uint64_t stop_term, stop_deadline, stop_hooks_deadline;
 	uint64_t durable; /* newest generation durable here (data plane) */
 };
 

@@ -268,13 +268,20 @@ def switchover_hands_over_cleanly():
 
 def stopping_primary_hands_over():
     """SIGTERM to the primary's daemon (systemctl stop): it hands the role to
-    the backup before it exits, cleanly, with exit status 0."""
+    the backup before it exits, cleanly, with exit status 0, and after the
+    notify hook of its own demotion has finished (the hook that gives up the
+    floating IP: exiting earlier killed it)."""
     with cluster() as c:
         converge(c)
         term = c["alpha"].role()[1]
+        with open(c.hooks["notify"], "w") as f:
+            f.write('#!/bin/sh\n[ "$1" = demoted ] && sleep 1\necho "notify: $*"\n')
         c.start_sampling()
         c.kill("alpha", signal.SIGTERM)
         assert c["alpha"].proc.returncode == 0
+        out = c.journal.wait_for("CHECKSYNC_EVENT=notify_hook_output", "CHECKSYNC_NODE=alpha",
+                                 count=2)
+        assert any("notify: demoted backup" in e["MESSAGE"] for e in out), out
         wait_until("beta primary", lambda: c["beta"].role()[0] == "primary", 10)
         c.stop_sampling()
         c.check_samples()
