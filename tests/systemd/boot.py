@@ -5,15 +5,23 @@ mount, UTS, IPC, network and cgroup namespaces (syshost.py starts it under
 is the test's) the root of its mount namespace, checks that it is, and only
 then executes PROGRAM (systemd).
 
-    boot.py ROOT UPPER MACHINE_ROOT_DEV -- PROGRAM ARGS...
+    boot.py ROOT UPPER MACHINE_ROOT_DEV [--ro SOURCE TARGET]... -- PROGRAM ARGS...
+
+--ro binds SOURCE (a path of the machine) read-only at TARGET of the root.
+The test hosts need that for the files their app maps: in an overlay,
+/proc/PID/maps names a file by the device of the layer it comes from while
+stat() gives the overlay's device, so checksync's capture cannot tell that
+a mapped file is the one it opened and records no identity for it, and a
+restore on another host refuses every such file.
 
 The checks matter: a booted systemd runs systemd-tmpfiles, which empties
 /tmp and more of whatever file system it sees. So PROGRAM is executed only
 when "/" is the overlay with the test's upper directory, /tmp, /var/tmp and
 /run are fresh tmpfs instances of this namespace, /proc/sys and /sys are
 read-only (systemd-sysctl and friends would change the machine's kernel
-settings), and no mount of the machine's root device (MACHINE_ROOT_DEV,
-major:minor) is left in the namespace. Anything else exits 1.
+settings), and no writable mount of the machine's root device
+(MACHINE_ROOT_DEV, major:minor) is left in the namespace (the old root is
+detached; the --ro binds are read-only). Anything else exits 1.
 """
 import ctypes
 import os
@@ -51,6 +59,11 @@ def mount(src, target, fstype, flags=0, data=None):
 def bind_readonly(path, extra=0):
     mount(path, path, None, MS_BIND)
     mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | extra)
+
+
+def bind_readonly_from(src, target):
+    mount(src, target, None, MS_BIND)
+    mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def make_dev(root):
@@ -119,9 +132,10 @@ def check_isolation(upper, machine_dev):
     for d in ("/proc/sys", "/sys"):
         if "ro" not in m.get(d, ("", "", ""))[2].split(","):
             fail("%s is not read-only: %s" % (d, m.get(d)))
-    leaked = [p for p, v in m.items() if v[0] == machine_dev]
+    leaked = [p for p, v in m.items()
+              if v[0] == machine_dev and "ro" not in v[2].split(",")]
     if leaked:
-        fail("the machine's root device is still mounted here: %s" % leaked)
+        fail("the machine's root device is still writable here: %s" % leaked)
     if not os.path.exists("/tmp/cs-doomed"):
         fail("/tmp is not the tmpfs this script mounted")
 
@@ -130,8 +144,15 @@ def main():
     if os.getpid() != 1 or "--" not in sys.argv:
         fail("usage: boot.py ROOT UPPER MACHINE_ROOT_DEV -- PROGRAM ARGS (as PID 1)")
     root, upper, machine_dev = sys.argv[1:4]
-    program = sys.argv[sys.argv.index("--") + 1:]
+    dash = sys.argv.index("--")
+    options, program = sys.argv[4:dash], sys.argv[dash + 1:]
+    binds = [(options[i + 1], options[i + 2]) for i in range(0, len(options), 3)
+             if options[i] == "--ro"]
     make_mounts(root)
+    for src, dst in binds:
+        target = os.path.join(root, dst.lstrip("/"))
+        os.makedirs(target, exist_ok=True)
+        bind_readonly_from(src, target)
     pivot(root)
     check_isolation(upper, machine_dev)
     for cap in DROPPED_CAPS.values():

@@ -96,13 +96,14 @@ def remove_cgroup(path):
 
 
 def sweep_stale():
-    """What a SIGKILLed earlier run left: empty directories and cgroups."""
+    """What a SIGKILLed earlier run left: an empty directory, the canary,
+    empty cgroups."""
     for d in glob.glob("/tmp/cs-systemd-*") + glob.glob(cgroup2_root() + "/cs-systemd-*"):
         tail = d.rsplit("-", 1)[1]
         if tail.isdigit() and not pid_alive(int(tail)):
             if d.startswith("/tmp/"):
                 with contextlib.suppress(OSError):
-                    os.rmdir(d)
+                    (os.rmdir if os.path.isdir(d) else os.unlink)(d)
             else:
                 remove_cgroup(d)
 
@@ -162,6 +163,7 @@ class Host:
     # ---- boot and stop ----
 
     def launch(self, machine_dev):
+        remove_cgroup(self.cgroup)  # of an earlier boot of this host
         os.makedirs(self.cgroup)
         cgroup_procs = os.path.join(self.cgroup, "cgroup.procs")
 
@@ -174,7 +176,7 @@ class Host:
             ["unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--net", "--cgroup",
              "--propagation", "private", "--kill-child=SIGKILL", "--",
              sys.executable, os.path.join(HERE, "boot.py"), self.root, self.upper, machine_dev,
-             "--", "/lib/systemd/systemd", "--system", "--unit=basic.target",
+             *self.site.ro_binds, "--", "/lib/systemd/systemd", "--system", "--unit=basic.target",
              "--log-target=console", "--show-status=no"],
             stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
             preexec_fn=child, env={"PATH": HOST_ENV["PATH"]})
@@ -258,6 +260,12 @@ class Host:
     def popen(self, *cmd, **kw):
         return subprocess.Popen(["nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-n", "-p",
                                  "-C", "-r", "-w", "--", *cmd], env=HOST_ENV,
+                                preexec_fn=_die_with_parent, **kw)
+
+    def popen_on_network(self, *cmd, **kw):
+        """cmd of the test in the host's network namespace only: it reaches
+        the cluster as this host would, and signals reach it directly."""
+        return subprocess.Popen(["nsenter", "-t", str(self.pid), "-n", "--", *cmd],
                                 preexec_fn=_die_with_parent, **kw)
 
     def systemctl(self, *args, check=True):
@@ -354,6 +362,13 @@ class Site:
             os.makedirs(self.stage + "/usr/sbin", exist_ok=True)
             os.symlink(os.path.join(prefix, opts["sbindir"], "checksyncd"),
                        self.stage + "/usr/sbin/checksyncd")
+        # What the app maps comes from outside the overlay (boot.py says
+        # why): the system's libraries, the build tree, the installed library.
+        libdir = os.path.join(prefix, opts["libdir"])
+        self.ro_binds = ["--ro", "/usr/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+                         "--ro", os.path.realpath(self.build), os.path.realpath(self.build)]
+        if libdir != "/usr/lib/x86_64-linux-gnu":
+            self.ro_binds += ["--ro", self.stage + libdir, libdir]
         etc = os.path.join(prefix, opts["sysconfdir"])
         if etc != "/etc":  # the example hooks where the configuration names them
             shutil.copytree(self.stage + etc + "/checksync", self.stage + "/etc/checksync")
