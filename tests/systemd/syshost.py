@@ -177,7 +177,7 @@ class Host:
              "--propagation", "private", "--kill-child=SIGKILL", "--",
              sys.executable, os.path.join(HERE, "boot.py"), self.root, self.upper, machine_dev,
              *self.site.ro_binds, "--", "/lib/systemd/systemd", "--system", "--unit=basic.target",
-             "--log-target=console", "--show-status=no"],
+             "--show-status=no"],
             stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
             preexec_fn=child, env={"PATH": HOST_ENV["PATH"]})
         console.close()
@@ -237,7 +237,7 @@ class Host:
     def cleanup(self):
         self.crash()
         if os.path.ismount(self.root):
-            sh("umount", self.root, check=False)
+            sh("umount", "-l", self.root, check=False)
         remove_cgroup(self.cgroup)
 
     def console(self):
@@ -258,15 +258,16 @@ class Host:
         return r
 
     def popen(self, *cmd, **kw):
-        return subprocess.Popen(["nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-n", "-p",
-                                 "-C", "-r", "-w", "--", *cmd], env=HOST_ENV,
-                                preexec_fn=_die_with_parent, **kw)
+        return self.site.track(subprocess.Popen(
+            ["nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w",
+             "--", *cmd], env=HOST_ENV, preexec_fn=_die_with_parent, **kw))
 
     def popen_on_network(self, *cmd, **kw):
         """cmd of the test in the host's network namespace only: it reaches
         the cluster as this host would, and signals reach it directly."""
-        return subprocess.Popen(["nsenter", "-t", str(self.pid), "-n", "--", *cmd],
-                                preexec_fn=_die_with_parent, **kw)
+        return self.site.track(subprocess.Popen(
+            ["nsenter", "-t", str(self.pid), "-n", "--", *cmd],
+            preexec_fn=_die_with_parent, **kw))
 
     def systemctl(self, *args, check=True):
         return self.run("systemctl", *args, check=check, timeout=90)
@@ -312,6 +313,11 @@ class Site:
         self.bridge = "csbr0"
         self.hosts = [Host(self, i, n, w) for i, (n, w) in enumerate(nodes)]
         self.by_name = {h.name: h for h in self.hosts}
+        self.procs = []  # started by the test: stopped in cleanup()
+
+    def track(self, proc):
+        self.procs.append(proc)
+        return proc
 
     def __getitem__(self, name):
         return self.by_name[name]
@@ -405,6 +411,10 @@ class Site:
 
     def cleanup(self):
         problems = []
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         for h in self.hosts:
             try:
                 h.cleanup()
@@ -412,7 +422,7 @@ class Site:
                 problems.append("%s: %s" % (h.name, e))
         sh("ip", "link", "del", self.bridge, check=False)
         if os.path.ismount(self.base):
-            sh("umount", self.base, check=False)
+            sh("umount", "-l", self.base, check=False)
         with contextlib.suppress(OSError):
             os.rmdir(self.base)
         with contextlib.suppress(Exception):
