@@ -11,6 +11,7 @@ the floating IP address that the shipped notify hook moves to the primary,
 so they find the service the way a real client would.
 """
 import contextlib
+import json
 import os
 import re
 import signal
@@ -20,7 +21,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import syshost  # noqa: E402
+import syshost  # noqa: E402  (puts tests/cluster on the path)
+import harness  # noqa: E402
 from syshost import PORT, SUBNET, wait_until  # noqa: E402
 
 KVCLIENT = os.path.join(HERE, "..", "cluster", "kvclient.py")
@@ -36,7 +38,8 @@ WATCHDOG_S = 10  # WatchdogSec= of the shipped unit
 
 
 def build_dir():
-    return os.environ.get("CS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
+    return os.path.abspath(os.environ.get("CS_BUILD_DIR") or
+                           os.path.join(HERE, "..", "..", "build"))
 
 
 def config(site, h, app=False):
@@ -62,7 +65,6 @@ def config(site, h, app=False):
 
 
 def configure(site, app=False):
-    import json
     for h in site.hosts:
         h.write("/etc/checksync.json", json.dumps(config(site, h, app), indent=2) + "\n")
         h.write("/etc/default/checksync-notify",
@@ -204,7 +206,7 @@ def boots_isolated_and_the_unit_is_sound():
         # The app inherits the daemon's seccomp filters, and an image of a
         # process with filters is refused: the unit must install none.
         status = alpha.run("cat", "/proc/%s/status" % alpha.show("MainPID")).stdout
-        assert re.search(r"^Seccomp:\s+0$", status, re.M), "checksyncd runs under seccomp:\n" + status
+        assert re.search(r"^Seccomp:\s+0$", status, re.M), "seccomp filters:\n" + status
         alpha.systemctl("stop", "checksyncd")
         event(alpha, "stopping")
         assert alpha.show("ActiveState") == "inactive", alpha.show("ActiveState")
@@ -313,16 +315,7 @@ SCENARIOS = {f.__name__: f for f in (boots_isolated_and_the_unit_is_sound,
 
 
 def main():
-    syshost.reexec_private()
-    if os.geteuid() != 0:
-        print("SKIP: systemd hosts need root")
-        sys.exit(77)
-    name = sys.argv[1]
-    fn = SCENARIOS[name]
-    print("scenario %s: %s" % (name, " ".join((fn.__doc__ or "").split())))
-    t = time.monotonic()
-    fn()
-    print("scenario %s: ok (%.1f s)" % (name, time.monotonic() - t))
+    harness.run(SCENARIOS, enter=syshost.reexec_private)
 
 
 if __name__ == "__main__":

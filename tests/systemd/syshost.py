@@ -198,9 +198,11 @@ class Host:
         sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0",
            "netns", str(self.pid))
         sh("ip", "link", "set", self.veth, "master", bridge, "up")
-        self.run("ip", "addr", "add", self.address + "/24", "dev", "eth0")
-        self.run("ip", "link", "set", "eth0", "up")
-        self.run("ip", "link", "set", "lo", "up")
+        # The network namespace only: the host may still be making its root.
+        ip = ("nsenter", "-t", str(self.pid), "-n", "ip")
+        sh(*ip, "addr", "add", self.address + "/24", "dev", "eth0")
+        sh(*ip, "link", "set", "eth0", "up")
+        sh(*ip, "link", "set", "lo", "up")
 
     def wait_booted(self, timeout=60):
         # is-system-running says "offline" before PID 1 has made its socket.
