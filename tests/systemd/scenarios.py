@@ -247,6 +247,7 @@ def operators_see_a_failover_in_the_journal():
         # (checkpoint.sync "backups": no backup up, no acknowledgement).
         writer.check(beta)
         seen = beta.run("journalctl", "--no-pager", "-o", "cat", "CHECKSYNC_EVENT=promoted").stdout
+        assert "beta promoted to primary in term %s" % p["CHECKSYNC_TERM"] in seen, seen
         print("journalctl CHECKSYNC_EVENT=promoted on beta: %s" % seen.strip())
 
         # alpha's host comes back (its disk kept /var/lib/checksync): the
