@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -328,9 +329,37 @@ def watchdog_restarts_a_stopped_daemon():
         print("watchdog after %.1f s; %d acknowledged writes served by beta" % (waited, acked))
 
 
+def the_package_installs_and_starts():
+    """The Debian package ($CS_DEB, made by scripts/build-deb; skipped
+    without it) installed with dpkg -i on three fresh hosts: nothing starts
+    by itself; with certificates and /etc/checksync.json in place,
+    `systemctl start checksyncd` forms the cluster."""
+    deb = os.environ.get("CS_DEB")
+    if not deb:
+        print("SKIP: set CS_DEB to a .deb made by scripts/build-deb")
+        sys.exit(77)
+    with syshost.Site(build_dir(), THREE, meson_install=False) as site:
+        site.boot()
+        for h in site.hosts:
+            shutil.copy(deb, h.path("/root/checksync.deb"))
+            h.run("dpkg", "-i", "/root/checksync.deb", timeout=120)
+            assert h.show("UnitFileState") == "disabled", h.show("UnitFileState")
+            assert h.show("ActiveState") == "inactive", h.show("ActiveState")
+            assert h.run("getent", "group", "checksync", check=False).returncode == 0
+            site.install_certs(h)
+        configure(site)
+        start_all(site)
+        promoted = event(site["alpha"], "promoted")
+        print("package %s: %s" % (os.path.basename(deb), promoted["MESSAGE"]))
+        for h in site.hosts:
+            h.systemctl("stop", "checksyncd")
+            assert h.show("Result") == "success", (h.name, h.show("Result"))
+
+
 SCENARIOS = {f.__name__: f for f in (boots_isolated_and_the_unit_is_sound,
                                      operators_see_a_failover_in_the_journal,
-                                     watchdog_restarts_a_stopped_daemon)}
+                                     watchdog_restarts_a_stopped_daemon,
+                                     the_package_installs_and_starts)}
 
 
 def main():

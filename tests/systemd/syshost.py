@@ -305,8 +305,12 @@ class Host:
 class Site:
     """The machine room: hosts, their bridge, the installed tree, a CA."""
 
-    def __init__(self, build, nodes):
+    def __init__(self, build, nodes, meson_install=True):
+        """meson_install=False: the hosts get no checksync files (a test
+        installs the package into them)."""
         self.build = build
+        self.meson_install = meson_install
+        self.ro_binds = []
         self.base = "/tmp/cs-systemd-%d" % os.getpid()
         self.cgroup = os.path.join(cgroup2_root(), "cs-systemd-%d" % os.getpid())
         self.stage = os.path.join(self.base, "stage")
@@ -348,13 +352,17 @@ class Site:
         os.mkdir(self.base)
         sh("mount", "-t", "tmpfs", "-o", "mode=0700", "cs-systemd", self.base)
         os.mkdir(self.cgroup)
-        self.install()
+        if self.meson_install:
+            self.install()
+        else:
+            os.makedirs(self.stage)
         self.make_certs()
         sh("ip", "link", "add", self.bridge, "type", "bridge")
         sh("ip", "link", "set", self.bridge, "up")
         for h in self.hosts:
             h.prepare()
-            self.install_certs(h)
+            if self.meson_install:
+                self.install_certs(h)
 
     def install(self):
         """`meson install --destdir` of the build under test, once; each
@@ -388,6 +396,7 @@ class Site:
             sh(ctl, "certs", "issue", self.pki, h.name)
 
     def install_certs(self, h):
+        os.makedirs(h.path("/etc/checksync"), exist_ok=True)
         for name, mode in (("ca.pem", 0o644), (h.name + ".pem", 0o644), (h.name + ".key", 0o600)):
             dst = h.path("/etc/checksync/" + name)
             shutil.copy(os.path.join(self.pki, name), dst)
