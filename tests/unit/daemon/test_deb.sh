@@ -4,7 +4,9 @@
 # debian/checksync.lintian-overrides), and holds what an operator needs:
 # the programs, the unit and its sysusers/tmpfiles files applied by the
 # maintainer scripts in that order, /etc files as conffiles, library
-# dependencies. About 40 s; suite "package" (scripts/test runs it once).
+# dependencies; then dpkg -i on three hosts that boot systemd and
+# `systemctl start checksyncd` (with $CS_BUILD_DIR). About 60 s; suite
+# "package" (scripts/test runs it once).
 # Usage: test_deb.sh SOURCE_ROOT
 set -eu
 src=$1
@@ -41,4 +43,10 @@ tmpfiles=$(grep -n 'systemd-tmpfiles' "$ctl/postinst" | head -1 | cut -d: -f1)
 	fail "postinst does not run sysusers before tmpfiles"
 # Operators enable it once the config and certificates exist.
 grep -q "deb-systemd-invoke start" "$ctl/postinst" && fail "postinst starts the daemon"
-echo "deb: $(basename "$deb") built, lintian clean, contents checked"
+# Installed with dpkg -i on hosts that boot systemd, it starts a cluster
+# (tests/systemd; the build's checksyncctl makes the certificates).
+if [ -n "${CS_BUILD_DIR:-}" ]; then
+	CS_DEB=$deb python3 "$src/tests/systemd/scenarios.py" the_package_installs_and_starts ||
+		fail "the installed package does not start under systemd"
+fi
+echo "deb: $(basename "$deb") built, lintian clean, contents checked, started under systemd"
