@@ -61,8 +61,13 @@ static bool sender_ok(struct cs_dataplane *dp, int peer, const struct cs_msg_ckp
 		             : "unknown");
 	else
 		return true;
-	cs_event(CS_EV_CHECKPOINT_REFUSED, .peer = dp->cfg->peers[peer].name,
-	         .generation = b->generation, .reason = why);
+	/* Images of our own term before its primary's first heartbeat reached
+	 * us: a rejoining backup sees dozens; the sender retries on its own. */
+	if (b->term == term && cs_daemon_primary(dp->d) < 0)
+		cs_log_info("%s", why);
+	else
+		cs_event(CS_EV_CHECKPOINT_REFUSED, .peer = dp->cfg->peers[peer].name,
+		         .generation = b->generation, .reason = why);
 	send_error(dp, peer, b->term < term ? CS_ERR_STALE_TERM : CS_ERR_UNEXPECTED, why);
 	return false;
 }
