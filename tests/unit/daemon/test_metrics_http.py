@@ -121,10 +121,33 @@ def check_scrape(base, cfg):
     return text
 
 
-def promtool(text):
+def find_promtool():
+    """promtool from PATH, else from Debian's prometheus package unpacked (never
+    installed: that would start a Prometheus) into the compat suite's cache."""
     tool = shutil.which("promtool")
+    if tool:
+        return tool
+    cache = os.environ.get("CHECKSYNC_COMPAT_CACHE") or os.path.join(
+        os.path.dirname(os.path.dirname(DAEMON)), "compat-cache")
+    fetch = os.path.join(os.path.dirname(__file__), "../../compat/fetch_debs.py")
+    r = subprocess.run([sys.executable, fetch, cache, "prometheus"], capture_output=True,
+                       text=True, timeout=600)
+    tool = os.path.join(r.stdout.strip(), "usr/bin/promtool")
+    if r.returncode != 0 or not os.access(tool, os.X_OK):
+        print("SKIP promtool check: no promtool on PATH and Debian's prometheus package "
+              "could not be fetched: " + (r.stderr.strip() or "no usr/bin/promtool in it"))
+        return None
+    return tool
+
+
+PROMTOOL = []
+
+
+def promtool(text):
+    if not PROMTOOL:
+        PROMTOOL.append(find_promtool())
+    tool = PROMTOOL[0]
     if not tool:
-        print("SKIP promtool check: promtool not installed (apt-get install prometheus)")
         return
     r = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True,
                        timeout=60)
