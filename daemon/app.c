@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "histogram.h"
 #include "journal.h"
 
@@ -60,14 +61,6 @@ struct agent_req {
 	cs_app_checkpoint_fn *user_done;
 	void *user_arg;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 const char *cs_app_state_name(enum cs_app_state s)
 {
@@ -162,7 +155,7 @@ static void probe_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	a->state = CS_APP_SERVING;
 	if (a->ops.serving)
-		a->ops.serving(a->ctx, a->how, now_ms() - a->started_ms);
+		a->ops.serving(a->ctx, a->how, cs_monotonic_ms() - a->started_ms);
 }
 
 static void checkpoint_done(struct agent_req *r, int err, const char *reply)
@@ -290,12 +283,12 @@ static void collect_tree(pid_t pid, pid_t *out, size_t *n)
 
 static void wait_gone(const pid_t *pids, size_t n)
 {
-	uint64_t deadline = now_ms() + STOP_WAIT_MS;
+	uint64_t deadline = cs_monotonic_ms() + STOP_WAIT_MS;
 
 	for (size_t i = 0; i < n; i++) {
 		int fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		uint64_t now = now_ms();
+		uint64_t now = cs_monotonic_ms();
 
 		if (fd < 0)
 			continue; /* gone already */
@@ -359,7 +352,7 @@ static void exit_cb(evutil_socket_t fd, short what, void *arg)
 	pid_t tree[MAX_TREE];
 	size_t n = 0;
 	enum cs_app_start how = a->how;
-	uint64_t ran = now_ms() - a->started_ms;
+	uint64_t ran = cs_monotonic_ms() - a->started_ms;
 
 	(void)fd, (void)what;
 	if (waitpid(a->tool, &st, WNOHANG) != a->tool)
@@ -442,7 +435,7 @@ int cs_app_start(struct cs_app *a, enum cs_app_start how, uint64_t generation_fl
 		child_exec(a, argv);
 	a->tool = pid;
 	a->how = how;
-	a->started_ms = now_ms();
+	a->started_ms = cs_monotonic_ms();
 	a->state = CS_APP_STARTING;
 	a->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	a->exit_ev = a->pidfd >= 0 ? event_new(a->base, a->pidfd, EV_READ, exit_cb, a) : NULL;
@@ -520,5 +513,5 @@ json_t *cs_app_status(const struct cs_app *a)
 	                 "started", a->how == CS_APP_FRESH ? "fresh" : "restore", "tool_pid",
 	                 (json_int_t)a->tool, "pid",
 	                 (json_int_t)(a->state == CS_APP_SERVING ? program_pid(a) : 0), "up_ms",
-	                 (json_int_t)(a->tool ? now_ms() - a->started_ms : 0));
+	                 (json_int_t)(a->tool ? cs_monotonic_ms() - a->started_ms : 0));
 }

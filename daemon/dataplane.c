@@ -13,18 +13,11 @@
 #include <event2/event.h>
 
 #include "app.h"
+#include "clock.h"
 #include "control.h"
 #include "dataplane_int.h"
 #include "journal.h"
 #include "ready.h"
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The first generation number the app may use in term: numbers grow
  * across terms, so any two chains compare by their newest generation. */
@@ -48,7 +41,7 @@ static int start_app(struct cs_dataplane *dp, const char *why)
 	enum cs_app_start how = newest ? CS_APP_RESTORE : CS_APP_FRESH;
 	int r;
 
-	dp->start_ms = now_ms();
+	dp->start_ms = cs_monotonic_ms();
 	dp->start_generation = newest;
 	dp->start_bytes = newest ? cs_store_bytes(dp->store) : 0;
 	if (how == CS_APP_RESTORE) {
@@ -80,13 +73,14 @@ static void on_promote(void *arg, uint64_t term)
 		return;
 	dp->term = term;
 	dp->promotions++;
-	dp->promoted_ms = now_ms();
+	dp->promoted_ms = cs_monotonic_ms();
 	dp->local_restore = dp->served_in_term = false;
 	dp->announce = true;
 	cs_store_rescan(dp->store);
 	if (cs_store_set_lineage(dp->store, term) < 0) {
 		cs_event(CS_EV_RESTORE_FAILED,
-		         .reason = "the chain's lineage file cannot be written (see the error above)");
+		         .reason =
+		             "the chain's lineage file cannot be written (see the error above)");
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/sync.sock", cs_store_chain_dir(dp->store));
@@ -123,7 +117,7 @@ static void describe_exit(int st, char *buf, size_t cap)
 /* Local restores within the last minute, this one included. */
 static unsigned count_restore(struct cs_dataplane *dp)
 {
-	uint64_t now = now_ms();
+	uint64_t now = cs_monotonic_ms();
 	unsigned n = 0;
 
 	dp->restore_times[dp->restore_next++ % CS_DP_RESTORE_RING] = now;
@@ -202,14 +196,14 @@ static void app_serving(void *ctx, enum cs_app_start how, uint64_t took_ms)
 		cs_hist_observe(&dp->restore_seconds, (double)took_ms / 1000);
 		if (dp->promoted_ms)
 			cs_hist_observe(&dp->failover_seconds,
-			                (double)(now_ms() - dp->promoted_ms) / 1000);
+			                (double)(cs_monotonic_ms() - dp->promoted_ms) / 1000);
 		cs_event(CS_EV_RESTORE_DONE, .generation = dp->start_generation,
 		         .bytes = dp->start_bytes, CS_DURATION(took_ms));
 		if (dp->local_restore)
 			cs_event(CS_EV_APP_RESTORED_LOCALLY, .generation = dp->start_generation);
 	}
 	dp->promoted_ms = 0; /* a fresh start after a promotion is no failover */
-	cs_event(CS_EV_APP_SERVING, CS_DURATION(now_ms() - dp->start_ms));
+	cs_event(CS_EV_APP_SERVING, CS_DURATION(cs_monotonic_ms() - dp->start_ms));
 	if (dp->announce) /* the first start of this term: now clients may come */
 		cs_daemon_notify(dp->d, "app_serving");
 	dp->local_restore = dp->announce = false;

@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "journal.h"
 
 extern char **environ;
@@ -40,14 +41,6 @@ struct cs_hooks {
 	struct event *sigchld;
 	struct job *jobs; /* running and queued, in submission order */
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void emit_line(struct job *j)
 {
@@ -155,7 +148,7 @@ static void start(struct job *j)
 	struct timeval tv = {j->timeout_ms / 1000, (j->timeout_ms % 1000) * 1000};
 	int r;
 
-	j->started_ms = now_ms();
+	j->started_ms = cs_monotonic_ms();
 	r = spawn(j);
 	if (r < 0) {
 		cs_log_warn_errno(r, "%s hook %s cannot start", j->name, j->argv[0]);
@@ -186,7 +179,7 @@ static void start_queued(struct cs_hooks *h)
 static void finish(struct job *j, int status)
 {
 	struct cs_hooks *h = j->h;
-	uint64_t took = now_ms() - j->started_ms;
+	uint64_t took = cs_monotonic_ms() - j->started_ms;
 
 	for (struct job **p = &h->jobs; *p; p = &(*p)->next)
 		if (*p == j) {

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "histogram.h"
 #include "image.h"
 #include "journal.h"
@@ -59,14 +60,6 @@ struct cs_repl {
 	uint64_t counted, images, image_bytes;
 	struct cs_hist size_base, size_delta;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- the chain directory ---- */
 
@@ -187,7 +180,7 @@ static void end_session(struct cs_repl *r, int peer, uint64_t retry_ms)
 	}
 	close_file(b);
 	b->session = false;
-	b->retry_at = now_ms() + retry_ms;
+	b->retry_at = cs_monotonic_ms() + retry_ms;
 }
 
 static int begin_image(struct cs_repl *r, int peer, uint64_t gen)
@@ -267,7 +260,7 @@ static int next_image(struct cs_repl *r, int peer)
 	int e;
 
 	if (!b->session) {
-		if (now_ms() < b->retry_at || !(g = newest_base(r)))
+		if (cs_monotonic_ms() < b->retry_at || !(g = newest_base(r)))
 			return 0;
 		b->session = true;
 		b->sessions++;

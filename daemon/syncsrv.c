@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "journal.h"
 
 struct waiter {
@@ -38,14 +39,6 @@ struct cs_syncsrv {
 	struct waiter *waiters;
 	unsigned n;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t now_ns(void)
 {
@@ -104,7 +97,7 @@ static void decide_one(struct waiter *w, uint64_t now)
 
 void cs_syncsrv_kick(struct cs_syncsrv *s)
 {
-	uint64_t now = now_ms();
+	uint64_t now = cs_monotonic_ms();
 	struct waiter *w, *next;
 
 	for (w = s->waiters; w; w = next) {
@@ -138,8 +131,8 @@ static void request_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	w->generation = g;
 	w->asked_ns = now_ns();
-	w->deadline_ms = now_ms() + w->s->timeout_ms;
-	decide_one(w, now_ms());
+	w->deadline_ms = cs_monotonic_ms() + w->s->timeout_ms;
+	decide_one(w, cs_monotonic_ms());
 }
 
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
