@@ -280,6 +280,7 @@ static int start(const char *dir)
 	if (r)
 		return r;
 	a->pid = getpid();
+	cs_sleepwrap_init();
 	cs_auxv_keep();
 	a->result = cs_scratch_alloc(sizeof(*a->result), 1);
 	if (!a->result)
@@ -641,6 +642,7 @@ static int fill_stats(struct cs_stats *out)
 	out->sig_first_takeover_ns = sig.first_ns;
 	out->sig_last_takeover_ns = sig.last_ns;
 	out->sig_forwarded = sig.forwarded;
+	cs_sleep_counts(&out->sleeps_continued, &out->sleeps_cut);
 	return a->active ? 0 : -ENOTCONN;
 }
 

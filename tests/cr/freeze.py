@@ -23,6 +23,11 @@ creds-caps      the same program keeping CAP_NET_BIND_SERVICE (effective,
                 capability back, on every thread
 creds-start     wl-threads started as uid 65534 (chroot --userspec): its agent
                 gets DIR from the supervisor in its constructor
+sleeps          threads in poll, epoll_wait and select (300 ms, on an empty
+                pipe), nanosleep with a separate rem and usleep, under
+                checkpoints every 15 ms, then killed and restored twice: no
+                call returned EINTR or before its 300 ms were over (the agent
+                continued each one to its deadline), none much later
 creds-refuse    an image owned by uid 65534 that claims root's credentials
                 (as one the program forged would) is refused, naming the
                 file; owned by root again, it restores
@@ -174,7 +179,30 @@ def sc_creds_refuse(h):
     app.verify()
 
 
+def sc_sleeps(h):
+    def sleeps_continued(app, what):
+        st = agent_status(app.dir)
+        log("  %s: sleeps_continued=%s sleeps_cut=%s" % (what, st.get("sleeps_continued"),
+                                                        st.get("sleeps_cut")))
+        if int(st.get("sleeps_continued", 0)) == 0:
+            h.fail("%s: %s: the agent continued no sleep (status %r)" %
+                   (app.describe(), what, st), app.proc)
+
+    def body(i, rng):
+        app = App(h, "wl-sleeps", ["--ms", "300"], interval_ms=15)
+        app.run()
+        check_checkpointing(h, app, "300 ms sleeps under 15 ms checkpoints")
+        sleeps_continued(app, "before the first kill")
+        for _ in range(2):
+            cycle(h, app, rng)
+            app.wait_progress(app.progress() + 15, 30)  # some full calls after the restore
+        sleeps_continued(app, "after the restores")
+        app.verify()
+    iterate(h, 1, body)
+
+
 SCENARIOS = {
+    "sleeps": sc_sleeps,
     "blocked": sc_blocked,
     "blocked-nosup": sc_blocked_nosup,
     "sevthread": sc_sevthread,
