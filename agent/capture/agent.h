@@ -300,6 +300,24 @@ struct cs_resume_regs {
 long cs_sleep_resume_c(struct cs_resume_regs *r);
 /* sleepwrap.c: libc's functions found before any wrapper is called. */
 void cs_sleepwrap_init(void);
+/* The next definition of a function the agent wraps (dlsym RTLD_NEXT: libc,
+ * or the preloaded agent's wrapper), raw when there is none (a static
+ * program), kept in *slot. CS_WRAP_NEXT(fn) uses next_fn and raw_fn.
+ * Hidden: RTLD_NEXT is relative to the caller's object, and a program that
+ * links the agent and exports its symbols would otherwise answer for the
+ * preloaded copy too (which then found itself as its own next: a loop). */
+void *cs_wrap_next(void **slot, const char *name, void *raw) __attribute__((visibility("hidden")));
+#define CS_WRAP_NEXT(fn)                                                                           \
+	((__typeof__(next_##fn))(next_##fn                                                         \
+	                             ? (void *)next_##fn                                           \
+	                             : cs_wrap_next((void **)&next_##fn, #fn, (void *)raw_##fn)))
+/* follow.c: the agent thread makes the capability changes the program's
+ * threads make on themselves (capset, prctl), so glibc's set*id on every
+ * thread succeeds on the agent's too. */
+#define CS_FOLLOW_TOKEN 0x80000000u /* in the low half of a signal's token */
+void cs_follow_init(void);
+void cs_follow_run(void);
+uint64_t cs_freeze_follow_token(void); /* freeze.c */
 
 /* creds.c: buf[cap] is scratch for /proc/self/status */
 int cs_creds_capture(struct cs_image_creds *c, char *buf, size_t cap);

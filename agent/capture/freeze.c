@@ -156,6 +156,12 @@ int cs_freeze_is_ours(const struct sigaction *sa)
 	return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == freeze_handler;
 }
 
+/* The token of a request to the agent's thread (follow.c). */
+uint64_t cs_freeze_follow_token(void)
+{
+	return ((uint64_t)cookie << 32) | CS_FOLLOW_TOKEN;
+}
+
 static int from_agent(const siginfo_t *si)
 {
 	return si->si_code == SI_QUEUE && si->si_pid == cs_agent.pid &&
@@ -189,6 +195,12 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 		return;
 	}
 	uint64_t token = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
+	if ((uint32_t)token & CS_FOLLOW_TOKEN) {
+		if (tid == cs_agent.agent_tid)
+			cs_follow_run(); /* not a freeze: a capability change to follow */
+		errno = saved_errno;
+		return;
+	}
 	put_mask_back(tid, token, uc);
 	cs_sleep_rewind(tid, uc);
 	if (token != atomic_load(&freeze_token) || !atomic_load(&freeze_active)) {
@@ -571,7 +583,8 @@ int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns)
 	t_first_kill = 0;
 	capture_rc = -EINTR;
 	atomic_store(&freeze_seq, atomic_load(&release_seq));
-	atomic_store(&freeze_token, ((uint64_t)cookie << 32) | atomic_load(&freeze_seq));
+	atomic_store(&freeze_token,
+	             ((uint64_t)cookie << 32) | (atomic_load(&freeze_seq) & ~CS_FOLLOW_TOKEN));
 	atomic_store(&freeze_active, 1);
 	n_to_hold = 0;
 	cs_sleep_clear();

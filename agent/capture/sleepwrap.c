@@ -99,16 +99,14 @@ static int raw_usleep(useconds_t us)
 /* dlsym is not async-signal-safe: start() resolves them all while the
  * process has one thread; a wrapper called earlier (another library's
  * constructor) resolves its own. */
-static void *resolve(void **slot, const char *name, void *raw)
+void *cs_wrap_next(void **slot, const char *name, void *raw)
 {
 	void *p = dlsym(RTLD_NEXT, name);
 	__atomic_store_n(slot, p ? p : raw, __ATOMIC_RELAXED);
 	return p ? p : raw;
 }
 
-#define NEXT(fn)                                                                                   \
-	((__typeof__(next_##fn))(next_##fn ? (void *)next_##fn                                     \
-	                                   : resolve((void **)&next_##fn, #fn, (void *)raw_##fn)))
+#define NEXT(fn) CS_WRAP_NEXT(fn)
 
 void cs_sleepwrap_init(void)
 {

@@ -28,6 +28,10 @@ sleeps          threads in poll, epoll_wait and select (300 ms, on an empty
                 checkpoints every 15 ms, then killed and restored twice: no
                 call returned EINTR or before its 300 ms were over (the agent
                 continued each one to its deadline), none much later
+setpriv         wl-threads started by util-linux setpriv --reuid=65534
+                --regid=65534 --clear-groups (PR_SET_KEEPCAPS, setresuid,
+                capset, setresgid: glibc aborts unless the agent's thread
+                followed the capability changes); then as creds-start
 creds-refuse    an image owned by uid 65534 that claims root's credentials
                 (as one the program forged would) is refused, naming the
                 file; owned by root again, it restores
@@ -42,7 +46,7 @@ import time
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import App, agent_status, images, log, run_scenarios  # noqa: E402
-from harness import cycle, iterate  # noqa: E402
+from harness import cycle, iterate, proc_ids  # noqa: E402
 
 THREADS_RX = r"^threads reader=(\d+) sleeper=(\d+) waiter=(\d+) mask=([0-9a-f]+)"
 
@@ -160,6 +164,29 @@ def sc_creds_start(h):
     iterate(h, 1, body)
 
 
+def sc_setpriv(h):
+    """setpriv changes capabilities on its own thread between setresuid and
+    setresgid; glibc repeats both on the agent's thread (follow.c)."""
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        log("  no setpriv here (util-linux); nothing to test")
+        sys.exit(77)
+
+    def body(i, rng):
+        app = App(h, "wl-threads", ["--reuid=65534", "--regid=65534", "--clear-groups",
+                                    h.workload("wl-threads")], interval_ms=100, exe=setpriv)
+        app.run()
+        check_checkpointing(h, app, "a program started by setpriv")
+        ids = proc_ids(app.host_pid)
+        if ids != ([65534] * 4, [65534] * 4, []):
+            h.fail("%s: the program runs with uids %s gids %s groups %s; want 65534 and no "
+                   "supplementary groups" % ((app.describe(),) + ids), app.proc)
+        cycle(h, app, rng)
+        check_checkpointing(h, app, "after the restore")
+        app.verify()
+    iterate(h, 1, body)
+
+
 def sc_creds_refuse(h):
     app = App(h, "wl-threads")
     app.run()
@@ -210,6 +237,7 @@ SCENARIOS = {
     "creds-caps": lambda h: sc_creds(h, ["--keep-cap", "1"]),
     "creds-start": sc_creds_start,
     "creds-refuse": sc_creds_refuse,
+    "setpriv": sc_setpriv,
 }
 
 
