@@ -317,7 +317,7 @@ void *cs_wrap_next(void **slot, const char *name, void *raw) __attribute__((visi
 #define CS_FOLLOW_TOKEN 0x80000000u /* in the low half of a signal's token */
 void cs_follow_init(void);
 void cs_follow_run(void);
-uint64_t cs_freeze_follow_token(void); /* freeze.c */
+int cs_freeze_ask_agent(void); /* freeze.c: the signal with CS_FOLLOW_TOKEN */
 
 /* creds.c: buf[cap] is scratch for /proc/self/status */
 int cs_creds_capture(struct cs_image_creds *c, char *buf, size_t cap);

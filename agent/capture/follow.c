@@ -56,13 +56,19 @@ static int raw_capset(struct __user_cap_header_struct *hdr, struct __user_cap_da
 	return (int)syscall(SYS_capset, hdr, data);
 }
 
+/* prctl's four arguments after the option (glibc's prctl reads four). */
+static void prctl_args(va_list ap, unsigned long a[4])
+{
+	for (int i = 0; i < 4; i++)
+		a[i] = va_arg(ap, unsigned long);
+}
+
 static int raw_prctl(int option, ...)
 {
 	va_list ap;
 	unsigned long a[4];
 	va_start(ap, option);
-	for (int i = 0; i < 4; i++)
-		a[i] = va_arg(ap, unsigned long);
+	prctl_args(ap, a);
 	va_end(ap);
 	return (int)syscall(SYS_prctl, option, a[0], a[1], a[2], a[3]);
 }
@@ -102,15 +108,8 @@ static int agent_follows(void)
  * (follow_mu held). */
 static void ask_agent(void)
 {
-	siginfo_t si;
-	memset(&si, 0, sizeof(si));
-	si.si_signo = CS_FREEZE_SIGNAL;
-	si.si_code = SI_QUEUE;
-	si.si_pid = cs_agent.pid;
-	si.si_uid = (uid_t)syscall(SYS_getuid);
-	si.si_value.sival_ptr = (void *)(uintptr_t)cs_freeze_follow_token();
 	atomic_store(&req.done, 0);
-	if (syscall(SYS_rt_tgsigqueueinfo, cs_agent.pid, cs_agent.agent_tid, CS_FREEZE_SIGNAL, &si))
+	if (cs_freeze_ask_agent())
 		return;
 	for (int i = 0; i < FOLLOW_WAIT_MS && !atomic_load(&req.done); i++) {
 		struct timespec ms = {0, 1000000};
@@ -172,8 +171,7 @@ int prctl(int option, ...)
 	va_list ap;
 	unsigned long a[4];
 	va_start(ap, option);
-	for (int i = 0; i < 4; i++)
-		a[i] = va_arg(ap, unsigned long);
+	prctl_args(ap, a);
 	va_end(ap);
 	int r = CS_WRAP_NEXT(prctl)(option, a[0], a[1], a[2], a[3]);
 	if (r < 0 || !changes_caps(option, a[0]) || !agent_follows())
