@@ -311,19 +311,24 @@ GENERAL static void write_back(const struct cs_sleep_slot *s, long ret)
 	}
 }
 
+/* The call is worked from a copy: a handler of the program that runs while
+ * it waits (its own signal) may continue a call of its own through the
+ * slot. The slot's nr stays set while the call is made, so that a freeze
+ * that interrupts it asks for it to go on (again). */
 GENERAL long cs_sleep_resume_c(struct cs_resume_regs *r)
 {
 	struct cs_sleep_slot *s = &cs_sleep_slot;
+	struct cs_sleep_slot call = *s;
 	struct timespec ts;
 	long ret;
-	r->pc = s->pc;
+	r->pc = call.pc;
 	do {
 		uint64_t a[7] = {0};
 		s->again = 0;
-		build_call(s, &ts, a);
+		build_call(&call, &ts, a);
 		ret = cs_sleep_syscall(a);
 	} while (ret == -EINTR && s->again);
-	write_back(s, ret);
+	write_back(&call, ret);
 	s->nr = 0;
 	return ret;
 }
