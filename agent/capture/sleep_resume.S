@@ -11,7 +11,8 @@
  *
  * Unwind information says, from the call on, that the caller's frame is the
  * program's (its sp and pc are saved in the struct), so a debugger's
- * backtrace and the unwinding of an asynchronous pthread_cancel go through.
+ * backtrace goes through (and so would the unwinding of an asynchronous
+ * pthread_cancel; not tested).
  */
 	.text
 
