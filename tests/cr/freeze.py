@@ -24,7 +24,8 @@ creds-caps      the same program keeping CAP_NET_BIND_SERVICE (effective,
 creds-start     wl-threads started as uid 65534 (chroot --userspec): its agent
                 gets DIR from the supervisor in its constructor
 sleeps          threads in poll, epoll_wait and select (300 ms, on an empty
-                pipe), nanosleep with a separate rem and usleep, under
+                pipe), nanosleep with a separate rem, usleep and an inline
+                ppoll syscall (registers checked after it), under
                 checkpoints every 15 ms, then killed and restored twice: no
                 call returned EINTR or before its 300 ms were over (the agent
                 continued each one to its deadline), none much later

@@ -1,7 +1,9 @@
 /*
  * sleeps: one thread each in poll, epoll_wait and select on a pipe nobody
- * writes to, nanosleep with a separate rem, and usleep, every call with a
- * timeout of --ms (default 300) milliseconds, over and over. The kernel
+ * writes to, nanosleep with a separate rem, usleep, and a ppoll made with
+ * an inline syscall instruction (no libc: the kernel's time left is all the
+ * agent knows), every call with a timeout of --ms (default 300)
+ * milliseconds, over and over. The kernel
  * does not restart these calls after a signal handler ran, so every freeze
  * used to end them early with EINTR; the agent must continue each one to
  * its deadline, in the process that goes on after a checkpoint and in a
@@ -12,6 +14,10 @@
  * before its timeout was over, each waiting call returned 0 (timeout: the
  * pipe stays empty), each thread completed at least one call, and none
  * returned later than --max-late-ms (default 1000) after its deadline.
+ * The inline ppoll also checks that the six registers a system call keeps
+ * (rdi, rsi, rdx, r10, r8, r9) and a vector register (xmm8) hold its own
+ * values afterwards: the agent continues an interrupted call in its own
+ * code before it returns to the program.
  */
 #include "wl_common.h"
 
@@ -22,11 +28,13 @@
 #include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { POLL, EPOLL, SELECT, NANOSLEEP, USLEEP, NKINDS };
-static const char *const names[NKINDS] = {"poll", "epoll_wait", "select", "nanosleep", "usleep"};
+enum { POLL, EPOLL, SELECT, NANOSLEEP, USLEEP, RAW_PPOLL, NKINDS };
+static const char *const names[NKINDS] = {"poll",      "epoll_wait", "select",
+                                          "nanosleep", "usleep",     "raw ppoll"};
 
 struct tally {
 	atomic_ullong calls, eintr, early, bad;
@@ -36,6 +44,33 @@ struct tally {
 static struct tally tallies[NKINDS];
 static int pipe_fds[2], epfd;
 static unsigned timeout_ms;
+static atomic_ullong regs_changed;
+
+#define R9_MARK  0x5a5a5a5a5a5a5a5aull
+#define XMM_MARK 0x1234567887654321ull
+
+/* ppoll(p, 1, ts, NULL, 8) with r9 and xmm8 marked: returns the result
+ * (-errno) and counts a call after which any of them changed. */
+static long raw_ppoll(struct pollfd *p, struct timespec *ts)
+{
+	register long rdi __asm__("rdi") = (long)p;
+	register long rsi __asm__("rsi") = 1;
+	register long rdx __asm__("rdx") = (long)ts;
+	register long r10 __asm__("r10") = 0;
+	register long r8 __asm__("r8") = 8;
+	register long r9 __asm__("r9") = (long)R9_MARK;
+	long rax = SYS_ppoll;
+	uint64_t xmm = XMM_MARK;
+	__asm__ volatile("movq %[x], %%xmm8\n\tsyscall\n\tmovq %%xmm8, %[x]"
+	                 : "+a"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx), "+r"(r10), "+r"(r8),
+	                   "+r"(r9), [x] "+r"(xmm)
+	                 :
+	                 : "rcx", "r11", "xmm8", "memory");
+	if (rdi != (long)p || rsi != 1 || rdx != (long)ts || r10 != 0 || r8 != 8 ||
+	    r9 != (long)R9_MARK || xmm != XMM_MARK)
+		atomic_fetch_add(&regs_changed, 1);
+	return rax;
+}
 
 /* One call of this kind; returns what it returned (-1 with errno). */
 static int one_call(int kind)
@@ -56,8 +91,16 @@ static int one_call(int kind)
 		return select(pipe_fds[0] + 1, &rd, NULL, NULL, &tv);
 	case NANOSLEEP:
 		return nanosleep(&req, &rem);
-	default:
+	case USLEEP:
 		return usleep(timeout_ms * 1000);
+	default: {
+		long r = raw_ppoll(&p, &req);
+		if (r < 0) {
+			errno = (int)-r;
+			return -1;
+		}
+		return (int)r;
+	}
 	}
 }
 
@@ -106,6 +149,7 @@ static void verify(uint64_t p, int64_t max_late_ns)
 		wl_say("%s calls=%llu shortest_us=%lld longest_us=%lld", names[k], t->calls,
 		       (long long)t->min_ns / 1000, (long long)t->max_ns / 1000);
 	}
+	wl_expect(!regs_changed, "raw ppoll: registers changed across %llu calls", regs_changed);
 	wl_finish(!wl_failures(), p, "%s", wl_failures() ? wl_first_failure() : "");
 }
 
