@@ -96,12 +96,15 @@ void cs_follow_run(void)
 	syscall(SYS_futex, &req.done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-/* Whether the agent's thread must follow a change of the calling thread. */
+/* Whether the agent's thread must follow a change of the calling thread:
+ * not on the agent's thread itself, and not in a child the program forked
+ * (it has no agent thread; its memory still names the parent's). */
 static int agent_follows(void)
 {
 	pid_t agent = __atomic_load_n(&cs_agent.agent_tid, __ATOMIC_RELAXED);
 	return __atomic_load_n(&cs_agent.active, __ATOMIC_RELAXED) && agent &&
-	       agent != (pid_t)syscall(SYS_gettid);
+	       agent != (pid_t)syscall(SYS_gettid) &&
+	       __atomic_load_n(&cs_agent.pid, __ATOMIC_RELAXED) == (pid_t)syscall(SYS_getpid);
 }
 
 /* Asks the agent's thread to make req's call and waits until it has
