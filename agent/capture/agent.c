@@ -216,7 +216,8 @@ static void *agent_main(void *arg)
 	sigfillset(&set);
 	sigdelset(&set, CS_FREEZE_SIGNAL);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
-	a->agent_tid = (pid_t)syscall(SYS_gettid);
+	__atomic_store_n(&a->agent_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	syscall(SYS_futex, &a->agent_tid, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	cs_golive_init();
 	uint64_t next = mono_ms() + a->cfg.interval_ms;
 	for (;;) {
@@ -271,6 +272,12 @@ static int start_thread(struct cs_agent *a)
 	int r = pthread_create(&t, &attr, agent_main, a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	/* The program's first capability change (follow.c) must find the
+	 * agent's thread: a launcher such as setpriv makes it at once. */
+	for (int i = 0; !r && i < 1000 && !__atomic_load_n(&a->agent_tid, __ATOMIC_ACQUIRE); i++) {
+		struct timespec ms = {0, 1000000};
+		syscall(SYS_futex, &a->agent_tid, FUTEX_WAIT_PRIVATE, 0, &ms, NULL, 0);
+	}
 	return -r;
 }
 
@@ -282,6 +289,8 @@ static int start(const char *dir)
 	if (r)
 		return r;
 	a->pid = getpid();
+	cs_sleepwrap_init();
+	cs_follow_init();
 	cs_auxv_keep();
 	a->result = cs_scratch_alloc(sizeof(*a->result), 1);
 	if (!a->result)
@@ -674,6 +683,7 @@ static int fill_stats(struct cs_stats *out)
 	out->sig_last_takeover_ns = sig.last_ns;
 	out->sig_forwarded = sig.forwarded;
 	fill_go_stats(out);
+	cs_sleep_counts(&out->sleeps_continued, &out->sleeps_cut);
 	return a->active ? 0 : -ENOTCONN;
 }
 

@@ -91,11 +91,11 @@ struct cs_config {
 	char dir[CS_IMAGE_PATH_MAX];
 	uint32_t interval_ms;
 	uint32_t base_every;
-	int mode;      /* enum cs_tracking_mode asked for */
-	int writer;    /* enum cs_writer_mode */
-	int compactor; /* CHECKSYNC_COMPACTOR=1: someone else folds the chain */
+	int mode;                  /* enum cs_tracking_mode asked for */
+	int writer;                /* enum cs_writer_mode */
+	int compactor;             /* CHECKSYNC_COMPACTOR=1: someone else folds the chain */
 	uint64_t first_generation; /* CHECKSYNC_FIRST_GENERATION, default 1 */
-	uint32_t sync_timeout_ms; /* cs_sync's last resort waiting for the daemon */
+	uint32_t sync_timeout_ms;  /* cs_sync's last resort waiting for the daemon */
 };
 
 /* The checkpoint being taken: filled during the freeze, read by the child. */
@@ -126,7 +126,7 @@ struct cs_capture {
 	size_t fd_pool_len, fd_pool_cap;
 	char *unsup; /* newline-separated "what" strings */
 	size_t unsup_len, unsup_cap;
-	int64_t clocks[3]; /* realtime, monotonic, boottime */
+	int64_t clocks[3];           /* realtime, monotonic, boottime */
 	struct cs_image_creds creds; /* at the frozen instant (creds.c) */
 	int dir_fd;
 	pid_t ppid;
@@ -272,6 +272,59 @@ void cs_sleep_clear(void);
 void cs_sleep_reset(void);
 void cs_sleep_note(pid_t tid, const struct cs_thread_look *t);
 void cs_sleep_rewind(pid_t tid, void *uc);
+/* Calls continued to their deadline, and calls left to return EINTR
+ * because their deadline was unknown (raw system calls, libc's own). */
+void cs_sleep_counts(uint64_t *ret_continued, uint64_t *ret_cut);
+
+/*
+ * Per thread (initial-exec TLS, so in the image with the thread): what a
+ * libc wrapper knows of the call it is in (sleepwrap.c), and the call the
+ * freeze handler sent the thread back into (cs_sleep_resume, until its
+ * deadline). Written by the thread itself and by its own signal handler.
+ */
+struct cs_sleep_slot {
+	long wait_nr;          /* the system call the wrapped libc call makes; 0: none */
+	int64_t wait_deadline; /* its deadline, CLOCK_MONOTONIC ns */
+	long nr;               /* the call being continued; 0: none */
+	int clock;             /* the clock of deadline */
+	volatile int again;    /* a freeze interrupted the continued call: go on */
+	int64_t deadline;
+	uint64_t args[6]; /* the program's registers rdi, rsi, rdx, r10, r8, r9 */
+	uint64_t pc;      /* where the program's call returns to */
+};
+extern __thread struct cs_sleep_slot cs_sleep_slot __attribute__((tls_model("initial-exec")));
+/* sleep_resume.S: the program's thread resumes there; it continues the
+ * call in the slot (cs_sleep_resume_c) and returns to the slot's pc with
+ * the program's registers. cs_sleep_syscall_end follows the syscall
+ * instruction of the continued call. */
+void cs_sleep_resume(void);
+extern char cs_sleep_syscall_end[];
+long cs_sleep_syscall(const uint64_t *nr_args);
+/* The registers cs_sleep_resume saved, and the pc it jumps back to. */
+struct cs_resume_regs {
+	uint64_t pc, rdi, rsi, rdx, r10, r8, r9, sp;
+};
+long cs_sleep_resume_c(struct cs_resume_regs *r);
+/* sleepwrap.c: libc's functions found before any wrapper is called. */
+void cs_sleepwrap_init(void);
+/* The next definition of a function the agent wraps (dlsym RTLD_NEXT: libc,
+ * or the preloaded agent's wrapper), raw when there is none (a static
+ * program), kept in *slot. CS_WRAP_NEXT(fn) uses next_fn and raw_fn.
+ * Hidden: RTLD_NEXT is relative to the caller's object, and a program that
+ * links the agent and exports its symbols would otherwise answer for the
+ * preloaded copy too (which then found itself as its own next: a loop). */
+void *cs_wrap_next(void **slot, const char *name, void *raw) __attribute__((visibility("hidden")));
+#define CS_WRAP_NEXT(fn)                                                                           \
+	((__typeof__(next_##fn))(next_##fn                                                         \
+	                             ? (void *)next_##fn                                           \
+	                             : cs_wrap_next((void **)&next_##fn, #fn, (void *)raw_##fn)))
+/* follow.c: the agent thread makes the capability changes the program's
+ * threads make on themselves (capset, prctl), so glibc's set*id on every
+ * thread succeeds on the agent's too. */
+#define CS_FOLLOW_TOKEN 0x80000000u /* in the low half of a signal's token */
+void cs_follow_init(void);
+void cs_follow_run(void);
+int cs_freeze_ask_agent(void); /* freeze.c: the signal with CS_FOLLOW_TOKEN */
 
 /* creds.c: buf[cap] is scratch for /proc/self/status */
 int cs_creds_capture(struct cs_image_creds *c, char *buf, size_t cap);

@@ -96,13 +96,17 @@ static void error_reply(const struct cs_agent *a, int r, char *reply, size_t cap
 static void status_signal(char *out, size_t cap)
 {
 	struct cs_sig_report r;
+	uint64_t continued, cut;
 	cs_freeze_sig_report(&r);
+	cs_sleep_counts(&continued, &cut);
 	snprintf(out, cap,
 	         " signal=%d sig_takeovers=%llu sig_foreign=%#llx sig_first_takeover_ms=%lld "
-	         "sig_last_takeover_ms=%lld sig_forwarded=%llu",
+	         "sig_last_takeover_ms=%lld sig_forwarded=%llu sleeps_continued=%llu "
+	         "sleeps_cut=%llu",
 	         r.signal, (unsigned long long)r.takeovers, (unsigned long long)r.foreign,
 	         (long long)(r.first_ns / 1000000), (long long)(r.last_ns / 1000000),
-	         (unsigned long long)r.forwarded);
+	         (unsigned long long)r.forwarded, (unsigned long long)continued,
+	         (unsigned long long)cut);
 }
 
 /* The pause histogram (cs_agent_abi.h): bound:count pairs, so a reader

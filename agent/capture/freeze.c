@@ -189,6 +189,12 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 		return;
 	}
 	uint64_t token = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
+	if ((uint32_t)token & CS_FOLLOW_TOKEN) {
+		if (tid == cs_agent.agent_tid)
+			cs_follow_run(); /* not a freeze: a capability change to follow */
+		errno = saved_errno;
+		return;
+	}
 	put_mask_back(tid, token, uc);
 	cs_sleep_rewind(tid, uc);
 	if (token != atomic_load(&freeze_token) || !atomic_load(&freeze_active)) {
@@ -291,8 +297,9 @@ static int has_record(int32_t tid)
 	return 0;
 }
 
-/* The freeze signal with this freeze's token; 0 or -errno (ESRCH: gone). */
-static int send_freeze(pid_t tid)
+/* The agent's signal to tid, SI_QUEUE from this process with a token; 0 or
+ * -errno (ESRCH: gone). */
+static int queue_token(pid_t tid, uint64_t token)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
@@ -300,28 +307,47 @@ static int send_freeze(pid_t tid)
 	si.si_code = SI_QUEUE;
 	si.si_pid = cs_agent.pid;
 	si.si_uid = (uid_t)syscall(SYS_getuid);
-	si.si_value.sival_ptr = (void *)(uintptr_t)atomic_load(&freeze_token);
-	if (!t_first_kill)
-		t_first_kill = now_ns();
+	si.si_value.sival_ptr = (void *)(uintptr_t)token;
 	if (syscall(SYS_rt_tgsigqueueinfo, cs_agent.pid, tid, CS_FREEZE_SIGNAL, &si))
 		return -errno;
 	return 0;
 }
 
-/* A free entry (or one of a thread that is gone) for tid's mask. */
+/* The freeze signal with this freeze's token. */
+static int send_freeze(pid_t tid)
+{
+	if (!t_first_kill)
+		t_first_kill = now_ns();
+	return queue_token(tid, atomic_load(&freeze_token));
+}
+
+/* A request to the agent's thread (follow.c), not a freeze. */
+int cs_freeze_ask_agent(void)
+{
+	return queue_token(cs_agent.agent_tid, ((uint64_t)cookie << 32) | CS_FOLLOW_TOKEN);
+}
+
+/* tid's own entry (held again in this freeze: the mask found last is its
+ * own), else a free one or one of a thread that is gone, for tid's mask. */
 static int add_fix(pid_t tid, uint64_t mask)
 {
+	uint32_t slot = MAX_HELD;
 	for (uint32_t i = 0; i < MAX_HELD; i++) {
 		int32_t t = atomic_load(&fixes[i].tid);
-		if (t && syscall(SYS_tgkill, cs_agent.pid, t, 0) == 0)
-			continue;
-		atomic_store(&fixes[i].tid, 0);
-		fixes[i].token = atomic_load(&freeze_token);
-		fixes[i].mask = mask;
-		atomic_store_explicit(&fixes[i].tid, tid, memory_order_release);
-		return 0;
+		if (t == tid) {
+			slot = i;
+			break;
+		}
+		if (slot == MAX_HELD && (!t || syscall(SYS_tgkill, cs_agent.pid, t, 0) != 0))
+			slot = i;
 	}
-	return -E2BIG;
+	if (slot == MAX_HELD)
+		return -E2BIG;
+	atomic_store(&fixes[slot].tid, 0);
+	fixes[slot].token = atomic_load(&freeze_token);
+	fixes[slot].mask = mask;
+	atomic_store_explicit(&fixes[slot].tid, tid, memory_order_release);
+	return 0;
 }
 
 /* errmsg = "freeze: <thread description> <what><detail>" */
@@ -499,6 +525,41 @@ static int look_at_straggler(struct cs_agent *a, pid_t tid, uint64_t waited)
 	return 0;
 }
 
+/*
+ * The handler checked before the freeze may be replaced while the signals
+ * are on their way: Go's os/signal installs its own (Notify) or SIG_IGN
+ * (Ignore) from a running thread at any time. A signal that found Go's
+ * handler went to Go; one that found SIG_IGN was discarded, and setting
+ * SIG_IGN also discards every instance already pending (POSIX), on every
+ * thread. Either way those threads never park: a program that called
+ * signal.Ignore, Notify and Reset on signal 62 made a freeze fail after
+ * 50 ms now and then. Found while waiting: the agent's handler goes back
+ * and the threads not parked yet get their signal again (same token: one
+ * that arrives twice parks once; the second finds the freeze over and
+ * returns).
+ */
+static void forget_held(int32_t tid)
+{
+	for (uint32_t i = 0; i < n_held; i++)
+		if (held[i] == tid)
+			held[i] = held[--n_held];
+}
+
+static void retake_signal(void)
+{
+	if (cs_freeze_signal_ok() || cs_freeze_install())
+		return;
+	for (uint32_t i = 0; i < n_signaled; i++) {
+		if (signaled[i] < 0 || has_record(signaled[i]))
+			continue;
+		/* A held thread took Go's handler with its mask opened, and may
+		 * have blocked the signal again since: the next look holds it
+		 * again if so, and the signal sent now is pending for it. */
+		forget_held(signaled[i]);
+		send_freeze(signaled[i]);
+	}
+}
+
 /* Waits until every signaled thread is parked or gone. */
 static int wait_parked(struct cs_agent *a)
 {
@@ -521,8 +582,10 @@ static int wait_parked(struct cs_agent *a)
 		}
 		if (!want)
 			return 0;
-		if (look)
+		if (look) {
+			retake_signal();
 			look_at = now + LOOK_EVERY_NS;
+		}
 		uint32_t p = atomic_load(&parked);
 		struct timespec ts = {0, 1000000};
 		futex(&parked, FUTEX_WAIT, p, &ts);
@@ -571,7 +634,8 @@ int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns)
 	t_first_kill = 0;
 	capture_rc = -EINTR;
 	atomic_store(&freeze_seq, atomic_load(&release_seq));
-	atomic_store(&freeze_token, ((uint64_t)cookie << 32) | atomic_load(&freeze_seq));
+	atomic_store(&freeze_token,
+	             ((uint64_t)cookie << 32) | (atomic_load(&freeze_seq) & ~CS_FOLLOW_TOKEN));
 	atomic_store(&freeze_active, 1);
 	n_to_hold = 0;
 	cs_sleep_clear();
@@ -594,10 +658,16 @@ int cs_freeze_and_capture(struct cs_agent *a, uint64_t *pause_ns)
 		*pause_ns = t_first_kill ? t_released - t_first_kill : 0;
 		return r;
 	}
+	retake_signal(); /* the agent's own signal must reach its own handler */
 	send_freeze(a->agent_tid);
 	/* A restored agent resumes here, in a new process. */
 	if (__atomic_load_n(&cs_restore_block.restored, __ATOMIC_ACQUIRE))
 		return 1;
+	if (atomic_load(&freeze_active)) {
+		release_all(); /* the signal missed the handler: never leave threads parked */
+		cs_strlcpy(a->cap.errmsg,
+		           "freeze: the agent's own signal did not reach its handler", CS_ERR_MAX);
+	}
 	*pause_ns = t_released - t_first_kill;
 	return capture_rc;
 }

@@ -54,18 +54,18 @@ int cs_on_restore(void (*cb)(const struct cs_restore_info *info, void *arg), voi
 enum cs_tracking { CS_TRACKING_NONE = 0, CS_TRACKING_UFFD = 1, CS_TRACKING_HASH = 2 };
 
 struct cs_stats {
-	uint64_t generation;      /* last durable generation, 0 if none */
-	uint64_t checkpoints;     /* taken successfully */
+	uint64_t generation;  /* last durable generation, 0 if none */
+	uint64_t checkpoints; /* taken successfully */
 	uint64_t failures;
-	uint64_t bytes_total;     /* image bytes written */
+	uint64_t bytes_total; /* image bytes written */
 	uint64_t last_bytes;
-	uint64_t last_pages;      /* pages in the last image */
-	uint64_t last_pause_ns;   /* first freeze signal sent to all threads released */
+	uint64_t last_pages;    /* pages in the last image */
+	uint64_t last_pause_ns; /* first freeze signal sent to all threads released */
 	uint64_t max_pause_ns;
 	uint64_t last_pause_cpu_ns; /* the agent's CPU time in that pause (no scheduling delays) */
-	int last_copied;          /* 1: the last delta was copied during the pause, 0: COW child */
-	uint64_t restored_from;   /* generation this process was restored from, 0 if none */
-	int tracking;             /* enum cs_tracking */
+	int last_copied;        /* 1: the last delta was copied during the pause, 0: COW child */
+	uint64_t restored_from; /* generation this process was restored from, 0 if none */
+	int tracking;           /* enum cs_tracking */
 	char last_error[256];
 	/* The freeze signal (freeze_signal, 62 with glibc) found taken by
 	 * another handler (Go's runtime and os/signal do that) and taken back:
@@ -99,6 +99,12 @@ struct cs_stats {
 	uint64_t go_left_out_sent_total;
 	uint64_t go_sent_total;
 	uint64_t go_skipped;
+	/* Sleeps and waits with a timeout that a freeze interrupted: continued
+	 * until their deadline, and left to return EINTR early because their
+	 * deadline was unknown (a raw system call, or one libc makes
+	 * internally; docs/capture.md, "Sleeps do not end early"). */
+	uint64_t sleeps_continued;
+	uint64_t sleeps_cut;
 };
 
 /* Fills *out (sizeof(struct cs_stats) bytes of the header the agent was

@@ -23,6 +23,16 @@ creds-caps      the same program keeping CAP_NET_BIND_SERVICE (effective,
                 capability back, on every thread
 creds-start     wl-threads started as uid 65534 (chroot --userspec): its agent
                 gets DIR from the supervisor in its constructor
+sleeps          threads in poll, epoll_wait and select (300 ms, on an empty
+                pipe), nanosleep with a separate rem, usleep and an inline
+                ppoll syscall (registers checked after it), under
+                checkpoints every 15 ms, then killed and restored twice: no
+                call returned EINTR or before its 300 ms were over (the agent
+                continued each one to its deadline), none much later
+setpriv         wl-threads started by util-linux setpriv --reuid=65534
+                --regid=65534 --clear-groups (PR_SET_KEEPCAPS, setresuid,
+                capset, setresgid: glibc aborts unless the agent's thread
+                followed the capability changes); then as creds-start
 creds-refuse    an image owned by uid 65534 that claims root's credentials
                 (as one the program forged would) is refused, naming the
                 file; owned by root again, it restores
@@ -37,7 +47,7 @@ import time
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import App, agent_status, images, log, run_scenarios  # noqa: E402
-from harness import cycle, iterate  # noqa: E402
+from harness import cycle, iterate, proc_ids  # noqa: E402
 
 THREADS_RX = r"^threads reader=(\d+) sleeper=(\d+) waiter=(\d+) mask=([0-9a-f]+)"
 
@@ -155,6 +165,29 @@ def sc_creds_start(h):
     iterate(h, 1, body)
 
 
+def sc_setpriv(h):
+    """setpriv changes capabilities on its own thread between setresuid and
+    setresgid; glibc repeats both on the agent's thread (follow.c)."""
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        log("  no setpriv here (util-linux); nothing to test")
+        sys.exit(77)
+
+    def body(i, rng):
+        app = App(h, "wl-threads", ["--reuid=65534", "--regid=65534", "--clear-groups",
+                                    h.workload("wl-threads")], interval_ms=100, exe=setpriv)
+        app.run()
+        check_checkpointing(h, app, "a program started by setpriv")
+        ids = proc_ids(app.host_pid)
+        if ids != ([65534] * 4, [65534] * 4, []):
+            h.fail("%s: the program runs with uids %s gids %s groups %s; want 65534 and no "
+                   "supplementary groups" % ((app.describe(),) + ids), app.proc)
+        cycle(h, app, rng)
+        check_checkpointing(h, app, "after the restore")
+        app.verify()
+    iterate(h, 1, body)
+
+
 def sc_creds_refuse(h):
     app = App(h, "wl-threads")
     app.run()
@@ -174,7 +207,30 @@ def sc_creds_refuse(h):
     app.verify()
 
 
+def sc_sleeps(h):
+    def sleeps_continued(app, what):
+        st = agent_status(app.dir)
+        log("  %s: sleeps_continued=%s sleeps_cut=%s" % (what, st.get("sleeps_continued"),
+                                                        st.get("sleeps_cut")))
+        if int(st.get("sleeps_continued", 0)) == 0:
+            h.fail("%s: %s: the agent continued no sleep (status %r)" %
+                   (app.describe(), what, st), app.proc)
+
+    def body(i, rng):
+        app = App(h, "wl-sleeps", ["--ms", "300"], interval_ms=15)
+        app.run()
+        check_checkpointing(h, app, "300 ms sleeps under 15 ms checkpoints")
+        sleeps_continued(app, "before the first kill")
+        for _ in range(2):
+            cycle(h, app, rng)
+            app.wait_progress(app.progress() + 15, 30)  # some full calls after the restore
+        sleeps_continued(app, "after the restores")
+        app.verify()
+    iterate(h, 1, body)
+
+
 SCENARIOS = {
+    "sleeps": sc_sleeps,
     "blocked": sc_blocked,
     "blocked-nosup": sc_blocked_nosup,
     "sevthread": sc_sevthread,
@@ -182,6 +238,7 @@ SCENARIOS = {
     "creds-caps": lambda h: sc_creds(h, ["--keep-cap", "1"]),
     "creds-start": sc_creds_start,
     "creds-refuse": sc_creds_refuse,
+    "setpriv": sc_setpriv,
 }
 
 

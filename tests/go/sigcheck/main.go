@@ -13,6 +13,9 @@
 //	GET  /retake     signal.Ignore(62) then signal.Notify again (-notify c:
 //	                 the C handler installed again): the program takes the
 //	                 signal back from the agent once more
+//	GET  /flip?n=N   N times signal.Ignore(62), signal.Notify, signal.Reset,
+//	                 1 ms apart: Go replaces the handler (SIG_IGN, then its
+//	                 own) at any moment, during freezes too
 //	PUT  /k/<key>    store the body, answered after checksync.Sync
 //	GET  /k/<key>    the value, or 404
 package main
@@ -28,10 +31,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"checksync"
 )
@@ -44,18 +49,30 @@ var (
 	ch           = make(chan os.Signal, 64)
 	notifyAll    bool
 	notifyC      bool
+	notifyReset  bool
 	mu           sync.Mutex
 	kv           = map[string]string{}
 )
 
 func notify() {
-	if notifyC {
+	if notifyReset {
+		resetSignal()
+	} else if notifyC {
 		installCHandler()
 	} else if notifyAll {
 		signal.Notify(ch)
 	} else {
 		signal.Notify(ch, freezeSignal)
 	}
+}
+
+// -notify reset: the program wants the signal for a moment and gives it
+// back: Go's handler stays installed (the runtime's own), the signal is no
+// longer wanted, and os/signal's thread blocks it again.
+func resetSignal() {
+	signal.Ignore(freezeSignal)
+	signal.Notify(ch, freezeSignal)
+	signal.Reset(freezeSignal)
 }
 
 func count() {
@@ -123,10 +140,11 @@ func key(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
-	mode := flag.String("notify", "one", "one: signal.Notify(ch, 62); all: signal.Notify(ch); c: a C handler")
+	mode := flag.String("notify", "one", "one: signal.Notify(ch, 62); all: signal.Notify(ch); c: a C handler; reset: Ignore, Notify, Reset")
 	flag.Parse()
 	notifyAll = *mode == "all"
 	notifyC = *mode == "c"
+	notifyReset = *mode == "reset"
 	notify()
 	go count()
 	http.HandleFunc("/count", func(w http.ResponseWriter, _ *http.Request) {
@@ -142,6 +160,14 @@ func main() {
 			signal.Ignore(freezeSignal)
 		}
 		notify()
+		io.WriteString(w, "OK")
+	})
+	http.HandleFunc("/flip", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		for i := 0; i < n; i++ {
+			resetSignal()
+			time.Sleep(time.Millisecond)
+		}
 		io.WriteString(w, "OK")
 	})
 	http.HandleFunc("/k/", key)
