@@ -860,6 +860,52 @@ int cs_img_decode_attrs(struct cs_rd *r, struct cs_image *img)
 	return cs_rd_done(r);
 }
 
+/* ---- SIGQUEUE ----------------------------------------------------------- */
+
+/* Queues sorted by tid; a standard signal (below 32) is pending at most
+ * once per queue, as the kernel keeps it. */
+static int check_sigqueued(struct cs_rd *r, const struct cs_image_sigqueued *q,
+                           const struct cs_image_sigqueued *all, size_t i)
+{
+	const struct cs_image_sigqueued *prev = i ? &all[i - 1] : NULL;
+
+	if (q->tid < 0 || (prev && q->tid < prev->tid))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "tid %d is negative or below the previous %d (queues must be "
+		                  "sorted by tid)",
+		                  q->tid, prev ? prev->tid : 0);
+	if (q->signo == 0 || q->signo > CS_IMAGE_SIGNALS || cs_img_le32(q->info) != q->signo)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "signo %u is outside 1..%u or differs from si_signo %u", q->signo,
+		                  CS_IMAGE_SIGNALS, cs_img_le32(q->info));
+	for (size_t k = i; q->signo < 32 && k-- > 0 && all[k].tid == q->tid;)
+		if (all[k].signo == q->signo)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+			                  "standard signal %u is queued twice for tid %d", q->signo,
+			                  q->tid);
+	return 0;
+}
+
+int cs_img_decode_sigqueue(struct cs_rd *r, struct cs_image *img)
+{
+	size_t i;
+
+	TRY(rd_array(r, CS_REC_SIGQUEUED, CS_IMAGE_SIGQUEUE_MAX, sizeof(*img->sigqueue),
+	             (void **)&img->sigqueue, &img->n_sigqueue));
+	for (i = 0; i < img->n_sigqueue; i++) {
+		struct cs_image_sigqueued *q = &img->sigqueue[i];
+
+		r->record = (long)i;
+		TRY(cs_rd_i32(r, "tid", &q->tid));
+		TRY(cs_rd_u32(r, "signo", &q->signo));
+		TRY(cs_rd_need(r, "siginfo", CS_IMAGE_SIGINFO));
+		memcpy(q->info, r->p + r->pos, CS_IMAGE_SIGINFO);
+		r->pos += CS_IMAGE_SIGINFO;
+		TRY(check_sigqueued(r, q, img->sigqueue, i));
+	}
+	return cs_rd_done(r);
+}
+
 /* ---- PAGES -------------------------------------------------------------- */
 
 /* Appends to img->page_runs, doubling the array at each power of two. */

@@ -435,3 +435,16 @@ int cs_image_put_attrs(struct cs_buf *b, const struct cs_image_attrs *a)
 	b->len += n;
 	return 0;
 }
+
+int cs_image_put_sigqueued(struct cs_buf *b, const struct cs_image_sigqueued *q)
+{
+	uint8_t *p = reserve(b, CS_REC_SIGQUEUED);
+
+	if (!p)
+		return -ENOSPC;
+	p = cs_img_put32(p, (uint32_t)q->tid);
+	p = cs_img_put32(p, q->signo);
+	put_bytes(p, q->info, CS_IMAGE_SIGINFO);
+	b->len += CS_REC_SIGQUEUED;
+	return 0;
+}

@@ -64,6 +64,7 @@ struct cs_thread_rec {
 	uint64_t robust_list, robust_len;
 	uint64_t rseq_addr;
 	uint32_t rseq_len, rseq_sig;
+	uint64_t pending; /* rt_sigpending in the handler: own and shared queues */
 };
 
 /* Results the writer child leaves for the parent (a MAP_SHARED page). */
@@ -122,6 +123,8 @@ struct cs_capture {
 	struct cs_image_timer *timers; /* interval timers, then POSIX timers by id */
 	uint32_t n_timers;
 	struct cs_image_attrs attrs;
+	struct cs_image_sigqueued *sigq; /* pending signals: shared queue, then by tid */
+	uint32_t n_sigq;
 	uint8_t *fd_pool; /* pipe bytes and epoll entries */
 	size_t fd_pool_len, fd_pool_cap;
 	char *unsup; /* newline-separated "what" strings */
@@ -275,10 +278,18 @@ int cs_sup_stop(struct cs_agent *a, pid_t tid, int sig, uint64_t *ret_mask, char
 int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why);
 int cs_sup_own_dir(struct cs_agent *a, char *why);
 int cs_sup_own(struct cs_agent *a, char *why);
+/* The siginfos queued on tid (shared: the process's queue instead), in the
+ * kernel's order: *ret_n of CS_IMAGE_SIGINFO bytes at *ret_infos, valid
+ * until the next call. */
+int cs_sup_sigqueue(struct cs_agent *a, pid_t tid, int shared, const uint8_t **ret_infos,
+                    uint32_t *ret_n, char *why);
 
 /* timers.c: runs in the parent during the freeze (timers are not inherited) */
 int cs_timers_capture(struct cs_capture *c);
 void cs_timers_reset(void);
+/* sigqueue.c: signals pending at the frozen instant, read without taking
+ * them (the supervisor's PTRACE_PEEKSIGINFO); after cs_timers_capture */
+int cs_sigqueue_capture(struct cs_agent *a, struct cs_capture *c);
 /* attrs.c: runs in the parent during the freeze */
 int cs_attrs_capture(struct cs_capture *c);
 /* freeze.c */

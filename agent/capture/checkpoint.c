@@ -239,6 +239,9 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	if (r)
 		return cs_set_err(c->errmsg, "timer capture failed", NULL, NULL), r;
 	cs_attrs_capture(c);
+	r = cs_sigqueue_capture(a, c);
+	if (r)
+		return cs_set_err(c->errmsg, "pending signal capture failed", NULL, NULL), r;
 	t3 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	memset(a->result, 0, sizeof(*a->result));
 	if (!writer_stack && !(writer_stack = cs_scratch_alloc(WRITER_STACK, 0)))
@@ -430,6 +433,8 @@ void cs_capture_reset(struct cs_agent *a)
 	c->fds = NULL;
 	c->timers = NULL;
 	c->n_timers = 0;
+	c->sigq = NULL;
+	c->n_sigq = 0;
 	c->fd_pool = NULL;
 	c->fd_pool_cap = 0;
 	c->unsup = NULL;

@@ -146,6 +146,10 @@ static void record_self(struct cs_thread_rec *t, pid_t tid, void *uc)
 	}
 	if (tid == (pid_t)syscall(SYS_getpid))
 		t->flags |= CS_THREAD_MAIN;
+	/* Every signal is blocked in this handler, so this is all that is
+	 * pending for the thread, its own queue and the shared one: one system
+	 * call, and almost always 0 (sigqueue.c looks closer otherwise). */
+	syscall(SYS_rt_sigpending, &t->pending, sizeof(t->pending));
 }
 
 static void agent_in_handler(void *uc);

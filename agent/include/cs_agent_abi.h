@@ -65,12 +65,19 @@
  *   "cont <tid>"         -> "ok <tid>": the thread is let go (PTRACE_DETACH).
  *   "own 0"              -> "ok 0": the program dropped its privileges; DIR
  *       and the agent's files in it now belong to its effective uid/gid.
+ *   "sigq <tid> <which>" -> "ok <tid> <n>\n" followed by n siginfos of
+ *       CS_SIGINFO_SIZE bytes (the kernel's layout): the signals queued on
+ *       the thread (which 1) or on its process (which 2), in queue order,
+ *       read with PTRACE_PEEKSIGINFO (nothing is taken from the queue);
+ *       at most CS_SIGQ_MAX, more is an error (E2BIG).
  *   any failure          -> "error <tid> <errno> <sentence>"
  *
  * Threads are in the namespace's numbering, which both sides share. When
  * the agent's connection closes, every thread still held is let go.
  */
 #define CS_SUPERVISOR_PREFIX   "checksync-supervisor-"
+#define CS_SIGINFO_SIZE        128
+#define CS_SIGQ_MAX            512 /* siginfos in one "sigq" reply (64 KiB) */
 #define CS_SUPERVISOR_NAME_MAX 48
 
 /* Writes the socket's abstract name (a NUL, the prefix, 16 hex digits of

@@ -18,7 +18,7 @@
 #include "../include/cs_agent_abi.h"
 
 #define CS_PLAN_MAGIC   0x4e414c50434e5953ull /* "SYNCPLAN" */
-#define CS_PLAN_VERSION 2
+#define CS_PLAN_VERSION 3
 
 /*
  * The restorer's own region. Its ELF is linked at CS_RESTORER_BASE; its
@@ -94,6 +94,14 @@ struct cs_plan_timer {
 	uint64_t sigval, value_ns, interval_ns;
 };
 
+/* A pending signal to queue again (proto/image.h: struct cs_image_sigqueued):
+ * tid 0 is the process's shared queue. */
+struct cs_plan_siginfo {
+	int32_t tid;
+	uint32_t signo;
+	uint8_t info[CS_SIGINFO_SIZE];
+};
+
 struct cs_plan_rlimit {
 	uint32_t resource, reserved;
 	uint64_t cur, max;
@@ -129,6 +137,10 @@ struct cs_plan_header {
 	/* interval timers, then POSIX timers by ascending id */
 	uint32_t n_timers, reserved3;
 	uint64_t timers_off;
+	/* pending signals: the shared queue first, then each thread's, each in
+	 * the kernel's order */
+	uint32_t n_sigq, reserved4;
+	uint64_t sigq_off;
 	/* process attributes the exec of the restorer reset (the image's ATTRS;
 	 * oom_score_adj is set by the tool before the exec, which keeps it) */
 	uint32_t child_subreaper, thp_disable, dumpable, membarrier;

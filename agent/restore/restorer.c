@@ -444,6 +444,26 @@ static void restore_attrs(void)
 		      plan->dumpable);
 }
 
+/*
+ * Signals pending at the checkpoint, queued again with every signal blocked
+ * (the restorer's mask): each stays pending until rt_sigreturn puts the
+ * thread's own mask back, then is delivered, or stays pending if the
+ * program blocks it. The kernel lets a thread queue any siginfo to itself
+ * (si_code >= 0 and SI_TKILL only to itself), so each thread queues its
+ * own and the main thread, whose tid is the process's, the shared ones.
+ */
+static void queue_signals(int32_t tid, int32_t tgid)
+{
+	const struct cs_plan_siginfo *q = at(plan->sigq_off);
+	for (uint32_t i = 0; i < plan->n_sigq; i++) {
+		if (q[i].tid != tid)
+			continue;
+		long r = tid ? cs_sys4(NR_rt_tgsigqueueinfo, tgid, tid, q[i].signo, q[i].info)
+		             : cs_sys3(NR_rt_sigqueueinfo, tgid, q[i].signo, q[i].info);
+		check(r, "queueing a pending signal again", q[i].signo);
+	}
+}
+
 /* Per-thread kernel state that clone does not carry: robust list, rseq,
  * gs. fs and the tid address come with clone3 (or set_tid_address). */
 static void thread_state(const struct cs_plan_thread *t)
@@ -469,6 +489,7 @@ static void creds(void)
 void cs_thread_entry(const struct cs_plan_thread *t)
 {
 	thread_state(t);
+	queue_signals(t->tid, (int32_t)cs_sys0(NR_getpid));
 	creds();
 	struct cs_agent_restore_block *b = (void *)plan->block_addr;
 	cs_jump(t->ucontext, (uint64_t)&b->threads_pending, 0, 0, plan->trampoline, 0);
@@ -529,6 +550,9 @@ static void threads_and_leave(void)
 	restore_rlimits();
 	restore_timers(main_tid, 0);
 	restore_attrs();
+	/* The shared queue before any thread exists: none can take one early. */
+	queue_signals(0, main_tid);
+	queue_signals(main_tid, main_tid);
 	/* From here on nothing may fail: threads start running app code. */
 	cs_sys3(NR_write, plan->status_fd, "ok\n", 3);
 	cs_sys3(NR_close_range, plan->helper_lo, plan->exe_fd, 0);

@@ -174,6 +174,30 @@ static json_t *j_timers(const struct cs_image *img)
 	return a;
 }
 
+/* Pending signals: queue ("process" or the tid), signo, and the siginfo
+ * fields every layout has (si_code, si_errno) plus the sender's pid, uid and
+ * value as kill, sigqueue and timers fill them in (x86_64 offsets). */
+static json_t *j_sigqueue(const struct cs_image *img)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < img->n_sigqueue; i++) {
+		const struct cs_image_sigqueued *q = &img->sigqueue[i];
+		int32_t w[4];
+		uint64_t value;
+		memcpy(w, q->info + 4, sizeof(w[0]));      /* si_errno */
+		memcpy(w + 1, q->info + 8, sizeof(w[0]));  /* si_code */
+		memcpy(w + 2, q->info + 16, sizeof(w[0])); /* si_pid (si_tid of a timer) */
+		memcpy(w + 3, q->info + 20, sizeof(w[0])); /* si_uid (si_overrun) */
+		memcpy(&value, q->info + 24, sizeof(value)); /* si_value */
+		json_array_append_new(
+		    a, json_pack("{s:o, s:i, s:i, s:i, s:i, s:i, s:o}", "queue",
+		                 q->tid ? json_integer(q->tid) : json_string("process"), "signo",
+		                 (int)q->signo, "code", w[1], "errno", w[0], "pid", w[2], "uid",
+		                 w[3], "value", hexnum(value)));
+	}
+	return a;
+}
+
 static json_t *j_image(const struct cs_loaded *l, const struct cs_chain *chain)
 {
 	const struct cs_image *img = l->img;
@@ -204,6 +228,7 @@ static json_t *j_image(const struct cs_loaded *l, const struct cs_chain *chain)
 	json_object_set_new(o, "fds", j_fds(img));
 	json_object_set_new(o, "timers", j_timers(img));
 	json_object_set_new(o, "signal_handlers", sig);
+	json_object_set_new(o, "pending_signals", j_sigqueue(img));
 	json_object_set_new(o, "unsupported", uns);
 	json_object_set_new(o, "sizes", json_pack("{s:I, s:I, s:I, s:I}", "image_bytes", (json_int_t)l->len,
 		"page_bytes", (json_int_t)(pages * CS_IMAGE_PAGE_SIZE), "resident_pages", (json_int_t)resident,
@@ -324,6 +349,15 @@ static void text_image(json_t *o)
 	json_array_foreach(json_object_get(o, "signal_handlers"), i, v)
 		printf("  %2lld: handler %s flags %s mask %s\n", ji(v, "signo"), js(v, "handler"),
 		       js(v, "flags"), js(v, "mask"));
+	printf("pending signals (%zu):\n", json_array_size(json_object_get(o, "pending_signals")));
+	json_array_foreach(json_object_get(o, "pending_signals"), i, v) {
+		json_t *q = json_object_get(v, "queue");
+		char where[40] = "the process";
+		if (json_is_integer(q))
+			snprintf(where, sizeof(where), "thread %lld", (long long)json_integer_value(q));
+		printf("  %2lld on %s: code %lld, pid %lld, uid %lld, value %s\n", ji(v, "signo"),
+		       where, ji(v, "code"), ji(v, "pid"), ji(v, "uid"), js(v, "value"));
+	}
 	json_t *s = json_object_get(o, "sizes");
 	printf("sizes: image %lld bytes, page data %lld bytes (%lld pages), live pages %lld\n",
 	       ji(s, "image_bytes"), ji(s, "page_bytes"), ji(s, "pages_in_image"),

@@ -167,11 +167,12 @@ static int is_program_thread(const struct cs_supervisor *s, pid_t tid)
 	return tid > 0 && access(path, F_OK) == 0;
 }
 
-static int stop_thread(struct cs_supervisor *s, pid_t tid, int sig, uint64_t *mask, char *why,
-                       size_t cap)
+/* tid held in a ptrace stop (PTRACE_SEIZE + PTRACE_INTERRUPT) as *ret_h. */
+static int seize_stopped(struct cs_supervisor *s, pid_t tid, struct cs_held **ret_h, char *why,
+                         size_t cap)
 {
 	char hint[96];
-	if (sig < 1 || sig > 64 || find_held(s, tid))
+	if (find_held(s, tid))
 		return why_set(why, cap, "bad request"), -EINVAL;
 	if (!is_program_thread(s, tid))
 		return why_set(why, cap, "%d is not a thread of pid %d", (int)tid,
@@ -195,6 +196,19 @@ static int stop_thread(struct cs_supervisor *s, pid_t tid, int sig, uint64_t *ma
 		        strerror(-r));
 		return r;
 	}
+	*ret_h = h;
+	return 0;
+}
+
+static int stop_thread(struct cs_supervisor *s, pid_t tid, int sig, uint64_t *mask, char *why,
+                       size_t cap)
+{
+	struct cs_held *h;
+	if (sig < 1 || sig > 64)
+		return why_set(why, cap, "bad request"), -EINVAL;
+	int r = seize_stopped(s, tid, &h, why, cap);
+	if (r)
+		return r;
 	uint64_t m, opened;
 	if (ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(m), &m) < 0 ||
 	    (opened = m & ~(1ull << (sig - 1)),
@@ -206,6 +220,53 @@ static int stop_thread(struct cs_supervisor *s, pid_t tid, int sig, uint64_t *ma
 	}
 	*mask = m;
 	return 0;
+}
+
+#ifndef PTRACE_PEEKSIGINFO_SHARED
+#define PTRACE_PEEKSIGINFO_SHARED 1
+#endif
+
+/*
+ * "sigq": the signals queued on tid (which 1) or on its process (which 2),
+ * copied with PTRACE_PEEKSIGINFO, which reads a queue without taking
+ * anything from it: the program keeps every signal exactly as it was. The
+ * thread is parked in the agent's freeze handler with every signal blocked,
+ * so the stop delivers none of them.
+ */
+static int peek_queue(struct cs_supervisor *s, pid_t tid, int which, uint8_t *out, size_t max,
+                      size_t *ret_n, char *why, size_t cap)
+{
+	struct cs_held *h;
+	if (which != 1 && which != 2)
+		return why_set(why, cap, "bad request"), -EINVAL;
+	int r = seize_stopped(s, tid, &h, why, cap);
+	if (r)
+		return r;
+	size_t n = 0;
+	for (;;) {
+		struct {
+			uint64_t off;
+			uint32_t flags;
+			int32_t nr;
+		} args = {n, which == 2 ? PTRACE_PEEKSIGINFO_SHARED : 0, 1};
+		long got = n < max
+		               ? ptrace(PTRACE_PEEKSIGINFO, tid, &args, out + n * CS_SIGINFO_SIZE)
+		               : (errno = E2BIG, -1L);
+		if (got == 0)
+			break;
+		if (got < 0) {
+			r = -errno;
+			why_set(why, cap, "PTRACE_PEEKSIGINFO: %s (more than %zu signals?)",
+			        strerror(-r), max);
+			break;
+		}
+		n++;
+	}
+	int d = detach(s, h);
+	if (!r && d)
+		why_set(why, cap, "PTRACE_DETACH: %s", strerror(-d));
+	*ret_n = n;
+	return r ? r : d;
 }
 
 static int cont_thread(struct cs_supervisor *s, pid_t tid, char *why, size_t cap)
@@ -338,6 +399,27 @@ static void drop_client(struct cs_supervisor *s)
 			i++;
 }
 
+/* "sigq <tid> <which>": "ok <tid> <n>\n" and the n siginfos, or the error. */
+static void answer_sigq(struct cs_supervisor *s, int tid, int which)
+{
+	static uint8_t reply[64 + CS_SIGQ_MAX * CS_SIGINFO_SIZE];
+	char why[256] = "";
+	size_t n = 0, len;
+	int r = peek_queue(s, tid, which, reply + 64, CS_SIGQ_MAX, &n, why, sizeof(why));
+	if (r) {
+		len = (size_t)snprintf((char *)reply, 320, "error %d %d %s", tid, -r, why);
+		if (!s->error_reported++)
+			cs_err("init: the agent asked for the signals queued on %d; %s (said once)",
+			       tid, why);
+	} else {
+		int head = snprintf((char *)reply, 64, "ok %d %zu\n", tid, n);
+		memmove(reply + head, reply + 64, n * CS_SIGINFO_SIZE);
+		len = (size_t)head + n * CS_SIGINFO_SIZE;
+	}
+	if (send(s->client_fd, reply, len, MSG_NOSIGNAL) < 0)
+		drop_client(s);
+}
+
 static void answer(struct cs_supervisor *s)
 {
 	char req[64], reply[320], why[256] = "";
@@ -350,6 +432,8 @@ static void answer(struct cs_supervisor *s)
 		return;
 	}
 	req[n] = 0;
+	if (sscanf(req, "sigq %d %d", &tid, &sig) == 2)
+		return answer_sigq(s, tid, sig);
 	if (sscanf(req, "stop %d %d", &tid, &sig) == 2)
 		r = stop_thread(s, tid, sig, &mask, why, sizeof(why));
 	else if (sscanf(req, "cont %d", &tid) == 1)

@@ -71,6 +71,10 @@ SCENARIOS = {
     "kstate-signalfd": restored("wl-signalfd"),
     "kstate-socketpair": restored("wl-socketpair"),
     "kstate-inotify": restored("wl-inotify"),
+    "kstate-sigqueue": restored("wl-sigqueue"),
+    "kstate-refuse-timer-signal": refused("wl-sigqueue", ["--timer", "1"],
+                                          [r"pending signals of the process: the signal of a "
+                                           r"periodic POSIX timer"]),
     "kstate-refuse-inotify-queued": refused("wl-inotify", ["--queued", "1"],
                                             [r"fd \d+: anon_inode:inotify \(inotify events are "
                                              r"queued"]),

@@ -27,6 +27,7 @@
 #define S_PIPE   1000
 #define S_FILE   3000
 #define S_TIMERS 5
+#define S_SIGQ   6
 
 /* An image's contents. full = 0 is small (short strings, few records, one
  * page); full = 1 sets every field, maximum strings and a delta header. */
@@ -45,7 +46,8 @@ struct sample {
 	struct cs_image_run runs[S_RUNS]; /* page runs; runs[0] in the first PAGES section */
 	struct cs_image_timer timers[S_TIMERS];
 	struct cs_image_attrs attrs;
-	size_t n_maps, n_threads, n_fds, n_sigs, n_res, n_unsup, n_runs, n_timers;
+	struct cs_image_sigqueued sigq[S_SIGQ];
+	size_t n_maps, n_threads, n_fds, n_sigs, n_res, n_unsup, n_runs, n_timers, n_sigq;
 	uint8_t pipe_data[S_PIPE];
 	uint8_t file_data[S_FILE];
 	uint8_t filter[CS_IMAGE_FILTER_MAX];
@@ -279,6 +281,24 @@ static void sample_timers(struct sample *s)
 	}
 }
 
+/* Pending signals: the process's queue, then two threads' (a standard
+ * signal and real-time instances with their values). */
+static void sample_sigqueue(struct sample *s)
+{
+	static const int32_t tids[S_SIGQ] = {0, 0, 0, 7, 7, 9};
+	static const uint32_t signos[S_SIGQ] = {10, 35, 35, 10, 35, 64};
+	size_t i;
+
+	s->n_sigq = s->full ? S_SIGQ : 1;
+	for (i = 0; i < s->n_sigq; i++) {
+		struct cs_image_sigqueued *q = &s->sigq[i];
+
+		q->tid = tids[i], q->signo = signos[i];
+		fill_bytes(q->info, CS_IMAGE_SIGINFO, (uint8_t)(0x40 + i));
+		memcpy(q->info, &q->signo, 4); /* si_signo; the host is little-endian too */
+	}
+}
+
 static void sample_rest(struct sample *s)
 {
 	size_t i;
@@ -333,6 +353,7 @@ static void __attribute__((unused)) sample_init(struct sample *s, int full)
 	sample_threads(s);
 	sample_fds(s);
 	sample_timers(s);
+	sample_sigqueue(s);
 	sample_rest(s);
 }
 
@@ -408,7 +429,9 @@ static int write_metadata(struct cs_image_writer *w, const struct sample *s, str
 	TRYW(cs_image_write_section(w, CS_SECT_TIMERS, b));
 	b->len = 0;
 	TRYW(cs_image_put_attrs(b, &s->attrs));
-	return cs_image_write_section(w, CS_SECT_ATTRS, b);
+	TRYW(cs_image_write_section(w, CS_SECT_ATTRS, b));
+	PUT_ALL(b, cs_image_put_sigqueued, s->sigq, s->n_sigq);
+	return cs_image_write_section(w, CS_SECT_SIGQUEUE, b);
 }
 
 /* Writes the whole image into m; returns 0 or a negative errno. */
@@ -451,6 +474,7 @@ static int __attribute__((unused)) sample_diff(const struct sample *s, const str
 	DIFF(img->n_fds != s->n_fds || img->n_sigactions != s->n_sigs);
 	DIFF(img->n_resident != s->n_res || img->n_unsupported != s->n_unsup);
 	DIFF(img->n_page_runs != s->n_runs || img->n_timers != s->n_timers);
+	DIFF(img->n_sigqueue != s->n_sigq);
 	if (bad)
 		return bad;
 	/* (an absent section leaves its array NULL, so empty ones are not compared) */
@@ -461,6 +485,7 @@ static int __attribute__((unused)) sample_diff(const struct sample *s, const str
 	DIFF(s->n_unsup && memcmp(img->unsupported, s->unsup, s->n_unsup * sizeof(s->unsup[0])));
 	DIFF(s->n_timers && memcmp(img->timers, s->timers, s->n_timers * sizeof(s->timers[0])));
 	DIFF(memcmp(&img->attrs, &s->attrs, sizeof(s->attrs)) != 0);
+	DIFF(s->n_sigq && memcmp(img->sigqueue, s->sigq, s->n_sigq * sizeof(s->sigq[0])));
 	for (i = 0; i < s->n_fds; i++) {
 		struct cs_image_fd a = img->fds[i], e = s->fds[i];
 
