@@ -146,6 +146,18 @@ struct cs_image_process {
 #define CS_MAP_GROWSDOWN   0x0800u
 #define CS_MAP_TRACKED     0x1000u /* private writable: its live pages are in the images */
 
+/* Advice a program gave a mapping (madvise), as /proc/PID/smaps VmFlags
+ * shows it; the restorer gives it again (version 3). */
+#define CS_MADV_DONTFORK   0x01u /* dc: MADV_DONTFORK */
+#define CS_MADV_WIPEONFORK 0x02u /* wf: MADV_WIPEONFORK */
+#define CS_MADV_DONTDUMP   0x04u /* dd: MADV_DONTDUMP */
+#define CS_MADV_HUGEPAGE   0x08u /* hg: MADV_HUGEPAGE */
+#define CS_MADV_NOHUGEPAGE 0x10u /* nh: MADV_NOHUGEPAGE */
+#define CS_MADV_MERGEABLE  0x20u /* mg: MADV_MERGEABLE */
+#define CS_MADV_SEQUENTIAL 0x40u /* sr: MADV_SEQUENTIAL */
+#define CS_MADV_RANDOM     0x80u /* rr: MADV_RANDOM */
+#define CS_MADV_ALL        0xffu
+
 struct cs_image_mapping {
 	uint64_t start, end; /* [start, end) */
 	uint32_t prot;       /* PROT_READ | PROT_WRITE | PROT_EXEC */
@@ -157,6 +169,7 @@ struct cs_image_mapping {
 	uint8_t build_id[CS_IMAGE_BUILD_ID_MAX];
 	uint32_t build_id_len;
 	char path[CS_IMAGE_PATH_MAX]; /* empty for anonymous memory */
+	uint32_t madvise;             /* CS_MADV_* (version 3) */
 };
 
 #define CS_THREAD_MAIN  0x1u

@@ -313,6 +313,13 @@ static int check_mapping(struct cs_rd *r, const struct cs_image_mapping *m, uint
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown prot bits 0x%x", m->prot);
 	if (m->flags & ~CS_MAP_ALL)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown flags 0x%x", m->flags);
+	if ((m->madvise & ~CS_MADV_ALL) ||
+	    (m->madvise & (CS_MADV_HUGEPAGE | CS_MADV_NOHUGEPAGE)) ==
+	        (CS_MADV_HUGEPAGE | CS_MADV_NOHUGEPAGE) ||
+	    (m->madvise & (CS_MADV_SEQUENTIAL | CS_MADV_RANDOM)) ==
+	        (CS_MADV_SEQUENTIAL | CS_MADV_RANDOM))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "madvise 0x%x has unknown bits or contradicts itself", m->madvise);
 	return 0;
 }
 
@@ -328,7 +335,8 @@ static int decode_mapping(struct cs_rd *r, struct cs_image_mapping *m)
 	TRY(cs_rd_u64(r, "file_size", &m->file_size));
 	TRY(cs_rd_i64(r, "mtime_ns", &m->mtime_ns));
 	TRY(cs_rd_blob(r, "build_id", m->build_id, CS_IMAGE_BUILD_ID_MAX, &m->build_id_len));
-	return cs_rd_str(r, "path", m->path, sizeof(m->path));
+	TRY(cs_rd_str(r, "path", m->path, sizeof(m->path)));
+	return cs_rd_u32(r, "madvise", &m->madvise);
 }
 
 int cs_img_decode_mappings(struct cs_rd *r, struct cs_image *img)
@@ -336,7 +344,7 @@ int cs_img_decode_mappings(struct cs_rd *r, struct cs_image *img)
 	uint64_t prev_end = 0;
 	size_t i;
 
-	TRY(rd_array(r, CS_REC_MAPPING_FIXED + 8, UINT32_MAX, sizeof(*img->mappings),
+	TRY(rd_array(r, CS_REC_MAPPING_FIXED + 12, UINT32_MAX, sizeof(*img->mappings),
 	             (void **)&img->mappings, &img->n_mappings));
 	for (i = 0; i < img->n_mappings; i++) {
 		r->record = (long)i;

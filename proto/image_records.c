@@ -161,7 +161,7 @@ int cs_image_put_mapping(struct cs_buf *b, const struct cs_image_mapping *m)
 
 	if (path >= sizeof(m->path) || m->build_id_len > CS_IMAGE_BUILD_ID_MAX)
 		return -EINVAL;
-	n = CS_REC_MAPPING_FIXED + 4 + m->build_id_len + 4 + path;
+	n = CS_REC_MAPPING_FIXED + 4 + m->build_id_len + 4 + path + 4;
 	p = reserve(b, n);
 	if (!p)
 		return -ENOSPC;
@@ -175,7 +175,8 @@ int cs_image_put_mapping(struct cs_buf *b, const struct cs_image_mapping *m)
 	p = cs_img_put64(p, m->file_size);
 	p = cs_img_put64(p, (uint64_t)m->mtime_ns);
 	p = put_var(p, m->build_id, m->build_id_len);
-	put_var(p, m->path, path);
+	p = put_var(p, m->path, path);
+	cs_img_put32(p, m->madvise);
 	b->len += n;
 	return 0;
 }

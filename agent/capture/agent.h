@@ -74,7 +74,9 @@ struct cs_child_result {
 	uint64_t bytes;        /* image size */
 	uint64_t pages;        /* pages written */
 	uint64_t hash_entries; /* hash mode: entries in the new table */
+	int32_t need_copy;     /* DONTFORK/WIPEONFORK pages to write: copy mode needed */
 	char msg[CS_ERR_MAX];
+	char unsup[4 * CS_ERR_MAX]; /* refusals the writer found, newline-separated */
 };
 
 /* One hash-mode entry: the 64-bit hash of a resident tracked page. */
@@ -169,6 +171,7 @@ struct cs_agent {
 	uint64_t checkpoints, bytes_total, last_pause_ns, max_pause_ns, last_bytes, last_pages;
 	uint64_t failures;
 	uint32_t failed_in_row; /* periodic checkpoints back off while this grows */
+	int copy_always; /* a writer met DONTFORK/WIPEONFORK pages: no forked writer */
 	/* where the last pause went: stop, maps, dirty scan, fds, clone */
 	uint64_t phase_ns[6];
 	int last_copy_mode;
@@ -316,6 +319,12 @@ struct cs_sig_report {
 void cs_freeze_sig_report(struct cs_sig_report *out);
 void cs_freeze_reset(void);
 int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c);
+
+/* vmflags.c, in the writer: each captured mapping's madvise advice
+ * (CS_MADV_*) into madv[maps.n]; -EAGAIN when a forked writer cannot read
+ * pages it must write (result->need_copy is then set). */
+struct dump;
+int cs_vmflags_read(struct dump *d, uint32_t *madv);
 
 /* dump.c: the writer child */
 int cs_dump_child(struct cs_agent *a, struct cs_capture *c);

@@ -142,6 +142,12 @@ static int select_uffd(struct cs_agent *a, struct cs_capture *c)
 		if ((c->maps.v[i].flags & CS_MAP_TRACKED) && !(c->maps.v[i].prot & PROT_READ))
 			unreadable |=
 			    cs_runs_overlap(&c->send, c->maps.v[i].start, c->maps.v[i].end);
+	/* Pages of DONTFORK or WIPEONFORK memory are not in a forked writer's
+	 * copy (vmflags.c): once a writer met some, they are copied here. */
+	if (a->copy_always && c->send_pages * CS_PAGE <= CS_COPY_MAX && !unreadable) {
+		c->copy_mode = 1;
+		return 0;
+	}
 	switch (unreadable ? CS_WRITER_FORK : a->cfg.writer) {
 	case CS_WRITER_FORK:
 		c->copy_mode = 0;
@@ -189,6 +195,27 @@ static int copy_pages(struct cs_capture *c)
 	}
 	c->copy_len = out.len;
 	return cs_dump_keep_buffers();
+}
+
+/* mlock is not inherited by the forked writer, which reads the advice
+ * (vmflags.c), and is not restored: refused, by VmLck of the status the
+ * freeze read anyway. */
+static void locked_memory(struct cs_capture *c, const char *status)
+{
+	const char *p = strstr(status, "VmLck:");
+	uint64_t kb = 0;
+	if (!p)
+		return;
+	for (p += 6; *p == ' ' || *p == '\t'; p++)
+		;
+	if (cs_parse_u64(&p, &kb, 10) || !kb)
+		return;
+	char what[CS_ERR_MAX], num[24];
+	cs_fmt_u64(num, kb);
+	cs_strlcpy(what, "memory locked with mlock (VmLck ", sizeof(what));
+	cs_strlcat(what, num, sizeof(what));
+	cs_strlcat(what, " kB): not restored", sizeof(what));
+	cs_unsup_add(c, what);
 }
 
 /*
@@ -239,6 +266,11 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	if (r)
 		return cs_set_err(c->errmsg, "timer capture failed", NULL, NULL), r;
 	cs_attrs_capture(c);
+	locked_memory(c, status);
+	/* Room for what the writer may refuse (vmflags.c): it must not
+	 * allocate in a copy of a process whose malloc may be locked. */
+	if (cs_scratch_grow((void **)&c->unsup, &c->unsup_cap, 1, c->unsup_len + 4 * CS_ERR_MAX))
+		return cs_set_err(c->errmsg, "no memory for refusals", NULL, NULL), -ENOMEM;
 	r = cs_sigqueue_capture(a, c);
 	if (r)
 		return cs_set_err(c->errmsg, "pending signal capture failed", NULL, NULL), r;
@@ -387,9 +419,18 @@ int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
 	}
 	int ok = 0;
 	r = wait_child(a->child_pid, &ok);
+	if (a->result->need_copy && !a->copy_always) {
+		/* Taken again at once, its pages copied during the freeze. */
+		a->copy_always = 1;
+		fail(a, -EAGAIN, a->result->msg);
+		return cs_take_checkpoint(a, ret_generation);
+	}
 	if (r || !ok || !a->result->done || a->result->err)
 		return fail(a, a->result->err ? a->result->err : -EIO,
 		            a->result->msg[0] ? a->result->msg : "the image writer died");
+	/* A forked writer's refusals are in its own copy of the capture. */
+	if (!c->copy_mode && a->result->unsup[0])
+		cs_unsup_add(c, a->result->unsup);
 	chain_advance(a, c, a->result->bytes);
 	a->checkpoints++;
 	a->failed_in_row = 0;

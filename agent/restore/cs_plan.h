@@ -50,8 +50,17 @@ struct cs_plan_map {
 	uint32_t mmap_flags; /* MAP_PRIVATE or MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE */
 	int32_t fd;         /* CS_PLAN_MAP_FILE: identity-checked file */
 	uint32_t has_pages; /* mapped writable until the page copies are done */
-	uint32_t reserved;
+	uint32_t advice;    /* CS_PLAN_MADV_*: madvise given again */
 };
+/* The image's CS_MADV_* bits (proto/image.h), the same values. */
+#define CS_PLAN_MADV_DONTFORK   0x01u
+#define CS_PLAN_MADV_WIPEONFORK 0x02u
+#define CS_PLAN_MADV_DONTDUMP   0x04u
+#define CS_PLAN_MADV_HUGEPAGE   0x08u
+#define CS_PLAN_MADV_NOHUGEPAGE 0x10u
+#define CS_PLAN_MADV_MERGEABLE  0x20u
+#define CS_PLAN_MADV_SEQUENTIAL 0x40u
+#define CS_PLAN_MADV_RANDOM     0x80u
 
 /* Bytes of an image file that go to [addr, addr + len). */
 struct cs_plan_copy {

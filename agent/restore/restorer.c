@@ -206,6 +206,28 @@ static void copy_pages(void)
 	}
 }
 
+/* The advice the program gave each mapping (VmFlags at the checkpoint),
+ * given again once its pages are in place: MADV_HUGEPAGE before would
+ * only make the copy allocate huge pages early. */
+static void restore_advice(void)
+{
+	static const struct {
+		uint32_t bit;
+		int advice;
+	} table[] = {
+	    {CS_PLAN_MADV_DONTFORK, 10},   {CS_PLAN_MADV_WIPEONFORK, 18},
+	    {CS_PLAN_MADV_DONTDUMP, 16},   {CS_PLAN_MADV_HUGEPAGE, 14},
+	    {CS_PLAN_MADV_NOHUGEPAGE, 15}, {CS_PLAN_MADV_MERGEABLE, 12},
+	    {CS_PLAN_MADV_SEQUENTIAL, 2},  {CS_PLAN_MADV_RANDOM, 1},
+	};
+	const struct cs_plan_map *m = at(plan->maps_off);
+	for (uint32_t i = 0; i < plan->n_maps; i++, m++)
+		for (uint32_t k = 0; m->advice && k < sizeof(table) / sizeof(table[0]); k++)
+			if (m->advice & table[k].bit)
+				check(cs_sys3(NR_madvise, m->start, m->len, table[k].advice),
+				      "madvise of a saved region", m->start);
+}
+
 static void final_protections(void)
 {
 	const struct cs_plan_map *m = at(plan->maps_off);
@@ -619,6 +641,7 @@ void cs_restorer_main(uint64_t *sp)
 	unmap_outside_region();
 	create_maps();
 	copy_pages();
+	restore_advice();
 	final_protections();
 	place_specials();
 	restore_sigactions();

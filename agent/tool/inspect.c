@@ -43,17 +43,31 @@ static json_t *j_header(const struct cs_loaded *l)
 			 "bytes", (json_int_t)l->len);
 }
 
+/* The madvise bits as smaps's VmFlags names them: "dc dd", "" for none. */
+static void advice_text(uint32_t madv, char *out, size_t cap)
+{
+	static const char *const names[] = {"dc", "wf", "dd", "hg", "nh", "mg", "sr", "rr"};
+	out[0] = 0;
+	for (size_t b = 0; b < sizeof(names) / sizeof(names[0]); b++)
+		if (madv & (1u << b)) {
+			if (out[0])
+				strncat(out, " ", cap - strlen(out) - 1);
+			strncat(out, names[b], cap - strlen(out) - 1);
+		}
+}
+
 static json_t *j_mappings(const struct cs_image *img)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; i < img->n_mappings; i++) {
 		const struct cs_image_mapping *m = &img->mappings[i];
-		char prot[5];
+		char prot[5], adv[32];
 		cs_prot_text(m->prot, m->flags, prot);
-		json_array_append_new(a, json_pack("{s:o, s:o, s:s, s:o, s:o, s:s, s:I, s:I}",
+		advice_text(m->madvise, adv, sizeof(adv));
+		json_array_append_new(a, json_pack("{s:o, s:o, s:s, s:o, s:o, s:s, s:s, s:I, s:I}",
 			"start", hexnum(m->start), "end", hexnum(m->end), "prot", prot,
 			"flags", hexnum(m->flags), "pgoff", hexnum(m->pgoff),
-			"name", cs_mapping_name(m),
+			"name", cs_mapping_name(m), "madvise", adv,
 			"resident_pages", (json_int_t)cs_runs_pages_in(img->resident, img->n_resident, m->start, m->end),
 			"pages_in_image", (json_int_t)cs_page_runs_pages_in(img->page_runs, img->n_page_runs, m->start, m->end)));
 	}
@@ -324,9 +338,10 @@ static void text_image(json_t *o)
 	print_creds(json_object_get(o, "credentials"));
 	printf("mappings (%zu):\n", json_array_size(json_object_get(o, "mappings")));
 	json_array_foreach(json_object_get(o, "mappings"), i, v)
-		printf("  %14s-%-14s %s %-8s resident %6lld pages, %6lld in this image  %s\n",
+		printf("  %14s-%-14s %s %-8s resident %6lld pages, %6lld in this image  %s%s%s\n",
 		       js(v, "start"), js(v, "end"), js(v, "prot"), js(v, "flags"),
-		       ji(v, "resident_pages"), ji(v, "pages_in_image"), js(v, "name"));
+		       ji(v, "resident_pages"), ji(v, "pages_in_image"), js(v, "name"),
+		       js(v, "madvise")[0] ? "  madvise " : "", js(v, "madvise"));
 	printf("threads (%zu):\n", json_array_size(json_object_get(o, "threads")));
 	json_array_foreach(json_object_get(o, "threads"), i, v)
 		printf("  tid %lld%s%s  ucontext %s  fs %s  rseq %s\n", ji(v, "tid"),

@@ -206,6 +206,7 @@ static int plan_mapping(const struct cs_restore *r, const struct cs_image_mappin
 	out->start = m->start;
 	out->len = m->end - m->start;
 	out->prot = m->prot;
+	out->advice = m->madvise;
 	out->mmap_flags = (m->flags & CS_MAP_SHARED) ? MAP_SHARED : MAP_PRIVATE;
 	if (m->flags & (CS_MAP_GROWSDOWN | CS_MAP_STACK))
 		out->mmap_flags |= MAP_GROWSDOWN;

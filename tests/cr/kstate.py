@@ -72,6 +72,11 @@ SCENARIOS = {
     "kstate-socketpair": restored("wl-socketpair"),
     "kstate-inotify": restored("wl-inotify"),
     "kstate-sigqueue": restored("wl-sigqueue"),
+    "kstate-madvise": restored("wl-madvise"),
+    "kstate-refuse-mlock": refused("wl-madvise", ["--mlock", "1"],
+                                   [r"memory locked with mlock \(VmLck \d+ kB\): not restored"]),
+    "kstate-refuse-mseal": refused("wl-madvise", ["--mseal", "1"],
+                                   [r"mapping [0-9a-f]+-[0-9a-f]+ is sealed \(mseal\)"]),
     "kstate-refuse-timer-signal": refused("wl-sigqueue", ["--timer", "1"],
                                           [r"pending signals of the process: the signal of a "
                                            r"periodic POSIX timer"]),

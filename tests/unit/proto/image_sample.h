@@ -160,6 +160,7 @@ static void sample_maps(struct sample *s)
 		m->build_id_len = s->full ? CS_IMAGE_BUILD_ID_MAX : 20;
 		fill_bytes(m->build_id, m->build_id_len, (uint8_t)i);
 		fill_str(m->path, s->full && i == 0 ? CS_IMAGE_PATH_MAX - 1 : 9 + i, 'p');
+		m->madvise = (uint32_t)(i * 0x25) & CS_MADV_ALL & ~(CS_MADV_NOHUGEPAGE | CS_MADV_RANDOM);
 	}
 	if (s->full) /* vsyscall is above 2^47 and still a mapping */
 		s->maps[S_MAPS - 1].start = 0xffffffffff600000ull,

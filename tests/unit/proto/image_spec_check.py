@@ -55,7 +55,7 @@ def record_vectors():
     proc += (struct.pack('<3QI', 48, 49, 50, 51) + lp(bytes([0xa1, 0xa2])) + lp(b'c')
              + lp(b'/w') + lp(b'/x'))
     mapping = (struct.pack('<QQIIQQQQq', 0x1000, 0x3000, 5, 0x1009, 0x2000, 6, 7, 8, -9)
-               + lp(bytes([0xb1, 0xb2, 0xb3])) + lp(b'/lib'))
+               + lp(bytes([0xb1, 0xb2, 0xb3])) + lp(b'/lib') + struct.pack('<I', 0x25))
     fd = struct.pack('<iIIIQiiiiIIQQiIQQ', 7, 10, 2, 1, 3, -4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
                      14, 15)
     fd += (lp(b'e') + lp(b'\x0a') + lp(b'') + lp(b'') + struct.pack('<I', 1)
@@ -182,8 +182,10 @@ def mapping(r, prev_end):
     r.u('QQQq')
     r.var(32)
     r.var(4095, True)
+    (madv,) = r.u('I')
     if start >= end or (start | end | pgoff) % 4096 or prot & ~7 or flags & ~0x1fff \
-            or (prev_end or 0) > start:
+            or (prev_end or 0) > start or madv & ~0xff or madv & 0x18 == 0x18 \
+            or madv & 0xc0 == 0xc0:
         raise Bad('mapping %#x-%#x' % (start, end))
     return end
 

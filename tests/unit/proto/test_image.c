@@ -114,7 +114,7 @@ static const struct {
 	{"mapping",
 		"0010000000000000003000000000000005000000091000000020000000000000"
 		"060000000000000007000000000000000800000000000000f7ffffffffffffff"
-		"03000000b1b2b3040000002f6c6962"},
+		"03000000b1b2b3040000002f6c696225000000"},
 	{"fd",
 		"070000000a00000002000000010000000300000000000000fcffffff05000000"
 		"060000000700000008000000090000000a000000000000000b00000000000000"
@@ -179,6 +179,7 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	m.dev = 6, m.ino = 7, m.file_size = 8, m.mtime_ns = -9;
 	m.build_id_len = 3, m.build_id[0] = 0xb1, m.build_id[1] = 0xb2, m.build_id[2] = 0xb3;
 	strcpy(m.path, "/lib");
+	m.madvise = CS_MADV_DONTFORK | CS_MADV_DONTDUMP | CS_MADV_MERGEABLE;
 	f.fd = 7, f.type = CS_FD_EPOLL, f.open_flags = 2, f.fd_flags = 1, f.offset = 3;
 	f.family = -4, f.sock_type = 5, f.protocol = 6, f.backlog = 7, f.sock_options = 8;
 	f.eventfd_flags = 9, f.pipe_id = 10, f.eventfd_count = 11, f.timer_clockid = 12;

@@ -535,6 +535,17 @@ static void test_mappings(void)
 	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS, "unknown prot bits 0x8");
 	m[0].prot = 0, m[0].flags = 0x2000;
 	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS, "unknown flags 0x2000");
+	m[0].flags = 0, m[0].madvise = CS_MADV_ALL & ~(CS_MADV_NOHUGEPAGE | CS_MADV_RANDOM);
+	EXPECT(img_buf, build_maps(m, 1), CS_IMG_OK, 0, "");
+	m[0].madvise = CS_MADV_HUGEPAGE | CS_MADV_NOHUGEPAGE;
+	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS,
+	       "madvise 0x18 has unknown bits or contradicts itself");
+	m[0].madvise = CS_MADV_SEQUENTIAL | CS_MADV_RANDOM;
+	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS,
+	       "madvise 0xc0 has unknown bits or contradicts itself");
+	m[0].madvise = 0x100;
+	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS,
+	       "madvise 0x100 has unknown bits");
 }
 
 /* The sentence and the offset name the section, the record and the field. */
