@@ -22,7 +22,6 @@
 
 #define SIGQ_TOTAL    4096 /* pending signals an image holds from this agent */
 #define FREEZE_BIT    (1ull << (CS_FREEZE_SIGNAL - 1))
-#define SI_TIMER_CODE (-2)
 
 /* "SigPnd:" or "ShdPnd:" of a status file; 0 if unreadable. */
 static uint64_t status_mask(const char *path, const char *key)
@@ -76,20 +75,6 @@ static int32_t le32(const uint8_t *p)
 	return v;
 }
 
-/* A periodic POSIX timer whose signal is pending is not running: the
- * kernel re-arms it when the signal is taken and counts the periods missed
- * meanwhile in si_overrun. A queued copy cannot do that for the timer the
- * restore creates anew, which would signal again on its own. */
-static int periodic_timer_signal(const struct cs_capture *c, const uint8_t *si)
-{
-	if (le32(si + 8) != SI_TIMER_CODE)
-		return 0;
-	for (uint32_t i = 0; i < c->n_timers; i++)
-		if (c->timers[i].kind == CS_TIMER_POSIX && c->timers[i].id == le32(si + 16))
-			return c->timers[i].interval_ns != 0;
-	return 0;
-}
-
 /* One queue (tid 0: the shared one, read through the thread via) into
  * c->sigq; a queue that cannot be read is refused by name. */
 static int read_queue(struct cs_agent *a, struct cs_capture *c, pid_t via, int32_t tid)
@@ -107,13 +92,6 @@ static int read_queue(struct cs_agent *a, struct cs_capture *c, pid_t via, int32
 		uint32_t signo = (uint32_t)le32(si);
 		if (signo == (uint32_t)CS_FREEZE_SIGNAL || signo == 0 || signo > CS_IMAGE_SIGNALS)
 			continue; /* the agent's own */
-		if (periodic_timer_signal(c, si)) {
-			refuse(c, tid,
-			       "the signal of a periodic POSIX timer (its overruns go on "
-			       "counting only in this kernel): not restored",
-			       NULL);
-			continue;
-		}
 		if (c->n_sigq >= SIGQ_TOTAL) {
 			refuse(c, tid, "more than the agent can capture", NULL);
 			return 0;

@@ -77,9 +77,7 @@ SCENARIOS = {
                                    [r"memory locked with mlock \(VmLck \d+ kB\): not restored"]),
     "kstate-refuse-mseal": refused("wl-madvise", ["--mseal", "1"],
                                    [r"mapping [0-9a-f]+-[0-9a-f]+ is sealed \(mseal\)"]),
-    "kstate-refuse-timer-signal": refused("wl-sigqueue", ["--timer", "1"],
-                                          [r"pending signals of the process: the signal of a "
-                                           r"periodic POSIX timer"]),
+    "kstate-sigqueue-timer": restored("wl-sigqueue", ["--timer", "1"]),
     "kstate-refuse-inotify-queued": refused("wl-inotify", ["--queued", "1"],
                                             [r"fd \d+: anon_inode:inotify \(inotify events are "
                                              r"queued"]),

@@ -19,7 +19,9 @@
  * first), each with this process's pid and uid as the sender.
  *
  * --timer 1 adds a periodic POSIX timer whose signal (SIGRTMIN+2) stays
- * blocked, so it is always pending: that is refused at checkpoint.
+ * blocked, so it is pending at every checkpoint: at verify it must still
+ * be pending, and arrive (SI_TIMER, the timer's id and value) once
+ * unblocked.
  */
 #include "wl_common.h"
 
@@ -141,17 +143,40 @@ static void verify(void)
 }
 
 /* A periodic timer whose blocked signal is pending from its first expiry. */
+static timer_t timer_id;
+static int timer_on;
+
 static void pending_timer(void)
 {
 	sigset_t t;
 	struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN + 2};
 	struct itimerspec its = {{0, 10000000}, {0, 10000000}};
 	timer_t id;
+	ev.sigev_value.sival_int = 77;
+	timer_on = 1;
 	sigemptyset(&t);
 	sigaddset(&t, SIGRTMIN + 2);
 	pthread_sigmask(SIG_BLOCK, &t, NULL);
 	if (timer_create(CLOCK_MONOTONIC, &ev, &id) || timer_settime(id, 0, &its, NULL))
 		wl_die("timer");
+	timer_id = id;
+}
+
+/* The timer's signal, still pending, taken with sigtimedwait. */
+static void verify_timer(void)
+{
+	sigset_t t, p;
+	siginfo_t si;
+	struct timespec zero = {0, 0};
+	sigemptyset(&t);
+	sigaddset(&t, SIGRTMIN + 2);
+	sigpending(&p);
+	wl_expect(sigismember(&p, SIGRTMIN + 2), "the timer's signal is no longer pending");
+	int got = sigtimedwait(&t, &si, &zero);
+	wl_expect(got == SIGRTMIN + 2 && si.si_code == SI_TIMER && si.si_value.sival_int == 77 &&
+	              si.si_timerid == (int)(intptr_t)timer_id,
+	          "timer signal: got %d code %d value %d id %d", got, si.si_code,
+	          si.si_value.sival_int, si.si_timerid);
 }
 
 int main(int argc, char **argv)
@@ -166,5 +191,7 @@ int main(int argc, char **argv)
 		wl_progress(++n);
 	}
 	verify();
+	if (timer_on)
+		verify_timer();
 	wl_finish(!wl_failures(), n, "%s", wl_first_failure());
 }
