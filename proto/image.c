@@ -29,6 +29,7 @@ static const char *const section_names[] = {
 	[CS_SECT_TIMERS] = "TIMERS",
 	[CS_SECT_ATTRS] = "ATTRS",
 	[CS_SECT_SIGQUEUE] = "SIGQUEUE",
+	[CS_SECT_SECCOMP] = "SECCOMP",
 	[CS_SECT_END] = "END",
 };
 
@@ -266,6 +267,8 @@ static int decode_section(struct parse *ps, const struct sect *s)
 		return cs_img_decode_attrs(&r, img);
 	case CS_SECT_SIGQUEUE:
 		return cs_img_decode_sigqueue(&r, img);
+	case CS_SECT_SECCOMP:
+		return cs_img_decode_seccomp(&r, img);
 	case CS_SECT_END:
 		return check_end(ps, s);
 	default:
@@ -371,6 +374,9 @@ void cs_image_free(struct cs_image *img)
 	free(img->unsupported);
 	free(img->timers);
 	free(img->sigqueue);
+	for (size_t k = 0; img->seccomp && k < img->n_seccomp; k++)
+		free((void *)img->seccomp[k].prog);
+	free(img->seccomp);
 	free(img);
 }
 

@@ -63,6 +63,7 @@ enum cs_image_section_type {
 	CS_SECT_TIMERS = 11,     /* interval timers and POSIX timers (version 2) */
 	CS_SECT_ATTRS = 12,      /* per-process attributes (version 2) */
 	CS_SECT_SIGQUEUE = 13,   /* signals pending at the frozen instant (version 3) */
+	CS_SECT_SECCOMP = 14,    /* seccomp filters per thread (version 3) */
 	CS_SECT_END = 15,
 };
 /* "HEADER", "PAGES", ...; NULL for a type this version does not know. */
@@ -343,6 +344,18 @@ struct cs_image_sigqueued {
 	uint8_t info[CS_IMAGE_SIGINFO];
 };
 
+/* One seccomp filter of a thread (SECCOMP section), in the order the
+ * thread's filters were installed, oldest first. */
+#define CS_SECCOMP_FLAG_LOG        0x2u /* SECCOMP_FILTER_FLAG_LOG */
+#define CS_SECCOMP_FLAG_SPEC_ALLOW 0x4u /* SECCOMP_FILTER_FLAG_SPEC_ALLOW */
+#define CS_IMAGE_SECCOMP_MAX       65536 /* filters, all threads together */
+struct cs_image_seccomp {
+	int32_t tid;
+	uint32_t flags;       /* CS_SECCOMP_FLAG_* */
+	uint32_t len;         /* bytes: struct sock_filter of 8 each, >= 1 */
+	const uint8_t *prog;  /* owned by the image */
+};
+
 struct cs_image_sigaction {
 	uint32_t signo;
 	uint32_t reserved;
@@ -447,6 +460,7 @@ int cs_image_put_creds(struct cs_buf *b, const struct cs_image_creds *c);
 int cs_image_put_timer(struct cs_buf *b, const struct cs_image_timer *t);
 int cs_image_put_attrs(struct cs_buf *b, const struct cs_image_attrs *a);
 int cs_image_put_sigqueued(struct cs_buf *b, const struct cs_image_sigqueued *q);
+int cs_image_put_seccomp(struct cs_buf *b, const struct cs_image_seccomp *f);
 /* The 16-byte head of a page run inside PAGES; the npages * page_size bytes follow. */
 int cs_image_put_page_run_head(struct cs_buf *b, uint64_t addr, uint32_t npages);
 #define CS_IMAGE_PAGE_RUN_HEAD 16u
@@ -504,6 +518,8 @@ struct cs_image {
 	int has_attrs; /* an ATTRS section was present */
 	struct cs_image_sigqueued *sigqueue; /* by tid (0 first), each queue in order */
 	size_t n_sigqueue;
+	struct cs_image_seccomp *seccomp; /* by tid, each thread's oldest first */
+	size_t n_seccomp;
 	uint64_t total_len; /* bytes up to and including END */
 };
 

@@ -914,6 +914,44 @@ int cs_img_decode_sigqueue(struct cs_rd *r, struct cs_image *img)
 	return cs_rd_done(r);
 }
 
+/* ---- SECCOMP ------------------------------------------------------------ */
+
+static int decode_seccomp(struct cs_rd *r, struct cs_image_seccomp *f, int32_t prev_tid)
+{
+	uint8_t *prog;
+
+	TRY(cs_rd_i32(r, "tid", &f->tid));
+	TRY(cs_rd_u32(r, "flags", &f->flags));
+	TRY(rd_len(r, "program", CS_IMAGE_FILTER_MAX, &f->len));
+	if (f->tid <= 0 || f->tid < prev_tid ||
+	    (f->flags & ~(CS_SECCOMP_FLAG_LOG | CS_SECCOMP_FLAG_SPEC_ALLOW)) || f->len == 0 ||
+	    f->len % 8)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "tid %d (after %d), flags 0x%x or a program of %u bytes is "
+		                  "invalid",
+		                  f->tid, prev_tid, f->flags, f->len);
+	prog = malloc(f->len);
+	if (!prog)
+		return cs_img_no_memory(r);
+	memcpy(prog, r->p + r->pos, f->len);
+	f->prog = prog;
+	r->pos += f->len;
+	return 0;
+}
+
+int cs_img_decode_seccomp(struct cs_rd *r, struct cs_image *img)
+{
+	size_t i;
+
+	TRY(rd_array(r, 12, CS_IMAGE_SECCOMP_MAX, sizeof(*img->seccomp), (void **)&img->seccomp,
+	             &img->n_seccomp));
+	for (i = 0; i < img->n_seccomp; i++) {
+		r->record = (long)i;
+		TRY(decode_seccomp(r, &img->seccomp[i], i ? img->seccomp[i - 1].tid : 1));
+	}
+	return cs_rd_done(r);
+}
+
 /* ---- PAGES -------------------------------------------------------------- */
 
 /* Appends to img->page_runs, doubling the array at each power of two. */

@@ -77,6 +77,7 @@ int cs_img_decode_creds(struct cs_rd *r, struct cs_image_creds *c);
 int cs_img_decode_timers(struct cs_rd *r, struct cs_image *img);
 int cs_img_decode_attrs(struct cs_rd *r, struct cs_image *img);
 int cs_img_decode_sigqueue(struct cs_rd *r, struct cs_image *img);
+int cs_img_decode_seccomp(struct cs_rd *r, struct cs_image *img);
 /* Page runs in one PAGES payload; *pages_end carries ordering across sections. */
 int cs_img_decode_pages(struct cs_rd *r, struct cs_image *img, uint64_t *pages_end);
 /* Page run checks shared by RESIDENT and PAGES. */

@@ -449,3 +449,20 @@ int cs_image_put_sigqueued(struct cs_buf *b, const struct cs_image_sigqueued *q)
 	b->len += CS_REC_SIGQUEUED;
 	return 0;
 }
+
+int cs_image_put_seccomp(struct cs_buf *b, const struct cs_image_seccomp *f)
+{
+	size_t n = 8 + 4 + (size_t)f->len;
+	uint8_t *p;
+
+	if (f->len > CS_IMAGE_FILTER_MAX || (f->len > 0 && !f->prog))
+		return -EINVAL;
+	p = reserve(b, n);
+	if (!p)
+		return -ENOSPC;
+	p = cs_img_put32(p, (uint32_t)f->tid);
+	p = cs_img_put32(p, f->flags);
+	put_var(p, f->prog, f->len);
+	b->len += n;
+	return 0;
+}

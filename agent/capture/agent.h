@@ -24,6 +24,7 @@
 #define CS_MAX_THREADS       4096
 #define CS_MAX_FDS           4096
 #define CS_MAX_TIMERS        4096
+#define CS_MAX_FILTERS       4096 /* seccomp filters, all threads together */
 #define CS_MAX_AGENT_REGIONS 16
 #define CS_ERR_MAX           256
 
@@ -127,6 +128,10 @@ struct cs_capture {
 	struct cs_image_attrs attrs;
 	struct cs_image_sigqueued *sigq; /* pending signals: shared queue, then by tid */
 	uint32_t n_sigq;
+	struct cs_image_seccomp *filters; /* seccomp filters by tid, oldest first */
+	uint32_t n_filters;
+	uint8_t *filter_pool; /* their programs */
+	size_t filter_pool_len, filter_pool_cap;
 	uint8_t *fd_pool; /* pipe bytes and epoll entries */
 	size_t fd_pool_len, fd_pool_cap;
 	char *unsup; /* newline-separated "what" strings */
@@ -259,6 +264,7 @@ struct cs_thread_look {
 	long sysno;                /* the call it sleeps in; -1: none, running or unknown */
 	uint64_t args[6];
 	uint64_t pc; /* just after its syscall instruction */
+	int seccomp; /* 0 none, 1 strict, 2 filters */
 	char comm[16];
 };
 int cs_thread_look(pid_t tid, struct cs_thread_look *t);
@@ -286,6 +292,11 @@ int cs_sup_own(struct cs_agent *a, char *why);
  * until the next call. */
 int cs_sup_sigqueue(struct cs_agent *a, pid_t tid, int shared, const uint8_t **ret_infos,
                     uint32_t *ret_n, char *why);
+/* tid's seccomp filters as the supervisor sends them (cs_agent_abi.h):
+ * *ret_len bytes at *ret_data holding *ret_n filters; valid until the
+ * next call. */
+int cs_sup_seccomp(struct cs_agent *a, pid_t tid, const uint8_t **ret_data, size_t *ret_len,
+                   uint32_t *ret_n, char *why);
 
 /* timers.c: runs in the parent during the freeze (timers are not inherited) */
 int cs_timers_capture(struct cs_capture *c);
@@ -293,6 +304,10 @@ void cs_timers_reset(void);
 /* sigqueue.c: signals pending at the frozen instant, read without taking
  * them (the supervisor's PTRACE_PEEKSIGINFO); after cs_timers_capture */
 int cs_sigqueue_capture(struct cs_agent *a, struct cs_capture *c);
+/* seccomp.c: every thread's seccomp filters (the supervisor's
+ * PTRACE_SECCOMP_GET_FILTER), when any thread has some; after creds */
+int cs_seccomp_capture(struct cs_agent *a, struct cs_capture *c);
+void cs_seccomp_note(int mode); /* what a look at a thread saw */
 /* attrs.c: runs in the parent during the freeze */
 int cs_attrs_capture(struct cs_capture *c);
 /* freeze.c */

@@ -237,10 +237,12 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 		                  NULL, NULL),
 		       cr;
 	/* A restore without the filters would run the program with more
-	 * privilege than it had: refused until they are captured. */
-	if (c->creds.seccomp)
-		cs_unsup_add(c, c->creds.seccomp == 1 ? "seccomp strict mode"
-		                                      : "seccomp filters (not captured yet)");
+	 * privilege than it had: strict mode is refused, filters captured. */
+	if (c->creds.seccomp == 1)
+		cs_unsup_add(c, "seccomp strict mode");
+	int sr = cs_seccomp_capture(a, c);
+	if (sr)
+		return cs_set_err(c->errmsg, "seccomp filter capture failed", NULL, NULL), sr;
 	/* /proc/self/comm is the main thread's; the writer's would be ours. */
 	if (cs_read_file("/proc/self/comm", c->comm, sizeof(c->comm)) > 0)
 		c->comm[strcspn(c->comm, "\n")] = 0;
@@ -476,6 +478,10 @@ void cs_capture_reset(struct cs_agent *a)
 	c->n_timers = 0;
 	c->sigq = NULL;
 	c->n_sigq = 0;
+	c->filters = NULL;
+	c->n_filters = 0;
+	c->filter_pool = NULL;
+	c->filter_pool_len = c->filter_pool_cap = 0;
 	c->fd_pool = NULL;
 	c->fd_pool_cap = 0;
 	c->unsup = NULL;

@@ -403,6 +403,7 @@ static int look_one(pid_t tid, void *arg)
 	if (cs_thread_look(tid, &t))
 		return 0;
 	cs_sleep_note(tid, &t);
+	cs_seccomp_note(t.seccomp);
 	if (!needs_holding(&t))
 		return 0;
 	if (n_to_hold >= MAX_HELD)

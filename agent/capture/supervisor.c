@@ -159,7 +159,7 @@ int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why)
 
 /* The reply of "sigq": a few bytes of text, then the siginfos. Static: the
  * freeze path allocates nothing. */
-static uint8_t sigq_reply[64 + CS_SIGQ_MAX * CS_SIGINFO_SIZE + 1];
+static uint8_t sigq_reply[64 + CS_SECCOMP_REPLY_MAX + 1]; /* the larger of the two */
 
 int cs_sup_sigqueue(struct cs_agent *a, pid_t tid, int shared, const uint8_t **ret_infos,
                     uint32_t *ret_n, char *why)
@@ -181,6 +181,24 @@ int cs_sup_sigqueue(struct cs_agent *a, pid_t tid, int shared, const uint8_t **r
 		return cs_set_err(why, "the supervisor's answer to sigq is cut short", NULL, NULL),
 		       -EPROTO;
 	*ret_infos = data;
+	*ret_n = (uint32_t)n;
+	return 0;
+}
+
+int cs_sup_seccomp(struct cs_agent *a, pid_t tid, const uint8_t **ret_data, size_t *ret_len,
+                   uint32_t *ret_n, char *why)
+{
+	int r = sup_call(a, "seccomp", tid, 1, (char *)sigq_reply, sizeof(sigq_reply), why);
+	if (r)
+		return r;
+	const char *s = strchr((const char *)sigq_reply + 3, ' ');
+	uint64_t n;
+	if (!s || (s++, cs_parse_u64(&s, &n, 10)) || *s != '\n' || n > CS_SECCOMP_FILTERS_MAX) {
+		cs_set_err(why, "the supervisor's answer to seccomp is malformed", NULL, NULL);
+		return -EPROTO;
+	}
+	*ret_data = (const uint8_t *)s + 1;
+	*ret_len = reply_len - (size_t)(*ret_data - sigq_reply);
 	*ret_n = (uint32_t)n;
 	return 0;
 }

@@ -71,6 +71,14 @@ int cs_thread_look(pid_t tid, struct cs_thread_look *t)
 	t->state = st ? st[sizeof("\nState:") - 1 + 1] : '?';
 	if (status_hex(buf, "\nSigBlk:", &t->blocked) || status_hex(buf, "\nSigPnd:", &t->pending))
 		return -EINVAL;
+	const char *sc = strstr(buf, "\nSeccomp:");
+	uint64_t mode = 0;
+	if (sc) {
+		for (sc += 9; *sc == ' ' || *sc == '\t'; sc++)
+			;
+		cs_parse_u64(&sc, &mode, 10);
+	}
+	t->seccomp = (int)mode;
 	if (t->state == 'S')
 		read_syscall(tid, t);
 	task_path(path, sizeof(path), tid, "/comm");

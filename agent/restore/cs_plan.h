@@ -111,6 +111,15 @@ struct cs_plan_siginfo {
 	uint8_t info[CS_SIGINFO_SIZE];
 };
 
+/* A seccomp filter to install on thread tid (oldest first): len bytes of
+ * classic BPF at prog_off in the plan. */
+struct cs_plan_seccomp {
+	int32_t tid;
+	uint32_t flags; /* SECCOMP_FILTER_FLAG_LOG, _SPEC_ALLOW */
+	uint32_t len, reserved;
+	uint64_t prog_off;
+};
+
 struct cs_plan_rlimit {
 	uint32_t resource, reserved;
 	uint64_t cur, max;
@@ -150,6 +159,9 @@ struct cs_plan_header {
 	 * the kernel's order */
 	uint32_t n_sigq, reserved4;
 	uint64_t sigq_off;
+	/* seccomp filters by thread, each thread's oldest first */
+	uint32_t n_seccomp, reserved5;
+	uint64_t seccomp_off;
 	/* process attributes the exec of the restorer reset (the image's ATTRS;
 	 * oom_score_adj is set by the tool before the exec, which keeps it) */
 	uint32_t child_subreaper, thp_disable, dumpable, membarrier;

@@ -486,6 +486,29 @@ static void queue_signals(int32_t tid, int32_t tgid)
 	}
 }
 
+/*
+ * The thread's seccomp filters, oldest first, installed last: after its
+ * credentials (the program's no_new_privs or CAP_SYS_ADMIN allows it, as it
+ * did when the program installed them), right before it leaves for program
+ * code, so nothing the restorer still does can be forbidden by them and the
+ * program never runs with fewer. A failure ends the process.
+ */
+static void install_filters(int32_t tid)
+{
+	const struct cs_plan_seccomp *f = at(plan->seccomp_off);
+	for (uint32_t i = 0; i < plan->n_seccomp; i++) {
+		if (f[i].tid != tid)
+			continue;
+		struct {
+			uint16_t len;
+			uint16_t pad[3];
+			uint64_t filter;
+		} prog = {(uint16_t)(f[i].len / 8), {0}, (uint64_t)at(f[i].prog_off)};
+		check(cs_sys3(NR_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, f[i].flags, &prog),
+		      "installing a seccomp filter", (uint64_t)tid);
+	}
+}
+
 /* Per-thread kernel state that clone does not carry: robust list, rseq,
  * gs. fs and the tid address come with clone3 (or set_tid_address). */
 static void thread_state(const struct cs_plan_thread *t)
@@ -513,6 +536,7 @@ void cs_thread_entry(const struct cs_plan_thread *t)
 	thread_state(t);
 	queue_signals(t->tid, (int32_t)cs_sys0(NR_getpid));
 	creds();
+	install_filters(t->tid);
 	struct cs_agent_restore_block *b = (void *)plan->block_addr;
 	cs_jump(t->ucontext, (uint64_t)&b->threads_pending, 0, 0, plan->trampoline, 0);
 }
@@ -600,6 +624,7 @@ static void threads_and_leave(void)
 	/* A uid change made the mm non-dumpable: as it was at the checkpoint. */
 	if (plan->creds.present)
 		cs_sys2(NR_prctl, PR_SET_DUMPABLE, plan->creds.dumpable);
+	install_filters(main_thread->tid);
 	wait_for_threads(b);
 	/* The exe file was set with the mm fields (restore_mm), so -1 here. */
 	cs_jump(main_thread->ucontext, CS_RESTORER_BASE, CS_RESTORER_LEN, (uint64_t)-1,

@@ -212,6 +212,19 @@ static json_t *j_sigqueue(const struct cs_image *img)
 	return a;
 }
 
+/* Seccomp filters: thread, flags, length in instructions, oldest first. */
+static json_t *j_seccomp(const struct cs_image *img)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < img->n_seccomp; i++) {
+		const struct cs_image_seccomp *f = &img->seccomp[i];
+		json_array_append_new(a, json_pack("{s:i, s:o, s:i}", "tid", f->tid, "flags",
+		                                   hexnum(f->flags), "instructions",
+		                                   (int)(f->len / 8)));
+	}
+	return a;
+}
+
 static json_t *j_image(const struct cs_loaded *l, const struct cs_chain *chain)
 {
 	const struct cs_image *img = l->img;
@@ -243,6 +256,7 @@ static json_t *j_image(const struct cs_loaded *l, const struct cs_chain *chain)
 	json_object_set_new(o, "timers", j_timers(img));
 	json_object_set_new(o, "signal_handlers", sig);
 	json_object_set_new(o, "pending_signals", j_sigqueue(img));
+	json_object_set_new(o, "seccomp_filters", j_seccomp(img));
 	json_object_set_new(o, "unsupported", uns);
 	json_object_set_new(o, "sizes", json_pack("{s:I, s:I, s:I, s:I}", "image_bytes", (json_int_t)l->len,
 		"page_bytes", (json_int_t)(pages * CS_IMAGE_PAGE_SIZE), "resident_pages", (json_int_t)resident,
@@ -373,6 +387,11 @@ static void text_image(json_t *o)
 		printf("  %2lld on %s: code %lld, pid %lld, uid %lld, value %s\n", ji(v, "signo"),
 		       where, ji(v, "code"), ji(v, "pid"), ji(v, "uid"), js(v, "value"));
 	}
+	printf("seccomp filters (%zu, oldest first):\n",
+	       json_array_size(json_object_get(o, "seccomp_filters")));
+	json_array_foreach(json_object_get(o, "seccomp_filters"), i, v)
+		printf("  thread %lld: %lld instructions, flags %s\n", ji(v, "tid"),
+		       ji(v, "instructions"), js(v, "flags"));
 	json_t *s = json_object_get(o, "sizes");
 	printf("sizes: image %lld bytes, page data %lld bytes (%lld pages), live pages %lld\n",
 	       ji(s, "image_bytes"), ji(s, "page_bytes"), ji(s, "pages_in_image"),

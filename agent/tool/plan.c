@@ -400,6 +400,30 @@ static int plan_sigqueue(const struct cs_image *img, struct plan_buf *b, struct 
 	return err;
 }
 
+/* Seccomp filters; their programs follow the records in the plan. */
+static int plan_seccomp(const struct cs_image *img, struct plan_buf *b, struct cs_plan_header *h)
+{
+	struct cs_plan_seccomp *f = calloc(img->n_seccomp + 1, sizeof(*f));
+	int err = f ? 0 : -ENOMEM;
+	for (size_t i = 0; !err && i < img->n_seccomp; i++) {
+		const struct cs_image_seccomp *s = &img->seccomp[i];
+		if (!image_has_thread(img, s->tid)) {
+			cs_err("refusing: a seccomp filter of thread %d, which the image does not "
+			       "hold",
+			       s->tid);
+			err = -EINVAL;
+			break;
+		}
+		f[i] = (struct cs_plan_seccomp){.tid = s->tid, .flags = s->flags, .len = s->len};
+		err = buf_add(b, s->prog, s->len, &f[i].prog_off);
+	}
+	h->n_seccomp = (uint32_t)img->n_seccomp;
+	if (!err)
+		err = buf_add(b, f, img->n_seccomp * sizeof(*f), &h->seccomp_off);
+	free(f);
+	return err;
+}
+
 int cs_restore_helper_count(const struct cs_restore *r)
 {
 	/* status, plan, images, files; the exe fd comes right after */
@@ -516,6 +540,8 @@ int cs_plan_build(struct cs_restore *r)
 		err = plan_timers(r->img, &b, &h);
 	if (!err)
 		err = plan_sigqueue(r->img, &b, &h);
+	if (!err)
+		err = plan_seccomp(r->img, &b, &h);
 	if (err)
 		goto out;
 	h.total_len = b.len;

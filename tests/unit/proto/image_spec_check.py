@@ -77,6 +77,7 @@ def record_vectors():
         'page_run_head': struct.pack('<QII', 0x7f0000001000, 3, 0),
         'timer': timer,
         'attrs': struct.pack('<iIIIIiII', -100, 1, 0, 2, 16, -5, 1, 5) + lp(bytes([0x0f, 0])),
+        'seccomp': struct.pack('<iI', 4, 2) + lp(bytes.fromhex('0600000000000000')),
         'sigqueued': struct.pack('<iI', 3, 35) + struct.pack('<iiiiiiQ', 35, 0, -1, 0, 7, 8, 9)
         + bytes(96),
     }
@@ -258,6 +259,14 @@ def timer(r, prev):
     return (kind, tid)
 
 
+def seccomp(r, prev):
+    tid, flags = r.u('iI')
+    prog = r.var(32768)
+    if tid <= 0 or tid < (prev or 1) or flags & ~6 or not prog or len(prog) % 8:
+        raise Bad('seccomp filter of %d' % tid)
+    return tid
+
+
 def sigqueued(r, prev):
     tid, signo = r.u('iI')
     info = r.take(128)
@@ -301,7 +310,7 @@ def decode(data, name):
         if flags & ~1 or (not types and stype != 1):
             raise Bad('%s: flags or first section' % name)
         r = Reader(data[off + 16:end], '%s section %d at %d' % (name, stype, off))
-        if stype in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13):
+        if stype in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14):
             if stype in seen:
                 raise Bad('%s: duplicate %d' % (name, stype))
             seen.add(stype)
@@ -341,6 +350,10 @@ def decode(data, name):
             if struct.unpack_from('<I', r.d)[0] > 65536:
                 raise Bad('too many timers')
             records(r, timer)
+        elif stype == 14:
+            if struct.unpack_from('<I', r.d)[0] > 65536:
+                raise Bad('too many seccomp filters')
+            records(r, seccomp)
         elif stype == 13:
             if struct.unpack_from('<I', r.d)[0] > 65536:
                 raise Bad('too many pending signals')

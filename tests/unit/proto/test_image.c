@@ -139,6 +139,7 @@ static const struct {
 		"07000000000000000800000000000000"},
 	{"attrs", "9cffffff010000000000000002000000" "10000000"
 		"fbffffff010000000500000002000000" "0f00"},
+	{"seccomp", "04000000020000000800000006000000" "00000000"},
 	{"sigqueued",
 		"03000000230000002300000000000000ffffffff000000000700000008000000"
 		"0900000000000000000000000000000000000000000000000000000000000000"
@@ -162,6 +163,8 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	/* si_signo 35, si_errno 0, si_code SI_QUEUE, si_pid 7, si_uid 8, si_value 9 */
 	static struct cs_image_sigqueued sq = {3, 35, {35, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff,
 						       0xff, 0, 0, 0, 0, 7, 0, 0, 0, 8, 0, 0, 0, 9}};
+	static const uint8_t ret_kill[8] = {6};
+	struct cs_image_seccomp sc = {4, CS_SECCOMP_FLAG_LOG, 8, ret_kill};
 	uint64_t *mm = &p.start_code;
 	int k;
 
@@ -212,6 +215,8 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	case 8:
 		return cs_image_put_attrs(b, &at);
 	case 9:
+		return cs_image_put_seccomp(b, &sc);
+	case 10:
 		return cs_image_put_sigqueued(b, &sq);
 	default:
 		return cs_image_put_page_run_head(b, 0x7f0000001000ull, 3);
@@ -643,6 +648,7 @@ static void test_names(void)
 	CHECK(strcmp(cs_image_section_name(CS_SECT_CREDS), "CREDS") == 0);
 	CHECK(strcmp(cs_image_section_name(CS_SECT_ATTRS), "ATTRS") == 0);
 	CHECK(strcmp(cs_image_section_name(CS_SECT_SIGQUEUE), "SIGQUEUE") == 0);
+	CHECK(strcmp(cs_image_section_name(CS_SECT_SECCOMP), "SECCOMP") == 0);
 	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(16) == NULL);
 	CHECK(cs_image_section_name(UINT32_MAX) == NULL);
 	CHECK(strcmp(cs_image_fd_type_name(CS_FD_EPOLL), "EPOLL") == 0);
