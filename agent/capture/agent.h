@@ -268,6 +268,9 @@ struct cs_thread_look {
 	char comm[16];
 };
 int cs_thread_look(pid_t tid, struct cs_thread_look *t);
+/* The number after "\n<key>" ("\nSigPnd:") in /proc/self/task/T/status
+ * (T 0: /proc/self/status), in base; 0 if it cannot be read. */
+uint64_t cs_status_field(pid_t tid, const char *key, int base);
 void cs_thread_describe(char *out, pid_t tid, const struct cs_thread_look *t);
 
 /* sleepers.c: calls a freeze must not end early (the kernel does not

@@ -30,24 +30,6 @@ void cs_seccomp_note(int mode)
 		seen = 1;
 }
 
-static uint64_t thread_mode(pid_t tid)
-{
-	char path[64], num[24], buf[4096];
-	uint64_t v = 0;
-	cs_strlcpy(path, "/proc/self/task/", sizeof(path));
-	cs_fmt_u64(num, (uint64_t)tid);
-	cs_strlcat(path, num, sizeof(path));
-	cs_strlcat(path, "/status", sizeof(path));
-	if (cs_read_file(path, buf, sizeof(buf)) <= 0)
-		return 0;
-	const char *p = strstr(buf, "\nSeccomp:");
-	if (!p)
-		return 0;
-	for (p += 9; *p == ' ' || *p == '\t'; p++)
-		;
-	return cs_parse_u64(&p, &v, 10) ? 0 : v;
-}
-
 static void refuse(struct cs_capture *c, pid_t tid, const char *why, const char *detail)
 {
 	char what[CS_ERR_MAX], num[24];
@@ -95,7 +77,7 @@ static int one_thread(struct cs_agent *a, struct cs_capture *c, pid_t tid)
 	const uint8_t *data;
 	size_t len;
 	uint32_t n;
-	uint64_t mode = thread_mode(tid);
+	uint64_t mode = cs_status_field(tid, "\nSeccomp:", 10);
 	if (mode == 0)
 		return 0;
 	seen = 1;

@@ -20,34 +20,8 @@
 
 #include "agent.h"
 
-#define SIGQ_TOTAL    4096 /* pending signals an image holds from this agent */
-#define FREEZE_BIT    (1ull << (CS_FREEZE_SIGNAL - 1))
-
-/* "SigPnd:" or "ShdPnd:" of a status file; 0 if unreadable. */
-static uint64_t status_mask(const char *path, const char *key)
-{
-	char buf[4096];
-	uint64_t v = 0;
-	if (cs_read_file(path, buf, sizeof(buf)) <= 0)
-		return 0;
-	const char *p = strstr(buf, key);
-	if (!p)
-		return 0;
-	p += strlen(key);
-	while (*p == ' ' || *p == '\t')
-		p++;
-	return cs_parse_u64(&p, &v, 16) ? 0 : v;
-}
-
-static uint64_t own_pending(pid_t tid)
-{
-	char path[64], num[24];
-	cs_strlcpy(path, "/proc/self/task/", sizeof(path));
-	cs_fmt_u64(num, (uint64_t)tid);
-	cs_strlcat(path, num, sizeof(path));
-	cs_strlcat(path, "/status", sizeof(path));
-	return status_mask(path, "SigPnd:");
-}
+#define SIGQ_TOTAL 4096 /* pending signals an image holds from this agent */
+#define FREEZE_BIT (1ull << (CS_FREEZE_SIGNAL - 1))
 
 /* "signals pending on thread T" / "on the process" + ": " + why */
 static void refuse(struct cs_capture *c, int32_t tid, const char *why, const char *detail)
@@ -131,11 +105,12 @@ int cs_sigqueue_capture(struct cs_agent *a, struct cs_capture *c)
 	if (!c->sigq && !(c->sigq = cs_scratch_alloc(SIGQ_TOTAL * sizeof(*c->sigq), 0)))
 		return -ENOMEM;
 	int r = 0;
-	if (via && (status_mask("/proc/self/status", "ShdPnd:") & ~FREEZE_BIT))
+	if (via && (cs_status_field(0, "\nShdPnd:", 16) & ~FREEZE_BIT))
 		r = read_queue(a, c, via, 0);
 	for (uint32_t i = 0; !r && i < c->n_threads; i++) {
 		const struct cs_thread_rec *t = &c->threads[i];
-		if (!(t->pending & ~FREEZE_BIT) || !(own_pending(t->tid) & ~FREEZE_BIT))
+		if (!(t->pending & ~FREEZE_BIT) ||
+		    !(cs_status_field(t->tid, "\nSigPnd:", 16) & ~FREEZE_BIT))
 			continue;
 		if (t->flags & CS_THREAD_AGENT)
 			refuse(c, t->tid, "a signal sent to the agent's own thread", NULL);
