@@ -255,6 +255,8 @@ void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f);
 /* The receive queue of a SOCKETPAIR end into pipe_data (a pool offset). */
 void cs_socket_queue(struct cs_capture *c, struct cs_image_fd *f);
 void cs_sockets_done(void);  /* closes what the socket capture opened */
+/* multicast.c: the groups a datagram socket joined, as sockopts */
+void cs_socket_multicast(struct cs_capture *c, struct cs_image_fd *f);
 void cs_sockets_reset(void); /* forgets the cached defaults of new sockets */
 
 /* threads.c: one thread as /proc/self/task/T shows it */

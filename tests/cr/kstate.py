@@ -103,6 +103,10 @@ SCENARIOS = {
     "kstate-madvise": restored("wl-madvise"),
     "kstate-seccomp": restored("wl-seccomp"),
     "kstate-refuse-forged-seccomp": forged_seccomp,
+    "kstate-multicast": restored("wl-mcast"),
+    "kstate-refuse-multicast-v6": refused("wl-mcast", ["--v6", "1"],
+                                          [r"fd \d+: socket:\[\d+\] \(an IPv6 multicast "
+                                           r"group joined"]),
     "kstate-refuse-mlock": refused("wl-madvise", ["--mlock", "1"],
                                    [r"memory locked with mlock \(VmLck \d+ kB\): not restored"]),
     "kstate-refuse-mseal": refused("wl-madvise", ["--mseal", "1"],
