@@ -28,6 +28,8 @@ static const char *const section_names[] = {
 	[CS_SECT_CREDS] = "CREDS",
 	[CS_SECT_TIMERS] = "TIMERS",
 	[CS_SECT_ATTRS] = "ATTRS",
+	[CS_SECT_SIGQUEUE] = "SIGQUEUE",
+	[CS_SECT_SECCOMP] = "SECCOMP",
 	[CS_SECT_END] = "END",
 };
 
@@ -263,6 +265,10 @@ static int decode_section(struct parse *ps, const struct sect *s)
 		return cs_img_decode_timers(&r, img);
 	case CS_SECT_ATTRS:
 		return cs_img_decode_attrs(&r, img);
+	case CS_SECT_SIGQUEUE:
+		return cs_img_decode_sigqueue(&r, img);
+	case CS_SECT_SECCOMP:
+		return cs_img_decode_seccomp(&r, img);
 	case CS_SECT_END:
 		return check_end(ps, s);
 	default:
@@ -367,6 +373,10 @@ void cs_image_free(struct cs_image *img)
 	free(img->page_runs);
 	free(img->unsupported);
 	free(img->timers);
+	free(img->sigqueue);
+	for (size_t k = 0; img->seccomp && k < img->n_seccomp; k++)
+		free((void *)img->seccomp[k].prog);
+	free(img->seccomp);
 	free(img);
 }
 

@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #define CS_IMAGE_MAGIC          "CSYNCIMG" /* 8 bytes, first in the HEADER payload */
-#define CS_IMAGE_FORMAT_VERSION 2
+#define CS_IMAGE_FORMAT_VERSION 3
 #define CS_IMAGE_PAGE_SIZE      4096u
 #define CS_IMAGE_PATH_MAX       4096
 #define CS_IMAGE_BUILD_ID_MAX   32
@@ -46,6 +46,8 @@
  * u64 inode, then the path as str(4095). */
 #define CS_IMAGE_WATCH_FIXED    16u
 #define CS_IMAGE_FILTER_MAX     (4096u * 8) /* a classic socket filter: BPF_MAXINSNS of 8 bytes */
+#define CS_IMAGE_SIGINFO        128 /* the kernel's siginfo_t on x86_64 */
+#define CS_IMAGE_SIGQUEUE_MAX   65536 /* pending signals, all queues together */
 
 enum cs_image_section_type {
 	CS_SECT_HEADER = 1,
@@ -60,6 +62,8 @@ enum cs_image_section_type {
 	CS_SECT_CREDS = 10,      /* credentials: uids, gids, groups, capabilities */
 	CS_SECT_TIMERS = 11,     /* interval timers and POSIX timers (version 2) */
 	CS_SECT_ATTRS = 12,      /* per-process attributes (version 2) */
+	CS_SECT_SIGQUEUE = 13,   /* signals pending at the frozen instant (version 3) */
+	CS_SECT_SECCOMP = 14,    /* seccomp filters per thread (version 3) */
 	CS_SECT_END = 15,
 };
 /* "HEADER", "PAGES", ...; NULL for a type this version does not know. */
@@ -143,6 +147,18 @@ struct cs_image_process {
 #define CS_MAP_GROWSDOWN   0x0800u
 #define CS_MAP_TRACKED     0x1000u /* private writable: its live pages are in the images */
 
+/* Advice a program gave a mapping (madvise), as /proc/PID/smaps VmFlags
+ * shows it; the restorer gives it again (version 3). */
+#define CS_MADV_DONTFORK   0x01u /* dc: MADV_DONTFORK */
+#define CS_MADV_WIPEONFORK 0x02u /* wf: MADV_WIPEONFORK */
+#define CS_MADV_DONTDUMP   0x04u /* dd: MADV_DONTDUMP */
+#define CS_MADV_HUGEPAGE   0x08u /* hg: MADV_HUGEPAGE */
+#define CS_MADV_NOHUGEPAGE 0x10u /* nh: MADV_NOHUGEPAGE */
+#define CS_MADV_MERGEABLE  0x20u /* mg: MADV_MERGEABLE */
+#define CS_MADV_SEQUENTIAL 0x40u /* sr: MADV_SEQUENTIAL */
+#define CS_MADV_RANDOM     0x80u /* rr: MADV_RANDOM */
+#define CS_MADV_ALL        0xffu
+
 struct cs_image_mapping {
 	uint64_t start, end; /* [start, end) */
 	uint32_t prot;       /* PROT_READ | PROT_WRITE | PROT_EXEC */
@@ -154,6 +170,7 @@ struct cs_image_mapping {
 	uint8_t build_id[CS_IMAGE_BUILD_ID_MAX];
 	uint32_t build_id_len;
 	char path[CS_IMAGE_PATH_MAX]; /* empty for anonymous memory */
+	uint32_t madvise;             /* CS_MADV_* (version 3) */
 };
 
 #define CS_THREAD_MAIN  0x1u
@@ -319,6 +336,26 @@ struct cs_image_timer {
 	uint64_t interval_ns;
 };
 
+/* A signal pending at the frozen instant (SIGQUEUE section), with its
+ * siginfo as the kernel holds it. tid 0 is the process's shared queue. */
+struct cs_image_sigqueued {
+	int32_t tid;    /* the thread whose own queue holds it; 0: the shared queue */
+	uint32_t signo; /* 1..64, equal to the siginfo's si_signo */
+	uint8_t info[CS_IMAGE_SIGINFO];
+};
+
+/* One seccomp filter of a thread (SECCOMP section), in the order the
+ * thread's filters were installed, oldest first. */
+#define CS_SECCOMP_FLAG_LOG        0x2u /* SECCOMP_FILTER_FLAG_LOG */
+#define CS_SECCOMP_FLAG_SPEC_ALLOW 0x4u /* SECCOMP_FILTER_FLAG_SPEC_ALLOW */
+#define CS_IMAGE_SECCOMP_MAX       65536 /* filters, all threads together */
+struct cs_image_seccomp {
+	int32_t tid;
+	uint32_t flags;       /* CS_SECCOMP_FLAG_* */
+	uint32_t len;         /* bytes: struct sock_filter of 8 each, >= 1 */
+	const uint8_t *prog;  /* owned by the image */
+};
+
 struct cs_image_sigaction {
 	uint32_t signo;
 	uint32_t reserved;
@@ -405,6 +442,7 @@ struct cs_buf {
  * Order the reader enforces: mappings sorted by start and disjoint; fds
  * strictly ascending (a share_fd names an fd before it); timers by strictly
  * ascending (kind, id); sigactions by strictly ascending signo (1..64);
+ * pending signals by ascending tid, each queue in the kernel's order;
  * RESIDENT runs, and page runs across all PAGES sections of an image,
  * ascending and disjoint.
  */
@@ -421,6 +459,8 @@ int cs_image_put_unsupported(struct cs_buf *b, const struct cs_image_unsupported
 int cs_image_put_creds(struct cs_buf *b, const struct cs_image_creds *c);
 int cs_image_put_timer(struct cs_buf *b, const struct cs_image_timer *t);
 int cs_image_put_attrs(struct cs_buf *b, const struct cs_image_attrs *a);
+int cs_image_put_sigqueued(struct cs_buf *b, const struct cs_image_sigqueued *q);
+int cs_image_put_seccomp(struct cs_buf *b, const struct cs_image_seccomp *f);
 /* The 16-byte head of a page run inside PAGES; the npages * page_size bytes follow. */
 int cs_image_put_page_run_head(struct cs_buf *b, uint64_t addr, uint32_t npages);
 #define CS_IMAGE_PAGE_RUN_HEAD 16u
@@ -476,6 +516,10 @@ struct cs_image {
 	size_t n_timers;
 	struct cs_image_attrs attrs;
 	int has_attrs; /* an ATTRS section was present */
+	struct cs_image_sigqueued *sigqueue; /* by tid (0 first), each queue in order */
+	size_t n_sigqueue;
+	struct cs_image_seccomp *seccomp; /* by tid, each thread's oldest first */
+	size_t n_seccomp;
 	uint64_t total_len; /* bytes up to and including END */
 };
 

@@ -313,6 +313,13 @@ static int check_mapping(struct cs_rd *r, const struct cs_image_mapping *m, uint
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown prot bits 0x%x", m->prot);
 	if (m->flags & ~CS_MAP_ALL)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown flags 0x%x", m->flags);
+	if ((m->madvise & ~CS_MADV_ALL) ||
+	    (m->madvise & (CS_MADV_HUGEPAGE | CS_MADV_NOHUGEPAGE)) ==
+	        (CS_MADV_HUGEPAGE | CS_MADV_NOHUGEPAGE) ||
+	    (m->madvise & (CS_MADV_SEQUENTIAL | CS_MADV_RANDOM)) ==
+	        (CS_MADV_SEQUENTIAL | CS_MADV_RANDOM))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "madvise 0x%x has unknown bits or contradicts itself", m->madvise);
 	return 0;
 }
 
@@ -328,7 +335,8 @@ static int decode_mapping(struct cs_rd *r, struct cs_image_mapping *m)
 	TRY(cs_rd_u64(r, "file_size", &m->file_size));
 	TRY(cs_rd_i64(r, "mtime_ns", &m->mtime_ns));
 	TRY(cs_rd_blob(r, "build_id", m->build_id, CS_IMAGE_BUILD_ID_MAX, &m->build_id_len));
-	return cs_rd_str(r, "path", m->path, sizeof(m->path));
+	TRY(cs_rd_str(r, "path", m->path, sizeof(m->path)));
+	return cs_rd_u32(r, "madvise", &m->madvise);
 }
 
 int cs_img_decode_mappings(struct cs_rd *r, struct cs_image *img)
@@ -336,7 +344,7 @@ int cs_img_decode_mappings(struct cs_rd *r, struct cs_image *img)
 	uint64_t prev_end = 0;
 	size_t i;
 
-	TRY(rd_array(r, CS_REC_MAPPING_FIXED + 8, UINT32_MAX, sizeof(*img->mappings),
+	TRY(rd_array(r, CS_REC_MAPPING_FIXED + 12, UINT32_MAX, sizeof(*img->mappings),
 	             (void **)&img->mappings, &img->n_mappings));
 	for (i = 0; i < img->n_mappings; i++) {
 		r->record = (long)i;
@@ -857,6 +865,90 @@ int cs_img_decode_attrs(struct cs_rd *r, struct cs_image *img)
 		                  a->nice, a->sched_policy, a->sched_priority);
 	TRY(cs_rd_blob(r, "affinity", a->affinity, CS_IMAGE_AFFINITY_MAX, &a->affinity_len));
 	img->has_attrs = 1;
+	return cs_rd_done(r);
+}
+
+/* ---- SIGQUEUE ----------------------------------------------------------- */
+
+/* Queues sorted by tid; a standard signal (below 32) is pending at most
+ * once per queue, as the kernel keeps it. */
+static int check_sigqueued(struct cs_rd *r, const struct cs_image_sigqueued *q,
+                           const struct cs_image_sigqueued *all, size_t i)
+{
+	const struct cs_image_sigqueued *prev = i ? &all[i - 1] : NULL;
+
+	if (q->tid < 0 || (prev && q->tid < prev->tid))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "tid %d is negative or below the previous %d (queues must be "
+		                  "sorted by tid)",
+		                  q->tid, prev ? prev->tid : 0);
+	if (q->signo == 0 || q->signo > CS_IMAGE_SIGNALS || cs_img_le32(q->info) != q->signo)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "signo %u is outside 1..%u or differs from si_signo %u", q->signo,
+		                  CS_IMAGE_SIGNALS, cs_img_le32(q->info));
+	for (size_t k = i; q->signo < 32 && k-- > 0 && all[k].tid == q->tid;)
+		if (all[k].signo == q->signo)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+			                  "standard signal %u is queued twice for tid %d", q->signo,
+			                  q->tid);
+	return 0;
+}
+
+int cs_img_decode_sigqueue(struct cs_rd *r, struct cs_image *img)
+{
+	size_t i;
+
+	TRY(rd_array(r, CS_REC_SIGQUEUED, CS_IMAGE_SIGQUEUE_MAX, sizeof(*img->sigqueue),
+	             (void **)&img->sigqueue, &img->n_sigqueue));
+	for (i = 0; i < img->n_sigqueue; i++) {
+		struct cs_image_sigqueued *q = &img->sigqueue[i];
+
+		r->record = (long)i;
+		TRY(cs_rd_i32(r, "tid", &q->tid));
+		TRY(cs_rd_u32(r, "signo", &q->signo));
+		TRY(cs_rd_need(r, "siginfo", CS_IMAGE_SIGINFO));
+		memcpy(q->info, r->p + r->pos, CS_IMAGE_SIGINFO);
+		r->pos += CS_IMAGE_SIGINFO;
+		TRY(check_sigqueued(r, q, img->sigqueue, i));
+	}
+	return cs_rd_done(r);
+}
+
+/* ---- SECCOMP ------------------------------------------------------------ */
+
+static int decode_seccomp(struct cs_rd *r, struct cs_image_seccomp *f, int32_t prev_tid)
+{
+	uint8_t *prog;
+
+	TRY(cs_rd_i32(r, "tid", &f->tid));
+	TRY(cs_rd_u32(r, "flags", &f->flags));
+	TRY(rd_len(r, "program", CS_IMAGE_FILTER_MAX, &f->len));
+	if (f->tid <= 0 || f->tid < prev_tid ||
+	    (f->flags & ~(CS_SECCOMP_FLAG_LOG | CS_SECCOMP_FLAG_SPEC_ALLOW)) || f->len == 0 ||
+	    f->len % 8)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "tid %d (after %d), flags 0x%x or a program of %u bytes is "
+		                  "invalid",
+		                  f->tid, prev_tid, f->flags, f->len);
+	prog = malloc(f->len);
+	if (!prog)
+		return cs_img_no_memory(r);
+	memcpy(prog, r->p + r->pos, f->len);
+	f->prog = prog;
+	r->pos += f->len;
+	return 0;
+}
+
+int cs_img_decode_seccomp(struct cs_rd *r, struct cs_image *img)
+{
+	size_t i;
+
+	TRY(rd_array(r, 12, CS_IMAGE_SECCOMP_MAX, sizeof(*img->seccomp), (void **)&img->seccomp,
+	             &img->n_seccomp));
+	for (i = 0; i < img->n_seccomp; i++) {
+		r->record = (long)i;
+		TRY(decode_seccomp(r, &img->seccomp[i], i ? img->seccomp[i - 1].tid : 1));
+	}
 	return cs_rd_done(r);
 }
 

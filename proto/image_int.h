@@ -26,6 +26,7 @@
 #define CS_REC_CREDS_FIXED   92u
 #define CS_REC_TIMER         48u
 #define CS_REC_ATTRS         32u /* fixed part; the affinity mask follows */
+#define CS_REC_SIGQUEUED     (8u + CS_IMAGE_SIGINFO)
 
 /*
  * A cursor over one section's payload. Every getter checks the bytes left
@@ -75,6 +76,8 @@ int cs_img_decode_unsupported(struct cs_rd *r, struct cs_image *img);
 int cs_img_decode_creds(struct cs_rd *r, struct cs_image_creds *c);
 int cs_img_decode_timers(struct cs_rd *r, struct cs_image *img);
 int cs_img_decode_attrs(struct cs_rd *r, struct cs_image *img);
+int cs_img_decode_sigqueue(struct cs_rd *r, struct cs_image *img);
+int cs_img_decode_seccomp(struct cs_rd *r, struct cs_image *img);
 /* Page runs in one PAGES payload; *pages_end carries ordering across sections. */
 int cs_img_decode_pages(struct cs_rd *r, struct cs_image *img, uint64_t *pages_end);
 /* Page run checks shared by RESIDENT and PAGES. */

@@ -161,7 +161,7 @@ int cs_image_put_mapping(struct cs_buf *b, const struct cs_image_mapping *m)
 
 	if (path >= sizeof(m->path) || m->build_id_len > CS_IMAGE_BUILD_ID_MAX)
 		return -EINVAL;
-	n = CS_REC_MAPPING_FIXED + 4 + m->build_id_len + 4 + path;
+	n = CS_REC_MAPPING_FIXED + 4 + m->build_id_len + 4 + path + 4;
 	p = reserve(b, n);
 	if (!p)
 		return -ENOSPC;
@@ -175,7 +175,8 @@ int cs_image_put_mapping(struct cs_buf *b, const struct cs_image_mapping *m)
 	p = cs_img_put64(p, m->file_size);
 	p = cs_img_put64(p, (uint64_t)m->mtime_ns);
 	p = put_var(p, m->build_id, m->build_id_len);
-	put_var(p, m->path, path);
+	p = put_var(p, m->path, path);
+	cs_img_put32(p, m->madvise);
 	b->len += n;
 	return 0;
 }
@@ -432,6 +433,36 @@ int cs_image_put_attrs(struct cs_buf *b, const struct cs_image_attrs *a)
 	p = cs_img_put32(p, a->sched_policy);
 	p = cs_img_put32(p, a->sched_priority);
 	put_var(p, a->affinity, a->affinity_len);
+	b->len += n;
+	return 0;
+}
+
+int cs_image_put_sigqueued(struct cs_buf *b, const struct cs_image_sigqueued *q)
+{
+	uint8_t *p = reserve(b, CS_REC_SIGQUEUED);
+
+	if (!p)
+		return -ENOSPC;
+	p = cs_img_put32(p, (uint32_t)q->tid);
+	p = cs_img_put32(p, q->signo);
+	put_bytes(p, q->info, CS_IMAGE_SIGINFO);
+	b->len += CS_REC_SIGQUEUED;
+	return 0;
+}
+
+int cs_image_put_seccomp(struct cs_buf *b, const struct cs_image_seccomp *f)
+{
+	size_t n = 8 + 4 + (size_t)f->len;
+	uint8_t *p;
+
+	if (f->len > CS_IMAGE_FILTER_MAX || (f->len > 0 && !f->prog))
+		return -EINVAL;
+	p = reserve(b, n);
+	if (!p)
+		return -ENOSPC;
+	p = cs_img_put32(p, (uint32_t)f->tid);
+	p = cs_img_put32(p, f->flags);
+	put_var(p, f->prog, f->len);
 	b->len += n;
 	return 0;
 }

@@ -24,6 +24,7 @@
 #define CS_MAX_THREADS       4096
 #define CS_MAX_FDS           4096
 #define CS_MAX_TIMERS        4096
+#define CS_MAX_FILTERS       4096 /* seccomp filters, all threads together */
 #define CS_MAX_AGENT_REGIONS 16
 #define CS_ERR_MAX           256
 
@@ -64,6 +65,7 @@ struct cs_thread_rec {
 	uint64_t robust_list, robust_len;
 	uint64_t rseq_addr;
 	uint32_t rseq_len, rseq_sig;
+	uint64_t pending; /* rt_sigpending in the handler: own and shared queues */
 };
 
 /* Results the writer child leaves for the parent (a MAP_SHARED page). */
@@ -73,7 +75,9 @@ struct cs_child_result {
 	uint64_t bytes;        /* image size */
 	uint64_t pages;        /* pages written */
 	uint64_t hash_entries; /* hash mode: entries in the new table */
+	int32_t need_copy;     /* DONTFORK/WIPEONFORK pages to write: copy mode needed */
 	char msg[CS_ERR_MAX];
+	char unsup[4 * CS_ERR_MAX]; /* refusals the writer found, newline-separated */
 };
 
 /* One hash-mode entry: the 64-bit hash of a resident tracked page. */
@@ -122,6 +126,12 @@ struct cs_capture {
 	struct cs_image_timer *timers; /* interval timers, then POSIX timers by id */
 	uint32_t n_timers;
 	struct cs_image_attrs attrs;
+	struct cs_image_sigqueued *sigq; /* pending signals: shared queue, then by tid */
+	uint32_t n_sigq;
+	struct cs_image_seccomp *filters; /* seccomp filters by tid, oldest first */
+	uint32_t n_filters;
+	uint8_t *filter_pool; /* their programs */
+	size_t filter_pool_len, filter_pool_cap;
 	uint8_t *fd_pool; /* pipe bytes and epoll entries */
 	size_t fd_pool_len, fd_pool_cap;
 	char *unsup; /* newline-separated "what" strings */
@@ -166,6 +176,7 @@ struct cs_agent {
 	uint64_t checkpoints, bytes_total, last_pause_ns, max_pause_ns, last_bytes, last_pages;
 	uint64_t failures;
 	uint32_t failed_in_row; /* periodic checkpoints back off while this grows */
+	int copy_always; /* a writer met DONTFORK/WIPEONFORK pages: no forked writer */
 	/* where the last pause went: stop, maps, dirty scan, fds, clone */
 	uint64_t phase_ns[6];
 	int last_copy_mode;
@@ -251,6 +262,8 @@ void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f);
 /* The receive queue of a SOCKETPAIR end into pipe_data (a pool offset). */
 void cs_socket_queue(struct cs_capture *c, struct cs_image_fd *f);
 void cs_sockets_done(void);  /* closes what the socket capture opened */
+/* multicast.c: the groups a datagram socket joined, as sockopts */
+void cs_socket_multicast(struct cs_capture *c, struct cs_image_fd *f);
 void cs_sockets_reset(void); /* forgets the cached defaults of new sockets */
 
 /* threads.c: one thread as /proc/self/task/T shows it */
@@ -260,9 +273,13 @@ struct cs_thread_look {
 	long sysno;                /* the call it sleeps in; -1: none, running or unknown */
 	uint64_t args[6];
 	uint64_t pc; /* just after its syscall instruction */
+	int seccomp; /* 0 none, 1 strict, 2 filters */
 	char comm[16];
 };
 int cs_thread_look(pid_t tid, struct cs_thread_look *t);
+/* The number after "\n<key>" ("\nSigPnd:") in /proc/self/task/T/status
+ * (T 0: /proc/self/status), in base; 0 if it cannot be read. */
+uint64_t cs_status_field(pid_t tid, const char *key, int base);
 void cs_thread_describe(char *out, pid_t tid, const struct cs_thread_look *t);
 
 /* sleepers.c: calls a freeze must not end early (the kernel does not
@@ -335,10 +352,27 @@ int cs_sup_stop(struct cs_agent *a, pid_t tid, int sig, uint64_t *ret_mask, char
 int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why);
 int cs_sup_own_dir(struct cs_agent *a, char *why);
 int cs_sup_own(struct cs_agent *a, char *why);
+/* The siginfos queued on tid (shared: the process's queue instead), in the
+ * kernel's order: *ret_n of CS_IMAGE_SIGINFO bytes at *ret_infos, valid
+ * until the next call. */
+int cs_sup_sigqueue(struct cs_agent *a, pid_t tid, int shared, const uint8_t **ret_infos,
+                    uint32_t *ret_n, char *why);
+/* tid's seccomp filters as the supervisor sends them (cs_agent_abi.h):
+ * *ret_len bytes at *ret_data holding *ret_n filters; valid until the
+ * next call. */
+int cs_sup_seccomp(struct cs_agent *a, pid_t tid, const uint8_t **ret_data, size_t *ret_len,
+                   uint32_t *ret_n, char *why);
 
 /* timers.c: runs in the parent during the freeze (timers are not inherited) */
 int cs_timers_capture(struct cs_capture *c);
 void cs_timers_reset(void);
+/* sigqueue.c: signals pending at the frozen instant, read without taking
+ * them (the supervisor's PTRACE_PEEKSIGINFO); after cs_timers_capture */
+int cs_sigqueue_capture(struct cs_agent *a, struct cs_capture *c);
+/* seccomp.c: every thread's seccomp filters (the supervisor's
+ * PTRACE_SECCOMP_GET_FILTER), when any thread has some; after creds */
+int cs_seccomp_capture(struct cs_agent *a, struct cs_capture *c);
+void cs_seccomp_note(int mode); /* what a look at a thread saw */
 /* attrs.c: runs in the parent during the freeze */
 int cs_attrs_capture(struct cs_capture *c);
 /* freeze.c */
@@ -365,6 +399,12 @@ struct cs_sig_report {
 void cs_freeze_sig_report(struct cs_sig_report *out);
 void cs_freeze_reset(void);
 int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c);
+
+/* vmflags.c, in the writer: each captured mapping's madvise advice
+ * (CS_MADV_*) into madv[maps.n]; -EAGAIN when a forked writer cannot read
+ * pages it must write (result->need_copy is then set). */
+struct dump;
+int cs_vmflags_read(struct dump *d, uint32_t *madv);
 
 /* dump.c: the writer child */
 int cs_dump_child(struct cs_agent *a, struct cs_capture *c);

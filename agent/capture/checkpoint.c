@@ -147,6 +147,12 @@ static int select_uffd(struct cs_agent *a, struct cs_capture *c)
 		if ((c->maps.v[i].flags & CS_MAP_TRACKED) && !(c->maps.v[i].prot & PROT_READ))
 			unreadable |=
 			    cs_runs_overlap(&c->send, c->maps.v[i].start, c->maps.v[i].end);
+	/* Pages of DONTFORK or WIPEONFORK memory are not in a forked writer's
+	 * copy (vmflags.c): once a writer met some, they are copied here. */
+	if (a->copy_always && c->send_pages * CS_PAGE <= CS_COPY_MAX && !unreadable) {
+		c->copy_mode = 1;
+		return 0;
+	}
 	switch (unreadable ? CS_WRITER_FORK : a->cfg.writer) {
 	case CS_WRITER_FORK:
 		c->copy_mode = 0;
@@ -196,6 +202,27 @@ static int copy_pages(struct cs_capture *c)
 	return cs_dump_keep_buffers();
 }
 
+/* mlock is not inherited by the forked writer, which reads the advice
+ * (vmflags.c), and is not restored: refused, by VmLck of the status the
+ * freeze read anyway. */
+static void locked_memory(struct cs_capture *c, const char *status)
+{
+	const char *p = strstr(status, "VmLck:");
+	uint64_t kb = 0;
+	if (!p)
+		return;
+	for (p += 6; *p == ' ' || *p == '\t'; p++)
+		;
+	if (cs_parse_u64(&p, &kb, 10) || !kb)
+		return;
+	char what[CS_ERR_MAX], num[24];
+	cs_fmt_u64(num, kb);
+	cs_strlcpy(what, "memory locked with mlock (VmLck ", sizeof(what));
+	cs_strlcat(what, num, sizeof(what));
+	cs_strlcat(what, " kB): not restored", sizeof(what));
+	cs_unsup_add(c, what);
+}
+
 /*
  * Inside the agent's signal handler, every other thread parked: take what
  * must be consistent with the frozen instant (mappings, dirty pages, file
@@ -215,10 +242,12 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 		                  NULL, NULL),
 		       cr;
 	/* A restore without the filters would run the program with more
-	 * privilege than it had: refused until they are captured. */
-	if (c->creds.seccomp)
-		cs_unsup_add(c, c->creds.seccomp == 1 ? "seccomp strict mode"
-		                                      : "seccomp filters (not captured yet)");
+	 * privilege than it had: strict mode is refused, filters captured. */
+	if (c->creds.seccomp == 1)
+		cs_unsup_add(c, "seccomp strict mode");
+	int sr = cs_seccomp_capture(a, c);
+	if (sr)
+		return cs_set_err(c->errmsg, "seccomp filter capture failed", NULL, NULL), sr;
 	/* /proc/self/comm is the main thread's; the writer's would be ours. */
 	if (cs_read_file("/proc/self/comm", c->comm, sizeof(c->comm)) > 0)
 		c->comm[strcspn(c->comm, "\n")] = 0;
@@ -244,6 +273,14 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	if (r)
 		return cs_set_err(c->errmsg, "timer capture failed", NULL, NULL), r;
 	cs_attrs_capture(c);
+	locked_memory(c, status);
+	/* Room for what the writer may refuse (vmflags.c): it must not
+	 * allocate in a copy of a process whose malloc may be locked. */
+	if (cs_scratch_grow((void **)&c->unsup, &c->unsup_cap, 1, c->unsup_len + 4 * CS_ERR_MAX))
+		return cs_set_err(c->errmsg, "no memory for refusals", NULL, NULL), -ENOMEM;
+	r = cs_sigqueue_capture(a, c);
+	if (r)
+		return cs_set_err(c->errmsg, "pending signal capture failed", NULL, NULL), r;
 	t3 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	memset(a->result, 0, sizeof(*a->result));
 	if (!writer_stack && !(writer_stack = cs_scratch_alloc(WRITER_STACK, 0)))
@@ -389,9 +426,18 @@ int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
 	}
 	int ok = 0;
 	r = wait_child(a->child_pid, &ok);
+	if (a->result->need_copy && !a->copy_always) {
+		/* Taken again at once, its pages copied during the freeze. */
+		a->copy_always = 1;
+		fail(a, -EAGAIN, a->result->msg);
+		return cs_take_checkpoint(a, ret_generation);
+	}
 	if (r || !ok || !a->result->done || a->result->err)
 		return fail(a, a->result->err ? a->result->err : -EIO,
 		            a->result->msg[0] ? a->result->msg : "the image writer died");
+	/* A forked writer's refusals are in its own copy of the capture. */
+	if (!c->copy_mode && a->result->unsup[0])
+		cs_unsup_add(c, a->result->unsup);
 	chain_advance(a, c, a->result->bytes);
 	a->checkpoints++;
 	cs_agent_count_pause(a, pause);
@@ -437,6 +483,12 @@ void cs_capture_reset(struct cs_agent *a)
 	c->fds = NULL;
 	c->timers = NULL;
 	c->n_timers = 0;
+	c->sigq = NULL;
+	c->n_sigq = 0;
+	c->filters = NULL;
+	c->n_filters = 0;
+	c->filter_pool = NULL;
+	c->filter_pool_len = c->filter_pool_cap = 0;
 	c->fd_pool = NULL;
 	c->fd_pool_cap = 0;
 	c->unsup = NULL;

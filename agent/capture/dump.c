@@ -161,6 +161,38 @@ static int put_attrs(struct dump *d)
 	return r ? r : meta_section(d, CS_SECT_ATTRS);
 }
 
+/* SIGQUEUE, only when a signal is pending: an image without it has none. */
+static int put_sigqueue(struct dump *d)
+{
+	size_t pos;
+	if (!d->c->n_sigq)
+		return 0;
+	d->meta.len = 0;
+	int r = cs_image_put_count(&d->meta, &pos);
+	for (uint32_t i = 0; !r && i < d->c->n_sigq; i++)
+		r = cs_image_put_sigqueued(&d->meta, &d->c->sigq[i]);
+	if (r)
+		return r;
+	cs_image_set_count(&d->meta, pos, d->c->n_sigq);
+	return meta_section(d, CS_SECT_SIGQUEUE);
+}
+
+/* SECCOMP, only when a thread has filters. */
+static int put_seccomp(struct dump *d)
+{
+	size_t pos;
+	if (!d->c->n_filters)
+		return 0;
+	d->meta.len = 0;
+	int r = cs_image_put_count(&d->meta, &pos);
+	for (uint32_t i = 0; !r && i < d->c->n_filters; i++)
+		r = cs_image_put_seccomp(&d->meta, &d->c->filters[i]);
+	if (r)
+		return r;
+	cs_image_set_count(&d->meta, pos, d->c->n_filters);
+	return meta_section(d, CS_SECT_SECCOMP);
+}
+
 /* The kernel's sigaction layout, which carries sa_restorer. */
 struct ksigaction {
 	uint64_t handler, flags, restorer, mask;
@@ -346,6 +378,10 @@ static int write_image(struct dump *d)
 		return dfail(d, r, "writing TIMERS failed");
 	if ((r = put_attrs(d)))
 		return dfail(d, r, "writing ATTRS failed");
+	if ((r = put_sigqueue(d)))
+		return dfail(d, r, "writing SIGQUEUE failed");
+	if ((r = put_seccomp(d)))
+		return dfail(d, r, "writing SECCOMP failed");
 	make_readable(d);
 	if ((r = cs_dump_select_pages(d)))
 		return dfail(d, r, "scanning resident pages failed");

@@ -146,6 +146,10 @@ static void record_self(struct cs_thread_rec *t, pid_t tid, void *uc)
 	}
 	if (tid == (pid_t)syscall(SYS_getpid))
 		t->flags |= CS_THREAD_MAIN;
+	/* Every signal is blocked in this handler, so this is all that is
+	 * pending for the thread, its own queue and the shared one: one system
+	 * call, and almost always 0 (sigqueue.c looks closer otherwise). */
+	syscall(SYS_rt_sigpending, &t->pending, sizeof(t->pending));
 }
 
 static void agent_in_handler(void *uc);
@@ -425,6 +429,7 @@ static int look_one(pid_t tid, void *arg)
 	if (cs_thread_look(tid, &t))
 		return 0;
 	cs_sleep_note(tid, &t);
+	cs_seccomp_note(t.seccomp);
 	if (!needs_holding(&t))
 		return 0;
 	if (n_to_hold >= MAX_HELD)

@@ -66,10 +66,16 @@ int cs_dump_mappings(struct dump *d)
 {
 	const struct cs_maps *maps = &d->c->maps;
 	struct cs_image_mapping *m = (void *)(d->meta.data + META_CAP / 2);
+	uint32_t *madv = (uint32_t *)(m + 1); /* the rest of meta's second half */
 	struct idcache ic = {.valid = 0};
 	size_t pos;
+	if (maps->n * sizeof(*madv) + sizeof(*m) > META_CAP / 2)
+		return -E2BIG;
+	int r = cs_vmflags_read(d, madv);
+	if (r)
+		return r;
 	d->meta.len = 0;
-	int r = cs_image_put_count(&d->meta, &pos);
+	r = cs_image_put_count(&d->meta, &pos);
 	for (size_t i = 0; !r && i < maps->n; i++) {
 		const struct cs_vma *v = &maps->v[i];
 		memset(m, 0, sizeof(*m));
@@ -83,6 +89,7 @@ int cs_dump_mappings(struct dump *d)
 		cs_strlcpy(m->path, cs_vma_path(maps, v), sizeof(m->path));
 		if (v->flags & CS_MAP_FILE)
 			file_identity(maps, v, m, &ic);
+		m->madvise = madv[i];
 		r = cs_image_put_mapping(&d->meta, m);
 	}
 	if (r)

@@ -366,6 +366,7 @@ void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f)
 	if (f->family == AF_UNIX)
 		unix_file_mode(f);
 	sock_options(c, f);
+	cs_socket_multicast(c, f);
 }
 
 /* Puts msg into the pool: a whole message (datagram, seqpacket) with its

@@ -55,6 +55,8 @@ static void sup_drop(struct cs_agent *a)
 	a->sup_fd = -1;
 }
 
+static size_t reply_len; /* bytes of the last reply */
+
 /* "<verb> <tid>[ <signo>]" out, the reply into reply[cap]; 0 for "ok ...". */
 static int sup_call(struct cs_agent *a, const char *verb, pid_t tid, int sig, char *reply,
                     size_t cap, char *why)
@@ -84,6 +86,7 @@ static int sup_call(struct cs_agent *a, const char *verb, pid_t tid, int sig, ch
 		return -ETIMEDOUT;
 	}
 	reply[n] = 0;
+	reply_len = (size_t)n;
 	if (!strncmp(reply, "ok ", 3))
 		return 0;
 	/* "error <tid> <errno> <sentence>" */
@@ -152,4 +155,50 @@ int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why)
 {
 	char reply[256];
 	return sup_call(a, "cont", tid, 0, reply, sizeof(reply), why);
+}
+
+/* The reply of "sigq": a few bytes of text, then the siginfos. Static: the
+ * freeze path allocates nothing. */
+static uint8_t sigq_reply[64 + CS_SECCOMP_REPLY_MAX + 1]; /* the larger of the two */
+
+/* A reply "ok <tid> <n>\n" and its data: the data and n (at most max). */
+static int counted_reply(const char *verb, uint64_t max, const uint8_t **ret_data,
+                         uint32_t *ret_n, char *why)
+{
+	const char *s = strchr((const char *)sigq_reply + 3, ' ');
+	uint64_t n;
+	if (!s || (s++, cs_parse_u64(&s, &n, 10)) || *s != '\n' || n > max) {
+		cs_set_err(why, "the supervisor's answer to ", verb, " is malformed");
+		return -EPROTO;
+	}
+	*ret_data = (const uint8_t *)s + 1;
+	*ret_n = (uint32_t)n;
+	return 0;
+}
+
+int cs_sup_sigqueue(struct cs_agent *a, pid_t tid, int shared, const uint8_t **ret_infos,
+                    uint32_t *ret_n, char *why)
+{
+	_Static_assert(CS_SIGINFO_SIZE == CS_IMAGE_SIGINFO, "one siginfo size");
+	int r =
+	    sup_call(a, "sigq", tid, shared ? 2 : 1, (char *)sigq_reply, sizeof(sigq_reply), why);
+	if (!r)
+		r = counted_reply("sigq", CS_SIGQ_MAX, ret_infos, ret_n, why);
+	if (r)
+		return r;
+	if ((size_t)(*ret_infos - sigq_reply) + (size_t)*ret_n * CS_SIGINFO_SIZE != reply_len)
+		return cs_set_err(why, "the supervisor's answer to sigq is cut short", NULL, NULL),
+		       -EPROTO;
+	return 0;
+}
+
+int cs_sup_seccomp(struct cs_agent *a, pid_t tid, const uint8_t **ret_data, size_t *ret_len,
+                   uint32_t *ret_n, char *why)
+{
+	int r = sup_call(a, "seccomp", tid, 1, (char *)sigq_reply, sizeof(sigq_reply), why);
+	if (!r)
+		r = counted_reply("seccomp", CS_SECCOMP_FILTERS_MAX, ret_data, ret_n, why);
+	if (!r)
+		*ret_len = reply_len - (size_t)(*ret_data - sigq_reply);
+	return r;
 }

@@ -19,6 +19,24 @@ static void task_path(char *out, size_t cap, pid_t tid, const char *leaf)
 	cs_strlcat(out, leaf, cap);
 }
 
+uint64_t cs_status_field(pid_t tid, const char *key, int base)
+{
+	char path[64], buf[4096];
+	uint64_t v = 0;
+	if (tid)
+		task_path(path, sizeof(path), tid, "/status");
+	else
+		cs_strlcpy(path, "/proc/self/status", sizeof(path));
+	if (cs_read_file(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	const char *p = strstr(buf, key);
+	if (!p)
+		return 0;
+	for (p += strlen(key); *p == ' ' || *p == '\t'; p++)
+		;
+	return cs_parse_u64(&p, &v, base) ? 0 : v;
+}
+
 /* The hex value after "\n<key>:\t" in a status text. */
 static int status_hex(const char *text, const char *key, uint64_t *out)
 {
@@ -71,6 +89,14 @@ int cs_thread_look(pid_t tid, struct cs_thread_look *t)
 	t->state = st ? st[sizeof("\nState:") - 1 + 1] : '?';
 	if (status_hex(buf, "\nSigBlk:", &t->blocked) || status_hex(buf, "\nSigPnd:", &t->pending))
 		return -EINVAL;
+	const char *sc = strstr(buf, "\nSeccomp:");
+	uint64_t mode = 0;
+	if (sc) {
+		for (sc += 9; *sc == ' ' || *sc == '\t'; sc++)
+			;
+		cs_parse_u64(&sc, &mode, 10);
+	}
+	t->seccomp = (int)mode;
 	if (t->state == 'S')
 		read_syscall(tid, t);
 	task_path(path, sizeof(path), tid, "/comm");

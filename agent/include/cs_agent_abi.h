@@ -75,12 +75,25 @@
  *   "cont <tid>"         -> "ok <tid>": the thread is let go (PTRACE_DETACH).
  *   "own 0"              -> "ok 0": the program dropped its privileges; DIR
  *       and the agent's files in it now belong to its effective uid/gid.
+ *   "sigq <tid> <which>" -> "ok <tid> <n>\n" followed by n siginfos of
+ *       CS_SIGINFO_SIZE bytes (the kernel's layout): the signals queued on
+ *       the thread (which 1) or on its process (which 2), in queue order,
+ *       read with PTRACE_PEEKSIGINFO (nothing is taken from the queue);
+ *       at most CS_SIGQ_MAX, more is an error (E2BIG).
+ *   "seccomp <tid> 1"    -> "ok <tid> <n>\n" followed by the thread's n
+ *       seccomp filters, oldest first, each u32 flags (LOG, SPEC_ALLOW),
+ *       u32 length in bytes and the classic BPF program; at most
+ *       CS_SECCOMP_FILTERS_MAX filters of CS_SECCOMP_REPLY_MAX bytes.
  *   any failure          -> "error <tid> <errno> <sentence>"
  *
  * Threads are in the namespace's numbering, which both sides share. When
  * the agent's connection closes, every thread still held is let go.
  */
 #define CS_SUPERVISOR_PREFIX   "checksync-supervisor-"
+#define CS_SIGINFO_SIZE        128
+#define CS_SIGQ_MAX            512 /* siginfos in one "sigq" reply (64 KiB) */
+#define CS_SECCOMP_FILTERS_MAX 64
+#define CS_SECCOMP_REPLY_MAX   (160u << 10) /* below a SEQPACKET socket's send buffer */
 #define CS_SUPERVISOR_NAME_MAX 48
 
 /* Writes the socket's abstract name (a NUL, the prefix, 16 hex digits of

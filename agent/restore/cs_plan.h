@@ -18,7 +18,7 @@
 #include "../include/cs_agent_abi.h"
 
 #define CS_PLAN_MAGIC   0x4e414c50434e5953ull /* "SYNCPLAN" */
-#define CS_PLAN_VERSION 2
+#define CS_PLAN_VERSION 3
 
 /*
  * The restorer's own region. Its ELF is linked at CS_RESTORER_BASE; its
@@ -50,8 +50,17 @@ struct cs_plan_map {
 	uint32_t mmap_flags; /* MAP_PRIVATE or MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE */
 	int32_t fd;         /* CS_PLAN_MAP_FILE: identity-checked file */
 	uint32_t has_pages; /* mapped writable until the page copies are done */
-	uint32_t reserved;
+	uint32_t advice;    /* CS_PLAN_MADV_*: madvise given again */
 };
+/* The image's CS_MADV_* bits (proto/image.h), the same values. */
+#define CS_PLAN_MADV_DONTFORK   0x01u
+#define CS_PLAN_MADV_WIPEONFORK 0x02u
+#define CS_PLAN_MADV_DONTDUMP   0x04u
+#define CS_PLAN_MADV_HUGEPAGE   0x08u
+#define CS_PLAN_MADV_NOHUGEPAGE 0x10u
+#define CS_PLAN_MADV_MERGEABLE  0x20u
+#define CS_PLAN_MADV_SEQUENTIAL 0x40u
+#define CS_PLAN_MADV_RANDOM     0x80u
 
 /* Bytes of an image file that go to [addr, addr + len). */
 struct cs_plan_copy {
@@ -94,6 +103,23 @@ struct cs_plan_timer {
 	uint64_t sigval, value_ns, interval_ns;
 };
 
+/* A pending signal to queue again (proto/image.h: struct cs_image_sigqueued):
+ * tid 0 is the process's shared queue. */
+struct cs_plan_siginfo {
+	int32_t tid;
+	uint32_t signo;
+	uint8_t info[CS_SIGINFO_SIZE];
+};
+
+/* A seccomp filter to install on thread tid (oldest first): len bytes of
+ * classic BPF at prog_off in the plan. */
+struct cs_plan_seccomp {
+	int32_t tid;
+	uint32_t flags; /* SECCOMP_FILTER_FLAG_LOG, _SPEC_ALLOW */
+	uint32_t len, reserved;
+	uint64_t prog_off;
+};
+
 struct cs_plan_rlimit {
 	uint32_t resource, reserved;
 	uint64_t cur, max;
@@ -129,6 +155,13 @@ struct cs_plan_header {
 	/* interval timers, then POSIX timers by ascending id */
 	uint32_t n_timers, reserved3;
 	uint64_t timers_off;
+	/* pending signals: the shared queue first, then each thread's, each in
+	 * the kernel's order */
+	uint32_t n_sigq, reserved4;
+	uint64_t sigq_off;
+	/* seccomp filters by thread, each thread's oldest first */
+	uint32_t n_seccomp, reserved5;
+	uint64_t seccomp_off;
 	/* process attributes the exec of the restorer reset (the image's ATTRS;
 	 * oom_score_adj is set by the tool before the exec, which keeps it) */
 	uint32_t child_subreaper, thp_disable, dumpable, membarrier;

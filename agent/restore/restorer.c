@@ -206,6 +206,28 @@ static void copy_pages(void)
 	}
 }
 
+/* The advice the program gave each mapping (VmFlags at the checkpoint),
+ * given again once its pages are in place: MADV_HUGEPAGE before would
+ * only make the copy allocate huge pages early. */
+static void restore_advice(void)
+{
+	static const struct {
+		uint32_t bit;
+		int advice;
+	} table[] = {
+	    {CS_PLAN_MADV_DONTFORK, 10},   {CS_PLAN_MADV_WIPEONFORK, 18},
+	    {CS_PLAN_MADV_DONTDUMP, 16},   {CS_PLAN_MADV_HUGEPAGE, 14},
+	    {CS_PLAN_MADV_NOHUGEPAGE, 15}, {CS_PLAN_MADV_MERGEABLE, 12},
+	    {CS_PLAN_MADV_SEQUENTIAL, 2},  {CS_PLAN_MADV_RANDOM, 1},
+	};
+	const struct cs_plan_map *m = at(plan->maps_off);
+	for (uint32_t i = 0; i < plan->n_maps; i++, m++)
+		for (uint32_t k = 0; m->advice && k < sizeof(table) / sizeof(table[0]); k++)
+			if (m->advice & table[k].bit)
+				check(cs_sys3(NR_madvise, m->start, m->len, table[k].advice),
+				      "madvise of a saved region", m->start);
+}
+
 static void final_protections(void)
 {
 	const struct cs_plan_map *m = at(plan->maps_off);
@@ -444,6 +466,49 @@ static void restore_attrs(void)
 		      plan->dumpable);
 }
 
+/*
+ * Signals pending at the checkpoint, queued again with every signal blocked
+ * (the restorer's mask): each stays pending until rt_sigreturn puts the
+ * thread's own mask back, then is delivered, or stays pending if the
+ * program blocks it. The kernel lets a thread queue any siginfo to itself
+ * (si_code >= 0 and SI_TKILL only to itself), so each thread queues its
+ * own and the main thread, whose tid is the process's, the shared ones.
+ */
+static void queue_signals(int32_t tid, int32_t tgid)
+{
+	const struct cs_plan_siginfo *q = at(plan->sigq_off);
+	for (uint32_t i = 0; i < plan->n_sigq; i++) {
+		if (q[i].tid != tid)
+			continue;
+		long r = tid ? cs_sys4(NR_rt_tgsigqueueinfo, tgid, tid, q[i].signo, q[i].info)
+		             : cs_sys3(NR_rt_sigqueueinfo, tgid, q[i].signo, q[i].info);
+		check(r, "queueing a pending signal again", q[i].signo);
+	}
+}
+
+/*
+ * The thread's seccomp filters, oldest first, installed last: after its
+ * credentials (the program's no_new_privs or CAP_SYS_ADMIN allows it, as it
+ * did when the program installed them), right before it leaves for program
+ * code, so nothing the restorer still does can be forbidden by them and the
+ * program never runs with fewer. A failure ends the process.
+ */
+static void install_filters(int32_t tid)
+{
+	const struct cs_plan_seccomp *f = at(plan->seccomp_off);
+	for (uint32_t i = 0; i < plan->n_seccomp; i++) {
+		if (f[i].tid != tid)
+			continue;
+		struct {
+			uint16_t len;
+			uint16_t pad[3];
+			uint64_t filter;
+		} prog = {(uint16_t)(f[i].len / 8), {0}, (uint64_t)at(f[i].prog_off)};
+		check(cs_sys3(NR_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, f[i].flags, &prog),
+		      "installing a seccomp filter", (uint64_t)tid);
+	}
+}
+
 /* Per-thread kernel state that clone does not carry: robust list, rseq,
  * gs. fs and the tid address come with clone3 (or set_tid_address). */
 static void thread_state(const struct cs_plan_thread *t)
@@ -469,7 +534,9 @@ static void creds(void)
 void cs_thread_entry(const struct cs_plan_thread *t)
 {
 	thread_state(t);
+	queue_signals(t->tid, (int32_t)cs_sys0(NR_getpid));
 	creds();
+	install_filters(t->tid);
 	struct cs_agent_restore_block *b = (void *)plan->block_addr;
 	cs_jump(t->ucontext, (uint64_t)&b->threads_pending, 0, 0, plan->trampoline, 0);
 }
@@ -529,6 +596,9 @@ static void threads_and_leave(void)
 	restore_rlimits();
 	restore_timers(main_tid, 0);
 	restore_attrs();
+	/* The shared queue before any thread exists: none can take one early. */
+	queue_signals(0, main_tid);
+	queue_signals(main_tid, main_tid);
 	/* From here on nothing may fail: threads start running app code. */
 	cs_sys3(NR_write, plan->status_fd, "ok\n", 3);
 	cs_sys3(NR_close_range, plan->helper_lo, plan->exe_fd, 0);
@@ -554,6 +624,7 @@ static void threads_and_leave(void)
 	/* A uid change made the mm non-dumpable: as it was at the checkpoint. */
 	if (plan->creds.present)
 		cs_sys2(NR_prctl, PR_SET_DUMPABLE, plan->creds.dumpable);
+	install_filters(main_thread->tid);
 	wait_for_threads(b);
 	/* The exe file was set with the mm fields (restore_mm), so -1 here. */
 	cs_jump(main_thread->ucontext, CS_RESTORER_BASE, CS_RESTORER_LEN, (uint64_t)-1,
@@ -595,6 +666,7 @@ void cs_restorer_main(uint64_t *sp)
 	unmap_outside_region();
 	create_maps();
 	copy_pages();
+	restore_advice();
 	final_protections();
 	place_specials();
 	restore_sigactions();

@@ -11,10 +11,10 @@
 enum {
 	NR_read = 0, NR_write = 1, NR_open = 2, NR_close = 3, NR_fstat = 5, NR_mmap = 9, NR_mprotect = 10,
 	NR_munmap = 11, NR_rt_sigaction = 13, NR_rt_sigprocmask = 14, NR_pread64 = 17,
-	NR_mremap = 25, NR_setitimer = 38, NR_exit = 60, NR_fcntl = 72, NR_prctl = 157, NR_arch_prctl = 158, NR_futex = 202,
-	NR_set_tid_address = 218, NR_timer_create = 222, NR_timer_settime = 223,
+	NR_mremap = 25, NR_madvise = 28, NR_getpid = 39, NR_setitimer = 38, NR_exit = 60, NR_fcntl = 72, NR_prctl = 157, NR_arch_prctl = 158, NR_futex = 202,
+	NR_set_tid_address = 218, NR_rt_sigqueueinfo = 129, NR_rt_tgsigqueueinfo = 297, NR_timer_create = 222, NR_timer_settime = 223,
 	NR_timer_delete = 226, NR_exit_group = 231, NR_set_robust_list = 273,
-	NR_prlimit64 = 302, NR_membarrier = 324, NR_rseq = 334, NR_clone3 = 435, NR_close_range = 436,
+	NR_prlimit64 = 302, NR_seccomp = 317, NR_membarrier = 324, NR_rseq = 334, NR_clone3 = 435, NR_close_range = 436,
 };
 
 static inline long cs_sys6(long nr, long a, long b, long c, long d, long e, long f)

@@ -48,6 +48,7 @@ struct ceiling {
 	uint32_t uid[4], gid[4], groups[CS_IMAGE_GROUPS_MAX];
 	size_t n_groups;
 	uint64_t prm, inh;
+	unsigned no_new_privs, filters; /* what can only grow: a floor */
 };
 
 static int read_ceiling(const char *dir, uid_t owner, struct ceiling *c)
@@ -76,6 +77,9 @@ static int read_ceiling(const char *dir, uid_t owner, struct ceiling *c)
 			c->prm = v;
 		else if (sscanf(line, "CapInh: %llx", &v) == 1)
 			c->inh = v;
+		else if (sscanf(line, "NoNewPrivs: %u", &c->no_new_privs) == 1 ||
+		         sscanf(line, "Seccomp_filters: %u", &c->filters) == 1)
+			continue;
 		else if (!strncmp(line, "Groups:", 7))
 			for (char *p = line + 7;
 			     c->n_groups < CS_IMAGE_GROUPS_MAX &&
@@ -95,8 +99,8 @@ static int in_set(const uint32_t *set, size_t n, uint32_t v)
 	return 0;
 }
 
-static int vouch(const struct cs_image_creds *c, uid_t uid, gid_t gid, const char *path,
-                 const struct ceiling *ce)
+static int vouch(const struct cs_image_creds *c, size_t main_filters, uid_t uid, gid_t gid,
+                 const char *path, const struct ceiling *ce)
 {
 	const char *why = NULL;
 	for (int i = 0; i < 4 && !why; i++)
@@ -111,6 +115,10 @@ static int vouch(const struct cs_image_creds *c, uid_t uid, gid_t gid, const cha
 	if (!why &&
 	    (((c->cap_prm | c->cap_eff | c->cap_amb) & ~prm) || (c->cap_inh & ~(inh | prm))))
 		why = "capabilities";
+	/* no_new_privs and seccomp filters are never given up: an image
+	 * without those the program had at the handover would loosen it. */
+	if (!why && ce && ((ce->no_new_privs && !c->no_new_privs) || main_filters < ce->filters))
+		why = "fewer seccomp filters or no no_new_privs, where it had them";
 	if (!why)
 		return 0;
 	cs_err("refusing: %s is owned by uid %u gid %u (the program wrote it after dropping its "
@@ -122,10 +130,29 @@ static int vouch(const struct cs_image_creds *c, uid_t uid, gid_t gid, const cha
 	return -1;
 }
 
+/* Filters the image holds for its main thread. */
+static size_t main_filters(const struct cs_image *img)
+{
+	int32_t main_tid = 0;
+	size_t n = 0;
+	for (size_t i = 0; i < img->n_threads; i++)
+		if (img->threads[i].flags & CS_THREAD_MAIN)
+			main_tid = img->threads[i].tid;
+	for (size_t i = 0; i < img->n_seccomp; i++)
+		n += img->seccomp[i].tid == main_tid;
+	return n;
+}
+
 int cs_validate_creds(const struct cs_restore *r)
 {
 	const struct cs_loaded *l = &r->chain.imgs[0];
 	struct stat st;
+	if (r->img->has_creds && r->img->creds.seccomp == 2 && !main_filters(r->img)) {
+		cs_err("refusing: %s says its main thread has seccomp filters but holds none of "
+		       "them; a restore never runs a program with fewer",
+		       l->path);
+		return -1;
+	}
 	if (fstat(l->fd, &st) < 0) {
 		cs_err("refusing: cannot stat %s", l->path);
 		return -1;
@@ -140,7 +167,8 @@ int cs_validate_creds(const struct cs_restore *r)
 	}
 	struct ceiling ce;
 	int have = read_ceiling(r->dir, st.st_uid, &ce) == 0;
-	return vouch(&r->img->creds, st.st_uid, st.st_gid, l->path, have ? &ce : NULL);
+	return vouch(&r->img->creds, main_filters(r->img), st.st_uid, st.st_gid, l->path,
+	             have ? &ce : NULL);
 }
 
 void cs_plan_creds(const struct cs_restore *r, struct cs_plan_creds *out)

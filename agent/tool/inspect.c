@@ -43,17 +43,31 @@ static json_t *j_header(const struct cs_loaded *l)
 			 "bytes", (json_int_t)l->len);
 }
 
+/* The madvise bits as smaps's VmFlags names them: "dc dd", "" for none. */
+static void advice_text(uint32_t madv, char *out, size_t cap)
+{
+	static const char *const names[] = {"dc", "wf", "dd", "hg", "nh", "mg", "sr", "rr"};
+	out[0] = 0;
+	for (size_t b = 0; b < sizeof(names) / sizeof(names[0]); b++)
+		if (madv & (1u << b)) {
+			if (out[0])
+				strncat(out, " ", cap - strlen(out) - 1);
+			strncat(out, names[b], cap - strlen(out) - 1);
+		}
+}
+
 static json_t *j_mappings(const struct cs_image *img)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; i < img->n_mappings; i++) {
 		const struct cs_image_mapping *m = &img->mappings[i];
-		char prot[5];
+		char prot[5], adv[32];
 		cs_prot_text(m->prot, m->flags, prot);
-		json_array_append_new(a, json_pack("{s:o, s:o, s:s, s:o, s:o, s:s, s:I, s:I}",
+		advice_text(m->madvise, adv, sizeof(adv));
+		json_array_append_new(a, json_pack("{s:o, s:o, s:s, s:o, s:o, s:s, s:s, s:I, s:I}",
 			"start", hexnum(m->start), "end", hexnum(m->end), "prot", prot,
 			"flags", hexnum(m->flags), "pgoff", hexnum(m->pgoff),
-			"name", cs_mapping_name(m),
+			"name", cs_mapping_name(m), "madvise", adv,
 			"resident_pages", (json_int_t)cs_runs_pages_in(img->resident, img->n_resident, m->start, m->end),
 			"pages_in_image", (json_int_t)cs_page_runs_pages_in(img->page_runs, img->n_page_runs, m->start, m->end)));
 	}
@@ -174,6 +188,43 @@ static json_t *j_timers(const struct cs_image *img)
 	return a;
 }
 
+/* Pending signals: queue ("process" or the tid), signo, and the siginfo
+ * fields every layout has (si_code, si_errno) plus the sender's pid, uid and
+ * value as kill, sigqueue and timers fill them in (x86_64 offsets). */
+static json_t *j_sigqueue(const struct cs_image *img)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < img->n_sigqueue; i++) {
+		const struct cs_image_sigqueued *q = &img->sigqueue[i];
+		int32_t w[4];
+		uint64_t value;
+		memcpy(w, q->info + 4, sizeof(w[0]));      /* si_errno */
+		memcpy(w + 1, q->info + 8, sizeof(w[0]));  /* si_code */
+		memcpy(w + 2, q->info + 16, sizeof(w[0])); /* si_pid (si_tid of a timer) */
+		memcpy(w + 3, q->info + 20, sizeof(w[0])); /* si_uid (si_overrun) */
+		memcpy(&value, q->info + 24, sizeof(value)); /* si_value */
+		json_array_append_new(
+		    a, json_pack("{s:o, s:i, s:i, s:i, s:i, s:i, s:o}", "queue",
+		                 q->tid ? json_integer(q->tid) : json_string("process"), "signo",
+		                 (int)q->signo, "code", w[1], "errno", w[0], "pid", w[2], "uid",
+		                 w[3], "value", hexnum(value)));
+	}
+	return a;
+}
+
+/* Seccomp filters: thread, flags, length in instructions, oldest first. */
+static json_t *j_seccomp(const struct cs_image *img)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < img->n_seccomp; i++) {
+		const struct cs_image_seccomp *f = &img->seccomp[i];
+		json_array_append_new(a, json_pack("{s:i, s:o, s:i}", "tid", f->tid, "flags",
+		                                   hexnum(f->flags), "instructions",
+		                                   (int)(f->len / 8)));
+	}
+	return a;
+}
+
 static json_t *j_image(const struct cs_loaded *l, const struct cs_chain *chain)
 {
 	const struct cs_image *img = l->img;
@@ -204,6 +255,8 @@ static json_t *j_image(const struct cs_loaded *l, const struct cs_chain *chain)
 	json_object_set_new(o, "fds", j_fds(img));
 	json_object_set_new(o, "timers", j_timers(img));
 	json_object_set_new(o, "signal_handlers", sig);
+	json_object_set_new(o, "pending_signals", j_sigqueue(img));
+	json_object_set_new(o, "seccomp_filters", j_seccomp(img));
 	json_object_set_new(o, "unsupported", uns);
 	json_object_set_new(o, "sizes", json_pack("{s:I, s:I, s:I, s:I}", "image_bytes", (json_int_t)l->len,
 		"page_bytes", (json_int_t)(pages * CS_IMAGE_PAGE_SIZE), "resident_pages", (json_int_t)resident,
@@ -299,9 +352,10 @@ static void text_image(json_t *o)
 	print_creds(json_object_get(o, "credentials"));
 	printf("mappings (%zu):\n", json_array_size(json_object_get(o, "mappings")));
 	json_array_foreach(json_object_get(o, "mappings"), i, v)
-		printf("  %14s-%-14s %s %-8s resident %6lld pages, %6lld in this image  %s\n",
+		printf("  %14s-%-14s %s %-8s resident %6lld pages, %6lld in this image  %s%s%s\n",
 		       js(v, "start"), js(v, "end"), js(v, "prot"), js(v, "flags"),
-		       ji(v, "resident_pages"), ji(v, "pages_in_image"), js(v, "name"));
+		       ji(v, "resident_pages"), ji(v, "pages_in_image"), js(v, "name"),
+		       js(v, "madvise")[0] ? "  madvise " : "", js(v, "madvise"));
 	printf("threads (%zu):\n", json_array_size(json_object_get(o, "threads")));
 	json_array_foreach(json_object_get(o, "threads"), i, v)
 		printf("  tid %lld%s%s  ucontext %s  fs %s  rseq %s\n", ji(v, "tid"),
@@ -324,6 +378,20 @@ static void text_image(json_t *o)
 	json_array_foreach(json_object_get(o, "signal_handlers"), i, v)
 		printf("  %2lld: handler %s flags %s mask %s\n", ji(v, "signo"), js(v, "handler"),
 		       js(v, "flags"), js(v, "mask"));
+	printf("pending signals (%zu):\n", json_array_size(json_object_get(o, "pending_signals")));
+	json_array_foreach(json_object_get(o, "pending_signals"), i, v) {
+		json_t *q = json_object_get(v, "queue");
+		char where[40] = "the process";
+		if (json_is_integer(q))
+			snprintf(where, sizeof(where), "thread %lld", (long long)json_integer_value(q));
+		printf("  %2lld on %s: code %lld, pid %lld, uid %lld, value %s\n", ji(v, "signo"),
+		       where, ji(v, "code"), ji(v, "pid"), ji(v, "uid"), js(v, "value"));
+	}
+	printf("seccomp filters (%zu, oldest first):\n",
+	       json_array_size(json_object_get(o, "seccomp_filters")));
+	json_array_foreach(json_object_get(o, "seccomp_filters"), i, v)
+		printf("  thread %lld: %lld instructions, flags %s\n", ji(v, "tid"),
+		       ji(v, "instructions"), js(v, "flags"));
 	json_t *s = json_object_get(o, "sizes");
 	printf("sizes: image %lld bytes, page data %lld bytes (%lld pages), live pages %lld\n",
 	       ji(s, "image_bytes"), ji(s, "page_bytes"), ji(s, "pages_in_image"),

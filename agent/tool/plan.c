@@ -206,6 +206,7 @@ static int plan_mapping(const struct cs_restore *r, const struct cs_image_mappin
 	out->start = m->start;
 	out->len = m->end - m->start;
 	out->prot = m->prot;
+	out->advice = m->madvise;
 	out->mmap_flags = (m->flags & CS_MAP_SHARED) ? MAP_SHARED : MAP_PRIVATE;
 	if (m->flags & (CS_MAP_GROWSDOWN | CS_MAP_STACK))
 		out->mmap_flags |= MAP_GROWSDOWN;
@@ -371,6 +372,58 @@ static int plan_timers(const struct cs_image *img, struct plan_buf *b, struct cs
 	return err;
 }
 
+/* Pending signals as the image has them; each is queued again by the
+ * thread that held it (the process's by the main thread), which the
+ * kernel lets queue any siginfo to itself: an image can give the program
+ * no signal it could not have sent itself. */
+static int plan_sigqueue(const struct cs_image *img, struct plan_buf *b, struct cs_plan_header *h)
+{
+	struct cs_plan_siginfo *q = calloc(img->n_sigqueue + 1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->n_sigqueue; i++) {
+		const struct cs_image_sigqueued *s = &img->sigqueue[i];
+		if (s->tid && !image_has_thread(img, s->tid)) {
+			cs_err("refusing: signal %u is pending on thread %d, which the image does "
+			       "not hold",
+			       s->signo, s->tid);
+			free(q);
+			return -EINVAL;
+		}
+		q[i].tid = s->tid;
+		q[i].signo = s->signo;
+		memcpy(q[i].info, s->info, sizeof(q[i].info));
+	}
+	h->n_sigq = (uint32_t)img->n_sigqueue;
+	int err = buf_add(b, q, img->n_sigqueue * sizeof(*q), &h->sigq_off);
+	free(q);
+	return err;
+}
+
+/* Seccomp filters; their programs follow the records in the plan. */
+static int plan_seccomp(const struct cs_image *img, struct plan_buf *b, struct cs_plan_header *h)
+{
+	struct cs_plan_seccomp *f = calloc(img->n_seccomp + 1, sizeof(*f));
+	int err = f ? 0 : -ENOMEM;
+	for (size_t i = 0; !err && i < img->n_seccomp; i++) {
+		const struct cs_image_seccomp *s = &img->seccomp[i];
+		if (!image_has_thread(img, s->tid)) {
+			cs_err("refusing: a seccomp filter of thread %d, which the image does not "
+			       "hold",
+			       s->tid);
+			err = -EINVAL;
+			break;
+		}
+		f[i] = (struct cs_plan_seccomp){.tid = s->tid, .flags = s->flags, .len = s->len};
+		err = buf_add(b, s->prog, s->len, &f[i].prog_off);
+	}
+	h->n_seccomp = (uint32_t)img->n_seccomp;
+	if (!err)
+		err = buf_add(b, f, img->n_seccomp * sizeof(*f), &h->seccomp_off);
+	free(f);
+	return err;
+}
+
 int cs_restore_helper_count(const struct cs_restore *r)
 {
 	/* status, plan, images, files; the exe fd comes right after */
@@ -485,6 +538,10 @@ int cs_plan_build(struct cs_restore *r)
 	free(cx);
 	if (!err)
 		err = plan_timers(r->img, &b, &h);
+	if (!err)
+		err = plan_sigqueue(r->img, &b, &h);
+	if (!err)
+		err = plan_seccomp(r->img, &b, &h);
 	if (err)
 		goto out;
 	h.total_len = b.len;

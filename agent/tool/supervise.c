@@ -167,11 +167,12 @@ static int is_program_thread(const struct cs_supervisor *s, pid_t tid)
 	return tid > 0 && access(path, F_OK) == 0;
 }
 
-static int stop_thread(struct cs_supervisor *s, pid_t tid, int sig, uint64_t *mask, char *why,
-                       size_t cap)
+/* tid held in a ptrace stop (PTRACE_SEIZE + PTRACE_INTERRUPT) as *ret_h. */
+static int seize_stopped(struct cs_supervisor *s, pid_t tid, struct cs_held **ret_h, char *why,
+                         size_t cap)
 {
 	char hint[96];
-	if (sig < 1 || sig > 64 || find_held(s, tid))
+	if (find_held(s, tid))
 		return why_set(why, cap, "bad request"), -EINVAL;
 	if (!is_program_thread(s, tid))
 		return why_set(why, cap, "%d is not a thread of pid %d", (int)tid,
@@ -195,6 +196,19 @@ static int stop_thread(struct cs_supervisor *s, pid_t tid, int sig, uint64_t *ma
 		        strerror(-r));
 		return r;
 	}
+	*ret_h = h;
+	return 0;
+}
+
+static int stop_thread(struct cs_supervisor *s, pid_t tid, int sig, uint64_t *mask, char *why,
+                       size_t cap)
+{
+	struct cs_held *h;
+	if (sig < 1 || sig > 64)
+		return why_set(why, cap, "bad request"), -EINVAL;
+	int r = seize_stopped(s, tid, &h, why, cap);
+	if (r)
+		return r;
 	uint64_t m, opened;
 	if (ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(m), &m) < 0 ||
 	    (opened = m & ~(1ull << (sig - 1)),
@@ -206,6 +220,113 @@ static int stop_thread(struct cs_supervisor *s, pid_t tid, int sig, uint64_t *ma
 	}
 	*mask = m;
 	return 0;
+}
+
+#ifndef PTRACE_PEEKSIGINFO_SHARED
+#define PTRACE_PEEKSIGINFO_SHARED 1
+#endif
+
+/*
+ * "sigq": the signals queued on tid (which 1) or on its process (which 2),
+ * copied with PTRACE_PEEKSIGINFO, which reads a queue without taking
+ * anything from it: the program keeps every signal exactly as it was. The
+ * thread is parked in the agent's freeze handler with every signal blocked,
+ * so the stop delivers none of them.
+ */
+static int peek_queue(struct cs_supervisor *s, pid_t tid, int which, uint8_t *out, size_t max,
+                      size_t *ret_n, char *why, size_t cap)
+{
+	struct cs_held *h;
+	if (which != 1 && which != 2)
+		return why_set(why, cap, "bad request"), -EINVAL;
+	int r = seize_stopped(s, tid, &h, why, cap);
+	if (r)
+		return r;
+	size_t n = 0;
+	for (;;) {
+		struct {
+			uint64_t off;
+			uint32_t flags;
+			int32_t nr;
+		} args = {n, which == 2 ? PTRACE_PEEKSIGINFO_SHARED : 0, 1};
+		long got = n < max
+		               ? ptrace(PTRACE_PEEKSIGINFO, tid, &args, out + n * CS_SIGINFO_SIZE)
+		               : (errno = E2BIG, -1L);
+		if (got == 0)
+			break;
+		if (got < 0) {
+			r = -errno;
+			why_set(why, cap, "PTRACE_PEEKSIGINFO: %s (more than %zu signals?)",
+			        strerror(-r), max);
+			break;
+		}
+		n++;
+	}
+	int d = detach(s, h);
+	if (!r && d)
+		why_set(why, cap, "PTRACE_DETACH: %s", strerror(-d));
+	*ret_n = n;
+	return r ? r : d;
+}
+
+/*
+ * "seccomp": the thread's seccomp filters, oldest first, each as u32 flags
+ * (PTRACE_SECCOMP_GET_METADATA: LOG, SPEC_ALLOW), u32 length in bytes and
+ * the classic BPF program (PTRACE_SECCOMP_GET_FILTER, which counts from the
+ * newest: index 0). The thread is parked in the freeze handler.
+ */
+static int filter_at(pid_t tid, long idx, uint8_t *out, size_t room, size_t *used)
+{
+	struct {
+		uint64_t filter_off, flags;
+	} meta = {(uint64_t)idx, 0};
+	long n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)idx, NULL);
+	if (n < 0)
+		return -errno;
+	size_t len = (size_t)n * 8;
+	if (8 + len > room)
+		return -E2BIG;
+	if (ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)idx, out + 8) != n ||
+	    ptrace(PTRACE_SECCOMP_GET_METADATA, tid, (void *)sizeof(meta), &meta) < 0)
+		return -errno;
+	uint32_t head[2] = {(uint32_t)meta.flags, (uint32_t)len};
+	memcpy(out, head, sizeof(head));
+	*used = 8 + len;
+	return 0;
+}
+
+static int read_filters(struct cs_supervisor *s, pid_t tid, uint8_t *out, size_t cap,
+                        size_t *ret_len, size_t *ret_n, char *why, size_t wcap)
+{
+	static uint8_t tmp[CS_SECCOMP_REPLY_MAX];
+	struct cs_held *h;
+	int r = seize_stopped(s, tid, &h, why, wcap);
+	if (r)
+		return r;
+	size_t n = 0, off = 0, used = 0;
+	/* Newest first into tmp, then reversed into out: oldest first. */
+	size_t ends[CS_SECCOMP_FILTERS_MAX + 1];
+	ends[0] = 0;
+	while (n < CS_SECCOMP_FILTERS_MAX &&
+	       (r = filter_at(tid, (long)n, tmp + off, sizeof(tmp) - off, &used)) == 0) {
+		off += used;
+		ends[++n] = off;
+	}
+	if (r == -ENOENT || r == -EINVAL) /* past the oldest, or no filter at all */
+		r = 0;
+	else if (!r)
+		r = -E2BIG;
+	if (r)
+		why_set(why, wcap, "PTRACE_SECCOMP_GET_FILTER: %s", strerror(-r));
+	int d = detach(s, h);
+	for (size_t i = 0, at = 0; !r && i < n && off <= cap; i++) {
+		size_t len = ends[n - i] - ends[n - i - 1];
+		memcpy(out + at, tmp + ends[n - i - 1], len);
+		at += len;
+	}
+	*ret_len = off;
+	*ret_n = n;
+	return r ? r : d;
 }
 
 static int cont_thread(struct cs_supervisor *s, pid_t tid, char *why, size_t cap)
@@ -240,7 +361,8 @@ static int program_ids(pid_t pid, uid_t *uid, gid_t *gid)
 
 /*
  * DIR/creds-ceiling: the program's credentials as the kernel shows them
- * when DIR is handed over (its status lines Uid, Gid, Groups, Cap*), in a
+ * when DIR is handed over (its status lines Uid, Gid, Groups, Cap*, and
+ * NoNewPrivs and Seccomp_filters, which can only grow), in a
  * file of root's. The program owns DIR from then on and may delete the
  * file, but cannot write one root owns: a restore believes the credentials
  * in the program's images up to these (creds.c), so a program that kept a
@@ -249,7 +371,8 @@ static int program_ids(pid_t pid, uid_t *uid, gid_t *gid)
 static int write_ceiling(int dfd, pid_t pid)
 {
 	static const char *const keys[] = {
-	    "Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"};
+	    "Uid:",    "Gid:",    "Groups:",    "CapInh:",         "CapPrm:", "CapEff:",
+	    "CapBnd:", "CapAmb:", "NoNewPrivs:", "Seccomp_filters:"};
 	char path[64], line[4096];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	FILE *in = fopen(path, "re");
@@ -338,6 +461,45 @@ static void drop_client(struct cs_supervisor *s)
 			i++;
 }
 
+/* "seccomp <tid> 1": "ok <tid> <n>\n" and the filters, or the error. */
+static void answer_seccomp(struct cs_supervisor *s, int tid)
+{
+	static uint8_t reply[64 + CS_SECCOMP_REPLY_MAX];
+	char why[256] = "";
+	size_t n = 0, len = 0;
+	int r = read_filters(s, tid, reply + 64, CS_SECCOMP_REPLY_MAX, &len, &n, why, sizeof(why));
+	if (r) {
+		len = (size_t)snprintf((char *)reply, 320, "error %d %d %s", tid, -r, why);
+	} else {
+		int head = snprintf((char *)reply, 64, "ok %d %zu\n", tid, n);
+		memmove(reply + head, reply + 64, len);
+		len += (size_t)head;
+	}
+	if (send(s->client_fd, reply, len, MSG_NOSIGNAL) < 0)
+		drop_client(s);
+}
+
+/* "sigq <tid> <which>": "ok <tid> <n>\n" and the n siginfos, or the error. */
+static void answer_sigq(struct cs_supervisor *s, int tid, int which)
+{
+	static uint8_t reply[64 + CS_SIGQ_MAX * CS_SIGINFO_SIZE];
+	char why[256] = "";
+	size_t n = 0, len;
+	int r = peek_queue(s, tid, which, reply + 64, CS_SIGQ_MAX, &n, why, sizeof(why));
+	if (r) {
+		len = (size_t)snprintf((char *)reply, 320, "error %d %d %s", tid, -r, why);
+		if (!s->error_reported++)
+			cs_err("init: the agent asked for the signals queued on %d; %s (said once)",
+			       tid, why);
+	} else {
+		int head = snprintf((char *)reply, 64, "ok %d %zu\n", tid, n);
+		memmove(reply + head, reply + 64, n * CS_SIGINFO_SIZE);
+		len = (size_t)head + n * CS_SIGINFO_SIZE;
+	}
+	if (send(s->client_fd, reply, len, MSG_NOSIGNAL) < 0)
+		drop_client(s);
+}
+
 static void answer(struct cs_supervisor *s)
 {
 	char req[64], reply[320], why[256] = "";
@@ -350,6 +512,10 @@ static void answer(struct cs_supervisor *s)
 		return;
 	}
 	req[n] = 0;
+	if (sscanf(req, "sigq %d %d", &tid, &sig) == 2)
+		return answer_sigq(s, tid, sig);
+	if (sscanf(req, "seccomp %d %d", &tid, &sig) == 2)
+		return answer_seccomp(s, tid);
 	if (sscanf(req, "stop %d %d", &tid, &sig) == 2)
 		r = stop_thread(s, tid, sig, &mask, why, sizeof(why));
 	else if (sscanf(req, "cont %d", &tid) == 1)

@@ -8,6 +8,8 @@
  *   xsave_features  HEADER: XCR0 gains bit 62 (no CPU has it)
  *   xsave_size      HEADER: the FPU frame size grows by 64
  *   vdso_crc        PROCESS: the CRC of the [vdso] bytes changes
+ *   drop_seccomp    SECCOMP: becomes a skippable section of an unknown
+ *                   type, so a reader ignores the filters (a forged image)
  *
  * The field is located by encoding the decoded record with the proto
  * encoders and finding those bytes in the section payload, so this helper
@@ -80,8 +82,24 @@ static int encode(uint32_t type, const struct cs_image *img, const char *field,
 	return cs_image_put_process(b, &p);
 }
 
+/* The SECCOMP section turned into one a reader skips: the image keeps
+ * its CRCs and END, and carries no filters. */
+static int drop_seccomp(uint8_t *buf, size_t len)
+{
+	long off = find_section(buf, len, CS_SECT_SECCOMP);
+	if (off < 0)
+		return -ENOENT;
+	uint64_t plen = get64(buf + off + 8);
+	put32(buf + off, 0x7fff);
+	put32(buf + off + 4, CS_SECT_F_SKIPPABLE);
+	put32(buf + off + SECT_HEAD + plen, cs_crc32c(0, buf + off, SECT_HEAD + plen));
+	return 0;
+}
+
 static int edit(uint8_t *buf, size_t len, const struct cs_image *img, const char *field)
 {
+	if (strcmp(field, "drop_seccomp") == 0)
+		return drop_seccomp(buf, len);
 	uint32_t type = strcmp(field, "vdso_crc") == 0 ? CS_SECT_PROCESS : CS_SECT_HEADER;
 	static uint8_t a[64 * 1024], b[64 * 1024];
 	struct cs_buf orig = {a, 0, sizeof(a)}, mod = {b, 0, sizeof(b)};
@@ -106,7 +124,8 @@ int main(int argc, char **argv)
 	struct cs_image_error err;
 	struct stat st;
 	if (argc != 3) {
-		fprintf(stderr, "usage: cr-imgedit IMAGE kernel_release|xsave_features|xsave_size|vdso_crc\n");
+		fprintf(stderr, "usage: cr-imgedit IMAGE "
+		                "kernel_release|xsave_features|xsave_size|vdso_crc|drop_seccomp\n");
 		return 2;
 	}
 	int fd = open(argv[1], O_RDWR);

@@ -13,6 +13,8 @@ Each refuse scenario builds state that is not restored and checks that
 
 import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -58,6 +60,32 @@ def refused(workload, args, must_contain):
     return scenario
 
 
+def forged_seccomp(h):
+    """An image whose filters were removed (the section made one a reader
+    skips) is refused; the images as written restore with the filters."""
+    app = App(h, "wl-seccomp", [])
+    app.run()
+    before = app.wait_progress(1, 30)
+    app.checkpoint()
+    app.kill()
+    editor = os.path.join(h.wl_dir, "cr-imgedit")
+    forged = h.mkdtemp("forged")
+    for name in sorted(os.listdir(app.dir)):
+        if name.startswith("gen-") and name.endswith(".img"):
+            shutil.copy2(os.path.join(app.dir, name), os.path.join(forged, name))
+            r = subprocess.run([editor, os.path.join(forged, name), "drop_seccomp"],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                h.fail("cr-imgedit drop_seccomp %s: %s" % (name, r.stderr.strip()))
+    rc, out, p = h.tool_cmd("restore", ["restore", "--dir", forged], 60)
+    log("  restore of the forged images: status %d: %s" % (rc, out.strip()))
+    if rc == 0 or not re.search(r"seccomp filters but holds none", out):
+        h.fail("forged image without its seccomp filters: restore status %d, %r" % (rc, out), p)
+    app.restore()
+    app.check_continued(before)
+    app.verify()
+
+
 SCENARIOS = {
     "kstate-pipes": restored("wl-pipes"),
     "kstate-timers": restored("wl-itimers"),
@@ -71,6 +99,19 @@ SCENARIOS = {
     "kstate-signalfd": restored("wl-signalfd"),
     "kstate-socketpair": restored("wl-socketpair"),
     "kstate-inotify": restored("wl-inotify"),
+    "kstate-sigqueue": restored("wl-sigqueue"),
+    "kstate-madvise": restored("wl-madvise"),
+    "kstate-seccomp": restored("wl-seccomp"),
+    "kstate-refuse-forged-seccomp": forged_seccomp,
+    "kstate-multicast": restored("wl-mcast"),
+    "kstate-refuse-multicast-v6": refused("wl-mcast", ["--v6", "1"],
+                                          [r"fd \d+: socket:\[\d+\] \(an IPv6 multicast "
+                                           r"group joined"]),
+    "kstate-refuse-mlock": refused("wl-madvise", ["--mlock", "1"],
+                                   [r"memory locked with mlock \(VmLck \d+ kB\): not restored"]),
+    "kstate-refuse-mseal": refused("wl-madvise", ["--mseal", "1"],
+                                   [r"mapping [0-9a-f]+-[0-9a-f]+ is sealed \(mseal\)"]),
+    "kstate-sigqueue-timer": restored("wl-sigqueue", ["--timer", "1"]),
     "kstate-refuse-inotify-queued": refused("wl-inotify", ["--queued", "1"],
                                             [r"fd \d+: anon_inode:inotify \(inotify events are "
                                              r"queued"]),

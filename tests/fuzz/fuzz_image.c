@@ -81,6 +81,12 @@ static void encode(struct cs_buf *b, uint32_t type, const struct cs_image *img, 
 	case CS_SECT_TIMERS:
 		PUT_ALL(b, cs_image_put_timer, img->timers, img->n_timers);
 		break;
+	case CS_SECT_SECCOMP:
+		PUT_ALL(b, cs_image_put_seccomp, img->seccomp, img->n_seccomp);
+		break;
+	case CS_SECT_SIGQUEUE:
+		PUT_ALL(b, cs_image_put_sigqueued, img->sigqueue, img->n_sigqueue);
+		break;
 	case CS_SECT_ATTRS:
 		if (cs_image_put_attrs(b, &img->attrs))
 			abort();

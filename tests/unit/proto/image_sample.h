@@ -27,6 +27,8 @@
 #define S_PIPE   1000
 #define S_FILE   3000
 #define S_TIMERS 5
+#define S_SIGQ   6
+#define S_SECC   3
 
 /* An image's contents. full = 0 is small (short strings, few records, one
  * page); full = 1 sets every field, maximum strings and a delta header. */
@@ -45,7 +47,10 @@ struct sample {
 	struct cs_image_run runs[S_RUNS]; /* page runs; runs[0] in the first PAGES section */
 	struct cs_image_timer timers[S_TIMERS];
 	struct cs_image_attrs attrs;
-	size_t n_maps, n_threads, n_fds, n_sigs, n_res, n_unsup, n_runs, n_timers;
+	struct cs_image_sigqueued sigq[S_SIGQ];
+	struct cs_image_seccomp secc[S_SECC];
+	uint8_t secc_prog[S_SECC][64];
+	size_t n_maps, n_threads, n_fds, n_sigs, n_res, n_unsup, n_runs, n_timers, n_sigq, n_secc;
 	uint8_t pipe_data[S_PIPE];
 	uint8_t file_data[S_FILE];
 	uint8_t filter[CS_IMAGE_FILTER_MAX];
@@ -158,6 +163,7 @@ static void sample_maps(struct sample *s)
 		m->build_id_len = s->full ? CS_IMAGE_BUILD_ID_MAX : 20;
 		fill_bytes(m->build_id, m->build_id_len, (uint8_t)i);
 		fill_str(m->path, s->full && i == 0 ? CS_IMAGE_PATH_MAX - 1 : 9 + i, 'p');
+		m->madvise = (uint32_t)(i * 0x25) & CS_MADV_ALL & ~(CS_MADV_NOHUGEPAGE | CS_MADV_RANDOM);
 	}
 	if (s->full) /* vsyscall is above 2^47 and still a mapping */
 		s->maps[S_MAPS - 1].start = 0xffffffffff600000ull,
@@ -279,6 +285,40 @@ static void sample_timers(struct sample *s)
 	}
 }
 
+/* Pending signals: the process's queue, then two threads' (a standard
+ * signal and real-time instances with their values). */
+static void sample_sigqueue(struct sample *s)
+{
+	static const int32_t tids[S_SIGQ] = {0, 0, 0, 7, 7, 9};
+	static const uint32_t signos[S_SIGQ] = {10, 35, 35, 10, 35, 64};
+	size_t i;
+
+	s->n_sigq = s->full ? S_SIGQ : 1;
+	for (i = 0; i < s->n_sigq; i++) {
+		struct cs_image_sigqueued *q = &s->sigq[i];
+
+		q->tid = tids[i], q->signo = signos[i];
+		fill_bytes(q->info, CS_IMAGE_SIGINFO, (uint8_t)(0x40 + i));
+		memcpy(q->info, &q->signo, 4); /* si_signo; the host is little-endian too */
+	}
+}
+
+/* Seccomp filters: two stacked on one thread, one on another. */
+static void sample_seccomp(struct sample *s)
+{
+	static const int32_t tids[S_SECC] = {7, 7, 9};
+	size_t i;
+
+	s->n_secc = s->full ? S_SECC : 1;
+	for (i = 0; i < s->n_secc; i++) {
+		s->secc[i].tid = tids[i];
+		s->secc[i].flags = i == 1 ? CS_SECCOMP_FLAG_LOG : 0;
+		s->secc[i].len = 8 * (uint32_t)(i + 1);
+		fill_bytes(s->secc_prog[i], s->secc[i].len, (uint8_t)(0x60 + i));
+		s->secc[i].prog = s->secc_prog[i];
+	}
+}
+
 static void sample_rest(struct sample *s)
 {
 	size_t i;
@@ -333,6 +373,8 @@ static void __attribute__((unused)) sample_init(struct sample *s, int full)
 	sample_threads(s);
 	sample_fds(s);
 	sample_timers(s);
+	sample_sigqueue(s);
+	sample_seccomp(s);
 	sample_rest(s);
 }
 
@@ -408,7 +450,11 @@ static int write_metadata(struct cs_image_writer *w, const struct sample *s, str
 	TRYW(cs_image_write_section(w, CS_SECT_TIMERS, b));
 	b->len = 0;
 	TRYW(cs_image_put_attrs(b, &s->attrs));
-	return cs_image_write_section(w, CS_SECT_ATTRS, b);
+	TRYW(cs_image_write_section(w, CS_SECT_ATTRS, b));
+	PUT_ALL(b, cs_image_put_sigqueued, s->sigq, s->n_sigq);
+	TRYW(cs_image_write_section(w, CS_SECT_SIGQUEUE, b));
+	PUT_ALL(b, cs_image_put_seccomp, s->secc, s->n_secc);
+	return cs_image_write_section(w, CS_SECT_SECCOMP, b);
 }
 
 /* Writes the whole image into m; returns 0 or a negative errno. */
@@ -451,6 +497,7 @@ static int __attribute__((unused)) sample_diff(const struct sample *s, const str
 	DIFF(img->n_fds != s->n_fds || img->n_sigactions != s->n_sigs);
 	DIFF(img->n_resident != s->n_res || img->n_unsupported != s->n_unsup);
 	DIFF(img->n_page_runs != s->n_runs || img->n_timers != s->n_timers);
+	DIFF(img->n_sigqueue != s->n_sigq || img->n_seccomp != s->n_secc);
 	if (bad)
 		return bad;
 	/* (an absent section leaves its array NULL, so empty ones are not compared) */
@@ -461,6 +508,12 @@ static int __attribute__((unused)) sample_diff(const struct sample *s, const str
 	DIFF(s->n_unsup && memcmp(img->unsupported, s->unsup, s->n_unsup * sizeof(s->unsup[0])));
 	DIFF(s->n_timers && memcmp(img->timers, s->timers, s->n_timers * sizeof(s->timers[0])));
 	DIFF(memcmp(&img->attrs, &s->attrs, sizeof(s->attrs)) != 0);
+	DIFF(s->n_sigq && memcmp(img->sigqueue, s->sigq, s->n_sigq * sizeof(s->sigq[0])));
+	for (i = 0; i < s->n_secc && i < img->n_seccomp; i++)
+		DIFF(img->seccomp[i].tid != s->secc[i].tid ||
+		     img->seccomp[i].flags != s->secc[i].flags ||
+		     img->seccomp[i].len != s->secc[i].len ||
+		     memcmp(img->seccomp[i].prog, s->secc[i].prog, s->secc[i].len) != 0);
 	for (i = 0; i < s->n_fds; i++) {
 		struct cs_image_fd a = img->fds[i], e = s->fds[i];
 

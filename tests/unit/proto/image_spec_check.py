@@ -37,7 +37,7 @@ def lp(data):
 
 
 def known_answer():
-    header = (b'CSYNCIMG' + struct.pack('<IIIIII', 2, 1, 4096, 0, 0, 0x340)
+    header = (b'CSYNCIMG' + struct.pack('<IIIIII', 3, 1, 4096, 0, 0, 0x340)
               + struct.pack('<QQQQqqq', 1, 0, 1, 7, 0x1122334455667788, 0x10, 0x20)
               + lp(b'6.18.0') + lp(bytes.fromhex('deadbeef')))
     thread = struct.pack('<iIQQQQQQQII', 42, 1, 0x7ffe0000f000, 0x7f0000000100,
@@ -55,7 +55,7 @@ def record_vectors():
     proc += (struct.pack('<3QI', 48, 49, 50, 51) + lp(bytes([0xa1, 0xa2])) + lp(b'c')
              + lp(b'/w') + lp(b'/x'))
     mapping = (struct.pack('<QQIIQQQQq', 0x1000, 0x3000, 5, 0x1009, 0x2000, 6, 7, 8, -9)
-               + lp(bytes([0xb1, 0xb2, 0xb3])) + lp(b'/lib'))
+               + lp(bytes([0xb1, 0xb2, 0xb3])) + lp(b'/lib') + struct.pack('<I', 0x25))
     fd = struct.pack('<iIIIQiiiiIIQQiIQQ', 7, 10, 2, 1, 3, -4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
                      14, 15)
     fd += (lp(b'e') + lp(b'\x0a') + lp(b'') + lp(b'') + struct.pack('<I', 1)
@@ -77,6 +77,9 @@ def record_vectors():
         'page_run_head': struct.pack('<QII', 0x7f0000001000, 3, 0),
         'timer': timer,
         'attrs': struct.pack('<iIIIIiII', -100, 1, 0, 2, 16, -5, 1, 5) + lp(bytes([0x0f, 0])),
+        'seccomp': struct.pack('<iI', 4, 2) + lp(bytes.fromhex('0600000000000000')),
+        'sigqueued': struct.pack('<iI', 3, 35) + struct.pack('<iiiiiiQ', 35, 0, -1, 0, 7, 8, 9)
+        + bytes(96),
     }
 
 
@@ -152,7 +155,7 @@ def records(r, one):
 
 def header(r):
     magic, version = r.u('8sI')
-    if magic != b'CSYNCIMG' or version != 2:
+    if magic != b'CSYNCIMG' or version != 3:
         raise Bad('magic/version')
     arch, page_size, flags, tracking, _ = r.u('IIIII')
     gen, parent, base, _ = r.u('QQQQ')
@@ -180,8 +183,10 @@ def mapping(r, prev_end):
     r.u('QQQq')
     r.var(32)
     r.var(4095, True)
+    (madv,) = r.u('I')
     if start >= end or (start | end | pgoff) % 4096 or prot & ~7 or flags & ~0x1fff \
-            or (prev_end or 0) > start:
+            or (prev_end or 0) > start or madv & ~0xff or madv & 0x18 == 0x18 \
+            or madv & 0xc0 == 0xc0:
         raise Bad('mapping %#x-%#x' % (start, end))
     return end
 
@@ -254,6 +259,25 @@ def timer(r, prev):
     return (kind, tid)
 
 
+def seccomp(r, prev):
+    tid, flags = r.u('iI')
+    prog = r.var(32768)
+    if tid <= 0 or tid < (prev or 1) or flags & ~6 or not prog or len(prog) % 8:
+        raise Bad('seccomp filter of %d' % tid)
+    return tid
+
+
+def sigqueued(r, prev):
+    tid, signo = r.u('iI')
+    info = r.take(128)
+    si_signo = struct.unpack_from('<I', info)[0]
+    queue = [] if prev is None or prev[0] != tid else prev[1]
+    if tid < 0 or (prev is not None and tid < prev[0]) or not 1 <= signo <= 64 \
+            or si_signo != signo or (signo < 32 and signo in queue):
+        raise Bad('pending signal %d on %d' % (signo, tid))
+    return (tid, queue + [signo])
+
+
 def sigaction(r, prev):
     signo, reserved = r.u('II')
     r.u('QQQQ')
@@ -286,7 +310,7 @@ def decode(data, name):
         if flags & ~1 or (not types and stype != 1):
             raise Bad('%s: flags or first section' % name)
         r = Reader(data[off + 16:end], '%s section %d at %d' % (name, stype, off))
-        if stype in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12):
+        if stype in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14):
             if stype in seen:
                 raise Bad('%s: duplicate %d' % (name, stype))
             seen.add(stype)
@@ -326,6 +350,14 @@ def decode(data, name):
             if struct.unpack_from('<I', r.d)[0] > 65536:
                 raise Bad('too many timers')
             records(r, timer)
+        elif stype == 14:
+            if struct.unpack_from('<I', r.d)[0] > 65536:
+                raise Bad('too many seccomp filters')
+            records(r, seccomp)
+        elif stype == 13:
+            if struct.unpack_from('<I', r.d)[0] > 65536:
+                raise Bad('too many pending signals')
+            records(r, sigqueued)
         elif stype == 15:
             count, total = r.u('IQ')
             if plen != 12 or count != len(types) or total != off or end + 4 != len(data):

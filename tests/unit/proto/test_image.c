@@ -29,13 +29,13 @@
  * spec (Python struct + bitwise CRC-32C). Change them only together with the
  * format version. */
 static const char kat_hex[] =
-	/* HEADER: type 1, flags 0, payload_len 106; "CSYNCIMG", version 2, arch 1,
+	/* HEADER: type 1, flags 0, payload_len 106; "CSYNCIMG", version 3, arch 1,
 	 * page_size 4096, flags 0, tracking 0, xsave_size 0x340, generation 1,
 	 * parent 0, base 1, xsave_features 7, clocks, "6.18.0", build-id deadbeef, CRC */
-	"01000000000000006a000000000000004353594e43494d470200000001000000"
+	"01000000000000006a000000000000004353594e43494d470300000001000000"
 	"0010000000000000000000004003000001000000000000000000000000000000"
 	"0100000000000000070000000000000088776655443322111000000000000000"
-	"200000000000000006000000362e31382e3004000000deadbeefd0ae261f"
+	"200000000000000006000000362e31382e3004000000deadbeef94a7bffa"
 	/* THREADS: payload_len 76: count 1, tid 42, flags MAIN, ucontext_addr,
 	 * fs_base, gs_base, clear_child_tid, robust_list(+len), rseq addr/len/sig, CRC */
 	"04000000000000004c00000000000000010000002a0000000100000000f00000"
@@ -114,7 +114,7 @@ static const struct {
 	{"mapping",
 		"0010000000000000003000000000000005000000091000000020000000000000"
 		"060000000000000007000000000000000800000000000000f7ffffffffffffff"
-		"03000000b1b2b3040000002f6c6962"},
+		"03000000b1b2b3040000002f6c696225000000"},
 	{"fd",
 		"070000000a00000002000000010000000300000000000000fcffffff05000000"
 		"060000000700000008000000090000000a000000000000000b00000000000000"
@@ -139,6 +139,13 @@ static const struct {
 		"07000000000000000800000000000000"},
 	{"attrs", "9cffffff010000000000000002000000" "10000000"
 		"fbffffff010000000500000002000000" "0f00"},
+	{"seccomp", "04000000020000000800000006000000" "00000000"},
+	{"sigqueued",
+		"03000000230000002300000000000000ffffffff000000000700000008000000"
+		"0900000000000000000000000000000000000000000000000000000000000000"
+		"0000000000000000000000000000000000000000000000000000000000000000"
+		"0000000000000000000000000000000000000000000000000000000000000000"
+		"0000000000000000"},
 };
 
 static int record_kat_encode(size_t i, struct cs_buf *b)
@@ -153,6 +160,11 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 					  2, {100, 101}};
 	struct cs_image_timer tm = {CS_TIMER_POSIX, 1, 2, CS_TIMER_NOTIFY_THREAD_ID, 34, 5, 6, 7, 8};
 	struct cs_image_attrs at = {-100, 1, 0, 2, 1u << 4, -5, 1, 5, 2, {0x0f, 0x00}};
+	/* si_signo 35, si_errno 0, si_code SI_QUEUE, si_pid 7, si_uid 8, si_value 9 */
+	static struct cs_image_sigqueued sq = {3, 35, {35, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff,
+						       0xff, 0, 0, 0, 0, 7, 0, 0, 0, 8, 0, 0, 0, 9}};
+	static const uint8_t ret_kill[8] = {6};
+	struct cs_image_seccomp sc = {4, CS_SECCOMP_FLAG_LOG, 8, ret_kill};
 	uint64_t *mm = &p.start_code;
 	int k;
 
@@ -170,6 +182,7 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 	m.dev = 6, m.ino = 7, m.file_size = 8, m.mtime_ns = -9;
 	m.build_id_len = 3, m.build_id[0] = 0xb1, m.build_id[1] = 0xb2, m.build_id[2] = 0xb3;
 	strcpy(m.path, "/lib");
+	m.madvise = CS_MADV_DONTFORK | CS_MADV_DONTDUMP | CS_MADV_MERGEABLE;
 	f.fd = 7, f.type = CS_FD_EPOLL, f.open_flags = 2, f.fd_flags = 1, f.offset = 3;
 	f.family = -4, f.sock_type = 5, f.protocol = 6, f.backlog = 7, f.sock_options = 8;
 	f.eventfd_flags = 9, f.pipe_id = 10, f.eventfd_count = 11, f.timer_clockid = 12;
@@ -201,6 +214,10 @@ static int record_kat_encode(size_t i, struct cs_buf *b)
 		return cs_image_put_timer(b, &tm);
 	case 8:
 		return cs_image_put_attrs(b, &at);
+	case 9:
+		return cs_image_put_seccomp(b, &sc);
+	case 10:
+		return cs_image_put_sigqueued(b, &sq);
 	default:
 		return cs_image_put_page_run_head(b, 0x7f0000001000ull, 3);
 	}
@@ -564,7 +581,7 @@ static void test_skippable(void)
 		cs_image_writer_init(&w, mem_write, &m);
 		CHECK_EQ(cs_image_put_header(&b, &s.header), 0);
 		CHECK_EQ(cs_image_write_section(&w, CS_SECT_HEADER, &b), 0);
-		CHECK_EQ(cs_image_section_begin_flags(&w, 13, flags, 5), 0);
+		CHECK_EQ(cs_image_section_begin_flags(&w, 16, flags, 5), 0);
 		CHECK_EQ(cs_image_section_write(&w, "later", 5), 0);
 		CHECK_EQ(cs_image_section_end(&w), 0);
 		CHECK_EQ(cs_image_write_end(&w), 0);
@@ -574,7 +591,7 @@ static void test_skippable(void)
 		} else {
 			CHECK_EQ(cs_image_parse(out, m.len, 0, &img, &err), -EBADMSG);
 			CHECK_EQ(err.code, CS_IMG_BAD_SECTION);
-			CHECK_EQ(err.section, 13);
+			CHECK_EQ(err.section, 16);
 		}
 	}
 }
@@ -630,7 +647,9 @@ static void test_names(void)
 	CHECK(strcmp(cs_image_section_name(CS_SECT_END), "END") == 0);
 	CHECK(strcmp(cs_image_section_name(CS_SECT_CREDS), "CREDS") == 0);
 	CHECK(strcmp(cs_image_section_name(CS_SECT_ATTRS), "ATTRS") == 0);
-	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(13) == NULL);
+	CHECK(strcmp(cs_image_section_name(CS_SECT_SIGQUEUE), "SIGQUEUE") == 0);
+	CHECK(strcmp(cs_image_section_name(CS_SECT_SECCOMP), "SECCOMP") == 0);
+	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(16) == NULL);
 	CHECK(cs_image_section_name(UINT32_MAX) == NULL);
 	CHECK(strcmp(cs_image_fd_type_name(CS_FD_EPOLL), "EPOLL") == 0);
 	CHECK(cs_image_fd_type_name(0) == NULL && cs_image_fd_type_name(19) == NULL);
@@ -687,7 +706,7 @@ static int write_corpus(const char *dir)
 
 		cs_image_writer_init(&w, mem_write, &m);
 		w.offset = m.len, w.sections = 3;
-		bad |= cs_image_section_begin_flags(&w, 13, CS_SECT_F_SKIPPABLE, 3) != 0 ||
+		bad |= cs_image_section_begin_flags(&w, 16, CS_SECT_F_SKIPPABLE, 3) != 0 ||
 		       cs_image_section_write(&w, "new", 3) != 0 || cs_image_section_end(&w) != 0 ||
 		       cs_image_write_end(&w) != 0 || write_file(dir, "skippable.img", out, m.len);
 	}

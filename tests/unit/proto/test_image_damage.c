@@ -216,7 +216,7 @@ static void test_bit_flips(int full, size_t stride)
 	sample_init(&s, full);
 	CHECK_EQ(sample_write(&s, &m), 0);
 	n = list_sections(img_buf, m.len, sp, MAXSECT);
-	CHECK_EQ(n, full ? 14 : 13);
+	CHECK_EQ(n, full ? 16 : 15);
 	for (i = 0; i < m.len; i += (i < 64 || i + 64 > m.len) ? 1 : stride, seen++)
 		check_flip(img_buf, m.len, i, sp, n, &bad);
 	CHECK_EQ(bad, 0);
@@ -272,8 +272,10 @@ static void test_not_an_image(void)
 	img_buf[16 + 3] = 'x'; /* magic bytes are compared as far as they go */
 	EXPECT(img_buf, 20, CS_IMG_BAD_MAGIC, CS_SECT_HEADER, "bad magic");
 	len = build_header(&h);
-	put_le32(img_buf + 24, 3);
-	EXPECT(img_buf, len, CS_IMG_BAD_VERSION, CS_SECT_HEADER, "format version 3, this reader knows 2");
+	put_le32(img_buf + 24, 2); /* version 2 lacks pending signals: refused */
+	EXPECT(img_buf, len, CS_IMG_BAD_VERSION, CS_SECT_HEADER, "format version 2, this reader knows 3");
+	put_le32(img_buf + 24, 4);
+	EXPECT(img_buf, len, CS_IMG_BAD_VERSION, CS_SECT_HEADER, "format version 4, this reader knows 3");
 }
 
 static void test_section_lengths(void)
@@ -341,10 +343,10 @@ static void test_section_order(void)
 	put_le32(img_buf + off + 4, CS_SECT_F_SKIPPABLE);
 	reseal(img_buf, off, 0);
 	EXPECT(img_buf, len, CS_IMG_OK, 0, "");
-	put_le32(img_buf + off, 13);
+	put_le32(img_buf + off, 16);
 	put_le32(img_buf + off + 4, 0);
 	reseal(img_buf, off, 0);
-	EXPECT(img_buf, len, CS_IMG_BAD_SECTION, 13, "unknown section type 13, not marked skippable");
+	EXPECT(img_buf, len, CS_IMG_BAD_SECTION, 16, "unknown section type 16, not marked skippable");
 }
 
 static void test_end(void)
@@ -533,6 +535,17 @@ static void test_mappings(void)
 	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS, "unknown prot bits 0x8");
 	m[0].prot = 0, m[0].flags = 0x2000;
 	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS, "unknown flags 0x2000");
+	m[0].flags = 0, m[0].madvise = CS_MADV_ALL & ~(CS_MADV_NOHUGEPAGE | CS_MADV_RANDOM);
+	EXPECT(img_buf, build_maps(m, 1), CS_IMG_OK, 0, "");
+	m[0].madvise = CS_MADV_HUGEPAGE | CS_MADV_NOHUGEPAGE;
+	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS,
+	       "madvise 0x18 has unknown bits or contradicts itself");
+	m[0].madvise = CS_MADV_SEQUENTIAL | CS_MADV_RANDOM;
+	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS,
+	       "madvise 0xc0 has unknown bits or contradicts itself");
+	m[0].madvise = 0x100;
+	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS,
+	       "madvise 0x100 has unknown bits");
 }
 
 /* The sentence and the offset name the section, the record and the field. */
@@ -784,6 +797,86 @@ static void test_timers(void)
 	       "an interval timer (kind 3) has POSIX fields set");
 }
 
+static size_t build_sigqueue(struct cs_image_sigqueued *q, size_t n)
+{
+	static uint8_t rec[1 << 12];
+	struct cs_buf b = {rec, 0, sizeof(rec)};
+	size_t pos, i;
+
+	CHECK_EQ(cs_image_put_count(&b, &pos), 0);
+	for (i = 0; i < n; i++)
+		CHECK_EQ(cs_image_put_sigqueued(&b, &q[i]), 0);
+	cs_image_set_count(&b, pos, (uint32_t)n);
+	return build1(CS_SECT_SIGQUEUE, &b);
+}
+
+static void sigq_set(struct cs_image_sigqueued *q, int32_t tid, uint32_t signo)
+{
+	memset(q, 0, sizeof(*q));
+	q->tid = tid, q->signo = signo;
+	put_le32(q->info, signo);
+}
+
+/* Queues by tid, signo 1..64 and the siginfo's own, a standard signal once
+ * per queue (real-time ones any number of times). */
+static void test_sigqueue(void)
+{
+	struct cs_image_sigqueued q[4];
+
+	sigq_set(&q[0], 0, 10), sigq_set(&q[1], 0, 35), sigq_set(&q[2], 0, 35);
+	sigq_set(&q[3], 4, 10);
+	EXPECT(img_buf, build_sigqueue(q, 4), CS_IMG_OK, 0, "");
+	sigq_set(&q[2], 0, 10);
+	EXPECT(img_buf, build_sigqueue(q, 4), CS_IMG_BAD_RECORD, CS_SECT_SIGQUEUE,
+	       "record 2: standard signal 10 is queued twice for tid 0");
+	sigq_set(&q[2], 5, 35);
+	EXPECT(img_buf, build_sigqueue(q, 4), CS_IMG_BAD_RECORD, CS_SECT_SIGQUEUE,
+	       "record 3: tid 4 is negative or below the previous 5");
+	sigq_set(&q[2], 0, 65);
+	EXPECT(img_buf, build_sigqueue(q, 3), CS_IMG_BAD_RECORD, CS_SECT_SIGQUEUE,
+	       "signo 65 is outside 1..64 or differs from si_signo 65");
+	sigq_set(&q[2], 0, 36);
+	q[2].signo = 37;
+	EXPECT(img_buf, build_sigqueue(q, 3), CS_IMG_BAD_RECORD, CS_SECT_SIGQUEUE,
+	       "signo 37 is outside 1..64 or differs from si_signo 36");
+	sigq_set(&q[0], -1, 10);
+	EXPECT(img_buf, build_sigqueue(q, 1), CS_IMG_BAD_RECORD, CS_SECT_SIGQUEUE,
+	       "tid -1 is negative");
+}
+
+static size_t build_seccomp(const struct cs_image_seccomp *f, size_t n)
+{
+	static uint8_t rec[1 << 12];
+	struct cs_buf b = {rec, 0, sizeof(rec)};
+	size_t pos, i;
+
+	CHECK_EQ(cs_image_put_count(&b, &pos), 0);
+	for (i = 0; i < n; i++)
+		CHECK_EQ(cs_image_put_seccomp(&b, &f[i]), 0);
+	cs_image_set_count(&b, pos, (uint32_t)n);
+	return build1(CS_SECT_SECCOMP, &b);
+}
+
+/* Threads by tid (> 0), known flags, whole instructions. */
+static void test_seccomp(void)
+{
+	static const uint8_t prog[16] = {6};
+	struct cs_image_seccomp f[2] = {{5, 0, 8, prog}, {5, CS_SECCOMP_FLAG_LOG, 16, prog}};
+
+	EXPECT(img_buf, build_seccomp(f, 2), CS_IMG_OK, 0, "");
+	f[1].tid = 4;
+	EXPECT(img_buf, build_seccomp(f, 2), CS_IMG_BAD_RECORD, CS_SECT_SECCOMP,
+	       "record 1: tid 4 (after 5), flags 0x2 or a program of 16 bytes is invalid");
+	f[1].tid = 6, f[1].flags = 1; /* TSYNC is how, not what: never in an image */
+	EXPECT(img_buf, build_seccomp(f, 2), CS_IMG_BAD_RECORD, CS_SECT_SECCOMP, "flags 0x1");
+	f[1].flags = 0, f[1].len = 12;
+	EXPECT(img_buf, build_seccomp(f, 2), CS_IMG_BAD_RECORD, CS_SECT_SECCOMP,
+	       "a program of 12 bytes is invalid");
+	f[0].len = 0;
+	EXPECT(img_buf, build_seccomp(f, 1), CS_IMG_BAD_RECORD, CS_SECT_SECCOMP,
+	       "a program of 0 bytes is invalid");
+}
+
 static size_t build_attrs(const struct cs_image_attrs *a)
 {
 	uint8_t rec[64];
@@ -942,6 +1035,8 @@ int main(void)
 	test_error_message();
 	test_fds();
 	test_timers();
+	test_sigqueue();
+	test_seccomp();
 	test_attrs();
 	test_signals();
 	test_runs();
