@@ -73,6 +73,7 @@ struct cs_child_result {
 	uint64_t bytes;        /* image size */
 	uint64_t pages;        /* pages written */
 	uint64_t hash_entries; /* hash mode: entries in the new table */
+	uint32_t go;           /* futex: the writer starts once the threads are released */
 	char msg[CS_ERR_MAX];
 };
 
@@ -103,8 +104,7 @@ struct cs_capture {
 	uint64_t generation, parent, base;
 	int is_base;
 	struct cs_maps maps;
-	struct cs_runs dirty;    /* uffd mode: written pages, parent side */
-	struct cs_runs resident; /* uffd mode: live tracked pages, parent side */
+	struct cs_runs resident; /* live tracked pages, parent side (hash mode: if PAGEMAP_SCAN) */
 	struct cs_runs send;     /* uffd mode: pages whose bytes go into the image */
 	uint64_t send_pages, resident_pages;
 	/* copy mode: the send pages copied during the freeze, laid out as
@@ -166,8 +166,9 @@ struct cs_agent {
 	uint64_t checkpoints, bytes_total, last_pause_ns, max_pause_ns, last_bytes, last_pages;
 	uint64_t failures;
 	uint32_t failed_in_row; /* periodic checkpoints back off while this grows */
-	/* where the last pause went: stop, maps, dirty scan, fds, clone */
-	uint64_t phase_ns[6];
+	/* where the last pause went: stop, maps, dirty scan, fds, copy and
+	 * clone, the PAGEMAP_SCAN part of the scan, the copy of the delta */
+	uint64_t phase_ns[7];
 	int last_copy_mode;
 	uint64_t last_pause_cpu_ns; /* agent CPU time inside the pause (no scheduling noise) */
 	char last_error[CS_ERR_MAX];
@@ -211,9 +212,8 @@ void cs_track_give_pagemap(int fd);
 void cs_track_close(struct cs_agent *a);
 int cs_track_scan(struct cs_agent *a, struct cs_capture *c);
 int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out);
-int cs_select_pages(const struct cs_maps *maps, const struct cs_runs *dirty, int is_base,
-                    int pagemap_fd, struct cs_runs *one, struct cs_runs *resident,
-                    struct cs_runs *send);
+int cs_resident_all(const struct cs_maps *maps, int pagemap_fd, struct cs_runs *one,
+                    struct cs_runs *resident);
 int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages);
 void cs_runs_normalize(struct cs_runs *r);
 int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end);
