@@ -20,7 +20,7 @@
 #define CS_ENV_COMPACT_FACTOR     "CHECKSYNC_COMPACT_FACTOR"     /* default 1 */
 #define CS_ENV_COMPACT_MIN_BYTES  "CHECKSYNC_COMPACT_MIN_BYTES"  /* default 64 MiB */
 #define CS_ENV_COMPACT_MAX_IMAGES "CHECKSYNC_COMPACT_MAX_IMAGES" /* default 512 */
-#define CS_ENV_COMPACT_BUDGET     "CHECKSYNC_COMPACT_BUDGET" /* bytes; default 4 x full + 256 MiB */
+#define CS_ENV_COMPACT_BUDGET     "CHECKSYNC_COMPACT_BUDGET" /* bytes; default 3 x full + 256 MiB */
 #define CS_ENV_COMPACT_CPUS       "CHECKSYNC_COMPACT_CPUS"   /* e.g. "1" or "2-3,5" */
 
 /* The background compactor's report in DIR (compact_loop.c). */

@@ -6,12 +6,15 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -216,30 +219,76 @@ static int merge_run(const struct chain_view *v, int behind, uint64_t *onto, siz
 	return (int)i;
 }
 
-/* The budget for everything in DIR: CHECKSYNC_COMPACT_BUDGET, else four
- * times the full image plus 256 MiB. */
+/* The budget for everything in DIR: CHECKSYNC_COMPACT_BUDGET, else three
+ * times the full image plus 256 MiB (a fold's new full image, the chain it
+ * folded, and the deltas written meanwhile). */
 static uint64_t budget(const struct cs_compact_policy *p, const struct chain_view *v)
 {
-	return p->budget ? p->budget : 4 * v->full_bytes + (256ull << 20);
+	return p->budget ? p->budget : 3 * v->full_bytes + (256ull << 20);
 }
 
 /*
- * SCHED_IDLE normally (ns.c says why). But under a program that keeps both
- * cores busy, an idle-class compactor gets a fraction of a percent of a
- * core while deltas keep coming: the directory would grow without bound.
- * So once DIR holds more than the budget it competes as an ordinary
- * nice-19 process until it is back under it. Slower compaction costs disk
- * and restore time; it never costs the program's memory.
+ * The compactor's scheduling class, per thread (the class of the thread
+ * that compacts). On CPUs of its own (the program was pinned elsewhere,
+ * cs_compact_set_cpus) it runs at nice 19: it takes nothing from the
+ * program there. On CPUs it shares with the program SCHED_IDLE (ns.c says
+ * why: no wake-up latency for the program). Either way an idle-class or
+ * nice-19 compactor next to a busy process gets 0.1-1.5% of a core, while
+ * kvserver writes ~45 MiB of deltas a second: so while DIR holds more
+ * than the budget it steps up once (nice 0 on its own CPUs, nice 19 on
+ * shared ones) until it is back under. A watcher thread decides, once a
+ * second, so that a step that started starved is sped up mid-way.
  */
-static void set_class(int behind, int *escalated)
+static int own_cpus;
+static pid_t worker_tid;
+static _Atomic uint64_t budget_now; /* 0 until the loop has seen a full image */
+static _Atomic int behind_now;
+
+static void set_class(pid_t tid, int behind)
 {
-	if (behind == *escalated)
-		return;
 	struct sched_param sp = {0};
-	if (sched_setscheduler(0, behind ? SCHED_OTHER : SCHED_IDLE, &sp) == 0) {
-		setpriority(PRIO_PROCESS, 0, 19);
-		*escalated = behind;
+	int idle = !own_cpus && !behind;
+	sched_setscheduler(tid, idle ? SCHED_IDLE : SCHED_OTHER, &sp);
+	if (!idle)
+		setpriority(PRIO_PROCESS, (id_t)tid, own_cpus && behind ? 0 : 19);
+}
+
+static uint64_t dir_total(const char *dir)
+{
+	uint64_t *gens, total = 0;
+	size_t n;
+	char name[64], path[PATH_MAX + 64];
+	struct stat st;
+	if (cs_dir_generations(dir, &gens, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		cs_image_filename(name, sizeof(name), gens[i]);
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		if (stat(path, &st) == 0)
+			total += (uint64_t)st.st_size;
 	}
+	free(gens);
+	return total;
+}
+
+static void *watch_budget(void *arg)
+{
+	const char *dir = arg;
+	for (;;) {
+		sleep(1);
+		uint64_t b = atomic_load(&budget_now), bytes = b ? dir_total(dir) : 0;
+		int behind = b && bytes > b;
+		if (behind == atomic_load(&behind_now))
+			continue;
+		cs_err(behind
+		           ? "compaction is behind: %s holds %llu bytes, over its budget of %llu; "
+		             "merging everything onto the full image, at a higher priority"
+		           : "compaction caught up: %s holds %llu bytes, budget %llu",
+		       dir, (unsigned long long)bytes, (unsigned long long)b);
+		atomic_store(&behind_now, behind);
+		set_class(worker_tid, behind);
+	}
+	return NULL;
 }
 
 static void report(const struct cs_compact_result *res)
@@ -330,8 +379,12 @@ static int parse_cpus(const char *s, cpu_set_t *out)
  */
 void cs_compact_set_cpus(void)
 {
-	cpu_set_t inherited, want;
+	cpu_set_t inherited, want, both;
 	const char *env = getenv(CS_ENV_COMPACT_CPUS);
+	long n = sysconf(_SC_NPROCESSORS_CONF);
+	if (sched_getaffinity(0, sizeof(inherited), &inherited) < 0)
+		return;
+	CPU_ZERO(&want);
 	if (env && *env) {
 		if (!parse_cpus(env, &want)) {
 			cs_err("%s='%s' is not a CPU list; the compactor keeps the program's CPUs",
@@ -339,17 +392,14 @@ void cs_compact_set_cpus(void)
 			return;
 		}
 	} else {
-		long n = sysconf(_SC_NPROCESSORS_CONF);
-		if (sched_getaffinity(0, sizeof(inherited), &inherited) < 0)
-			return;
-		CPU_ZERO(&want);
 		for (long c = 0; c < n && c < CPU_SETSIZE; c++)
 			if (!CPU_ISSET(c, &inherited))
 				CPU_SET(c, &want);
 		if (!CPU_COUNT(&want))
 			return;
 	}
-	sched_setaffinity(0, sizeof(want), &want);
+	CPU_AND(&both, &want, &inherited);
+	own_cpus = sched_setaffinity(0, sizeof(want), &want) == 0 && !CPU_COUNT(&both);
 }
 
 static int newest_generation_of(const char *dir, uint64_t *ret)
@@ -366,7 +416,7 @@ static int newest_generation_of(const char *dir, uint64_t *ret)
 
 /* What the compactor has done, for DIR/compactor.status. */
 struct loop_stats {
-	uint64_t merges, folds, read_bytes, written_bytes;
+	uint64_t merges, folds, read_bytes, written_bytes, dropped;
 	int behind;
 };
 
@@ -385,16 +435,17 @@ static void write_status(const char *dir, const struct chain_view *v,
 	getrusage(RUSAGE_SELF, &ru);
 	uint64_t cpu_ms = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
 	                  (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
-	int n = snprintf(line, sizeof(line),
-	                 "state=%s dir_bytes=%llu budget=%llu full=%llu full_bytes=%llu deltas=%zu "
-	                 "delta_bytes=%llu merges=%llu folds=%llu read_bytes=%llu "
-	                 "written_bytes=%llu cpu_ms=%llu\n",
-	                 st->behind ? "behind" : "ok", (unsigned long long)v->dir_bytes,
-	                 (unsigned long long)budget(p, v), (unsigned long long)v->full,
-	                 (unsigned long long)v->full_bytes, v->n,
-	                 (unsigned long long)v->delta_bytes, (unsigned long long)st->merges,
-	                 (unsigned long long)st->folds, (unsigned long long)st->read_bytes,
-	                 (unsigned long long)st->written_bytes, (unsigned long long)cpu_ms);
+	int n =
+	    snprintf(line, sizeof(line),
+	             "state=%s dir_bytes=%llu budget=%llu full=%llu full_bytes=%llu deltas=%zu "
+	             "delta_bytes=%llu merges=%llu folds=%llu read_bytes=%llu "
+	             "written_bytes=%llu dropped=%llu cpu_ms=%llu\n",
+	             st->behind ? "behind" : "ok", (unsigned long long)v->dir_bytes,
+	             (unsigned long long)budget(p, v), (unsigned long long)v->full,
+	             (unsigned long long)v->full_bytes, v->n, (unsigned long long)v->delta_bytes,
+	             (unsigned long long)st->merges, (unsigned long long)st->folds,
+	             (unsigned long long)st->read_bytes, (unsigned long long)st->written_bytes,
+	             (unsigned long long)st->dropped, (unsigned long long)cpu_ms);
 	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, CS_COMPACT_STATUS);
 	snprintf(final, sizeof(final), "%s/%s", dir, CS_COMPACT_STATUS);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -406,36 +457,34 @@ static void write_status(const char *dir, const struct chain_view *v,
 		unlink(tmp);
 }
 
-/* Over the budget: said once when it starts and once when it ends. */
-static void check_budget(const struct chain_view *v, const struct cs_compact_policy *p,
-                         struct loop_stats *st, int *escalated)
-{
-	int behind = v->full && v->dir_bytes > budget(p, v);
-	if (behind != st->behind)
-		cs_err(behind
-		           ? "compaction is behind: %s holds %llu bytes, over its budget of %llu "
-		             "(merging everything onto the full image, at nice 19 instead of idle)"
-		           : "compaction caught up: %s holds %llu bytes, budget %llu",
-		       "the chain directory", (unsigned long long)v->dir_bytes,
-		       (unsigned long long)budget(p, v));
-	st->behind = behind;
-	set_class(behind, escalated);
-}
-
-/* One step: a fold when the policy says so, else a merge when one is
- * due; 0 when there was nothing to do. */
+/* One step: a fold when the policy says so or DIR is over its budget,
+ * else a merge when one is due; 0 when there was nothing to do. */
 static int step(const char *dir, const struct cs_compact_policy *p, const struct chain_view *v,
                 const struct loop_stats *st, struct cs_compact_result *res, char *msg, size_t cap)
 {
 	struct cs_compact_backlog b;
 	uint64_t onto = 0;
 	size_t top = 0;
-	if (cs_compact_due(dir, p, &b) > 0)
+	if (cs_compact_due(dir, p, &b) > 0 || (st->behind && v->n))
 		return cs_compact(dir, b.newest, 0, res, msg, cap) == 0 ? 1 : -1;
 	if (merge_run(v, st->behind, &onto, &top) < 0)
 		return 0;
 	int r = cs_compact_merge(dir, v->gen[top], onto, res, msg, cap);
 	return r == 0 ? 1 : r == -EBUSY || r == -ESTALE ? 0 : -1;
+}
+
+/*
+ * After a fold the chain it ended at stays (K and its deltas: the chain
+ * before the new one, as when the agent pruned after a base), so a bad
+ * full image would still leave something to restore. Over the budget that
+ * doubles what DIR holds, so it goes at once.
+ */
+static void drop_previous_chain(const char *dir, const struct cs_compact_result *res,
+                                struct loop_stats *st)
+{
+	size_t removed = 0;
+	if (st->behind && !res->merged && cs_compact_prune(dir, res->generation, &removed) == 0)
+		st->dropped += removed;
 }
 
 /*
@@ -446,10 +495,14 @@ static int step(const char *dir, const struct cs_compact_policy *p, const struct
 void cs_compact_loop(const char *dir, const struct cs_compact_policy *p)
 {
 	unsigned delay = 1, failures = 0;
-	int escalated = 0;
 	uint64_t pruned_for = 0;
 	struct loop_stats st = {0};
 	static struct chain_view v;
+	pthread_t watcher;
+	worker_tid = (pid_t)syscall(SYS_gettid);
+	set_class(worker_tid, 0);
+	if (pthread_create(&watcher, NULL, watch_budget, (void *)dir) != 0)
+		cs_err("no watcher thread for the compactor's budget; it stays at low priority");
 	/* The first pass at once: a restored program may be killed again
 	 * within a second, and what the one before left must still go. */
 	for (int first = 1;; first = 0) {
@@ -457,7 +510,8 @@ void cs_compact_loop(const char *dir, const struct cs_compact_policy *p)
 			sleep(delay);
 		if (view_chain(dir, &v) < 0)
 			continue;
-		check_budget(&v, p, &st, &escalated);
+		atomic_store(&budget_now, v.full ? budget(p, &v) : 0);
+		st.behind = atomic_load(&behind_now);
 		struct cs_compact_result res;
 		char msg[1024];
 		int r = step(dir, p, &v, &st, &res, msg, sizeof(msg));
@@ -474,6 +528,7 @@ void cs_compact_loop(const char *dir, const struct cs_compact_policy *p)
 			st.folds += !res.merged;
 			st.read_bytes += res.read_bytes;
 			st.written_bytes += res.bytes;
+			drop_previous_chain(dir, &res, &st);
 			failures = 0;
 			delay = 1;
 			view_chain(dir, &v);
