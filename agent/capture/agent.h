@@ -97,6 +97,7 @@ struct cs_config {
 	int compactor; /* CHECKSYNC_COMPACTOR=1: someone else folds the chain */
 	uint64_t first_generation; /* CHECKSYNC_FIRST_GENERATION, default 1 */
 	uint32_t sync_timeout_ms; /* cs_sync's last resort waiting for the daemon */
+	uint32_t test_prescan_delay_us; /* CHECKSYNC_TEST_PRESCAN_DELAY_US (tests only) */
 };
 
 /* The checkpoint being taken: filled during the freeze, read by the child. */
@@ -210,6 +211,7 @@ const char *cs_vma_path(const struct cs_maps *m, const struct cs_vma *v);
 int cs_track_open(struct cs_agent *a);
 void cs_track_give_pagemap(int fd);
 void cs_track_close(struct cs_agent *a);
+void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps);
 int cs_track_scan(struct cs_agent *a, struct cs_capture *c);
 int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out);
 int cs_resident_all(const struct cs_maps *maps, int pagemap_fd, struct cs_runs *one,

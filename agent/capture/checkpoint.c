@@ -386,6 +386,10 @@ int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
 	int own = cs_sup_own_dir(a, c->errmsg);
 	if (own)
 		return fail(a, own, c->errmsg);
+	if (a->mode == CS_MODE_UFFD) /* before the freeze: track.c says why */
+		cs_track_prescan(a, &c->maps);
+	if (a->cfg.test_prescan_delay_us) /* cr-discard: pages change in between */
+		usleep(a->cfg.test_prescan_delay_us);
 	uint64_t pause = 0;
 	int r = cs_freeze_and_capture(a, &pause);
 	if (r == 1)

@@ -22,9 +22,25 @@
 #include "compact.h"
 #include "tool.h"
 
+/* A count from the environment into *out (unchanged when unset); -EINVAL
+ * with a sentence naming what it counts for anything else. */
+static int env_count(const char *name, const char *what, uint64_t *out, char *msg, size_t cap)
+{
+	const char *v = getenv(name);
+	char *end;
+	if (!v || !*v)
+		return 0;
+	*out = strtoull(v, &end, 10);
+	if (*end || *v == '-') {
+		snprintf(msg, cap, "%s must be a number of %s, not '%s'", name, what, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int cs_compact_policy_from_env(struct cs_compact_policy *p, char *msg, size_t cap)
 {
-	const char *f = getenv(CS_ENV_COMPACT_FACTOR), *m = getenv(CS_ENV_COMPACT_MIN_BYTES);
+	const char *f = getenv(CS_ENV_COMPACT_FACTOR);
 	char *end;
 	p->factor = 2.0;
 	p->min_bytes = 64ull << 20;
@@ -38,33 +54,10 @@ int cs_compact_policy_from_env(struct cs_compact_policy *p, char *msg, size_t ca
 			return -EINVAL;
 		}
 	}
-	const char *k = getenv(CS_ENV_COMPACT_MAX_IMAGES);
-	if (k && *k) {
-		p->max_images = strtoull(k, &end, 10);
-		if (*end || *k == '-') {
-			snprintf(msg, cap, "%s must be a number of images, not '%s'",
-			         CS_ENV_COMPACT_MAX_IMAGES, k);
-			return -EINVAL;
-		}
-	}
-	if (m && *m) {
-		p->min_bytes = strtoull(m, &end, 10);
-		if (*end || *m == '-') {
-			snprintf(msg, cap, "%s must be a number of bytes, not '%s'",
-			         CS_ENV_COMPACT_MIN_BYTES, m);
-			return -EINVAL;
-		}
-	}
-	const char *b = getenv(CS_ENV_COMPACT_BUDGET);
-	if (b && *b) {
-		p->budget = strtoull(b, &end, 10);
-		if (*end || *b == '-') {
-			snprintf(msg, cap, "%s must be a number of bytes, not '%s'",
-			         CS_ENV_COMPACT_BUDGET, b);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	int r = env_count(CS_ENV_COMPACT_MAX_IMAGES, "images", &p->max_images, msg, cap);
+	if (!r)
+		r = env_count(CS_ENV_COMPACT_MIN_BYTES, "bytes", &p->min_bytes, msg, cap);
+	return r ? r : env_count(CS_ENV_COMPACT_BUDGET, "bytes", &p->budget, msg, cap);
 }
 
 /* From the first bytes of an image: whether it is a full image, its

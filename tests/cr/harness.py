@@ -180,7 +180,11 @@ def sc_bigheap(h, tracking=None, n=2, mib=None):
 def sc_discard(h):
     """Pages given back (MADV_DONTNEED) between and around checkpoints, some
     read or written again at once: RESIDENT must drop them or carry their
-    new bytes, in every image of a chain (100 ms deltas)."""
+    new bytes, in every image of a chain (50 ms deltas). The agent waits
+    30 ms between its look at the live pages before a freeze and the freeze
+    (CHECKSYNC_TEST_PRESCAN_DELAY_US), so pages change in between too."""
+    os.environ["CHECKSYNC_TEST_PRESCAN_DELAY_US"] = "30000"
+
     def body(i, rng):
         app = App(h, "wl-bigheap", ["--mib", "64", "--seed", str(rng.randrange(1, 1 << 30)),
                                     "--discards-per-tick", "16"], tracking=None, interval_ms=50)
