@@ -536,6 +536,18 @@ void cs_compact_loop(const char *dir, const struct cs_compact_policy *p)
 	}
 }
 
+/* A generation number given as option name's argument; -EINVAL said. */
+static int generation_arg(const char *name, const char *arg, uint64_t *out)
+{
+	char *end;
+	*out = strtoull(arg, &end, 10);
+	if (*end || !*out || *arg == '-') {
+		cs_err("%s needs a generation number, not '%s'", name, arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* checksync compact DIR --onto P: the deltas above P merged into one. */
 static int cmd_merge(const char *dir, uint64_t gen, uint64_t onto)
 {
@@ -572,7 +584,7 @@ int cs_cmd_compact(int argc, char **argv)
 	};
 	const char *dir = NULL;
 	uint64_t gen = 0, onto = 0;
-	char *end, msg[2048], real[PATH_MAX];
+	char msg[2048], real[PATH_MAX];
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -581,18 +593,10 @@ int cs_cmd_compact(int argc, char **argv)
 			dir = optarg;
 			break;
 		case 'g':
-			gen = strtoull(optarg, &end, 10);
-			if (*end || !gen) {
-				cs_err("--generation needs a generation number, not '%s'", optarg);
-				return 2;
-			}
-			break;
 		case 'o':
-			onto = strtoull(optarg, &end, 10);
-			if (*end || !onto) {
-				cs_err("--onto needs a generation number, not '%s'", optarg);
+			if (generation_arg(c == 'g' ? "--generation" : "--onto", optarg,
+			                   c == 'g' ? &gen : &onto))
 				return 2;
-			}
 			break;
 		default:
 			return 2;
