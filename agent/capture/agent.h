@@ -76,6 +76,7 @@ struct cs_child_result {
 	uint64_t pages;        /* pages written */
 	uint64_t hash_entries; /* hash mode: entries in the new table */
 	int32_t need_copy;     /* DONTFORK/WIPEONFORK pages to write: copy mode needed */
+	uint32_t go;           /* futex: the writer starts once the threads are released */
 	char msg[CS_ERR_MAX];
 	char unsup[4 * CS_ERR_MAX]; /* refusals the writer found, newline-separated */
 };
@@ -99,7 +100,8 @@ struct cs_config {
 	int writer;                /* enum cs_writer_mode */
 	int compactor;             /* CHECKSYNC_COMPACTOR=1: someone else folds the chain */
 	uint64_t first_generation; /* CHECKSYNC_FIRST_GENERATION, default 1 */
-	uint32_t sync_timeout_ms;  /* cs_sync's last resort waiting for the daemon */
+	uint32_t sync_timeout_ms; /* cs_sync's last resort waiting for the daemon */
+	uint32_t test_prescan_delay_us; /* CHECKSYNC_TEST_PRESCAN_DELAY_US (tests only) */
 };
 
 /* The checkpoint being taken: filled during the freeze, read by the child. */
@@ -107,8 +109,7 @@ struct cs_capture {
 	uint64_t generation, parent, base;
 	int is_base;
 	struct cs_maps maps;
-	struct cs_runs dirty;    /* uffd mode: written pages, parent side */
-	struct cs_runs resident; /* uffd mode: live tracked pages, parent side */
+	struct cs_runs resident; /* live tracked pages, parent side (hash mode: if PAGEMAP_SCAN) */
 	struct cs_runs send;     /* uffd mode: pages whose bytes go into the image */
 	uint64_t send_pages, resident_pages;
 	/* copy mode: the send pages copied during the freeze, laid out as
@@ -177,8 +178,9 @@ struct cs_agent {
 	uint64_t failures;
 	uint32_t failed_in_row; /* periodic checkpoints back off while this grows */
 	int copy_always; /* a writer met DONTFORK/WIPEONFORK pages: no forked writer */
-	/* where the last pause went: stop, maps, dirty scan, fds, clone */
-	uint64_t phase_ns[6];
+	/* where the last pause went: stop, maps, dirty scan, fds, copy and
+	 * clone, the PAGEMAP_SCAN part of the scan, the copy of the delta */
+	uint64_t phase_ns[7];
 	int last_copy_mode;
 	uint64_t last_pause_cpu_ns; /* agent CPU time inside the pause (no scheduling noise) */
 	/* Pauses of successful checkpoints since start or restore, counted at
@@ -227,11 +229,11 @@ const char *cs_vma_path(const struct cs_maps *m, const struct cs_vma *v);
 int cs_track_open(struct cs_agent *a);
 void cs_track_give_pagemap(int fd);
 void cs_track_close(struct cs_agent *a);
+void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps);
 int cs_track_scan(struct cs_agent *a, struct cs_capture *c);
 int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out);
-int cs_select_pages(const struct cs_maps *maps, const struct cs_runs *dirty, int is_base,
-                    int pagemap_fd, struct cs_runs *one, struct cs_runs *resident,
-                    struct cs_runs *send);
+int cs_resident_all(const struct cs_maps *maps, int pagemap_fd, struct cs_runs *one,
+                    struct cs_runs *resident);
 int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages);
 void cs_runs_normalize(struct cs_runs *r);
 int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end);

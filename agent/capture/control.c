@@ -183,7 +183,8 @@ void cs_control_serve(struct cs_agent *a, int fd)
 		    reply, sizeof(reply),
 		    "ok generation=%llu tracking=%s checkpoints=%llu last_pause_us=%llu "
 		    "bytes=%llu stop_us=%llu maps_us=%llu scan_us=%llu fds_us=%llu "
-		    "clone_us=%llu writer=%s wpscan_us=%llu send_pages=%llu pause_cpu_us=%llu",
+		    "clone_us=%llu writer=%s wpscan_us=%llu send_pages=%llu pause_cpu_us=%llu "
+		    "copy_us=%llu",
 		    (unsigned long long)a->last_generation, mode_name(a),
 		    (unsigned long long)a->checkpoints,
 		    (unsigned long long)(a->last_pause_ns / 1000),
@@ -194,7 +195,8 @@ void cs_control_serve(struct cs_agent *a, int fd)
 		    (unsigned long long)a->phase_ns[4] / 1000, a->last_copy_mode ? "copy" : "fork",
 		    (unsigned long long)a->phase_ns[5] / 1000,
 		    (unsigned long long)a->cap.send_pages,
-		    (unsigned long long)a->last_pause_cpu_ns / 1000);
+		    (unsigned long long)a->last_pause_cpu_ns / 1000,
+		    (unsigned long long)a->phase_ns[6] / 1000);
 		status_pauses(a, reply + strlen(reply), sizeof(reply) - strlen(reply));
 		status_signal(reply + strlen(reply), sizeof(reply) - strlen(reply));
 		status_golive(reply + strlen(reply), sizeof(reply) - strlen(reply));

@@ -178,6 +178,6 @@ int cs_dump_select_pages(struct dump *d)
 	if (d->a->have_pagemap_scan) /* the parent listed them at the freeze */
 		d->resident = d->c->resident;
 	else if ((r = own_pagemap(d)) == 0)
-		r = cs_select_pages(&d->c->maps, NULL, 1, d->pagemap_fd, &one, &d->resident, NULL);
+		r = cs_resident_all(&d->c->maps, d->pagemap_fd, &one, &d->resident);
 	return r ? r : select_by_hash(d, d->c->is_base);
 }

@@ -55,7 +55,7 @@ int cs_loaded_open(const char *path, struct cs_loaded *out, struct cs_chain_dama
 }
 
 int cs_loaded_open_flags(const char *path, unsigned parse_flags, struct cs_loaded *out,
-			 struct cs_chain_damage *dmg)
+                         struct cs_chain_damage *dmg)
 {
 	struct stat st;
 	static const char empty[1];
@@ -87,7 +87,8 @@ int cs_loaded_open_flags(const char *path, unsigned parse_flags, struct cs_loade
 	int r = cs_image_parse(out->map, out->len, parse_flags, &out->img, &err);
 	if (r < 0) {
 		dmg->offset = err.offset;
-		snprintf(dmg->msg, sizeof(dmg->msg), "%s (%s)", err.msg, cs_image_err_name(err.code));
+		snprintf(dmg->msg, sizeof(dmg->msg), "%s (%s)", err.msg,
+		         cs_image_err_name(err.code));
 		cs_loaded_close(out);
 		return r;
 	}
@@ -138,7 +139,7 @@ static int same_chain(const struct cs_image_header *h, const struct cs_image_hea
 }
 
 static int check_link(const struct cs_loaded *l, uint64_t want, const struct cs_loaded *child,
-		      struct cs_chain_damage *dmg)
+                      struct cs_chain_damage *dmg)
 {
 	const struct cs_image_header *h = &l->img->header;
 	const char *why = NULL;
@@ -159,11 +160,19 @@ static int check_link(const struct cs_loaded *l, uint64_t want, const struct cs_
 }
 
 int cs_chain_load(const char *dir, uint64_t generation, struct cs_chain *out,
-		  struct cs_chain_damage *dmg)
+                  struct cs_chain_damage *dmg)
+{
+	return cs_chain_load_until(dir, generation, 0, out, dmg);
+}
+
+int cs_chain_load_until(const char *dir, uint64_t generation, uint64_t stop, struct cs_chain *out,
+                        struct cs_chain_damage *dmg)
 {
 	memset(out, 0, sizeof(*out));
 	uint64_t g = generation;
 	for (;;) {
+		if (stop && g == stop && out->n)
+			return 0;
 		char name[64], path[PATH_MAX];
 		cs_image_filename(name, sizeof(name), g);
 		snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -177,16 +186,24 @@ int cs_chain_load(const char *dir, uint64_t generation, struct cs_chain *out,
 		int r = cs_loaded_open(path, &out->imgs[out->n], dmg);
 		if (r == 0) {
 			out->n++;
-			r = check_link(&out->imgs[out->n - 1], g, out->n > 1 ? &out->imgs[out->n - 2] : NULL,
-				       dmg);
+			r = check_link(&out->imgs[out->n - 1], g,
+			               out->n > 1 ? &out->imgs[out->n - 2] : NULL, dmg);
 		}
 		if (r < 0) {
 			cs_chain_free(out);
 			return r;
 		}
 		const struct cs_image_header *h = &out->imgs[out->n - 1].img->header;
-		if (!(h->flags & CS_IMAGE_F_DELTA))
-			return 0;
+		if (!(h->flags & CS_IMAGE_F_DELTA) || (stop && h->parent_generation < stop)) {
+			if (!stop)
+				return 0;
+			snprintf(
+			    dmg->msg, sizeof(dmg->msg),
+			    "the chain of generation %llu does not pass through generation %llu",
+			    (unsigned long long)generation, (unsigned long long)stop);
+			cs_chain_free(out);
+			return -ESTALE;
+		}
 		g = h->parent_generation;
 	}
 }
@@ -228,18 +245,21 @@ int cs_chain_pick(const char *dir, uint64_t want, struct cs_chain *out, char *ms
 		char instead[128];
 		if (alt)
 			snprintf(instead, sizeof(instead),
-				 "generation %llu would restore instead (--generation %llu)",
-				 (unsigned long long)alt, (unsigned long long)alt);
+			         "generation %llu would restore instead (--generation %llu)",
+			         (unsigned long long)alt, (unsigned long long)alt);
 		else
 			snprintf(instead, sizeof(instead), "no older generation is intact either");
 		if (r == -ENOENT && d.generation != g)
-			snprintf(msg, cap, "generation %llu needs generation %llu, which is missing (%s); %s",
-				 (unsigned long long)g, (unsigned long long)d.generation, d.path, instead);
+			snprintf(msg, cap,
+			         "generation %llu needs generation %llu, which is missing (%s); %s",
+			         (unsigned long long)g, (unsigned long long)d.generation, d.path,
+			         instead);
 		else if (r == -ENOENT)
-			snprintf(msg, cap, "generation %llu does not exist in %s", (unsigned long long)g, dir);
+			snprintf(msg, cap, "generation %llu does not exist in %s",
+			         (unsigned long long)g, dir);
 		else
 			snprintf(msg, cap, "%s is damaged at offset %llu: %s; %s", d.path,
-				 (unsigned long long)d.offset, d.msg, instead);
+			         (unsigned long long)d.offset, d.msg, instead);
 	}
 	free(gens);
 	return r;

@@ -45,12 +45,17 @@ int cs_dir_generations(const char *dir, uint64_t **ret_gens, size_t *ret_n);
 int cs_loaded_open(const char *path, struct cs_loaded *out, struct cs_chain_damage *dmg);
 /* The same with cs_image_parse flags (CS_IMAGE_PARSE_SKIP_PAGE_CRC). */
 int cs_loaded_open_flags(const char *path, unsigned parse_flags, struct cs_loaded *out,
-			 struct cs_chain_damage *dmg);
+                         struct cs_chain_damage *dmg);
 void cs_loaded_close(struct cs_loaded *l);
 
 int cs_chain_load(const char *dir, uint64_t generation, struct cs_chain *out,
-		  struct cs_chain_damage *dmg);
+                  struct cs_chain_damage *dmg);
 void cs_chain_free(struct cs_chain *c);
+/* The images of generation's chain newer than stop (stop itself, which must
+ * be on the chain, is not opened): the deltas a merge reads. -ESTALE when
+ * the chain does not pass through stop. */
+int cs_chain_load_until(const char *dir, uint64_t generation, uint64_t stop, struct cs_chain *out,
+                        struct cs_chain_damage *dmg);
 
 /*
  * The chain to restore: generation `want`, or the newest one when want is

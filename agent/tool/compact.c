@@ -1,8 +1,10 @@
 /*
- * Compaction (compact.h): a chain in, one full image for its newest
- * generation out, streamed a megabyte at a time (the chain's images are
- * mapped read-only for parsing, page bytes are copied with pread, so
- * memory use does not grow with the image).
+ * Compaction (compact.h): a chain in, one image for its newest generation
+ * out, streamed a megabyte at a time (the chain's images are mapped
+ * read-only for parsing, page bytes are copied with pread, so memory use
+ * does not grow with the image). Either a full image (a fold: the whole
+ * chain) or a merged delta (the deltas above an image P of the chain, read
+ * and written alone: P and what is under it are not touched).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -90,18 +92,21 @@ static uint64_t le64(const uint8_t *p)
 	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
-/* HEADER made a base's, then every other metadata section of K verbatim
- * (unknown skippable ones included), in K's order. K was parsed in full,
- * so its framing is trusted here. */
-static int write_metadata(struct cs_image_writer *w, const struct cs_loaded *k)
+/* HEADER made a base's (parent 0) or a delta on parent (its base and
+ * tracking kept: the chain under parent is K's), then every other metadata
+ * section of K verbatim (unknown skippable ones included), in K's order. K
+ * was parsed in full, so its framing is trusted here. */
+static int write_metadata(struct cs_image_writer *w, const struct cs_loaded *k, uint64_t parent)
 {
 	struct cs_image_header h = k->img->header;
 	uint8_t hb[512];
 	struct cs_buf b = {.data = hb, .cap = sizeof(hb)};
-	h.flags &= ~CS_IMAGE_F_DELTA;
-	h.parent_generation = 0;
-	h.base_generation = h.generation;
-	h.tracking = CS_TRACK_FULL;
+	h.parent_generation = parent;
+	if (!parent) {
+		h.flags &= ~CS_IMAGE_F_DELTA;
+		h.base_generation = h.generation;
+		h.tracking = CS_TRACK_FULL;
+	}
 	int r = cs_image_put_header(&b, &h);
 	if (!r)
 		r = cs_image_write_section(w, CS_SECT_HEADER, &b);
@@ -190,9 +195,9 @@ static int write_pages(struct cs_image_writer *w, const struct cs_chain *ch,
 	return r ? r : cs_image_section_end(w);
 }
 
-/* Writes the full image of ch->imgs[0] into fd. */
-static int write_full(int fd, const struct cs_chain *ch, const struct cs_plan_copy *c, size_t n,
-                      uint64_t *ret_bytes)
+/* Writes the image of ch->imgs[0] into fd: full, or a delta on parent. */
+static int write_image(int fd, const struct cs_chain *ch, uint64_t parent,
+                       const struct cs_plan_copy *c, size_t n, uint64_t *ret_bytes)
 {
 	struct sink s = {.fd = fd, .buf = malloc(IO_CHUNK)};
 	uint8_t *buf = malloc(IO_CHUNK);
@@ -200,7 +205,7 @@ static int write_full(int fd, const struct cs_chain *ch, const struct cs_plan_co
 	int r = -ENOMEM;
 	if (s.buf && buf) {
 		cs_image_writer_init(&w, sink_write, &s);
-		r = write_metadata(&w, &ch->imgs[0]);
+		r = write_metadata(&w, &ch->imgs[0], parent);
 		if (!r)
 			r = write_pages(&w, ch, c, n, buf);
 		if (!r)
@@ -214,12 +219,13 @@ static int write_full(int fd, const struct cs_chain *ch, const struct cs_plan_co
 	return r;
 }
 
-/* The new file must parse as a full image of the same generation with the
- * same live pages before it may replace the delta. Page CRCs are not read
+/* The new file must parse as a full image (or a delta on parent) of the
+ * same generation with the same live pages before it may replace K. Page CRCs are not read
  * back: they were computed over the very bytes handed to write(), and
  * reading them again would cost as much CPU as the copy itself; the
  * structure (runs, lengths, END totals) is what a bug here would break. */
-static int check_written(const char *path, const struct cs_image *k, char *msg, size_t cap)
+static int check_written(const char *path, const struct cs_image *k, uint64_t parent, char *msg,
+                         size_t cap)
 {
 	struct cs_loaded l;
 	struct cs_chain_damage d = {0};
@@ -231,10 +237,11 @@ static int check_written(const char *path, const struct cs_image *k, char *msg, 
 		return r;
 	}
 	const struct cs_image *img = l.img;
-	if ((img->header.flags & CS_IMAGE_F_DELTA) ||
+	if (!(img->header.flags & CS_IMAGE_F_DELTA) != !parent ||
+	    img->header.parent_generation != parent ||
 	    img->header.generation != k->header.generation || img->n_resident != k->n_resident) {
-		snprintf(msg, cap,
-		         "the image just written (%s) is not a full image of generation %llu", path,
+		snprintf(msg, cap, "the image just written (%s) is not a %s of generation %llu",
+		         path, parent ? "delta" : "full image",
 		         (unsigned long long)k->header.generation);
 		r = -EIO;
 	}
@@ -295,15 +302,16 @@ static int same_owner(int fd, const struct cs_chain *ch, char *msg, size_t cap)
 	return 0;
 }
 
-/* Writes, checks and renames; the chain is loaded and intact. */
-static int replace(int dfd, const char *dir, struct cs_chain *ch, struct cs_compact_result *res,
-                   char *msg, size_t cap)
+/* Writes, checks and renames; the chain (down to its full image, or to
+ * parent for a merge) is loaded and intact. */
+static int replace(int dfd, const char *dir, struct cs_chain *ch, uint64_t parent,
+                   struct cs_compact_result *res, char *msg, size_t cap)
 {
 	struct cs_restore view = {.chain = *ch, .img = ch->imgs[0].img};
 	struct cs_plan_copy *c = NULL;
 	size_t n = 0;
 	char final[64], tmp[72], path[PATH_MAX + 80];
-	int r = cs_plan_resolve_pages(&view, 0, &c, &n);
+	int r = cs_plan_resolve_some(&view, 0, parent != 0, &c, &n);
 	if (r < 0) {
 		snprintf(msg, cap, "the chain of %s lacks live pages (damaged)", ch->imgs[0].path);
 		return r;
@@ -320,7 +328,7 @@ static int replace(int dfd, const char *dir, struct cs_chain *ch, struct cs_comp
 	}
 	r = same_owner(fd, ch, msg, cap);
 	if (!r)
-		r = write_full(fd, ch, c, n, &res->bytes);
+		r = write_image(fd, ch, parent, c, n, &res->bytes);
 	free(c);
 	if (r)
 		snprintf(msg, cap, "writing %s: %s", path, strerror(-r));
@@ -328,7 +336,7 @@ static int replace(int dfd, const char *dir, struct cs_chain *ch, struct cs_comp
 		r = -errno, snprintf(msg, cap, "fsync of %s: %s", path, strerror(errno));
 	close(fd);
 	if (!r)
-		r = check_written(path, ch->imgs[0].img, msg, cap);
+		r = check_written(path, ch->imgs[0].img, parent, msg, cap);
 	if (!r && renameat(dfd, tmp, dfd, final) < 0)
 		r = -errno, snprintf(msg, cap, "renaming %s: %s", path, strerror(errno));
 	if (r) {
@@ -372,11 +380,10 @@ int cs_compact_prune(const char *dir, uint64_t below, size_t *ret_removed)
 	return r;
 }
 
-int cs_compact(const char *dir, uint64_t generation, int wait, struct cs_compact_result *res,
-               char *msg, size_t cap)
+/* Opens dir and takes the compaction lock (flock on the directory itself,
+ * so a refusal leaves nothing behind): the fd, or -EBUSY without wait. */
+static int lock_dir(const char *dir, int wait, char *msg, size_t cap)
 {
-	memset(res, 0, sizeof(*res));
-	msg[0] = 0;
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		snprintf(msg, cap, "cannot open %s: %s", dir, strerror(errno));
@@ -391,6 +398,17 @@ int cs_compact(const char *dir, uint64_t generation, int wait, struct cs_compact
 		close(dfd);
 		return r == -EWOULDBLOCK ? -EBUSY : r;
 	}
+	return dfd;
+}
+
+int cs_compact(const char *dir, uint64_t generation, int wait, struct cs_compact_result *res,
+               char *msg, size_t cap)
+{
+	memset(res, 0, sizeof(*res));
+	msg[0] = 0;
+	int dfd = lock_dir(dir, wait, msg, cap), r = 0;
+	if (dfd < 0)
+		return dfd;
 	if (!generation)
 		r = newest_generation(dir, &generation, msg, cap);
 	struct cs_chain ch = {0};
@@ -404,11 +422,62 @@ int cs_compact(const char *dir, uint64_t generation, int wait, struct cs_compact
 	} else if (!r) {
 		res->folded = ch.n;
 		res->old_base = ch.imgs[ch.n - 1].generation;
-		r = replace(dfd, dir, &ch, res, msg, cap);
+		r = replace(dfd, dir, &ch, 0, res, msg, cap);
 		if (!r)
 			res->removed = prune(dfd, res->old_base);
 	}
 	cs_chain_free(&ch);
 	close(dfd); /* releases the lock */
+	return r;
+}
+
+/* After a merge: the deltas it replaced, between parent and the merged
+ * generation (imgs[0], renamed over already), go. */
+static size_t drop_merged(int dfd, const struct cs_chain *ch)
+{
+	size_t removed = 0;
+	for (size_t i = 1; i < ch->n; i++) {
+		char name[64];
+		cs_image_filename(name, sizeof(name), ch->imgs[i].generation);
+		if (unlinkat(dfd, name, 0) == 0)
+			removed++;
+	}
+	fsync(dfd);
+	return removed;
+}
+
+int cs_compact_merge(const char *dir, uint64_t generation, uint64_t parent,
+                     struct cs_compact_result *res, char *msg, size_t cap)
+{
+	memset(res, 0, sizeof(*res));
+	msg[0] = 0;
+	int dfd = lock_dir(dir, 0, msg, cap);
+	if (dfd < 0)
+		return dfd;
+	char name[64];
+	struct cs_chain ch = {0};
+	struct cs_chain_damage d = {0};
+	cs_image_filename(name, sizeof(name), parent);
+	int r = faccessat(dfd, name, F_OK, 0) < 0 ? -errno : 0;
+	if (r)
+		snprintf(msg, cap, "generation %llu, the merge's parent, is gone: %s",
+		         (unsigned long long)parent, strerror(-r));
+	else if ((r = cs_chain_load_until(dir, generation, parent, &ch, &d)) == -ESTALE)
+		snprintf(msg, cap, "%s", d.msg);
+	else if (r < 0)
+		damage_msg(&d, generation, r, msg, cap);
+	res->generation = generation;
+	res->old_base = parent;
+	if (!r && ch.n >= 2) {
+		res->merged = 1;
+		res->folded = ch.n;
+		for (size_t i = 0; i < ch.n; i++)
+			res->read_bytes += ch.imgs[i].len;
+		r = replace(dfd, dir, &ch, parent, res, msg, cap);
+		if (!r)
+			res->removed = drop_merged(dfd, &ch);
+	}
+	cs_chain_free(&ch);
+	close(dfd);
 	return r;
 }

@@ -20,15 +20,23 @@
 #define CS_ENV_COMPACT_FACTOR     "CHECKSYNC_COMPACT_FACTOR"     /* default 1 */
 #define CS_ENV_COMPACT_MIN_BYTES  "CHECKSYNC_COMPACT_MIN_BYTES"  /* default 64 MiB */
 #define CS_ENV_COMPACT_MAX_IMAGES "CHECKSYNC_COMPACT_MAX_IMAGES" /* default 512 */
+#define CS_ENV_COMPACT_BUDGET     "CHECKSYNC_COMPACT_BUDGET" /* bytes; default 3 x full + 256 MiB */
+#define CS_ENV_COMPACT_CPUS       "CHECKSYNC_COMPACT_CPUS"   /* e.g. "1" or "2-3,5" */
 
-/* When the background loop compacts: once the deltas written since the
- * newest full image exceed max(min_bytes, factor x that image's size), or
- * there are more than max_images of them (a quiet program writes small
- * deltas; a restore opens and checks every image of the chain). */
+/* The background compactor's report in DIR (compact_loop.c). */
+#define CS_COMPACT_STATUS "compactor.status"
+
+/* When the background loop folds the chain into a full image: once the
+ * deltas written since the newest full image exceed max(min_bytes, factor
+ * x that image's size), or there are more than max_images of them (a quiet
+ * program writes small deltas; a restore opens and checks every image of
+ * the chain). Between folds it merges deltas (cs_compact_merge), which
+ * never reads the full image. */
 struct cs_compact_policy {
 	double factor;
 	uint64_t min_bytes;
 	uint64_t max_images;
+	uint64_t budget; /* bytes DIR may hold before the compactor is behind; 0: default */
 };
 /* Defaults overridden by the environment; -EINVAL with a sentence in msg
  * for a value that is not a number. */
@@ -41,6 +49,8 @@ struct cs_compact_result {
 	size_t folded;       /* images of the chain that were read */
 	size_t removed;      /* older images deleted */
 	int already_full;    /* nothing to do: generation was a full image */
+	int merged;          /* cs_compact_merge wrote a delta */
+	uint64_t read_bytes; /* cs_compact_merge: bytes of the deltas it read */
 };
 
 /*
@@ -53,6 +63,21 @@ struct cs_compact_result {
  */
 int cs_compact(const char *dir, uint64_t generation, int wait, struct cs_compact_result *res,
                char *msg, size_t cap);
+
+/*
+ * Merges the deltas of generation's chain above parent (an image of that
+ * chain: its newest full image, or a delta) into one delta of generation
+ * whose parent is parent: generation's metadata, and for every live page
+ * that one of those deltas holds, the newest bytes. Neither parent nor
+ * anything under it is read or changed, so the cost is that of the deltas
+ * alone. Written, checked and renamed over generation's image as a fold
+ * is; then the merged deltas go. docs/restore.md, "Compaction", says why
+ * the result is a valid delta under the image format as it stands. Never
+ * waits for the lock (-EBUSY); -ESTALE when the chain does not pass
+ * through parent; nothing was changed on any error.
+ */
+int cs_compact_merge(const char *dir, uint64_t generation, uint64_t parent,
+                     struct cs_compact_result *res, char *msg, size_t cap);
 
 /* Deletes the images (and dead .tmp files) older than generation below,
  * unless a compaction runs (-EBUSY). */
@@ -68,6 +93,10 @@ struct cs_compact_backlog {
  * negative errno if dir cannot be read. */
 int cs_compact_due(const char *dir, const struct cs_compact_policy *p,
                    struct cs_compact_backlog *out);
+
+/* Moves the calling process (the compactor) off the program's pinned CPUs
+ * (CHECKSYNC_COMPACT_CPUS, else the CPUs the program was not pinned to). */
+void cs_compact_set_cpus(void);
 
 /* The background compactor: every second, compact when due. Never returns;
  * whoever started it kills it (checksync-init when the program exits). */

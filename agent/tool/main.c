@@ -25,7 +25,7 @@ static const struct {
 	{"restore", cs_cmd_restore,
 	 "restore --dir DIR [--generation G] [--next-generation N] [--detach | --check]"},
 	{"inspect", cs_cmd_inspect, "inspect DIR|IMAGE [--json]"},
-	{"compact", cs_cmd_compact, "compact DIR [--generation G]"},
+	{"compact", cs_cmd_compact, "compact DIR [--generation G] [--onto P]"},
 };
 
 void cs_err(const char *fmt, ...)

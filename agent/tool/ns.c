@@ -174,7 +174,8 @@ static pid_t spawn(const struct cs_launch *l)
  * entirely, and when the backlog grows large anyway it steps up to an
  * ordinary nice-19 process until it has caught up (compact_loop.c). Its
  * I/O is best-effort at the lowest level, not the idle class, for the same
- * reason: the idle class can starve it forever.
+ * reason: the idle class can starve it forever. It does not keep the
+ * program's CPU pinning (cs_compact_set_cpus says why).
  */
 static pid_t spawn_compactor(const struct cs_launch *l)
 {
@@ -190,6 +191,7 @@ static pid_t spawn_compactor(const struct cs_launch *l)
 	close_range(3, ~0u,
 	            0); /* e.g. a restore's image fds: pruned files keep their space while open */
 	sched_setscheduler(0, SCHED_IDLE, &sp);
+	cs_compact_set_cpus();
 	/* IOPRIO_WHO_PROCESS 1, IOPRIO_CLASS_BE 2 << 13, level 7 */
 	syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 7);
 	cs_compact_loop(l->compact_dir, &l->compact);

@@ -138,7 +138,10 @@ static int take_from_image(const struct cs_image *img, int fd, struct span **nee
 	return err;
 }
 
-static int plan_copies(const struct cs_restore *r, int image_fd_base, struct copy_list *cl)
+/* partial: the chain stops above its full image on purpose (a merge of
+ * deltas, compact.c), so live pages none of its images hold are fine. */
+static int plan_copies(const struct cs_restore *r, int image_fd_base, int partial,
+                       struct copy_list *cl)
 {
 	const struct cs_image *img = r->img;
 	struct span *need = malloc((img->n_resident + 1) * sizeof(*need));
@@ -154,7 +157,7 @@ static int plan_copies(const struct cs_restore *r, int image_fd_base, struct cop
 		/* copies from one image are contiguous in cl; sort them by address afterwards */
 		err = take_from_image(r->chain.imgs[i].img, image_fd_base + (int)i, &need, &n, cl);
 	}
-	if (!err && n) {
+	if (!err && n && !partial) {
 		cs_err("refusing: the chain of generation %llu is damaged: live page %#llx has its "
 		       "data "
 		       "in no image of the chain (%s and its ancestors)",
@@ -171,8 +174,14 @@ static int plan_copies(const struct cs_restore *r, int image_fd_base, struct cop
 int cs_plan_resolve_pages(const struct cs_restore *r, int image_fd_base, struct cs_plan_copy **ret,
                           size_t *ret_n)
 {
+	return cs_plan_resolve_some(r, image_fd_base, 0, ret, ret_n);
+}
+
+int cs_plan_resolve_some(const struct cs_restore *r, int image_fd_base, int partial,
+                         struct cs_plan_copy **ret, size_t *ret_n)
+{
 	struct copy_list cl = {0};
-	int err = plan_copies(r, image_fd_base, &cl);
+	int err = plan_copies(r, image_fd_base, partial, &cl);
 	if (err) {
 		free(cl.v);
 		return err;
@@ -354,17 +363,24 @@ static int plan_timers(const struct cs_image *img, struct plan_buf *b, struct cs
 		return -ENOMEM;
 	for (size_t i = 0; i < img->n_timers; i++) {
 		const struct cs_image_timer *s = &img->timers[i];
-		if (s->notify == CS_TIMER_NOTIFY_THREAD_ID && !image_has_thread(img, s->notify_tid)) {
-			cs_err("refusing: POSIX timer %d signals thread %d, which the image does not "
-			       "hold",
-			       s->id, s->notify_tid);
+		if (s->notify == CS_TIMER_NOTIFY_THREAD_ID &&
+		    !image_has_thread(img, s->notify_tid)) {
+			cs_err(
+			    "refusing: POSIX timer %d signals thread %d, which the image does not "
+			    "hold",
+			    s->id, s->notify_tid);
 			free(t);
 			return -EINVAL;
 		}
-		t[i] = (struct cs_plan_timer){.kind = s->kind, .id = s->id, .clockid = s->clockid,
-					      .notify = s->notify, .signo = s->signo,
-					      .notify_tid = s->notify_tid, .sigval = s->sigval,
-					      .value_ns = s->value_ns, .interval_ns = s->interval_ns};
+		t[i] = (struct cs_plan_timer){.kind = s->kind,
+		                              .id = s->id,
+		                              .clockid = s->clockid,
+		                              .notify = s->notify,
+		                              .signo = s->signo,
+		                              .notify_tid = s->notify_tid,
+		                              .sigval = s->sigval,
+		                              .value_ns = s->value_ns,
+		                              .interval_ns = s->interval_ns};
 	}
 	h->n_timers = (uint32_t)img->n_timers;
 	int err = buf_add(b, t, img->n_timers * sizeof(*t), &h->timers_off);
@@ -478,7 +494,7 @@ int cs_plan_build(struct cs_restore *r)
 	if (!err)
 		err = plan_maps(r, &h, &maps, &n_maps);
 	if (!err)
-		err = plan_copies(r, r->helper_base + 2, &cl);
+		err = plan_copies(r, r->helper_base + 2, 0, &cl);
 	if (!err)
 		err = mark_maps(maps, n_maps, &cl);
 	if (!err)

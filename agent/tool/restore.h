@@ -31,9 +31,10 @@ struct cs_restore {
 	int helper_base; /* final number of the first helper fd (status) */
 	int detach;
 	int64_t mono_offset_ns, boot_offset_ns, away_ns;
-	uint64_t next_generation;     /* the restored agent's next image */
+	uint64_t next_generation; /* the restored agent's next image */
 	uint64_t min_next_generation;
-	int check_only; /* --check: validate and build the plan, restore nothing */ /* --next-generation (0: none) */
+	int check_only; /* --check: validate and build the plan, restore nothing */ /* --next-generation
+	                                                                               (0: none) */
 };
 
 /* validate.c: each returns 0 or -1 after printing why it refuses. */
@@ -60,7 +61,11 @@ int cs_restore_helper_count(const struct cs_restore *r);
 /* The page copies alone (for tests): image i of the chain is fd base + i. */
 struct cs_plan_copy;
 int cs_plan_resolve_pages(const struct cs_restore *r, int image_fd_base, struct cs_plan_copy **ret,
-			  size_t *ret_n);
+                          size_t *ret_n);
+/* The same for a chain that stops above its full image when partial is 1
+ * (the live pages its images hold; compact.c merges deltas with it). */
+int cs_plan_resolve_some(const struct cs_restore *r, int image_fd_base, int partial,
+                         struct cs_plan_copy **ret, size_t *ret_n);
 
 /* ports.c: a listening socket's saved options on a new socket */
 void cs_sock_options(int s, uint32_t opts);

@@ -59,6 +59,19 @@ def status_field(d, name):
     return int(m.group(1))
 
 
+# Where the pause went (the status reply, microseconds): threads stopped,
+# /proc/self/maps, the dirty and resident scan (wpscan is the PAGEMAP_SCAN
+# part of scan), fds/timers/attributes, copy of the delta, clone of the writer.
+PHASES = ("stop_us", "maps_us", "scan_us", "wpscan_us", "fds_us", "copy_us", "clone_us",
+          "pause_cpu_us")
+
+
+def status_phases(d):
+    reply = agent_request(d, "status")
+    return {k: int(m.group(1)) for k in PHASES
+            for m in [re.search(r"\b%s=(\d+)" % k, reply)] if m}
+
+
 def rss_anon_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -77,7 +90,7 @@ def timed_checkpoint(app):
     gen = int(m.group(1))
     size = os.path.getsize(os.path.join(app.dir, "gen-%020d.img" % gen))
     pause_us = status_field(app.dir, "last_pause_us")
-    return wall, size, pause_us
+    return wall, size, pause_us, status_phases(app.dir)
 
 
 def fsync_write_time(d, nbytes):
@@ -115,14 +128,15 @@ def run_case(h, exe, mib, permille, rounds):
     app = App(h, "cr-bench-heap", ["--mib", str(mib), "--permille", str(permille)],
               interval_ms=3600 * 1000, exe=exe)
     app.run(ready_timeout=600, ready_rx=r"^ready \d+")
-    first_wall, first_size, first_pause = timed_checkpoint(app)
+    first_wall, first_size, first_pause, _ = timed_checkpoint(app)
     rss = rss_anon_kib(app.host_pid) * 1024
-    pauses, walls, sizes = [], [], []
+    pauses, walls, sizes, phases = [], [], [], []
     for _ in range(rounds):
         start = app.proc.count()
         app.signal(signal.SIGUSR2)
         app.proc.wait_line(r"^dirtied \d+", 120, "dirtying", start=start)
-        wall, size, pause_us = timed_checkpoint(app)
+        wall, size, pause_us, ph = timed_checkpoint(app)
+        phases.append(ph)
         walls.append(wall)
         sizes.append(size)
         pauses.append(pause_us / 1000.0)
@@ -145,6 +159,8 @@ def run_case(h, exe, mib, permille, rounds):
         "first_pause": first_pause / 1000.0, "rss": rss, "restore": restore * 1000 if restore else None,
         "start": fresh_start_time(h, exe, mib) * 1000, "fsync": fsync * 1000,
         "pauses_ms": pauses,
+        "phases": {k: statistics.median([p.get(k, 0) for p in phases]) / 1000.0
+                   for k in PHASES},
     }
 
 
@@ -235,6 +251,11 @@ def report(results):
                   r["first_size"] / r["rss"] if r["rss"] else 0,
                   "%.0fms" % r["restore"] if r["restore"] else "failed",
                   "%.2f" % (r["restore"] / r["start"]) if r["restore"] and r["start"] else "-"))
+    print()
+    print("pause phases, median ms: " + " ".join(k[:-3] for k in PHASES))
+    for r in results:
+        print("%6dM %5.1f%% " % (r["mib"], r["permille"] / 10) +
+              " ".join("%.2f" % r["phases"][k] for k in PHASES))
     print("(p99 of %s checkpoints per case is close to the maximum; first image: %s)" %
           ("/".join(str(r["rounds"]) for r in results),
            ", ".join("%dM %.0fms wall %.2fms pause" % (r["mib"], r["first_wall"], r["first_pause"])

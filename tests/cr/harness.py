@@ -177,6 +177,24 @@ def sc_bigheap(h, tracking=None, n=2, mib=None):
     iterate(h, n, body)
 
 
+def sc_discard(h):
+    """Pages given back (MADV_DONTNEED) between and around checkpoints, some
+    read or written again at once: RESIDENT must drop them or carry their
+    new bytes, in every image of a chain (50 ms deltas). The agent waits
+    30 ms between its look at the live pages before a freeze and the freeze
+    (CHECKSYNC_TEST_PRESCAN_DELAY_US), so pages change in between too."""
+    os.environ["CHECKSYNC_TEST_PRESCAN_DELAY_US"] = "30000"
+
+    def body(i, rng):
+        app = App(h, "wl-bigheap", ["--mib", "64", "--seed", str(rng.randrange(1, 1 << 30)),
+                                    "--discards-per-tick", "16"], tracking=None, interval_ms=50)
+        app.run(ready_timeout=60)
+        cycle(h, app, rng)
+        cycle(h, app, rng)
+        app.verify(timeout=60)
+    iterate(h, 3, body)
+
+
 def sc_signals(h):
     def body(i, rng):
         app = App(h, "wl-signals")
@@ -622,6 +640,7 @@ SCENARIOS = {
     "echo": sc_echo,
     "timers": sc_timers,
     "bigheap": sc_bigheap,
+    "discard": sc_discard,
     "signals": sc_signals,
     "chain": sc_chain,
     "detach": sc_detach,

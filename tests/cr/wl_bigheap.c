@@ -9,6 +9,12 @@
  * the running one. Options: --mib N, --seed S, --writes-per-tick N (default
  * 64, one tick every 10 ms). Progress is the number of writes.
  *
+ * With --discards-per-tick N (default 0) it also gives N random pages back
+ * to the kernel each tick (MADV_DONTNEED: they read as zeros), and reads or
+ * writes some of them again at once: the pages a checkpoint must list as
+ * not live, as the zero page, or as written, however the discard falls
+ * between its scans.
+ *
  * On SIGUSR2 it instead writes exactly --burst distinct pages (default 1000)
  * once and prints "burst <n> done"; the harness uses that to check that a
  * delta image holds about the pages written, not the whole heap.
@@ -48,6 +54,28 @@ static void on_usr2(int sig)
 	burst_flag = 1;
 }
 
+/* Discards one page (its words read 0 from now on); then, by chance,
+ * reads it (the zero page is mapped) or writes one word of it. */
+static void discard(size_t page)
+{
+	uint64_t *p = heap + page * WORDS_PER_PAGE;
+	for (size_t i = 0; i < WORDS_PER_PAGE; i++)
+		running_sum +=
+		    weigh(0, page * WORDS_PER_PAGE + i) - weigh(p[i], page * WORDS_PER_PAGE + i);
+	madvise(p, 4096, MADV_DONTNEED);
+	switch (wl_rand(&rng) % 3) {
+	case 0:
+		break;
+	case 1:
+		if (*(volatile uint64_t *)p != 0)
+			wl_finish(0, writes, "page %zu reads %016llx after MADV_DONTNEED", page,
+			          (unsigned long long)p[0]);
+		break;
+	default:
+		write_word(page * WORDS_PER_PAGE + wl_rand(&rng) % WORDS_PER_PAGE, wl_rand(&rng));
+	}
+}
+
 /* Touches count distinct pages: a stride walk from a random start. */
 static void burst(size_t count)
 {
@@ -65,7 +93,8 @@ static void fill(uint64_t seed)
 {
 	uint64_t s = seed;
 	for (size_t i = 0; i < n_words; i++) {
-		heap[i] = (i % WORDS_PER_PAGE == 0) ? wl_rand(&s) : heap[i - 1] * 6364136223846793005ull + i;
+		heap[i] = (i % WORDS_PER_PAGE == 0) ? wl_rand(&s)
+		                                    : heap[i - 1] * 6364136223846793005ull + i;
 		running_sum += weigh(heap[i], i);
 	}
 }
@@ -76,6 +105,7 @@ int main(int argc, char **argv)
 	uint64_t seed = wl_opt(argc, argv, "--seed", 1);
 	size_t per_tick = (size_t)wl_opt(argc, argv, "--writes-per-tick", 64);
 	size_t burst_pages = (size_t)wl_opt(argc, argv, "--burst", 1000);
+	size_t discards = (size_t)wl_opt(argc, argv, "--discards-per-tick", 0);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_usr2;
@@ -84,7 +114,7 @@ int main(int argc, char **argv)
 	n_words = mib * 1024 * 1024 / sizeof(uint64_t);
 	n_pages = n_words / WORDS_PER_PAGE;
 	heap = mmap(NULL, n_words * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (heap == MAP_FAILED) {
 		wl_say("bigheap: cannot map %zu MiB", mib);
 		return 2;
@@ -100,6 +130,8 @@ int main(int argc, char **argv)
 		}
 		for (size_t i = 0; i < per_tick; i++)
 			write_word(wl_rand(&rng) % n_words, wl_rand(&rng));
+		for (size_t i = 0; i < discards; i++)
+			discard(wl_rand(&rng) % n_pages);
 		wl_progress(writes);
 		wl_sleep_ms(10);
 	}
@@ -108,6 +140,6 @@ int main(int argc, char **argv)
 		sum += weigh(heap[i], i);
 	if (sum != running_sum)
 		wl_finish(0, writes, "heap checksum %016llx != running checksum %016llx (%zu MiB)",
-			  (unsigned long long)sum, (unsigned long long)running_sum, mib);
+		          (unsigned long long)sum, (unsigned long long)running_sum, mib);
 	wl_finish(1, writes, "checksum=%016llx mib=%zu", (unsigned long long)sum, mib);
 }
