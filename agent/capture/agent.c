@@ -293,6 +293,7 @@ static int start(const char *dir)
 	a->pid = getpid();
 	cs_sleepwrap_init();
 	cs_follow_init();
+	cs_vmflags_init();
 	cs_auxv_keep();
 	a->result = cs_scratch_alloc(sizeof(*a->result), 1);
 	if (!a->result)

@@ -407,6 +407,15 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c);
  * pages it must write (result->need_copy is then set). */
 struct dump;
 int cs_vmflags_read(struct dump *d, uint32_t *madv);
+/* In the agent: the wrappers of madvise and posix_madvise found their next
+ * definitions (init, at start), the smaps cache exists before a writer
+ * starts (prepare), and is forgotten after a restore (reset). */
+void cs_vmflags_init(void);
+void cs_vmflags_prepare(void);
+void cs_vmflags_reset(void);
+/* Writers since start or restore that read smaps, and that used what an
+ * earlier one read. */
+void cs_vmflags_counts(uint64_t *reads, uint64_t *hits);
 
 /* dump.c: the writer child */
 int cs_dump_child(struct cs_agent *a, struct cs_capture *c);

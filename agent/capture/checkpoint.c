@@ -301,6 +301,7 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 		return cs_set_err(c->errmsg, "pending signal capture failed", NULL, NULL), r;
 	t3 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	memset(a->result, 0, sizeof(*a->result));
+	cs_vmflags_prepare();
 	if (!writer_stack && !(writer_stack = cs_scratch_alloc(WRITER_STACK, 0)))
 		return cs_set_err(c->errmsg, "no memory for the writer's stack", NULL, NULL),
 		       -ENOMEM;
@@ -498,6 +499,7 @@ void cs_capture_reset(struct cs_agent *a)
 	cs_freeze_reset();
 	cs_dump_reset();
 	cs_golive_reset();
+	cs_vmflags_reset();
 	writer_stack = NULL;
 	memset(&one, 0, sizeof(one));
 	memset(&c->maps, 0, sizeof(c->maps));

@@ -109,6 +109,15 @@ static void status_signal(char *out, size_t cap)
 	         (unsigned long long)cut);
 }
 
+/* How often the writers read smaps for the mappings' advice (vmflags.c). */
+static void status_advice(char *out, size_t cap)
+{
+	uint64_t reads, reused;
+	cs_vmflags_counts(&reads, &reused);
+	snprintf(out, cap, " smaps_reads=%llu smaps_reused=%llu", (unsigned long long)reads,
+	         (unsigned long long)reused);
+}
+
 /* The pause histogram (cs_agent_abi.h): bound:count pairs, so a reader
  * built with other bounds still places every count. */
 static void status_pauses(const struct cs_agent *a, char *out, size_t cap)
@@ -199,6 +208,7 @@ void cs_control_serve(struct cs_agent *a, int fd)
 		    (unsigned long long)a->phase_ns[6] / 1000);
 		status_pauses(a, reply + strlen(reply), sizeof(reply) - strlen(reply));
 		status_signal(reply + strlen(reply), sizeof(reply) - strlen(reply));
+		status_advice(reply + strlen(reply), sizeof(reply) - strlen(reply));
 		status_golive(reply + strlen(reply), sizeof(reply) - strlen(reply));
 		status_failures(a, reply + strlen(reply), sizeof(reply) - strlen(reply));
 	} else {

@@ -18,15 +18,45 @@
  * of WIPEONFORK memory read as zeros there: when such a mapping has pages
  * to write, a forked writer fails its image and asks for copy mode (the
  * pages copied during the freeze, by the process itself).
+ *
+ * Reading smaps at every checkpoint cost the writer 20 ms per GiB resident
+ * (6% of a core for a 300 MB heap at 10 checkpoints/s), so what one read
+ * found is kept, in memory shared with the agent, and used again while it
+ * cannot be stale: advice that cuts a mapping changes the layout; advice
+ * to a whole mapping through libc goes through the wrapper below, which
+ * counts it. What neither shows (a raw madvise system call on a whole
+ * mapping: Go's runtime gives MADV_HUGEPAGE/NOHUGEPAGE so) reaches the
+ * images at the next base or within ADVICE_MAX_AGE_NS.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dump.h"
 
-#define SEEN 0x80000000u /* a VMA covered the mapping */
+#define SEEN   0x80000000u /* a VMA covered the mapping */
+#define SEALED 0x40000000u /* in the cache: the mapping is sealed (refused) */
+
+#define ADVICE_MAX_AGE_NS 1000000000ll
+#define ADVICE_CACHE_MAX  4096 /* mappings; more: smaps every time */
+
+/* The advice the last smaps read found, per mapping of the layout it was
+ * read for (MAP_SHARED: a forked writer fills it in for the agent). */
+struct advice_cache {
+	uint64_t layout; /* layout_hash() of the maps it was read for */
+	uint64_t calls;  /* advice_calls then */
+	int64_t read_ns; /* CLOCK_MONOTONIC of the read */
+	uint32_t n, valid;
+	uint64_t reads, hits; /* writers that read smaps, that used this */
+	uint32_t madv[ADVICE_CACHE_MAX];
+};
+
+static struct advice_cache *cache;
+static uint64_t advice_calls; /* madvise calls through libc that set VmFlags */
 
 static const struct {
 	char name[3];
@@ -96,11 +126,7 @@ static void vmflags_line(struct walk *w, const char *p)
 	for (size_t k = w->next; k < m->n && m->v[k].start < w->end; k++) {
 		if (w->madv[k] & SEEN || skipped(&m->v[k]))
 			continue;
-		w->madv[k] = bits;
-		if (sealed)
-			refuse(w->d, &m->v[k],
-			       " is sealed (mseal), which a restore cannot undo: not "
-			       "restored");
+		w->madv[k] = bits | (sealed ? SEALED : 0);
 	}
 }
 
@@ -156,7 +182,22 @@ static int unreadable_here(const struct dump *d, const struct cs_vma *v, uint32_
 	return d->a->mode == CS_MODE_HASH || cs_runs_overlap(&d->c->send, v->start, v->end);
 }
 
-int cs_vmflags_read(struct dump *d, uint32_t *madv)
+/* What distinguishes one layout of mappings from another. */
+static uint64_t layout_hash(const struct cs_maps *m)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t k = 0; k < m->n; k++) {
+		const struct cs_vma *v = &m->v[k];
+		uint64_t f[] = {v->start, v->end, (uint64_t)v->prot, (uint64_t)v->flags, v->pgoff,
+		                v->dev,   v->ino};
+		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+			h = (h ^ f[i]) * 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* The advice of every mapping from smaps, with the DONTFORK inference. */
+static int read_smaps(struct dump *d, uint32_t *madv)
 {
 	const struct cs_maps *m = &d->c->maps;
 	struct walk w = {.d = d, .madv = madv};
@@ -172,6 +213,75 @@ int cs_vmflags_read(struct dump *d, uint32_t *madv)
 		madv[k] &= ~SEEN;
 		if ((madv[k] & CS_MADV_HUGEPAGE) && (madv[k] & CS_MADV_NOHUGEPAGE))
 			madv[k] &= ~CS_MADV_HUGEPAGE; /* cannot both be set; be safe */
+	}
+	return 0;
+}
+
+/* The cached advice when it is still what smaps would say (see the top). */
+static int from_cache(const struct dump *d, uint64_t layout, uint64_t calls, int64_t now,
+                      uint32_t *madv)
+{
+	const struct cs_maps *m = &d->c->maps;
+	if (!cache || !cache->valid || d->c->is_base || cache->n != m->n ||
+	    cache->layout != layout || cache->calls != calls ||
+	    now - cache->read_ns >= ADVICE_MAX_AGE_NS)
+		return 0;
+	memcpy(madv, cache->madv, m->n * sizeof(*madv));
+	__atomic_add_fetch(&cache->hits, 1, __ATOMIC_RELAXED);
+	return 1;
+}
+
+static void to_cache(const struct dump *d, uint64_t layout, uint64_t calls, int64_t now,
+                     const uint32_t *madv)
+{
+	const struct cs_maps *m = &d->c->maps;
+	if (!cache)
+		return;
+	__atomic_add_fetch(&cache->reads, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&cache->valid, 0, __ATOMIC_RELEASE);
+	if (m->n > ADVICE_CACHE_MAX)
+		return;
+	memcpy(cache->madv, madv, m->n * sizeof(*madv));
+	cache->n = (uint32_t)m->n;
+	cache->layout = layout;
+	cache->calls = calls;
+	cache->read_ns = now;
+	__atomic_store_n(&cache->valid, 1, __ATOMIC_RELEASE);
+}
+
+void cs_vmflags_prepare(void)
+{
+	if (!cache)
+		cache = cs_scratch_alloc(sizeof(*cache), 1);
+}
+
+void cs_vmflags_counts(uint64_t *reads, uint64_t *hits)
+{
+	*reads = cache ? __atomic_load_n(&cache->reads, __ATOMIC_RELAXED) : 0;
+	*hits = cache ? __atomic_load_n(&cache->hits, __ATOMIC_RELAXED) : 0;
+}
+
+void cs_vmflags_reset(void)
+{
+	cache = NULL; /* forgotten with every scratch region */
+}
+
+int cs_vmflags_read(struct dump *d, uint32_t *madv)
+{
+	const struct cs_maps *m = &d->c->maps;
+	uint64_t layout = layout_hash(m), calls = __atomic_load_n(&advice_calls, __ATOMIC_RELAXED);
+	int64_t now = cs_clock_ns(CLOCK_MONOTONIC);
+	if (!from_cache(d, layout, calls, now, madv)) {
+		int r = read_smaps(d, madv);
+		if (r)
+			return r;
+		to_cache(d, layout, calls, now, madv);
+	}
+	for (size_t k = 0; k < m->n; k++) {
+		if (madv[k] & SEALED)
+			refuse(d, &m->v[k],
+			       " is sealed (mseal), which a restore cannot undo: not restored");
+		madv[k] &= ~SEALED;
 		if (unreadable_here(d, &m->v[k], madv[k])) {
 			d->a->result->need_copy = 1;
 			describe(
@@ -186,4 +296,64 @@ int cs_vmflags_read(struct dump *d, uint32_t *madv)
 		}
 	}
 	return 0;
+}
+
+/* Advice that shows in VmFlags (the rest, MADV_DONTNEED and the like, is
+ * what allocators give all the time, and changes no flag). */
+static int sets_vmflags(int adv)
+{
+	switch (adv) {
+	case MADV_NORMAL:
+	case MADV_RANDOM:
+	case MADV_SEQUENTIAL:
+	case MADV_DONTFORK:
+	case MADV_DOFORK:
+	case MADV_WIPEONFORK:
+	case MADV_KEEPONFORK:
+	case MADV_DONTDUMP:
+	case MADV_DODUMP:
+	case MADV_HUGEPAGE:
+	case MADV_NOHUGEPAGE:
+	case MADV_MERGEABLE:
+	case MADV_UNMERGEABLE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int (*next_madvise)(void *, size_t, int);
+static int (*next_posix_madvise)(void *, size_t, int);
+
+static int raw_madvise(void *addr, size_t len, int adv)
+{
+	return (int)syscall(SYS_madvise, addr, len, adv);
+}
+
+/* POSIX_MADV_* equal MADV_* on Linux; posix_madvise returns the error. */
+static int raw_posix_madvise(void *addr, size_t len, int adv)
+{
+	if (adv == POSIX_MADV_DONTNEED)
+		return 0; /* glibc ignores it: it would discard data */
+	return raw_madvise(addr, len, adv) ? errno : 0;
+}
+
+void cs_vmflags_init(void)
+{
+	(void)CS_WRAP_NEXT(madvise);
+	(void)CS_WRAP_NEXT(posix_madvise);
+}
+
+int madvise(void *addr, size_t len, int adv)
+{
+	if (sets_vmflags(adv))
+		__atomic_add_fetch(&advice_calls, 1, __ATOMIC_RELAXED);
+	return CS_WRAP_NEXT(madvise)(addr, len, adv);
+}
+
+int posix_madvise(void *addr, size_t len, int adv)
+{
+	if (sets_vmflags(adv))
+		__atomic_add_fetch(&advice_calls, 1, __ATOMIC_RELAXED);
+	return CS_WRAP_NEXT(posix_madvise)(addr, len, adv);
 }

@@ -20,7 +20,7 @@ import time
 
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crlib import run_scenario, App, log  # noqa: E402
+from crlib import run_scenario, App, agent_status, log  # noqa: E402
 
 
 def restored(workload, args=(), iterations=2):
@@ -40,6 +40,29 @@ def restored(workload, args=(), iterations=2):
             app.check_continued(before)
             app.verify()
     return scenario
+
+
+def madvise_late(h):
+    """Advice given to whole mappings after checkpoints were taken (the
+    layout stays as it was): the writers, which reuse the VmFlags an earlier
+    one read from smaps, must see it, and the restore must have it."""
+    for i in range(h.iterations(2)):
+        rng = h.rng(i)
+        app = App(h, "wl-madvise", ["--seed", str(rng.randrange(1, 1 << 30)), "--late", "300"],
+                  interval_ms=20)
+        app.run()
+        time.sleep(0.5)
+        before = app.wait_progress(1, 30)
+        st = agent_status(app.dir)
+        log("  %s" % " ".join("%s=%s" % (k, st.get(k)) for k in ("smaps_reads", "smaps_reused")))
+        if int(st.get("smaps_reused", 0)) == 0:
+            h.fail("no writer reused the advice read from smaps: the test tests nothing",
+                   None, app.proc)
+        app.checkpoint()
+        app.kill()
+        app.restore()
+        app.check_continued(before)
+        app.verify()
 
 
 def refused(workload, args, must_contain):
@@ -101,6 +124,7 @@ SCENARIOS = {
     "kstate-inotify": restored("wl-inotify"),
     "kstate-sigqueue": restored("wl-sigqueue"),
     "kstate-madvise": restored("wl-madvise"),
+    "kstate-madvise-late": madvise_late,
     "kstate-seccomp": restored("wl-seccomp"),
     "kstate-refuse-forged-seccomp": forged_seccomp,
     "kstate-multicast": restored("wl-mcast"),

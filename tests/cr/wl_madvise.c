@@ -11,6 +11,11 @@
  *
  * --mlock 1 locks one more mapping, --mseal 1 seals one: both are refused
  * at checkpoint.
+ *
+ * --late MS gives the advice to whole mappings only MS ms after start, when
+ * checkpoints have been taken already: such advice leaves the layout as it
+ * was, so only the agent's madvise wrapper tells the writer that the
+ * VmFlags it read before are stale (vmflags.c).
  */
 #include "wl_common.h"
 
@@ -71,11 +76,24 @@ static void setup(uint64_t seed)
 {
 	for (size_t i = 0; i < N_REGIONS; i++) {
 		struct region *r = &regions[i];
-		r->p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (r->p == MAP_FAILED)
+		/* A guard page after each: the kernel would merge neighbours
+		 * into one mapping, which whole-mapping advice would cut. */
+		r->p = mmap(NULL, LEN + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		            -1, 0);
+		if (r->p == MAP_FAILED || mprotect(r->p + LEN, 4096, PROT_NONE))
 			wl_die("mmap");
 		uint64_t s = seed + i;
 		wl_fill(r->p, LEN, &s);
+	}
+}
+
+/* Advice to the mappings that it cuts in two (split 1), or to the others. */
+static void advise(int split)
+{
+	for (size_t i = 0; i < N_REGIONS; i++) {
+		struct region *r = &regions[i];
+		if (!r->off != !split)
+			continue;
 		if (madvise(r->p + r->off, LEN - r->off, r->advice)) {
 			if (r->advice != MADV_MERGEABLE)
 				wl_die("madvise");
@@ -124,11 +142,17 @@ static void refused_state(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	uint64_t n = 0, seed = wl_opt(argc, argv, "--seed", 1);
+	uint64_t late_ms = wl_opt(argc, argv, "--late", 0);
 	wl_init("madvise");
 	setup(seed);
+	advise(1);
+	if (!late_ms)
+		advise(0);
 	refused_state(argc, argv);
 	while (!wl_verify_requested()) {
 		wl_sleep_ms(20);
+		if (late_ms && (n + 1) * 20 >= late_ms && n * 20 < late_ms)
+			advise(0);
 		wl_progress(++n);
 	}
 	verify(seed);
