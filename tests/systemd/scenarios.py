@@ -59,7 +59,7 @@ def config(site, h, app=False):
         "hooks": {"notify": "/etc/checksync/notify.sh", "timeout_ms": 5000},
     }
     if app:
-        cfg["app"] = {"exec": [site.build_file("agent/go/kvserver"), "-listen",
+        cfg["app"] = {"exec": [site.host_build_file("agent/go/kvserver"), "-listen",
                                "0.0.0.0:%d" % APP_PORT, "-sync"]}
         cfg["checkpoint"] = {"interval_ms": 100}
     return cfg

@@ -331,6 +331,18 @@ class Site:
     def build_file(self, rel):
         return os.path.join(self.build, rel)
 
+    def host_build(self):
+        """The build tree as the hosts see it: at its own path, unless that
+        is under a directory each host gets a fresh tmpfs on (a CI checkout
+        in /tmp), then at /opt/checksync-build."""
+        real = os.path.realpath(self.build)
+        if any(real == d or real.startswith(d + "/") for d in ("/tmp", "/var/tmp", "/run")):
+            return "/opt/checksync-build"
+        return real
+
+    def host_build_file(self, rel):
+        return os.path.join(self.host_build(), rel)
+
     def __enter__(self):
         sweep_stale()
         try:
@@ -382,7 +394,7 @@ class Site:
         # why): the system's libraries, the build tree, the installed library.
         libdir = os.path.join(prefix, opts["libdir"])
         self.ro_binds = ["--ro", "/usr/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
-                         "--ro", os.path.realpath(self.build), os.path.realpath(self.build)]
+                         "--ro", os.path.realpath(self.build), self.host_build()]
         if libdir != "/usr/lib/x86_64-linux-gnu":
             self.ro_binds += ["--ro", self.stage + libdir, libdir]
         etc = os.path.join(prefix, opts["sysconfdir"])
