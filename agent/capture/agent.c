@@ -674,7 +674,12 @@ static int fill_stats(struct cs_stats *out)
 	out->max_pause_ns = a->max_pause_ns;
 	out->last_pause_cpu_ns = a->last_pause_cpu_ns;
 	out->last_copied = a->last_copy_mode;
-	out->restored_from = a->restored_from;
+	/* The program's threads run before the agent's has taken the restore
+	 * in (cs_after_restore): the restorer's block says it already. */
+	out->restored_from = a->restored_from ? a->restored_from
+	                     : __atomic_load_n(&cs_restore_block.restored, __ATOMIC_ACQUIRE)
+	                         ? cs_restore_block.restored_from_generation
+	                         : 0;
 	out->tracking = a->active ? (a->mode == CS_MODE_HASH ? CS_TRACKING_HASH : CS_TRACKING_UFFD)
 	                          : CS_TRACKING_NONE;
 	cs_strlcpy(out->last_error, a->last_error, sizeof(out->last_error));
