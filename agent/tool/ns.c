@@ -177,6 +177,24 @@ static pid_t spawn(const struct cs_launch *l)
  * reason: the idle class can starve it forever. It does not keep the
  * program's CPU pinning (cs_compact_set_cpus says why).
  */
+/* The compactor's watcher thread (compact_loop.c) takes the lowest free
+ * pid after the namespace's cursor, which the pids given with set_tid do
+ * not move: it took tid 3, which a restore was about to give to a thread
+ * of the program (clone3: EEXIST). The compactor's pid is above every tid
+ * of the image, so the cursor goes there. */
+static void pid_cursor_past_self(void)
+{
+	char num[16];
+	int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+	int n = snprintf(num, sizeof(num), "%d", (int)getpid());
+	if (fd < 0 || write(fd, num, (size_t)n) != n)
+		cs_err("compactor: cannot move the pid cursor past %s (%s): a restore may find a "
+		       "thread's tid taken",
+		       num, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 static pid_t spawn_compactor(const struct cs_launch *l)
 {
 	pid_t r = clone_pid(l->compactor_pid);
@@ -194,6 +212,7 @@ static pid_t spawn_compactor(const struct cs_launch *l)
 	cs_compact_set_cpus();
 	/* IOPRIO_WHO_PROCESS 1, IOPRIO_CLASS_BE 2 << 13, level 7 */
 	syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 7);
+	pid_cursor_past_self();
 	cs_compact_loop(l->compact_dir, &l->compact);
 }
 
