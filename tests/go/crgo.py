@@ -29,8 +29,10 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -217,6 +219,25 @@ def wait_answer(port, path, proc, session, timeout, since=None):
             pass
         time.sleep(0.01)
     raise Failure("no answer on port %d within %ds:\n%s" % (port, timeout, session.tail(proc)))
+
+
+def agent_status(ckdir):
+    """The agent's status reply (DIR/agent.sock) as a dict. go_heap_why and
+    last_error are sentences: go_heap_why runs to " failures=", last_error
+    to the end of the reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sk:
+        sk.settimeout(30)
+        sk.connect(os.path.join(ckdir, "agent.sock"))
+        sk.send(b"status")
+        reply = sk.recv(4096).decode()
+    if not reply.startswith("ok "):
+        raise Failure("status: %r" % reply)
+    head, _, err = reply.partition(" last_error=")
+    st = dict(f.split("=", 1) for f in head.split()[1:] if "=" in f)
+    m = re.search(r" go_heap_why=(.*?) failures=", head)
+    st["go_heap_why"] = m.group(1) if m else None
+    st["last_error"] = err
+    return st
 
 
 def ensure_tool(tool):

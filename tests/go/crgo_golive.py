@@ -20,28 +20,12 @@ import argparse
 import json
 import os
 import random
-import re
-import socket
 import sys
 import time
 
 import crgo
-from crgo import Failure, Session, get, log, wait_answer
+from crgo import Failure, Session, agent_status, get, log, wait_answer
 
-
-def agent_status(ckdir):
-    """The agent's status reply as a dict; go_heap_why is a sentence."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sk:
-        sk.settimeout(30)
-        sk.connect(os.path.join(ckdir, "agent.sock"))
-        sk.send(b"status")
-        reply = sk.recv(4096).decode()
-    if not reply.startswith("ok "):
-        raise Failure("status: %r" % reply)
-    st = dict(f.split("=", 1) for f in reply.split()[1:] if "=" in f)
-    m = re.search(r" go_heap_why=(.*?) failures=", reply)
-    st["go_heap_why"] = m.group(1) if m else None
-    return st
 
 
 def verify(port, what):

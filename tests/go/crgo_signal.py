@@ -31,12 +31,11 @@ import ctypes
 import http.client
 import json
 import os
-import socket
 import sys
 import time
 
 import crgo
-from crgo import Failure, Session, get, log, wait_answer
+from crgo import Failure, Session, agent_status, get, log, wait_answer
 from crgo_static import expect_agent_threads, put_synced, verify
 
 FREEZE_SIGNAL = 62
@@ -51,17 +50,6 @@ def stats(port):
 def count(port):
     return json.loads(get(port, "/count")[1])["sig62"]
 
-
-def agent_status(ckdir):
-    """The agent's status reply (DIR/agent.sock), as a dict."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sk:
-        sk.settimeout(30)
-        sk.connect(os.path.join(ckdir, "agent.sock"))
-        sk.send(b"status")
-        reply = sk.recv(4096).decode()
-    if not reply.startswith("ok "):
-        raise Failure("status: %r" % reply)
-    return dict(f.split("=", 1) for f in reply.split()[1:] if "=" in f)
 
 
 def wait_for(what, cond, timeout=30):
