@@ -50,7 +50,11 @@ static atomic_ullong regs_changed;
 #define XMM_MARK 0x1234567887654321ull
 
 /* ppoll(p, 1, ts, NULL, 8) with r9 and xmm8 marked: returns the result
- * (-errno) and counts a call after which any of them changed. */
+ * (-errno) and counts a call after which any of them changed. The number
+ * is loaded right before the syscall instruction with "mov $nr, %eax", as
+ * glibc's wrappers do: that is how the agent knows the call of a thread
+ * that entered it after the agent's look (docs/capture.md). Code that
+ * loads the number otherwise gets EINTR in that window (sleeps_cut). */
 static long raw_ppoll(struct pollfd *p, struct timespec *ts)
 {
 	register long rdi __asm__("rdi") = (long)p;
@@ -59,12 +63,12 @@ static long raw_ppoll(struct pollfd *p, struct timespec *ts)
 	register long r10 __asm__("r10") = 0;
 	register long r8 __asm__("r8") = 8;
 	register long r9 __asm__("r9") = (long)R9_MARK;
-	long rax = SYS_ppoll;
+	long rax;
 	uint64_t xmm = XMM_MARK;
-	__asm__ volatile("movq %[x], %%xmm8\n\tsyscall\n\tmovq %%xmm8, %[x]"
-	                 : "+a"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx), "+r"(r10), "+r"(r8),
+	__asm__ volatile("movq %[x], %%xmm8\n\tmov %[nr], %%eax\n\tsyscall\n\tmovq %%xmm8, %[x]"
+	                 : "=a"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx), "+r"(r10), "+r"(r8),
 	                   "+r"(r9), [x] "+r"(xmm)
-	                 :
+	                 : [nr] "i"(SYS_ppoll)
 	                 : "rcx", "r11", "xmm8", "memory");
 	if (rdi != (long)p || rsi != 1 || rdx != (long)ts || r10 != 0 || r8 != 8 ||
 	    r9 != (long)R9_MARK || xmm != XMM_MARK)
