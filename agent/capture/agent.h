@@ -236,6 +236,11 @@ int cs_resident_all(const struct cs_maps *maps, int pagemap_fd, struct cs_runs *
                     struct cs_runs *resident);
 int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages);
 void cs_runs_normalize(struct cs_runs *r);
+/* Set algebra on sorted, disjoint runs; each adds to out (to). */
+int cs_runs_and(const struct cs_runs *x, const struct cs_runs *y, struct cs_runs *out);
+int cs_runs_sub(const struct cs_runs *x, const struct cs_runs *d, struct cs_runs *out);
+int cs_runs_append(struct cs_runs *to, const struct cs_runs *from);
+uint64_t cs_runs_pages(const struct cs_runs *r);
 int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end);
 
 /* fds.c: runs in the parent during the freeze (file descriptions are shared) */

@@ -39,7 +39,6 @@ static int need_base(const struct cs_agent *a)
 	                             (a->base_bytes && a->chain_delta_bytes > a->base_bytes));
 }
 
-static uint64_t run_pages(const struct cs_runs *r);
 static struct cs_runs one; /* a mapping's resident runs, during the freeze */
 
 /* Hash mode keeps one entry per resident page; size both tables for every
@@ -56,7 +55,7 @@ static int hash_reserve(struct cs_agent *a, struct cs_capture *c)
 			r = cs_golive_filter(c, 0);
 		if (r)
 			return r;
-		pages = run_pages(&c->resident);
+		pages = cs_runs_pages(&c->resident);
 	} else {
 		for (size_t i = 0; i < c->maps.n; i++)
 			if (c->maps.v[i].flags & CS_MAP_TRACKED)
@@ -132,14 +131,6 @@ static int writer_main(void *arg)
 	return 1;
 }
 
-static uint64_t run_pages(const struct cs_runs *r)
-{
-	uint64_t n = 0;
-	for (size_t i = 0; i < r->n; i++)
-		n += r->r[i].npages;
-	return n;
-}
-
 /*
  * uffd mode, during the freeze: RESIDENT and the pages to send, the written
  * ones re-armed (one page-table walk, track.c), then how to write them. A copy-on-write child costs
@@ -158,8 +149,8 @@ static int select_uffd(struct cs_agent *a, struct cs_capture *c)
 		r = cs_golive_filter(c, 1);
 	if (r)
 		return r;
-	c->send_pages = run_pages(&c->send);
-	c->resident_pages = run_pages(&c->resident);
+	c->send_pages = cs_runs_pages(&c->send);
+	c->resident_pages = cs_runs_pages(&c->resident);
 	int unreadable = 0; /* memcpy would fault; a COW child can mprotect its copy */
 	for (size_t i = 0; i < c->maps.n; i++)
 		if ((c->maps.v[i].flags & CS_MAP_TRACKED) && !(c->maps.v[i].prot & PROT_READ))

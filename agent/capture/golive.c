@@ -261,59 +261,18 @@ static int read_free(struct cs_runs *out)
 	return 0;
 }
 
-static uint64_t run_end(const struct cs_run *r)
-{
-	return r->addr + r->npages * CS_PAGE;
-}
-
-static uint64_t count_pages(const struct cs_runs *r)
-{
-	uint64_t n = 0;
-	for (size_t i = 0; i < r->n; i++)
-		n += r->r[i].npages;
-	return n;
-}
-
-/* The parts of a inside b (inside = 1) or outside it (inside = 0), into
- * out; all sorted and disjoint. */
-static int split_runs(const struct cs_runs *a, const struct cs_runs *b, int inside,
-                      struct cs_runs *out)
-{
-	size_t j = 0;
-	int r = 0;
-	out->n = 0;
-	for (size_t i = 0; !r && i < a->n; i++) {
-		uint64_t s = a->r[i].addr, e = run_end(&a->r[i]);
-		while (j < b->n && run_end(&b->r[j]) <= s)
-			j++;
-		for (size_t k = j; !r && s < e; k++) {
-			uint64_t bs = k < b->n && b->r[k].addr < e ? b->r[k].addr : e;
-			uint64_t be = k < b->n && run_end(&b->r[k]) < e ? run_end(&b->r[k]) : e;
-			if (!inside && bs > s)
-				r = cs_runs_add(out, s, (bs - s) / CS_PAGE);
-			if (bs >= e)
-				break;
-			if (bs < s)
-				bs = s;
-			if (!r && inside && be > bs)
-				r = cs_runs_add(out, bs, (be - bs) / CS_PAGE);
-			s = be;
-		}
-	}
-	return r;
-}
-
 /* a = a outside b; *removed counts what went. */
 static int subtract(struct cs_runs *a, const struct cs_runs *b, uint64_t *removed)
 {
-	uint64_t before = count_pages(a);
-	int r = split_runs(a, b, 0, &g.tmp);
+	uint64_t before = cs_runs_pages(a);
+	g.tmp.n = 0;
+	int r = cs_runs_sub(a, b, &g.tmp);
 	if (r)
 		return r;
 	struct cs_runs t = *a;
 	*a = g.tmp;
 	g.tmp = t;
-	*removed = before - count_pages(a);
+	*removed = before - cs_runs_pages(a);
 	return 0;
 }
 
@@ -321,24 +280,27 @@ static int subtract(struct cs_runs *a, const struct cs_runs *b, uint64_t *remove
  * no image of the chain, or stale in an older one. */
 static int readd(struct cs_capture *c, const struct cs_runs *prev)
 {
-	int r = split_runs(&c->resident, prev, 1, &g.tmp);
-	uint64_t before = count_pages(&c->send);
-	for (size_t i = 0; !r && i < g.tmp.n; i++)
-		r = cs_runs_add(&c->send, g.tmp.r[i].addr, g.tmp.r[i].npages);
+	uint64_t before = cs_runs_pages(&c->send);
+	g.tmp.n = 0;
+	int r = cs_runs_and(&c->resident, prev, &g.tmp);
+	if (!r)
+		r = cs_runs_append(&c->send, &g.tmp);
 	if (r)
 		return r;
 	cs_runs_normalize(&c->send);
-	g.rep.readded_pages = count_pages(&c->send) - before;
+	g.rep.readded_pages = cs_runs_pages(&c->send) - before;
 	return 0;
 }
 
 static void count_only(const struct cs_capture *c, const struct cs_runs *now, int with_send)
 {
-	split_runs(&c->resident, now, 1, &g.tmp);
-	g.rep.left_out_pages = count_pages(&g.tmp);
+	g.tmp.n = 0;
+	cs_runs_and(&c->resident, now, &g.tmp);
+	g.rep.left_out_pages = cs_runs_pages(&g.tmp);
 	if (with_send) {
-		split_runs(&c->send, now, 1, &g.tmp);
-		g.rep.left_out_sent = count_pages(&g.tmp);
+		g.tmp.n = 0;
+		cs_runs_and(&c->send, now, &g.tmp);
+		g.rep.left_out_sent = cs_runs_pages(&g.tmp);
 	}
 }
 
@@ -364,14 +326,14 @@ static int leave_out(struct cs_capture *c, int with_send)
 {
 	struct cs_runs *now = &g.free[g.cur], *prev = &g.free[g.cur ^ 1];
 	int r;
-	g.rep.free_pages = count_pages(now);
+	g.rep.free_pages = cs_runs_pages(now);
 	g.rep.left_out_pages = g.rep.left_out_sent = g.rep.readded_pages = 0;
 	if ((now->n || prev->n) && (r = apply(c, now, prev, with_send, c->is_base)))
 		return r;
 	g.cur ^= 1;
 	g.rep.left_out_sent_total += g.rep.left_out_sent;
 	if (with_send)
-		g.rep.sent_total += count_pages(&c->send);
+		g.rep.sent_total += cs_runs_pages(&c->send);
 	return 0;
 }
 

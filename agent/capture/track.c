@@ -301,7 +301,7 @@ static uint64_t run_end(const struct cs_run *r)
 }
 
 /* out += x & y (both sorted, disjoint). */
-static int runs_and(const struct cs_runs *x, const struct cs_runs *y, struct cs_runs *out)
+int cs_runs_and(const struct cs_runs *x, const struct cs_runs *y, struct cs_runs *out)
 {
 	int r = 0;
 	for (size_t i = 0, j = 0; !r && i < x->n && j < y->n;) {
@@ -319,7 +319,7 @@ static int runs_and(const struct cs_runs *x, const struct cs_runs *y, struct cs_
 }
 
 /* out += x - d (both sorted, disjoint). */
-static int runs_sub(const struct cs_runs *x, const struct cs_runs *d, struct cs_runs *out)
+int cs_runs_sub(const struct cs_runs *x, const struct cs_runs *d, struct cs_runs *out)
 {
 	int r = 0;
 	for (size_t i = 0, j = 0; !r && i < x->n; i++) {
@@ -338,12 +338,20 @@ static int runs_sub(const struct cs_runs *x, const struct cs_runs *d, struct cs_
 	return r;
 }
 
-static int runs_append(struct cs_runs *to, const struct cs_runs *from)
+int cs_runs_append(struct cs_runs *to, const struct cs_runs *from)
 {
 	int r = 0;
 	for (size_t i = 0; !r && i < from->n; i++)
 		r = cs_runs_add(to, from->r[i].addr, from->r[i].npages);
 	return r;
+}
+
+uint64_t cs_runs_pages(const struct cs_runs *r)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < r->n; i++)
+		n += r->r[i].npages;
+	return n;
 }
 
 /* The split scan's share of RESIDENT and of the pages to send. */
@@ -352,13 +360,13 @@ static int combine_anon(struct cs_capture *c)
 	cs_runs_normalize(&wr);
 	cs_runs_normalize(&dead);
 	tmp.n = 0;
-	int r = runs_and(&pre, &anon, &tmp);
+	int r = cs_runs_and(&pre, &anon, &tmp);
 	if (!r)
-		r = runs_append(&tmp, &wr);
+		r = cs_runs_append(&tmp, &wr);
 	cs_runs_normalize(&tmp);
 	if (!r)
-		r = runs_sub(&tmp, &dead, &c->resident);
-	return r ? r : runs_append(&c->send, &wr);
+		r = cs_runs_sub(&tmp, &dead, &c->resident);
+	return r ? r : cs_runs_append(&c->send, &wr);
 }
 
 /*
@@ -399,7 +407,7 @@ int cs_track_scan(struct cs_agent *a, struct cs_capture *c)
 	cs_runs_normalize(&c->resident);
 	if (c->is_base) {
 		c->send.n = 0;
-		r = runs_append(&c->send, &c->resident);
+		r = cs_runs_append(&c->send, &c->resident);
 		if (r)
 			return r;
 	}
