@@ -487,6 +487,18 @@ static int lowest_same(int n, int use_kcmp, ino_t ino)
 	return n - FD_BASE;
 }
 
+/* Bytes in a pipe nobody can read any more are not its state: a restore
+ * need not (and does not) bring them back. */
+static int has_read_end(ino_t ino)
+{
+	struct stat sb;
+	for (int m = FD_BASE; m < FD_BASE + N_FDS; m++)
+		if (fstat(m, &sb) == 0 && sb.st_ino == ino &&
+		    (fcntl(m, F_GETFL) & O_ACCMODE) == O_RDONLY)
+			return 1;
+	return 0;
+}
+
 static void fdinfo_field(int n, const char *key, char *out, size_t cap)
 {
 	char path[64], buf[2048];
@@ -517,7 +529,8 @@ static void describe_one(int n, char *out, size_t cap)
 	snprintf(extra, sizeof(extra), "-");
 	if (!strncmp(target, "pipe:", 5) && fstat(n, &sb) == 0) {
 		kind = "pipe";
-		ioctl(n, FIONREAD, &avail);
+		if (has_read_end(sb.st_ino))
+			ioctl(n, FIONREAD, &avail);
 		snprintf(extra, sizeof(extra), "p%d+%d", lowest_same(n, 0, sb.st_ino), avail);
 	} else if (strstr(target, "[eventfd]")) {
 		kind = "evfd";
