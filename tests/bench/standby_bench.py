@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "cr"))
 sys.path.insert(0, HERE)
 from crlib import App, Harness, TestFailure, log  # noqa: E402
 from standby import Standby  # noqa: E402
-from cr_bench import agent_request, cpu_model  # noqa: E402
+from cr_bench import agent_request, cpu_model, mem_ok  # noqa: E402
 
 TICK_RX = r"^tick \d+"
 
@@ -162,14 +162,6 @@ def reset(h):
     h.procs, h.tmpdirs = [], []
 
 
-def mem_ok(mib, d):
-    with open("/proc/meminfo") as f:
-        avail = int(re.search(r"MemAvailable:\s+(\d+)", f.read()).group(1)) // 1024
-    st = os.statvfs(d)
-    disk = st.f_bavail * st.f_frsize // (1 << 20)
-    return avail >= 4 * mib and disk >= 3 * mib, avail, disk
-
-
 def fmt(v, f="%.0f"):
     return "-" if v is None else f % v
 
@@ -212,7 +204,8 @@ def main():
         if not h.check_ready():
             return 77
         for mib in [int(x) for x in args.sizes.split(",")]:
-            ok, avail, disk = mem_ok(mib, tempfile.gettempdir())
+            # primary, its writer's twin, standby, page cache
+            ok, avail, disk = mem_ok(mib, tempfile.gettempdir(), 4)
             if not ok:
                 log("skip %d MiB: %d MiB memory available, %d MiB disk" % (mib, avail, disk))
                 continue

@@ -38,6 +38,7 @@ import time
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import run_scenario, App, images, log, pid_alive  # noqa: E402
+from harness import iterate  # noqa: E402
 
 EVENT_RX = r"^(ready|applied|rebuilding|promoted|error|status) "
 
@@ -252,9 +253,7 @@ def cold(heap_mib, n):
     """The workload's own check through `checksync restore` (no standby); in
     the last iteration, forged records must fail it."""
     def scenario(h):
-        for i in range(h.iterations(n)):
-            rng = h.rng(i)
-            log("== %s iteration %d (seed %d)" % (h.scenario, i + 1, h.seed))
+        def body(i, rng):
             # no compactor: the restores go back to older generations
             app = start_primary(h, rng, heap_mib, run_args=["--no-compact"])
             time.sleep(rng.uniform(0.1, 1.5))
@@ -267,14 +266,13 @@ def cold(heap_mib, n):
                 h.fail("cold restore of generation %d: status %d, %s" % (gen, rc, line), p)
             if i == h.iterations(n) - 1:
                 tamper(h, app, gen, timeout_for(heap_mib))
+        iterate(h, n, body)
     return scenario
 
 
 def equality(heap_mib, n):
     def scenario(h):
-        for i in range(h.iterations(n)):
-            rng = h.rng(i)
-            log("== %s iteration %d (seed %d)" % (h.scenario, i + 1, h.seed))
+        def body(i, rng):
             t = timeout_for(heap_mib)
             app = start_primary(h, rng, heap_mib, ["--round-ms", str(rng.choice([5, 20, 50]))])
             sb = Standby(h, app)
@@ -283,6 +281,7 @@ def equality(heap_mib, n):
             time.sleep(rng.uniform(0, 0.2))
             newest = kill_primary(h, app)
             promote_and_check(h, app, sb, newest, rng, t)
+        iterate(h, n, body)
     return scenario
 
 
@@ -307,9 +306,7 @@ def kill_while_applying(h, sb, rng, app, timeout, settle):
 
 def kill_apply(heap_mib, n):
     def scenario(h):
-        for i in range(h.iterations(n)):
-            rng = h.rng(i)
-            log("== %s iteration %d (seed %d)" % (h.scenario, i + 1, h.seed))
+        def body(i, rng):
             t = timeout_for(heap_mib)
             # many pages per round and no pause: a generation is nearly
             # always arriving or being applied
@@ -324,6 +321,7 @@ def kill_apply(heap_mib, n):
             promote_and_check(h, app, sb, newest, rng, t, settle)
             log("  %d applied events, generations %d..%d" %
                 (len(sb.applied), sb.applied[0], sb.applied[-1]))
+        iterate(h, n, body)
     return scenario
 
 
@@ -396,9 +394,7 @@ def wait_moves(h, app, sb, pid, f0, timeout):
 
 def never_runs(heap_mib, n, hold):
     def scenario(h):
-        for i in range(h.iterations(n)):
-            rng = h.rng(i)
-            log("== %s iteration %d (seed %d)" % (h.scenario, i + 1, h.seed))
+        def body(i, rng):
             t = timeout_for(heap_mib)
             app = start_primary(h, rng, heap_mib, ["--stay-ms", "120000"])
             sb = Standby(h, app)
@@ -412,6 +408,7 @@ def never_runs(heap_mib, n, hold):
                 h.fail("promoted pid %d is not alive" % pid, sb.proc)
             os.kill(pid, signal.SIGUSR1)  # ends --stay-ms: the verdict
             check_verdict(h, app, sb, newest, t)
+        iterate(h, n, body)
     return scenario
 
 
