@@ -249,21 +249,40 @@ def tamper(h, app, gen, timeout):
         f.write(text)
 
 
+def died_unanswered(h, app, rng):
+    """The primary SIGKILLs itself right after a checkpoint, before it
+    records that checkpoint's generation; returns that generation."""
+    rc = app.proc.wait_exit(120, "the primary's own SIGKILL (--die-at-round)")
+    if rc not in (-signal.SIGKILL, 128 + signal.SIGKILL):
+        h.fail("--die-at-round: checksync run exited %d, want 137" % rc, app.proc)
+    newest = images(app.dir)[-1][0]
+    log("  the primary killed itself after generation %d" % newest)
+    return newest
+
+
 def cold(heap_mib, n):
     """The workload's own check through `checksync restore` (no standby); in
-    the last iteration, forged records must fail it."""
+    the first iteration the primary dies before recording its last
+    generation (the program must find its round anyway), in the last one
+    forged records must fail it."""
     def scenario(h):
         def body(i, rng):
+            die = ["--die-at-round", str(rng.randint(8, 15))] if i == 0 else []
             # no compactor: the restores go back to older generations
-            app = start_primary(h, rng, heap_mib, run_args=["--no-compact"])
-            time.sleep(rng.uniform(0.1, 1.5))
-            newest = kill_primary(h, app)
-            gen = rng.choice([g for g, _ in images(app.dir)][-3:])
+            app = start_primary(h, rng, heap_mib, die, run_args=["--no-compact"])
+            if die:
+                gen = newest = died_unanswered(h, app, rng)
+            else:
+                time.sleep(rng.uniform(0.1, 1.5))
+                newest = kill_primary(h, app)
+                gen = rng.choice([g for g, _ in images(app.dir)][-3:])
             rc, line, p = restore_cold(h, app, gen, timeout_for(heap_mib))
             log("  restore --generation %d (newest %d): status %d, %s" % (gen, newest, rc, line))
             if rc != 0 or not line.startswith("verify ok") or \
                     "restored_from=%d " % gen not in line:
                 h.fail("cold restore of generation %d: status %d, %s" % (gen, rc, line), p)
+            if die and " unanswered" not in line:
+                h.fail("the program did not notice that generation %d has no record line" % gen)
             if i == h.iterations(n) - 1:
                 tamper(h, app, gen, timeout_for(heap_mib))
         iterate(h, n, body)

@@ -41,7 +41,8 @@
  *
  * Options: --mib N, --seed S, --round-ms N (sleep between rounds, default
  * 20), --writes N (heap words per round, default 4096), --rounds N (0:
- * until killed or SIGUSR1), --stay-ms N, --append-offsets 1 (also compare
+ * until killed or SIGUSR1), --stay-ms N, --die-at-round N (SIGKILL itself
+ * right after round N's checkpoint, before its "gen" line), --append-offsets 1 (also compare
  * the offset of O_APPEND files, which `checksync restore` leaves at 0 today:
  * agent/tool/fds.c open_path() skips the lseek). Run it with on-demand checkpoints
  * only (`checksync run --interval-ms 0`): every generation is a round's.
@@ -104,7 +105,7 @@ static struct {
 	struct pipe_state pipes[N_PIPES];
 	struct fd_slot fds[N_FDS];
 	const char *record_path;
-	uint64_t stay_ms;
+	uint64_t stay_ms, die_at_round;
 	int append_offsets;
 } st;
 
@@ -707,8 +708,8 @@ static void restored(uint64_t gen)
 	int64_t end = wl_now_ns(CLOCK_MONOTONIC) + (int64_t)st.stay_ms * 1000000;
 	while (!wl_verify_requested() && wl_now_ns(CLOCK_MONOTONIC) < end)
 		wl_sleep_ms(10);
-	wl_finish(ok, st.round, "restored_from=%" PRIu64 " round=%" PRIu64 " %s", gen, round,
-	          ok ? "" : wl_first_failure());
+	wl_finish(ok, st.round, "restored_from=%" PRIu64 " round=%" PRIu64 "%s %s", gen, round,
+	          pending ? " unanswered" : "", ok ? "" : wl_first_failure());
 }
 
 /* ---- the counter thread and the rounds ---------------------------------- */
@@ -759,6 +760,8 @@ static void one_round(size_t writes)
 		restored(from);
 	if (rc < 0)
 		wl_finish(0, st.round, "cs_checkpoint: %s", strerror(-rc));
+	if (st.round == st.die_at_round)
+		raise(SIGKILL); /* the generation is durable, its record line not written */
 	snprintf(line, sizeof(line), "round %" PRIu64 " gen %" PRIu64 "\n", st.round, gen);
 	record(line);
 	wl_say("ckpt round=%" PRIu64 " gen=%" PRIu64, st.round, gen);
@@ -782,6 +785,7 @@ int main(int argc, char **argv)
 	size_t writes = (size_t)wl_opt(argc, argv, "--writes", 4096);
 	unsigned round_ms = (unsigned)wl_opt(argc, argv, "--round-ms", 20);
 	st.stay_ms = wl_opt(argc, argv, "--stay-ms", 0);
+	st.die_at_round = wl_opt(argc, argv, "--die-at-round", 0);
 	st.append_offsets = (int)wl_opt(argc, argv, "--append-offsets", 0);
 	signal(SIGPIPE, SIG_IGN); /* a pipe whose read ends are closed: EPIPE */
 	find_agent();
