@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import run_scenario, App, images, log, pid_alive  # noqa: E402
 from harness import iterate  # noqa: E402
 
-EVENT_RX = r"^(ready|applied|rebuilding|promoted|error|status) "
+EVENT_RX = r"^(ready|applied|rebuilding|skipped|promoted|error|status) "
 
 
 def fields(line):
@@ -63,6 +63,7 @@ class Standby:
         self.pos = 0          # first line of stdout not looked at yet
         self.applied = []     # generations of the applied events, in order
         self.generation = None
+        self.rebuilds = 0
 
     def send(self, cmd):
         if cmd != "status":  # polled: too many to log
@@ -74,20 +75,37 @@ class Standby:
             self.h.fail("standby: writing %r: %s" % (cmd, e), self.proc, self.app.proc)
 
     def event(self, kinds, timeout, what):
-        """The next event of one of kinds; fails on error and rebuilding."""
+        """The next event of one of kinds."""
         while True:
             i, m = self.proc.wait_line(EVENT_RX, timeout, what, start=self.pos)
             self.pos = i + 1
-            line = m.string
-            kind = m.group(1)
-            f = fields(line)
-            if kind == "error" or (kind == "rebuilding" and "rebuilding" not in kinds):
-                self.h.fail("standby: %s while waiting for %s" % (line, what),
-                            self.proc, self.app.proc)
-            if kind in ("ready", "applied"):
-                self.note_generation(kind, f, line)
+            kind, f = self.take(m)
             if kind in kinds:
                 return kind, f
+
+    def poll(self):
+        """Takes the events written so far, without waiting."""
+        while True:
+            found = self.proc.find(EVENT_RX, start=self.pos)
+            if not found:
+                return
+            self.pos = found[0] + 1
+            self.take(found[1])
+
+    def take(self, m):
+        """Notes one event; fails on error and skipped."""
+        line, kind = m.string, m.group(1)
+        f = fields(line)
+        if kind in ("error", "skipped"):
+            # nothing wl-standby does may be refused by a restore
+            self.h.fail("standby: %s" % line, self.proc, self.app.proc)
+        if kind == "rebuilding":  # allowed (docs/restore.md, section 9)
+            log("  standby: %s" % line)
+            self.rebuilds += 1
+            self.generation = None
+        if kind in ("ready", "applied"):
+            self.note_generation(kind, f, line)
+        return kind, f
 
     def note_generation(self, kind, f, line):
         g = int(f.get("generation", -1))
@@ -193,6 +211,9 @@ def promote_and_check(h, app, sb, newest, rng, timeout, settled=True):
     promoted before DIR settled: one at least as new as the newest at the
     kill, and no newer than the newest there is), and say so itself."""
     nextgen = newest + 10 + rng.randint(0, 5)
+    log("  the standby applied %d generations (%s), rebuilt %d times" %
+        (len(sb.applied), "%d..%d" % (sb.applied[0], sb.applied[-1]) if sb.applied else "-",
+         sb.rebuilds))
     gen, _ = sb.promote(nextgen, timeout)
     latest = max(g for g, _ in images(app.dir) if g < nextgen)
     if gen != newest and (settled or not newest <= gen <= latest):
@@ -305,21 +326,24 @@ def equality(heap_mib, n):
 
 
 def kill_while_applying(h, sb, rng, app, timeout, settle):
-    """Kills the primary at a random moment, or (half the time) as soon as
-    the standby's status says it is applying a generation."""
+    """Kills the primary at a random moment, or (half the time) while the
+    standby is applying a generation."""
     if rng.random() < 0.5:
         time.sleep(rng.uniform(0, 0.5))
         log("  kill at a random moment")
         return kill_primary(h, app, settle)
+    # The tool answers commands only between two applies (its status never
+    # says state=applying): a generation in DIR newer than the last one the
+    # standby reported is one it is applying, or is about to.
     deadline = time.monotonic() + timeout
-    polls = 0
     while time.monotonic() < deadline:
-        polls += 1
-        if sb.status().get("state") == "applying":
-            log("  kill while the standby is applying (status poll %d)" % polls)
+        sb.poll()
+        if sb.generation is not None and images(app.dir)[-1][0] > sb.generation:
+            log("  kill while the standby applies generation %d (it holds %d)" %
+                (images(app.dir)[-1][0], sb.generation))
             return kill_primary(h, app, settle)
-        time.sleep(rng.uniform(0, 0.01))
-    log("  the standby never said state=applying in %d polls; kill anyway" % polls)
+        time.sleep(rng.uniform(0, 0.002))
+    log("  no generation newer than the standby's within %.0f s; kill anyway" % timeout)
     return kill_primary(h, app, settle)
 
 
@@ -338,8 +362,6 @@ def kill_apply(heap_mib, n):
             settle = rng.random() < 0.5
             newest = kill_while_applying(h, sb, rng, app, 10, settle)
             promote_and_check(h, app, sb, newest, rng, t, settle)
-            log("  %d applied events, generations %d..%d" %
-                (len(sb.applied), sb.applied[0], sb.applied[-1]))
         iterate(h, n, body)
     return scenario
 
@@ -362,25 +384,56 @@ def read_counter_mem(pid, addr):
         return None
 
 
-def standby_pid(h, app, old_pid):
-    """The standby's process: our executable, our tag, not the dead primary."""
-    pid = app.find_by_argv0(old_pid)
-    if pid:
-        h.track(pid)
-    return pid
+def children(pid):
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def standby_pid(h, sb):
+    """The standby's process (docs/restore.md, section 9: the restorer, the
+    only thread, beneath the tool's namespace init), or None."""
+    for child in children(sb.proc.p.pid):
+        for pid in children(child):
+            try:
+                if os.path.basename(os.readlink("/proc/%d/exe" % pid)) == "checksync-restore":
+                    h.track(pid)
+                    return pid
+            except OSError:
+                pass
+    return None
+
+
+def threads(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return int(re.search(r"^Threads:\s+(\d+)", f.read(), re.M).group(1))
+    except (OSError, AttributeError):
+        return None
 
 
 def hold_still(h, app, sb, seconds):
     """Over `seconds`, neither the counter file nor (when the standby's
     process can be found) its memory moves."""
-    pid = standby_pid(h, app, app.host_pid)
-    f0, m0 = read_counter_file(app), read_counter_mem(pid, app.counter_addr) if pid else None
-    log("  holding %.1f s: counter file %r, standby pid %s counter %s" %
-        (seconds, f0.strip(), pid, m0))
+    pid = standby_pid(h, sb)
+    if pid is None:
+        h.fail("no checksync-restore process beneath checksync standby (pid %d)" %
+               sb.proc.p.pid, sb.proc)
+    f0, m0 = read_counter_file(app), read_counter_mem(pid, app.counter_addr)
+    if m0 is None:
+        h.fail("cannot read the counter at 0x%x in the standby's memory (pid %d)" %
+               (app.counter_addr, pid), sb.proc)
+    log("  holding %.1f s: counter file %r, standby pid %d (%s threads) counter %d" %
+        (seconds, f0.strip(), pid, threads(pid), m0))
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         f1 = read_counter_file(app)
-        m1 = read_counter_mem(pid, app.counter_addr) if pid else None
+        m1 = read_counter_mem(pid, app.counter_addr)
         if f1 != f0 or m1 != m0:
             h.fail("the counter moved while the standby held the program: file %r -> %r, "
                    "memory of pid %s %s -> %s" % (f0, f1, pid, m0, m1), sb.proc)
