@@ -428,8 +428,11 @@ def hold_still(h, app, sb, seconds):
     if m0 is None:
         h.fail("cannot read the counter at 0x%x in the standby's memory (pid %d)" %
                (app.counter_addr, pid), sb.proc)
-    log("  holding %.1f s: counter file %r, standby pid %d (%s threads) counter %d" %
-        (seconds, f0.strip(), pid, threads(pid), m0))
+    if threads(pid) != 1:
+        h.fail("the standby's process %d has %s threads: the restorer alone (no thread of "
+               "the program) was expected" % (pid, threads(pid)), sb.proc)
+    log("  holding %.1f s: counter file %r, standby pid %d (one thread) counter %d" %
+        (seconds, f0.strip(), pid, m0))
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         f1 = read_counter_file(app)
