@@ -417,6 +417,25 @@ def threads(pid):
         return None
 
 
+def check_no_program_fds(h, app, sb, pid):
+    """Before promotion no fd of the program exists: none of its files (all
+    in its work dir) or eventfds. (The restorer's own fds, a pipe, the
+    control socket and the exe, sit right above the program's highest fd of
+    the generation it was built from: their numbers prove nothing.)"""
+    held = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            held[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            pass
+    bad = {fd: t for fd, t in held.items() if t.startswith(app.work) or "eventfd" in t}
+    if bad:
+        h.fail("the standby (pid %d) holds fds of the program before promotion: %s" %
+               (pid, bad), sb.proc)
+    log("  the standby holds %d fds, none of the program's: %s" %
+        (len(held), ", ".join("%d %s" % (fd, held[fd]) for fd in sorted(held))))
+
+
 def hold_still(h, app, sb, seconds):
     """Over `seconds`, neither the counter file nor (when the standby's
     process can be found) its memory moves."""
@@ -433,6 +452,7 @@ def hold_still(h, app, sb, seconds):
                "the program) was expected" % (pid, threads(pid)), sb.proc)
     log("  holding %.1f s: counter file %r, standby pid %d (one thread) counter %d" %
         (seconds, f0.strip(), pid, m0))
+    check_no_program_fds(h, app, sb, pid)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         f1 = read_counter_file(app)
