@@ -143,13 +143,13 @@ def run_case(h, exe, mib, permille, rounds, reps):
         colds.append(time_cold(h, app, gen, timeout))
         reset(h)
     delta_mib = sum(int(f.get("bytes", 0)) for f in done) / 2**20
-    cpu = sum(int(f.get("cpu_ms", 0)) for f in done)
+    cpu = sum(float(f.get("cpu_ms", 0)) for f in done)
     med = statistics.median
     return {
         "mib": mib, "permille": permille, "rounds": rounds, "reps": reps,
-        "build_ms": int(ready.get("ms", 0)), "rss": int(ready.get("rss", 0)),
-        "apply_ms_med": med([int(f.get("ms", 0)) for f in done]) if done else None,
-        "apply_cpu_med": med([int(f.get("cpu_ms", 0)) for f in done]) if done else None,
+        "build_ms": float(ready.get("ms", 0)), "rss": int(ready.get("rss", 0)),
+        "apply_ms_med": med([float(f.get("ms", 0)) for f in done]) if done else None,
+        "apply_cpu_med": med([float(f.get("cpu_ms", 0)) for f in done]) if done else None,
         "cpu_ms_per_mib": cpu / delta_mib if delta_mib else None,
         "delta_mib_med": med([int(f.get("bytes", 0)) for f in done]) / 2**20 if done else None,
         "promoted_ms": med(promoted), "tick_ms": med(ticks) if ticks else None,
@@ -176,9 +176,10 @@ def report(results):
     print("%6s %6s %8s %8s %8s %8s %9s %8s %9s %9s %8s %8s" % hdr)
     for r in results:
         sb = r["tick_ms"] if r["tick_ms"] is not None else r["promoted_ms"]
-        print("%5dM %5.1f%% %6dms %7.0fM %7sM %6sms %7sms %6sms %7.1fms %7sms %6.0fms %8s" % (
+        print("%5dM %5.1f%% %6.0fms %7.0fM %7sM %6sms %7sms %6sms %7.1fms %7sms %6.0fms %8s" % (
             r["mib"], r["permille"] / 10, r["build_ms"], r["rss"] / 2**20,
-            fmt(r["delta_mib_med"], "%.1f"), fmt(r["apply_ms_med"]), fmt(r["apply_cpu_med"]),
+            fmt(r["delta_mib_med"], "%.1f"), fmt(r["apply_ms_med"], "%.1f"),
+            fmt(r["apply_cpu_med"], "%.1f"),
             fmt(r["cpu_ms_per_mib"], "%.2f"), r["promoted_ms"], fmt(r["tick_ms"], "%.1f"),
             r["cold_ms"], "%.1f" % (r["cold_ms"] / sb) if sb else "-"))
     print("(promoted: `promote` sent -> `promoted` event; 1st tick: -> the promoted program's "
