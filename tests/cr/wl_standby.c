@@ -6,7 +6,7 @@
  *     given back with MADV_DONTNEED, under a position-weighted running sum
  *     (as wl-bigheap);
  *   - up to 8 extra mappings: mmap, munmap, mprotect (r, rw, none), mremap
- *     to grow or shrink them, writes into them;
+ *     to grow or shrink them, MADV_DONTDUMP given and taken back, writes;
  *   - the fds FD_BASE..FD_BASE+15: regular files opened (with or without
  *     O_APPEND) and written, pipes (O_NONBLOCK or not) with bytes pending,
  *     eventfds (semaphore or not) written, dup()s of any of them, closes;
@@ -17,8 +17,9 @@
  *
  *   round R heap=H maps=M fds=D     H: heap checksum, M: a hash of every
  *                                   extra mapping (address, size, protection,
- *                                   bytes), D: the fd table as the kernel
- *                                   shows it (/proc/self/fd, fdinfo, kcmp)
+ *                                   MADV_DONTDUMP advice, bytes), D: the fd
+ *                                   table as the kernel shows it
+ *                                   (/proc/self/fd, fdinfo, kcmp)
  *
  * asks for a checkpoint with cs_checkpoint() and appends "round R gen G"
  * for the generation it got (and prints "ckpt round=R gen=G").
@@ -33,10 +34,11 @@
  * M and D, compares them with the record of the round whose generation is
  * G (or, when the record has no generation G yet, with the last round,
  * whose checkpoint was in flight when the primary died), checks that every
- * extra mapping has its protection in /proc/self/maps and that every pipe
- * holds exactly the bytes written to it and not yet read, prints
- * "restored gen=G round=R verdict=ok|FAIL <why>", keeps running (counter
- * moving) for --stay-ms (default 0; SIGUSR1 ends it early), then ends with
+ * extra mapping has its protection in /proc/self/maps (and its advice in
+ * smaps) and that every pipe holds exactly the bytes written to it and not
+ * yet read, prints "restored gen=G round=R verdict=ok|FAIL <why>", keeps
+ * running (counter moving) for --stay-ms (default 0; SIGUSR1 ends it
+ * early), then ends with
  * "verify ok|FAIL ... restored_from=G" and exit status 0 or 1.
  *
  * Options: --mib N, --seed S, --round-ms N (sleep between rounds, default
@@ -83,6 +85,7 @@ struct region {
 	uint8_t *addr;
 	size_t pages;
 	int prot;
+	int dontdump; /* MADV_DONTDUMP given: advice the restore must keep */
 };
 
 /* Bytes written to and read from one pipe; byte i is pipe_byte(id, i). */
@@ -234,10 +237,16 @@ static void region_op(struct region *r)
 		region_map(r);
 		return;
 	}
-	switch (rnd(5)) {
+	switch (rnd(6)) {
 	case 0:
 		munmap(r->addr, r->pages * PAGE);
 		memset(r, 0, sizeof(*r));
+		break;
+	case 3:
+		r->dontdump = !r->dontdump;
+		if (madvise(r->addr, r->pages * PAGE, r->dontdump ? MADV_DONTDUMP : MADV_DODUMP) <
+		    0)
+			wl_die("madvise region");
 		break;
 	case 1:
 		r->prot = prots[rnd(3)];
@@ -259,7 +268,8 @@ static uint64_t regions_hash(void)
 	uint64_t h = 0xcbf29ce484222325ull;
 	for (int i = 0; i < N_REGIONS; i++) {
 		struct region *r = &st.regions[i];
-		uint64_t head[3] = {(uintptr_t)r->addr, r->pages, (uint64_t)r->prot};
+		uint64_t head[4] = {(uintptr_t)r->addr, r->pages, (uint64_t)r->prot,
+		                    (uint64_t)r->dontdump};
 		h = fnv(h, head, sizeof(head));
 		if (!r->addr)
 			continue;
@@ -292,11 +302,35 @@ static void maps_prot_at(uintptr_t a, char out[5])
 	fclose(f);
 }
 
-/* Every page of every extra mapping is mapped with its protection. */
+/* 1 if the mapping holding a has VmFlags dd (MADV_DONTDUMP) in smaps, 0
+ * if not, -1 if no mapping holds it. */
+static int smaps_dontdump_at(uintptr_t a)
+{
+	char line[512];
+	int found = 0, dd = -1;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return -1;
+	while (dd < 0 && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			found = a >= lo && a < hi;
+		else if (found && !strncmp(line, "VmFlags:", 8))
+			dd = strstr(line, " dd") != NULL;
+	}
+	fclose(f);
+	return dd;
+}
+
+/* Every page of every extra mapping is mapped with its protection, and
+ * each has its MADV_DONTDUMP advice or not. */
 static void check_maps(void)
 {
 	for (int i = 0; i < N_REGIONS; i++) {
 		struct region *r = &st.regions[i];
+		int dd = r->addr ? smaps_dontdump_at((uintptr_t)r->addr) : r->dontdump;
+		wl_expect(dd == r->dontdump, "mapping %d at %p: VmFlags dd %d, want %d", i,
+		          (void *)r->addr, dd, r->dontdump);
 		char want[5] = {r->prot & PROT_READ ? 'r' : '-', r->prot & PROT_WRITE ? 'w' : '-',
 		                '-', 'p', 0};
 		for (size_t p = 0; r->addr && p < r->pages; p++) {
