@@ -38,8 +38,9 @@
  * smaps) and that every pipe holds exactly the bytes written to it and not
  * yet read, prints "restored gen=G round=R verdict=ok|FAIL <why>", keeps
  * running (counter moving) for --stay-ms (default 0; SIGUSR1 ends it
- * early), then ends with
- * "verify ok|FAIL ... restored_from=G" and exit status 0 or 1.
+ * early), then ends with "verify ok|FAIL ... restored_from=G" and exit
+ * status 0 or 1. With --go-on N, the first N restores that verify go on
+ * with the rounds instead (a primary restored in place).
  *
  * Options: --mib N, --seed S, --round-ms N (sleep between rounds, default
  * 20), --writes N (heap words per round, default 4096), --rounds N (0:
@@ -109,6 +110,7 @@ static struct {
 	struct fd_slot fds[N_FDS];
 	const char *record_path;
 	uint64_t stay_ms, die_at_round;
+	uint64_t go_on, seen_restore; /* --go-on; the restore last checked */
 	int append_offsets;
 } st;
 
@@ -599,30 +601,48 @@ static void describe_fds(char *out, size_t cap)
 		snprintf(out, cap, "none");
 }
 
+/* The bytes pending in pipe fd, copied with tee(2), which leaves them in
+ * it (a restored primary goes on with its pipes as they were): *len of
+ * them into buf, -1 if tee fails. */
+static int pipe_peek(int fd, uint8_t *buf, size_t *len)
+{
+	int t[2];
+	if (pipe2(t, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	ssize_t n = tee(fd, t[1], PIPE_MAX_PENDING, SPLICE_F_NONBLOCK);
+	ssize_t r = n > 0 ? read(t[0], buf, (size_t)n) : 0;
+	close(t[0]);
+	close(t[1]);
+	*len = r > 0 ? (size_t)r : 0;
+	return n < 0 && errno != EAGAIN ? -1 : 0;
+}
+
 /* Each pipe with a read end holds exactly the bytes written to it and not
- * read (drains it: only after the comparison with the record). */
+ * read. */
 static void check_pipes(void)
 {
+	static uint8_t buf[PIPE_MAX_PENDING];
 	int done[N_PIPES] = {0};
 	for (int s = 0; s < N_FDS; s++) {
 		int fd = FD_BASE + s, id = st.fds[s].pipe;
+		size_t n;
 		if (st.fds[s].kind != FK_PIPE || done[id] ||
 		    (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY)
 			continue;
 		done[id] = 1;
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		if (pipe_peek(fd, buf, &n) < 0) {
+			wl_expect(0, "pipe %d: tee: %s", id, strerror(errno));
+			continue;
+		}
 		uint64_t at = st.pipes[id].read;
-		uint8_t buf[4096];
-		ssize_t r;
-		while ((r = read(fd, buf, sizeof(buf))) > 0)
-			for (ssize_t i = 0; i < r; i++, at++)
-				if (buf[i] != pipe_byte(id, at)) {
-					wl_expect(0, "pipe %d byte %" PRIu64 " differs", id, at);
-					return;
-				}
-		wl_expect(at == st.pipes[id].written,
-		          "pipe %d held %" PRIu64 " bytes, %" PRIu64 " were written and not read",
-		          id, at - st.pipes[id].read, st.pipes[id].written - st.pipes[id].read);
+		for (size_t i = 0; i < n; i++, at++)
+			if (buf[i] != pipe_byte(id, at)) {
+				wl_expect(0, "pipe %d byte %" PRIu64 " differs", id, at);
+				break;
+			}
+		wl_expect(n == st.pipes[id].written - st.pipes[id].read,
+		          "pipe %d held %zu bytes, %" PRIu64 " were written and not read", id, n,
+		          st.pipes[id].written - st.pipes[id].read);
 	}
 }
 
@@ -739,6 +759,11 @@ static void restored(uint64_t gen)
 	int ok = wl_failures() == 0;
 	wl_say("restored gen=%" PRIu64 " round=%" PRIu64 "%s verdict=%s %s", gen, round,
 	       pending ? " unanswered" : "", ok ? "ok" : "FAIL", wl_first_failure());
+	st.seen_restore = gen;
+	if (ok && st.go_on > 0) {
+		st.go_on--;
+		return;
+	}
 	int64_t end = wl_now_ns(CLOCK_MONOTONIC) + (int64_t)st.stay_ms * 1000000;
 	while (!wl_verify_requested() && wl_now_ns(CLOCK_MONOTONIC) < end)
 		wl_sleep_ms(10);
@@ -784,7 +809,8 @@ static int checkpoint(uint64_t *gen)
 	int rc;
 	for (int tries = 1;; tries++) {
 		rc = checkpoint_fn(gen);
-		if ((rc != -ETIMEDOUT && rc != -EBUSY) || tries == 20 || restored_from())
+		if ((rc != -ETIMEDOUT && rc != -EBUSY) || tries == 20 ||
+		    restored_from() != st.seen_restore)
 			return rc;
 		wl_say("ckpt-retry round=%" PRIu64 " rc=%d", st.round, rc);
 		wl_sleep_ms(10);
@@ -804,8 +830,11 @@ static void one_round(size_t writes)
 	record_expected();
 	int rc = checkpoint(&gen);
 	uint64_t from = restored_from();
-	if (from)
+	if (from && from != st.seen_restore) {
 		restored(from);
+		if (rc < 0) /* --go-on: the base after the restore failed, not ours */
+			rc = checkpoint(&gen);
+	}
 	if (rc < 0)
 		wl_finish(0, st.round, "cs_checkpoint: %s", strerror(-rc));
 	if (st.round == st.die_at_round)
@@ -834,6 +863,7 @@ int main(int argc, char **argv)
 	unsigned round_ms = (unsigned)wl_opt(argc, argv, "--round-ms", 20);
 	st.stay_ms = wl_opt(argc, argv, "--stay-ms", 0);
 	st.die_at_round = wl_opt(argc, argv, "--die-at-round", 0);
+	st.go_on = wl_opt(argc, argv, "--go-on", 0);
 	st.append_offsets = (int)wl_opt(argc, argv, "--append-offsets", 0);
 	signal(SIGPIPE, SIG_IGN); /* a pipe whose read ends are closed: EPIPE */
 	find_agent();
