@@ -18,8 +18,9 @@ which the tool exits with).
                         that exists without a standby)
   standby-equality      promote after a random number of applied generations
   standby-kill-apply    primary killed while generations keep coming, some
-                        when the standby says state=applying: the promoted
-                        program is the newest complete generation
+                        while the standby applies one, promoted at once or
+                        once DIR settled: the promoted program is one whole
+                        generation, the newest complete one
   standby-never-runs    the program's counter thread does not move while the
                         standby holds it, and moves after promotion
   standby-new-primary   the primary comes back after its kill (restored in
