@@ -231,6 +231,17 @@ def promote_and_check(h, app, sb, newest, rng, timeout, settled=True):
                (nextgen, path, [g for g, _ in images(app.dir)][-5:]), sb.proc)
 
 
+def with_standby(h, rng, heap_mib, args, applies):
+    """A primary, and a standby of it that applied `applies` generations
+    (a random count between the two): (app, standby, timeout)."""
+    t = timeout_for(heap_mib)
+    app = start_primary(h, rng, heap_mib, args)
+    sb = Standby(h, app)
+    sb.ready(t)
+    sb.wait_applied(rng.randint(*applies), t)
+    return app, sb, t
+
+
 def timeout_for(heap_mib):
     return 60 + (mib() or heap_mib) // 8  # a GiB built from a loaded disk
 
@@ -317,11 +328,8 @@ def cold(heap_mib, n):
 def equality(heap_mib, n):
     def scenario(h):
         def body(i, rng):
-            t = timeout_for(heap_mib)
-            app = start_primary(h, rng, heap_mib, ["--round-ms", str(rng.choice([5, 20, 50]))])
-            sb = Standby(h, app)
-            sb.ready(t)
-            sb.wait_applied(rng.randint(2, 12), t)
+            round_ms = str(rng.choice([5, 20, 50]))
+            app, sb, t = with_standby(h, rng, heap_mib, ["--round-ms", round_ms], (2, 12))
             time.sleep(rng.uniform(0, 0.2))
             newest = kill_primary(h, app)
             promote_and_check(h, app, sb, newest, rng, t)
@@ -354,14 +362,11 @@ def kill_while_applying(h, sb, rng, app, timeout, settle):
 def kill_apply(heap_mib, n):
     def scenario(h):
         def body(i, rng):
-            t = timeout_for(heap_mib)
             # many pages per round and no pause: a generation is nearly
             # always arriving or being applied
-            app = start_primary(h, rng, heap_mib, ["--round-ms", "0", "--writes",
-                                                   str(rng.choice([4096, 65536]))])
-            sb = Standby(h, app)
-            sb.ready(t)
-            sb.wait_applied(rng.randint(1, 4), t)
+            writes = str(rng.choice([4096, 65536]))
+            app, sb, t = with_standby(h, rng, heap_mib, ["--round-ms", "0", "--writes", writes],
+                                      (1, 4))
             # half the time promoted at once: while it still applies
             settle = rng.random() < 0.5
             newest = kill_while_applying(h, sb, rng, app, 10, settle)
@@ -397,11 +402,7 @@ def new_primary(heap_mib, n):
     DIR (another process: the standby starts over); then promoted."""
     def scenario(h):
         def body(i, rng):
-            t = timeout_for(heap_mib)
-            app = start_primary(h, rng, heap_mib, ["--go-on", "1"])
-            sb = Standby(h, app)
-            sb.ready(t)
-            sb.wait_applied(rng.randint(1, 4), t)
+            app, sb, t = with_standby(h, rng, heap_mib, ["--go-on", "1"], (1, 4))
             kill_primary(h, app)
             sb.app = app = primary_again(h, app, rng, heap_mib, i % 2 == 1, t)
             sb.wait_applied(rng.randint(2, 5), t)
@@ -535,11 +536,7 @@ def wait_moves(h, app, sb, pid, f0, timeout):
 def never_runs(heap_mib, n, hold):
     def scenario(h):
         def body(i, rng):
-            t = timeout_for(heap_mib)
-            app = start_primary(h, rng, heap_mib, ["--stay-ms", "120000"])
-            sb = Standby(h, app)
-            sb.ready(t)
-            sb.wait_applied(rng.randint(1, 3), t)
+            app, sb, t = with_standby(h, rng, heap_mib, ["--stay-ms", "120000"], (1, 3))
             newest = kill_primary(h, app)
             f0 = hold_still(h, app, sb, hold)
             gen, pid = sb.promote(newest + 1, t)
