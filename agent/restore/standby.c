@@ -128,14 +128,12 @@ static void next_plan(void)
 	translate_fds();
 }
 
-/* Before the copy a kept range still has the held generation's protection,
- * which may lack PROT_WRITE even where the new one has it (a range that was
- * PROT_NONE and is read-write now): every range that gets pages is made
- * writable, whatever its new protection. */
 static void protect_kept(int for_copy)
 {
 	const struct cs_plan_range *k = at(plan->keeps_off);
 	for (uint32_t i = 0; i < plan->n_keeps; i++) {
+		/* held's protection is still on: a range that becomes writable
+		 * in this generation may not be yet */
 		if (for_copy && !k[i].has_pages)
 			continue;
 		uint32_t prot = k[i].prot | (for_copy ? PROT_WRITE : 0);

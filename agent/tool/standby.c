@@ -175,9 +175,12 @@ static uint64_t rss_bytes(pid_t pid)
 	return resident * 4096ull;
 }
 
-/* CPU time of a process in ms (schedstat: nanoseconds on a CPU). */
+/* CPU time in ms of the standby process (schedstat: nanoseconds on a
+ * CPU) and of this tool (its checks and plans), which an apply costs. */
 static double cpu_ms(pid_t pid)
 {
+	struct timespec self;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &self);
 	char path[64];
 	unsigned long long ns = 0;
 	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
@@ -186,7 +189,7 @@ static double cpu_ms(pid_t pid)
 		ns = 0;
 	if (f)
 		fclose(f);
-	return (double)ns / 1e6;
+	return (double)ns / 1e6 + (double)self.tv_sec * 1e3 + (double)self.tv_nsec / 1e6;
 }
 
 static int restore_child(void *arg)
