@@ -26,6 +26,9 @@ which the tool exits with).
   standby-new-primary   the primary comes back after its kill (restored in
                         place, or a new process in the same DIR) and the
                         standby follows it; then promoted
+  standby-compacting    the primary's compactor prunes the chain all the time
+                        while the standby follows (not in meson yet: fails on
+                        a bug of the standby's rebuild, see compacting())
 
 Each has a -long variant (1 GiB heap, more iterations; meson suite cr-long,
 `meson test -C build --setup long --suite cr-long`). CR_SEED and
@@ -159,10 +162,10 @@ def mib():
     return int(os.environ.get("CR_STANDBY_MIB", "0")) or None
 
 
-def start_primary(h, rng, heap_mib, args=(), run_args=(), ckpt_dir=None):
+def start_primary(h, rng, heap_mib, args=(), run_args=(), ckpt_dir=None, env=None):
     app = App(h, "wl-standby",
               ["--mib", str(mib() or heap_mib), "--seed", str(rng.randrange(1, 1 << 30))] +
-              list(args), interval_ms=0, run_args=run_args, ckpt_dir=ckpt_dir)
+              list(args), interval_ms=0, run_args=run_args, ckpt_dir=ckpt_dir, env=env)
     app.run(ready_timeout=300)
     _, m = app.proc.wait_line(r"^counter_addr=(0x[0-9a-f]+)", 10, "the counter's address")
     app.counter_addr = int(m.group(1), 16)
@@ -231,11 +234,11 @@ def promote_and_check(h, app, sb, newest, rng, timeout, settled=True):
                (nextgen, path, [g for g, _ in images(app.dir)][-5:]), sb.proc)
 
 
-def with_standby(h, rng, heap_mib, args, applies):
+def with_standby(h, rng, heap_mib, args, applies, env=None):
     """A primary, and a standby of it that applied `applies` generations
     (a random count between the two): (app, standby, timeout)."""
     t = timeout_for(heap_mib)
-    app = start_primary(h, rng, heap_mib, args)
+    app = start_primary(h, rng, heap_mib, args, env=env)
     sb = Standby(h, app)
     sb.ready(t)
     sb.wait_applied(rng.randint(*applies), t)
@@ -412,6 +415,30 @@ def new_primary(heap_mib, n):
     return scenario
 
 
+def compacting(heap_mib, n, seconds):
+    """The primary's compactor merges and prunes all the time (at most 4
+    images) while the standby follows rounds back to back, rebuilding now
+    and then (advice changes): for `seconds` no error, then promoted.
+    Not registered in meson yet: a rebuild that lists the chain while the
+    compactor prunes it fails ("generation G needs generation P, which is
+    missing") and the standby is gone (issue 13, found by this scenario)."""
+    def scenario(h):
+        def body(i, rng):
+            env = {"CHECKSYNC_COMPACT_MAX_IMAGES": "4", "CHECKSYNC_COMPACT_MIN_BYTES": "1"}
+            app, sb, t = with_standby(h, rng, heap_mib, ["--round-ms", "0"], (1, 2), env)
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                sb.poll()
+                if sb.proc.p.poll() is not None:
+                    h.fail("checksync standby exited %d" % sb.proc.p.returncode, sb.proc)
+                time.sleep(0.05)
+            sb.poll()
+            newest = kill_primary(h, app)
+            promote_and_check(h, app, sb, newest, rng, t)
+        iterate(h, n, body)
+    return scenario
+
+
 def read_counter_file(app):
     try:
         with open(os.path.join(app.work, "standby.counter")) as f:
@@ -555,6 +582,7 @@ SCENARIOS = {
     "standby-kill-apply": kill_apply(16, 4),
     "standby-never-runs": never_runs(16, 1, 2.0),
     "standby-new-primary": new_primary(16, 2),
+    "standby-compacting": compacting(16, 2, 15),
     "standby-cold-long": cold(1024, 4),
     "standby-equality-long": equality(1024, 10),
     "standby-kill-apply-long": kill_apply(1024, 10),
