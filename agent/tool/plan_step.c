@@ -295,7 +295,7 @@ static int page_plan(const struct cs_restore *r, struct diff *d, struct copy_lis
 		free(need_new);
 	if (!err && left)
 		err = -ESTALE;
-	if (!err)
+	if (!err && cl->n > 1) /* no copies: cl->v is NULL */
 		qsort(cl->v, cl->n, sizeof(*cl->v), cs_cmp_copy);
 	if (!err)
 		err = cs_mark_maps(d->maps.v, d->maps.n, cl);
@@ -304,7 +304,8 @@ static int page_plan(const struct cs_restore *r, struct diff *d, struct copy_lis
 	else
 		free(need_kept);
 	if (!err) {
-		qsort(ck.v, ck.n, sizeof(*ck.v), cs_cmp_copy);
+		if (ck.n > 1)
+			qsort(ck.v, ck.n, sizeof(*ck.v), cs_cmp_copy);
 		mark_keeps(&d->keeps, &ck);
 	}
 	for (size_t i = 0; !err && i < ck.n; i++) {
