@@ -29,6 +29,8 @@ which the tool exits with).
   standby-compacting    the primary's compactor prunes the chain all the time
                         while the standby follows (not in meson yet: fails on
                         a bug of the standby's rebuild, see compacting())
+  standby-cold-append   standby-cold comparing the offsets of O_APPEND files
+                        too (not in meson yet: a restore leaves them at 0)
 
 Each has a -long variant (1 GiB heap, more iterations; meson suite cr-long,
 `meson test -C build --setup long --suite cr-long`). CR_SEED and
@@ -299,7 +301,7 @@ def died_unanswered(h, app, rng):
     return newest
 
 
-def cold(heap_mib, n):
+def cold(heap_mib, n, args=()):
     """The workload's own check through `checksync restore` (no standby); in
     the first iteration the primary dies before recording its last
     generation (the program must find its round anyway), in the last one
@@ -308,7 +310,7 @@ def cold(heap_mib, n):
         def body(i, rng):
             die = ["--die-at-round", str(rng.randint(8, 15))] if i == 0 else []
             # no compactor: the restores go back to older generations
-            app = start_primary(h, rng, heap_mib, die, run_args=["--no-compact"])
+            app = start_primary(h, rng, heap_mib, die + list(args), run_args=["--no-compact"])
             if die:
                 gen = newest = died_unanswered(h, app, rng)
             else:
@@ -583,6 +585,9 @@ SCENARIOS = {
     "standby-never-runs": never_runs(16, 1, 2.0),
     "standby-new-primary": new_primary(16, 2),
     "standby-compacting": compacting(16, 2, 15),
+    # not in meson yet: restore leaves the offset of O_APPEND files at 0
+    # (agent/tool/fds.c open_path() skips the lseek for them)
+    "standby-cold-append": cold(16, 4, ["--append-offsets", "1"]),
     "standby-cold-long": cold(1024, 4),
     "standby-equality-long": equality(1024, 10),
     "standby-kill-apply-long": kill_apply(1024, 10),
