@@ -38,7 +38,8 @@ int cs_cmp_copy(const void *a, const void *b)
 size_t cs_spans_normalize(struct span *s, size_t n)
 {
 	size_t out = 0;
-	qsort(s, n, sizeof(*s), cmp_span);
+	if (n > 1) /* s may be NULL when n is 0 */
+		qsort(s, n, sizeof(*s), cmp_span);
 	for (size_t i = 0; i < n; i++) {
 		if (out && s[i].start <= s[out - 1].end) {
 			if (s[i].end > s[out - 1].end)
