@@ -120,6 +120,11 @@ struct cs_capture {
 	uint8_t *copy;
 	size_t copy_cap, copy_len;
 	uint64_t brk;
+	/* shared memory mappings (shmem.c): their live pages, copied during
+	 * the freeze into shm_data in run order */
+	struct cs_runs shm;
+	uint8_t *shm_data;
+	size_t shm_len, shm_cap;
 	struct cs_thread_rec *threads;
 	uint32_t n_threads;
 	struct cs_image_fd *fds;
@@ -242,6 +247,16 @@ int cs_runs_sub(const struct cs_runs *x, const struct cs_runs *d, struct cs_runs
 int cs_runs_append(struct cs_runs *to, const struct cs_runs *from);
 uint64_t cs_runs_pages(const struct cs_runs *r);
 int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end);
+
+/* shmem.c: shared memory objects, copied in full during the freeze */
+#define CS_SHMEM_MAX (64u << 20) /* bytes of all shared mappings together */
+int cs_shmem_capture(struct cs_capture *c);
+/* Adds the copied pages to runs (sorted and disjoint again). */
+int cs_shmem_merge(const struct cs_capture *c, struct cs_runs *runs);
+/* Where the writer reads the page at addr: the freeze's copy for a shared
+ * memory page, else addr; *avail pages from there (<= want) are in it. */
+const void *cs_shmem_source(const struct cs_capture *c, uint64_t addr, uint32_t want,
+                            uint32_t *avail);
 
 /* fds.c: runs in the parent during the freeze (file descriptions are shared) */
 int cs_fds_capture(struct cs_agent *a, struct cs_capture *c);

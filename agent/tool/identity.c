@@ -105,10 +105,11 @@ static int open_identical(const char *path, const uint8_t *build_id, uint32_t bu
 }
 
 /* Agent scratch memory is recreated empty; shared anonymous memory shows up
- * as "/dev/zero (deleted)" and is anonymous again. */
+ * as "/dev/zero (deleted)" and is anonymous again; shared memory objects
+ * are new memfds (shmem.c). */
 int cs_mapping_is_file(const struct cs_image_mapping *m)
 {
-	return (m->flags & CS_MAP_FILE) && !(m->flags & CS_MAP_AGENT) &&
+	return (m->flags & CS_MAP_FILE) && !(m->flags & (CS_MAP_AGENT | CS_MAP_SHMEM)) &&
 	       strcmp(m->path, "/dev/zero (deleted)");
 }
 
@@ -152,7 +153,7 @@ int cs_validate_files(struct cs_restore *r)
 		if (cs_mapping_is_file(m) && add_file(r, m) < 0)
 			bad = 1;
 	}
-	if (bad)
+	if (bad || cs_restore_shmem(r) < 0)
 		return -1;
 	/* The executable: the file PR_SET_MM_EXE_FILE will point at. Its
 	 * build-id is in the header; its mapping was checked above. */

@@ -49,6 +49,10 @@ void cs_plan_creds(const struct cs_restore *r, struct cs_plan_creds *out);
 int cs_mapping_is_file(const struct cs_image_mapping *m);
 /* Index of the mapped file for path (opened by cs_validate_files). */
 int cs_restore_file_fd(const struct cs_restore *r, const char *path);
+/* shmem.c: a memfd per shared memory object of the image, in r->files */
+int cs_restore_shmem(struct cs_restore *r);
+int cs_restore_shmem_fd(const struct cs_restore *r, const struct cs_image_mapping *m);
+void cs_shmem_name(const char *path, char *out, size_t cap);
 /* Current kernel's [vvar], [vvar_vclock], [vdso]: start and length. */
 struct cs_special_now {
 	uint64_t start[3], len[3];

@@ -131,6 +131,10 @@ SCENARIOS = {
     "kstate-refuse-multicast-v6": refused("wl-mcast", ["--v6", "1"],
                                           [r"fd \d+: socket:\[\d+\] \(an IPv6 multicast "
                                            r"group joined"]),
+    "kstate-shmem": restored("wl-shmem"),
+    "kstate-refuse-big-shmem": refused("wl-shmem", ["--big-mib", "65"],
+                                       [r"mapping [0-9a-f]+-[0-9a-f]+ shared /dev/zero \(deleted\) "
+                                        r"\(shared memory above the 64 MiB"]),
     "kstate-refuse-mlock": refused("wl-madvise", ["--mlock", "1"],
                                    [r"memory locked with mlock \(VmLck \d+ kB\): not restored"]),
     "kstate-refuse-mseal": refused("wl-madvise", ["--mseal", "1"],
