@@ -213,6 +213,8 @@ enum cs_image_fd_type {
 	CS_FD_SIGNALFD = 16,      /* its signal mask in eventfd_count */
 	CS_FD_SOCKETPAIR = 17,    /* unix socket whose peer is in the image (peer_id) or gone (0) */
 	CS_FD_INOTIFY = 18,       /* its watches in file_data (docs/image-format.md) */
+	CS_FD_MEMFD = 19,         /* memfd: content in file_data, pipe_id its inode (the ino of
+	                           * SHMEM mappings of it), eventfd_flags its seals */
 };
 /* "REGULAR", "PIPE", ...; NULL for an unknown type. */
 const char *cs_image_fd_type_name(uint32_t type);

@@ -508,7 +508,7 @@ static int decode_file_data(struct cs_rd *r, struct cs_image_fd *f)
 	TRY(rd_len(r, "file_data", CS_IMAGE_FILE_DATA_MAX, &f->file_data_len));
 	if (f->file_data_len == 0)
 		return 0;
-	if (f->type != CS_FD_TMPFILE && f->type != CS_FD_INOTIFY)
+	if (f->type != CS_FD_TMPFILE && f->type != CS_FD_INOTIFY && f->type != CS_FD_MEMFD)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries file data", f->fd,
 		                  cs_image_fd_type_name(f->type));
 	data = malloc(f->file_data_len);

@@ -53,6 +53,8 @@ int cs_restore_file_fd(const struct cs_restore *r, const char *path);
 int cs_restore_shmem(struct cs_restore *r);
 int cs_restore_shmem_fd(const struct cs_restore *r, const struct cs_image_mapping *m);
 void cs_shmem_name(const char *path, char *out, size_t cap);
+/* Index in r->files of the memfd made for the object with this inode, or -1. */
+int cs_restore_shmem_index(const struct cs_restore *r, uint64_t ino);
 /* Current kernel's [vvar], [vvar_vclock], [vdso]: start and length. */
 struct cs_special_now {
 	uint64_t start[3], len[3];

@@ -21,11 +21,16 @@ static void shmem_key(char *buf, size_t cap, uint64_t ino)
 	snprintf(buf, cap, "shmem:%llu", (unsigned long long)ino);
 }
 
-int cs_restore_shmem_fd(const struct cs_restore *r, const struct cs_image_mapping *m)
+int cs_restore_shmem_index(const struct cs_restore *r, uint64_t ino)
 {
 	char key[40];
-	shmem_key(key, sizeof(key), m->ino);
+	shmem_key(key, sizeof(key), ino);
 	return cs_restore_file_fd(r, key);
+}
+
+int cs_restore_shmem_fd(const struct cs_restore *r, const struct cs_image_mapping *m)
+{
+	return cs_restore_shmem_index(r, m->ino);
 }
 
 /* "/memfd:NAME (deleted)" gives NAME; MAP_SHARED anonymous memory, which

@@ -132,9 +132,13 @@ SCENARIOS = {
                                           [r"fd \d+: socket:\[\d+\] \(an IPv6 multicast "
                                            r"group joined"]),
     "kstate-shmem": restored("wl-shmem"),
+    "kstate-shmem-fd": restored("wl-shmem", ["--fd", "1"]),
     "kstate-refuse-big-shmem": refused("wl-shmem", ["--big-mib", "65"],
                                        [r"mapping [0-9a-f]+-[0-9a-f]+ shared /dev/zero \(deleted\) "
                                         r"\(shared memory above the 64 MiB"]),
+    "kstate-refuse-sealed-shmem": refused("wl-shmem", ["--sealed-map", "1"],
+                                          [r"fd \d+: /memfd:cr-sealed \(deleted\) \(memfd sealed "
+                                           r"against writing"]),
     "kstate-refuse-mlock": refused("wl-madvise", ["--mlock", "1"],
                                    [r"memory locked with mlock \(VmLck \d+ kB\): not restored"]),
     "kstate-refuse-mseal": refused("wl-madvise", ["--mseal", "1"],

@@ -8,6 +8,8 @@
  *          it plus a page past its end (never touched: SIGBUS), and pages
  *          1-2 again; the fd closed unless --fd 1
  *   --fd 1 the memfd also stays open as an fd, with F_SEAL_SHRINK | F_SEAL_GROW
+ *   --sealed-map 1: a second memfd sealed with F_SEAL_WRITE, mapped
+ *          read-only and open as an fd, which checksync refuses
  *   --big-mib N: N MiB more of MAP_SHARED | MAP_ANONYMOUS, which checksync
  *          refuses at checkpoint above its limit
  *
@@ -90,6 +92,17 @@ static void check_shared(uint8_t *a, uint8_t *b, const char *name)
 	a[100] = old;
 }
 
+static void sealed_map(void)
+{
+	int fd = memfd_create("cr-sealed", MFD_ALLOW_SEALING);
+	if (fd < 0 || write(fd, "sealed", 6) != 6)
+		wl_die("memfd");
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE))
+		wl_die("F_SEAL_WRITE");
+	if (mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+		wl_die("mmap");
+}
+
 static off_t mapped_size(const void *p, size_t len)
 {
 	char path[80];
@@ -142,6 +155,8 @@ int main(int argc, char **argv)
 	uint64_t big = wl_opt(argc, argv, "--big-mib", 0);
 	wl_init("shmem");
 	setup(seed, (int)wl_opt(argc, argv, "--fd", 0));
+	if (wl_opt(argc, argv, "--sealed-map", 0))
+		sealed_map();
 	if (big)
 		memset(map(big << 20, -1, 0), 1, big << 20);
 	while (!wl_verify_requested()) {
