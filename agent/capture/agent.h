@@ -66,6 +66,7 @@ struct cs_thread_rec {
 	uint64_t rseq_addr;
 	uint32_t rseq_len, rseq_sig;
 	uint64_t pending; /* rt_sigpending in the handler: own and shared queues */
+	uint32_t rseq_ask; /* an rseq area not glibc's is registered: the supervisor reads it */
 };
 
 /* Results the writer child leaves for the parent (a MAP_SHARED page). */
@@ -374,6 +375,11 @@ int cs_sup_stop(struct cs_agent *a, pid_t tid, int sig, uint64_t *ret_mask, char
 int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why);
 int cs_sup_own_dir(struct cs_agent *a, char *why);
 int cs_sup_own(struct cs_agent *a, char *why);
+/* The thread's rseq registration (PTRACE_GET_RSEQ_CONFIGURATION). */
+int cs_sup_rseq(struct cs_agent *a, pid_t tid, uint64_t *ret_addr, uint32_t *ret_len,
+                uint32_t *ret_sig, char *why);
+/* freeze.c, during the freeze: the rseq areas the threads could not name */
+void cs_rseq_capture(struct cs_agent *a, struct cs_capture *c);
 /* The siginfos queued on tid (shared: the process's queue instead), in the
  * kernel's order: *ret_n of CS_IMAGE_SIGINFO bytes at *ret_infos, valid
  * until the next call. */

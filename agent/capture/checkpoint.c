@@ -296,6 +296,7 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	r = cs_sigqueue_capture(a, c);
 	if (r)
 		return cs_set_err(c->errmsg, "pending signal capture failed", NULL, NULL), r;
+	cs_rseq_capture(a, c);
 	t3 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	memset(a->result, 0, sizeof(*a->result));
 	cs_vmflags_prepare();
