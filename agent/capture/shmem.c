@@ -35,10 +35,28 @@ static void refuse(struct cs_capture *c, const struct cs_vma *v, const char *why
 	cs_unsup_add(c, what);
 }
 
+/* The device of the kernel's shmem mount, from the agent's own shared
+ * scratch memory (the result page is MAP_SHARED | MAP_ANONYMOUS); 0 if
+ * none is found. A memfd made with MFD_HUGETLB is on hugetlbfs instead. */
+static uint64_t shmem_dev(const struct cs_maps *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if ((m->v[i].flags & CS_MAP_AGENT) && (m->v[i].flags & CS_MAP_SHARED) &&
+		    !strcmp(cs_vma_path(m, &m->v[i]), "/dev/zero (deleted)"))
+			return m->v[i].dev;
+	return 0;
+}
+
 /* Whether v's pages go into the image; refusals only when told to. */
-static int accepted(struct cs_capture *c, const struct cs_vma *v, uint64_t *total, int tell)
+static int accepted(struct cs_capture *c, const struct cs_vma *v, uint64_t dev, uint64_t *total,
+                    int tell)
 {
 	uint64_t len = v->end - v->start;
+	if (dev && v->dev != dev) {
+		if (tell)
+			refuse(c, v, " (hugetlbfs memory, MFD_HUGETLB): not restored");
+		return 0;
+	}
 	if (!(v->prot & PROT_READ)) {
 		if (tell)
 			refuse(c, v, " (not readable: its pages cannot be copied): not restored");
@@ -92,17 +110,18 @@ static int copy_mapping(struct cs_capture *c, const struct cs_vma *v)
 
 int cs_shmem_capture(struct cs_capture *c)
 {
-	uint64_t total = 0, again = 0;
+	uint64_t total = 0, again = 0, dev = shmem_dev(&c->maps);
 	c->shm.n = 0;
 	c->shm_len = 0;
 	for (size_t i = 0; i < c->maps.n; i++)
 		if (c->maps.v[i].flags & CS_MAP_SHMEM)
-			accepted(c, &c->maps.v[i], &total, 1);
+			accepted(c, &c->maps.v[i], dev, &total, 1);
 	if (!total)
 		return 0;
 	int r = cs_scratch_grow((void **)&c->shm_data, &c->shm_cap, 1, (size_t)total);
 	for (size_t i = 0; !r && i < c->maps.n; i++)
-		if ((c->maps.v[i].flags & CS_MAP_SHMEM) && accepted(c, &c->maps.v[i], &again, 0))
+		if ((c->maps.v[i].flags & CS_MAP_SHMEM) &&
+		    accepted(c, &c->maps.v[i], dev, &again, 0))
 			r = copy_mapping(c, &c->maps.v[i]);
 	return r;
 }
