@@ -230,6 +230,8 @@ const char *cs_errname(int e);
 /* maps.c */
 int cs_maps_read(struct cs_maps *m);
 const char *cs_vma_path(const struct cs_maps *m, const struct cs_vma *v);
+/* "mapping START-END", as refusals name a mapping */
+void cs_vma_name(char *out, size_t cap, const struct cs_vma *v);
 
 /* track.c */
 int cs_track_open(struct cs_agent *a);

@@ -87,13 +87,8 @@ static void unsupported_mappings(struct cs_capture *c)
 		if (!(v->flags & CS_MAP_SHARED) || !(v->prot & PROT_WRITE) ||
 		    (v->flags & (CS_MAP_AGENT | CS_MAP_SHMEM)))
 			continue;
-		char what[CS_ERR_MAX], num[24];
-		cs_strlcpy(what, "mapping ", sizeof(what));
-		cs_fmt_hex(num, v->start);
-		cs_strlcat(what, num, sizeof(what));
-		cs_strlcat(what, "-", sizeof(what));
-		cs_fmt_hex(num, v->end);
-		cs_strlcat(what, num, sizeof(what));
+		char what[CS_ERR_MAX];
+		cs_vma_name(what, sizeof(what), v);
 		cs_strlcat(what, " shared writable ", sizeof(what));
 		cs_strlcat(what, v->path_off ? cs_vma_path(&c->maps, v) : "(anonymous)",
 		           sizeof(what));

@@ -165,6 +165,17 @@ int cs_maps_read(struct cs_maps *m)
 	return 0;
 }
 
+void cs_vma_name(char *out, size_t cap, const struct cs_vma *v)
+{
+	char num[24];
+	cs_strlcpy(out, "mapping ", cap);
+	cs_fmt_hex(num, v->start);
+	cs_strlcat(out, num, cap);
+	cs_strlcat(out, "-", cap);
+	cs_fmt_hex(num, v->end);
+	cs_strlcat(out, num, cap);
+}
+
 const char *cs_vma_path(const struct cs_maps *m, const struct cs_vma *v)
 {
 	return v->path_off ? m->pool + v->path_off : "";

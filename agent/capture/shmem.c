@@ -22,13 +22,8 @@
 
 static void refuse(struct cs_capture *c, const struct cs_vma *v, const char *why)
 {
-	char what[CS_ERR_MAX], num[24];
-	cs_strlcpy(what, "mapping ", sizeof(what));
-	cs_fmt_hex(num, v->start);
-	cs_strlcat(what, num, sizeof(what));
-	cs_strlcat(what, "-", sizeof(what));
-	cs_fmt_hex(num, v->end);
-	cs_strlcat(what, num, sizeof(what));
+	char what[CS_ERR_MAX];
+	cs_vma_name(what, sizeof(what), v);
 	cs_strlcat(what, " shared ", sizeof(what));
 	cs_strlcat(what, cs_vma_path(&c->maps, v), sizeof(what));
 	cs_strlcat(what, why, sizeof(what));

@@ -121,6 +121,19 @@ int cs_restore_file_fd(const struct cs_restore *r, const char *path)
 	return -1;
 }
 
+int cs_restore_add_file(struct cs_restore *r, const char *key, int fd)
+{
+	struct cs_mapped_file *nf = realloc(r->files, (r->n_files + 1) * sizeof(*nf));
+	if (!nf) {
+		close(fd);
+		return -1;
+	}
+	r->files = nf;
+	snprintf(nf[r->n_files].path, sizeof(nf[r->n_files].path), "%s", key);
+	nf[r->n_files++].fd = fd;
+	return 0;
+}
+
 static int add_file(struct cs_restore *r, const struct cs_image_mapping *m)
 {
 	if (cs_restore_file_fd(r, m->path) >= 0)
@@ -131,17 +144,7 @@ static int add_file(struct cs_restore *r, const struct cs_image_mapping *m)
 	}
 	int fd = open_identical(m->path, m->build_id, m->build_id_len, m->dev, m->ino, m->file_size,
 				m->mtime_ns);
-	if (fd < 0)
-		return -1;
-	struct cs_mapped_file *nf = realloc(r->files, (r->n_files + 1) * sizeof(*nf));
-	if (!nf) {
-		close(fd);
-		return -1;
-	}
-	r->files = nf;
-	snprintf(nf[r->n_files].path, sizeof(nf[r->n_files].path), "%s", m->path);
-	nf[r->n_files++].fd = fd;
-	return 0;
+	return fd < 0 ? -1 : cs_restore_add_file(r, m->path, fd);
 }
 
 int cs_validate_files(struct cs_restore *r)

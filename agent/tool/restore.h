@@ -47,6 +47,8 @@ int cs_validate_creds(const struct cs_restore *r);
 struct cs_plan_creds;
 void cs_plan_creds(const struct cs_restore *r, struct cs_plan_creds *out);
 int cs_mapping_is_file(const struct cs_image_mapping *m);
+/* Adds fd to r->files under key (a path, or shmem.c's key); closes it on failure. */
+int cs_restore_add_file(struct cs_restore *r, const char *key, int fd);
 /* Index of the mapped file for path (opened by cs_validate_files). */
 int cs_restore_file_fd(const struct cs_restore *r, const char *path);
 /* shmem.c: a memfd per shared memory object of the image, in r->files */

@@ -75,15 +75,9 @@ static int add_object(struct cs_restore *r, const struct cs_image_mapping *m)
 			close(fd);
 		return -1;
 	}
-	struct cs_mapped_file *nf = realloc(r->files, (r->n_files + 1) * sizeof(*nf));
-	if (!nf) {
-		close(fd);
-		return -1;
-	}
-	r->files = nf;
-	shmem_key(nf[r->n_files].path, sizeof(nf[r->n_files].path), m->ino);
-	nf[r->n_files++].fd = fd;
-	return 0;
+	char key[40];
+	shmem_key(key, sizeof(key), m->ino);
+	return cs_restore_add_file(r, key, fd);
 }
 
 int cs_restore_shmem(struct cs_restore *r)
