@@ -90,3 +90,19 @@ int cs_restore_shmem(struct cs_restore *r)
 	}
 	return 0;
 }
+
+/* A warm standby (standby.c) does not hold shared memory yet: its steps
+ * would map a new memfd beside the one a kept range holds, leave pages that
+ * became zero in the object (MADV_DONTNEED does not clear shmem), and its
+ * donor's MEMFD fds would be other objects than its mappings. */
+const char *cs_shmem_standby_refusal(const struct cs_image *img)
+{
+	for (size_t i = 0; i < img->n_mappings; i++)
+		if (img->mappings[i].flags & CS_MAP_SHMEM)
+			return "shared memory (memfd, MAP_SHARED anonymous) is not held by a warm "
+			       "standby yet: restore it cold";
+	for (size_t i = 0; i < img->n_fds; i++)
+		if (img->fds[i].type == CS_FD_MEMFD)
+			return "a memfd fd is not held by a warm standby yet: restore it cold";
+	return NULL;
+}

@@ -171,6 +171,8 @@ SCENARIOS = {
                                          [r"scheduling: thread \d+ has another nice value"]),
     "kstate-refuse-removed-cwd": refused("wl-attrs", ["--rmcwd", "1"],
                                          [r"working directory: \S+ \(deleted\) was removed"]),
+    "kstate-refuse-pty": refused("wl-attrs", ["--pty", "1"],
+                                 [r"fd \d+: /dev/ptmx \(a pseudo-terminal", r"fd \d+: /dev/pts/\d+ \(a pseudo-terminal"]),
 }
 
 
