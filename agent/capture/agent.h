@@ -230,6 +230,9 @@ const char *cs_errname(int e);
 /* maps.c */
 int cs_maps_read(struct cs_maps *m);
 const char *cs_vma_path(const struct cs_maps *m, const struct cs_vma *v);
+/* The mapped file through /proc/self/map_files/START-END (it needs
+ * CAP_CHECKPOINT_RESTORE): an fd, or -1 with errno. */
+int cs_vma_open(const struct cs_vma *v);
 /* "mapping START-END", as refusals name a mapping */
 void cs_vma_name(char *out, size_t cap, const struct cs_vma *v);
 
@@ -256,10 +259,9 @@ int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end);
 int cs_shmem_capture(struct cs_capture *c);
 /* Adds the copied pages to runs (sorted and disjoint again). */
 int cs_shmem_merge(const struct cs_capture *c, struct cs_runs *runs);
-/* Where the writer reads the page at addr: the freeze's copy for a shared
- * memory page, else addr; *avail pages from there (<= want) are in it. */
-const void *cs_shmem_source(const struct cs_capture *c, uint64_t addr, uint32_t want,
-                            uint32_t *avail);
+/* npages from addr into dst, shared memory pages from the freeze's copy
+ * (the program writes on; a PROT_NONE one cannot be read in place). */
+void cs_shmem_copy(const struct cs_capture *c, uint8_t *dst, uint64_t addr, uint32_t npages);
 
 /* fds.c: runs in the parent during the freeze (file descriptions are shared) */
 int cs_fds_capture(struct cs_agent *a, struct cs_capture *c);

@@ -199,7 +199,7 @@ static int copy_pages(struct cs_capture *c)
 			int r = cs_image_put_page_run_head(&out, addr, k);
 			if (r)
 				return r;
-			cs_copy(out.data + out.len, (const void *)addr, (size_t)k * CS_PAGE);
+			cs_shmem_copy(c, out.data + out.len, addr, k);
 			out.len += (size_t)k * CS_PAGE;
 			addr += (uint64_t)k * CS_PAGE;
 			left -= k;

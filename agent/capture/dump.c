@@ -286,9 +286,7 @@ static int write_bounced(struct dump *d, uint64_t addr, uint32_t npages)
 {
 	while (npages) {
 		uint32_t k = npages > BOUNCE_PAGES ? BOUNCE_PAGES : npages;
-		/* shared memory from the freeze's copy: the program writes on */
-		const void *src = cs_shmem_source(d->c, addr, k, &k);
-		cs_copy(d->bounce, src, (size_t)k * CS_PAGE);
+		cs_shmem_copy(d->c, d->bounce, addr, k);
 		int r = cs_image_section_write(&d->w, d->bounce, (size_t)k * CS_PAGE);
 		if (r)
 			return r;

@@ -165,6 +165,18 @@ int cs_maps_read(struct cs_maps *m)
 	return 0;
 }
 
+int cs_vma_open(const struct cs_vma *v)
+{
+	char path[80], num[24];
+	cs_strlcpy(path, "/proc/self/map_files/", sizeof(path));
+	cs_fmt_hex(num, v->start);
+	cs_strlcat(path, num, sizeof(path));
+	cs_strlcat(path, "-", sizeof(path));
+	cs_fmt_hex(num, v->end);
+	cs_strlcat(path, num, sizeof(path));
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 void cs_vma_name(char *out, size_t cap, const struct cs_vma *v)
 {
 	char num[24];

@@ -24,14 +24,7 @@ struct idcache {
 
 static int open_mapped_file(const struct cs_maps *maps, const struct cs_vma *v)
 {
-	char p[80], num[24];
-	cs_strlcpy(p, "/proc/self/map_files/", sizeof(p));
-	cs_fmt_hex(num, v->start);
-	cs_strlcat(p, num, sizeof(p));
-	cs_strlcat(p, "-", sizeof(p));
-	cs_fmt_hex(num, v->end);
-	cs_strlcat(p, num, sizeof(p));
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	int fd = cs_vma_open(v);
 	if (fd >= 0)
 		return fd;
 	/* map_files needs CAP_CHECKPOINT_RESTORE; the path is the fallback,

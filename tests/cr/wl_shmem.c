@@ -7,6 +7,10 @@
  *   memfd  memfd_create("cr-shm"), 10 pages + 100 bytes, mapped twice: all of
  *          it plus a page past its end (never touched: SIGBUS), and pages
  *          1-2 again; the fd closed unless --fd 1
+ *   sparse 8 MiB of MAP_SHARED | MAP_ANONYMOUS with one page written: the
+ *          checkpoints must not fill in the rest (mincore, checked as it
+ *          runs: a capture that reads the holes allocates them)
+ *   hidden a page of MAP_SHARED | MAP_ANONYMOUS made PROT_NONE after writing
  *   --fd 1 the memfd also stays open as an fd, with F_SEAL_SHRINK | F_SEAL_GROW
  *   --sealed-map 1: a second memfd sealed with F_SEAL_WRITE, mapped
  *          read-only and open as an fd, which checksync refuses
@@ -35,7 +39,11 @@
 #define PAGE      4096u
 #define MEMFD_LEN (10 * PAGE + 100)
 
-static uint8_t *anon, *anon2, *zero, *mfd, *mfd2;
+#define SPARSE_LEN (8u << 20)
+#define SPARSE_AT  (4u << 20)
+
+static uint8_t *anon, *anon2, *zero, *mfd, *mfd2, *sparse, *hidden;
+static uint8_t want_hidden[PAGE];
 static uint8_t want_anon[ANON_LEN], want_zero[ZERO_LEN], want_mfd[MEMFD_LEN];
 static int memfd = -1;
 static volatile uint64_t count; /* private: the loop's own count */
@@ -80,6 +88,37 @@ static void setup(uint64_t seed, int keep_fd)
 		close(memfd);
 		memfd = -1;
 	}
+}
+
+static void setup_sparse(uint64_t seed)
+{
+	sparse = map(SPARSE_LEN, -1, 0);
+	memset(sparse + SPARSE_AT, 0x5a, PAGE);
+	hidden = map(PAGE, -1, 0);
+	wl_fill(want_hidden, PAGE, &seed);
+	memcpy(hidden, want_hidden, PAGE);
+	if (mprotect(hidden, PAGE, PROT_NONE))
+		wl_die("mprotect");
+}
+
+/* Pages of the sparse region the kernel holds: 1 unless something read
+ * (and so allocated) its holes. */
+static unsigned sparse_resident(void)
+{
+	static unsigned char vec[SPARSE_LEN / PAGE];
+	unsigned n = 0;
+	if (mincore(sparse, SPARSE_LEN, vec))
+		wl_die("mincore");
+	for (size_t i = 0; i < sizeof(vec); i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+static void check_sparse(void)
+{
+	unsigned n = sparse_resident();
+	if (n != 1 && !wl_failures())
+		wl_expect(0, "sparse: %u pages resident, want 1 (its holes were filled in)", n);
 }
 
 /* Writes through one mapping are seen through the other. */
@@ -147,6 +186,11 @@ static void verify(void)
 	wl_expect(size == MEMFD_LEN, "memfd: %lld bytes, want %u", (long long)size, MEMFD_LEN);
 	if (memfd >= 0)
 		check_fd();
+	check_sparse();
+	wl_expect(sparse[SPARSE_AT] == 0x5a && sparse[SPARSE_AT + PAGE - 1] == 0x5a,
+	          "sparse: its written page differs");
+	wl_expect(!mprotect(hidden, PAGE, PROT_READ) && !memcmp(hidden, want_hidden, PAGE),
+	          "PROT_NONE page: content differs");
 }
 
 int main(int argc, char **argv)
@@ -155,6 +199,7 @@ int main(int argc, char **argv)
 	uint64_t big = wl_opt(argc, argv, "--big-mib", 0);
 	wl_init("shmem");
 	setup(seed, (int)wl_opt(argc, argv, "--fd", 0));
+	setup_sparse(seed);
 	if (wl_opt(argc, argv, "--sealed-map", 0))
 		sealed_map();
 	if (big)
@@ -170,6 +215,7 @@ int main(int argc, char **argv)
 		*(volatile uint64_t *)anon = count + 1;
 		count = count + 1;
 		if (count % 1000000 == 0) {
+			check_sparse();
 			wl_progress(++n);
 			usleep(1000);
 		}
