@@ -230,6 +230,12 @@ static int build(struct standby *sb)
 	r.img = r.chain.imgs[0].img;
 	r.step = &step;
 	uint64_t gen = r.img->header.generation;
+	const char *shm = cs_shmem_standby_refusal(r.img);
+	if (shm) { /* shmem.c */
+		emit(sb, "error why=refusing to build a standby: %s", shm);
+		cs_chain_free(&r.chain);
+		return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 ||
 	    (r.control_fd = sp[1], cs_restore_prepare(&r) < 0)) {
 		emit(sb,
@@ -334,6 +340,12 @@ static uint64_t page_bytes(const struct cs_chain *c)
 static int acceptable(struct standby *sb, struct cs_restore *r, uint64_t g)
 {
 	const struct cs_image *img = r->img;
+	const char *shm = cs_shmem_standby_refusal(img);
+	if (shm) { /* shmem.c */
+		emit(sb, "skipped generation=%llu why=%s", (unsigned long long)g, shm);
+		sb->skipped = g;
+		return -1;
+	}
 	if (cs_validate_unsupported(img) == 0 && cs_validate_abi(img) == 0 &&
 	    cs_validate_files(r) == 0 && cs_validate_creds(r) == 0)
 		return 0;
