@@ -91,7 +91,9 @@ static int open_path(const struct cs_image_fd *f)
 	if (cs_restore_place(open(f->path, flags), f->fd, f->path) < 0)
 		return -1;
 	/* an O_PATH fd has no offset (lseek is EBADF) */
-	if (f->type == CS_FD_REGULAR && !(f->open_flags & (O_APPEND | O_PATH)) &&
+	/* O_APPEND too: writes go to the end, but reads and SEEK_CUR use the
+	 * offset, which the program can observe */
+	if (f->type == CS_FD_REGULAR && !(f->open_flags & O_PATH) &&
 	    lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0)
 		return cs_restore_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
 		                       (unsigned long long)f->offset, strerror(errno));
@@ -182,7 +184,7 @@ static int tmp_file(const struct cs_image_fd *f)
 	            O_CLOEXEC;
 	int r = cs_restore_place(open(self, flags), f->fd, "unlinked file");
 	close(t);
-	if (!r && !(f->open_flags & O_APPEND) && lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0)
+	if (!r && lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0)
 		return cs_restore_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
 		                       (unsigned long long)f->offset, strerror(errno));
 	return r;

@@ -44,9 +44,10 @@ int cs_mark_maps(struct cs_plan_map *maps, size_t n, const struct copy_list *cl)
 int cs_buf_add(struct plan_buf *b, const void *data, size_t len, uint64_t *ret_off);
 
 /* plan_step.c: the memory part of an APPLY or PROMOTE plan, added to b
- * with its offsets in h. -ESTALE: this step cannot be applied (a new
- * range's pages are not all in the images since the held generation), the
- * standby must be built again. */
+ * with its offsets in h. Kept ranges take pages only from the images of
+ * r->chain newer than the held generation, new ranges from any of them.
+ * -ESTALE: a new range's pages are not all in r->chain (the images since
+ * the held generation only: load the whole chain and plan again). */
 int cs_plan_step_memory(const struct cs_restore *r, struct cs_plan_header *h, struct plan_buf *b);
 
 #endif

@@ -10,8 +10,8 @@
  * (the images since H hold everything written since H, in kept and new
  * ranges alike); pages H held that G does not are dropped. A new range
  * whose pages are not all in those images (its content came from older
- * images, e.g. a mapping whose advice changed) cannot be stepped to: the
- * standby is built again from G.
+ * images: a mapping moved by mremap) takes the rest from older images of
+ * G's chain, when the caller loaded them.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -251,12 +251,13 @@ static struct span *resident_spans(const struct cs_image *img, size_t *ret_n)
 
 /* Copies of the pages in need from the images since the held generation;
  * *left: how many spans no image held. need is consumed. */
-static int copies_since(const struct cs_restore *r, struct span *need, size_t n,
+static int copies_since(const struct cs_restore *r, struct span *need, size_t n, uint64_t above,
                         struct copy_list *cl, size_t *left)
 {
 	int err = 0;
 	for (size_t i = 0; i < r->chain.n && n && !err; i++)
-		err = cs_take_from_image(r->chain.imgs[i].img, 1 + (int)i, &need, &n, cl);
+		if (r->chain.imgs[i].generation > above)
+			err = cs_take_from_image(r->chain.imgs[i].img, 1 + (int)i, &need, &n, cl);
 	free(need);
 	*left = n;
 	return err;
@@ -290,7 +291,7 @@ static int page_plan(const struct cs_restore *r, struct diff *d, struct copy_lis
 	struct copy_list ck = {0};
 	int err = res && res_h && need_new && need_kept && drops ? 0 : -ENOMEM;
 	if (!err)
-		err = copies_since(r, need_new, nn, cl, &left);
+		err = copies_since(r, need_new, nn, 0, cl, &left);
 	else
 		free(need_new);
 	if (!err && left)
@@ -300,7 +301,8 @@ static int page_plan(const struct cs_restore *r, struct diff *d, struct copy_lis
 	if (!err)
 		err = cs_mark_maps(d->maps.v, d->maps.n, cl);
 	if (!err)
-		err = copies_since(r, need_kept, nk, &ck, &left); /* the rest is as held */
+		/* only what changed since the held generation: the rest is as held */
+		err = copies_since(r, need_kept, nk, r->step->held->header.generation, &ck, &left);
 	else
 		free(need_kept);
 	if (!err && ck.n > 1)

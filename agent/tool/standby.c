@@ -212,6 +212,20 @@ static void stop_standby(struct standby *sb)
 	cs_loaded_close(&sb->held);
 }
 
+/* The newest generation's chain. A compactor working in DIR replaces and
+ * prunes images while it is read (a parent merged away between the listing
+ * and its open: ENOENT); the chain it leaves is whole again a moment later. */
+static int pick_chain(const struct standby *sb, struct cs_chain *c, char *msg, size_t cap)
+{
+	int r = -ENOENT;
+	for (int tries = 0; tries < 40 && r == -ENOENT; tries++) {
+		if (tries)
+			usleep(50000);
+		r = cs_chain_pick(sb->dir, 0, c, msg, cap);
+	}
+	return r;
+}
+
 /* The process of the newest generation, stopped before its threads. */
 static int build(struct standby *sb)
 {
@@ -223,7 +237,7 @@ static int build(struct standby *sb)
 	int sp[2] = {-1, -1};
 	snprintf(r.dir, sizeof(r.dir), "%s", sb->dir);
 	snprintf(r.restorer, sizeof(r.restorer), "%s", sb->restorer);
-	if (cs_chain_pick(sb->dir, 0, &r.chain, msg, sizeof(msg)) < 0) {
+	if (pick_chain(sb, &r.chain, msg, sizeof(msg)) < 0) {
 		emit(sb, "error why=refusing to build a standby: %s", msg);
 		return -1;
 	}
@@ -357,59 +371,82 @@ static int acceptable(struct standby *sb, struct cs_restore *r, uint64_t g)
 	return -1;
 }
 
+/* The plan from the held generation to r's, sent and applied: 0, -ESTALE
+ * (r->chain lacks pages of a new range), or another error (the standby is
+ * gone, why says why). r's mapped files are released either way. */
+static int step_to(struct standby *sb, struct cs_restore *r, char *why, size_t cap)
+{
+	struct cs_plan_step step = {.mode = CS_PLAN_APPLY,
+	                            .held = sb->held.img,
+	                            .n_fds_sent = (uint32_t)(1 + r->chain.n + r->n_files)};
+	r->step = &step;
+	r->plan_fd = memfd_create("checksync-step", MFD_CLOEXEC);
+	int err = r->plan_fd < 0 ? -errno : cs_plan_build(r);
+	if (!err)
+		err = send_plan(sb, r, -1);
+	release(r);
+	if (err && err != -ESTALE)
+		snprintf(why, cap, "planning it: %s", strerror(-err));
+	else if (!err && expect(sb->status_rd, "applied", why, cap) < 0)
+		err = -EIO;
+	return err;
+}
+
+/* Loads generation g's images newer than the held one (whole: every image
+ * of its chain) and checks g. 1: not now (skipped, or a compactor replaced
+ * an image under us: the next look sees). */
+static int load(struct standby *sb, struct cs_restore *r, uint64_t g, int whole)
+{
+	struct cs_chain_damage dmg = {0};
+	int e = whole ? cs_chain_load(sb->dir, g, &r->chain, &dmg)
+	              : cs_chain_load_since(sb->dir, g, sb->held.generation, &r->chain, &dmg);
+	if (e == -ENOENT)
+		return 1;
+	if (e < 0) {
+		emit(sb, "skipped generation=%llu why=%s at offset %llu: %s", (unsigned long long)g,
+		     dmg.path, (unsigned long long)dmg.offset, dmg.msg);
+		sb->skipped = g;
+		return 1;
+	}
+	r->img = r->chain.imgs[0].img;
+	if (r->img->process.pid == sb->held.img->process.pid && acceptable(sb, r, g) < 0) {
+		release(r);
+		cs_chain_free(&r->chain);
+		return 1;
+	}
+	return 0;
+}
+
 /* Generation g, stepped to from the held one. -1: the standby is gone. */
 static int apply(struct standby *sb, uint64_t g)
 {
 	struct cs_restore r = {
 	    .exe_fd = -1, .plan_fd = -1, .status_rd = -1, .status_wr = -1, .control_fd = -1};
-	struct cs_chain_damage dmg = {0};
 	char why[1400];
 	uint64_t t0 = now_ms();
 	double cpu0 = cpu_ms(sb->host_pid);
 	snprintf(r.dir, sizeof(r.dir), "%s", sb->dir);
-	if (cs_chain_load_since(sb->dir, g, sb->held.generation, &r.chain, &dmg) < 0) {
-		emit(sb, "skipped generation=%llu why=%s at offset %llu: %s", (unsigned long long)g,
-		     dmg.path, (unsigned long long)dmg.offset, dmg.msg);
-		sb->skipped = g;
+	if (load(sb, &r, g, 0))
 		return 0;
-	}
-	r.img = r.chain.imgs[0].img;
 	if (r.img->process.pid != sb->held.img->process.pid) {
 		snprintf(why, sizeof(why), "generation %llu is another process (pid %d, not %d)",
 		         (unsigned long long)g, r.img->process.pid, sb->held.img->process.pid);
 		cs_chain_free(&r.chain);
 		return rebuild(sb, g, why);
 	}
-	if (acceptable(sb, &r, g) < 0) {
-		release(&r);
-		cs_chain_free(&r.chain);
-		return 0;
-	}
-	struct cs_plan_step step = {.mode = CS_PLAN_APPLY,
-	                            .held = sb->held.img,
-	                            .n_fds_sent = (uint32_t)(1 + r.chain.n + r.n_files)};
-	r.step = &step;
-	r.plan_fd = memfd_create("checksync-step", MFD_CLOEXEC);
-	int err = r.plan_fd < 0 ? -errno : cs_plan_build(&r);
-	if (!err)
-		err = send_plan(sb, &r, -1);
 	uint64_t bytes = page_bytes(&r.chain);
-	release(&r);
+	int err = step_to(sb, &r, why, sizeof(why));
 	if (err == -ESTALE) {
+		/* a new range holds pages older than the held generation (moved
+		 * by mremap, or mapped anew because its advice changed) */
 		cs_chain_free(&r.chain);
-		return rebuild(sb, g,
-		               "a new range's pages are in images older than the held "
-		               "generation");
-	}
-	if (!err && expect(sb->status_rd, "applied", why, sizeof(why)) < 0) {
-		emit(sb, "error why=applying generation %llu to the standby failed: %s",
-		     (unsigned long long)g, why);
-		cs_chain_free(&r.chain);
-		return -1;
+		if (load(sb, &r, g, 1))
+			return 0;
+		err = step_to(sb, &r, why, sizeof(why));
 	}
 	if (err) {
-		emit(sb, "error why=planning generation %llu for the standby: %s",
-		     (unsigned long long)g, strerror(-err));
+		emit(sb, "error why=applying generation %llu to the standby failed: %s",
+		     (unsigned long long)g, err == -ESTALE ? "its chain lacks pages" : why);
 		cs_chain_free(&r.chain);
 		return -1;
 	}
@@ -435,12 +472,18 @@ static uint64_t pending(const struct standby *sb)
 	return g;
 }
 
+/* Applies what waits; 1 when something could not be loaded yet (a
+ * compactor was replacing an image), -1 when the standby is gone. */
 static int catch_up(struct standby *sb)
 {
 	uint64_t g;
-	while (sb->init > 0 && (g = pending(sb)))
+	while (sb->init > 0 && (g = pending(sb))) {
+		uint64_t held = sb->held.generation, skipped = sb->skipped;
 		if (apply(sb, g) < 0)
 			return -1;
+		if (sb->held.generation == held && sb->skipped == skipped)
+			return 1;
+	}
 	return sb->init > 0 ? 0 : -1;
 }
 
@@ -591,7 +634,11 @@ static int promote(struct standby *sb, uint64_t next_gen)
 {
 	char why[1400];
 	uint64_t t0 = now_ms();
-	if (catch_up(sb) < 0)
+	int r;
+	/* the newest generation, even while a compactor replaces images */
+	for (int tries = 0; (r = catch_up(sb)) == 1 && tries < 50; tries++)
+		usleep(20000);
+	if (r < 0)
 		return -1;
 	if (promote_held(sb, next_gen, why, sizeof(why)) < 0) {
 		emit(sb, "error why=promoting generation %llu failed: %s",
@@ -626,7 +673,7 @@ static int command(struct standby *sb, const char *line, int *code)
 		*code = st < 0 ? 1 : st;
 		return 1;
 	}
-	emit(sb, "error why=unknown command: %.200s", line);
+	emit(sb, "ignored why=unknown command: %.200s", line);
 	return 0;
 }
 

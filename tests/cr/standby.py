@@ -27,10 +27,9 @@ which the tool exits with).
                         place, or a new process in the same DIR) and the
                         standby follows it; then promoted
   standby-compacting    the primary's compactor prunes the chain all the time
-                        while the standby follows (not in meson yet: fails on
-                        a bug of the standby's rebuild, see compacting())
+                        while the standby follows
   standby-cold-append   standby-cold comparing the offsets of O_APPEND files
-                        too (not in meson yet: a restore leaves them at 0)
+                        too
 
 Each has a -long variant (1 GiB heap, more iterations; meson suite cr-long,
 `meson test -C build --setup long --suite cr-long`). CR_SEED and
@@ -419,11 +418,10 @@ def new_primary(heap_mib, n):
 
 def compacting(heap_mib, n, seconds):
     """The primary's compactor merges and prunes all the time (at most 4
-    images) while the standby follows rounds back to back, rebuilding now
-    and then (advice changes): for `seconds` no error, then promoted.
-    Not registered in meson yet: a rebuild that lists the chain while the
-    compactor prunes it fails ("generation G needs generation P, which is
-    missing") and the standby is gone (issue 13, found by this scenario)."""
+    images) while the standby follows rounds back to back: for `seconds` no
+    error, then promoted. It found a standby that listed the chain while the
+    compactor pruned it ("generation G needs generation P, which is
+    missing") and gave up."""
     def scenario(h):
         def body(i, rng):
             env = {"CHECKSYNC_COMPACT_MAX_IMAGES": "4", "CHECKSYNC_COMPACT_MIN_BYTES": "1"}
