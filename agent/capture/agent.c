@@ -175,7 +175,7 @@ static int run_checkpoint(struct cs_agent *a, uint64_t *gen, int *restored)
 	int r = cs_take_checkpoint(a, gen);
 	if (r == 1) {
 		*restored = 1;
-		cs_after_restore(a);
+		cs_after_restore(a, serving);
 		r = cs_take_checkpoint(a, gen);
 	}
 	pthread_mutex_lock(&api_mu);
@@ -465,14 +465,18 @@ static void wake_block(struct cs_agent *a, const struct cs_agent_restore_block *
 	pthread_mutex_unlock(&api_mu);
 }
 
-static int reopen_fds(struct cs_agent *a)
+/* Requests up to serving are answered by the checkpoint that follows the
+ * restore (run_checkpoint); only later ones need the agent woken (a
+ * caller that was inside cs_checkpoint() at the capture got an extra image
+ * 16 ms after the base otherwise). */
+static int reopen_fds(struct cs_agent *a, uint64_t serving)
 {
 	pthread_mutex_lock(&api_mu);
 	reset_fds(a); /* the restorer recreates no agent fd: their numbers are free */
 	int r = open_fds(a);
 	a->wake_ok = !r;
 	uint64_t one = 1;
-	if (!r && api_req > api_done && write(a->wake_fd, &one, sizeof(one)) < 0) {
+	if (!r && api_req > serving && write(a->wake_fd, &one, sizeof(one)) < 0) {
 		/* cannot fail on a new eventfd; the timer wakes the agent anyway */
 	}
 	pthread_mutex_unlock(&api_mu);
@@ -502,7 +506,7 @@ void cs_agent_count_pause(struct cs_agent *a, uint64_t pause_ns)
 	a->pause_sum_ns += pause_ns;
 }
 
-void cs_after_restore(struct cs_agent *a)
+void cs_after_restore(struct cs_agent *a, uint64_t serving)
 {
 	wait_main_left();
 	struct cs_agent_restore_block b = cs_restore_block;
@@ -524,7 +528,7 @@ void cs_after_restore(struct cs_agent *a)
 	memset(a->pause_le, 0, sizeof(a->pause_le));
 	a->pause_count = a->pause_sum_ns = 0;
 	cs_track_give_pagemap(b.pagemap_fd);
-	int r = reopen_fds(a);
+	int r = reopen_fds(a, serving);
 	if (r) {
 		a->active = 0;
 		cs_strlcpy(a->last_error, "after restore: ", sizeof(a->last_error));

@@ -467,7 +467,9 @@ void cs_auxv_keep(void);
 
 /* checkpoint.c */
 int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation);
-void cs_after_restore(struct cs_agent *a);
+/* After a restore, before the checkpoint that answers API requests up to
+ * serving (agent.c run_checkpoint). */
+void cs_after_restore(struct cs_agent *a, uint64_t serving);
 
 /* agent.c: a checkpoint for a requester; *restored says the process was
  * restored meanwhile (the requester's fd is gone) */
