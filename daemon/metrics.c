@@ -64,6 +64,12 @@ static const struct scalar {
      "1 when the last restore check of this backup's chain passed."},
     {NULL, "sync_waiting", "checksync_sync_waiting", GAUGE, 1,
      "Sync calls of the app waiting for the backups."},
+    {"standby", "rss_bytes", "checksync_standby_rss_bytes", GAUGE, 1,
+     "Resident memory of this backup's warm standby of the app (0: none)."},
+    {"standby", "generation", "checksync_standby_generation", GAUGE, 1,
+     "Generation the warm standby equals (0: none built)."},
+    {"standby", "applied", "checksync_standby_applied_total", COUNTER, 1,
+     "Generations applied to this backup's warm standbys."},
 };
 
 /* One sample per element of the array ARRAY, labelled LABEL=element.name:
@@ -90,6 +96,8 @@ static const struct per_item {
      "Image bytes sent to the backup."},
     {"backups", "backup", "sessions", NULL, "checksync_backup_sessions_total", COUNTER, 1,
      "Sessions started with the backup (each begins with a full image)."},
+    {"failovers", "path", "count", NULL, "checksync_failovers_total", COUNTER, 1,
+     "Promotions of this node whose app served, by the path its restore took (standby, cold)."},
 };
 
 /* A label value in the text format: backslash, quote and newline escaped. */
@@ -160,6 +168,8 @@ static const struct histogram {
      "answer."},
     {"failover_seconds", NULL, "checksync_failover_duration_seconds",
      "Promotions that restored the app here, from the promotion to the app's first answer."},
+    {"standby_apply_seconds", NULL, "checksync_standby_apply_duration_seconds",
+     "Generations applied to the warm standby, wall time of each apply as the tool measured it."},
 };
 
 /* NAME_SUFFIX{LABEL="VALUE",le="LE"}: LABEL and LE may be NULL. */

@@ -164,9 +164,31 @@ static void test_primary(void)
 
 static void test_backup(void)
 {
-	char *t = render("{\"node\":\"beta\",\"cluster\":\"kv\",\"role\":\"backup\",\"term\":5,"
-	                 "\"lease_remaining_ms\":null,\"peers\":[],\"app\":null,"
-	                 "\"restore_ready\":{\"ready\":true,\"reason\":\"ok\"},\"backups\":[]}");
+	char *t = render(
+	    "{\"node\":\"beta\",\"cluster\":\"kv\",\"role\":\"backup\",\"term\":5,"
+	    "\"lease_remaining_ms\":null,\"peers\":[],\"app\":null,"
+	    "\"restore_ready\":{\"ready\":true,\"reason\":\"ok\"},\"backups\":[],"
+	    "\"standby\":{\"state\":\"ready\",\"why\":\"built\",\"pid\":77,"
+	    "\"generation\":5497558138885,\"rss_bytes\":320000000,\"applied\":12,"
+	    "\"last_apply_ms\":4,\"last_apply_cpu_ms\":3,\"build_ms\":900,\"starts\":1},"
+	    "\"failovers\":[{\"name\":\"standby\",\"count\":3},{\"name\":\"cold\",\"count\":1}],"
+	    "\"histograms\":{\"standby_apply_seconds\":{\"le\":[0.005,0.01],"
+	    "\"cumulative\":[11,12],\"sum\":0.05,\"count\":12}}}");
+	static const char *const want[] = {
+	    "checksync_standby_rss_bytes 320000000",
+	    "checksync_standby_generation 5497558138885",
+	    "# TYPE checksync_standby_applied_total counter",
+	    "checksync_standby_applied_total 12",
+	    "# TYPE checksync_standby_apply_duration_seconds histogram",
+	    "checksync_standby_apply_duration_seconds_bucket{le=\"0.005\"} 11",
+	    "checksync_standby_apply_duration_seconds_count 12",
+	    "# TYPE checksync_failovers_total counter",
+	    "checksync_failovers_total{path=\"standby\"} 3",
+	    "checksync_failovers_total{path=\"cold\"} 1",
+	};
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		CHECK(has_line(t, want[i]), "missing line: %s\n%s", want[i], t);
 
 	CHECK(has_line(t, "checksync_role{role=\"backup\"} 1"), "%s", t);
 	CHECK(count(t, "checksync_role{") == 6 &&
