@@ -119,6 +119,8 @@ size_t cs_proc_kill_tree(pid_t root, int kill_root)
 	pid_t tree[MAX_TREE];
 	size_t n = 0;
 
+	if (root <= 0)
+		return 0; /* kill(0) and kill(-1) would hit the daemon itself */
 	collect_tree(root, tree, &n);
 	for (size_t i = 0; i < n; i++)
 		kill(tree[i], SIGKILL);

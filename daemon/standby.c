@@ -25,6 +25,7 @@
 #define LINE_MAX_BYTES     4096  /* the tool's lines are a few dozen bytes */
 #define POLL_MS            1000  /* status asked this often: rss and state for the status */
 #define PROMOTE_TIMEOUT_MS 10000 /* applying what is pending takes far less */
+#define EOF_WAIT_MS        1000  /* a tool that closed its socket exits well within */
 #define BACKOFF_MIN_MS     1000
 #define BACKOFF_MAX_MS     30000
 
@@ -36,7 +37,7 @@ struct cs_standby {
 	pid_t pid;     /* the tool, 0 when none runs */
 	int pidfd, control;
 	struct bufferevent *bev;
-	struct event *exit_ev, *poll_ev, *promote_ev;
+	struct event *exit_ev, *poll_ev, *promote_ev, *eof_ev;
 	dev_t chain_dev; /* identity of the chain the tool was started on */
 	ino_t chain_ino;
 	uint64_t started_ms, ready_ms, build_ms;
@@ -153,6 +154,7 @@ static void drop_tool(struct cs_standby *s)
 	s->exit_ev = NULL;
 	evtimer_del(s->poll_ev);
 	evtimer_del(s->promote_ev);
+	evtimer_del(s->eof_ev);
 	if (s->control >= 0)
 		close(s->control);
 	if (s->pidfd >= 0)
@@ -358,13 +360,23 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		fail(s, "failed", "the standby tool sent a line longer than 4096 bytes");
 }
 
+static void eof_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	fail(arg, "failed", "the standby tool closed its control socket but did not exit");
+}
+
+/* The socket closes when the tool exits, usually a moment before its exit
+ * is seen: wait for the exit, whose status says more. */
 static void control_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct cs_standby *s = arg;
+	struct timeval tv = {EOF_WAIT_MS / 1000, (EOF_WAIT_MS % 1000) * 1000};
 
-	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		fail(s, "failed", "the standby tool closed its control socket");
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		bufferevent_disable(bev, EV_READ);
+		evtimer_add(s->eof_ev, &tv);
+	}
 }
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
@@ -405,7 +417,7 @@ static void start_tool(struct cs_standby *s)
 	int sv[2], r;
 
 	if (!chain_id(s->p.chain_dir, &s->chain_dev, &s->chain_ino) ||
-	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(why, sizeof(why), "cannot start the standby tool: %s", strerror(errno));
 		fail(s, "failed", why);
 		return;
@@ -421,6 +433,7 @@ static void start_tool(struct cs_standby *s)
 		return;
 	}
 	s->control = sv[0];
+	evutil_make_socket_nonblocking(s->control); /* ours only: the tool's end blocks */
 	s->starts++;
 	s->started_ms = cs_monotonic_ms();
 	s->generation = s->rss = 0;
@@ -541,7 +554,8 @@ int cs_standby_new(struct event_base *base, const struct cs_standby_params *p,
 	cs_hist_init(&s->apply, cs_hist_seconds, cs_hist_seconds_n);
 	s->poll_ev = evtimer_new(base, poll_cb, s);
 	s->promote_ev = evtimer_new(base, promote_timeout_cb, s);
-	if (!s->poll_ev || !s->promote_ev) {
+	s->eof_ev = evtimer_new(base, eof_cb, s);
+	if (!s->poll_ev || !s->promote_ev || !s->eof_ev) {
 		cs_standby_free(s);
 		return -ENOMEM;
 	}
@@ -559,5 +573,7 @@ void cs_standby_free(struct cs_standby *s)
 		event_free(s->poll_ev);
 	if (s->promote_ev)
 		event_free(s->promote_ev);
+	if (s->eof_ev)
+		event_free(s->eof_ev);
 	free(s);
 }
