@@ -702,6 +702,158 @@ def host_or_link_fault(c, kind, primary, backup):
     return "%s %s, %s took over" % (primary, "killed" if kind == "host" else "cut off", backup)
 
 
+# ---- the warm standby (issue 13) ----
+
+REFUSER = os.path.join(HERE, "standby_refuser.py")
+
+
+def standby_of(c, node):
+    s = c[node].status()
+    return (s or {}).get("standby") or {}
+
+
+def wait_standby(c, node, generation, timeout=60):
+    """Waits until node's standby is ready (or applying) at generation or newer."""
+    def ok():
+        sb = standby_of(c, node)
+        return sb.get("state") in ("ready", "applying") and sb.get("generation", 0) >= generation
+    wait_until("%s's standby at generation %d" % (node, generation), ok, timeout, step=0.1)
+    return standby_of(c, node)
+
+
+def restore_events(c, node, t):
+    """(restore_started events, the restore_done) of node's takeover after t."""
+    done = wait_event_since(c, "restore_done", node, t)[0]
+    return events_since(c, "restore_started", node, t), done
+
+
+def take_over(c, primary, backup, t_kill):
+    """After primary's host died at t_kill (time.time()): backup promotes and
+    serves; returns (restore_started events, restore_done, seconds from the
+    kill to the first answer)."""
+    wait_until("%s primary" % backup, lambda: c[backup].role()[0] == "primary", 15)
+    wait_serving(c, backup)
+    took = time.time() - t_kill
+    started_evs, done = restore_events(c, backup, t_kill)
+    return started_evs, done, took
+
+
+def standby_failovers(n, standby=True):
+    """n host kills in a row under kvserver -sync writes, alternating the
+    primary between alpha and beta (the dead host restarts and rejoins as
+    the backup). Before each kill the backup's standby equals the
+    generation the primary had when the backup acknowledged it; the
+    takeover then goes through the standby (restore_started and
+    restore_done with CHECKSYNC_PATH=standby; status app.path standby), or,
+    with checkpoint.standby false, cold with the reason "off:
+    checkpoint.standby is false" and no standby tool ever started. Zero
+    acknowledged writes lost; the metrics count the failovers by path."""
+    path = "standby" if standby else "cold"
+    with app_cluster(checkpoint={"standby": standby}) as c:
+        started(c)
+        w = Writer(c, ["alpha", "beta"])
+        primary, backup = "alpha", "beta"
+        for i in range(n):
+            w.wait_acks(20, node=primary)
+            target = wait_caught_up(c, primary, backup)
+            if standby:
+                sb = wait_standby(c, backup, target)
+                assert sb["rss_bytes"] > 0 and sb["pid"] > 0, sb
+            else:
+                sb = standby_of(c, backup)
+                assert sb["state"] == "off" and sb["starts"] == 0, sb
+            t = time.time()
+            kill_host(c, primary)
+            starts, done, took = take_over(c, primary, backup, t)
+            assert done.get("CHECKSYNC_PATH") == path, done
+            assert [e.get("CHECKSYNC_PATH") for e in starts] == [path], starts
+            if not standby:
+                assert done.get("CHECKSYNC_PATH_REASON") == "off: checkpoint.standby is false", done
+            assert app_of(c, backup).get("path") == path, app_of(c, backup)
+            print("failover %d: %s -> %s, %s path, generation %s, first answer %.2f s after "
+                  "the kill" % (i + 1, primary, backup, path, done.get("CHECKSYNC_GENERATION"),
+                                took))
+            c.start(primary)
+            wait_until("%s back as a backup" % primary, lambda: c.converged(backup), 20)
+            primary, backup = backup, primary
+        w.wait_acks(20, node=primary)
+        acked = w.stop()
+        print("%d writes acknowledged across %d failovers" % (len(acked), n))
+        check_keys(c, w.acks, primary)
+        m = metrics(c, primary)
+        assert m.get('checksync_failovers_total{path="%s"}' % path, 0) >= 1, m
+
+
+def standby_failovers_serve_every_synced_key():
+    """Four failovers through the warm standby (standby_failovers)."""
+    standby_failovers(4)
+
+
+def standby_failovers_long():
+    """Twenty failovers through the warm standby: not in the meson suite
+    (minutes); run it by hand (docs/hacking.md)."""
+    standby_failovers(int(os.environ.get("CS_FAILOVERS") or 20))
+
+
+def standby_off_failovers_take_the_cold_path():
+    """checkpoint.standby false: the same failovers, each cold (standby_failovers)."""
+    standby_failovers(2, standby=False)
+
+
+def standby_killed_or_refused_goes_cold():
+    """A standby that is gone or refuses leaves the failover to the cold
+    path at once, and the journal says why. 1: alpha's host dies and beta's
+    standby tool is SIGKILLed (again whenever it restarts) until beta is
+    primary: beta restores cold ("failed: ..." killed by signal 9, or
+    "building: ..." when the restarted one was not ready). 2: alpha comes
+    back as the backup with a tool whose standby answers promote with an
+    error (standby_refuser.py); beta's host dies: alpha tries the standby
+    (restore_started path=standby), gets "refused: SENTENCE" and restores
+    cold (restore_started and restore_done path=cold with that reason).
+    Every acknowledged write survives both."""
+    with app_cluster() as c:
+        started(c)
+        w = Writer(c, ["alpha", "beta"])
+        w.wait_acks(20)
+        wait_standby(c, "beta", wait_caught_up(c, "alpha", "beta"))
+        t = time.time()
+        kill_host(c, "alpha")
+        killed = 0
+        while c["beta"].role()[0] != "primary":
+            pid = standby_of(c, "beta").get("pid")
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+            time.sleep(0.02)
+        starts, done, _ = take_over(c, "alpha", "beta", t)
+        why = done.get("CHECKSYNC_PATH_REASON", "")
+        print("beta (%d standby tools killed): %s; %s" % (killed, done["MESSAGE"], why))
+        assert killed >= 1 and done.get("CHECKSYNC_PATH") == "cold", done
+        assert why.startswith("failed: the standby tool was killed by signal 9") or \
+            why.startswith("building: "), done
+        assert starts[-1].get("CHECKSYNC_PATH") == "cold", starts
+
+        c.start("alpha", env={"CHECKSYNC_TOOL": REFUSER,
+                              "CHECKSYNC_REAL_TOOL": c.build_file("agent/tool/checksync")})
+        wait_until("alpha back as a backup", lambda: c.converged("beta"), 20)
+        w.wait_acks(20, node="beta")
+        wait_standby(c, "alpha", wait_caught_up(c, "beta", "alpha"))
+        t = time.time()
+        kill_host(c, "beta")
+        starts, done, _ = take_over(c, "beta", "alpha", t)
+        print("alpha:", [(e.get("CHECKSYNC_PATH"), e.get("CHECKSYNC_PATH_REASON")) for e in starts],
+              done["MESSAGE"])
+        assert [e.get("CHECKSYNC_PATH") for e in starts] == ["standby", "cold"], starts
+        refused = "refused: test: promote refused on purpose"
+        assert starts[1].get("CHECKSYNC_PATH_REASON", "").startswith(refused), starts[1]
+        assert done.get("CHECKSYNC_PATH") == "cold", done
+        assert done.get("CHECKSYNC_PATH_REASON", "").startswith(refused), done
+        acked = w.stop()
+        print("%d writes acknowledged" % len(acked))
+        check_keys(c, w.acks, "alpha")
+
+
 SCENARIOS = {f.__name__: f for f in [
     app_killed_is_restored_locally,
     app_killed_with_on_exit_failover_moves_to_beta,
@@ -713,6 +865,10 @@ SCENARIOS = {f.__name__: f for f in [
     backup_restarted_mid_transfer_catches_up,
     failover_repeated,
     failover_randomized,
+    standby_failovers_serve_every_synced_key,
+    standby_failovers_long,
+    standby_off_failovers_take_the_cold_path,
+    standby_killed_or_refused_goes_cold,
 ]}
 
 if __name__ == "__main__":
