@@ -42,6 +42,7 @@ struct cs_standby {
 	ino_t chain_ino;
 	uint64_t started_ms, ready_ms, build_ms;
 	uint64_t generation, rss, applied, last_apply_ms, last_apply_cpu_ms;
+	uint64_t applied_bytes, applied_cpu_ms; /* sums: the cost of applying, per MiB */
 	uint64_t chain_newest, pending_gen, pending_since;
 	unsigned failures;    /* in a row, for the backoff; reset by ready */
 	uint64_t retry_at;    /* cs_monotonic_ms before which no tool starts */
@@ -267,10 +268,13 @@ static void on_ready(struct cs_standby *s, const char *f)
 
 static void on_applied(struct cs_standby *s, const char *f)
 {
-	uint64_t ms = 0;
+	uint64_t ms = 0, bytes = 0;
 
 	field_u64(f, "generation", &s->generation);
-	field_u64(f, "cpu_ms", &s->last_apply_cpu_ms);
+	if (field_u64(f, "cpu_ms", &s->last_apply_cpu_ms))
+		s->applied_cpu_ms += s->last_apply_cpu_ms;
+	if (field_u64(f, "bytes", &bytes))
+		s->applied_bytes += bytes;
 	if (field_u64(f, "ms", &ms)) {
 		s->last_apply_ms = ms;
 		cs_hist_observe(&s->apply, (double)ms / 1000);
@@ -526,13 +530,14 @@ int cs_standby_promote(struct cs_standby *s, uint64_t next_generation, cs_standb
 
 json_t *cs_standby_status(const struct cs_standby *s)
 {
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "state",
-	                 cs_standby_state_name(s->state), "why", s->why, "pid", (json_int_t)s->pid,
-	                 "generation", (json_int_t)s->generation, "rss_bytes", (json_int_t)s->rss,
-	                 "applied", (json_int_t)s->applied, "last_apply_ms",
-	                 (json_int_t)s->last_apply_ms, "last_apply_cpu_ms",
-	                 (json_int_t)s->last_apply_cpu_ms, "build_ms", (json_int_t)s->build_ms,
-	                 "starts", (json_int_t)s->starts);
+	return json_pack(
+	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "state",
+	    cs_standby_state_name(s->state), "why", s->why, "pid", (json_int_t)s->pid, "generation",
+	    (json_int_t)s->generation, "rss_bytes", (json_int_t)s->rss, "applied",
+	    (json_int_t)s->applied, "last_apply_ms", (json_int_t)s->last_apply_ms,
+	    "last_apply_cpu_ms", (json_int_t)s->last_apply_cpu_ms, "applied_bytes",
+	    (json_int_t)s->applied_bytes, "applied_cpu_ms", (json_int_t)s->applied_cpu_ms,
+	    "build_ms", (json_int_t)s->build_ms, "starts", (json_int_t)s->starts);
 }
 
 json_t *cs_standby_apply_json(const struct cs_standby *s)
