@@ -284,13 +284,9 @@ static void reset(struct cs_app *a)
 
 void cs_app_stop(struct cs_app *a, const char *why)
 {
-	size_t n;
-
 	if (!a->tool)
 		return;
-	n = cs_proc_kill_tree(a->tool, 1);
-	cs_log_notice("app stopped (%s): tool pid %d and %zu processes killed", why, (int)a->tool,
-	              n);
+	cs_proc_stop(a->tool, "app", why);
 	reset(a);
 }
 

@@ -131,3 +131,11 @@ size_t cs_proc_kill_tree(pid_t root, int kill_root)
 	wait_gone(tree, n);
 	return n;
 }
+
+void cs_proc_stop(pid_t pid, const char *what, const char *why)
+{
+	size_t n = cs_proc_kill_tree(pid, 1);
+
+	cs_log_notice("%s stopped (%s): tool pid %d and %zu processes killed", what, why, (int)pid,
+	              n);
+}

@@ -19,5 +19,8 @@ int cs_proc_spawn(const char *path, char *const *argv, char *const *env, int pas
  * is then reaped: it must be our child) and waits until they are gone.
  * Returns the number of descendants killed. */
 size_t cs_proc_kill_tree(pid_t root, int kill_root);
+/* cs_proc_kill_tree(pid, 1), logged once: "WHAT stopped (WHY): tool pid P
+ * and N processes killed". */
+void cs_proc_stop(pid_t pid, const char *what, const char *why);
 
 #endif

@@ -167,13 +167,9 @@ static void drop_tool(struct cs_standby *s)
 
 static void kill_tool(struct cs_standby *s, const char *why)
 {
-	size_t n;
-
 	if (!s->pid)
 		return;
-	n = cs_proc_kill_tree(s->pid, 1);
-	cs_log_info("standby stopped (%s): tool pid %d and %zu processes killed", why, (int)s->pid,
-	            n);
+	cs_proc_stop(s->pid, "standby", why);
 	drop_tool(s);
 }
 

@@ -762,6 +762,9 @@ def standby_failovers(n, standby=True):
             else:
                 sb = standby_of(c, backup)
                 assert sb["state"] == "off" and sb["starts"] == 0, sb
+            shown = c[backup].ctl("status").stdout
+            want = "standby:  ready" if standby else "standby:  off (checkpoint.standby is false)"
+            assert want in shown or (standby and "standby:  applying" in shown), shown
             t = time.time()
             kill_host(c, primary)
             starts, done, took = take_over(c, primary, backup, t)
@@ -770,6 +773,7 @@ def standby_failovers(n, standby=True):
             if not standby:
                 assert done.get("CHECKSYNC_PATH_REASON") == "off: checkpoint.standby is false", done
             assert app_of(c, backup).get("path") == path, app_of(c, backup)
+            assert "restored: %s path" % path in c[backup].ctl("status").stdout
             print("failover %d: %s -> %s, %s path, generation %s, first answer %.2f s after "
                   "the kill" % (i + 1, primary, backup, path, done.get("CHECKSYNC_GENERATION"),
                                 took))

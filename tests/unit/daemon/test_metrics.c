@@ -12,17 +12,7 @@
 #include "membership.h"
 #include "metrics.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 /* Stand-ins for membership.c's and app.c's name tables. */
 const char *cs_member_role_name(enum cs_member_role role)
@@ -91,6 +81,12 @@ static int has_line(const char *text, const char *line)
 	return 0;
 }
 
+static void has_lines(const char *text, const char *const *lines, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		CHECK(has_line(text, lines[i]), "missing line: %s\n%s", lines[i], text);
+}
+
 static int count(const char *text, const char *needle)
 {
 	int n = 0;
@@ -145,8 +141,7 @@ static void test_primary(void)
 	    "checksync_backup_up{backup=\"we\\\"ird\\\\name\"} 0",
 	};
 
-	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		CHECK(has_line(t, want[i]), "missing line: %s\n%s", want[i], t);
+	has_lines(t, want, sizeof(want) / sizeof(want[0]));
 	/* A null heartbeat age and a null restore_ready are no sample. */
 	CHECK(!strstr(t, "checksync_peer_heartbeat_age_seconds{peer=\"gamma\"}"), "%s", t);
 	CHECK(!strstr(t, "checksync_restore_ready"), "%s", t);
@@ -187,8 +182,7 @@ static void test_backup(void)
 	    "checksync_failovers_total{path=\"cold\"} 1",
 	};
 
-	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		CHECK(has_line(t, want[i]), "missing line: %s\n%s", want[i], t);
+	has_lines(t, want, sizeof(want) / sizeof(want[0]));
 
 	CHECK(has_line(t, "checksync_role{role=\"backup\"} 1"), "%s", t);
 	CHECK(count(t, "checksync_role{") == 6 &&
