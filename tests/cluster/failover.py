@@ -804,6 +804,59 @@ def standby_off_failovers_take_the_cold_path():
     standby_failovers(2, standby=False)
 
 
+def standby_adopted_app_is_supervised_as_restored():
+    """The daemon's side of a promotion, with a stand-in standby
+    (standby_stand_in.py: ready at once; promoted, it becomes `checksync
+    restore`): alpha's host dies, beta promotes the standby and adopts the
+    tool as its app (path standby in the journal and the status); the
+    adopted app serves every acknowledged write (alpha back as its backup);
+    SIGKILLed, it is restored locally as any app is (app.on_exit restore:
+    cold, "off: this node is not a backup"), its tool gone; cut off, beta
+    fences and its app and tool are gone."""
+    env = {"CHECKSYNC_TOOL": os.path.join(HERE, "standby_stand_in.py")}
+    with app_cluster() as c:
+        real = c.build_file("agent/tool/checksync")
+        os.environ["CHECKSYNC_REAL_TOOL"] = real
+        for n in ("alpha", "beta", "gamma"):
+            c.launch(n, env)
+        for n in ("alpha", "beta", "gamma"):
+            wait_until("%s's control socket" % n, c[n].status, 10)
+        wait_until("alpha primary", lambda: c.converged("alpha"), 20)
+        wait_serving(c, "alpha")
+        w = Writer(c, ["alpha", "beta"])
+        w.wait_acks(30)
+        wait_standby(c, "beta", wait_caught_up(c, "alpha", "beta"))
+        t = time.time()
+        kill_host(c, "alpha")
+        starts, done, took = take_over(c, "alpha", "beta", t)
+        print("beta: %s (first answer %.2f s after the kill)" % (done["MESSAGE"], took))
+        assert [e.get("CHECKSYNC_PATH") for e in starts] == ["standby"], starts
+        assert done.get("CHECKSYNC_PATH") == "standby", done
+        assert app_of(c, "beta")["path"] == "standby", app_of(c, "beta")
+        c.launch("alpha", env)  # alone, beta's Sync has no backup to wait for
+        wait_until("alpha back as a backup", lambda: c.converged("beta"), 20)
+        w.wait_acks(20, node="beta")
+        t = time.time()
+        tool = app_of(c, "beta")["tool_pid"]
+        kill_app(c, "beta")
+        restored = wait_event_since(c, "app_restored_locally", "beta", t)
+        done = wait_event_since(c, "restore_done", "beta", t)[0]
+        assert done.get("CHECKSYNC_PATH") == "cold", done
+        assert done.get("CHECKSYNC_PATH_REASON") == "off: this node is not a backup", done
+        assert pid_gone(tool), "the adopted tool %d outlived its app" % tool
+        print("beta:", restored[0]["MESSAGE"])
+        w.wait_acks(20, node="beta")
+        acked = w.stop()
+        check_keys(c, w.acks, "beta")
+        print("%d writes acknowledged" % len(acked))
+        app = app_of(c, "beta")
+        c.cut("beta")
+        wait_until("beta fenced", lambda: c["beta"].role()[0] == "fenced", 10)
+        for pid in (app["pid"], app["tool_pid"]):
+            wait_until("beta's app (pid %d) gone after the fence" % pid, lambda: pid_gone(pid), 5)
+        c.heal("beta")
+
+
 def standby_killed_or_refused_goes_cold():
     """A standby that is gone or refuses leaves the failover to the cold
     path at once, and the journal says why. 1: alpha's host dies and beta's
@@ -873,6 +926,7 @@ SCENARIOS = {f.__name__: f for f in [
     standby_failovers_long,
     standby_off_failovers_take_the_cold_path,
     standby_killed_or_refused_goes_cold,
+    standby_adopted_app_is_supervised_as_restored,
 ]}
 
 if __name__ == "__main__":
