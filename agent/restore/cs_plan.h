@@ -18,7 +18,7 @@
 #include "../include/cs_agent_abi.h"
 
 #define CS_PLAN_MAGIC   0x4e414c50434e5953ull /* "SYNCPLAN" */
-#define CS_PLAN_VERSION 3
+#define CS_PLAN_VERSION 4
 
 /*
  * The restorer's own region. Its ELF is linked at CS_RESTORER_BASE; its
@@ -120,6 +120,30 @@ struct cs_plan_seccomp {
 	uint64_t prog_off;
 };
 
+/* A range of a mapping the standby keeps across generations (standby.c):
+ * its final protection; has_pages: it receives pages in this step, so it is
+ * made writable for the copy. Also used for page ranges to drop. */
+struct cs_plan_range {
+	uint64_t start, len;
+	uint32_t prot, has_pages;
+};
+
+/* A POSIX record lock the promoted process takes itself: POSIX locks
+ * belong to the process that takes them (struct flock's fields). */
+struct cs_plan_lock {
+	int32_t fd;
+	int16_t type, whence;
+	int64_t start, len;
+};
+
+/* What a plan asks of the restorer (cs_plan_header.mode). */
+enum cs_plan_mode {
+	CS_PLAN_RESTORE = 0, /* a cold restore: memory, then threads at once */
+	CS_PLAN_STANDBY = 1, /* memory, then wait on control_fd for the next plans */
+	CS_PLAN_APPLY = 2,   /* the next generation's memory changes; wait again */
+	CS_PLAN_PROMOTE = 3, /* the last changes, the program's fds, then threads */
+};
+
 struct cs_plan_rlimit {
 	uint32_t resource, reserved;
 	uint64_t cur, max;
@@ -190,6 +214,28 @@ struct cs_plan_header {
 	int32_t status_fd; /* the tool reads "ok" or the error from it */
 	int32_t exe_fd;    /* set with PR_SET_MM_MAP; right above the range below */
 	int32_t helper_lo, helper_hi; /* helper fds closed before threads run */
+
+	/*
+	 * Warm standby (agent/tool/standby.c, docs/restore.md section 9).
+	 * In APPLY and PROMOTE plans, which arrive over control_fd with their
+	 * fds (SCM_RIGHTS), every fd field of maps and copies is an index into
+	 * the fds that came with the plan (the plan's memfd is index 0).
+	 */
+	uint32_t mode; /* enum cs_plan_mode */
+	int32_t control_fd;
+	uint64_t generation;
+	uint32_t n_fds_sent;                /* fds that come with this plan */
+	uint32_t n_unmaps, n_keeps, n_drops; /* struct cs_plan_range each */
+	uint64_t unmaps_off, keeps_off, drops_off;
+	/* PROMOTE: the program's fds, taken from the donor (pidfd_getfd), which
+	 * made them at these numbers; its time namespace; cwd, umask,
+	 * personality; POSIX locks */
+	int32_t donor_pidfd;  /* index of the donor's pidfd among the fds sent */
+	int32_t donor_timens; /* fd number in the donor: its time_for_children */
+	uint32_t n_take, n_locks;
+	uint64_t take_off, locks_off;
+	uint32_t umask, personality;
+	char cwd[4096];
 };
 
 #endif

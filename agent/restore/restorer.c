@@ -25,6 +25,7 @@
 #include "../include/cs_agent_abi.h"
 #include "cs_plan.h"
 #include "creds.h"
+#include "restorer.h"
 #include "sys.h"
 
 #define PAGE            4096ull
@@ -37,8 +38,8 @@ __asm__(".globl cs_restorer_stack_top\n.set cs_restorer_stack_top, cs_restorer_s
 void cs_restorer_main(uint64_t *sp);
 void cs_thread_entry(const struct cs_plan_thread *t);
 
-static const struct cs_plan_header *plan;
-static int report_fd = 2;
+const struct cs_plan_header *plan;
+int report_fd = 2;
 
 static void put_str(char *buf, size_t *n, const char *s)
 {
@@ -77,7 +78,7 @@ static void put_dec(char *buf, size_t *n, long v)
 }
 
 /* "error <what> <addr>: errno <e>\n" on the status fd, then exit. */
-__attribute__((noreturn)) static void fail(const char *what, uint64_t addr, long err)
+__attribute__((noreturn)) void fail(const char *what, uint64_t addr, long err)
 {
 	char buf[256];
 	size_t n = 0;
@@ -97,13 +98,13 @@ __attribute__((noreturn)) static void fail(const char *what, uint64_t addr, long
 		cs_sys1(NR_exit_group, 127);
 }
 
-static void check(long r, const char *what, uint64_t addr)
+void check(long r, const char *what, uint64_t addr)
 {
 	if (r < 0)
 		fail(what, addr, r);
 }
 
-static void map_plan(int fd)
+void map_plan(int fd)
 {
 	struct {
 		uint64_t dev, ino, nlink;
@@ -123,7 +124,8 @@ static void map_plan(int fd)
 	if (plan->magic != CS_PLAN_MAGIC || plan->version != CS_PLAN_VERSION ||
 	    plan->total_len != (uint64_t)st.size)
 		fail("plan is not from this build of checksync", 0, 0);
-	report_fd = plan->status_fd;
+	if (plan->mode == CS_PLAN_RESTORE || plan->mode == CS_PLAN_STANDBY)
+		report_fd = plan->status_fd;
 }
 
 static uint64_t auxv_value(uint64_t *sp, uint64_t type)
@@ -163,12 +165,12 @@ static void unmap_outside_region(void)
 	check(r, "unmapping above the restorer", end);
 }
 
-static const void *at(uint64_t off)
+const void *at(uint64_t off)
 {
 	return (const char *)plan + off;
 }
 
-static void create_maps(void)
+void create_maps(void)
 {
 	const struct cs_plan_map *m = at(plan->maps_off);
 	for (uint32_t i = 0; i < plan->n_maps; i++, m++) {
@@ -187,7 +189,7 @@ static void create_maps(void)
 	}
 }
 
-static void copy_pages(void)
+void copy_pages(void)
 {
 	const struct cs_plan_copy *c = at(plan->copies_off);
 	for (uint32_t i = 0; i < plan->n_copies; i++, c++) {
@@ -209,7 +211,7 @@ static void copy_pages(void)
 /* The advice the program gave each mapping (VmFlags at the checkpoint),
  * given again once its pages are in place: MADV_HUGEPAGE before would
  * only make the copy allocate huge pages early. */
-static void restore_advice(void)
+void restore_advice(void)
 {
 	static const struct {
 		uint32_t bit;
@@ -228,7 +230,7 @@ static void restore_advice(void)
 				      "madvise of a saved region", m->start);
 }
 
-static void final_protections(void)
+void final_protections(void)
 {
 	const struct cs_plan_map *m = at(plan->maps_off);
 	for (uint32_t i = 0; i < plan->n_maps; i++, m++) {
@@ -659,6 +661,8 @@ void cs_restorer_main(uint64_t *sp)
 	if (fd < 0)
 		fail("bad plan fd argument", 0, 0);
 	map_plan(fd);
+	if (plan->mode != CS_PLAN_RESTORE && plan->mode != CS_PLAN_STANDBY)
+		fail("the first plan must be a restore or a standby", 0, 0);
 	uint64_t vdso = auxv_value(sp, AT_SYSINFO_EHDR);
 	if (!vdso && plan->specials[CS_PLAN_VDSO].len)
 		fail("no AT_SYSINFO_EHDR", 0, 0);
@@ -668,6 +672,8 @@ void cs_restorer_main(uint64_t *sp)
 	copy_pages();
 	restore_advice();
 	final_protections();
+	if (plan->mode == CS_PLAN_STANDBY)
+		cs_standby_loop(); /* returns once promoted, with the last plan */
 	place_specials();
 	restore_sigactions();
 	restore_mm();

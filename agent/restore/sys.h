@@ -14,7 +14,8 @@ enum {
 	NR_mremap = 25, NR_madvise = 28, NR_getpid = 39, NR_setitimer = 38, NR_exit = 60, NR_fcntl = 72, NR_prctl = 157, NR_arch_prctl = 158, NR_futex = 202,
 	NR_set_tid_address = 218, NR_rt_sigqueueinfo = 129, NR_rt_tgsigqueueinfo = 297, NR_timer_create = 222, NR_timer_settime = 223,
 	NR_timer_delete = 226, NR_exit_group = 231, NR_set_robust_list = 273,
-	NR_prlimit64 = 302, NR_seccomp = 317, NR_membarrier = 324, NR_rseq = 334, NR_clone3 = 435, NR_close_range = 436,
+	NR_prlimit64 = 302, NR_recvmsg = 47, NR_chdir = 80, NR_umask = 95, NR_personality = 135,
+	NR_dup3 = 292, NR_setns = 308, NR_pidfd_getfd = 438, NR_seccomp = 317, NR_membarrier = 324, NR_rseq = 334, NR_clone3 = 435, NR_close_range = 436,
 };
 
 static inline long cs_sys6(long nr, long a, long b, long c, long d, long e, long f)

@@ -264,3 +264,41 @@ int cs_chain_pick(const char *dir, uint64_t want, struct cs_chain *out, char *ms
 	free(gens);
 	return r;
 }
+
+/*
+ * The images of generation's chain newer than since (a standby's step):
+ * loading stops after a full image or a delta whose parent is since or
+ * older. Each is checked in full and linked as cs_chain_load links them.
+ */
+int cs_chain_load_since(const char *dir, uint64_t generation, uint64_t since,
+                        struct cs_chain *out, struct cs_chain_damage *dmg)
+{
+	memset(out, 0, sizeof(*out));
+	for (uint64_t g = generation; g > since;) {
+		char name[64], path[PATH_MAX];
+		cs_image_filename(name, sizeof(name), g);
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		struct cs_loaded *ni = realloc(out->imgs, (out->n + 1) * sizeof(*ni));
+		if (!ni) {
+			cs_chain_free(out);
+			return -ENOMEM;
+		}
+		out->imgs = ni;
+		dmg->generation = g;
+		int r = cs_loaded_open(path, &out->imgs[out->n], dmg);
+		if (r == 0) {
+			out->n++;
+			r = check_link(&out->imgs[out->n - 1], g,
+			               out->n > 1 ? &out->imgs[out->n - 2] : NULL, dmg);
+		}
+		if (r < 0) {
+			cs_chain_free(out);
+			return r;
+		}
+		const struct cs_image_header *h = &out->imgs[out->n - 1].img->header;
+		if (!(h->flags & CS_IMAGE_F_DELTA))
+			break;
+		g = h->parent_generation;
+	}
+	return 0;
+}

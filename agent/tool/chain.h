@@ -57,6 +57,12 @@ void cs_chain_free(struct cs_chain *c);
 int cs_chain_load_until(const char *dir, uint64_t generation, uint64_t stop, struct cs_chain *out,
                         struct cs_chain_damage *dmg);
 
+/* The images of generation's chain newer than since, newest first: after
+ * a full image or a delta whose parent is since or older, none is needed
+ * to go from since to generation (a standby's step). */
+int cs_chain_load_since(const char *dir, uint64_t generation, uint64_t since,
+                        struct cs_chain *out, struct cs_chain_damage *dmg);
+
 /*
  * The chain to restore: generation `want`, or the newest one when want is
  * 0. On damage returns -EBADMSG and writes a full sentence into msg: the

@@ -449,7 +449,7 @@ static int take_lock(int fd, const struct cs_image_lock *l)
  * (the agent refused POSIX locks on files the restorer holds open to map).
  * A duplicate shares its original's flock, OFD lock and lease.
  */
-static int take_locks(const struct cs_image *img)
+static int take_locks(const struct cs_image *img, int skip_posix)
 {
 	static const char *const kinds[] = {"?", "POSIX", "flock", "OFD", "lease"};
 	for (size_t i = 0; i < img->n_fds; i++) {
@@ -457,6 +457,8 @@ static int take_locks(const struct cs_image *img)
 		for (uint32_t k = 0; f->fd > 2 && k < f->n_locks; k++) {
 			const struct cs_image_lock *l = &f->locks[k];
 			if (f->share_fd >= 0 && l->kind != CS_LOCK_POSIX)
+				continue;
+			if (skip_posix && l->kind == CS_LOCK_POSIX)
 				continue;
 			if (take_lock(f->fd, l) < 0)
 				return cs_restore_fail(
@@ -470,7 +472,8 @@ static int take_locks(const struct cs_image *img)
 	return 0;
 }
 
-static int recreate_fds(const struct cs_image *img)
+/* skip_posix: a donor makes them (standby.c), POSIX locks would be its own */
+static int recreate_fds(const struct cs_image *img, int skip_posix)
 {
 	char *done = calloc(img->n_fds + 1, 1);
 	int err = done ? 0 : cs_restore_fail("out of memory");
@@ -499,7 +502,7 @@ static int recreate_fds(const struct cs_image *img)
 		    img->fds[i].share_fd < 0)
 			err = epoll_registrations(&img->fds[i]);
 	if (!err)
-		err = take_locks(img);
+		err = take_locks(img, skip_posix);
 	free(done);
 	return err;
 }
@@ -507,7 +510,7 @@ static int recreate_fds(const struct cs_image *img)
 /* Helper fds go to [helper_base, ...) in the order the plan names them. */
 static int place_helpers(struct cs_restore *r)
 {
-	int n = cs_restore_helper_count(r) + 1, *src = calloc((size_t)n, sizeof(int)), k = 0;
+	int n = cs_restore_helper_count(r) + 1, *src = calloc((size_t)n + 1, sizeof(int)), k = 0;
 	if (!src)
 		return cs_restore_fail("out of memory");
 	src[k++] = r->status_wr;
@@ -517,12 +520,16 @@ static int place_helpers(struct cs_restore *r)
 	for (size_t i = 0; i < r->n_files; i++)
 		src[k++] = r->files[i].fd;
 	src[k++] = r->exe_fd;
+	if (r->control_fd >= 0) /* a standby's control socket, right above the exe fd */
+		src[k++] = r->control_fd, n++;
 	for (int i = 0; i < n; i++)
 		if (dup2(src[i], r->helper_base + i) < 0)
 			return cs_restore_fail("placing helper fd %d at %d: %s", src[i],
 			                       r->helper_base + i, strerror(errno));
 	status_fd = r->helper_base;
 	close_range(3, (unsigned)r->helper_base - 1, 0);
+	if (r->control_fd >= 0)
+		close_range((unsigned)(r->helper_base + n), ~0u, 0);
 	scratch_min = r->helper_base + n;
 	free(src);
 	return 0;
@@ -530,10 +537,11 @@ static int place_helpers(struct cs_restore *r)
 
 /* Kept by the exec of the restorer (it belongs to the signal struct). Only
  * a restore can tell whether it may be lowered (CAP_SYS_RESOURCE). */
-static int set_oom_score_adj(int32_t v)
+static int set_oom_score_adj(pid_t pid, int32_t v)
 {
-	char buf[16];
-	int fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+	char buf[16], path[64];
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)pid);
+	int fd = open(pid ? path : "/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
 	ssize_t got = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
 	buf[got > 0 ? got : 0] = 0;
 	if (got > 0 && atoi(buf) == v) {
@@ -555,7 +563,7 @@ static int set_oom_score_adj(int32_t v)
 
 /* The CPUs of the saved affinity that this host has: a backup host may
  * have fewer. None of them is a failure only a restore can see. */
-static int set_affinity(const struct cs_image_attrs *a)
+static int set_affinity(pid_t pid, const struct cs_image_attrs *a)
 {
 	uint8_t here[CS_IMAGE_AFFINITY_MAX] = {0}, want[CS_IMAGE_AFFINITY_MAX] = {0};
 	long len = syscall(SYS_sched_getaffinity, 0, sizeof(here), here);
@@ -564,7 +572,7 @@ static int set_affinity(const struct cs_image_attrs *a)
 		any |= (want[i] = a->affinity[i] & here[i]) != 0;
 	if (!a->affinity_len || len <= 0)
 		return 0;
-	if (!any || syscall(SYS_sched_setaffinity, 0, (size_t)len, want) < 0)
+	if (!any || syscall(SYS_sched_setaffinity, pid, (size_t)len, want) < 0)
 		return cs_restore_fail("CPU affinity: %s (a check only a restore can make: none of "
 		                       "the program's CPUs may be here)",
 		                       any ? strerror(errno)
@@ -574,19 +582,28 @@ static int set_affinity(const struct cs_image_attrs *a)
 
 /* Policy, priority and nice, kept by the exec and inherited by every
  * thread the restorer makes. Raising them needs CAP_SYS_NICE. */
-static int set_scheduling(const struct cs_image_attrs *a)
+static int set_scheduling(pid_t pid, const struct cs_image_attrs *a)
 {
 	struct sched_param sp = {.sched_priority = (int)a->sched_priority};
-	if (sched_setscheduler(0, (int)a->sched_policy, &sp) < 0)
+	if (sched_setscheduler(pid, (int)a->sched_policy, &sp) < 0)
 		return cs_restore_fail("scheduling policy %#x priority %u (a check only a restore "
 		                       "can make: real-time policies need CAP_SYS_NICE): %s",
 		                       a->sched_policy, a->sched_priority, strerror(errno));
-	if (setpriority(PRIO_PROCESS, 0, a->nice) < 0)
+	if (setpriority(PRIO_PROCESS, (id_t)pid, a->nice) < 0)
 		return cs_restore_fail(
 		    "nice %d (a check only a restore can make: lowering it needs "
 		    "CAP_SYS_NICE): %s",
 		    (int)a->nice, strerror(errno));
-	return set_affinity(a);
+	return set_affinity(pid, a);
+}
+
+static int exec_restorer(struct cs_restore *r)
+{
+	char fdarg[16];
+	snprintf(fdarg, sizeof(fdarg), "%d", r->helper_base + 1);
+	char *argv[] = {r->restorer, fdarg, NULL}, *envp[] = {NULL};
+	execve(r->restorer, argv, envp);
+	return cs_restore_fail("cannot execute %s: %s", r->restorer, strerror(errno));
 }
 
 int cs_restore_exec(struct cs_restore *r)
@@ -598,7 +615,11 @@ int cs_restore_exec(struct cs_restore *r)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (place_helpers(r) < 0 || recreate_fds(r->img) < 0)
+	if (place_helpers(r) < 0)
+		return -1;
+	if (r->control_fd >= 0)
+		return exec_restorer(r); /* a standby: the program's fds come at promotion */
+	if (recreate_fds(r->img, 0) < 0)
 		return -1;
 	if (r->detach) {
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -610,14 +631,33 @@ int cs_restore_exec(struct cs_restore *r)
 	if (chdir(p->cwd) < 0)
 		return cs_restore_fail("chdir %s: %s", p->cwd, strerror(errno));
 	umask(p->umask);
-	if (r->img->has_attrs && (set_oom_score_adj(r->img->attrs.oom_score_adj) < 0 ||
-	                          set_scheduling(&r->img->attrs) < 0))
+	if (r->img->has_attrs && (set_oom_score_adj(0, r->img->attrs.oom_score_adj) < 0 ||
+	                          set_scheduling(0, &r->img->attrs) < 0))
 		return -1;
 	if (personality(p->personality) < 0)
 		return cs_restore_fail("personality %#x: %s", p->personality, strerror(errno));
-	char fdarg[16];
-	snprintf(fdarg, sizeof(fdarg), "%d", r->helper_base + 1);
-	char *argv[] = {r->restorer, fdarg, NULL}, *envp[] = {NULL};
-	execve(r->restorer, argv, envp);
-	return cs_restore_fail("cannot execute %s: %s", r->restorer, strerror(errno));
+	return exec_restorer(r);
+}
+
+/*
+ * A standby's donor (standby.c), a fork of the tool at promotion: makes
+ * the program's fds at their numbers, for the standby to take with
+ * pidfd_getfd, and gives the standby (host pid target) the attributes a
+ * cold restore's child sets on itself. POSIX locks are left to the
+ * standby: they would be the donor's. Errors go to report as "error ...".
+ */
+int cs_restore_donate(const struct cs_restore *r, int report, pid_t target, int helper_lo)
+{
+	if (dup2(report, helper_lo + 4) < 0)
+		return -1;
+	status_fd = helper_lo + 4;
+	close_range(3, (unsigned)helper_lo + 3, 0);
+	close_range((unsigned)helper_lo + 5, ~0u, 0);
+	scratch_min = helper_lo + 8;
+	if (recreate_fds(r->img, 1) < 0)
+		return -1;
+	if (r->img->has_attrs && (set_oom_score_adj(target, r->img->attrs.oom_score_adj) < 0 ||
+	                          set_scheduling(target, &r->img->attrs) < 0))
+		return -1;
+	return 0;
 }

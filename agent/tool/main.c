@@ -24,6 +24,7 @@ static const struct {
 	{"checkpoint", cs_cmd_checkpoint, "checkpoint --dir DIR"},
 	{"restore", cs_cmd_restore,
 	 "restore --dir DIR [--generation G] [--next-generation N] [--detach | --check]"},
+	{"standby", cs_cmd_standby, "standby --dir DIR [--control-fd N]"},
 	{"inspect", cs_cmd_inspect, "inspect DIR|IMAGE [--json]"},
 	{"compact", cs_cmd_compact, "compact DIR [--generation G] [--onto P]"},
 };

@@ -195,7 +195,7 @@ static void pid_cursor_past_self(void)
 		close(fd);
 }
 
-static pid_t spawn_compactor(const struct cs_launch *l)
+static pid_t spawn_compactor(const struct cs_launch *l, int init_is_parent)
 {
 	pid_t r = clone_pid(l->compactor_pid);
 	if (r != 0)
@@ -204,7 +204,8 @@ static pid_t spawn_compactor(const struct cs_launch *l)
 	uncatch_signals();
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		signal(forwarded[i], SIG_IGN);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (init_is_parent)
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_NAME, "checksync-cmpct");
 	close_range(3, ~0u,
 	            0); /* e.g. a restore's image fds: pruned files keep their space while open */
@@ -239,10 +240,11 @@ static __attribute__((noreturn)) void run_init(const struct cs_launch *l)
 		cs_err("init: clone3 of pid %d: %s", (int)l->pid, strerror(errno));
 		_exit(126);
 	}
-	if (l->close_in_init >= 0)
-		close(l->close_in_init);
+	for (size_t i = 0; i < sizeof(l->close_in_init) / sizeof(l->close_in_init[0]); i++)
+		if (l->close_in_init[i] >= 0)
+			close(l->close_in_init[i]);
 	pid_t compactor = -1;
-	if (l->compact_dir && (compactor = spawn_compactor(l)) < 0)
+	if (l->compact_dir && (compactor = spawn_compactor(l, 1)) < 0)
 		cs_err("init: cannot start the compactor (pid %d): %s", (int)l->compactor_pid,
 		       strerror(errno));
 	/* init has nothing else to hold open: stdio stays for messages only. */
@@ -319,4 +321,30 @@ int cs_launch_wait(pid_t init)
 	sigset_t set;
 	catch_signals(&set);
 	return reap_and_forward(init, -1, &set, NULL);
+}
+
+/*
+ * The compactor of a program that was a warm standby until now: started
+ * into init's PID namespace from outside (setns, then a fork there), so it
+ * gets its pid above every tid there as at a start. Its first parent
+ * exits at once; init adopts it, and the kernel ends it with the
+ * namespace when the program and init are gone.
+ */
+int cs_launch_compactor_late(pid_t init, const struct cs_launch *l)
+{
+	pid_t mid = fork();
+	if (mid < 0)
+		return -errno;
+	if (mid == 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)init);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWPID) < 0)
+			_exit(1);
+		_exit(spawn_compactor(l, 0) < 0 ? 1 : 0);
+	}
+	int st = 0;
+	while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
 }

@@ -18,24 +18,9 @@
 #include <unistd.h>
 
 #include "../restore/cs_plan.h"
+#include "plan_int.h"
 #include "restore.h"
 #include "tool.h"
-
-#define PAGE 4096ull
-
-struct span {
-	uint64_t start, end;
-};
-
-struct copy_list {
-	struct cs_plan_copy *v;
-	size_t n, cap;
-};
-
-struct plan_buf {
-	uint8_t *data;
-	size_t len, cap;
-};
 
 static int cmp_span(const void *a, const void *b)
 {
@@ -43,14 +28,14 @@ static int cmp_span(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-static int cmp_copy(const void *a, const void *b)
+int cs_cmp_copy(const void *a, const void *b)
 {
 	const struct cs_plan_copy *x = a, *y = b;
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
 /* Sorted, merged spans. */
-static size_t normalize(struct span *s, size_t n)
+size_t cs_spans_normalize(struct span *s, size_t n)
 {
 	size_t out = 0;
 	qsort(s, n, sizeof(*s), cmp_span);
@@ -96,8 +81,8 @@ static int cmp_page_run(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-static int take_from_image(const struct cs_image *img, int fd, struct span **needp, size_t *n_need,
-                           struct copy_list *cl)
+int cs_take_from_image(const struct cs_image *img, int fd, struct span **needp, size_t *n_need,
+                       struct copy_list *cl)
 {
 	struct span *need = *needp;
 	size_t nr = img->n_page_runs;
@@ -151,11 +136,11 @@ static int plan_copies(const struct cs_restore *r, int image_fd_base, int partia
 		need[i] =
 		    (struct span){img->resident[i].addr,
 		                  img->resident[i].addr + (uint64_t)img->resident[i].npages * PAGE};
-	size_t n = normalize(need, img->n_resident);
+	size_t n = cs_spans_normalize(need, img->n_resident);
 	int err = 0;
 	for (size_t i = 0; i < r->chain.n && n && !err; i++) {
 		/* copies from one image are contiguous in cl; sort them by address afterwards */
-		err = take_from_image(r->chain.imgs[i].img, image_fd_base + (int)i, &need, &n, cl);
+		err = cs_take_from_image(r->chain.imgs[i].img, image_fd_base + (int)i, &need, &n, cl);
 	}
 	if (!err && n && !partial) {
 		cs_err("refusing: the chain of generation %llu is damaged: live page %#llx has its "
@@ -167,7 +152,7 @@ static int plan_copies(const struct cs_restore *r, int image_fd_base, int partia
 	}
 	free(need);
 	if (!err)
-		qsort(cl->v, cl->n, sizeof(*cl->v), cmp_copy);
+		qsort(cl->v, cl->n, sizeof(*cl->v), cs_cmp_copy);
 	return err;
 }
 
@@ -201,8 +186,8 @@ static const uint32_t special_flag[CS_PLAN_SPECIALS] = {CS_MAP_VVAR, CS_MAP_VVAR
                                                         CS_MAP_VDSO};
 
 /* One saved mapping: a plan map, a vDSO target, or nothing (vsyscall). */
-static int plan_mapping(const struct cs_restore *r, const struct cs_image_mapping *m,
-                        struct cs_plan_header *h, struct cs_plan_map *out, int file_fd_base)
+int cs_plan_mapping(const struct cs_restore *r, const struct cs_image_mapping *m,
+                    struct cs_plan_header *h, struct cs_plan_map *out, int file_fd_base)
 {
 	for (int k = 0; k < CS_PLAN_SPECIALS; k++)
 		if (m->flags & special_flag[k]) {
@@ -234,7 +219,7 @@ static int plan_mapping(const struct cs_restore *r, const struct cs_image_mappin
 }
 
 /* Marks the maps that receive pages; refuses copies outside created maps. */
-static int mark_maps(struct cs_plan_map *maps, size_t n, const struct copy_list *cl)
+int cs_mark_maps(struct cs_plan_map *maps, size_t n, const struct copy_list *cl)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < cl->n; i++) {
@@ -325,7 +310,7 @@ static int plan_threads(const struct cs_restore *r, struct cs_plan_thread *t)
 	return 0;
 }
 
-static int buf_add(struct plan_buf *b, const void *data, size_t len, uint64_t *ret_off)
+int cs_buf_add(struct plan_buf *b, const void *data, size_t len, uint64_t *ret_off)
 {
 	size_t at = (b->len + 15) & ~(size_t)15;
 	if (at + len > b->cap) {
@@ -383,7 +368,7 @@ static int plan_timers(const struct cs_image *img, struct plan_buf *b, struct cs
 		                              .interval_ns = s->interval_ns};
 	}
 	h->n_timers = (uint32_t)img->n_timers;
-	int err = buf_add(b, t, img->n_timers * sizeof(*t), &h->timers_off);
+	int err = cs_buf_add(b, t, img->n_timers * sizeof(*t), &h->timers_off);
 	free(t);
 	return err;
 }
@@ -411,7 +396,7 @@ static int plan_sigqueue(const struct cs_image *img, struct plan_buf *b, struct 
 		memcpy(q[i].info, s->info, sizeof(q[i].info));
 	}
 	h->n_sigq = (uint32_t)img->n_sigqueue;
-	int err = buf_add(b, q, img->n_sigqueue * sizeof(*q), &h->sigq_off);
+	int err = cs_buf_add(b, q, img->n_sigqueue * sizeof(*q), &h->sigq_off);
 	free(q);
 	return err;
 }
@@ -431,11 +416,11 @@ static int plan_seccomp(const struct cs_image *img, struct plan_buf *b, struct c
 			break;
 		}
 		f[i] = (struct cs_plan_seccomp){.tid = s->tid, .flags = s->flags, .len = s->len};
-		err = buf_add(b, s->prog, s->len, &f[i].prog_off);
+		err = cs_buf_add(b, s->prog, s->len, &f[i].prog_off);
 	}
 	h->n_seccomp = (uint32_t)img->n_seccomp;
 	if (!err)
-		err = buf_add(b, f, img->n_seccomp * sizeof(*f), &h->seccomp_off);
+		err = cs_buf_add(b, f, img->n_seccomp * sizeof(*f), &h->seccomp_off);
 	free(f);
 	return err;
 }
@@ -456,7 +441,7 @@ static int plan_maps(const struct cs_restore *r, struct cs_plan_header *h, struc
 		return -ENOMEM;
 	int file_base = r->helper_base + 2 + (int)r->chain.n;
 	for (size_t i = 0; i < img->n_mappings; i++) {
-		int k = plan_mapping(r, &img->mappings[i], h, &maps[n], file_base);
+		int k = cs_plan_mapping(r, &img->mappings[i], h, &maps[n], file_base);
 		if (k < 0) {
 			free(maps);
 			return k;
@@ -481,6 +466,70 @@ static int write_plan(int fd, const struct plan_buf *b)
 	return 0;
 }
 
+/* POSIX record locks, which the promoted process takes itself. */
+static int plan_locks(const struct cs_image *img, struct plan_buf *b, struct cs_plan_header *h)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < img->n_fds; i++)
+		n += img->fds[i].n_locks;
+	struct cs_plan_lock *l = calloc(n + 1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	n = 0;
+	for (size_t i = 0; i < img->n_fds; i++)
+		for (uint32_t k = 0; img->fds[i].fd > 2 && k < img->fds[i].n_locks; k++) {
+			const struct cs_image_lock *s = &img->fds[i].locks[k];
+			if (s->kind != CS_LOCK_POSIX)
+				continue;
+			l[n++] = (struct cs_plan_lock){
+			    .fd = img->fds[i].fd,
+			    .type = s->mode == CS_LOCK_WRITE ? F_WRLCK : F_RDLCK,
+			    .whence = SEEK_SET,
+			    .start = (int64_t)s->start,
+			    .len = s->end == CS_LOCK_EOF ? 0 : (int64_t)(s->end - s->start + 1)};
+		}
+	h->n_locks = (uint32_t)n;
+	int err = cs_buf_add(b, l, n * sizeof(*l), &h->locks_off);
+	free(l);
+	return err;
+}
+
+/* PROMOTE: the program's fds to take from the donor, and what else of the
+ * process the tool's child sets before the exec of a cold restore. */
+static int plan_promote(const struct cs_restore *r, struct plan_buf *b, struct cs_plan_header *h)
+{
+	const struct cs_image *img = r->img;
+	int32_t *take = calloc(img->n_fds + 1, sizeof(*take));
+	if (!take)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->n_fds; i++)
+		if (img->fds[i].fd > 2 && img->fds[i].type != CS_FD_AGENT)
+			take[h->n_take++] = img->fds[i].fd;
+	int err = cs_buf_add(b, take, h->n_take * sizeof(*take), &h->take_off);
+	free(take);
+	if (!err)
+		err = plan_locks(img, b, h);
+	h->helper_lo = r->step->helper_lo;
+	h->helper_hi = h->helper_lo + 1;
+	h->exe_fd = h->helper_lo + 2;
+	h->donor_timens = r->step->donor_timens;
+	h->donor_pidfd = (int32_t)r->step->n_fds_sent - 1;
+	h->umask = img->process.umask;
+	h->personality = img->process.personality;
+	snprintf(h->cwd, sizeof(h->cwd), "%s", img->process.cwd);
+	return err;
+}
+
+static int plan_standby(const struct cs_restore *r, struct plan_buf *b, struct cs_plan_header *h)
+{
+	h->mode = r->step->mode;
+	h->generation = r->img->header.generation;
+	h->n_fds_sent = r->step->n_fds_sent;
+	if (h->mode == CS_PLAN_STANDBY)
+		h->control_fd = h->exe_fd + 1;
+	return h->mode == CS_PLAN_PROMOTE ? plan_promote(r, b, h) : 0;
+}
+
 int cs_plan_build(struct cs_restore *r)
 {
 	struct cs_plan_header h = {.magic = CS_PLAN_MAGIC, .version = CS_PLAN_VERSION};
@@ -491,12 +540,13 @@ int cs_plan_build(struct cs_restore *r)
 	size_t n_maps = 0;
 	struct cs_special_now now;
 	int err = threads ? 0 : -ENOMEM;
-	if (!err)
+	int stepping = r->step && r->step->mode != CS_PLAN_STANDBY;
+	if (!err && !stepping)
 		err = plan_maps(r, &h, &maps, &n_maps);
-	if (!err)
+	if (!err && !stepping)
 		err = plan_copies(r, r->helper_base + 2, 0, &cl);
-	if (!err)
-		err = mark_maps(maps, n_maps, &cl);
+	if (!err && !stepping)
+		err = cs_mark_maps(maps, n_maps, &cl);
 	if (!err)
 		err = plan_threads(r, threads);
 	if (!err)
@@ -523,13 +573,15 @@ int cs_plan_build(struct cs_restore *r)
 		h.dumpable = r->img->attrs.dumpable;
 		h.membarrier = r->img->attrs.membarrier;
 	}
-	err = buf_add(&b, &h, sizeof(h), NULL);
+	err = cs_buf_add(&b, &h, sizeof(h), NULL);
+	if (!err && stepping)
+		err = cs_plan_step_memory(r, &h, &b);
+	if (!err && !stepping)
+		err = cs_buf_add(&b, maps, n_maps * sizeof(*maps), &h.maps_off);
+	if (!err && !stepping)
+		err = cs_buf_add(&b, cl.v, cl.n * sizeof(*cl.v), &h.copies_off);
 	if (!err)
-		err = buf_add(&b, maps, n_maps * sizeof(*maps), &h.maps_off);
-	if (!err)
-		err = buf_add(&b, cl.v, cl.n * sizeof(*cl.v), &h.copies_off);
-	if (!err)
-		err = buf_add(&b, threads, h.n_threads * sizeof(*threads), &h.threads_off);
+		err = cs_buf_add(&b, threads, h.n_threads * sizeof(*threads), &h.threads_off);
 	struct cs_plan_sigaction *sa = calloc(h.n_sigactions + 1, sizeof(*sa));
 	for (size_t i = 0; sa && i < h.n_sigactions; i++) {
 		const struct cs_image_sigaction *s = &r->img->sigactions[i];
@@ -541,7 +593,7 @@ int cs_plan_build(struct cs_restore *r)
 	}
 	if (!err)
 		err =
-		    sa ? buf_add(&b, sa, h.n_sigactions * sizeof(*sa), &h.sigactions_off) : -ENOMEM;
+		    sa ? cs_buf_add(&b, sa, h.n_sigactions * sizeof(*sa), &h.sigactions_off) : -ENOMEM;
 	free(sa);
 	int32_t *cx = calloc(r->img->n_fds + 1, sizeof(*cx));
 	for (size_t i = 0; cx && i < r->img->n_fds; i++) {
@@ -550,7 +602,7 @@ int cs_plan_build(struct cs_restore *r)
 			cx[h.n_cloexec++] = f->fd;
 	}
 	if (!err)
-		err = cx ? buf_add(&b, cx, h.n_cloexec * sizeof(*cx), &h.cloexec_off) : -ENOMEM;
+		err = cx ? cs_buf_add(&b, cx, h.n_cloexec * sizeof(*cx), &h.cloexec_off) : -ENOMEM;
 	free(cx);
 	if (!err)
 		err = plan_timers(r->img, &b, &h);
@@ -558,6 +610,8 @@ int cs_plan_build(struct cs_restore *r)
 		err = plan_sigqueue(r->img, &b, &h);
 	if (!err)
 		err = plan_seccomp(r->img, &b, &h);
+	if (!err && r->step)
+		err = plan_standby(r, &b, &h);
 	if (err)
 		goto out;
 	h.total_len = b.len;

@@ -32,7 +32,7 @@ static int64_t now_ns(clockid_t c)
 
 /* First generation number nobody used in DIR, counting unfinished .tmp
  * images too, so the restored agent never overwrites one. */
-static uint64_t next_generation(const char *dir)
+uint64_t cs_restore_next_generation(const char *dir)
 {
 	uint64_t max = 0;
 	DIR *d = opendir(dir);
@@ -75,7 +75,7 @@ static int read_memory(const struct cs_restore *r, uint64_t addr, uint8_t *out, 
  * in its memory, so the answer is in the image: the environment block the
  * kernel laid out at exec (setenv later changes environ, not this block).
  */
-static int image_wants_compactor(const struct cs_restore *r)
+int cs_restore_wants_compactor(const struct cs_restore *r)
 {
 	static const char want[] = CS_ENV_COMPACTOR "=1";
 	uint64_t start = r->img->process.env_start, end = r->img->process.env_end;
@@ -95,7 +95,7 @@ static int image_wants_compactor(const struct cs_restore *r)
 
 /* A pid for the compactor that no thread of the image has: clone3 gives
  * the threads their saved tids after init has started the compactor. */
-static pid_t compactor_pid(const struct cs_image *img)
+pid_t cs_restore_compactor_pid(const struct cs_image *img)
 {
 	pid_t hi = img->process.pid;
 	for (size_t i = 0; i < img->n_threads; i++)
@@ -119,13 +119,16 @@ static int highest_open_fd(void)
 	return hi;
 }
 
-static int prepare(struct cs_restore *r)
+int cs_restore_prepare(struct cs_restore *r)
 {
 	const struct cs_image *img = r->img;
+	/* A standby checks the program's fds (ports free) at promotion: until
+	 * then the program it stands in for may hold them on this host. */
 	if (cs_validate_unsupported(img) < 0 || cs_validate_abi(img) < 0 ||
-	    cs_validate_fds(img) < 0 || cs_validate_files(r) < 0 || cs_validate_creds(r) < 0)
+	    (!r->step && cs_validate_fds(img) < 0) || cs_validate_files(r) < 0 ||
+	    cs_validate_creds(r) < 0)
 		return -1;
-	r->next_generation = next_generation(r->dir);
+	r->next_generation = cs_restore_next_generation(r->dir);
 	if (r->next_generation < r->min_next_generation)
 		r->next_generation = r->min_next_generation;
 	r->mono_offset_ns = img->header.clock_monotonic_ns - now_ns(CLOCK_MONOTONIC);
@@ -240,17 +243,17 @@ static int launch(struct cs_restore *r)
 	    .child = restore_child,
 	    .arg = r,
 	    .detach = r->detach,
-	    .close_in_init = r->status_wr,
+	    .close_in_init = {r->status_wr, -1, -1},
 	    .dir = r->dir,
 	};
 	char msg[256];
-	if (image_wants_compactor(r)) {
+	if (cs_restore_wants_compactor(r)) {
 		if (cs_compact_policy_from_env(&l.compact, msg, sizeof(msg)) < 0) {
 			cs_err("%s", msg);
 			return 2;
 		}
 		l.compact_dir = r->dir;
-		l.compactor_pid = compactor_pid(r->img);
+		l.compactor_pid = cs_restore_compactor_pid(r->img);
 	}
 	pid_t init;
 	if (cs_launch_start(&l, &init) < 0)
@@ -280,7 +283,8 @@ static int launch(struct cs_restore *r)
 
 int cs_cmd_restore(int argc, char **argv)
 {
-	struct cs_restore r = {.exe_fd = -1, .plan_fd = -1, .status_rd = -1, .status_wr = -1};
+	struct cs_restore r = {
+	    .exe_fd = -1, .plan_fd = -1, .status_rd = -1, .status_wr = -1, .control_fd = -1};
 	uint64_t gen = 0;
 	char msg[2048];
 	if (parse_restore(argc, argv, &r, &gen) < 0)
@@ -299,7 +303,7 @@ int cs_cmd_restore(int argc, char **argv)
 		return 1;
 	}
 	r.img = r.chain.imgs[0].img;
-	if (prepare(&r) < 0)
+	if (cs_restore_prepare(&r) < 0)
 		return 1;
 	if (r.check_only) {
 		/* Everything a restore checks before it changes anything passed:

@@ -9,6 +9,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "chain.h"
 
@@ -33,9 +34,36 @@ struct cs_restore {
 	int64_t mono_offset_ns, boot_offset_ns, away_ns;
 	uint64_t next_generation; /* the restored agent's next image */
 	uint64_t min_next_generation;
-	int check_only; /* --check: validate and build the plan, restore nothing */ /* --next-generation
-	                                                                               (0: none) */
+	int check_only; /* --check: validate and build the plan, restore nothing */
+	/* warm standby (standby.c): NULL for a cold restore */
+	const struct cs_plan_step *step;
+	int control_fd; /* STANDBY: the restorer's end of the control socket, or -1 */
 };
+
+/*
+ * A standby's plan beyond a cold restore's (cs_plan.h, enum cs_plan_mode).
+ * APPLY and PROMOTE plans name fds by index among those sent with them:
+ * the plan's memfd 0, then chain.imgs[0..n) (the images newer than held),
+ * then files[0..n_files).
+ */
+struct cs_plan_step {
+	uint32_t mode;                 /* enum cs_plan_mode */
+	const struct cs_image *held;   /* APPLY, PROMOTE: what the standby holds */
+	/* PROMOTE */
+	int32_t helper_lo;             /* above every program fd */
+	int32_t donor_timens;          /* the donor's fd number of its time namespace */
+	uint32_t n_fds_sent;
+};
+
+/* restore.c: every check, the numbers, the status pipe and the plan
+ * (r->step and r->control_fd set for a standby); 0 or -1 after a message. */
+int cs_restore_prepare(struct cs_restore *r);
+/* Whether the image's agent counts on a compactor (CHECKSYNC_COMPACTOR=1),
+ * and a pid for it above every tid of the image. */
+int cs_restore_wants_compactor(const struct cs_restore *r);
+pid_t cs_restore_compactor_pid(const struct cs_image *img);
+/* The first generation number nobody used in dir (.tmp names count). */
+uint64_t cs_restore_next_generation(const char *dir);
 
 /* validate.c: each returns 0 or -1 after printing why it refuses. */
 int cs_validate_abi(const struct cs_image *img);
@@ -72,6 +100,10 @@ void cs_sock_options(int s, uint32_t opts);
 
 /* fds.c: in the process to restore, before exec. Returns only on failure. */
 int cs_restore_exec(struct cs_restore *r);
+/* fds.c, in a standby's donor (a fork of the tool): the program's fds at
+ * their numbers (report moves to helper_lo + 4, every other fd is closed),
+ * target's attributes. Returns 0, or -1 after "error ..." on report. */
+int cs_restore_donate(const struct cs_restore *r, int report, pid_t target, int helper_lo);
 /* fds.c, in the process being restored: report a failure on the status
  * fd (returns -1), move a new fd onto its number */
 int cs_restore_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -240,7 +240,7 @@ int cs_cmd_run(int argc, char **argv)
 		    CS_INSTALL_LIBDIR, strerror(-r));
 		return 1;
 	}
-	struct cs_launch l = {.child = start_program, .arg = &o, .close_in_init = -1, .dir = o.dir};
+	struct cs_launch l = {.child = start_program, .arg = &o, .close_in_init = {-1, -1, -1}, .dir = o.dir};
 	char msg[256];
 	if (!o.no_compact) {
 		if (cs_compact_policy_from_env(&l.compact, msg, sizeof(msg)) < 0) {

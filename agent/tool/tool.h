@@ -13,6 +13,7 @@
 int cs_cmd_run(int argc, char **argv);
 int cs_cmd_checkpoint(int argc, char **argv);
 int cs_cmd_restore(int argc, char **argv);
+int cs_cmd_standby(int argc, char **argv);
 int cs_cmd_inspect(int argc, char **argv);
 int cs_cmd_compact(int argc, char **argv);
 
@@ -36,7 +37,7 @@ struct cs_launch {
 	int (*child)(void *arg); /* the program's side; returns only on failure */
 	void *arg;
 	int detach;        /* the tool will not wait: init outlives it */
-	int close_in_init; /* an fd init must not keep open (-1: none) */
+	int close_in_init[3]; /* fds init must not keep open (-1: none) */
 	/* A background compactor of this directory next to the program (NULL:
 	 * none), with its pid inside (0: the next free one). */
 	const char *compact_dir;
@@ -47,6 +48,9 @@ struct cs_launch {
 int cs_launch_start(const struct cs_launch *l, pid_t *ret_init);
 /* Host pid of init's first child (from /proc/<init>/task/<init>/children). */
 pid_t cs_launch_child_host_pid(pid_t init);
+/* A compactor (l->compact_dir, compact, compactor_pid) started into the
+ * PID namespace of init after the program (a promoted standby). */
+int cs_launch_compactor_late(pid_t init, const struct cs_launch *l);
 /* Waits for init, forwarding signals; returns the exit status to use. */
 int cs_launch_wait(pid_t init);
 
