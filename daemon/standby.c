@@ -43,6 +43,7 @@ struct cs_standby {
 	uint64_t started_ms, ready_ms, build_ms;
 	uint64_t generation, rss, applied, last_apply_ms, last_apply_cpu_ms;
 	uint64_t applied_bytes, applied_cpu_ms; /* sums: the cost of applying, per MiB */
+	uint64_t skipped;                       /* generations the tool could not apply */
 	uint64_t chain_newest, pending_gen, pending_since;
 	unsigned failures;    /* in a row, for the backoff; reset by ready */
 	uint64_t retry_at;    /* cs_monotonic_ms before which no tool starts */
@@ -321,6 +322,18 @@ static void on_promoted(struct cs_standby *s, const char *f)
 	answer_promote(s, 0, &h, "promoted");
 }
 
+/* A generation the tool cannot apply (its restore checks refuse it): the
+ * standby stays on the one it holds, and falls behind if none follows. */
+static void on_skipped(struct cs_standby *s, const char *f, const char *why)
+{
+	uint64_t g = 0;
+
+	field_u64(f, "generation", &g);
+	s->skipped++;
+	cs_log_warn("standby: generation %" PRIu64 " skipped, it stays at %" PRIu64 ": %s", g,
+	            s->generation, why);
+}
+
 static void handle_line(struct cs_standby *s, char *line)
 {
 	char *why = strstr(line, " why=");
@@ -337,6 +350,8 @@ static void handle_line(struct cs_standby *s, char *line)
 		on_status(s, line);
 	else if (strncmp(line, "promoted ", 9) == 0)
 		on_promoted(s, line);
+	else if (strncmp(line, "skipped ", 8) == 0)
+		on_skipped(s, line, sentence);
 	else if (strncmp(line, "rebuilding ", 11) == 0)
 		set_state(s, CS_STANDBY_BUILDING, "rebuilding: %s", sentence);
 	else if (strncmp(line, "error", 5) == 0 && (line[5] == ' ' || !line[5]))
@@ -526,14 +541,15 @@ int cs_standby_promote(struct cs_standby *s, uint64_t next_generation, cs_standb
 
 json_t *cs_standby_status(const struct cs_standby *s)
 {
-	return json_pack(
-	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "state",
-	    cs_standby_state_name(s->state), "why", s->why, "pid", (json_int_t)s->pid, "generation",
-	    (json_int_t)s->generation, "rss_bytes", (json_int_t)s->rss, "applied",
-	    (json_int_t)s->applied, "last_apply_ms", (json_int_t)s->last_apply_ms,
-	    "last_apply_cpu_ms", (json_int_t)s->last_apply_cpu_ms, "applied_bytes",
-	    (json_int_t)s->applied_bytes, "applied_cpu_ms", (json_int_t)s->applied_cpu_ms,
-	    "build_ms", (json_int_t)s->build_ms, "starts", (json_int_t)s->starts);
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	                 "state", cs_standby_state_name(s->state), "why", s->why, "pid",
+	                 (json_int_t)s->pid, "generation", (json_int_t)s->generation, "rss_bytes",
+	                 (json_int_t)s->rss, "applied", (json_int_t)s->applied, "last_apply_ms",
+	                 (json_int_t)s->last_apply_ms, "last_apply_cpu_ms",
+	                 (json_int_t)s->last_apply_cpu_ms, "applied_bytes",
+	                 (json_int_t)s->applied_bytes, "applied_cpu_ms",
+	                 (json_int_t)s->applied_cpu_ms, "build_ms", (json_int_t)s->build_ms,
+	                 "starts", (json_int_t)s->starts, "skipped", (json_int_t)s->skipped);
 }
 
 json_t *cs_standby_apply_json(const struct cs_standby *s)
