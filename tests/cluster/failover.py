@@ -805,56 +805,61 @@ def standby_off_failovers_take_the_cold_path():
 
 
 def standby_adopted_app_is_supervised_as_restored():
-    """The daemon's side of a promotion, with a stand-in standby
-    (standby_stand_in.py: ready at once; promoted, it becomes `checksync
-    restore`): alpha's host dies, beta promotes the standby and adopts the
-    tool as its app (path standby in the journal and the status); the
-    adopted app serves every acknowledged write (alpha back as its backup);
-    SIGKILLed, it is restored locally as any app is (app.on_exit restore:
-    cold, "off: this node is not a backup"), its tool gone; cut off, beta
-    fences and its app and tool are gone."""
-    env = {"CHECKSYNC_TOOL": os.path.join(HERE, "standby_stand_in.py")}
+    """The promoted standby is supervised as a restored app. alpha's host
+    dies: beta promotes its standby and adopts the tool as its app (path
+    standby in the journal and the status), and with alpha back as its
+    backup the adopted app acknowledges writes. beta is cut off: it fences,
+    and the adopted app and its tool are gone; alpha takes over through its
+    own standby. alpha's adopted app is SIGKILLed: restored locally as any
+    app (app.on_exit restore: cold, "off: this node is not a backup"), its
+    tool gone. Every acknowledged write is served at the end."""
     with app_cluster() as c:
-        real = c.build_file("agent/tool/checksync")
-        os.environ["CHECKSYNC_REAL_TOOL"] = real
-        for n in ("alpha", "beta", "gamma"):
-            c.launch(n, env)
-        for n in ("alpha", "beta", "gamma"):
-            wait_until("%s's control socket" % n, c[n].status, 10)
-        wait_until("alpha primary", lambda: c.converged("alpha"), 20)
-        wait_serving(c, "alpha")
+        started(c)
         w = Writer(c, ["alpha", "beta"])
         w.wait_acks(30)
         wait_standby(c, "beta", wait_caught_up(c, "alpha", "beta"))
         t = time.time()
         kill_host(c, "alpha")
-        starts, done, took = take_over(c, "alpha", "beta", t)
-        print("beta: %s (first answer %.2f s after the kill)" % (done["MESSAGE"], took))
-        assert [e.get("CHECKSYNC_PATH") for e in starts] == ["standby"], starts
-        assert done.get("CHECKSYNC_PATH") == "standby", done
-        assert app_of(c, "beta")["path"] == "standby", app_of(c, "beta")
-        c.launch("alpha", env)  # alone, beta's Sync has no backup to wait for
+        adopted(c, "beta", t)
+        c.start("alpha")  # alone, beta's Sync has no backup to wait for
         wait_until("alpha back as a backup", lambda: c.converged("beta"), 20)
         w.wait_acks(20, node="beta")
-        t = time.time()
-        tool = app_of(c, "beta")["tool_pid"]
-        kill_app(c, "beta")
-        restored = wait_event_since(c, "app_restored_locally", "beta", t)
-        done = wait_event_since(c, "restore_done", "beta", t)[0]
-        assert done.get("CHECKSYNC_PATH") == "cold", done
-        assert done.get("CHECKSYNC_PATH_REASON") == "off: this node is not a backup", done
-        assert pid_gone(tool), "the adopted tool %d outlived its app" % tool
-        print("beta:", restored[0]["MESSAGE"])
-        w.wait_acks(20, node="beta")
-        acked = w.stop()
-        check_keys(c, w.acks, "beta")
-        print("%d writes acknowledged" % len(acked))
+        wait_standby(c, "alpha", wait_caught_up(c, "beta", "alpha"))
         app = app_of(c, "beta")
+        t = time.time()
         c.cut("beta")
         wait_until("beta fenced", lambda: c["beta"].role()[0] == "fenced", 10)
         for pid in (app["pid"], app["tool_pid"]):
-            wait_until("beta's app (pid %d) gone after the fence" % pid, lambda: pid_gone(pid), 5)
+            wait_until("beta's adopted app (pid %d) gone after the fence" % pid,
+                       lambda: pid_gone(pid), 5)
+        adopted(c, "alpha", t)
         c.heal("beta")
+        wait_until("beta back as a backup", lambda: c.converged("alpha"), 20)
+        w.wait_acks(20, node="alpha")
+        t = time.time()
+        tool = app_of(c, "alpha")["tool_pid"]
+        kill_app(c, "alpha")
+        restored = wait_event_since(c, "app_restored_locally", "alpha", t)
+        done = wait_event_since(c, "restore_done", "alpha", t)[0]
+        assert done.get("CHECKSYNC_PATH") == "cold", done
+        assert done.get("CHECKSYNC_PATH_REASON") == "off: this node is not a backup", done
+        assert pid_gone(tool), "the adopted tool %d outlived its app" % tool
+        print("alpha:", restored[0]["MESSAGE"])
+        w.wait_acks(20, node="alpha")
+        acked = w.stop()
+        check_keys(c, w.acks, "alpha")
+        print("%d writes acknowledged" % len(acked))
+
+
+def adopted(c, node, t):
+    """node took over after t through its standby, whose tool is its app now."""
+    wait_until("%s primary" % node, lambda: c[node].role()[0] == "primary", 15)
+    wait_serving(c, node)
+    starts, done = restore_events(c, node, t)
+    print("%s: %s" % (node, done["MESSAGE"]))
+    assert [e.get("CHECKSYNC_PATH") for e in starts] == ["standby"], starts
+    assert done.get("CHECKSYNC_PATH") == "standby", done
+    assert app_of(c, node)["path"] == "standby", app_of(c, node)
 
 
 def standby_killed_or_refused_goes_cold():
