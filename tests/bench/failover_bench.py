@@ -188,6 +188,8 @@ def bench_failover(build, keys, standby):
         done = events(c, "restore_done", "beta")[0]
         times = {"primary_lost": lost - kill, "promoted": promoted - kill,
                  "restore_started": rs - kill, "restore_done": rd - kill, "first_answer": first}
+        # The tool reports whole CPU ms per apply: small deltas round to 0,
+        # so this is a floor, meaningful with large deltas.
         mib = sb.get("applied_bytes", 0) / 2**20
         return dict(repl=repl, chain_mb=chain / 2**20, detect=lost - kill,
                     elect=promoted - kill, restore=(rd - rs) if rs and rd else None,
@@ -218,7 +220,7 @@ def print_failover(keys, f):
         print("  standby on the backup: rss %.0f MiB, built in %s ms, %d generations applied, "
               "%s CPU ms per MiB applied" % (
                   sb["rss_mb"], sb["build_ms"], sb["applied"],
-                  "%.1f" % sb["cpu_ms_per_mib"] if sb["cpu_ms_per_mib"] else "?"))
+                  "%.1f" % sb["cpu_ms_per_mib"] if sb["cpu_ms_per_mib"] is not None else "?"))
 
 
 def print_paths(doc):
