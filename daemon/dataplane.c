@@ -459,23 +459,42 @@ static void ask_pauses(struct cs_dataplane *dp)
 		dp->pauses_asked_at = images;
 }
 
-/* A standby runs on a backup (or a candidate: it is about to be needed)
- * whose chain holds a generation, unless the config turns it off. */
+/* A standby runs on a backup whose chain holds a generation of its
+ * primary's term, unless the config turns it off. One that runs is kept
+ * while an election is under way (it is about to be needed) or while no
+ * primary is known; none is started on a chain about to be replaced. */
 static void tick_standby(struct cs_dataplane *dp)
 {
 	enum cs_member_role role = cs_daemon_role(dp->d);
-	uint64_t newest = cs_store_newest(dp->store);
-	const char *why_not = NULL;
+	uint64_t newest = cs_store_newest(dp->store), lineage = cs_store_lineage(dp->store);
+	enum cs_standby_wish wish = CS_STANDBY_NONE;
+	char why[160];
 
 	if (!dp->standby)
 		return;
 	if (!dp->cfg->checkpoint.standby)
-		why_not = "checkpoint.standby is false";
+		snprintf(why, sizeof(why), "checkpoint.standby is false");
 	else if (dp->term || (role != CS_MROLE_BACKUP && role != CS_MROLE_CANDIDATE))
-		why_not = "this node is not a backup";
+		snprintf(why, sizeof(why), "this node is not a backup");
 	else if (!newest)
-		why_not = "the chain holds no generation yet";
-	cs_standby_want(dp->standby, !why_not, newest, why_not ? why_not : "");
+		snprintf(why, sizeof(why), "the chain holds no generation yet");
+	else if (role == CS_MROLE_CANDIDATE) {
+		wish = CS_STANDBY_KEEP;
+		snprintf(why, sizeof(why), "an election is under way");
+	} else if (cs_daemon_primary(dp->d) < 0) {
+		wish = CS_STANDBY_KEEP; /* a restarted backup: its chain may be old */
+		snprintf(why, sizeof(why), "no primary known yet");
+	} else if (lineage != cs_daemon_term(dp->d)) {
+		wish = CS_STANDBY_KEEP;
+		snprintf(why, sizeof(why),
+		         "the chain is of term %" PRIu64 ", not %" PRIu64
+		         ": waiting for the primary's images",
+		         lineage, cs_daemon_term(dp->d));
+	} else {
+		wish = CS_STANDBY_RUN;
+		why[0] = '\0';
+	}
+	cs_standby_want(dp->standby, wish, newest, why);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)

@@ -117,7 +117,9 @@ static void set_state(struct cs_standby *s, enum cs_standby_state to, const char
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (s->state != to || strcmp(s->why, why) != 0)
+	/* Off stays off quietly whatever the reason: it changes with every
+	 * role change. */
+	if (s->state != to || (to != CS_STANDBY_OFF && strcmp(s->why, why) != 0))
 		cs_log(to == CS_STANDBY_FAILED ? LOG_WARNING : LOG_INFO, "standby: %s -> %s (%s)",
 		       cs_standby_state_name(s->state), cs_standby_state_name(to), why);
 	s->state = to;
@@ -473,23 +475,26 @@ static void track_lag(struct cs_standby *s, uint64_t newest)
 	}
 }
 
-void cs_standby_want(struct cs_standby *s, bool want, uint64_t chain_newest, const char *why_not)
+void cs_standby_want(struct cs_standby *s, enum cs_standby_wish wish, uint64_t chain_newest,
+                     const char *why)
 {
 	if (s->state == CS_STANDBY_PROMOTING)
 		return; /* the promotion decides */
-	if (!want) {
-		kill_tool(s, why_not);
+	if (wish == CS_STANDBY_NONE) {
+		kill_tool(s, why);
 		s->failures = 0;
 		s->retry_at = 0;
-		set_state(s, CS_STANDBY_OFF, "%s", why_not);
+		set_state(s, CS_STANDBY_OFF, "%s", why);
 		return;
 	}
 	if (s->pid && !same_chain(s)) {
 		kill_tool(s, "the chain was replaced by another lineage");
 		set_state(s, CS_STANDBY_OFF, "the chain was replaced by another lineage");
 	}
-	if (!s->pid && cs_monotonic_ms() >= s->retry_at)
+	if (!s->pid && wish == CS_STANDBY_RUN && cs_monotonic_ms() >= s->retry_at)
 		start_tool(s);
+	else if (!s->pid && s->state == CS_STANDBY_OFF)
+		set_state(s, CS_STANDBY_OFF, "%s", why);
 	track_lag(s, chain_newest);
 }
 

@@ -23,7 +23,7 @@ struct event_base;
 struct cs_standby;
 
 enum cs_standby_state {
-	CS_STANDBY_OFF,       /* none wanted here (why_not says why) */
+	CS_STANDBY_OFF,       /* none runs here (why says why) */
 	CS_STANDBY_BUILDING,  /* the tool runs and rebuilds the app */
 	CS_STANDBY_READY,     /* it equals one complete generation */
 	CS_STANDBY_APPLYING,  /* it applies a newer generation */
@@ -63,12 +63,23 @@ int cs_standby_new(struct event_base *base, const struct cs_standby_params *p,
                    struct cs_standby **out);
 void cs_standby_free(struct cs_standby *s); /* kills the tool first */
 
-/* Called on every tick of the data plane: keeps one tool running while
- * want (started at once, or after the backoff when the last one failed),
- * kills it otherwise (why_not: the sentence shown while off). A chain
- * replaced by another lineage (store.c moved it aside) kills the tool and
- * starts a new one. chain_newest: the chain's newest generation. */
-void cs_standby_want(struct cs_standby *s, bool want, uint64_t chain_newest, const char *why_not);
+/* What the data plane wants on this node now. */
+enum cs_standby_wish {
+	CS_STANDBY_NONE, /* no standby: the tool is killed */
+	/* Keep the one that runs, start none: the chain is of another term
+	 * than the primary's and is about to be replaced (a node rejoining
+	 * with its old chain would build a standby only to kill it), or an
+	 * election is under way (the standby is needed in a moment). */
+	CS_STANDBY_KEEP,
+	CS_STANDBY_RUN, /* one runs: started at once, or after the backoff */
+};
+
+/* Called on every tick of the data plane. why: the sentence shown while
+ * no standby runs. A chain replaced by another lineage (store.c moved it
+ * aside) kills the tool, and RUN starts a new one on the new chain.
+ * chain_newest: the chain's newest generation. */
+void cs_standby_want(struct cs_standby *s, enum cs_standby_wish wish, uint64_t chain_newest,
+                     const char *why);
 /* Kills the tool (synchronously: nothing of it is left when it returns). */
 void cs_standby_stop(struct cs_standby *s, const char *why);
 

@@ -3,8 +3,9 @@
  * failover takes (cs_failover_path), a standby built and promoted and its
  * tool handed over, a promote refused or a tool that dies or stays silent
  * (the promotion learns it, nothing is left), a tool that fails at once
- * (failed, no restart before the backoff), a standby no longer wanted, and
- * a chain replaced under a running standby. Usage: test_standby TOOL */
+ * (failed, no restart before the backoff), a standby no longer wanted, one
+ * kept but not started (KEEP), and a chain replaced under a running one. Usage: test_standby TOOL
+ */
 #include <assert.h>
 #include <errno.h>
 #include <signal.h>
@@ -164,10 +165,10 @@ static void test_promote(void)
 	json_t *j;
 	int pid;
 
-	cs_standby_want(s, true, 6, "");
+	cs_standby_want(s, CS_STANDBY_RUN, 6, "");
 	CHECK(run_until(is_ready, s), "never ready");
 	CHECK(run_until(applied_one, s), "the applied generation never counted");
-	cs_standby_want(s, true, 6, "");
+	cs_standby_want(s, CS_STANDBY_RUN, 6, "");
 	cs_standby_view(s, &v);
 	CHECK(v.generation >= 5 && v.same_chain, "generation %llu",
 	      (unsigned long long)v.generation);
@@ -203,7 +204,7 @@ static void test_promote_fails(const char *mode, const char *why)
 	struct answer a = {0};
 	int pid;
 
-	cs_standby_want(s, true, 5, "");
+	cs_standby_want(s, CS_STANDBY_RUN, 5, "");
 	CHECK(run_until(is_ready, s), "%s: never ready", mode);
 	pid = pid_of(s);
 	CHECK(cs_standby_promote(s, 42, promoted, &a) == 0, "%s: promote not sent", mode);
@@ -224,16 +225,16 @@ static void test_crash(void)
 	struct cs_standby *s = new_standby("crash");
 	json_t *j;
 
-	cs_standby_want(s, true, 5, "");
+	cs_standby_want(s, CS_STANDBY_RUN, 5, "");
 	CHECK(run_until(is_failed, s), "never failed");
-	cs_standby_want(s, true, 5, "");
+	cs_standby_want(s, CS_STANDBY_RUN, 5, "");
 	j = cs_standby_status(s);
 	CHECK(strstr(json_string_value(json_object_get(j, "why")), "exited with status 3") &&
 	          json_integer_value(json_object_get(j, "starts")) == 1 &&
 	          json_integer_value(json_object_get(j, "pid")) == 0,
 	      "%s", json_dumps(j, 0));
 	json_decref(j);
-	cs_standby_want(s, false, 5, "checkpoint.standby is false");
+	cs_standby_want(s, CS_STANDBY_NONE, 5, "checkpoint.standby is false");
 	CHECK(state_of(s) == CS_STANDBY_OFF, "not off");
 	cs_standby_free(s);
 }
@@ -246,17 +247,21 @@ static void test_unwanted_and_replaced(void)
 	char aside[sizeof(chain) + 8];
 	int pid;
 
-	cs_standby_want(s, true, 5, "");
+	cs_standby_want(s, CS_STANDBY_RUN, 5, "");
 	CHECK(run_until(is_ready, s), "never ready");
 	pid = pid_of(s);
-	cs_standby_want(s, false, 5, "this node is not a backup");
+	cs_standby_want(s, CS_STANDBY_NONE, 5, "this node is not a backup");
 	CHECK(gone(pid) && state_of(s) == CS_STANDBY_OFF, "still there after want false");
-	cs_standby_want(s, true, 5, "");
+	cs_standby_want(s, CS_STANDBY_KEEP, 5, "the chain is of term 2, not 3");
+	CHECK(pid_of(s) == 0 && state_of(s) == CS_STANDBY_OFF, "KEEP started a standby");
+	cs_standby_want(s, CS_STANDBY_RUN, 5, "");
 	CHECK(run_until(is_ready, s), "never ready again");
 	pid = pid_of(s);
+	cs_standby_want(s, CS_STANDBY_KEEP, 5, "an election is under way");
+	CHECK(pid_of(s) == pid && state_of(s) == CS_STANDBY_READY, "KEEP did not keep it");
 	snprintf(aside, sizeof(aside), "%s.aside", chain);
 	assert(rename(chain, aside) == 0 && mkdir(chain, 0700) == 0);
-	cs_standby_want(s, true, 5, "");
+	cs_standby_want(s, CS_STANDBY_RUN, 5, "");
 	CHECK(gone(pid) && pid_of(s) != pid && pid_of(s) != 0, "the old chain's tool lives on");
 	CHECK(run_until(is_ready, s), "never ready on the new chain");
 	cs_standby_free(s);
