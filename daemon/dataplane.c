@@ -42,9 +42,9 @@ static int start_cold(struct cs_dataplane *dp, uint64_t newest, const char *why)
 {
 	int r;
 
-	dp->path = "cold";
-	cs_event(CS_EV_RESTORE_STARTED, .generation = newest, .reason = why, .path = dp->path,
-	         .path_reason = dp->path_reason);
+	dp->path = CS_PATH_COLD;
+	cs_event(CS_EV_RESTORE_STARTED, .generation = newest, .reason = why,
+	         .path = cs_failover_path_name(CS_PATH_COLD), .path_reason = dp->path_reason);
 	r = cs_app_start(dp->app, CS_APP_RESTORE, generation_floor(dp, dp->term));
 	if (r < 0)
 		cs_event(CS_EV_RESTORE_FAILED, .generation = newest,
@@ -100,9 +100,10 @@ static bool try_standby(struct cs_dataplane *dp, uint64_t newest, const char *wh
 		return false;
 	}
 	dp->promoting = true;
-	dp->path = "standby";
+	dp->path = CS_PATH_STANDBY;
 	dp->path_reason[0] = '\0';
-	cs_event(CS_EV_RESTORE_STARTED, .generation = newest, .reason = why, .path = dp->path);
+	cs_event(CS_EV_RESTORE_STARTED, .generation = newest, .reason = why,
+	         .path = cs_failover_path_name(CS_PATH_STANDBY));
 	return true;
 }
 
@@ -118,6 +119,7 @@ static int start_app(struct cs_dataplane *dp, const char *why)
 		dp->restores++;
 		return try_standby(dp, newest, why) ? 0 : start_cold(dp, newest, why);
 	}
+	dp->path = -1; /* a fresh start restores nothing */
 	r = cs_app_start(dp->app, CS_APP_FRESH, generation_floor(dp, dp->term));
 	if (r < 0)
 		cs_event(CS_EV_RESTORE_FAILED, .reason = "the checksync tool could not be started");
@@ -268,13 +270,12 @@ static void app_serving(void *ctx, enum cs_app_start how, uint64_t took_ms)
 		if (dp->promoted_ms) {
 			cs_hist_observe(&dp->failover_seconds,
 			                (double)(cs_monotonic_ms() - dp->promoted_ms) / 1000);
-			if (dp->path && strcmp(dp->path, "standby") == 0)
-				dp->failovers_standby++;
-			else
-				dp->failovers_cold++;
+			if (dp->path >= 0)
+				dp->failovers[dp->path]++;
 		}
 		cs_event(CS_EV_RESTORE_DONE, .generation = dp->start_generation,
-		         .bytes = dp->start_bytes, CS_DURATION(took_ms), .path = dp->path,
+		         .bytes = dp->start_bytes, CS_DURATION(took_ms),
+		         .path = dp->path >= 0 ? cs_failover_path_name(dp->path) : NULL,
 		         .path_reason = dp->path_reason);
 		if (dp->local_restore)
 			cs_event(CS_EV_APP_RESTORED_LOCALLY, .generation = dp->start_generation);
@@ -361,9 +362,10 @@ static json_t *counters(const struct cs_dataplane *dp)
  * per path, so the metric has a series for each from the start. */
 static json_t *failovers(const struct cs_dataplane *dp)
 {
-	return json_pack("[{s:s, s:I}, {s:s, s:I}]", "name", "standby", "count",
-	                 (json_int_t)dp->failovers_standby, "name", "cold", "count",
-	                 (json_int_t)dp->failovers_cold);
+	return json_pack("[{s:s, s:I}, {s:s, s:I}]", "name", cs_failover_path_name(CS_PATH_STANDBY),
+	                 "count", (json_int_t)dp->failovers[CS_PATH_STANDBY], "name",
+	                 cs_failover_path_name(CS_PATH_COLD), "count",
+	                 (json_int_t)dp->failovers[CS_PATH_COLD]);
 }
 
 /* The distributions behind the metrics' histograms (cs_hist_json). */
@@ -392,7 +394,9 @@ static json_t *status(void *arg)
 		json_object_set_new(app, "generation",
 		                    json_integer((json_int_t)cs_store_newest(dp->store)));
 		json_object_set_new(app, "restores", json_integer((json_int_t)dp->restore_next));
-		json_object_set_new(app, "path", dp->path ? json_string(dp->path) : json_null());
+		json_object_set_new(app, "path",
+		                    dp->path >= 0 ? json_string(cs_failover_path_name(dp->path))
+		                                  : json_null());
 		json_object_set_new(app, "path_reason", json_string(dp->path_reason));
 	}
 	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:I}", "app", app,
@@ -586,6 +590,7 @@ int cs_dataplane_new(struct cs_daemon *d, const struct cs_config *cfg, const cha
 	dp->d = d;
 	dp->cfg = cfg;
 	dp->recv_peer = -1;
+	dp->path = -1;
 	cs_hist_init(&dp->restore_seconds, cs_hist_seconds, cs_hist_seconds_n);
 	cs_hist_init(&dp->failover_seconds, cs_hist_seconds, cs_hist_seconds_n);
 	cs_hist_init(&dp->sync_latency.ok, cs_hist_seconds, cs_hist_seconds_n);

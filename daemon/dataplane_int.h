@@ -42,7 +42,7 @@ struct cs_dataplane {
 	bool served_in_term;       /* ... at least once in this term */
 	bool announce;             /* run the notify hook when it serves */
 	bool promoting;            /* the standby was asked to promote; no answer yet */
-	const char *path;          /* how the last restore went: "standby", "cold" */
+	int path;                  /* enum cs_failover_path of the last restore, -1: none */
 	char path_reason[400];     /* why it went cold ("" for the standby path) */
 	uint64_t restore_times[CS_DP_RESTORE_RING];
 	unsigned restore_next;
@@ -52,7 +52,7 @@ struct cs_dataplane {
 	 * answer); Sync latencies; checkpoints seen when the agent's pauses
 	 * were last asked for. */
 	uint64_t restores, promotions;
-	uint64_t failovers_standby, failovers_cold; /* promotions that served, by path */
+	uint64_t failovers[2]; /* promotions that served, by enum cs_failover_path */
 	struct cs_hist restore_seconds, failover_seconds;
 	struct cs_sync_latency sync_latency;
 	uint64_t promoted_ms; /* 0: no failover in progress */

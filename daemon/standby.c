@@ -40,7 +40,7 @@ struct cs_standby {
 	struct event *exit_ev, *poll_ev, *promote_ev, *eof_ev;
 	dev_t chain_dev; /* identity of the chain the tool was started on */
 	ino_t chain_ino;
-	uint64_t started_ms, ready_ms, build_ms;
+	uint64_t build_ms;
 	uint64_t generation, rss, applied, last_apply_ms, last_apply_cpu_ms;
 	uint64_t applied_bytes, applied_cpu_ms; /* sums: the cost of applying, per MiB */
 	uint64_t skipped;                       /* generations the tool could not apply */
@@ -260,7 +260,6 @@ static void on_ready(struct cs_standby *s, const char *f)
 	field_u64(f, "rss", &s->rss);
 	field_u64(f, "ms", &s->build_ms);
 	s->failures = 0;
-	s->ready_ms = cs_monotonic_ms();
 	set_state(s, CS_STANDBY_READY, "built from generation %" PRIu64 " in %" PRIu64 " ms",
 	          s->generation, s->build_ms);
 }
@@ -452,7 +451,6 @@ static void start_tool(struct cs_standby *s)
 	s->control = sv[0];
 	evutil_make_socket_nonblocking(s->control); /* ours only: the tool's end blocks */
 	s->starts++;
-	s->started_ms = cs_monotonic_ms();
 	s->generation = s->rss = 0;
 	set_state(s, CS_STANDBY_BUILDING, "tool pid %d started on %s", (int)s->pid, s->p.chain_dir);
 	if (watch_tool(s) < 0)
