@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -160,14 +161,30 @@ def wait_caught_up(c, primary, backup, timeout=30):
     return target
 
 
-def metrics(c, node):
-    """node's Prometheus samples {name{labels}: value}, scraped on the
-    loopback of its network namespace."""
+def metrics_text(c, node):
+    """node's Prometheus text, scraped on the loopback of its network namespace."""
     r = sh("ip", "netns", "exec", c[node].ns, "curl", "-s", "-f", "-m", "5",
            "http://127.0.0.1:%d/metrics" % harness.METRICS_PORT, check=False, timeout=20)
     assert r.returncode == 0, "no metrics from %s: %s" % (node, r.stderr)
-    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in r.stdout.splitlines()
+    return r.stdout
+
+
+def metrics(c, node):
+    """node's Prometheus samples {name{labels}: value}."""
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in
+                                     metrics_text(c, node).splitlines()
                                      if line and not line.startswith("#"))}
+
+
+def promtool_check(text):
+    """`promtool check metrics` finds nothing (skipped, saying so, without
+    promtool: tests/unit/daemon/test_metrics_http.py fetches it)."""
+    if not shutil.which("promtool"):
+        print("SKIP promtool check: no promtool on PATH")
+        return
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr
 
 
 def check_primary_metrics(c, primary, backup):
@@ -759,6 +776,8 @@ def standby_failovers(n, standby=True):
             if standby:
                 sb = wait_standby(c, backup, target)
                 assert sb["rss_bytes"] > 0 and sb["pid"] > 0, sb
+                if i == 0:
+                    check_standby_metrics(c, backup, target)
             else:
                 sb = standby_of(c, backup)
                 assert sb["state"] == "off" and sb["starts"] == 0, sb
@@ -786,6 +805,19 @@ def standby_failovers(n, standby=True):
         check_keys(c, w.acks, primary)
         m = metrics(c, primary)
         assert m.get('checksync_failovers_total{path="%s"}' % path, 0) >= 1, m
+
+
+def check_standby_metrics(c, backup, target):
+    """The backup's scrape shows its standby (rss, generation) and passes promtool."""
+    text = metrics_text(c, backup)
+    promtool_check(text)
+    m = metrics(c, backup)
+    assert m.get("checksync_standby_rss_bytes", 0) > 0, m
+    assert m.get("checksync_standby_generation", 0) >= target, m
+    assert 'checksync_failovers_total{path="standby"}' in m, m
+    print("%s's standby: %.0f MiB resident, generation %d, %d generations applied" % (
+        backup, m["checksync_standby_rss_bytes"] / 2**20, m["checksync_standby_generation"],
+        m.get("checksync_standby_applied_total", 0)))
 
 
 def standby_failovers_serve_every_synced_key():
