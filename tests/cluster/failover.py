@@ -738,6 +738,16 @@ def wait_standby(c, node, generation, timeout=60):
     return standby_of(c, node)
 
 
+def started_with_standby(c, acks):
+    """Boots the cluster (alpha primary) with a writer that got acks
+    acknowledged and beta's standby at the generation beta acknowledged."""
+    started(c)
+    w = Writer(c, ["alpha", "beta"])
+    w.wait_acks(acks)
+    wait_standby(c, "beta", wait_caught_up(c, "alpha", "beta"))
+    return w
+
+
 def restore_events(c, node, t):
     """(restore_started events, the restore_done) of node's takeover after t."""
     done = wait_event_since(c, "restore_done", node, t)[0]
@@ -846,10 +856,7 @@ def standby_adopted_app_is_supervised_as_restored():
     app (app.on_exit restore: cold, "off: this node is not a backup"), its
     tool gone. Every acknowledged write is served at the end."""
     with app_cluster() as c:
-        started(c)
-        w = Writer(c, ["alpha", "beta"])
-        w.wait_acks(30)
-        wait_standby(c, "beta", wait_caught_up(c, "alpha", "beta"))
+        w = started_with_standby(c, 30)
         t = time.time()
         kill_host(c, "alpha")
         adopted(c, "beta", t)
@@ -906,10 +913,7 @@ def standby_killed_or_refused_goes_cold():
     cold (restore_started and restore_done path=cold with that reason).
     Every acknowledged write survives both."""
     with app_cluster() as c:
-        started(c)
-        w = Writer(c, ["alpha", "beta"])
-        w.wait_acks(20)
-        wait_standby(c, "beta", wait_caught_up(c, "alpha", "beta"))
+        w = started_with_standby(c, 20)
         t = time.time()
         kill_host(c, "alpha")
         killed = 0
