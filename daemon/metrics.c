@@ -15,6 +15,7 @@
 
 #include "app.h"
 #include "membership.h"
+#include "standby.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -296,6 +297,21 @@ static unsigned app_states(void)
 	return n;
 }
 
+static const char *standby_state_name(unsigned i)
+{
+	return cs_standby_state_name((enum cs_standby_state)i);
+}
+
+/* cs_standby_state_name answers "?" past the last state. */
+static unsigned standby_states(void)
+{
+	unsigned n = 0;
+
+	while (strcmp(standby_state_name(n), "?") != 0)
+		n++;
+	return n;
+}
+
 static void render_info(FILE *f, const json_t *status)
 {
 	const char *node = json_string_value(json_object_get(status, "node"));
@@ -312,6 +328,7 @@ static void render_info(FILE *f, const json_t *status)
 char *cs_metrics_render(const json_t *status, size_t *ret_len)
 {
 	const json_t *app = json_object_get(status, "app");
+	const json_t *standby = json_object_get(status, "standby");
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -327,6 +344,11 @@ char *cs_metrics_render(const json_t *status, size_t *ret_len)
 		               "The app's state on this node, 1 for the current one.",
 		               json_string_value(json_object_get(app, "state")), app_state_name,
 		               app_states());
+	if (json_is_object(standby))
+		render_one_hot(f, "checksync_standby_state", "state",
+		               "The warm standby on this node, 1 for the current state.",
+		               json_string_value(json_object_get(standby, "state")),
+		               standby_state_name, standby_states());
 	for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++)
 		render_scalar(f, status, &scalars[i]);
 	for (size_t i = 0; i < sizeof(histograms) / sizeof(histograms[0]); i++)

@@ -822,6 +822,8 @@ def check_standby_metrics(c, backup, target):
     text = metrics_text(c, backup)
     promtool_check(text)
     m = metrics(c, backup)
+    assert m.get('checksync_standby_state{state="ready"}', 0) + m.get(
+        'checksync_standby_state{state="applying"}', 0) == 1, m
     assert m.get("checksync_standby_rss_bytes", 0) > 0, m
     assert m.get("checksync_standby_generation", 0) >= target, m
     assert 'checksync_failovers_total{path="standby"}' in m, m

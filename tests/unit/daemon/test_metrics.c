@@ -11,15 +11,23 @@
 #include "histogram.h"
 #include "membership.h"
 #include "metrics.h"
+#include "standby.h"
 
 #include "check.h"
 
-/* Stand-ins for membership.c's and app.c's name tables. */
+/* Stand-ins for membership.c's, app.c's and standby.c's name tables. */
 const char *cs_member_role_name(enum cs_member_role role)
 {
 	static const char *const names[] = {"init",    "backup", "candidate",
 	                                    "primary", "fenced", "witness"};
 	return (unsigned)role < sizeof(names) / sizeof(names[0]) ? names[role] : "?";
+}
+
+const char *cs_standby_state_name(enum cs_standby_state s)
+{
+	static const char *const names[] = {"off",      "building",  "ready",
+	                                    "applying", "promoting", "failed"};
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
 }
 
 const char *cs_app_state_name(enum cs_app_state s)
@@ -170,6 +178,9 @@ static void test_backup(void)
 	    "\"histograms\":{\"standby_apply_seconds\":{\"le\":[0.005,0.01],"
 	    "\"cumulative\":[11,12],\"sum\":0.05,\"count\":12}}}");
 	static const char *const want[] = {
+	    "# TYPE checksync_standby_state gauge",
+	    "checksync_standby_state{state=\"ready\"} 1",
+	    "checksync_standby_state{state=\"failed\"} 0",
 	    "checksync_standby_rss_bytes 320000000",
 	    "checksync_standby_generation 5497558138885",
 	    "# TYPE checksync_standby_applied_total counter",
