@@ -59,6 +59,7 @@ static const char *const fd_type_names[] = {
     [CS_FD_SIGNALFD] = "SIGNALFD",
     [CS_FD_SOCKETPAIR] = "SOCKETPAIR",
     [CS_FD_INOTIFY] = "INOTIFY",
+    [CS_FD_MEMFD] = "MEMFD",
 };
 
 const char *cs_image_fd_type_name(uint32_t type)

@@ -146,6 +146,10 @@ struct cs_image_process {
 #define CS_MAP_AGENT       0x0400u /* agent scratch memory: recreated empty, never copied */
 #define CS_MAP_GROWSDOWN   0x0800u
 #define CS_MAP_TRACKED     0x1000u /* private writable: its live pages are in the images */
+/* Shared memory object (memfd, MAP_SHARED anonymous, /dev/zero), with
+ * SHARED: its pages are in every image in full, ino names the object
+ * (mappings with the same ino share one object after a restore). */
+#define CS_MAP_SHMEM       0x2000u
 
 /* Advice a program gave a mapping (madvise), as /proc/PID/smaps VmFlags
  * shows it; the restorer gives it again (version 3). */
@@ -209,6 +213,8 @@ enum cs_image_fd_type {
 	CS_FD_SIGNALFD = 16,      /* its signal mask in eventfd_count */
 	CS_FD_SOCKETPAIR = 17,    /* unix socket whose peer is in the image (peer_id) or gone (0) */
 	CS_FD_INOTIFY = 18,       /* its watches in file_data (docs/image-format.md) */
+	CS_FD_MEMFD = 19,         /* memfd: content in file_data, pipe_id its inode (the ino of
+	                           * SHMEM mappings of it), eventfd_flags its seals */
 };
 /* "REGULAR", "PIPE", ...; NULL for an unknown type. */
 const char *cs_image_fd_type_name(uint32_t type);

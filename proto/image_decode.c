@@ -291,7 +291,7 @@ int cs_img_decode_process(struct cs_rd *r, struct cs_image_process *p)
 
 /* ---- MAPPINGS ----------------------------------------------------------- */
 
-#define CS_MAP_ALL 0x1fffu
+#define CS_MAP_ALL 0x3fffu
 
 static int check_mapping(struct cs_rd *r, const struct cs_image_mapping *m, uint64_t prev_end)
 {
@@ -313,6 +313,9 @@ static int check_mapping(struct cs_rd *r, const struct cs_image_mapping *m, uint
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown prot bits 0x%x", m->prot);
 	if (m->flags & ~CS_MAP_ALL)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "unknown flags 0x%x", m->flags);
+	if ((m->flags & CS_MAP_SHMEM) && !(m->flags & CS_MAP_SHARED))
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "flags 0x%x: SHMEM without SHARED",
+		                  m->flags);
 	if ((m->madvise & ~CS_MADV_ALL) ||
 	    (m->madvise & (CS_MADV_HUGEPAGE | CS_MADV_NOHUGEPAGE)) ==
 	        (CS_MADV_HUGEPAGE | CS_MADV_NOHUGEPAGE) ||
@@ -505,7 +508,7 @@ static int decode_file_data(struct cs_rd *r, struct cs_image_fd *f)
 	TRY(rd_len(r, "file_data", CS_IMAGE_FILE_DATA_MAX, &f->file_data_len));
 	if (f->file_data_len == 0)
 		return 0;
-	if (f->type != CS_FD_TMPFILE && f->type != CS_FD_INOTIFY)
+	if (f->type != CS_FD_TMPFILE && f->type != CS_FD_INOTIFY && f->type != CS_FD_MEMFD)
 		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "fd %d is %s but carries file data", f->fd,
 		                  cs_image_fd_type_name(f->type));
 	data = malloc(f->file_data_len);

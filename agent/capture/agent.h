@@ -66,6 +66,7 @@ struct cs_thread_rec {
 	uint64_t rseq_addr;
 	uint32_t rseq_len, rseq_sig;
 	uint64_t pending; /* rt_sigpending in the handler: own and shared queues */
+	uint32_t rseq_ask; /* an rseq area not glibc's is registered: the supervisor reads it */
 };
 
 /* Results the writer child leaves for the parent (a MAP_SHARED page). */
@@ -120,6 +121,11 @@ struct cs_capture {
 	uint8_t *copy;
 	size_t copy_cap, copy_len;
 	uint64_t brk;
+	/* shared memory mappings (shmem.c): their live pages, copied during
+	 * the freeze into shm_data in run order */
+	struct cs_runs shm;
+	uint8_t *shm_data;
+	size_t shm_len, shm_cap;
 	struct cs_thread_rec *threads;
 	uint32_t n_threads;
 	struct cs_image_fd *fds;
@@ -224,6 +230,11 @@ const char *cs_errname(int e);
 /* maps.c */
 int cs_maps_read(struct cs_maps *m);
 const char *cs_vma_path(const struct cs_maps *m, const struct cs_vma *v);
+/* The mapped file through /proc/self/map_files/START-END (it needs
+ * CAP_CHECKPOINT_RESTORE): an fd, or -1 with errno. */
+int cs_vma_open(const struct cs_vma *v);
+/* "mapping START-END", as refusals name a mapping */
+void cs_vma_name(char *out, size_t cap, const struct cs_vma *v);
 
 /* track.c */
 int cs_track_open(struct cs_agent *a);
@@ -242,6 +253,15 @@ int cs_runs_sub(const struct cs_runs *x, const struct cs_runs *d, struct cs_runs
 int cs_runs_append(struct cs_runs *to, const struct cs_runs *from);
 uint64_t cs_runs_pages(const struct cs_runs *r);
 int cs_runs_overlap(const struct cs_runs *r, uint64_t start, uint64_t end);
+
+/* shmem.c: shared memory objects, copied in full during the freeze */
+#define CS_SHMEM_MAX (64u << 20) /* bytes of all shared mappings together */
+int cs_shmem_capture(struct cs_capture *c);
+/* Adds the copied pages to runs (sorted and disjoint again). */
+int cs_shmem_merge(const struct cs_capture *c, struct cs_runs *runs);
+/* npages from addr into dst, shared memory pages from the freeze's copy
+ * (the program writes on; a PROT_NONE one cannot be read in place). */
+void cs_shmem_copy(const struct cs_capture *c, uint8_t *dst, uint64_t addr, uint32_t npages);
 
 /* fds.c: runs in the parent during the freeze (file descriptions are shared) */
 int cs_fds_capture(struct cs_agent *a, struct cs_capture *c);
@@ -359,6 +379,11 @@ int cs_sup_stop(struct cs_agent *a, pid_t tid, int sig, uint64_t *ret_mask, char
 int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why);
 int cs_sup_own_dir(struct cs_agent *a, char *why);
 int cs_sup_own(struct cs_agent *a, char *why);
+/* The thread's rseq registration (PTRACE_GET_RSEQ_CONFIGURATION). */
+int cs_sup_rseq(struct cs_agent *a, pid_t tid, uint64_t *ret_addr, uint32_t *ret_len,
+                uint32_t *ret_sig, char *why);
+/* freeze.c, during the freeze: the rseq areas the threads could not name */
+void cs_rseq_capture(struct cs_agent *a, struct cs_capture *c);
 /* The siginfos queued on tid (shared: the process's queue instead), in the
  * kernel's order: *ret_n of CS_IMAGE_SIGINFO bytes at *ret_infos, valid
  * until the next call. */

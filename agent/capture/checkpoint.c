@@ -85,15 +85,10 @@ static void unsupported_mappings(struct cs_capture *c)
 	for (size_t i = 0; i < c->maps.n; i++) {
 		const struct cs_vma *v = &c->maps.v[i];
 		if (!(v->flags & CS_MAP_SHARED) || !(v->prot & PROT_WRITE) ||
-		    (v->flags & CS_MAP_AGENT))
+		    (v->flags & (CS_MAP_AGENT | CS_MAP_SHMEM)))
 			continue;
-		char what[CS_ERR_MAX], num[24];
-		cs_strlcpy(what, "mapping ", sizeof(what));
-		cs_fmt_hex(num, v->start);
-		cs_strlcat(what, num, sizeof(what));
-		cs_strlcat(what, "-", sizeof(what));
-		cs_fmt_hex(num, v->end);
-		cs_strlcat(what, num, sizeof(what));
+		char what[CS_ERR_MAX];
+		cs_vma_name(what, sizeof(what), v);
 		cs_strlcat(what, " shared writable ", sizeof(what));
 		cs_strlcat(what, v->path_off ? cs_vma_path(&c->maps, v) : "(anonymous)",
 		           sizeof(what));
@@ -147,6 +142,9 @@ static int select_uffd(struct cs_agent *a, struct cs_capture *c)
 	a->phase_ns[5] = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC) - t0;
 	if (!r)
 		r = cs_golive_filter(c, 1);
+	/* shared memory goes whole into every image, copied already */
+	if (!r && c->shm.n && !(r = cs_shmem_merge(c, &c->resident)))
+		r = cs_shmem_merge(c, &c->send);
 	if (r)
 		return r;
 	c->send_pages = cs_runs_pages(&c->send);
@@ -201,7 +199,7 @@ static int copy_pages(struct cs_capture *c)
 			int r = cs_image_put_page_run_head(&out, addr, k);
 			if (r)
 				return r;
-			cs_copy(out.data + out.len, (const void *)addr, (size_t)k * CS_PAGE);
+			cs_shmem_copy(c, out.data + out.len, addr, k);
 			out.len += (size_t)k * CS_PAGE;
 			addr += (uint64_t)k * CS_PAGE;
 			left -= k;
@@ -266,6 +264,9 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	if (r)
 		return cs_set_err(c->errmsg, "reading /proc/self/maps failed", NULL, NULL), r;
 	unsupported_mappings(c);
+	r = cs_shmem_capture(c);
+	if (r)
+		return cs_set_err(c->errmsg, "copying shared memory failed", NULL, NULL), r;
 	t1 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	c->brk = (uint64_t)syscall(SYS_brk, 0);
 	if (a->mode == CS_MODE_UFFD)
@@ -290,6 +291,7 @@ int cs_capture_frozen(struct cs_agent *a, struct cs_capture *c)
 	r = cs_sigqueue_capture(a, c);
 	if (r)
 		return cs_set_err(c->errmsg, "pending signal capture failed", NULL, NULL), r;
+	cs_rseq_capture(a, c);
 	t3 = (uint64_t)cs_clock_ns(CLOCK_MONOTONIC);
 	memset(a->result, 0, sizeof(*a->result));
 	cs_vmflags_prepare();
@@ -512,6 +514,9 @@ void cs_capture_reset(struct cs_agent *a)
 	c->unsup_cap = c->unsup_len = 0;
 	c->copy = NULL;
 	c->copy_cap = 0;
+	memset(&c->shm, 0, sizeof(c->shm));
+	c->shm_data = NULL;
+	c->shm_len = c->shm_cap = 0;
 	a->hash_tab[0] = a->hash_tab[1] = NULL;
 	a->hash_cap = 0;
 	a->hash_n = 0;

@@ -286,7 +286,7 @@ static int write_bounced(struct dump *d, uint64_t addr, uint32_t npages)
 {
 	while (npages) {
 		uint32_t k = npages > BOUNCE_PAGES ? BOUNCE_PAGES : npages;
-		cs_copy(d->bounce, (const void *)addr, (size_t)k * CS_PAGE);
+		cs_shmem_copy(d->c, d->bounce, addr, k);
 		int r = cs_image_section_write(&d->w, d->bounce, (size_t)k * CS_PAGE);
 		if (r)
 			return r;

@@ -299,6 +299,17 @@ static void anon_inode(struct cs_capture *c, struct cs_image_fd *f)
 	}
 }
 
+/* /dev/ptmx and /dev/tty (major 5, minors 2 and 0), the pts slaves
+ * (majors 136-143): a terminal's other end is another process or the
+ * kernel's line discipline, neither of which a restore can bring back.
+ * stdio (fds 0-2) is exempt: a restore gives the program the restoring
+ * tool's own. */
+static int is_terminal(dev_t rdev)
+{
+	unsigned maj = major(rdev), min = minor(rdev);
+	return (maj == 5 && (min == 0 || min == 2)) || (maj >= 136 && maj <= 143);
+}
+
 static void classify(struct cs_capture *c, struct cs_image_fd *f, struct cs_fd_ident *id)
 {
 	char path[64];
@@ -323,7 +334,11 @@ static void classify(struct cs_capture *c, struct cs_image_fd *f, struct cs_fd_i
 		off_t off = lseek(f->fd, 0, SEEK_CUR);
 		f->offset = off > 0 ? (uint64_t)off : 0;
 		file_locks(c, f, id);
-		if (S_ISREG(st.st_mode) && strstr(f->path, " (deleted)"))
+		if (S_ISCHR(st.st_mode) && f->fd > 2 && is_terminal(st.st_rdev))
+			cs_fd_unsupported(c, f,
+			                  "a pseudo-terminal or the controlling terminal: its other end "
+			                  "and line state are not restored");
+		else if (S_ISREG(st.st_mode) && strstr(f->path, " (deleted)"))
 			cs_tmpfile_classify(c, f, &st);
 		else if (strstr(f->path, " (deleted)"))
 			cs_fd_unsupported(c, f, "the file was deleted");

@@ -98,22 +98,63 @@ static uint64_t now_ns(void)
 }
 
 /*
- * Whether the kernel has this thread's rseq area registered. A thread the
- * supervisor held may be newborn, before glibc's start_thread registered
- * it (it does so with every signal blocked); registering it on restore
- * would make the thread's own registration fail, and glibc then aborts
- * ("rseq registration failed"). Registering again answers EBUSY when it is
- * registered; when it was not, it is now, and is unregistered at once.
- * Any other answer (another area or length) counts as registered, as before.
+ * What the kernel has registered as this thread's rseq area, asked by
+ * registering an area again: 0 when none was (it is now, and is
+ * unregistered at once), EBUSY when exactly that one is, EINVAL or EPERM
+ * when another area, length or signature is. A thread the supervisor held
+ * may be newborn, before glibc's start_thread registered it (it does so
+ * with every signal blocked); registering it on restore would make the
+ * thread's own registration fail, and glibc then aborts ("rseq
+ * registration failed").
  */
-static int rseq_registered(const struct cs_thread_rec *t)
+static long rseq_probe(uint64_t addr, uint32_t len, uint32_t sig)
 {
-	long r = syscall(SYS_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
+	long r = syscall(SYS_rseq, addr, len, 0, sig);
 	if (r == 0) {
-		syscall(SYS_rseq, t->rseq_addr, t->rseq_len, RSEQ_FLAG_UNREGISTER, t->rseq_sig);
+		syscall(SYS_rseq, addr, len, RSEQ_FLAG_UNREGISTER, sig);
 		return 0;
 	}
-	return 1;
+	return -errno;
+}
+
+/* glibc 2.35+ registers an area per thread at a fixed offset from the
+ * thread pointer (__rseq_size 0: it did not, as with the tunable
+ * glibc.pthread.rseq=0). An area the program registered itself, or a
+ * signature of its own, cannot be read from here: the agent asks the
+ * supervisor (cs_rseq_capture). Without glibc's, a probe with an area of
+ * our own tells whether there is one. */
+static void record_rseq(struct cs_thread_rec *t)
+{
+	struct rseq probe __attribute__((aligned(32)));
+	long r;
+	if (__rseq_size > 0 && t->fs_base) {
+		t->rseq_addr = t->fs_base + (uint64_t)__rseq_offset;
+		t->rseq_len = __rseq_size < 32 ? 32 : __rseq_size;
+		t->rseq_sig = RSEQ_SIG;
+		r = rseq_probe(t->rseq_addr, t->rseq_len, t->rseq_sig);
+	} else {
+		r = rseq_probe((uint64_t)&probe, 32, RSEQ_SIG);
+	}
+	if (r != -EBUSY)
+		t->rseq_addr = t->rseq_len = t->rseq_sig = 0;
+	t->rseq_ask = r == -EINVAL || r == -EPERM;
+}
+
+void cs_rseq_capture(struct cs_agent *a, struct cs_capture *c)
+{
+	char why[CS_ERR_MAX], what[CS_ERR_MAX], num[24];
+	for (uint32_t i = 0; i < c->n_threads; i++) {
+		struct cs_thread_rec *t = &c->threads[i];
+		if (!t->rseq_ask ||
+		    !cs_sup_rseq(a, t->tid, &t->rseq_addr, &t->rseq_len, &t->rseq_sig, why))
+			continue;
+		cs_strlcpy(what, "rseq area of thread ", sizeof(what));
+		cs_fmt_u64(num, (uint64_t)t->tid);
+		cs_strlcat(what, num, sizeof(what));
+		cs_strlcat(what, " (registered by the program): not captured: ", sizeof(what));
+		cs_strlcat(what, why, sizeof(what));
+		cs_unsup_add(c, what);
+	}
 }
 
 static void record_self(struct cs_thread_rec *t, pid_t tid, void *uc)
@@ -135,15 +176,7 @@ static void record_self(struct cs_thread_rec *t, pid_t tid, void *uc)
 		t->robust_list = v;
 		t->robust_len = len;
 	}
-	/* glibc 2.35+ registers an rseq area per thread at a fixed offset
-	 * from the thread pointer; __rseq_size is 0 when it did not. */
-	if (__rseq_size > 0 && t->fs_base) {
-		t->rseq_addr = t->fs_base + (uint64_t)__rseq_offset;
-		t->rseq_len = __rseq_size < 32 ? 32 : __rseq_size;
-		t->rseq_sig = RSEQ_SIG;
-		if (!rseq_registered(t))
-			t->rseq_addr = t->rseq_len = t->rseq_sig = 0;
-	}
+	record_rseq(t);
 	if (tid == (pid_t)syscall(SYS_getpid))
 		t->flags |= CS_THREAD_MAIN;
 	/* Every signal is blocked in this handler, so this is all that is

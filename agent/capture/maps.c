@@ -64,6 +64,17 @@ static const struct {
 	{"[vsyscall]", CS_MAP_VSYSCALL},
 };
 
+/* Shared memory objects of the kernel's internal shmem mount: memfds and
+ * MAP_SHARED anonymous memory (which /dev/zero's MAP_SHARED also is). */
+static int is_shmem(const char *path)
+{
+	static const char deleted[] = " (deleted)";
+	size_t n = strlen(path), d = sizeof(deleted) - 1;
+	if (n <= d || strcmp(path + n - d, deleted))
+		return 0;
+	return !strncmp(path, "/memfd:", 7) || !strcmp(path, "/dev/zero (deleted)");
+}
+
 static uint32_t classify(struct cs_vma *v, const char *perms, const char *path)
 {
 	uint32_t f = perms[3] == 's' ? CS_MAP_SHARED : CS_MAP_PRIVATE;
@@ -77,6 +88,8 @@ static uint32_t classify(struct cs_vma *v, const char *perms, const char *path)
 		return f | CS_MAP_AGENT;
 	if (f & CS_MAP_PRIVATE)
 		f |= CS_MAP_TRACKED;
+	else if (is_shmem(path))
+		f |= CS_MAP_SHMEM; /* copied in full at each checkpoint (shmem.c) */
 	return f;
 }
 
@@ -150,6 +163,29 @@ int cs_maps_read(struct cs_maps *m)
 		line = nl + 1;
 	}
 	return 0;
+}
+
+int cs_vma_open(const struct cs_vma *v)
+{
+	char path[80], num[24];
+	cs_strlcpy(path, "/proc/self/map_files/", sizeof(path));
+	cs_fmt_hex(num, v->start);
+	cs_strlcat(path, num, sizeof(path));
+	cs_strlcat(path, "-", sizeof(path));
+	cs_fmt_hex(num, v->end);
+	cs_strlcat(path, num, sizeof(path));
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+void cs_vma_name(char *out, size_t cap, const struct cs_vma *v)
+{
+	char num[24];
+	cs_strlcpy(out, "mapping ", cap);
+	cs_fmt_hex(num, v->start);
+	cs_strlcat(out, num, cap);
+	cs_strlcat(out, "-", cap);
+	cs_fmt_hex(num, v->end);
+	cs_strlcat(out, num, cap);
 }
 
 const char *cs_vma_path(const struct cs_maps *m, const struct cs_vma *v)

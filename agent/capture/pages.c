@@ -24,14 +24,7 @@ struct idcache {
 
 static int open_mapped_file(const struct cs_maps *maps, const struct cs_vma *v)
 {
-	char p[80], num[24];
-	cs_strlcpy(p, "/proc/self/map_files/", sizeof(p));
-	cs_fmt_hex(num, v->start);
-	cs_strlcat(p, num, sizeof(p));
-	cs_strlcat(p, "-", sizeof(p));
-	cs_fmt_hex(num, v->end);
-	cs_strlcat(p, num, sizeof(p));
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	int fd = cs_vma_open(v);
 	if (fd >= 0)
 		return fd;
 	/* map_files needs CAP_CHECKPOINT_RESTORE; the path is the fallback,
@@ -165,6 +158,28 @@ static int own_pagemap(struct dump *d)
 	return d->pagemap_fd < 0 ? -errno : 0;
 }
 
+/* Hash mode: shared memory goes whole into every image, from the freeze's
+ * copy (not hashed: the hash table holds tracked pages only). The runs are
+ * the writer's own copies, not the parent's arrays. */
+static int hash_add_shmem(struct dump *d)
+{
+	struct cs_runs res = {.plain = 1}, send = {.plain = 1};
+	if (!d->c->shm.n)
+		return 0;
+	int r = cs_runs_append(&res, &d->resident);
+	if (!r)
+		r = cs_runs_append(&send, &d->send);
+	if (!r)
+		r = cs_shmem_merge(d->c, &res);
+	if (!r)
+		r = cs_shmem_merge(d->c, &send);
+	if (r)
+		return r;
+	d->resident = res;
+	d->send = send;
+	return 0;
+}
+
 int cs_dump_select_pages(struct dump *d)
 {
 	if (d->a->mode != CS_MODE_HASH) {
@@ -179,5 +194,7 @@ int cs_dump_select_pages(struct dump *d)
 		d->resident = d->c->resident;
 	else if ((r = own_pagemap(d)) == 0)
 		r = cs_resident_all(&d->c->maps, d->pagemap_fd, &one, &d->resident);
-	return r ? r : select_by_hash(d, d->c->is_base);
+	if (!r)
+		r = select_by_hash(d, d->c->is_base);
+	return r ? r : hash_add_shmem(d);
 }

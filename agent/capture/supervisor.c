@@ -151,6 +151,26 @@ int cs_sup_own_dir(struct cs_agent *a, char *why)
 	return r;
 }
 
+int cs_sup_rseq(struct cs_agent *a, pid_t tid, uint64_t *ret_addr, uint32_t *ret_len,
+                uint32_t *ret_sig, char *why)
+{
+	char reply[256];
+	uint64_t len, sig;
+	int r = sup_call(a, "rseq", tid, 1, reply, sizeof(reply), why);
+	if (r)
+		return r;
+	const char *s = strchr(reply + 3, ' ');
+	if (!s || (s++, cs_parse_u64(&s, ret_addr, 16)) || *s++ != ' ' ||
+	    cs_parse_u64(&s, &len, 10) || *s++ != ' ' || cs_parse_u64(&s, &sig, 16) ||
+	    len > UINT32_MAX || sig > UINT32_MAX) {
+		cs_set_err(why, "the supervisor answered '", reply, "'");
+		return -EPROTO;
+	}
+	*ret_len = (uint32_t)len;
+	*ret_sig = (uint32_t)sig;
+	return 0;
+}
+
 int cs_sup_cont(struct cs_agent *a, pid_t tid, char *why)
 {
 	char reply[256];

@@ -16,11 +16,33 @@
 
 #include "agent.h"
 
+/* A memfd is one too, and keeps its name, its seals and the object its
+ * mappings share (shmem.c): MEMFD, with its inode as the object's id. */
+static void memfd_classify(struct cs_capture *c, struct cs_image_fd *f, const struct stat *st)
+{
+	int seals = fcntl(f->fd, F_GET_SEALS);
+	f->type = CS_FD_MEMFD;
+	f->pipe_id = st->st_ino;
+	f->eventfd_flags = seals > 0 ? (uint32_t)seals : 0;
+	if (!(f->eventfd_flags & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+		return;
+	for (size_t i = 0; i < c->maps.n; i++)
+		if ((c->maps.v[i].flags & CS_MAP_SHMEM) && c->maps.v[i].ino == st->st_ino) {
+			cs_fd_unsupported(
+			    c, f,
+			    "memfd sealed against writing (F_SEAL_WRITE) and also "
+			    "mapped: the restore writes its pages through the mapping");
+			return;
+		}
+}
+
 void cs_tmpfile_classify(struct cs_capture *c, struct cs_image_fd *f, const struct stat *st)
 {
 	f->type = CS_FD_TMPFILE;
 	f->file_mode = st->st_mode & 07777;
-	if (st->st_nlink > 0)
+	if (!strncmp(f->path, "/memfd:", 7))
+		memfd_classify(c, f, st);
+	else if (st->st_nlink > 0)
 		cs_fd_unsupported(c, f, "its path was deleted but the file has other names");
 }
 
@@ -72,10 +94,10 @@ void cs_tmpfiles_content(struct cs_capture *c, const struct cs_fd_ident *ids)
 	uint64_t total = 0;
 	for (uint32_t i = 0; i < c->n_fds; i++) {
 		struct cs_image_fd *f = &c->fds[i];
-		if (f->type != CS_FD_TMPFILE || f->share_fd >= 0)
+		if ((f->type != CS_FD_TMPFILE && f->type != CS_FD_MEMFD) || f->share_fd >= 0)
 			continue;
 		uint32_t j = 0;
-		while (j < i && !(c->fds[j].type == CS_FD_TMPFILE && c->fds[j].share_fd < 0 &&
+		while (j < i && !(c->fds[j].type == f->type && c->fds[j].share_fd < 0 &&
 		                  ids[j].dev == ids[i].dev && ids[j].ino == ids[i].ino))
 			j++;
 		if (j < i) {

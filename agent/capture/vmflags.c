@@ -83,13 +83,7 @@ static int skipped(const struct cs_vma *v)
 
 static void describe(char *msg, const struct cs_vma *v, const char *what)
 {
-	char num[24];
-	cs_strlcpy(msg, "mapping ", CS_ERR_MAX);
-	cs_fmt_hex(num, v->start);
-	cs_strlcat(msg, num, CS_ERR_MAX);
-	cs_strlcat(msg, "-", CS_ERR_MAX);
-	cs_fmt_hex(num, v->end);
-	cs_strlcat(msg, num, CS_ERR_MAX);
+	cs_vma_name(msg, CS_ERR_MAX, v);
 	cs_strlcat(msg, what, CS_ERR_MAX);
 }
 

@@ -84,6 +84,9 @@
  *       seccomp filters, oldest first, each u32 flags (LOG, SPEC_ALLOW),
  *       u32 length in bytes and the classic BPF program; at most
  *       CS_SECCOMP_FILTERS_MAX filters of CS_SECCOMP_REPLY_MAX bytes.
+ *   "rseq <tid> 1"       -> "ok <tid> <addr> <len> <sig>": the thread's rseq
+ *       registration (PTRACE_GET_RSEQ_CONFIGURATION), address and
+ *       signature in hex, length in decimal; address 0 when none.
  *   any failure          -> "error <tid> <errno> <sentence>"
  *
  * Threads are in the namespace's numbering, which both sides share. When

@@ -40,6 +40,7 @@
 enum cs_plan_map_kind {
 	CS_PLAN_MAP_ANON = 0,
 	CS_PLAN_MAP_FILE = 1,
+	CS_PLAN_MAP_SHMEM = 2, /* a memfd of the tool's, MAP_SHARED, pages loaded into it */
 };
 
 struct cs_plan_map {

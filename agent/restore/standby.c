@@ -132,7 +132,9 @@ static void protect_kept(int for_copy)
 {
 	const struct cs_plan_range *k = at(plan->keeps_off);
 	for (uint32_t i = 0; i < plan->n_keeps; i++) {
-		if (for_copy && (!k[i].has_pages || (k[i].prot & PROT_WRITE)))
+		/* held's protection is still on: a range that becomes writable
+		 * in this generation may not be yet */
+		if (for_copy && !k[i].has_pages)
 			continue;
 		uint32_t prot = k[i].prot | (for_copy ? PROT_WRITE : 0);
 		check(cs_sys3(NR_mprotect, k[i].start, k[i].len, prot), "protecting a kept range",

@@ -24,6 +24,7 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/eventfd.h>
@@ -39,6 +40,7 @@
 #include "tool.h"
 
 static int status_fd = -1;
+static const struct cs_restore *restoring; /* for the memfds of shmem.c */
 static int scratch_min;
 
 int cs_restore_fail(const char *fmt, ...)
@@ -184,6 +186,49 @@ static int tmp_file(const struct cs_image_fd *f)
 		return cs_restore_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
 		                       (unsigned long long)f->offset, strerror(errno));
 	return r;
+}
+
+/* The object's memfd at its final number (place_helpers has run). */
+static int placed_object(const struct cs_restore *r, uint64_t ino)
+{
+	int i = cs_restore_shmem_index(r, ino);
+	return i < 0 ? -1 : r->helper_base + 2 + (int)r->chain.n + i;
+}
+
+static int fill(int fd, const uint8_t *p, uint32_t len)
+{
+	for (uint32_t done = 0; done < len;) {
+		ssize_t w = pwrite(fd, p + done, len - done, (off_t)done);
+		if (w <= 0)
+			return -1;
+		done += (uint32_t)w;
+	}
+	return ftruncate(fd, (off_t)len);
+}
+
+/* A mapped memfd is opened again through its helper fd (a new open file
+ * description of that object); seals last, as they may forbid the writes. */
+static int memfd_fd(const struct cs_restore *r, const struct cs_image_fd *f)
+{
+	char name[256], self[64];
+	int obj = placed_object(r, f->pipe_id), t;
+	cs_shmem_name(f->path, name, sizeof(name));
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", obj);
+	t = obj >= 0 ? open(self, O_RDWR | O_CLOEXEC)
+	             : memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (t < 0 || fill(t, f->file_data, f->file_data_len) || fchmod(t, f->file_mode) ||
+	    (f->eventfd_flags && fcntl(t, F_ADD_SEALS, (int)f->eventfd_flags) < 0)) {
+		int e = errno;
+		if (t >= 0)
+			close(t);
+		return cs_restore_fail("fd %d (%s): making the memfd: %s", f->fd, f->path,
+		                       strerror(e));
+	}
+	int err = cs_restore_place(t, f->fd, "memfd");
+	if (!err && lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0)
+		return cs_restore_fail("fd %d (%s): seeking to %llu: %s", f->fd, f->path,
+		                       (unsigned long long)f->offset, strerror(errno));
+	return err;
 }
 
 /* A periodic timer that had expired with its ticks not read yet shows a
@@ -376,6 +421,8 @@ static int one_fd(const struct cs_image_fd *f)
 		return reset_socket(f);
 	case CS_FD_TMPFILE:
 		return tmp_file(f);
+	case CS_FD_MEMFD:
+		return memfd_fd(restoring, f);
 	case CS_FD_EVENTFD:
 		return event_fd(f);
 	case CS_FD_SIGNALFD:
@@ -611,6 +658,7 @@ int cs_restore_exec(struct cs_restore *r)
 	const struct cs_image_process *p = &r->img->process;
 	struct rlimit rl;
 	status_fd = r->status_wr;
+	restoring = r;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);

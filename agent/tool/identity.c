@@ -105,10 +105,11 @@ static int open_identical(const char *path, const uint8_t *build_id, uint32_t bu
 }
 
 /* Agent scratch memory is recreated empty; shared anonymous memory shows up
- * as "/dev/zero (deleted)" and is anonymous again. */
+ * as "/dev/zero (deleted)" and is anonymous again; shared memory objects
+ * are new memfds (shmem.c). */
 int cs_mapping_is_file(const struct cs_image_mapping *m)
 {
-	return (m->flags & CS_MAP_FILE) && !(m->flags & CS_MAP_AGENT) &&
+	return (m->flags & CS_MAP_FILE) && !(m->flags & (CS_MAP_AGENT | CS_MAP_SHMEM)) &&
 	       strcmp(m->path, "/dev/zero (deleted)");
 }
 
@@ -118,6 +119,19 @@ int cs_restore_file_fd(const struct cs_restore *r, const char *path)
 		if (!strcmp(r->files[i].path, path))
 			return (int)i;
 	return -1;
+}
+
+int cs_restore_add_file(struct cs_restore *r, const char *key, int fd)
+{
+	struct cs_mapped_file *nf = realloc(r->files, (r->n_files + 1) * sizeof(*nf));
+	if (!nf) {
+		close(fd);
+		return -1;
+	}
+	r->files = nf;
+	snprintf(nf[r->n_files].path, sizeof(nf[r->n_files].path), "%s", key);
+	nf[r->n_files++].fd = fd;
+	return 0;
 }
 
 static int add_file(struct cs_restore *r, const struct cs_image_mapping *m)
@@ -130,17 +144,7 @@ static int add_file(struct cs_restore *r, const struct cs_image_mapping *m)
 	}
 	int fd = open_identical(m->path, m->build_id, m->build_id_len, m->dev, m->ino, m->file_size,
 				m->mtime_ns);
-	if (fd < 0)
-		return -1;
-	struct cs_mapped_file *nf = realloc(r->files, (r->n_files + 1) * sizeof(*nf));
-	if (!nf) {
-		close(fd);
-		return -1;
-	}
-	r->files = nf;
-	snprintf(nf[r->n_files].path, sizeof(nf[r->n_files].path), "%s", m->path);
-	nf[r->n_files++].fd = fd;
-	return 0;
+	return fd < 0 ? -1 : cs_restore_add_file(r, m->path, fd);
 }
 
 int cs_validate_files(struct cs_restore *r)
@@ -152,7 +156,7 @@ int cs_validate_files(struct cs_restore *r)
 		if (cs_mapping_is_file(m) && add_file(r, m) < 0)
 			bad = 1;
 	}
-	if (bad)
+	if (bad || cs_restore_shmem(r) < 0)
 		return -1;
 	/* The executable: the file PR_SET_MM_EXE_FILE will point at. Its
 	 * build-id is in the header; its mapping was checked above. */

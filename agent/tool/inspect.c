@@ -121,6 +121,10 @@ static json_t *j_fds(const struct cs_image *img)
 			json_object_set_new(o, "peer", json_integer((json_int_t)f->peer_id));
 			json_object_set_new(o, "queued_bytes", json_integer(f->pipe_data_len));
 			break;
+		case CS_FD_MEMFD:
+			json_object_set_new(o, "inode", json_integer((json_int_t)f->pipe_id));
+			json_object_set_new(o, "seals", json_integer(f->eventfd_flags));
+			/* fall through */
 		case CS_FD_TMPFILE:
 			json_object_set_new(o, "path", json_string(f->path));
 			json_object_set_new(o, "bytes", json_integer(f->file_data_len));

@@ -38,7 +38,8 @@ int cs_cmp_copy(const void *a, const void *b)
 size_t cs_spans_normalize(struct span *s, size_t n)
 {
 	size_t out = 0;
-	qsort(s, n, sizeof(*s), cmp_span);
+	if (n > 1) /* s may be NULL when n is 0 */
+		qsort(s, n, sizeof(*s), cmp_span);
 	for (size_t i = 0; i < n; i++) {
 		if (out && s[i].start <= s[out - 1].end) {
 			if (s[i].end > s[out - 1].end)
@@ -207,6 +208,15 @@ int cs_plan_mapping(const struct cs_restore *r, const struct cs_image_mapping *m
 	if (!m->prot)
 		out->mmap_flags |= MAP_NORESERVE;
 	out->fd = -1;
+	if (m->flags & CS_MAP_SHMEM) {
+		int i = cs_restore_shmem_fd(r, m);
+		if (i < 0)
+			return -EINVAL;
+		out->kind = CS_PLAN_MAP_SHMEM; /* its pages are loaded through it */
+		out->fd = file_fd_base + i;
+		out->pgoff = m->pgoff;
+		return 1;
+	}
 	if (cs_mapping_is_file(m)) {
 		int i = cs_restore_file_fd(r, m->path);
 		if (i < 0)

@@ -295,7 +295,7 @@ static int page_plan(const struct cs_restore *r, struct diff *d, struct copy_lis
 		free(need_new);
 	if (!err && left)
 		err = -ESTALE;
-	if (!err)
+	if (!err && cl->n > 1)
 		qsort(cl->v, cl->n, sizeof(*cl->v), cs_cmp_copy);
 	if (!err)
 		err = cs_mark_maps(d->maps.v, d->maps.n, cl);
@@ -303,10 +303,10 @@ static int page_plan(const struct cs_restore *r, struct diff *d, struct copy_lis
 		err = copies_since(r, need_kept, nk, &ck, &left); /* the rest is as held */
 	else
 		free(need_kept);
-	if (!err) {
+	if (!err && ck.n > 1)
 		qsort(ck.v, ck.n, sizeof(*ck.v), cs_cmp_copy);
+	if (!err)
 		mark_keeps(&d->keeps, &ck);
-	}
 	for (size_t i = 0; !err && i < ck.n; i++) {
 		if (grow((void **)&cl->v, &cl->cap, cl->n, sizeof(*cl->v)) < 0)
 			err = -ENOMEM;

@@ -75,8 +75,18 @@ int cs_validate_creds(const struct cs_restore *r);
 struct cs_plan_creds;
 void cs_plan_creds(const struct cs_restore *r, struct cs_plan_creds *out);
 int cs_mapping_is_file(const struct cs_image_mapping *m);
+/* Why a warm standby cannot hold img (shared memory), or NULL. */
+const char *cs_shmem_standby_refusal(const struct cs_image *img);
+/* Adds fd to r->files under key (a path, or shmem.c's key); closes it on failure. */
+int cs_restore_add_file(struct cs_restore *r, const char *key, int fd);
 /* Index of the mapped file for path (opened by cs_validate_files). */
 int cs_restore_file_fd(const struct cs_restore *r, const char *path);
+/* shmem.c: a memfd per shared memory object of the image, in r->files */
+int cs_restore_shmem(struct cs_restore *r);
+int cs_restore_shmem_fd(const struct cs_restore *r, const struct cs_image_mapping *m);
+void cs_shmem_name(const char *path, char *out, size_t cap);
+/* Index in r->files of the memfd made for the object with this inode, or -1. */
+int cs_restore_shmem_index(const struct cs_restore *r, uint64_t ino);
 /* Current kernel's [vvar], [vvar_vclock], [vdso]: start and length. */
 struct cs_special_now {
 	uint64_t start[3], len[3];

@@ -175,9 +175,12 @@ static uint64_t rss_bytes(pid_t pid)
 	return resident * 4096ull;
 }
 
-/* CPU time of a process in ms (schedstat: nanoseconds on a CPU). */
+/* CPU time in ms of the standby process (schedstat: nanoseconds on a
+ * CPU) and of this tool (its checks and plans), which an apply costs. */
 static double cpu_ms(pid_t pid)
 {
+	struct timespec self;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &self);
 	char path[64];
 	unsigned long long ns = 0;
 	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
@@ -186,7 +189,7 @@ static double cpu_ms(pid_t pid)
 		ns = 0;
 	if (f)
 		fclose(f);
-	return (double)ns / 1e6;
+	return (double)ns / 1e6 + (double)self.tv_sec * 1e3 + (double)self.tv_nsec / 1e6;
 }
 
 static int restore_child(void *arg)
@@ -227,6 +230,12 @@ static int build(struct standby *sb)
 	r.img = r.chain.imgs[0].img;
 	r.step = &step;
 	uint64_t gen = r.img->header.generation;
+	const char *shm = cs_shmem_standby_refusal(r.img);
+	if (shm) { /* shmem.c */
+		emit(sb, "error why=refusing to build a standby: %s", shm);
+		cs_chain_free(&r.chain);
+		return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 ||
 	    (r.control_fd = sp[1], cs_restore_prepare(&r) < 0)) {
 		emit(sb,
@@ -331,6 +340,12 @@ static uint64_t page_bytes(const struct cs_chain *c)
 static int acceptable(struct standby *sb, struct cs_restore *r, uint64_t g)
 {
 	const struct cs_image *img = r->img;
+	const char *shm = cs_shmem_standby_refusal(img);
+	if (shm) { /* shmem.c */
+		emit(sb, "skipped generation=%llu why=%s", (unsigned long long)g, shm);
+		sb->skipped = g;
+		return -1;
+	}
 	if (cs_validate_unsupported(img) == 0 && cs_validate_abi(img) == 0 &&
 	    cs_validate_files(r) == 0 && cs_validate_creds(r) == 0)
 		return 0;

@@ -329,6 +329,35 @@ static int read_filters(struct cs_supervisor *s, pid_t tid, uint8_t *out, size_t
 	return r ? r : d;
 }
 
+#ifndef PTRACE_GET_RSEQ_CONFIGURATION
+#define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#endif
+
+/* "rseq": the thread's rseq registration, which only ptrace shows (a
+ * program may register an area glibc does not know of). */
+static int read_rseq(struct cs_supervisor *s, pid_t tid, char *reply, size_t rcap, char *why,
+                     size_t cap)
+{
+	struct {
+		uint64_t addr;
+		uint32_t len, sig, flags, pad;
+	} conf = {0};
+	struct cs_held *h;
+	int r = seize_stopped(s, tid, &h, why, cap);
+	if (r)
+		return r;
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof(conf), &conf) < 0) {
+		r = -errno;
+		why_set(why, cap, "PTRACE_GET_RSEQ_CONFIGURATION: %s", strerror(-r));
+	}
+	int d = detach(s, h);
+	if (!r && d)
+		why_set(why, cap, "PTRACE_DETACH: %s", strerror(-d));
+	snprintf(reply, rcap, "ok %d %llx %u %x", (int)tid, (unsigned long long)conf.addr, conf.len,
+	         conf.sig);
+	return r ? r : d;
+}
+
 static int cont_thread(struct cs_supervisor *s, pid_t tid, char *why, size_t cap)
 {
 	struct cs_held *h = find_held(s, tid);
@@ -518,6 +547,8 @@ static void answer(struct cs_supervisor *s)
 		return answer_seccomp(s, tid);
 	if (sscanf(req, "stop %d %d", &tid, &sig) == 2)
 		r = stop_thread(s, tid, sig, &mask, why, sizeof(why));
+	else if (sscanf(req, "rseq %d %d", &tid, &sig) == 2)
+		r = read_rseq(s, tid, reply, sizeof(reply), why, sizeof(why));
 	else if (sscanf(req, "cont %d", &tid) == 1)
 		r = cont_thread(s, tid, why, sizeof(why));
 	else if (!strcmp(req, "own 0"))
@@ -526,6 +557,8 @@ static void answer(struct cs_supervisor *s)
 		r = -EINVAL, why_set(why, sizeof(why), "unknown request");
 	if (!r && !strncmp(req, "stop", 4))
 		snprintf(reply, sizeof(reply), "ok %d %llx", tid, (unsigned long long)mask);
+	else if (!r && !strncmp(req, "rseq", 4))
+		; /* read_rseq wrote it */
 	else if (!r)
 		snprintf(reply, sizeof(reply), "ok %d", tid);
 	else

@@ -150,6 +150,7 @@ def run_case(h, exe, mib, permille, rounds):
     except TestFailure as e:
         log("restore failed (the table shows no restore time): %s" % e)
     app.proc.kill()
+    cold = cold_restore(app) if ARGS.cold else {}
     fsync = fsync_write_time(app.dir, int(statistics.median(sizes)))
     return {
         "mib": mib, "permille": permille, "rounds": rounds,
@@ -158,10 +159,49 @@ def run_case(h, exe, mib, permille, rounds):
         "first_size": first_size, "first_wall": first_wall * 1000,
         "first_pause": first_pause / 1000.0, "rss": rss, "restore": restore * 1000 if restore else None,
         "start": fresh_start_time(h, exe, mib) * 1000, "fsync": fsync * 1000,
-        "pauses_ms": pauses,
+        "pauses_ms": pauses, **cold,
         "phases": {k: statistics.median([p.get(k, 0) for p in phases]) / 1000.0
                    for k in PHASES},
     }
+
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def chain_bytes(d):
+    return sum(os.path.getsize(os.path.join(d, n)) for n in os.listdir(d)
+               if n.startswith("gen-") and n.endswith(".img"))
+
+
+def disk_read_time(d):
+    """Seconds to read every image of d with a cold page cache: the disk's pace."""
+    drop_caches()
+    t0 = time.monotonic()
+    for n in sorted(os.listdir(d)):
+        if n.startswith("gen-") and n.endswith(".img"):
+            with open(os.path.join(d, n), "rb", buffering=0) as f:
+                while f.read(8 << 20):
+                    pass
+    return time.monotonic() - t0
+
+
+def cold_restore(app):
+    """The same restore with the page cache dropped, against reading the
+    chain's files from the cold disk."""
+    out = {"chain_bytes": chain_bytes(app.dir), "disk_read": disk_read_time(app.dir) * 1000}
+    drop_caches()
+    t0 = time.monotonic()
+    try:
+        app.restore(timeout=600)
+        app.proc.wait_line(r"^tick ", 600, "first tick after a cold restore")
+        out["cold_restore"] = (time.monotonic() - t0) * 1000
+    except TestFailure as e:
+        log("cold restore failed: %s" % e)
+    app.proc.kill()
+    return out
 
 
 def mem_ok(mib, d):
@@ -181,9 +221,14 @@ def main():
     ap.add_argument("--sizes", default="64,1024,4096", help="heap sizes in MiB")
     ap.add_argument("--dirty", default="10,100", help="dirty fractions in permille")
     ap.add_argument("--rounds", type=int, default=0, help="checkpoints per case (0: by size)")
+    ap.add_argument("--cold", action="store_true",
+                    help="also restore with the page cache dropped, against reading the chain "
+                         "from the cold disk (drops the whole machine's page cache)")
     ap.add_argument("--json", help="write the cases, with every pause, to this file")
     ap.add_argument("--plot", metavar="DIR", help="draw the pauses into DIR (needs --json)")
     args = ap.parse_args()
+    global ARGS
+    ARGS = args
     if args.plot and not args.json:
         ap.error("--plot DIR needs --json FILE")
     args.workloads = os.path.abspath(os.path.join(args.build_root, "tests", "bench"))
@@ -251,6 +296,19 @@ def report(results):
                   r["first_size"] / r["rss"] if r["rss"] else 0,
                   "%.0fms" % r["restore"] if r["restore"] else "failed",
                   "%.2f" % (r["restore"] / r["start"]) if r["restore"] and r["start"] else "-"))
+    print()
+    print("restore speed: warm = page cache holds the chain; cold = dropped; disk = reading "
+          "the chain's files cold")
+    for r in results:
+        warm = r["rss"] / 1e9 / (r["restore"] / 1000) if r["restore"] else 0
+        line = "%6dM %5.1f%% warm %.2f GB/s of RSS" % (r["mib"], r["permille"] / 10, warm)
+        if r.get("cold_restore"):
+            disk = r["chain_bytes"] / 1e6 / (r["disk_read"] / 1000)
+            cold = r["chain_bytes"] / 1e6 / (r["cold_restore"] / 1000)
+            line += ("; cold %.0f ms, %.0f MB/s of chain; disk %.0f ms, %.0f MB/s; "
+                     "cold/disk time %.2f" % (r["cold_restore"], cold, r["disk_read"], disk,
+                                              r["cold_restore"] / r["disk_read"]))
+        print(line)
     print()
     print("pause phases, median ms: " + " ".join(k[:-3] for k in PHASES))
     for r in results:

@@ -23,13 +23,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import run_scenario, App, agent_status, log  # noqa: E402
 
 
-def restored(workload, args=(), iterations=2):
+def restored(workload, args=(), iterations=2, env=None):
     """checkpoint, SIGKILL, restore, verify; twice, at seeded random moments."""
     def scenario(h):
         for i in range(h.iterations(iterations)):
             rng = h.rng(i)
             log("== %s iteration %d (seed %d)" % (h.scenario, i + 1, h.seed))
-            app = App(h, workload, list(args) + ["--seed", str(rng.randrange(1, 1 << 30))])
+            app = App(h, workload, list(args) + ["--seed", str(rng.randrange(1, 1 << 30))],
+                      env=env)
             app.run()
             time.sleep(rng.uniform(0.2, 1.0))
             before = app.wait_progress(1, 30)
@@ -131,6 +132,15 @@ SCENARIOS = {
     "kstate-refuse-multicast-v6": refused("wl-mcast", ["--v6", "1"],
                                           [r"fd \d+: socket:\[\d+\] \(an IPv6 multicast "
                                            r"group joined"]),
+    "kstate-rseq": restored("wl-rseq", env={"GLIBC_TUNABLES": "glibc.pthread.rseq=0"}),
+    "kstate-shmem": restored("wl-shmem"),
+    "kstate-shmem-fd": restored("wl-shmem", ["--fd", "1"]),
+    "kstate-refuse-big-shmem": refused("wl-shmem", ["--big-mib", "65"],
+                                       [r"mapping [0-9a-f]+-[0-9a-f]+ shared /dev/zero \(deleted\) "
+                                        r"\(shared memory above the 64 MiB"]),
+    "kstate-refuse-sealed-shmem": refused("wl-shmem", ["--sealed-map", "1"],
+                                          [r"fd \d+: /memfd:cr-sealed \(deleted\) \(memfd sealed "
+                                           r"against writing"]),
     "kstate-refuse-mlock": refused("wl-madvise", ["--mlock", "1"],
                                    [r"memory locked with mlock \(VmLck \d+ kB\): not restored"]),
     "kstate-refuse-mseal": refused("wl-madvise", ["--mseal", "1"],
@@ -161,6 +171,8 @@ SCENARIOS = {
                                          [r"scheduling: thread \d+ has another nice value"]),
     "kstate-refuse-removed-cwd": refused("wl-attrs", ["--rmcwd", "1"],
                                          [r"working directory: \S+ \(deleted\) was removed"]),
+    "kstate-refuse-pty": refused("wl-attrs", ["--pty", "1"],
+                                 [r"fd \d+: /dev/ptmx \(a pseudo-terminal", r"fd \d+: /dev/pts/\d+ \(a pseudo-terminal"]),
 }
 
 

@@ -12,6 +12,8 @@
  * at checkpoint (a restore gives every thread the main thread's).
  * --rmcwd 1: the working directory is a directory in $CR_RESULT's that the
  * program removed, which checksync refuses at checkpoint.
+ * --pty 1: a pseudo-terminal pair (master and slave held open above fd 2),
+ * which checksync refuses at checkpoint.
  */
 #include "wl_common.h"
 
@@ -105,6 +107,13 @@ static void remove_cwd(void)
 		exit(2);
 }
 
+static void open_pty(void)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+	if (m < 0 || grantpt(m) || unlockpt(m) || open(ptsname(m), O_RDWR | O_NOCTTY) < 0)
+		exit(2);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t n = 0;
@@ -118,6 +127,8 @@ int main(int argc, char **argv)
 	}
 	if (wl_opt(argc, argv, "--rmcwd", 0))
 		remove_cwd();
+	if (wl_opt(argc, argv, "--pty", 0))
+		open_pty();
 	while (!wl_verify_requested()) {
 		wl_sleep_ms(20);
 		wl_progress(++n);

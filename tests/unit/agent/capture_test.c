@@ -181,13 +181,19 @@ static void test_unsupported(void)
 	cs_image_free(img);
 	close(nl);
 
-	/* A shared writable mapping is named too; cs_sync shares the path. */
-	void *shm = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	/* A shared writable mapping of a file is named too; cs_sync shares the
+	 * path. (Shared memory that is no file is captured: test_shmem.) */
+	char path[] = "/tmp/capture-test-shared-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0 && ftruncate(fd, 4096) == 0, "temporary file: %s", strerror(errno));
+	void *shm = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	r = cs_sync(&g);
 	cs_stats(&st);
 	CHECK(r == -ENOTSUP && strstr(st.last_error, "shared writable"),
 	      "shared writable mapping: %d (%s)", r, st.last_error);
 	munmap(shm, 4096);
+	close(fd);
+	unlink(path);
 }
 
 static int pages_have(const struct cs_image *img, uint64_t addr)
@@ -197,6 +203,34 @@ static int pages_have(const struct cs_image *img, uint64_t addr)
 		    addr < img->page_runs[i].addr + (uint64_t)img->page_runs[i].npages * 4096)
 			return 1;
 	return 0;
+}
+
+/* MAP_SHARED | MAP_ANONYMOUS memory: flag SHMEM, its written pages in
+ * the image (a delta too: they are not tracked), zero pages not. */
+static void test_shmem(void)
+{
+	uint8_t *p =
+	    mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	memset(p, 7, 4096);
+	p[2 * 4096] = 1;
+	for (int round = 0; round < 2; round++) {
+		uint64_t g;
+		int r = cs_checkpoint(&g);
+		CHECK(r == 0, "checkpoint with shared anonymous memory: %d", r);
+		struct cs_image *img = load(g);
+		int flagged = 0;
+		for (size_t i = 0; img && i < img->n_mappings; i++)
+			if (img->mappings[i].start == (uint64_t)p)
+				flagged = !!(img->mappings[i].flags & CS_MAP_SHMEM);
+		CHECK(flagged, "round %d: the shared mapping is not SHMEM", round);
+		CHECK(img && pages_have(img, (uint64_t)p) && pages_have(img, (uint64_t)p + 8192) &&
+		          !pages_have(img, (uint64_t)p + 4096) &&
+		          !resident_has(img, (uint64_t)p + 4096),
+		      "round %d: shared pages missing from the image, or its zero page in it",
+		      round);
+		cs_image_free(img);
+	}
+	munmap(p, 3 * 4096);
 }
 
 /* Pages written and then made unreadable are still live data. */
@@ -305,6 +339,7 @@ int main(int argc, char **argv)
 	pthread_create(&t[2], NULL, spinner, (void *)&counter);
 	test_delta(heap, mode);
 	test_unsupported();
+	test_shmem();
 	test_prot_none();
 	test_killed_writer(heap);
 	struct cs_stats st;

@@ -18,7 +18,7 @@
 
 #define S_MAPS   6
 #define S_THREADS 4
-#define S_FDS    18
+#define S_FDS    19
 #define S_SIGS   CS_IMAGE_SIGNALS
 #define S_RES    3
 #define S_UNSUP  2
@@ -165,6 +165,8 @@ static void sample_maps(struct sample *s)
 		fill_str(m->path, s->full && i == 0 ? CS_IMAGE_PATH_MAX - 1 : 9 + i, 'p');
 		m->madvise = (uint32_t)(i * 0x25) & CS_MADV_ALL & ~(CS_MADV_NOHUGEPAGE | CS_MADV_RANDOM);
 	}
+	if (s->full) /* a shared memory object (memfd) */
+		s->maps[2].flags = CS_MAP_SHARED | CS_MAP_FILE | CS_MAP_SHMEM;
 	if (s->full) /* vsyscall is above 2^47 and still a mapping */
 		s->maps[S_MAPS - 1].start = 0xffffffffff600000ull,
 		s->maps[S_MAPS - 1].end = 0xffffffffff601000ull,
@@ -192,7 +194,7 @@ static void sample_threads(struct sample *s)
 static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 {
 	f->fd = (int32_t)(i * 3);
-	f->type = (uint32_t)(i % 18 + 1);
+	f->type = (uint32_t)(i % 19 + 1);
 	f->open_flags = 02 | (uint32_t)i << 12;
 	f->fd_flags = i % 2;
 	f->offset = 0x100000000ull + i;
@@ -219,7 +221,7 @@ static void sample_fd(struct sample *s, struct cs_image_fd *f, size_t i)
 	f->pipe_size = 65536 << (i % 3);
 	f->share_fd = i >= 2 && i % 2 ? (int32_t)(i - 2) * 3 : -1;
 	f->file_mode = 0600 + (uint32_t)i;
-	if (f->type == CS_FD_TMPFILE) {
+	if (f->type == CS_FD_TMPFILE || f->type == CS_FD_MEMFD) {
 		f->file_data_len = s->full ? S_FILE : 7;
 		f->file_data = s->file_data;
 	}

@@ -184,9 +184,9 @@ def mapping(r, prev_end):
     r.var(32)
     r.var(4095, True)
     (madv,) = r.u('I')
-    if start >= end or (start | end | pgoff) % 4096 or prot & ~7 or flags & ~0x1fff \
-            or (prev_end or 0) > start or madv & ~0xff or madv & 0x18 == 0x18 \
-            or madv & 0xc0 == 0xc0:
+    if start >= end or (start | end | pgoff) % 4096 or prot & ~7 or flags & ~0x3fff \
+            or (flags & 0x2000 and not flags & 0x2) or (prev_end or 0) > start \
+            or madv & ~0xff or madv & 0x18 == 0x18 or madv & 0xc0 == 0xc0:
         raise Bad('mapping %#x-%#x' % (start, end))
     return end
 
@@ -201,7 +201,7 @@ def thread(r, _):
 def fd(r, prev):
     num, ftype = r.u('iI')
     r.u('IIQiiiiIIQQiIQQ')
-    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 18:
+    if num < 0 or (prev is not None and num <= prev[-1]) or not 1 <= ftype <= 19:
         raise Bad('fd %d type %d' % (num, ftype))
     r.var(4095, True)
     r.var(128)
@@ -221,8 +221,8 @@ def fd(r, prev):
     if mode & ~0o7777:
         raise Bad('fd %d: file_mode' % num)
     data = r.var(8 << 20)
-    if data and ftype not in (14, 18):
-        raise Bad('file data on a fd that is neither TMPFILE nor INOTIFY')
+    if data and ftype not in (14, 18, 19):
+        raise Bad('file data on a fd that is neither TMPFILE, INOTIFY nor MEMFD')
     if ftype == 18:
         w, last = Reader(data, r.where + ' watches'), 0
         while w.pos < len(w.d):

@@ -652,7 +652,8 @@ static void test_names(void)
 	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(16) == NULL);
 	CHECK(cs_image_section_name(UINT32_MAX) == NULL);
 	CHECK(strcmp(cs_image_fd_type_name(CS_FD_EPOLL), "EPOLL") == 0);
-	CHECK(cs_image_fd_type_name(0) == NULL && cs_image_fd_type_name(19) == NULL);
+	CHECK(strcmp(cs_image_fd_type_name(CS_FD_MEMFD), "MEMFD") == 0);
+	CHECK(cs_image_fd_type_name(0) == NULL && cs_image_fd_type_name(20) == NULL);
 	CHECK(strcmp(cs_image_err_name(CS_IMG_BAD_CRC), "BAD_CRC") == 0);
 	CHECK(cs_image_err_name(-1) == NULL && cs_image_err_name(CS_IMG_NO_MEMORY + 1) == NULL);
 	CHECK_EQ(cs_image_filename(name, sizeof(name), 42), 28);

@@ -529,12 +529,15 @@ static void test_mappings(void)
 	m[0].end = m[1].end = 0x1000;
 	m[0].pgoff = 0x800;
 	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS, "pgoff 0x800");
-	m[0].pgoff = 0, m[0].prot = 7, m[0].flags = 0x1fff;
+	m[0].pgoff = 0, m[0].prot = 7, m[0].flags = 0x3fff;
 	EXPECT(img_buf, build_maps(m, 1), CS_IMG_OK, 0, "");
 	m[0].prot = 8;
 	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS, "unknown prot bits 0x8");
-	m[0].prot = 0, m[0].flags = 0x2000;
-	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS, "unknown flags 0x2000");
+	m[0].prot = 0, m[0].flags = 0x4000;
+	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS, "unknown flags 0x4000");
+	m[0].flags = CS_MAP_SHMEM | CS_MAP_PRIVATE;
+	EXPECT(img_buf, build_maps(m, 1), CS_IMG_BAD_RECORD, CS_SECT_MAPPINGS,
+	       "flags 0x2001: SHMEM without SHARED");
 	m[0].flags = 0, m[0].madvise = CS_MADV_ALL & ~(CS_MADV_NOHUGEPAGE | CS_MADV_RANDOM);
 	EXPECT(img_buf, build_maps(m, 1), CS_IMG_OK, 0, "");
 	m[0].madvise = CS_MADV_HUGEPAGE | CS_MADV_NOHUGEPAGE;
@@ -686,8 +689,8 @@ static void test_fds(void)
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd -1 is negative");
 	f[0].fd = 3, f[0].type = 0;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "fd 3: unknown type 0");
-	f[0].type = CS_FD_INOTIFY + 1;
-	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "unknown type 19");
+	f[0].type = CS_FD_MEMFD + 1;
+	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS, "unknown type 20");
 	f[0].type = CS_FD_REGULAR, f[0].pipe_data = (const uint8_t *)"abc", f[0].pipe_data_len = 3;
 	EXPECT(img_buf, build_fds(f, 1), CS_IMG_BAD_RECORD, CS_SECT_FDS,
 	       "fd 3 is REGULAR but carries pipe data");
