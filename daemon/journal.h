@@ -48,18 +48,18 @@ enum cs_event_kind {
 	CS_EV_SWITCHOVER_DONE,       /* switchover finished */
 	CS_EV_PROMOTION_BLOCKED,     /* a promotion is waiting or refused (.reason) */
 	CS_EV_PRIMARY_LOST,          /* the primary's lease ran out here (.peer) */
-	CS_EV_RESTORE_STARTED,       /* the app is being restored from .generation (.path) */
-	CS_EV_RESTORE_DONE,         /* the restored app answered (.generation, .bytes, ms, .path) */
-	CS_EV_APP_SERVING,          /* the app runs and its agent answers */
-	CS_EV_BACKUP_JOINED,        /* a backup started receiving checkpoints (.peer) */
-	CS_EV_BACKUP_LAGGING,       /* a backup fell behind (.peer, .reason) */
-	CS_EV_BACKUP_CAUGHT_UP,     /* a backup acknowledged the newest generation (.peer) */
-	CS_EV_BACKUP_DEGRADED,      /* a backup cannot store checkpoints (.peer, .reason) */
-	CS_EV_CHECKPOINT_REFUSED,   /* a received checkpoint was refused (.peer, .reason) */
-	CS_EV_APP_CRASHED,          /* the app exited on the primary (.reason) */
-	CS_EV_APP_RESTORED_LOCALLY, /* a crashed app was restored on the same host (.generation) */
-	CS_EV_RESTORE_NOT_READY,    /* this host could not restore what it holds (.reason) */
-	CS_EV_RESTORE_FAILED,       /* a restore failed (.reason) */
+	CS_EV_RESTORE_STARTED,       /* restoring from .generation (.path) */
+	CS_EV_RESTORE_DONE,          /* restored app answered (.generation, .path, ms) */
+	CS_EV_APP_SERVING,           /* the app runs and its agent answers */
+	CS_EV_BACKUP_JOINED,         /* a backup started receiving checkpoints (.peer) */
+	CS_EV_BACKUP_LAGGING,        /* a backup fell behind (.peer, .reason) */
+	CS_EV_BACKUP_CAUGHT_UP,      /* a backup acknowledged the newest generation (.peer) */
+	CS_EV_BACKUP_DEGRADED,       /* a backup cannot store checkpoints (.peer, .reason) */
+	CS_EV_CHECKPOINT_REFUSED,    /* a received checkpoint was refused (.peer, .reason) */
+	CS_EV_APP_CRASHED,           /* the app exited on the primary (.reason) */
+	CS_EV_APP_RESTORED_LOCALLY,  /* a crashed app was restored on the same host (.generation) */
+	CS_EV_RESTORE_NOT_READY,     /* this host could not restore what it holds (.reason) */
+	CS_EV_RESTORE_FAILED,        /* a restore failed (.reason) */
 	CS_EV__COUNT
 };
 
