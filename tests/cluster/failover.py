@@ -222,6 +222,16 @@ def pid_gone(pid):
         return True
 
 
+def descendants(pid):
+    """pid's descendants (every thread's children), recursively."""
+    found = []
+    for task in glob.glob("/proc/%d/task/*/children" % pid):
+        with contextlib.suppress(OSError):
+            for child in map(int, open(task).read().split()):
+                found += [child] + descendants(child)
+    return found
+
+
 def kill_host(c, node):
     """SIGKILLs node's daemon; its app must die with it. Returns the time of the kill."""
     app = app_of(c, node)
@@ -918,10 +928,11 @@ def standby_killed_or_refused_goes_cold():
         w = started_with_standby(c, 20)
         t = time.time()
         kill_host(c, "alpha")
-        killed = 0
+        killed, tree = 0, []
         while c["beta"].role()[0] != "primary":
             pid = standby_of(c, "beta").get("pid")
             if pid:
+                tree += [pid] + descendants(pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                     killed += 1
@@ -933,6 +944,8 @@ def standby_killed_or_refused_goes_cold():
         assert why.startswith("failed: the standby tool was killed by signal 9") or \
             why.startswith("building: "), done
         assert starts[-1].get("CHECKSYNC_PATH") == "cold", starts
+        for pid in tree:  # the standby's namespace init and restorer die with it
+            wait_until("process %d of a killed standby gone" % pid, lambda: pid_gone(pid), 5)
 
         c.start("alpha", env={"CHECKSYNC_TOOL": REFUSER,
                               "CHECKSYNC_REAL_TOOL": c.build_file("agent/tool/checksync")})
