@@ -266,7 +266,16 @@ static void test_unwanted_and_replaced(void)
 	CHECK(run_until(is_ready, s), "never ready on the new chain");
 	cs_standby_free(s);
 	CHECK(gone(pid), "left behind");
+}
+
+/* The chain directories go even when an assert ends the test. */
+static void remove_chain(void)
+{
+	char aside[sizeof(chain) + 8];
+
+	snprintf(aside, sizeof(aside), "%s.aside", chain);
 	rmdir(aside);
+	rmdir(chain);
 }
 
 int main(int argc, char **argv)
@@ -275,6 +284,7 @@ int main(int argc, char **argv)
 	tool = argv[1];
 	signal(SIGPIPE, SIG_IGN);
 	assert(mkdtemp(chain));
+	atexit(remove_chain);
 	base = event_base_new();
 	test_paths();
 	test_promote();
@@ -284,7 +294,6 @@ int main(int argc, char **argv)
 	test_crash();
 	test_unwanted_and_replaced();
 	event_base_free(base);
-	rmdir(chain);
 	if (failures)
 		fprintf(stderr, "%d failures\n", failures);
 	else
