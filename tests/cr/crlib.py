@@ -41,14 +41,14 @@ def log(msg):
 class Proc:
     """A process the harness started, its stdout and stderr kept as lines."""
 
-    def __init__(self, harness, name, argv, env):
+    def __init__(self, harness, name, argv, env, stdin=subprocess.DEVNULL):
         self.name = name
         self.argv = argv
         self.lines = []  # (stream, text, monotonic time)
         self.cond = threading.Condition()
         self.open_streams = 2
         log("+ " + " ".join(argv))
-        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env, start_new_session=True)
         harness.procs.append(self)
         for stream, tag in ((self.p.stdout, "out"), (self.p.stderr, "err")):
@@ -281,8 +281,9 @@ class Harness:
         env.update(extra or {})
         return env
 
-    def start(self, name, argv, extra_env=None):
-        return Proc(self, name, argv, self.env(extra_env))
+    def start(self, name, argv, extra_env=None, stdin=subprocess.DEVNULL):
+        """stdin=subprocess.PIPE: the caller writes to proc.p.stdin."""
+        return Proc(self, name, argv, self.env(extra_env), stdin)
 
     def tool_cmd(self, name, args, timeout, extra_env=None):
         """Runs a checksync subcommand to completion: (rc, combined output, Proc)."""
