@@ -848,8 +848,8 @@ def standby_failovers_serve_every_synced_key():
 
 
 def standby_failovers_long():
-    """Twenty failovers through the warm standby: not in the meson suite
-    (minutes); run it by hand (docs/hacking.md)."""
+    """Twenty failovers through the warm standby (suite cluster-long, out
+    of the default test setup: docs/hacking.md)."""
     standby_failovers(int(os.environ.get("CS_FAILOVERS") or 20))
 
 
