@@ -287,27 +287,17 @@ static const char *app_state_name(unsigned i)
 	return cs_app_state_name((enum cs_app_state)i);
 }
 
-/* cs_app_state_name answers "?" past the last state. */
-static unsigned app_states(void)
-{
-	unsigned n = 0;
-
-	while (strcmp(app_state_name(n), "?") != 0)
-		n++;
-	return n;
-}
-
 static const char *standby_state_name(unsigned i)
 {
 	return cs_standby_state_name((enum cs_standby_state)i);
 }
 
-/* cs_standby_state_name answers "?" past the last state. */
-static unsigned standby_states(void)
+/* The name tables of app.c and standby.c answer "?" past the last state. */
+static unsigned count_states(const char *(*names)(unsigned))
 {
 	unsigned n = 0;
 
-	while (strcmp(standby_state_name(n), "?") != 0)
+	while (strcmp(names(n), "?") != 0)
 		n++;
 	return n;
 }
@@ -343,12 +333,12 @@ char *cs_metrics_render(const json_t *status, size_t *ret_len)
 		render_one_hot(f, "checksync_app_state", "state",
 		               "The app's state on this node, 1 for the current one.",
 		               json_string_value(json_object_get(app, "state")), app_state_name,
-		               app_states());
+		               count_states(app_state_name));
 	if (json_is_object(standby))
 		render_one_hot(f, "checksync_standby_state", "state",
 		               "The warm standby on this node, 1 for the current state.",
 		               json_string_value(json_object_get(standby, "state")),
-		               standby_state_name, standby_states());
+		               standby_state_name, count_states(standby_state_name));
 	for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++)
 		render_scalar(f, status, &scalars[i]);
 	for (size_t i = 0; i < sizeof(histograms) / sizeof(histograms[0]); i++)
