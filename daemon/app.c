@@ -25,11 +25,10 @@
 #include "clock.h"
 #include "histogram.h"
 #include "journal.h"
+#include "proc.h"
 
 #define PROBE_MS        10   /* how often a starting app's agent is looked for */
 #define REQUEST_TIMEOUT 60   /* s: a checkpoint of a large base takes a while */
-#define STOP_WAIT_MS    5000 /* a SIGKILLed process tree is gone well before */
-#define MAX_TREE        256
 #define REPLY_MAX       2048 /* CS_AGENT_REPLY_MAX */
 
 struct cs_app {
@@ -39,8 +38,9 @@ struct cs_app {
 	void *ctx;
 	enum cs_app_state state;
 	enum cs_app_start how;
-	pid_t tool; /* our child, 0 when stopped */
-	int pidfd;  /* of tool */
+	pid_t tool;  /* our child, 0 when stopped */
+	int pidfd;   /* of tool */
+	int keep_fd; /* the adopted tool's control socket, closed with it (-1: none) */
 	struct event *exit_ev, *probe_ev;
 	uint64_t started_ms;
 	struct agent_req *reqs; /* requests to the agent still out */
@@ -252,53 +252,6 @@ json_t *cs_app_pauses_json(const struct cs_app *a)
 
 /* ---- the process tree ---- */
 
-/* Appends pid's children (every thread's) to out, recursively. */
-static void collect_tree(pid_t pid, pid_t *out, size_t *n)
-{
-	char path[64];
-	DIR *d;
-	struct dirent *e;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	if (!(d = opendir(path)))
-		return;
-	while ((e = readdir(d)) && *n < MAX_TREE) {
-		char file[400];
-		FILE *f;
-		int child;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(file, sizeof(file), "%s/%s/children", path, e->d_name);
-		if (!(f = fopen(file, "re")))
-			continue;
-		while (*n < MAX_TREE && fscanf(f, "%d", &child) == 1) {
-			out[(*n)++] = child;
-			collect_tree(child, out, n);
-		}
-		fclose(f);
-	}
-	closedir(d);
-}
-
-static void wait_gone(const pid_t *pids, size_t n)
-{
-	uint64_t deadline = cs_monotonic_ms() + STOP_WAIT_MS;
-
-	for (size_t i = 0; i < n; i++) {
-		int fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		uint64_t now = cs_monotonic_ms();
-
-		if (fd < 0)
-			continue; /* gone already */
-		if (now < deadline && poll(&p, 1, (int)(deadline - now)) == 0)
-			cs_log_err("app process %d still exists %d ms after SIGKILL", (int)pids[i],
-			           STOP_WAIT_MS);
-		close(fd);
-	}
-}
-
 /* Requests still out end now: their app is gone. */
 static void cancel_requests(struct cs_app *a)
 {
@@ -321,7 +274,9 @@ static void reset(struct cs_app *a)
 	a->exit_ev = NULL;
 	if (a->pidfd >= 0)
 		close(a->pidfd);
-	a->pidfd = -1;
+	if (a->keep_fd >= 0)
+		close(a->keep_fd);
+	a->pidfd = a->keep_fd = -1;
 	a->tool = 0;
 	a->state = CS_APP_STOPPED;
 	evtimer_del(a->probe_ev);
@@ -329,19 +284,9 @@ static void reset(struct cs_app *a)
 
 void cs_app_stop(struct cs_app *a, const char *why)
 {
-	pid_t tree[MAX_TREE];
-	size_t n = 0;
-
 	if (!a->tool)
 		return;
-	collect_tree(a->tool, tree, &n);
-	for (size_t i = 0; i < n; i++)
-		kill(tree[i], SIGKILL);
-	kill(a->tool, SIGKILL);
-	waitpid(a->tool, NULL, 0);
-	wait_gone(tree, n);
-	cs_log_notice("app stopped (%s): tool pid %d and %zu processes killed", why, (int)a->tool,
-	              n);
+	cs_proc_stop(a->tool, "app", why);
 	reset(a);
 }
 
@@ -349,42 +294,19 @@ static void exit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cs_app *a = arg;
 	int st = 0;
-	pid_t tree[MAX_TREE];
-	size_t n = 0;
 	enum cs_app_start how = a->how;
 	uint64_t ran = cs_monotonic_ms() - a->started_ms;
 
 	(void)fd, (void)what;
 	if (waitpid(a->tool, &st, WNOHANG) != a->tool)
 		return;
-	collect_tree(a->tool, tree, &n); /* orphans left in the namespace, if any */
-	for (size_t i = 0; i < n; i++)
-		kill(tree[i], SIGKILL);
-	wait_gone(tree, n);
+	cs_proc_kill_tree(a->tool, 0); /* orphans left in the namespace, if any */
 	reset(a);
 	if (a->ops.exited)
 		a->ops.exited(a->ctx, st, how, ran);
 }
 
 /* ---- start ---- */
-
-static void child_exec(const struct cs_app *a, char **argv)
-{
-	sigset_t none;
-
-	/* The app dies with the daemon: a host whose daemon is gone must not
-	 * keep serving while another host promotes. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (char *const *e = a->p.env; e && *e; e++)
-		putenv(*e);
-	setpgid(0, 0);
-	close_range(3, ~0u, 0);
-	execv(a->p.tool, argv);
-	fprintf(stderr, "checksyncd: cannot execute %s: %s\n", a->p.tool, strerror(errno));
-	_exit(127);
-}
 
 /* argv for the tool; strings live in bufs. */
 static size_t build_argv(const struct cs_app *a, enum cs_app_start how, uint64_t floor, char **argv,
@@ -419,35 +341,54 @@ static size_t build_argv(const struct cs_app *a, enum cs_app_start how, uint64_t
 	return n;
 }
 
-int cs_app_start(struct cs_app *a, enum cs_app_start how, uint64_t generation_floor)
+/* From here on the app is a's: its exit is watched, its agent looked for. */
+static int watch(struct cs_app *a, pid_t pid, int pidfd, enum cs_app_start how, uint64_t started_ms)
 {
-	char *argv[256], bufs[2][32];
 	struct timeval now = {0, 0};
-	pid_t pid;
 
-	if (a->tool)
-		return -EBUSY;
-	build_argv(a, how, generation_floor, argv, sizeof(argv) / sizeof(argv[0]), bufs);
-	pid = fork();
-	if (pid < 0)
-		return cs_log_err_errno(errno, "cannot fork the app's tool");
-	if (pid == 0)
-		child_exec(a, argv);
 	a->tool = pid;
+	a->pidfd = pidfd;
 	a->how = how;
-	a->started_ms = cs_monotonic_ms();
+	a->started_ms = started_ms;
 	a->state = CS_APP_STARTING;
-	a->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	a->exit_ev = a->pidfd >= 0 ? event_new(a->base, a->pidfd, EV_READ, exit_cb, a) : NULL;
+	a->exit_ev = event_new(a->base, a->pidfd, EV_READ, exit_cb, a);
 	if (!a->exit_ev || event_add(a->exit_ev, NULL) < 0) {
 		cs_app_stop(a, "cannot watch it");
 		return cs_log_err_errno(ENOMEM, "cannot watch the app's tool (pid %d)", (int)pid);
 	}
 	evtimer_add(a->probe_ev, &now);
-	cs_log_info("app %s: %s %s --dir %s (tool pid %d, generations from %" PRIu64 ")",
-	            how == CS_APP_FRESH ? "started" : "restoring", a->p.tool, argv[1],
-	            a->p.chain_dir, (int)pid, generation_floor);
 	return 0;
+}
+
+int cs_app_start(struct cs_app *a, enum cs_app_start how, uint64_t generation_floor)
+{
+	char *argv[256], bufs[2][32];
+	pid_t pid;
+	int pidfd, r;
+
+	if (a->tool)
+		return -EBUSY;
+	build_argv(a, how, generation_floor, argv, sizeof(argv) / sizeof(argv[0]), bufs);
+	r = cs_proc_spawn(a->p.tool, argv, a->p.env, -1, &pid, &pidfd);
+	if (r < 0)
+		return cs_log_err_errno(r, "cannot start the app's tool %s", a->p.tool);
+	r = watch(a, pid, pidfd, how, cs_monotonic_ms());
+	if (r == 0)
+		cs_log_info("app %s: %s %s --dir %s (tool pid %d, generations from %" PRIu64 ")",
+		            how == CS_APP_FRESH ? "started" : "restoring", a->p.tool, argv[1],
+		            a->p.chain_dir, (int)pid, generation_floor);
+	return r;
+}
+
+int cs_app_adopt(struct cs_app *a, pid_t pid, int pidfd, int keep_fd, uint64_t started_ms)
+{
+	if (a->tool) {
+		close(keep_fd);
+		return -EBUSY; /* the caller still owns pid and pidfd: it kills them */
+	}
+	a->keep_fd = keep_fd;
+	cs_log_info("app adopted: tool pid %d, promoted from the standby", (int)pid);
+	return watch(a, pid, pidfd, CS_APP_RESTORE, started_ms);
 }
 
 /* ---- life ---- */
@@ -464,7 +405,7 @@ int cs_app_new(struct event_base *base, const struct cs_app_params *p, const str
 	a->p = *p;
 	a->ops = *ops;
 	a->ctx = ctx;
-	a->pidfd = -1;
+	a->pidfd = a->keep_fd = -1;
 	cs_hist_init(&a->pauses_gone, cs_hist_pause_seconds, cs_hist_pause_seconds_n);
 	cs_hist_init(&a->pauses_now, cs_hist_pause_seconds, cs_hist_pause_seconds_n);
 	n = snprintf(a->sock_path, sizeof(a->sock_path), "%s/agent.sock", p->chain_dir);

@@ -50,6 +50,14 @@ void cs_app_free(struct cs_app *a); /* stops it first */
  * agent may use (the data plane keeps numbers increasing across terms).
  * Returns 0 or a negative errno (logged). */
 int cs_app_start(struct cs_app *a, enum cs_app_start how, uint64_t generation_floor);
+/* Takes over a tool that already runs the app: `checksync standby` after
+ * it answered promoted (standby.c). pid must be the daemon's child; a owns
+ * pidfd and keep_fd (the tool's control socket, open until the tool is
+ * gone) from here on, and the app is STARTING as after cs_app_start of a
+ * restore; started_ms (cs_monotonic_ms) is when the promotion began, for
+ * the restore's duration. Returns 0, or -EBUSY when an app runs (keep_fd
+ * is closed; the caller kills pid) or a negative errno (the tool killed). */
+int cs_app_adopt(struct cs_app *a, pid_t pid, int pidfd, int keep_fd, uint64_t started_ms);
 /* Kills every process of the app and waits until they are gone. */
 void cs_app_stop(struct cs_app *a, const char *why);
 

@@ -334,6 +334,25 @@ static void print_ready(json_t *r)
 		       str_or(r, "reason", "?"));
 }
 
+/* The warm standby of a backup: its state and, when one is built, what it
+ * holds and costs; off and failed say why. */
+static void print_standby(json_t *sb, json_t *app)
+{
+	const char *state = str_or(sb, "state", "?");
+
+	if (json_is_object(sb) && (!strcmp(state, "off") || !strcmp(state, "failed")))
+		printf("standby:  %s (%s)\n", state, str_or(sb, "why", "?"));
+	else if (json_is_object(sb))
+		printf("standby:  %s, generation %" JSON_INTEGER_FORMAT
+		       ", rss %" JSON_INTEGER_FORMAT " bytes, %" JSON_INTEGER_FORMAT
+		       " generations applied, last apply %" JSON_INTEGER_FORMAT " ms\n",
+		       state, int_of(sb, "generation"), int_of(sb, "rss_bytes"),
+		       int_of(sb, "applied"), int_of(sb, "last_apply_ms"));
+	if (json_is_string(json_object_get(app, "path")))
+		printf("restored: %s path%s%s\n", str_or(app, "path", "?"),
+		       *str_or(app, "path_reason", "") ? ", " : "", str_or(app, "path_reason", ""));
+}
+
 static void print_backups(json_t *backups)
 {
 	size_t i;
@@ -371,6 +390,7 @@ static void print_status(json_t *a)
 	print_peers(json_object_get(a, "peers"));
 	print_app(json_object_get(a, "app"), json_object_get(a, "store"));
 	print_ready(json_object_get(a, "restore_ready"));
+	print_standby(json_object_get(a, "standby"), json_object_get(a, "app"));
 	print_backups(json_object_get(a, "backups"));
 }
 

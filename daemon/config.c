@@ -134,6 +134,7 @@ static const struct key checkpoint_keys[] = {
      .min = 1, .max = 65536},
     {"keep_stale_chains", K_COUNT, false, OFF(cs_checkpoint_config, keep_stale_chains),
      .def_num = 2, .min = 0, .max = 100},
+    {"standby", K_BOOL, false, OFF(cs_checkpoint_config, standby), .def_num = 1},
     {NULL},
 };
 
@@ -600,6 +601,8 @@ static int apply_default(struct ctx *c, const struct key *k, void *base)
 		set_number(k, base, k->def_num);
 	if (k->type == K_ENUM)
 		*FIELD(base, k->off, unsigned) = k->def_num;
+	if (k->type == K_BOOL)
+		*FIELD(base, k->off, bool) = k->def_num != 0;
 	if (k->def_str) {
 		*FIELD(base, k->off, char *) = strdup(k->def_str);
 		if (!*FIELD(base, k->off, char *))

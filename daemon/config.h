@@ -86,6 +86,7 @@ struct cs_checkpoint_config {
 	unsigned sync_timeout_ms;   /* a Sync not satisfied by then returns an error */
 	uint64_t max_buffer_bytes;  /* "max_buffer_mb" in bytes: images held for slow backups */
 	unsigned keep_stale_chains; /* chains moved aside on rejoin that are kept (0: none) */
+	bool standby;               /* a backup keeps a warm standby of the app (standby.h) */
 };
 
 /* The Prometheus endpoint (daemon/metrics.h); off unless listen is set. */

@@ -17,7 +17,9 @@
 #include "control.h"
 #include "dataplane_int.h"
 #include "journal.h"
+#include "proc.h"
 #include "ready.h"
+#include "standby.h"
 
 /* The first generation number the app may use in term: numbers grow
  * across terms, so any two chains compare by their newest generation. */
@@ -35,23 +37,92 @@ static void update_durable(struct cs_dataplane *dp)
 
 /* ---- the app on the primary ---- */
 
+/* A cold restore: `checksync restore` reads the chain from disk. */
+static int start_cold(struct cs_dataplane *dp, uint64_t newest, const char *why)
+{
+	int r;
+
+	dp->path = CS_PATH_COLD;
+	cs_event(CS_EV_RESTORE_STARTED, .generation = newest, .reason = why,
+	         .path = cs_failover_path_name(CS_PATH_COLD), .path_reason = dp->path_reason);
+	r = cs_app_start(dp->app, CS_APP_RESTORE, generation_floor(dp, dp->term));
+	if (r < 0)
+		cs_event(CS_EV_RESTORE_FAILED, .generation = newest,
+		         .reason = "the checksync tool could not be started");
+	return r;
+}
+
+/* The promoted standby's answer: adopted as the app, or a cold restore at
+ * once (the standby is gone by then: nothing of it is left). */
+static void standby_promoted(void *arg, int err, const struct cs_standby_handover *h,
+                             const char *why)
+{
+	struct cs_dataplane *dp = arg;
+	int r = err;
+
+	dp->promoting = false;
+	if (!err) {
+		if (h->generation)
+			dp->start_generation = h->generation;
+		r = cs_app_adopt(dp->app, h->pid, h->pidfd, h->control_fd, dp->start_ms);
+		if (r == -EBUSY) { /* cannot be: nothing runs while promoting; never two apps */
+			cs_proc_kill_tree(h->pid, 1);
+			close(h->pidfd);
+		}
+		if (r == 0)
+			return;
+		why = "failed: the promoted standby could not be taken over as the app";
+	}
+	snprintf(dp->path_reason, sizeof(dp->path_reason), "%s", why);
+	cs_log_warn("the standby did not take over (%s): restoring from the chain",
+	            dp->path_reason);
+	start_cold(dp, cs_store_rescan(dp->store), "the standby could not take over");
+}
+
+/* The standby path, when the standby can take it (standby.h decides);
+ * false with the reason in dp->path_reason otherwise. */
+static bool try_standby(struct cs_dataplane *dp, uint64_t newest, const char *why)
+{
+	struct cs_standby_view v;
+
+	if (!dp->standby) {
+		snprintf(dp->path_reason, sizeof(dp->path_reason), "off: no standby here");
+		return false;
+	}
+	cs_standby_view(dp->standby, &v);
+	v.chain_newest = newest;
+	if (cs_failover_path(&v, dp->path_reason, sizeof(dp->path_reason)) == CS_PATH_COLD)
+		return false;
+	if (cs_standby_promote(dp->standby, generation_floor(dp, dp->term), standby_promoted, dp) <
+	    0) {
+		snprintf(dp->path_reason, sizeof(dp->path_reason),
+		         "failed: promote could not be sent to the standby");
+		return false;
+	}
+	dp->promoting = true;
+	dp->path = CS_PATH_STANDBY;
+	dp->path_reason[0] = '\0';
+	cs_event(CS_EV_RESTORE_STARTED, .generation = newest, .reason = why,
+	         .path = cs_failover_path_name(CS_PATH_STANDBY));
+	return true;
+}
+
 static int start_app(struct cs_dataplane *dp, const char *why)
 {
 	uint64_t newest = cs_store_rescan(dp->store);
-	enum cs_app_start how = newest ? CS_APP_RESTORE : CS_APP_FRESH;
 	int r;
 
 	dp->start_ms = cs_monotonic_ms();
 	dp->start_generation = newest;
 	dp->start_bytes = newest ? cs_store_bytes(dp->store) : 0;
-	if (how == CS_APP_RESTORE) {
+	if (newest) {
 		dp->restores++;
-		cs_event(CS_EV_RESTORE_STARTED, .generation = newest, .reason = why);
+		return try_standby(dp, newest, why) ? 0 : start_cold(dp, newest, why);
 	}
-	r = cs_app_start(dp->app, how, generation_floor(dp, dp->term));
+	dp->path = -1; /* a fresh start restores nothing */
+	r = cs_app_start(dp->app, CS_APP_FRESH, generation_floor(dp, dp->term));
 	if (r < 0)
-		cs_event(CS_EV_RESTORE_FAILED, .generation = newest,
-		         .reason = "the checksync tool could not be started");
+		cs_event(CS_EV_RESTORE_FAILED, .reason = "the checksync tool could not be started");
 	return r;
 }
 
@@ -98,6 +169,8 @@ static void on_fence(void *arg, uint64_t term, const char *why)
 	(void)term;
 	if (!dp->app)
 		return;
+	cs_standby_stop(dp->standby, why); /* a promotion of it may be under way */
+	dp->promoting = false;
 	cs_app_stop(dp->app, why);
 	evtimer_del(dp->retry);
 	cs_repl_stop(dp->repl);
@@ -132,7 +205,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	struct cs_dataplane *dp = arg;
 
 	(void)fd, (void)what;
-	if (dp->term && cs_app_state(dp->app) == CS_APP_STOPPED)
+	if (dp->term && !dp->promoting && cs_app_state(dp->app) == CS_APP_STOPPED)
 		start_app(dp, "retrying after repeated failures");
 }
 
@@ -194,11 +267,16 @@ static void app_serving(void *ctx, enum cs_app_start how, uint64_t took_ms)
 	dp->served = dp->served_in_term = true;
 	if (how == CS_APP_RESTORE) {
 		cs_hist_observe(&dp->restore_seconds, (double)took_ms / 1000);
-		if (dp->promoted_ms)
+		if (dp->promoted_ms) {
 			cs_hist_observe(&dp->failover_seconds,
 			                (double)(cs_monotonic_ms() - dp->promoted_ms) / 1000);
+			if (dp->path >= 0)
+				dp->failovers[dp->path]++;
+		}
 		cs_event(CS_EV_RESTORE_DONE, .generation = dp->start_generation,
-		         .bytes = dp->start_bytes, CS_DURATION(took_ms));
+		         .bytes = dp->start_bytes, CS_DURATION(took_ms),
+		         .path = dp->path >= 0 ? cs_failover_path_name(dp->path) : NULL,
+		         .path_reason = dp->path_reason);
 		if (dp->local_restore)
 			cs_event(CS_EV_APP_RESTORED_LOCALLY, .generation = dp->start_generation);
 	}
@@ -280,6 +358,16 @@ static json_t *counters(const struct cs_dataplane *dp)
 	                 (json_int_t)dp->restores, "promotions", (json_int_t)dp->promotions);
 }
 
+/* Promotions whose app served, by the path the restore took: one entry
+ * per path, so the metric has a series for each from the start. */
+static json_t *failovers(const struct cs_dataplane *dp)
+{
+	return json_pack("[{s:s, s:I}, {s:s, s:I}]", "name", cs_failover_path_name(CS_PATH_STANDBY),
+	                 "count", (json_int_t)dp->failovers[CS_PATH_STANDBY], "name",
+	                 cs_failover_path_name(CS_PATH_COLD), "count",
+	                 (json_int_t)dp->failovers[CS_PATH_COLD]);
+}
+
 /* The distributions behind the metrics' histograms (cs_hist_json). */
 static json_t *histograms(const struct cs_dataplane *dp)
 {
@@ -292,6 +380,8 @@ static json_t *histograms(const struct cs_dataplane *dp)
 
 	if (dp->app)
 		json_object_set_new(h, "checkpoint_pause_seconds", cs_app_pauses_json(dp->app));
+	if (dp->standby)
+		json_object_set_new(h, "standby_apply_seconds", cs_standby_apply_json(dp->standby));
 	return h;
 }
 
@@ -304,10 +394,15 @@ static json_t *status(void *arg)
 		json_object_set_new(app, "generation",
 		                    json_integer((json_int_t)cs_store_newest(dp->store)));
 		json_object_set_new(app, "restores", json_integer((json_int_t)dp->restore_next));
+		json_object_set_new(app, "path",
+		                    dp->path >= 0 ? json_string(cs_failover_path_name(dp->path))
+		                                  : json_null());
+		json_object_set_new(app, "path_reason", json_string(dp->path_reason));
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:I}", "app", app, "counters",
-	                 counters(dp), "histograms", histograms(dp), "store",
-	                 cs_store_status(dp->store), "restore_ready",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:I}", "app", app,
+	                 "standby", dp->standby ? cs_standby_status(dp->standby) : json_null(),
+	                 "failovers", failovers(dp), "counters", counters(dp), "histograms",
+	                 histograms(dp), "store", cs_store_status(dp->store), "restore_ready",
 	                 dp->ready ? cs_ready_status(dp->ready) : json_null(), "backups",
 	                 dp->term ? cs_repl_status(dp->repl) : json_array(), "durability",
 	                 cs_durability_name(dp->cfg->checkpoint.durability), "sync",
@@ -368,6 +463,44 @@ static void ask_pauses(struct cs_dataplane *dp)
 		dp->pauses_asked_at = images;
 }
 
+/* A standby runs on a backup whose chain holds a generation of its
+ * primary's term, unless the config turns it off. One that runs is kept
+ * while an election is under way (it is about to be needed) or while no
+ * primary is known; none is started on a chain about to be replaced. */
+static void tick_standby(struct cs_dataplane *dp)
+{
+	enum cs_member_role role = cs_daemon_role(dp->d);
+	uint64_t newest = cs_store_newest(dp->store), lineage = cs_store_lineage(dp->store);
+	enum cs_standby_wish wish = CS_STANDBY_NONE;
+	char why[160];
+
+	if (!dp->standby)
+		return;
+	if (!dp->cfg->checkpoint.standby)
+		snprintf(why, sizeof(why), "checkpoint.standby is false");
+	else if (dp->term || (role != CS_MROLE_BACKUP && role != CS_MROLE_CANDIDATE))
+		snprintf(why, sizeof(why), "this node is not a backup");
+	else if (!newest)
+		snprintf(why, sizeof(why), "the chain holds no generation yet");
+	else if (role == CS_MROLE_CANDIDATE) {
+		wish = CS_STANDBY_KEEP;
+		snprintf(why, sizeof(why), "an election is under way");
+	} else if (cs_daemon_primary(dp->d) < 0) {
+		wish = CS_STANDBY_KEEP; /* a restarted backup: its chain may be old */
+		snprintf(why, sizeof(why), "no primary known yet");
+	} else if (lineage != cs_daemon_term(dp->d)) {
+		wish = CS_STANDBY_KEEP;
+		snprintf(why, sizeof(why),
+		         "the chain is of term %" PRIu64 ", not %" PRIu64
+		         ": waiting for the primary's images",
+		         lineage, cs_daemon_term(dp->d));
+	} else {
+		wish = CS_STANDBY_RUN;
+		why[0] = '\0';
+	}
+	cs_standby_want(dp->standby, wish, newest, why);
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cs_dataplane *dp = arg;
@@ -377,6 +510,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		cs_store_rescan(dp->store);
 	ask_pauses(dp);
 	update_durable(dp);
+	tick_standby(dp);
 	if (dp->ready)
 		cs_ready_enable(dp->ready, !dp->term && cs_store_newest(dp->store) > 0);
 }
@@ -428,9 +562,14 @@ static int open_parts(struct cs_dataplane *dp, const char *tool)
 		                           .workdir = c->app.workdir,
 		                           .interval_ms = c->checkpoint.interval_ms};
 		r = cs_app_new(cs_daemon_base(dp->d), &ap, &ao, dp, &dp->app);
+		struct cs_standby_params sbp = {
+		    .tool = tool, .chain_dir = cs_store_chain_dir(dp->store), .env = c->app.env};
+
 		if (r == 0)
 			r = cs_ready_new(cs_daemon_base(dp->d), tool, cs_store_chain_dir(dp->store),
 			                 ready_changed, dp, &dp->ready);
+		if (r == 0)
+			r = cs_standby_new(cs_daemon_base(dp->d), &sbp, &dp->standby);
 	}
 	return r;
 }
@@ -451,6 +590,7 @@ int cs_dataplane_new(struct cs_daemon *d, const struct cs_config *cfg, const cha
 	dp->d = d;
 	dp->cfg = cfg;
 	dp->recv_peer = -1;
+	dp->path = -1;
 	cs_hist_init(&dp->restore_seconds, cs_hist_seconds, cs_hist_seconds_n);
 	cs_hist_init(&dp->failover_seconds, cs_hist_seconds, cs_hist_seconds_n);
 	cs_hist_init(&dp->sync_latency.ok, cs_hist_seconds, cs_hist_seconds_n);
@@ -481,6 +621,7 @@ void cs_dataplane_free(struct cs_dataplane *dp)
 	if (dp->retry)
 		event_free(dp->retry);
 	cs_ready_free(dp->ready);
+	cs_standby_free(dp->standby);
 	cs_app_free(dp->app);
 	cs_syncsrv_close(dp->sync, ESTALE, "the daemon is stopping");
 	cs_repl_free(dp->repl);

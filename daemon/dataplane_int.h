@@ -18,6 +18,7 @@
 
 struct cs_app;
 struct cs_ready;
+struct cs_standby;
 struct event;
 
 struct cs_dataplane {
@@ -29,7 +30,8 @@ struct cs_dataplane {
 	struct cs_repl *repl;
 	struct cs_app *app; /* NULL without an "app" in the config */
 	struct cs_syncsrv *sync;
-	struct cs_ready *ready; /* restore readiness, on a backup with an app */
+	struct cs_ready *ready;     /* restore readiness, on a backup with an app */
+	struct cs_standby *standby; /* the warm standby, on a backup with an app */
 	struct event *tick, *retry;
 	uint64_t term;             /* the term this node is primary of, 0 if not */
 	uint64_t start_ms;         /* the app's last start */
@@ -39,6 +41,9 @@ struct cs_dataplane {
 	bool served;               /* the app answered since its last start */
 	bool served_in_term;       /* ... at least once in this term */
 	bool announce;             /* run the notify hook when it serves */
+	bool promoting;            /* the standby was asked to promote; no answer yet */
+	int path;                  /* enum cs_failover_path of the last restore, -1: none */
+	char path_reason[400];     /* why it went cold ("" for the standby path) */
 	uint64_t restore_times[CS_DP_RESTORE_RING];
 	unsigned restore_next;
 	/* For the metrics: restores from the chain started, promotions with an
@@ -47,6 +52,7 @@ struct cs_dataplane {
 	 * answer); Sync latencies; checkpoints seen when the agent's pauses
 	 * were last asked for. */
 	uint64_t restores, promotions;
+	uint64_t failovers[2]; /* promotions that served, by enum cs_failover_path */
 	struct cs_hist restore_seconds, failover_seconds;
 	struct cs_sync_latency sync_latency;
 	uint64_t promoted_ms; /* 0: no failover in progress */

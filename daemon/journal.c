@@ -22,7 +22,7 @@ struct event_desc {
 	const char *id; /* MESSAGE_ID, 128 bits in hex */
 	int priority;
 	/* MESSAGE with {node} {peer} {role} {old_role} {term} {old_term}
-	 * {generation} {duration_ms} {bytes} {address} {hook} {reason}. A reason not
+	 * {generation} {duration_ms} {bytes} {address} {hook} {path} {reason}. A reason not
 	 * named by the text is appended after ": ". */
 	const char *text;
 };
@@ -76,31 +76,35 @@ static const struct event_desc events[CS_EV__COUNT] = {
     [CS_EV_PROMOTION_BLOCKED] = {"promotion_blocked", "a52a9b1f29384bafbeaea25ae6174017",
                                  LOG_WARNING, "promotion of {node} blocked in term {term}"},
     [CS_EV_PRIMARY_LOST] = {"primary_lost", "2fa353aa691c4bee8e72be72fe4defdd", LOG_WARNING,
-        "primary {peer} lost in term {term}"},
+                            "primary {peer} lost in term {term}"},
     [CS_EV_RESTORE_STARTED] = {"restore_started", "ea9fc052a608401e8d451d2e0402ccf2", LOG_NOTICE,
-        "restoring the app from generation {generation}"},
+                               "restoring the app from generation {generation} ({path} path)"},
     [CS_EV_RESTORE_DONE] = {"restore_done", "016e5ba0e2454287bc609a44744062e8", LOG_NOTICE,
-        "app restored from generation {generation} ({bytes} bytes of images) in {duration_ms} ms"},
+                            "app restored from generation {generation} ({path} path, {bytes} bytes "
+                            "of images) in {duration_ms} ms"},
     [CS_EV_APP_SERVING] = {"app_serving", "9ae3fb346296460e9fbabd0bf1268afb", LOG_NOTICE,
-        "app serving on {node}"},
-    [CS_EV_BACKUP_JOINED] = {"backup_joined", "d8a00cfe2c124ca891e9b074b7fe56f8", LOG_NOTICE,
-        "backup {peer} joined: sending the chain from generation {generation}"},
+                           "app serving on {node}"},
+    [CS_EV_BACKUP_JOINED] =
+        {"backup_joined", "d8a00cfe2c124ca891e9b074b7fe56f8", LOG_NOTICE,
+         "backup {peer} joined: sending the chain from generation {generation}"},
     [CS_EV_BACKUP_LAGGING] = {"backup_lagging", "71e12cd733b74dc39880474009771527", LOG_WARNING,
-        "backup {peer} is lagging"},
+                              "backup {peer} is lagging"},
     [CS_EV_BACKUP_CAUGHT_UP] = {"backup_caught_up", "037faa64fd2448edba1dcec8e0f4100c", LOG_NOTICE,
-        "backup {peer} caught up at generation {generation}"},
+                                "backup {peer} caught up at generation {generation}"},
     [CS_EV_BACKUP_DEGRADED] = {"backup_degraded", "211f9b4a909c4c3bb7608190308ea867", LOG_ERR,
-        "backup {peer} degraded"},
-    [CS_EV_CHECKPOINT_REFUSED] = {"checkpoint_refused", "62b476aab4f0402cab179b3fc040827c", LOG_WARNING,
-        "checkpoint generation {generation} from {peer} refused"},
+                               "backup {peer} degraded"},
+    [CS_EV_CHECKPOINT_REFUSED] = {"checkpoint_refused", "62b476aab4f0402cab179b3fc040827c",
+                                  LOG_WARNING,
+                                  "checkpoint generation {generation} from {peer} refused"},
     [CS_EV_APP_CRASHED] = {"app_crashed", "93027e9bbeeb42adb29016c058a2aa5b", LOG_ERR,
-        "app crashed on {node}"},
-    [CS_EV_APP_RESTORED_LOCALLY] = {"app_restored_locally", "91a26f433b5f45949f1b4fd035ea702c", LOG_NOTICE,
-        "app restored locally from generation {generation}"},
-    [CS_EV_RESTORE_NOT_READY] = {"restore_not_ready", "81b5972853e34883a91c1bc5235460bd", LOG_WARNING,
-        "restore not ready on {node}"},
+                           "app crashed on {node}"},
+    [CS_EV_APP_RESTORED_LOCALLY] = {"app_restored_locally", "91a26f433b5f45949f1b4fd035ea702c",
+                                    LOG_NOTICE,
+                                    "app restored locally from generation {generation}"},
+    [CS_EV_RESTORE_NOT_READY] = {"restore_not_ready", "81b5972853e34883a91c1bc5235460bd",
+                                 LOG_WARNING, "restore not ready on {node}"},
     [CS_EV_RESTORE_FAILED] = {"restore_failed", "1e5a6d65bc8242be814a539c2443c5d8", LOG_CRIT,
-        "restore failed on {node}"},
+                              "restore failed on {node}"},
 };
 
 static struct {
@@ -353,6 +357,8 @@ void cs_event_emit(enum cs_event_kind kind, const struct cs_event_fields *f)
 	add_number(&e, "bytes", f->bytes, f->bytes);
 	add_field(&e, "address", f->address);
 	add_field(&e, "hook", f->hook);
+	add_field(&e, "path", f->path);
+	add_field(&e, "path_reason", f->path_reason);
 	add_field(&e, "reason", f->reason);
 	expand(&e, d->text, message, sizeof(message));
 	e.priority = d->priority;

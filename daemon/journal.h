@@ -7,7 +7,7 @@
  * fields CHECKSYNC_EVENT, CHECKSYNC_NODE, CHECKSYNC_ROLE, CHECKSYNC_TERM and,
  * where given, CHECKSYNC_PEER, CHECKSYNC_GENERATION, CHECKSYNC_BYTES,
  * CHECKSYNC_DURATION_MS, CHECKSYNC_REASON, CHECKSYNC_ADDRESS, CHECKSYNC_HOOK, CHECKSYNC_OLD_ROLE,
- * CHECKSYNC_OLD_TERM.
+ * CHECKSYNC_OLD_TERM, CHECKSYNC_PATH, CHECKSYNC_PATH_REASON.
  *
  * Call sites stay short:
  *   cs_event(CS_EV_PEER_DOWN, .peer = p->name, .reason = "connection reset");
@@ -48,8 +48,8 @@ enum cs_event_kind {
 	CS_EV_SWITCHOVER_DONE,       /* switchover finished */
 	CS_EV_PROMOTION_BLOCKED,     /* a promotion is waiting or refused (.reason) */
 	CS_EV_PRIMARY_LOST,          /* the primary's lease ran out here (.peer) */
-	CS_EV_RESTORE_STARTED,       /* the app is being restored from .generation */
-	CS_EV_RESTORE_DONE,          /* the restored app answered (.generation, .bytes, ms) */
+	CS_EV_RESTORE_STARTED,       /* restoring from .generation (.path) */
+	CS_EV_RESTORE_DONE,          /* restored app answered (.generation, .path, ms) */
 	CS_EV_APP_SERVING,           /* the app runs and its agent answers */
 	CS_EV_BACKUP_JOINED,         /* a backup started receiving checkpoints (.peer) */
 	CS_EV_BACKUP_LAGGING,        /* a backup fell behind (.peer, .reason) */
@@ -81,10 +81,12 @@ struct cs_event_fields {
 	uint64_t term;
 	uint64_t old_term;
 	uint64_t generation;
-	uint64_t bytes;      /* CHECKSYNC_BYTES: image bytes (restore_done) */
-	const char *reason;  /* why, or the hook output line */
-	const char *address; /* remote address of a connection */
-	const char *hook;    /* "notify" or "fence" */
+	uint64_t bytes;          /* CHECKSYNC_BYTES: image bytes (restore_done) */
+	const char *reason;      /* why, or the hook output line */
+	const char *address;     /* remote address of a connection */
+	const char *hook;        /* "notify" or "fence" */
+	const char *path;        /* restores: "standby" or "cold" (CHECKSYNC_PATH) */
+	const char *path_reason; /* why cold: "off: ...", "building: ...", "behind: ...", ... */
 	bool has_duration;
 	uint64_t duration_ms;
 };

@@ -15,6 +15,7 @@
 
 #include "app.h"
 #include "membership.h"
+#include "standby.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -64,6 +65,12 @@ static const struct scalar {
      "1 when the last restore check of this backup's chain passed."},
     {NULL, "sync_waiting", "checksync_sync_waiting", GAUGE, 1,
      "Sync calls of the app waiting for the backups."},
+    {"standby", "rss_bytes", "checksync_standby_rss_bytes", GAUGE, 1,
+     "Resident memory of this backup's warm standby of the app (0: none)."},
+    {"standby", "generation", "checksync_standby_generation", GAUGE, 1,
+     "Generation the warm standby equals (0: none built)."},
+    {"standby", "applied", "checksync_standby_applied_total", COUNTER, 1,
+     "Generations applied to this backup's warm standbys."},
 };
 
 /* One sample per element of the array ARRAY, labelled LABEL=element.name:
@@ -90,6 +97,8 @@ static const struct per_item {
      "Image bytes sent to the backup."},
     {"backups", "backup", "sessions", NULL, "checksync_backup_sessions_total", COUNTER, 1,
      "Sessions started with the backup (each begins with a full image)."},
+    {"failovers", "path", "count", NULL, "checksync_failovers_total", COUNTER, 1,
+     "Promotions of this node whose app served, by the path its restore took (standby, cold)."},
 };
 
 /* A label value in the text format: backslash, quote and newline escaped. */
@@ -160,6 +169,8 @@ static const struct histogram {
      "answer."},
     {"failover_seconds", NULL, "checksync_failover_duration_seconds",
      "Promotions that restored the app here, from the promotion to the app's first answer."},
+    {"standby_apply_seconds", NULL, "checksync_standby_apply_duration_seconds",
+     "Generations applied to the warm standby, wall time of each apply as the tool measured it."},
 };
 
 /* NAME_SUFFIX{LABEL="VALUE",le="LE"}: LABEL and LE may be NULL. */
@@ -276,12 +287,17 @@ static const char *app_state_name(unsigned i)
 	return cs_app_state_name((enum cs_app_state)i);
 }
 
-/* cs_app_state_name answers "?" past the last state. */
-static unsigned app_states(void)
+static const char *standby_state_name(unsigned i)
+{
+	return cs_standby_state_name((enum cs_standby_state)i);
+}
+
+/* The name tables of app.c and standby.c answer "?" past the last state. */
+static unsigned count_states(const char *(*names)(unsigned))
 {
 	unsigned n = 0;
 
-	while (strcmp(app_state_name(n), "?") != 0)
+	while (strcmp(names(n), "?") != 0)
 		n++;
 	return n;
 }
@@ -302,6 +318,7 @@ static void render_info(FILE *f, const json_t *status)
 char *cs_metrics_render(const json_t *status, size_t *ret_len)
 {
 	const json_t *app = json_object_get(status, "app");
+	const json_t *standby = json_object_get(status, "standby");
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -316,7 +333,12 @@ char *cs_metrics_render(const json_t *status, size_t *ret_len)
 		render_one_hot(f, "checksync_app_state", "state",
 		               "The app's state on this node, 1 for the current one.",
 		               json_string_value(json_object_get(app, "state")), app_state_name,
-		               app_states());
+		               count_states(app_state_name));
+	if (json_is_object(standby))
+		render_one_hot(f, "checksync_standby_state", "state",
+		               "The warm standby on this node, 1 for the current state.",
+		               json_string_value(json_object_get(standby, "state")),
+		               standby_state_name, count_states(standby_state_name));
 	for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++)
 		render_scalar(f, status, &scalars[i]);
 	for (size_t i = 0; i < sizeof(histograms) / sizeof(histograms[0]); i++)

@@ -13,14 +13,25 @@ namespaces (tests/cluster/harness.py) runs kvserver with -preload N and
   failover   the primary's host SIGKILLed: detection (kill -> primary_lost
              on the backup), election (-> promoted), restore
              (restore_started -> restore_done), first request answered on
-             the backup, all from the kill; the chain's size on disk
+             the backup, all from the kill; the chain's size on disk. Per
+             path (--standby): "standby", the backup's warm standby
+             promoted (checkpoint.standby true; the kill waits until the
+             standby equals the backup's newest generation), or "cold",
+             `checksync restore` from the chain (checkpoint.standby
+             false). Reported: kill -> first answer and promotion ->
+             first answer, the path the journal names (restore_done's
+             CHECKSYNC_PATH, and why when cold), and the standby's cost
+             on the backup (rss, build ms, CPU ms per MiB applied)
 
 Prints one table; check `uptime` first: figures taken under load are
 figures of the load. --json FILE writes the figures (the failover's
 moments in ms since the kill, the Sync latencies); --plot DIR draws the
 failover timeline (tests/bench/plot.py: failover-timeline.png). Usage (root):
   tests/bench/failover_bench.py [--build-root build] [--keys 200000,1000000]
-      [--json FILE [--plot DIR]]
+      [--standby on|off|both] [--json FILE [--plot DIR]]
+--keys (alias --preload) are kvserver -preload sizes (1 KiB values, about
+1.5 KiB of RSS per key: 200000 keys ~ 300 MiB, 1000000 ~ 1.35 GiB). --standby both
+(the default) runs the two paths interleaved for each size, cold first.
 """
 import argparse
 import json
@@ -54,7 +65,7 @@ for i in range(n):
 """ % PORT
 
 
-def cluster(build, keys, interval_ms, sync=True, durability="disk"):
+def cluster(build, keys, interval_ms, sync=True, durability="disk", standby=False):
     c = harness.Cluster([("alpha", False), ("beta", False), ("gamma", True)],
                         interval_ms=100, timeout_ms=1000)
     kv = os.path.join(build, "agent", "go", "kvserver")
@@ -65,7 +76,8 @@ def cluster(build, keys, interval_ms, sync=True, durability="disk"):
         if not n.witness:
             cfg["app"] = {"exec": [kv, "-listen", "0.0.0.0:%d" % PORT, "-preload", str(keys)]
                           + (["-sync"] if sync else [])}
-            cfg["checkpoint"] = {"interval_ms": interval_ms, "durability": durability}
+            cfg["checkpoint"] = {"interval_ms": interval_ms, "durability": durability,
+                                 "standby": standby}
         return cfg
     c.config_of = config_of
     return c
@@ -140,8 +152,16 @@ def bench_sync(build, keys):
     return out
 
 
-def bench_failover(build, keys):
-    c = cluster(build, keys, 100)
+def standby_caught_up(c):
+    """beta's standby is ready at beta's newest generation (or newer)."""
+    s = c["beta"].status() or {}
+    sb = s.get("standby") or {}
+    return sb.get("state") in ("ready", "applying") and \
+        sb.get("generation", 0) >= s.get("store", {}).get("newest", 1)
+
+
+def bench_failover(build, keys, standby):
+    c = cluster(build, keys, 100, standby=standby)
     try:
         start(c)
         a, b = c["alpha"].proc.pid, c["beta"].proc.pid
@@ -155,6 +175,9 @@ def bench_failover(build, keys):
             c["beta"].dir, "state", "chain")] for f in os.listdir(d) if f.endswith(".img"))
         repl = (sent, sent / (t1 - t0), (ca1 - ca0) / sent, (cb1 - cb0) / sent)
         time.sleep(2)
+        if standby:
+            harness.wait_until("beta's standby caught up", lambda: standby_caught_up(c), 600)
+        sb = (c["beta"].status() or {}).get("standby") or {}
         kill = time.time()
         c.kill("alpha")
         harness.wait_until("beta serves", lambda: answers(c, "beta", "/k/k0"), 120, step=0.005)
@@ -162,19 +185,62 @@ def bench_failover(build, keys):
         lost = first_time(c, "primary_lost", "beta")
         promoted = first_time(c, "promoted", "beta")
         rs, rd = first_time(c, "restore_started", "beta"), first_time(c, "restore_done", "beta")
+        done = events(c, "restore_done", "beta")[0]
         times = {"primary_lost": lost - kill, "promoted": promoted - kill,
                  "restore_started": rs - kill, "restore_done": rd - kill, "first_answer": first}
+        # The tool reports whole CPU ms per apply: small deltas round to 0,
+        # so this is a floor, meaningful with large deltas.
+        mib = sb.get("applied_bytes", 0) / 2**20
         return dict(repl=repl, chain_mb=chain / 2**20, detect=lost - kill,
                     elect=promoted - kill, restore=(rd - rs) if rs and rd else None,
-                    first=first, times_ms={k: v * 1e3 for k, v in times.items()})
+                    first=first, promotion_to_first=first - (promoted - kill),
+                    path=done.get("CHECKSYNC_PATH", "?"),
+                    path_reason=done.get("CHECKSYNC_PATH_REASON", ""),
+                    standby=dict(rss_mb=sb.get("rss_bytes", 0) / 2**20,
+                                 build_ms=sb.get("build_ms"), applied=sb.get("applied", 0),
+                                 cpu_ms_per_mib=(sb.get("applied_cpu_ms", 0) / mib
+                                                 if mib else None)),
+                    times_ms={k: v * 1e3 for k, v in times.items()})
     finally:
         c.stop()
+
+
+def print_failover(keys, f):
+    print("\n%d keys, %s path%s: chain on the backup %.0f MiB" % (
+        keys, f["path"], " (%s)" % f["path_reason"] if f["path_reason"] else "", f["chain_mb"]))
+    print("  replication of the first images: %.0f MiB at %.0f MiB/s; CPU per MiB: "
+          "sender %.1f ms, receiver %.1f ms" % f["repl"])
+    print("  from the kill: primary_lost %.0f ms, promoted %.0f ms, first request %.0f ms;"
+          " restore (started -> done) %s ms; promotion -> first answer %.0f ms" % (
+              f["detect"] * 1e3, f["elect"] * 1e3, f["first"] * 1e3,
+              "%.0f" % (f["restore"] * 1e3) if f["restore"] else "?",
+              f["promotion_to_first"] * 1e3))
+    sb = f["standby"]
+    if f["path"] == "standby":
+        print("  standby on the backup: rss %.0f MiB, built in %s ms, %d generations applied, "
+              "%s CPU ms per MiB applied" % (
+                  sb["rss_mb"], sb["build_ms"], sb["applied"],
+                  "%.1f" % sb["cpu_ms_per_mib"] if sb["cpu_ms_per_mib"] is not None else "?"))
+
+
+def print_paths(doc):
+    """The table of the issue: failover time per path against the heap."""
+    print("\n%-10s %-8s %10s %22s %20s" % ("keys", "path", "chain MiB", "promotion->answer ms",
+                                           "kill->answer ms"))
+    for f in doc["failover"]:
+        print("%-10d %-8s %10.0f %22.0f %20.0f" % (f["keys"], f["path"], f["chain_mb"],
+                                                  f["promotion_to_first"] * 1e3,
+                                                  f["first"] * 1e3))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-root", default=os.path.join(HERE, "..", "..", "build"))
-    ap.add_argument("--keys", default="200000")
+    ap.add_argument("--keys", "--preload", default="200000",
+                    help="kvserver -preload sizes, comma-separated")
+    ap.add_argument("--standby", choices=("on", "off", "both"), default="both",
+                    help="the failover's path: warm standby (on), cold (off), or both "
+                    "interleaved per size")
     ap.add_argument("--no-sync", action="store_true", help="skip the Sync latency rounds")
     ap.add_argument("--json", help="write the figures to this file")
     ap.add_argument("--plot", metavar="DIR", help="draw the failover timeline into DIR "
@@ -188,17 +254,13 @@ def main():
     os.environ["CHECKSYNC_TOOL"] = os.path.join(build, "agent", "tool", "checksync")
     journald.reexec_in_mount_namespace()
     print("load average at start: %s" % open("/proc/loadavg").read().split()[:3])
+    paths = {"on": [True], "off": [False], "both": [False, True]}[a.standby]
     for keys in [int(k) for k in a.keys.split(",")]:
-        f = bench_failover(build, keys)
-        doc["failover"].append(dict(f, keys=keys))
-        save(a, doc)
-        print("\n%d keys: chain on the backup %.0f MiB" % (keys, f["chain_mb"]))
-        print("  replication of the first images: %.0f MiB at %.0f MiB/s; CPU per MiB: "
-              "sender %.1f ms, receiver %.1f ms" % f["repl"])
-        print("  from the kill: primary_lost %.0f ms, promoted %.0f ms, first request %.0f ms;"
-              " restore (started -> done) %s ms" % (
-                  f["detect"] * 1e3, f["elect"] * 1e3, f["first"] * 1e3,
-                  "%.0f" % (f["restore"] * 1e3) if f["restore"] else "?"))
+        for standby in paths:
+            f = bench_failover(build, keys, standby)
+            doc["failover"].append(dict(f, keys=keys))
+            save(a, doc)
+            print_failover(keys, f)
         if a.no_sync:
             continue
         rows = bench_sync(build, keys)
@@ -213,6 +275,7 @@ def main():
                 "%d ms" % interval, mode if mode == "plain" else "sync/" + mode,
                 pct(lat, 0.5), pct(lat, 0.99),
                 pct(lat, 0.5) / base.get(interval, float("nan")), len(lat), sent))
+    print_paths(doc)
     print("load average at end: %s" % open("/proc/loadavg").read().split()[:3])
     if a.plot:
         try:

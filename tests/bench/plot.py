@@ -12,8 +12,12 @@ Each file is recognised by its content and gives:
                                per heap size and dirty fraction
       cr-pause-histogram.png   the same pauses counted in log-spaced bins
   failover_bench (tests/bench/failover_bench.py --json)
-      failover-timeline.png    per store size, the phases from the kill of
-                               the primary to the first answer on the backup
+      failover-timeline.png    per store size (and path), the phases from the
+                               kill of the primary to the first answer on
+                               the backup
+      failover-by-size.png     with paths (--standby): promotion -> first
+                               answer and kill -> first answer against the
+                               chain's size, one line each per path
 
 The benchmarks' --plot DIR calls the same functions after writing their
 JSON. Only figures from a quiet machine belong in docs/plots.
@@ -186,7 +190,8 @@ def failover_timeline(doc, outdir):
         plots.append("'phase%d' using 4:2:(sprintf('%%.0f ms', $4-$3)) with labels left "
                      "offset 0.5,0 notitle" % p)
     for i, f in enumerate(runs):
-        ytics.append("%s %d" % (quote("%s keys" % f["keys"]),
+        label = "%s keys" % f["keys"] + (", %s" % f["path"] if f.get("path") else "")
+        ytics.append("%s %d" % (quote(label),
                                 i * (len(PHASES) + 1) + (len(PHASES) - 1) / 2))
     script = """
 set title 'Failover: from the kill of the primary host to the first answer on the backup'
@@ -202,6 +207,34 @@ plot %s
     return [gnuplot(script, data, os.path.join(outdir, "failover-timeline.png"))]
 
 
+def failover_by_size(doc, outdir):
+    """Failover time against the chain's size, per path: the issue's plot
+    (a warm standby's promotion must not grow with the heap)."""
+    runs = [f for f in doc["failover"] if f.get("path") and f.get("chain_mb")]
+    if not runs:
+        return []
+    data, plots = {}, []
+    for path in sorted({f["path"] for f in runs}):
+        rows = sorted((f["chain_mb"], f["promotion_to_first"] * 1e3, f["first"] * 1e3)
+                      for f in runs if f["path"] == path)
+        data[path] = "".join("%g %g %g\n" % r for r in rows)
+        plots.append("%s using 1:2 with linespoints title %s" % (
+            quote(path), quote("%s: promotion -> first answer" % path)))
+        plots.append("%s using 1:3 with linespoints dashtype 2 title %s" % (
+            quote(path), quote("%s: kill -> first answer" % path)))
+    script = """
+set title 'Failover time against the store size, warm standby and cold'
+set xlabel 'chain on the backup (MiB)'
+set ylabel 'ms'
+set logscale x
+set yrange [0:*]
+set grid
+set key outside top center horizontal
+plot %s
+""" % ", \\\n     ".join(plots)
+    return [gnuplot(script, data, os.path.join(outdir, "failover-by-size.png"))]
+
+
 def plot_file(path, outdir):
     """The PNGs of one benchmark's JSON (the kind is recognised by content)."""
     with open(path) as f:
@@ -211,7 +244,7 @@ def plot_file(path, outdir):
     if kind == "cr_bench":
         return cr_pauses(doc, outdir)
     if kind == "failover_bench":
-        return failover_timeline(doc, outdir)
+        return failover_timeline(doc, outdir) + failover_by_size(doc, outdir)
     if "runs" in doc and "args" in doc:
         return kvbench_throughput(doc, outdir)
     raise PlotError("%s: not the JSON of kvbench, cr_bench or failover_bench" % path)

@@ -37,11 +37,15 @@ def cr_bench():
 
 
 def failover_bench():
+    """Both paths per size, as --standby both writes them."""
     return {"bench": "failover_bench", "failover": [
-        {"keys": k, "times_ms": {"primary_lost": 1010 + s, "promoted": 1090 + s,
-                                 "restore_started": 1095 + s, "restore_done": 1400 + 3 * s,
-                                 "first_answer": 1450 + 3 * s}}
-        for k, s in ((200000, 0), (1000000, 300))], "sync": []}
+        {"keys": k, "path": p, "chain_mb": k / 700, "first": (1450 + w * s) / 1e3,
+         "promotion_to_first": (360 + w * s) / 1e3,
+         "times_ms": {"primary_lost": 1010 + s, "promoted": 1090 + s,
+                      "restore_started": 1095 + s, "restore_done": 1400 + w * s,
+                      "first_answer": 1450 + w * s}}
+        for k, s in ((50000, 0), (200000, 100), (1000000, 300))
+        for p, w in (("cold", 3), ("standby", 0))], "sync": []}
 
 
 def run(d, name, doc, want):
@@ -67,7 +71,8 @@ def main():
     try:
         run(d, "kvbench", kvbench(), ["kvbench-throughput.png"])
         run(d, "cr_bench", cr_bench(), ["cr-pause-cdf.png", "cr-pause-histogram.png"])
-        run(d, "failover_bench", failover_bench(), ["failover-timeline.png"])
+        run(d, "failover_bench", failover_bench(), ["failover-timeline.png",
+                                                   "failover-by-size.png"])
         bad = os.path.join(d, "other.json")
         with open(bad, "w") as f:
             json.dump({"something": 1}, f)

@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -160,14 +161,30 @@ def wait_caught_up(c, primary, backup, timeout=30):
     return target
 
 
-def metrics(c, node):
-    """node's Prometheus samples {name{labels}: value}, scraped on the
-    loopback of its network namespace."""
+def metrics_text(c, node):
+    """node's Prometheus text, scraped on the loopback of its network namespace."""
     r = sh("ip", "netns", "exec", c[node].ns, "curl", "-s", "-f", "-m", "5",
            "http://127.0.0.1:%d/metrics" % harness.METRICS_PORT, check=False, timeout=20)
     assert r.returncode == 0, "no metrics from %s: %s" % (node, r.stderr)
-    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in r.stdout.splitlines()
+    return r.stdout
+
+
+def metrics(c, node):
+    """node's Prometheus samples {name{labels}: value}."""
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in
+                                     metrics_text(c, node).splitlines()
                                      if line and not line.startswith("#"))}
+
+
+def promtool_check(text):
+    """`promtool check metrics` finds nothing (skipped, saying so, without
+    promtool: tests/unit/daemon/test_metrics_http.py fetches it)."""
+    if not shutil.which("promtool"):
+        print("SKIP promtool check: no promtool on PATH")
+        return
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr
 
 
 def check_primary_metrics(c, primary, backup):
@@ -203,6 +220,16 @@ def pid_gone(pid):
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (ProcessLookupError, FileNotFoundError):
         return True
+
+
+def descendants(pid):
+    """pid's descendants (every thread's children), recursively."""
+    found = []
+    for task in glob.glob("/proc/%d/task/*/children" % pid):
+        with contextlib.suppress(OSError):
+            for child in map(int, open(task).read().split()):
+                found += [child] + descendants(child)
+    return found
 
 
 def kill_host(c, node):
@@ -702,6 +729,244 @@ def host_or_link_fault(c, kind, primary, backup):
     return "%s %s, %s took over" % (primary, "killed" if kind == "host" else "cut off", backup)
 
 
+# ---- the warm standby (issue 13) ----
+
+REFUSER = os.path.join(HERE, "standby_refuser.py")
+
+
+def standby_of(c, node):
+    s = c[node].status()
+    return (s or {}).get("standby") or {}
+
+
+def wait_standby(c, node, generation, timeout=60):
+    """Waits until node's standby is ready (or applying) at generation or newer."""
+    def ok():
+        sb = standby_of(c, node)
+        return sb.get("state") in ("ready", "applying") and sb.get("generation", 0) >= generation
+    wait_until("%s's standby at generation %d" % (node, generation), ok, timeout, step=0.1)
+    return standby_of(c, node)
+
+
+def started_with_standby(c, acks):
+    """Boots the cluster (alpha primary) with a writer that got acks
+    acknowledged and beta's standby at the generation beta acknowledged."""
+    started(c)
+    w = Writer(c, ["alpha", "beta"])
+    w.wait_acks(acks)
+    wait_standby(c, "beta", wait_caught_up(c, "alpha", "beta"))
+    return w
+
+
+def restore_events(c, node, t):
+    """(restore_started events, the restore_done) of node's takeover after t."""
+    done = wait_event_since(c, "restore_done", node, t)[0]
+    return events_since(c, "restore_started", node, t), done
+
+
+def take_over(c, primary, backup, t_kill):
+    """After primary's host died at t_kill (time.time()): backup promotes and
+    serves; returns (restore_started events, restore_done, seconds from the
+    kill to the first answer)."""
+    wait_until("%s primary" % backup, lambda: c[backup].role()[0] == "primary", 15)
+    wait_serving(c, backup)
+    took = time.time() - t_kill
+    started_evs, done = restore_events(c, backup, t_kill)
+    return started_evs, done, took
+
+
+def standby_failovers(n, standby=True):
+    """n host kills in a row under kvserver -sync writes, alternating the
+    primary between alpha and beta (the dead host restarts and rejoins as
+    the backup). Before each kill the backup's standby equals the
+    generation the primary had when the backup acknowledged it; the
+    takeover then goes through the standby (restore_started and
+    restore_done with CHECKSYNC_PATH=standby; status app.path standby), or,
+    with checkpoint.standby false, cold with the reason "off:
+    checkpoint.standby is false" and no standby tool ever started. Zero
+    acknowledged writes lost; the metrics count the failovers by path."""
+    path = "standby" if standby else "cold"
+    with app_cluster(checkpoint={"standby": standby}) as c:
+        started(c)
+        w = Writer(c, ["alpha", "beta"])
+        primary, backup = "alpha", "beta"
+        for i in range(n):
+            w.wait_acks(20, node=primary)
+            target = wait_caught_up(c, primary, backup)
+            if standby:
+                sb = wait_standby(c, backup, target)
+                assert sb["rss_bytes"] > 0 and sb["pid"] > 0, sb
+                if i == 0:
+                    check_standby_metrics(c, backup, target)
+            else:
+                sb = standby_of(c, backup)
+                assert sb["state"] == "off" and sb["starts"] == 0, sb
+            shown = c[backup].ctl("status").stdout
+            want = "standby:  ready" if standby else "standby:  off (checkpoint.standby is false)"
+            assert want in shown or (standby and "standby:  applying" in shown), shown
+            t = time.time()
+            kill_host(c, primary)
+            starts, done, took = take_over(c, primary, backup, t)
+            assert done.get("CHECKSYNC_PATH") == path, done
+            assert [e.get("CHECKSYNC_PATH") for e in starts] == [path], starts
+            if not standby:
+                assert done.get("CHECKSYNC_PATH_REASON") == "off: checkpoint.standby is false", done
+            assert app_of(c, backup).get("path") == path, app_of(c, backup)
+            assert "restored: %s path" % path in c[backup].ctl("status").stdout
+            print("failover %d: %s -> %s, %s path, generation %s, first answer %.2f s after "
+                  "the kill" % (i + 1, primary, backup, path, done.get("CHECKSYNC_GENERATION"),
+                                took))
+            c.start(primary)
+            wait_until("%s back as a backup" % primary, lambda: c.converged(backup), 20)
+            primary, backup = backup, primary
+        w.wait_acks(20, node=primary)
+        acked = w.stop()
+        print("%d writes acknowledged across %d failovers" % (len(acked), n))
+        check_keys(c, w.acks, primary)
+        m = metrics(c, primary)
+        assert m.get('checksync_failovers_total{path="%s"}' % path, 0) >= 1, m
+
+
+def check_standby_metrics(c, backup, target):
+    """The backup's scrape shows its standby (rss, generation) and passes promtool."""
+    text = metrics_text(c, backup)
+    promtool_check(text)
+    m = metrics(c, backup)
+    assert m.get('checksync_standby_state{state="ready"}', 0) + m.get(
+        'checksync_standby_state{state="applying"}', 0) == 1, m
+    assert m.get("checksync_standby_rss_bytes", 0) > 0, m
+    assert m.get("checksync_standby_generation", 0) >= target, m
+    assert 'checksync_failovers_total{path="standby"}' in m, m
+    print("%s's standby: %.0f MiB resident, generation %d, %d generations applied" % (
+        backup, m["checksync_standby_rss_bytes"] / 2**20, m["checksync_standby_generation"],
+        m.get("checksync_standby_applied_total", 0)))
+
+
+def standby_failovers_serve_every_synced_key():
+    """Four failovers through the warm standby (standby_failovers)."""
+    standby_failovers(4)
+
+
+def standby_failovers_long():
+    """Twenty failovers through the warm standby (suite cluster-long, out
+    of the default test setup: docs/hacking.md)."""
+    standby_failovers(int(os.environ.get("CS_FAILOVERS") or 20))
+
+
+def standby_off_failovers_take_the_cold_path():
+    """checkpoint.standby false: the same failovers, each cold (standby_failovers)."""
+    standby_failovers(2, standby=False)
+
+
+def standby_adopted_app_is_supervised_as_restored():
+    """The promoted standby is supervised as a restored app. alpha's host
+    dies: beta promotes its standby and adopts the tool as its app (path
+    standby in the journal and the status), and with alpha back as its
+    backup the adopted app acknowledges writes. beta is cut off: it fences,
+    and the adopted app and its tool are gone; alpha takes over through its
+    own standby. alpha's adopted app is SIGKILLed: restored locally as any
+    app (app.on_exit restore: cold, "off: this node is not a backup"), its
+    tool gone. Every acknowledged write is served at the end."""
+    with app_cluster() as c:
+        w = started_with_standby(c, 30)
+        t = time.time()
+        kill_host(c, "alpha")
+        adopted(c, "beta", t)
+        c.start("alpha")  # alone, beta's Sync has no backup to wait for
+        wait_until("alpha back as a backup", lambda: c.converged("beta"), 20)
+        w.wait_acks(20, node="beta")
+        wait_standby(c, "alpha", wait_caught_up(c, "beta", "alpha"))
+        app = app_of(c, "beta")
+        t = time.time()
+        c.cut("beta")
+        wait_until("beta fenced", lambda: c["beta"].role()[0] == "fenced", 10)
+        for pid in (app["pid"], app["tool_pid"]):
+            wait_until("beta's adopted app (pid %d) gone after the fence" % pid,
+                       lambda: pid_gone(pid), 5)
+        adopted(c, "alpha", t)
+        c.heal("beta")
+        wait_until("beta back as a backup", lambda: c.converged("alpha"), 20)
+        w.wait_acks(20, node="alpha")
+        t = time.time()
+        tool = app_of(c, "alpha")["tool_pid"]
+        kill_app(c, "alpha")
+        restored = wait_event_since(c, "app_restored_locally", "alpha", t)
+        done = wait_event_since(c, "restore_done", "alpha", t)[0]
+        assert done.get("CHECKSYNC_PATH") == "cold", done
+        assert done.get("CHECKSYNC_PATH_REASON") == "off: this node is not a backup", done
+        assert pid_gone(tool), "the adopted tool %d outlived its app" % tool
+        print("alpha:", restored[0]["MESSAGE"])
+        w.wait_acks(20, node="alpha")
+        acked = w.stop()
+        check_keys(c, w.acks, "alpha")
+        print("%d writes acknowledged" % len(acked))
+
+
+def adopted(c, node, t):
+    """node took over after t through its standby, whose tool is its app now."""
+    wait_until("%s primary" % node, lambda: c[node].role()[0] == "primary", 15)
+    wait_serving(c, node)
+    starts, done = restore_events(c, node, t)
+    print("%s: %s" % (node, done["MESSAGE"]))
+    assert [e.get("CHECKSYNC_PATH") for e in starts] == ["standby"], starts
+    assert done.get("CHECKSYNC_PATH") == "standby", done
+    assert app_of(c, node)["path"] == "standby", app_of(c, node)
+
+
+def standby_killed_or_refused_goes_cold():
+    """A standby that is gone or refuses leaves the failover to the cold
+    path at once, and the journal says why. 1: alpha's host dies and beta's
+    standby tool is SIGKILLed (again whenever it restarts) until beta is
+    primary: beta restores cold ("failed: ..." killed by signal 9, or
+    "building: ..." when the restarted one was not ready). 2: alpha comes
+    back as the backup with a tool whose standby answers promote with an
+    error (standby_refuser.py); beta's host dies: alpha tries the standby
+    (restore_started path=standby), gets "refused: SENTENCE" and restores
+    cold (restore_started and restore_done path=cold with that reason).
+    Every acknowledged write survives both."""
+    with app_cluster() as c:
+        w = started_with_standby(c, 20)
+        t = time.time()
+        kill_host(c, "alpha")
+        killed, tree = 0, []
+        while c["beta"].role()[0] != "primary":
+            pid = standby_of(c, "beta").get("pid")
+            if pid:
+                tree += [pid] + descendants(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+            time.sleep(0.02)
+        starts, done, _ = take_over(c, "alpha", "beta", t)
+        why = done.get("CHECKSYNC_PATH_REASON", "")
+        print("beta (%d standby tools killed): %s; %s" % (killed, done["MESSAGE"], why))
+        assert killed >= 1 and done.get("CHECKSYNC_PATH") == "cold", done
+        assert why.startswith("failed: the standby tool was killed by signal 9") or \
+            why.startswith("building: "), done
+        assert starts[-1].get("CHECKSYNC_PATH") == "cold", starts
+        for pid in tree:  # the standby's namespace init and restorer die with it
+            wait_until("process %d of a killed standby gone" % pid, lambda: pid_gone(pid), 5)
+
+        c.start("alpha", env={"CHECKSYNC_TOOL": REFUSER,
+                              "CHECKSYNC_REAL_TOOL": c.build_file("agent/tool/checksync")})
+        wait_until("alpha back as a backup", lambda: c.converged("beta"), 20)
+        w.wait_acks(20, node="beta")
+        wait_standby(c, "alpha", wait_caught_up(c, "beta", "alpha"))
+        t = time.time()
+        kill_host(c, "beta")
+        starts, done, _ = take_over(c, "beta", "alpha", t)
+        print("alpha:", [(e.get("CHECKSYNC_PATH"), e.get("CHECKSYNC_PATH_REASON")) for e in starts],
+              done["MESSAGE"])
+        assert [e.get("CHECKSYNC_PATH") for e in starts] == ["standby", "cold"], starts
+        refused = "refused: test: promote refused on purpose"
+        assert starts[1].get("CHECKSYNC_PATH_REASON", "").startswith(refused), starts[1]
+        assert done.get("CHECKSYNC_PATH") == "cold", done
+        assert done.get("CHECKSYNC_PATH_REASON", "").startswith(refused), done
+        acked = w.stop()
+        print("%d writes acknowledged" % len(acked))
+        check_keys(c, w.acks, "alpha")
+
+
 SCENARIOS = {f.__name__: f for f in [
     app_killed_is_restored_locally,
     app_killed_with_on_exit_failover_moves_to_beta,
@@ -713,6 +978,11 @@ SCENARIOS = {f.__name__: f for f in [
     backup_restarted_mid_transfer_catches_up,
     failover_repeated,
     failover_randomized,
+    standby_failovers_serve_every_synced_key,
+    standby_failovers_long,
+    standby_off_failovers_take_the_cold_path,
+    standby_killed_or_refused_goes_cold,
+    standby_adopted_app_is_supervised_as_restored,
 ]}
 
 if __name__ == "__main__":

@@ -210,8 +210,8 @@ class Cluster:
             ["ip", "netns", "exec", n.ns, self.build_file("daemon/checksyncd"),
              "-c", n.config, "--log-target", "journal"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            env=dict(os.environ, CHECKSYNC_TOOL=self.build_file("agent/tool/checksync"),
-                     **(env or {})))
+            env=dict(os.environ, **dict({"CHECKSYNC_TOOL": self.build_file(
+                "agent/tool/checksync")}, **(env or {}))))
         log.close()
 
     def listen_notify(self, name):
@@ -236,8 +236,8 @@ class Cluster:
         threading.Thread(target=loop, daemon=True).start()
         return messages, {"NOTIFY_SOCKET": path}
 
-    def start(self, name):
-        self.launch(name)
+    def start(self, name, env=None):
+        self.launch(name, env)
         wait_until("%s's control socket" % name, self[name].status, 10)
 
     def start_all(self):

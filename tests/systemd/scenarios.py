@@ -243,6 +243,7 @@ def operators_see_a_failover_in_the_journal():
         assert int(p["CHECKSYNC_TERM"]) > int(promoted["CHECKSYNC_TERM"]), (p, promoted)
         assert int(p["__REALTIME_TIMESTAMP"]) > t_crash * 1e6, p
         done = event(beta, "restore_done")
+        print("beta: %s %s" % (done["MESSAGE"], done.get("CHECKSYNC_PATH_REASON", "")))
         event(beta, "app_serving")
         wait_floating_ip(site, "beta")
         # Beta serves every acknowledged write; new ones wait for a backup

@@ -149,6 +149,7 @@ static void check_data_plane_defaults(const struct cs_config *cfg)
 	CHECK(cfg->checkpoint.sync_timeout_ms == 5000);
 	CHECK(cfg->checkpoint.max_buffer_bytes == 64ull * 1024 * 1024);
 	CHECK(cfg->checkpoint.keep_stale_chains == 2);
+	CHECK(cfg->checkpoint.standby);
 	if (cfg->has_app) {
 		CHECK(cfg->app.on_exit == CS_ON_EXIT_RESTORE);
 		CHECK(cfg->app.max_restores_per_minute == 3);
@@ -250,6 +251,7 @@ static void test_data_plane(void)
 	set(j, "checkpoint.sync_timeout_ms", json_integer(600000));
 	set(j, "checkpoint.max_buffer_mb", json_integer(65536));
 	set(j, "checkpoint.keep_stale_chains", json_integer(0));
+	set(j, "checkpoint.standby", json_false());
 	set(j, "app.on_exit", json_string("failover"));
 	set(j, "app.max_restores_per_minute", json_integer(1));
 	if (load_json(j, &cfg, err, sizeof(err)) != 0) {
@@ -262,6 +264,7 @@ static void test_data_plane(void)
 	CHECK(cfg->checkpoint.sync_timeout_ms == 600000);
 	CHECK(cfg->checkpoint.max_buffer_bytes == 65536ull << 20);
 	CHECK(cfg->checkpoint.keep_stale_chains == 0);
+	CHECK(!cfg->checkpoint.standby);
 	CHECK(cfg->app.on_exit == CS_ON_EXIT_FAILOVER);
 	CHECK(cfg->app.max_restores_per_minute == 1);
 	cs_config_free(cfg);
@@ -422,6 +425,10 @@ static void test_broken(void)
 	EXPECT_ERROR(with("checkpoint.durability", json_string("ssd")),
 	             ": checkpoint.durability: expected one of \"disk\", \"memory\", found "
 	             "string \"ssd\"");
+	EXPECT_ERROR(with("checkpoint.standby", json_string("off")),
+	             ": checkpoint.standby: expected true or false, found string \"off\"");
+	EXPECT_ERROR(with("checkpoint.standby", json_integer(0)),
+	             ": checkpoint.standby: expected true or false, found number 0");
 	EXPECT_ERROR(with("checkpoint.durability", json_integer(1)),
 	             ": checkpoint.durability:", "found number 1");
 	EXPECT_ERROR(with("checkpoint.sync", json_string("Backups")),

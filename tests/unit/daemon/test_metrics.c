@@ -11,25 +11,23 @@
 #include "histogram.h"
 #include "membership.h"
 #include "metrics.h"
+#include "standby.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-		}                                                                                  \
-	} while (0)
-
-/* Stand-ins for membership.c's and app.c's name tables. */
+/* Stand-ins for membership.c's, app.c's and standby.c's name tables. */
 const char *cs_member_role_name(enum cs_member_role role)
 {
 	static const char *const names[] = {"init",    "backup", "candidate",
 	                                    "primary", "fenced", "witness"};
 	return (unsigned)role < sizeof(names) / sizeof(names[0]) ? names[role] : "?";
+}
+
+const char *cs_standby_state_name(enum cs_standby_state s)
+{
+	static const char *const names[] = {"off",      "building",  "ready",
+	                                    "applying", "promoting", "failed"};
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
 }
 
 const char *cs_app_state_name(enum cs_app_state s)
@@ -91,6 +89,12 @@ static int has_line(const char *text, const char *line)
 	return 0;
 }
 
+static void has_lines(const char *text, const char *const *lines, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		CHECK(has_line(text, lines[i]), "missing line: %s\n%s", lines[i], text);
+}
+
 static int count(const char *text, const char *needle)
 {
 	int n = 0;
@@ -145,8 +149,7 @@ static void test_primary(void)
 	    "checksync_backup_up{backup=\"we\\\"ird\\\\name\"} 0",
 	};
 
-	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		CHECK(has_line(t, want[i]), "missing line: %s\n%s", want[i], t);
+	has_lines(t, want, sizeof(want) / sizeof(want[0]));
 	/* A null heartbeat age and a null restore_ready are no sample. */
 	CHECK(!strstr(t, "checksync_peer_heartbeat_age_seconds{peer=\"gamma\"}"), "%s", t);
 	CHECK(!strstr(t, "checksync_restore_ready"), "%s", t);
@@ -164,9 +167,33 @@ static void test_primary(void)
 
 static void test_backup(void)
 {
-	char *t = render("{\"node\":\"beta\",\"cluster\":\"kv\",\"role\":\"backup\",\"term\":5,"
-	                 "\"lease_remaining_ms\":null,\"peers\":[],\"app\":null,"
-	                 "\"restore_ready\":{\"ready\":true,\"reason\":\"ok\"},\"backups\":[]}");
+	char *t = render(
+	    "{\"node\":\"beta\",\"cluster\":\"kv\",\"role\":\"backup\",\"term\":5,"
+	    "\"lease_remaining_ms\":null,\"peers\":[],\"app\":null,"
+	    "\"restore_ready\":{\"ready\":true,\"reason\":\"ok\"},\"backups\":[],"
+	    "\"standby\":{\"state\":\"ready\",\"why\":\"built\",\"pid\":77,"
+	    "\"generation\":5497558138885,\"rss_bytes\":320000000,\"applied\":12,"
+	    "\"last_apply_ms\":4,\"last_apply_cpu_ms\":3,\"build_ms\":900,\"starts\":1},"
+	    "\"failovers\":[{\"name\":\"standby\",\"count\":3},{\"name\":\"cold\",\"count\":1}],"
+	    "\"histograms\":{\"standby_apply_seconds\":{\"le\":[0.005,0.01],"
+	    "\"cumulative\":[11,12],\"sum\":0.05,\"count\":12}}}");
+	static const char *const want[] = {
+	    "# TYPE checksync_standby_state gauge",
+	    "checksync_standby_state{state=\"ready\"} 1",
+	    "checksync_standby_state{state=\"failed\"} 0",
+	    "checksync_standby_rss_bytes 320000000",
+	    "checksync_standby_generation 5497558138885",
+	    "# TYPE checksync_standby_applied_total counter",
+	    "checksync_standby_applied_total 12",
+	    "# TYPE checksync_standby_apply_duration_seconds histogram",
+	    "checksync_standby_apply_duration_seconds_bucket{le=\"0.005\"} 11",
+	    "checksync_standby_apply_duration_seconds_count 12",
+	    "# TYPE checksync_failovers_total counter",
+	    "checksync_failovers_total{path=\"standby\"} 3",
+	    "checksync_failovers_total{path=\"cold\"} 1",
+	};
+
+	has_lines(t, want, sizeof(want) / sizeof(want[0]));
 
 	CHECK(has_line(t, "checksync_role{role=\"backup\"} 1"), "%s", t);
 	CHECK(count(t, "checksync_role{") == 6 &&
