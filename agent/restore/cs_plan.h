@@ -18,7 +18,7 @@
 #include "../include/cs_agent_abi.h"
 
 #define CS_PLAN_MAGIC   0x4e414c50434e5953ull /* "SYNCPLAN" */
-#define CS_PLAN_VERSION 4
+#define CS_PLAN_VERSION 5
 
 /*
  * The restorer's own region. Its ELF is linked at CS_RESTORER_BASE; its

@@ -224,6 +224,23 @@ static void enter_time_namespace(int32_t pidfd)
 	cs_sys1(NR_close, t);
 }
 
+/*
+ * The donor still holds every file it made: a program that closes an fd
+ * would find it still open (a listening socket still listening, an epoll
+ * registration still there, since both last until the file's last
+ * reference goes) and a capture in that moment records it. So the program
+ * runs only once the tool has seen the donor exit: "taken", then one byte
+ * on the control socket.
+ */
+static void wait_donor_gone(void)
+{
+	char go;
+	cs_sys3(NR_write, status_fd, "taken\n", 6);
+	long r = cs_sys3(NR_read, control_fd, &go, 1);
+	if (r != 1)
+		fail("the tool did not confirm the donor is gone", 0, r);
+}
+
 static void promote(void)
 {
 	int32_t pidfd = (int32_t)cs_sys3(NR_fcntl, sent_fd(plan->donor_pidfd), F_DUPFD_CLOEXEC,
@@ -237,6 +254,7 @@ static void promote(void)
 	check(cs_sys1(NR_chdir, plan->cwd), "chdir to the program's working directory", 0);
 	cs_sys1(NR_umask, plan->umask);
 	check(cs_sys1(NR_personality, plan->personality), "personality", plan->personality);
+	wait_donor_gone();
 }
 
 void cs_standby_loop(void)

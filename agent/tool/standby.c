@@ -606,12 +606,20 @@ static int promote_held(struct standby *sb, uint64_t next_gen, char *why, size_t
 		err = send_plan(sb, &r, pidfd);
 	if (err)
 		snprintf(why, cap, "the promotion's plan: %s", strerror(-err));
-	else if (expect(sb->status_rd, "ok", why, cap) < 0)
+	else if (expect(sb->status_rd, "taken", why, cap) < 0)
 		err = -1;
 	if (pidfd >= 0)
 		close(pidfd);
 	release(&r);
+	/* the program runs only once the donor's copies of its files are gone
+	 * (agent/restore/standby.c, wait_donor_gone) */
 	end_donor(d);
+	if (!err && write(sb->control, "g", 1) != 1) {
+		snprintf(why, cap, "telling the standby the donor is gone: %s", strerror(errno));
+		err = -1;
+	}
+	if (!err && expect(sb->status_rd, "ok", why, cap) < 0)
+		err = -1;
 	return err ? -1 : 0;
 }
 
