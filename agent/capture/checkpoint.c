@@ -188,7 +188,7 @@ static int copy_pages(struct cs_capture *c)
 			return -ENOMEM;
 		/* A forked writer never needs it, and without this every page of
 		 * it would take a copy-on-write fault at the next copy. */
-		madvise(c->copy, cap, MADV_DONTFORK);
+		syscall(SYS_madvise, c->copy, cap, MADV_DONTFORK); /* not the wrapper: ours */
 		c->copy_cap = cap;
 	}
 	struct cs_buf out = {.data = c->copy, .cap = need};

@@ -425,7 +425,7 @@ static uint8_t *keep_one(size_t len)
 {
 	uint8_t *p = cs_scratch_alloc(len, 0);
 	if (p)
-		madvise(p, len, MADV_DONTFORK);
+		syscall(SYS_madvise, p, len, MADV_DONTFORK); /* not the wrapper: ours */
 	return p;
 }
 

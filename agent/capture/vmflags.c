@@ -26,10 +26,11 @@
  * ADVICE_MAX_AGE_NS old. What the wrapper does not see (a raw madvise system call: Go's runtime
  * gives MADV_HUGEPAGE/NOHUGEPAGE so; mseal, which glibc 2.36 does not
  * wrap) reaches the images at the next base or within ADVICE_MAX_AGE_NS.
- * A new layout alone (mappings split, grown, added) does not make a new
- * read: each mapping takes the advice of the one that held its start.
+ * A new layout whose mappings all overlap cached ones (split, merged or
+ * grown: see carried()) does not make a new read either.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -49,7 +50,8 @@
  * read for (MAP_SHARED: a forked writer fills it in for the agent). */
 struct advice_cache {
 	uint64_t layout; /* layout_hash() of the maps it was read for */
-	uint64_t start[ADVICE_CACHE_MAX], end[ADVICE_CACHE_MAX]; /* those maps */
+	/* those maps: range and which file (0 for anonymous memory) */
+	uint64_t start[ADVICE_CACHE_MAX], end[ADVICE_CACHE_MAX], ino[ADVICE_CACHE_MAX];
 	uint64_t calls;  /* advice_calls then */
 	int64_t read_ns; /* CLOCK_MONOTONIC of the read */
 	uint32_t n, valid;
@@ -214,24 +216,38 @@ static int read_smaps(struct dump *d, uint32_t *madv)
 }
 
 /*
- * A mapping of a new layout takes the advice of the cached mapping that
- * held its start: a VMA that was split or grew keeps its flags, and one
- * at a new address has none until advice is given (through libc: counted;
- * by a raw system call: the age bound). Go's heap changes the layout at
- * most checkpoints (smaps was read at 76 of 121 under kvserver's load,
- * 4.3% of its core): only the age and libc advice make a new read now.
+ * The advice of a mapping of a new layout, from the cached mappings it
+ * overlaps, when they are of its file (or all anonymous) and agree: the
+ * kernel splits a VMA (mprotect, mmap over part of it) keeping its flags,
+ * and merges VMAs, or grows one (mremap in place, an adjacent mmap), only
+ * when their flags are equal. A mapping that overlaps none is a new one,
+ * without advice, unless mremap moved it there with its flags: mremap
+ * through libc is counted like advice (below); glibc's realloc moves big
+ * blocks with its own mremap, which reaches the images within the age
+ * bound. 0: read again. Go's heap changes the layout at most checkpoints,
+ * with new mappings mostly (smaps was read at 76 of 121 under kvserver's
+ * load, 4.3% of its core).
  */
-static uint32_t carried(uint64_t start)
+static int carried(const struct cs_vma *v, uint32_t *madv)
 {
 	size_t lo = 0, hi = cache->n;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		if (cache->end[mid] <= start)
+		if (cache->end[mid] <= v->start)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < cache->n && cache->start[lo] <= start ? cache->madv[lo] : 0;
+	int found = 0;
+	for (size_t i = lo; i < cache->n && cache->start[i] < v->end; i++) {
+		if (cache->ino[i] != v->ino || (found && cache->madv[i] != *madv))
+			return 0;
+		*madv = cache->madv[i];
+		found = 1;
+	}
+	if (!found)
+		*madv = 0; /* a new mapping: no advice yet */
+	return 1;
 }
 
 /* The cached advice when it is still what smaps would say (see the top). */
@@ -245,8 +261,11 @@ static int from_cache(const struct dump *d, uint64_t layout, uint64_t calls, int
 	if (cache->layout == layout && cache->n == m->n)
 		memcpy(madv, cache->madv, m->n * sizeof(*madv));
 	else
-		for (size_t k = 0; k < m->n; k++)
-			madv[k] = carried(m->v[k].start);
+		for (size_t k = 0; k < m->n; k++) {
+			madv[k] = 0;
+			if (!skipped(&m->v[k]) && !carried(&m->v[k], &madv[k]))
+				return 0;
+		}
 	__atomic_add_fetch(&cache->hits, 1, __ATOMIC_RELAXED);
 	return 1;
 }
@@ -262,8 +281,10 @@ static void to_cache(const struct dump *d, uint64_t layout, uint64_t calls, int6
 	if (m->n > ADVICE_CACHE_MAX)
 		return;
 	memcpy(cache->madv, madv, m->n * sizeof(*madv));
-	for (size_t k = 0; k < m->n; k++)
+	for (size_t k = 0; k < m->n; k++) {
 		cache->start[k] = m->v[k].start, cache->end[k] = m->v[k].end;
+		cache->ino[k] = m->v[k].ino;
+	}
 	cache->n = (uint32_t)m->n;
 	cache->layout = layout;
 	cache->calls = calls;
@@ -344,12 +365,22 @@ static int sets_vmflags(int adv)
 	}
 }
 
+static void *(*next_mremap)(void *, size_t, size_t, int, ...);
 static int (*next_madvise)(void *, size_t, int);
 static int (*next_posix_madvise)(void *, size_t, int);
 
 static int raw_madvise(void *addr, size_t len, int adv)
 {
 	return (int)syscall(SYS_madvise, addr, len, adv);
+}
+
+static void *raw_mremap(void *old, size_t old_len, size_t len, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	void *at = va_arg(ap, void *);
+	va_end(ap);
+	return (void *)syscall(SYS_mremap, old, old_len, len, flags, at);
 }
 
 /* POSIX_MADV_* equal MADV_* on Linux; posix_madvise returns the error. */
@@ -364,6 +395,19 @@ void cs_vmflags_init(void)
 {
 	(void)CS_WRAP_NEXT(madvise);
 	(void)CS_WRAP_NEXT(posix_madvise);
+	(void)CS_WRAP_NEXT(mremap);
+}
+
+/* A moved mapping keeps its advice at an address the cache does not hold
+ * (carried()): counted as advice. */
+void *mremap(void *old, size_t old_len, size_t len, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	void *at = va_arg(ap, void *); /* read only with MREMAP_FIXED or DONTUNMAP */
+	va_end(ap);
+	__atomic_add_fetch(&advice_calls, 1, __ATOMIC_RELAXED);
+	return CS_WRAP_NEXT(mremap)(old, old_len, len, flags, at);
 }
 
 int madvise(void *addr, size_t len, int adv)

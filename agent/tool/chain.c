@@ -159,6 +159,26 @@ static int check_link(const struct cs_loaded *l, uint64_t want, const struct cs_
 	return -EBADMSG;
 }
 
+/* Generation g's image appended to out, checked as the parent of the one
+ * before it. */
+static int load_link(const char *dir, uint64_t g, struct cs_chain *out, struct cs_chain_damage *dmg)
+{
+	char name[64], path[PATH_MAX];
+	cs_image_filename(name, sizeof(name), g);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	struct cs_loaded *ni = realloc(out->imgs, (out->n + 1) * sizeof(*ni));
+	if (!ni)
+		return -ENOMEM;
+	out->imgs = ni;
+	dmg->generation = g;
+	int r = cs_loaded_open(path, &out->imgs[out->n], dmg);
+	if (r < 0)
+		return r;
+	out->n++;
+	return check_link(&out->imgs[out->n - 1], g, out->n > 1 ? &out->imgs[out->n - 2] : NULL,
+	                  dmg);
+}
+
 int cs_chain_load(const char *dir, uint64_t generation, struct cs_chain *out,
                   struct cs_chain_damage *dmg)
 {
@@ -173,22 +193,7 @@ int cs_chain_load_until(const char *dir, uint64_t generation, uint64_t stop, str
 	for (;;) {
 		if (stop && g == stop && out->n)
 			return 0;
-		char name[64], path[PATH_MAX];
-		cs_image_filename(name, sizeof(name), g);
-		snprintf(path, sizeof(path), "%s/%s", dir, name);
-		struct cs_loaded *ni = realloc(out->imgs, (out->n + 1) * sizeof(*ni));
-		if (!ni) {
-			cs_chain_free(out);
-			return -ENOMEM;
-		}
-		out->imgs = ni;
-		dmg->generation = g;
-		int r = cs_loaded_open(path, &out->imgs[out->n], dmg);
-		if (r == 0) {
-			out->n++;
-			r = check_link(&out->imgs[out->n - 1], g,
-			               out->n > 1 ? &out->imgs[out->n - 2] : NULL, dmg);
-		}
+		int r = load_link(dir, g, out, dmg);
 		if (r < 0) {
 			cs_chain_free(out);
 			return r;
@@ -275,22 +280,7 @@ int cs_chain_load_since(const char *dir, uint64_t generation, uint64_t since,
 {
 	memset(out, 0, sizeof(*out));
 	for (uint64_t g = generation; g > since;) {
-		char name[64], path[PATH_MAX];
-		cs_image_filename(name, sizeof(name), g);
-		snprintf(path, sizeof(path), "%s/%s", dir, name);
-		struct cs_loaded *ni = realloc(out->imgs, (out->n + 1) * sizeof(*ni));
-		if (!ni) {
-			cs_chain_free(out);
-			return -ENOMEM;
-		}
-		out->imgs = ni;
-		dmg->generation = g;
-		int r = cs_loaded_open(path, &out->imgs[out->n], dmg);
-		if (r == 0) {
-			out->n++;
-			r = check_link(&out->imgs[out->n - 1], g,
-			               out->n > 1 ? &out->imgs[out->n - 2] : NULL, dmg);
-		}
+		int r = load_link(dir, g, out, dmg);
 		if (r < 0) {
 			cs_chain_free(out);
 			return r;
