@@ -17,6 +17,9 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -73,12 +76,44 @@ static uint64_t data_bytes(int fd, const struct cs_vma *v)
 	return n;
 }
 
+/* Whether an fd of the process other than ours holds the object v maps
+ * (getdents64 on /proc/self/fd: no allocation in the freeze). */
+static int held_as_fd(const struct cs_vma *v, int ours)
+{
+	char buf[4096];
+	int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), held = 0;
+	long n;
+	while (dfd >= 0 && !held && (n = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0)
+		for (long off = 0; off < n && !held;) {
+			unsigned short reclen;
+			struct stat st;
+			memcpy(&reclen, buf + off + 16, sizeof(reclen));
+			const char *name = buf + off + 19;
+			int fd = name[0] >= '0' && name[0] <= '9' ? atoi(name) : -1;
+			held = fd >= 0 && fd != dfd && fd != ours && !fstat(fd, &st) &&
+			       st.st_ino == v->ino && st.st_dev == v->dev;
+			off += reclen;
+		}
+	if (dfd >= 0)
+		close(dfd);
+	return held;
+}
+
 /* Whether v's pages go into the image (*total: bytes so far), or why not. */
 static const char *refusal(const struct cs_vma *v, uint64_t dev, int fd, uint64_t size,
                            uint64_t *total)
 {
 	if (dev && v->dev != dev)
 		return " (hugetlbfs memory, MFD_HUGETLB): not restored";
+	/* a memfd's seals come back with an fd of it (fds.c, MEMFD), not with
+	 * a mapping alone; without CAP_CHECKPOINT_RESTORE fd is -1 and seals
+	 * cannot be read (docs/compatibility.md). F_SEAL_SEAL alone is what
+	 * MAP_SHARED anonymous memory and memfds without MFD_ALLOW_SEALING
+	 * have. */
+	int seals = fd >= 0 ? fcntl(fd, F_GET_SEALS) : -1;
+	if (seals > 0 && (seals & ~F_SEAL_SEAL) && !held_as_fd(v, fd))
+		return " (a sealed memfd that no fd holds: its seals would not come back): not "
+		       "restored";
 	if (!(v->prot & PROT_READ) && fd < 0)
 		return " (not readable: its pages cannot be copied): not restored";
 	if (*total + size > CS_SHMEM_MAX)

@@ -141,6 +141,10 @@ SCENARIOS = {
     "kstate-refuse-sealed-shmem": refused("wl-shmem", ["--sealed-map", "1"],
                                           [r"fd \d+: /memfd:cr-sealed \(deleted\) \(memfd sealed "
                                            r"against writing"]),
+    "kstate-refuse-sealed-mapped-memfd": refused(
+        "wl-shmem", ["--sealed-mapped-only", "1"],
+        [r"mapping [0-9a-f]+-[0-9a-f]+ shared /memfd:cr-sealed-map \(deleted\) \(a sealed memfd "
+         r"that no fd holds"]),
     "kstate-refuse-mlock": refused("wl-madvise", ["--mlock", "1"],
                                    [r"memory locked with mlock \(VmLck \d+ kB\): not restored"]),
     "kstate-refuse-mseal": refused("wl-madvise", ["--mseal", "1"],

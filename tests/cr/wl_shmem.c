@@ -142,6 +142,18 @@ static void sealed_map(void)
 		wl_die("mmap");
 }
 
+/* A memfd sealed against growing and shrinking, mapped, its fd closed. */
+static void sealed_mapped_only(void)
+{
+	int fd = memfd_create("cr-sealed-map", MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, PAGE) ||
+	    mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED)
+		wl_die("memfd");
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW))
+		wl_die("F_ADD_SEALS");
+	close(fd);
+}
+
 static off_t mapped_size(const void *p, size_t len)
 {
 	char path[80];
@@ -202,6 +214,8 @@ int main(int argc, char **argv)
 	setup_sparse(seed);
 	if (wl_opt(argc, argv, "--sealed-map", 0))
 		sealed_map();
+	if (wl_opt(argc, argv, "--sealed-mapped-only", 0))
+		sealed_mapped_only();
 	if (big)
 		memset(map(big << 20, -1, 0), 1, big << 20);
 	while (!wl_verify_requested()) {
