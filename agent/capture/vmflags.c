@@ -26,8 +26,8 @@
  * ADVICE_MAX_AGE_NS old. What the wrapper does not see (a raw madvise system call: Go's runtime
  * gives MADV_HUGEPAGE/NOHUGEPAGE so; mseal, which glibc 2.36 does not
  * wrap) reaches the images at the next base or within ADVICE_MAX_AGE_NS.
- * A new layout whose mappings all overlap cached ones (split, merged or
- * grown: see carried()) does not make a new read either.
+ * A new layout does not make a new read either while the mappings it
+ * changed had no advice but huge page hints (carried()).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -217,20 +217,26 @@ static int read_smaps(struct dump *d, uint32_t *madv)
 
 /*
  * The advice of a mapping of a new layout, from the cached mappings it
- * overlaps, when they are of its file (or all anonymous) and agree: the
- * kernel splits a VMA (mprotect, mmap over part of it) keeping its flags,
- * and merges VMAs, or grows one (mremap in place, an adjacent mmap), only
- * when their flags are equal. A mapping that overlaps none is a new one,
- * without advice, unless mremap moved it there with its flags: mremap
- * through libc is counted like advice (below); glibc's realloc moves big
- * blocks with its own mremap, which reaches the images within the age
- * bound. 0: read again. Go's heap changes the layout at most checkpoints,
- * with new mappings mostly (smaps was read at 76 of 121 under kvserver's
- * load, 4.3% of its core).
+ * overlaps (1), when none of them had advice beyond the huge page hints
+ * and they agree on those: then the new mapping has what they had (a piece
+ * split off by mprotect keeps it; merges and growth join only equal flags),
+ * or, made over them by mmap, none at all, which this takes for the hint
+ * they had until the next read (at most ADVICE_MAX_AGE_NS: a huge page
+ * hint changes how memory is backed, never what a program sees). Other
+ * advice there means a new read (0): a split piece keeps it, a new mapping
+ * does not. A mapping that overlaps none is new, without advice, unless
+ * mremap moved it there with its flags: mremap through libc counts as
+ * advice (below); glibc's realloc moves big blocks with its own mremap,
+ * which reaches the images within the age bound. Go's heap changes the
+ * layout at most checkpoints and gives only huge page hints (smaps was
+ * read at 76 of 121 under kvserver's load, 4.3% of its core).
  */
+#define HUGE_HINTS (CS_MADV_HUGEPAGE | CS_MADV_NOHUGEPAGE)
+
 static int carried(const struct cs_vma *v, uint32_t *madv)
 {
 	size_t lo = 0, hi = cache->n;
+	int found = 0;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		if (cache->end[mid] <= v->start)
@@ -238,15 +244,13 @@ static int carried(const struct cs_vma *v, uint32_t *madv)
 		else
 			hi = mid;
 	}
-	int found = 0;
+	*madv = 0;
 	for (size_t i = lo; i < cache->n && cache->start[i] < v->end; i++) {
-		if (cache->ino[i] != v->ino || (found && cache->madv[i] != *madv))
+		if ((cache->madv[i] & ~HUGE_HINTS) || (found && cache->madv[i] != *madv))
 			return 0;
 		*madv = cache->madv[i];
 		found = 1;
 	}
-	if (!found)
-		*madv = 0; /* a new mapping: no advice yet */
 	return 1;
 }
 

@@ -385,6 +385,7 @@ static int step_to(struct standby *sb, struct cs_restore *r, char *why, size_t c
 	if (!err)
 		err = send_plan(sb, r, -1);
 	release(r);
+	r->step = NULL; /* step is ours */
 	if (err && err != -ESTALE)
 		snprintf(why, cap, "planning it: %s", strerror(-err));
 	else if (!err && expect(sb->status_rd, "applied", why, cap) < 0)

@@ -853,6 +853,11 @@ def standby_failovers_long():
     standby_failovers(int(os.environ.get("CS_FAILOVERS") or 20))
 
 
+def standby_off_failovers_long():
+    """Twenty cold failovers (checkpoint.standby false; suite cluster-long)."""
+    standby_failovers(int(os.environ.get("CS_FAILOVERS") or 20), standby=False)
+
+
 def standby_off_failovers_take_the_cold_path():
     """checkpoint.standby false: the same failovers, each cold (standby_failovers)."""
     standby_failovers(2, standby=False)
@@ -980,6 +985,7 @@ SCENARIOS = {f.__name__: f for f in [
     failover_randomized,
     standby_failovers_serve_every_synced_key,
     standby_failovers_long,
+    standby_off_failovers_long,
     standby_off_failovers_take_the_cold_path,
     standby_killed_or_refused_goes_cold,
     standby_adopted_app_is_supervised_as_restored,
