@@ -252,7 +252,7 @@ static __attribute__((noreturn)) void run_init(const struct cs_launch *l)
 	_exit(reap_and_forward(main_pid, compactor, &set, l->dir ? &sup : NULL));
 }
 
-static int write_time_offsets(int64_t mono, int64_t boot)
+int cs_write_time_offsets(int64_t mono, int64_t boot)
 {
 	char buf[128];
 	int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
@@ -278,7 +278,7 @@ int cs_launch_start(const struct cs_launch *l, pid_t *ret_init)
 		cs_err("unshare(CLONE_NEWPID|CLONE_NEWTIME): %s (run as root)", strerror(errno));
 		return -errno;
 	}
-	int r = write_time_offsets(l->monotonic_offset_ns, l->boottime_offset_ns);
+	int r = cs_write_time_offsets(l->monotonic_offset_ns, l->boottime_offset_ns);
 	if (r < 0) {
 		cs_err("writing /proc/self/timens_offsets: %s", strerror(-r));
 		return r;

@@ -488,26 +488,6 @@ static int catch_up(struct standby *sb)
 	return sb->init > 0 ? 0 : -1;
 }
 
-static int write_time_offsets(const struct cs_image *img)
-{
-	int64_t o[2] = {img->header.clock_monotonic_ns - clock_ns(CLOCK_MONOTONIC),
-	                img->header.clock_boottime_ns - clock_ns(CLOCK_BOOTTIME)};
-	char buf[128];
-	int64_t s[2], ns[2];
-	for (int i = 0; i < 2; i++) {
-		s[i] = o[i] / 1000000000, ns[i] = o[i] % 1000000000;
-		if (ns[i] < 0)
-			ns[i] += 1000000000, s[i]--;
-	}
-	int n = snprintf(buf, sizeof(buf), "monotonic %lld %lld\nboottime %lld %lld\n",
-	                 (long long)s[0], (long long)ns[0], (long long)s[1], (long long)ns[1]);
-	int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
-	int ok = fd >= 0 && write(fd, buf, (size_t)n) == n;
-	if (fd >= 0)
-		close(fd);
-	return ok ? 0 : -1;
-}
-
 /* The donor: the program's fds at their numbers, the standby's attributes,
  * a time namespace for it (at helper_lo + 5); "ready", then it waits to be
  * killed. Never returns. */
@@ -519,7 +499,9 @@ static __attribute__((noreturn)) void donor(const struct cs_restore *r, int repo
 		_exit(1);
 	report = helper_lo + 4;
 	int tfd = -1;
-	if (unshare(CLONE_NEWTIME) < 0 || write_time_offsets(r->img) < 0 ||
+	if (unshare(CLONE_NEWTIME) < 0 ||
+	    cs_write_time_offsets(r->img->header.clock_monotonic_ns - clock_ns(CLOCK_MONOTONIC),
+	                          r->img->header.clock_boottime_ns - clock_ns(CLOCK_BOOTTIME)) < 0 ||
 	    (tfd = open("/proc/self/ns/time_for_children", O_RDONLY)) < 0 ||
 	    dup2(tfd, helper_lo + 5) < 0) {
 		dprintf(report, "error the time namespace for the program: %s\n", strerror(errno));

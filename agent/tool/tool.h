@@ -46,6 +46,9 @@ struct cs_launch {
 	const char *dir; /* the checkpoint directory: init serves the agent (supervise.c) */
 };
 int cs_launch_start(const struct cs_launch *l, pid_t *ret_init);
+/* Offsets (ns) of CLOCK_MONOTONIC and CLOCK_BOOTTIME for the time namespace
+ * unshared for our children, before any process is in it; 0 or -errno. */
+int cs_write_time_offsets(int64_t mono, int64_t boot);
 /* Host pid of init's first child (from /proc/<init>/task/<init>/children). */
 pid_t cs_launch_child_host_pid(pid_t init);
 /* A compactor (l->compact_dir, compact, compactor_pid) started into the
