@@ -501,7 +501,8 @@ static __attribute__((noreturn)) void donor(const struct cs_restore *r, int repo
 	int tfd = -1;
 	if (unshare(CLONE_NEWTIME) < 0 ||
 	    cs_write_time_offsets(r->img->header.clock_monotonic_ns - clock_ns(CLOCK_MONOTONIC),
-	                          r->img->header.clock_boottime_ns - clock_ns(CLOCK_BOOTTIME)) < 0 ||
+	                          r->img->header.clock_boottime_ns - clock_ns(CLOCK_BOOTTIME)) <
+	        0 ||
 	    (tfd = open("/proc/self/ns/time_for_children", O_RDONLY)) < 0 ||
 	    dup2(tfd, helper_lo + 5) < 0) {
 		dprintf(report, "error the time namespace for the program: %s\n", strerror(errno));
