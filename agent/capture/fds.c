@@ -63,6 +63,13 @@ void cs_fd_unsupported(struct cs_capture *c, struct cs_image_fd *f, const char *
 {
 	char what[CS_ERR_MAX], num[24];
 	f->type = CS_FD_UNSUPPORTED;
+	/* Data read before the refusal stays in the pool unreferenced: an
+	 * UNSUPPORTED record carries none (the decoder rejects it if it does,
+	 * and then a restore could not even name the refusal). */
+	f->pipe_data_len = 0;
+	f->n_epoll = 0;
+	f->file_data_len = 0;
+	f->filter_len = 0;
 	cs_strlcpy(f->reason, reason, sizeof(f->reason));
 	cs_strlcpy(what, "fd ", sizeof(what));
 	cs_fmt_u64(num, (uint64_t)f->fd);

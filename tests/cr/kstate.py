@@ -81,7 +81,22 @@ def refused(workload, args, must_contain):
             if not re.search(rx, out):
                 h.fail("%s: refusal %r does not match %r" % (workload, out.strip(), rx), p)
         app.verify()  # the refused checkpoint left the program running and intact
+        restore_names_refusal(h, app.dir, must_contain)
     return scenario
+
+
+def restore_names_refusal(h, chain, must_contain):
+    """A refused checkpoint still writes its image (the chain goes on); a
+    restore of it must name the same refusal, not fail to read the image."""
+    if not any(n.startswith("gen-") and n.endswith(".img") for n in os.listdir(chain)):
+        return
+    rc, out, p = h.tool_cmd("restore", ["restore", "--dir", chain], 60)
+    log("  restore of the refused image: status %d: %s" % (rc, out.strip()))
+    if rc == 0:
+        h.fail("a restore of a refused checkpoint succeeded", p)
+    for rx in must_contain:
+        if not re.search(rx, out):
+            h.fail("restore refusal %r does not match %r" % (out.strip(), rx), p)
 
 
 def forged_seccomp(h):

@@ -96,7 +96,10 @@ static void setup(uint64_t seed, int scm)
 		                    .msg_control = cb,
 		                    .msg_controllen = sizeof(cb)};
 		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		pair(SOCK_STREAM, s);
+		/* datagrams: a plain one is read into the image before the refusal
+		 * (a stream would glue it to the one that carries the fd) */
+		pair(SOCK_DGRAM, s);
+		put(s[1], "plain", 5);
 		c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS;
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &ep, sizeof(int));
