@@ -342,9 +342,10 @@ static void classify(struct cs_capture *c, struct cs_image_fd *f, struct cs_fd_i
 		f->offset = off > 0 ? (uint64_t)off : 0;
 		file_locks(c, f, id);
 		if (S_ISCHR(st.st_mode) && f->fd > 2 && is_terminal(st.st_rdev))
-			cs_fd_unsupported(c, f,
-			                  "a pseudo-terminal or the controlling terminal: its other end "
-			                  "and line state are not restored");
+			cs_fd_unsupported(
+			    c, f,
+			    "a pseudo-terminal or the controlling terminal: its other end "
+			    "and line state are not restored");
 		else if (S_ISREG(st.st_mode) && strstr(f->path, " (deleted)"))
 			cs_tmpfile_classify(c, f, &st);
 		else if (strstr(f->path, " (deleted)"))
@@ -446,6 +447,22 @@ static int watches(int fd, int efd, int32_t tfd, uint32_t toff)
 	return r == 0 || (r < 0 && errno == ENOSYS); /* no kcmp: trust the number */
 }
 
+/* An fd the restore makes: listed (list_fds sorts them), the program's,
+ * not refused. */
+static int restored_fd(const struct cs_capture *c, int32_t fd)
+{
+	uint32_t lo = 0, hi = c->n_fds;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (c->fds[mid].fd < fd)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < c->n_fds && c->fds[lo].fd == fd && fd > 2 && c->fds[lo].type != CS_FD_AGENT &&
+	       c->fds[lo].type != CS_FD_UNSUPPORTED;
+}
+
 /*
  * A registration is keyed by the file and the fd number it was added with;
  * a program may close that number (or reuse it) while the file stays open
@@ -459,7 +476,9 @@ static int epoll_sources(const struct cs_capture *c, const struct cs_image_fd *f
 		uint32_t toff = 0;
 		for (uint32_t j = 0; j < k; j++)
 			toff += e[j].tfd == e[k].tfd;
-		if (watches(e[k].tfd, f->fd, e[k].tfd, toff))
+		/* the number alone is not enough: an fd missing from the list
+		 * (or the agent's) would leave the restore nothing to add */
+		if (restored_fd(c, e[k].tfd) && watches(e[k].tfd, f->fd, e[k].tfd, toff))
 			continue;
 		e[k].src_fd = -1;
 		for (uint32_t i = 0; i < c->n_fds && e[k].src_fd < 0; i++)

@@ -14,10 +14,13 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
+#include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <linux/unix_diag.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -369,9 +372,31 @@ void cs_socket_capture(struct cs_capture *c, struct cs_image_fd *f)
 	cs_socket_multicast(c, f);
 }
 
+/*
+ * An empty peek of a seqpacket queue is an empty message or the end. It is
+ * the end when the receiving side is shut down now and nothing is queued
+ * past the bytes peeked: the peer may have closed after sock_diag was asked
+ * (a daemon closing a sync connection it has answered while the agent
+ * peeks), so f->shutdown can be stale. Empty messages left before such an
+ * end read as the end does (0, then 0 again): nothing a reader could see
+ * is lost by taking them as it.
+ */
+static int seqpacket_ended(struct cs_image_fd *f, size_t peeked)
+{
+	struct pollfd p = {.fd = f->fd, .events = POLLRDHUP};
+	int inq = -1;
+	if (f->sock_type != SOCK_SEQPACKET || poll(&p, 1, 0) != 1 || !(p.revents & POLLRDHUP) ||
+	    ioctl(f->fd, SIOCINQ, &inq) || inq < 0 || (size_t)inq != peeked)
+		return 0;
+	f->shutdown |= 1;
+	return 1;
+}
+
 /* Puts msg into the pool: a whole message (datagram, seqpacket) with its
- * length first, or stream bytes as they are. 0, or the reason it cannot. */
-static const char *peek_once(struct cs_capture *c, struct cs_image_fd *f, int framed, int *done)
+ * length first, or stream bytes as they are. 0, or the reason it cannot.
+ * *peeked counts the bytes of the messages, without their lengths. */
+static const char *peek_once(struct cs_capture *c, struct cs_image_fd *f, int framed,
+                             size_t *peeked, int *done)
 {
 	const size_t chunk = 256u << 10;
 	if (cs_fd_pool_reserve(c, chunk + 4))
@@ -382,7 +407,7 @@ static const char *peek_once(struct cs_capture *c, struct cs_image_fd *f, int fr
 	ssize_t n = recvmsg(f->fd, &mh, MSG_PEEK | MSG_DONTWAIT | (framed ? MSG_TRUNC : 0));
 	/* 0 is the end of a stream, or of a queue whose receiving side is shut
 	 * down; otherwise an empty message, which a peek offset cannot pass */
-	*done = n < 0 || (n == 0 && (!framed || (f->shutdown & 1)));
+	*done = n < 0 || (n == 0 && (!framed || (f->shutdown & 1) || seqpacket_ended(f, *peeked)));
 	if (*done)
 		return n < 0 && errno != EAGAIN ? "its queue is unreadable" : NULL;
 	if (mh.msg_flags & MSG_CTRUNC)
@@ -398,6 +423,7 @@ static const char *peek_once(struct cs_capture *c, struct cs_image_fd *f, int fr
 	size_t used = (size_t)n + (framed ? 4 : 0);
 	c->fd_pool_len += used;
 	f->pipe_data_len += (uint32_t)used;
+	*peeked += (size_t)n;
 	return NULL;
 }
 
@@ -407,6 +433,7 @@ static const char *peek_once(struct cs_capture *c, struct cs_image_fd *f, int fr
 void cs_socket_queue(struct cs_capture *c, struct cs_image_fd *f)
 {
 	int old = -1, zero = 0, done = 0;
+	size_t peeked = 0;
 	socklen_t len = sizeof(old);
 	const char *why = NULL;
 	getsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &old, &len);
@@ -414,7 +441,7 @@ void cs_socket_queue(struct cs_capture *c, struct cs_image_fd *f)
 		why = "its queue cannot be peeked";
 	f->pipe_data = (const uint8_t *)(uintptr_t)c->fd_pool_len; /* an offset until the end */
 	while (!why && !done)
-		why = peek_once(c, f, f->sock_type != SOCK_STREAM, &done);
+		why = peek_once(c, f, f->sock_type != SOCK_STREAM, &peeked, &done);
 	setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof(old));
 	if (why)
 		cs_fd_unsupported(c, f, why);
