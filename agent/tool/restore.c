@@ -193,29 +193,35 @@ static int await_status(struct cs_restore *r, pid_t init)
 static int parse_restore(int argc, char **argv, struct cs_restore *r, uint64_t *gen)
 {
 	static const struct option longopts[] = {
-		{"dir", required_argument, NULL, 'd'},
-		{"generation", required_argument, NULL, 'g'},
-		{"detach", no_argument, NULL, 'D'},
-		{"next-generation", required_argument, NULL, 'n'},
-		{"check", no_argument, NULL, 'c'},
-		{0},
+	    {"dir", required_argument, NULL, 'd'},
+	    {"generation", required_argument, NULL, 'g'},
+	    {"detach", no_argument, NULL, 'D'},
+	    {"next-generation", required_argument, NULL, 'n'},
+	    {"check", no_argument, NULL, 'c'},
+	    {0},
 	};
 	const char *dir = NULL;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'd': dir = optarg; break;
-		case 'D': r->detach = 1; break;
-		case 'c': r->check_only = 1; break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'D':
+			r->detach = 1;
+			break;
+		case 'c':
+			r->check_only = 1;
+			break;
 		case 'g':
 			if (cs_parse_arg_u64("--generation", optarg, "a generation number", 0,
-					     gen) < 0)
+			                     gen) < 0)
 				return -1;
 			break;
 		case 'n':
 			if (cs_parse_arg_u64("--next-generation", optarg, "a generation number", 0,
-					     &r->min_next_generation) < 0)
+			                     &r->min_next_generation) < 0)
 				return -1;
 			break;
 		default:
@@ -281,6 +287,58 @@ static int launch(struct cs_restore *r)
 	return cs_launch_wait(init);
 }
 
+/* Whether DIR's image of generation g (alone, page checksums not read)
+ * names nothing refused; an unreadable one does not qualify. */
+static int image_restorable(const char *dir, uint64_t g)
+{
+	char path[PATH_MAX + 64], name[64];
+	struct cs_loaded l;
+	struct cs_chain_damage d;
+	snprintf(name, sizeof(name), CS_IMAGE_NAME_FMT, (unsigned long long)g);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (cs_loaded_open_flags(path, CS_IMAGE_PARSE_SKIP_PAGE_CRC, &l, &d) < 0)
+		return 0;
+	int ok = cs_image_refusals(l.img) == 0;
+	cs_loaded_close(&l);
+	return ok;
+}
+
+/*
+ * Without --generation, the newest generation a restore can make. A
+ * checkpoint that refused state was written all the same (the chain goes
+ * on through it) and failed the cs_sync calls that waited for it, so the
+ * newest generation without refusals is the newest state the program was
+ * told is safe. Loud, not silent: the refusals of the newest are printed.
+ * With none, r->chain keeps the newest, which cs_restore_prepare refuses
+ * by name.
+ */
+static void fall_back_past_refusals(struct cs_restore *r)
+{
+	const struct cs_image *newest = r->chain.imgs[0].img;
+	uint64_t *gens, g = newest->header.generation;
+	size_t n;
+	char msg[2048];
+	if (!cs_image_refusals(newest) || cs_dir_generations(r->dir, &gens, &n) < 0)
+		return;
+	for (size_t i = n; i-- > 0;) {
+		struct cs_chain older;
+		if (gens[i] >= g || !image_restorable(r->dir, gens[i]) ||
+		    cs_chain_pick(r->dir, gens[i], &older, msg, sizeof(msg)) < 0)
+			continue;
+		char lead[64];
+		cs_err("generation %llu holds what its checkpoint refused (below); restoring "
+		       "generation %llu, the newest that can be restored (the checkpoints after it "
+		       "were refused and failed the cs_sync calls that waited for them)",
+		       (unsigned long long)g, (unsigned long long)gens[i]);
+		snprintf(lead, sizeof(lead), "generation %llu: ", (unsigned long long)g);
+		cs_print_refusals(newest, lead);
+		cs_chain_free(&r->chain);
+		r->chain = older;
+		break;
+	}
+	free(gens);
+}
+
 int cs_cmd_restore(int argc, char **argv)
 {
 	struct cs_restore r = {
@@ -302,6 +360,8 @@ int cs_cmd_restore(int argc, char **argv)
 		cs_err("refusing to restore: %s", msg);
 		return 1;
 	}
+	if (!gen)
+		fall_back_past_refusals(&r);
 	r.img = r.chain.imgs[0].img;
 	if (cs_restore_prepare(&r) < 0)
 		return 1;

@@ -70,6 +70,11 @@ int cs_validate_abi(const struct cs_image *img);
 int cs_validate_files(struct cs_restore *r);
 int cs_validate_fds(const struct cs_image *img);
 int cs_validate_unsupported(const struct cs_image *img);
+/* What the agent refused at checkpoint and wrote into img anyway (the
+ * chain goes on through it): UNSUPPORTED entries and fds. */
+size_t cs_image_refusals(const struct cs_image *img);
+/* Each of them on stderr, after lead. */
+void cs_print_refusals(const struct cs_image *img, const char *lead);
 /* creds.c: the image's credentials, believed as far as its file's owner vouches */
 int cs_validate_creds(const struct cs_restore *r);
 struct cs_plan_creds;

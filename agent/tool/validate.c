@@ -122,20 +122,29 @@ int cs_validate_abi(const struct cs_image *img)
 	return 0;
 }
 
+size_t cs_image_refusals(const struct cs_image *img)
+{
+	size_t n = img->n_unsupported;
+	for (size_t i = 0; i < img->n_fds; i++)
+		n += img->fds[i].type == CS_FD_UNSUPPORTED;
+	return n;
+}
+
+void cs_print_refusals(const struct cs_image *img, const char *lead)
+{
+	for (size_t i = 0; i < img->n_unsupported; i++)
+		cs_err("%sthe image holds something that cannot be restored: %s", lead,
+		       img->unsupported[i].what);
+	for (size_t i = 0; i < img->n_fds; i++)
+		if (img->fds[i].type == CS_FD_UNSUPPORTED)
+			cs_err("%sfd %d cannot be restored: %s", lead, img->fds[i].fd,
+			       img->fds[i].reason);
+}
+
 int cs_validate_unsupported(const struct cs_image *img)
 {
-	int bad = 0;
-	for (size_t i = 0; i < img->n_unsupported; i++) {
-		cs_err("refusing: the image holds something that cannot be restored: %s",
-		       img->unsupported[i].what);
-		bad = 1;
-	}
-	for (size_t i = 0; i < img->n_fds; i++)
-		if (img->fds[i].type == CS_FD_UNSUPPORTED) {
-			cs_err("refusing: fd %d cannot be restored: %s", img->fds[i].fd,
-			       img->fds[i].reason);
-			bad = 1;
-		}
+	int bad = cs_image_refusals(img) > 0;
+	cs_print_refusals(img, "refusing: ");
 	for (size_t i = 0; i < img->n_mappings; i++) {
 		const struct cs_image_mapping *m = &img->mappings[i];
 		uint64_t lo = CS_RESTORER_BASE, hi = CS_RESTORER_BASE + CS_RESTORER_LEN;

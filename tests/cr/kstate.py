@@ -99,6 +99,32 @@ def restore_names_refusal(h, chain, must_contain):
             h.fail("restore refusal %r does not match %r" % (out.strip(), rx), p)
 
 
+def refused_newest_restores_older(h):
+    """A refused checkpoint is written all the same (the chain goes on); a
+    restore without --generation takes the newest generation that can be
+    restored, and says on stderr which one, why, and what was refused."""
+    app = App(h, "wl-attrs", ["--pty-at", "100"], interval_ms=0)
+    app.run()
+    before = app.wait_progress(1, 30)
+    app.checkpoint()
+    refused_at = app.wait_progress(101, 30)
+    rc, out, p = h.tool_cmd("checkpoint", ["checkpoint", "--dir", app.dir], 60)
+    log("  second checkpoint: status %d: %s" % (rc, out.strip()))
+    if rc == 0 or "pseudo-terminal" not in out:
+        h.fail("a checkpoint with a pty open: status %d, %r (want a refusal)" % (rc, out), p)
+    app.kill()
+    proc = app.restore()
+    proc.wait_line(r"restoring generation 1, the newest that can be restored", 30,
+                   "the restore naming the generation it fell back to", stream="err")
+    proc.wait_line(r"generation 2: fd \d+ cannot be restored: a pseudo-terminal", 30,
+                   "the restore naming what generation 2 refused", stream="err")
+    app.check_continued(before)
+    if app.progress() >= refused_at:
+        h.fail("restored progress %d is not below %d, the refused checkpoint's" %
+               (app.progress(), refused_at), proc)
+    app.verify()
+
+
 def forged_seccomp(h):
     """An image whose filters were removed (the section made one a reader
     skips) is refused; the images as written restore with the filters."""
@@ -190,6 +216,7 @@ SCENARIOS = {
                                          [r"scheduling: thread \d+ has another nice value"]),
     "kstate-refuse-removed-cwd": refused("wl-attrs", ["--rmcwd", "1"],
                                          [r"working directory: \S+ \(deleted\) was removed"]),
+    "kstate-refused-newest-restores-older": refused_newest_restores_older,
     "kstate-refuse-pty": refused("wl-attrs", ["--pty", "1"],
                                  [r"fd \d+: /dev/ptmx \(a pseudo-terminal", r"fd \d+: /dev/pts/\d+ \(a pseudo-terminal"]),
 }

@@ -14,6 +14,8 @@
  * program removed, which checksync refuses at checkpoint.
  * --pty 1: a pseudo-terminal pair (master and slave held open above fd 2),
  * which checksync refuses at checkpoint.
+ * --pty-at N: the same pair opened once progress reaches N (checkpoints
+ * before it can be restored, those after are refused).
  */
 #include "wl_common.h"
 
@@ -129,9 +131,12 @@ int main(int argc, char **argv)
 		remove_cwd();
 	if (wl_opt(argc, argv, "--pty", 0))
 		open_pty();
+	uint64_t pty_at = wl_opt(argc, argv, "--pty-at", 0);
 	while (!wl_verify_requested()) {
 		wl_sleep_ms(20);
 		wl_progress(++n);
+		if (n == pty_at)
+			open_pty();
 	}
 	verify();
 	wl_finish(!wl_failures(), n, "%s", wl_first_failure());
