@@ -53,6 +53,9 @@ struct cs_membership {
 	struct lease_req ring[LEASE_RING];
 
 	uint64_t prevote_term, prevote_started; /* prevote_term 0: none running */
+	/* a voter refused the pre-vote only until its promise to the old
+	 * primary runs out: the pre-vote is asked again then (0: none) */
+	uint64_t prevote_again_at;
 	uint64_t election_started;
 	uint64_t not_before; /* no candidacy before this */
 	uint64_t next_heartbeat;

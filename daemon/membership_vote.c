@@ -171,6 +171,7 @@ static void start_prevote(struct cs_membership *m, enum cs_mevent_kind ev)
 
 	m->prevote_term = m->term + 1;
 	m->prevote_started = m->now;
+	m->prevote_again_at = 0;
 	for (size_t i = 0; i < m->n; i++)
 		m->peers[i].prevote_granted = false;
 	msg.prevote_request =
@@ -184,12 +185,35 @@ static void start_prevote(struct cs_membership *m, enum cs_mevent_kind ev)
 	}
 }
 
+/*
+ * A voter that heard the old primary's last renewal a little after this
+ * node did still holds its promise for that little while, and says how
+ * long (lease_remaining_ms, the same promise_until + drift this node
+ * waited out). Asking again just after it runs out takes milliseconds;
+ * the pre-vote timeout and its back-off took about 300 ms of every
+ * failover. Only a short wait is taken at its word: a longer one means the
+ * voter hears a primary this node does not, and the back-off applies.
+ */
+static void prevote_held(struct cs_membership *m, const struct cs_msg_vote *v)
+{
+	uint64_t at = m->now + v->lease_remaining_ms + 1;
+	if (v->reason != CS_VOTE_LEASE_HELD || !v->lease_remaining_ms ||
+	    v->lease_remaining_ms > 2ull * m->interval)
+		return;
+	if (at > m->prevote_again_at)
+		m->prevote_again_at = at;
+}
+
 /* A PREVOTE carries the voter's own term: it granted only a term above
  * it, so a grant for our pre-vote has a term below prevote_term. */
 void ms_on_prevote(struct cs_membership *m, int peer, const struct cs_msg_vote *v)
 {
-	if (m->prevote_term == 0 || !v->granted || v->term >= m->prevote_term)
+	if (m->prevote_term == 0 || v->term >= m->prevote_term)
 		return;
+	if (!v->granted) {
+		prevote_held(m, v);
+		return;
+	}
 	m->peers[peer].prevote_granted = true;
 	if (prevotes(m) >= m->majority && m->term + 1 == m->prevote_term) {
 		m->prevote_term = 0;
@@ -247,6 +271,11 @@ static int better_backup(const struct cs_membership *m)
 
 void ms_prevote_timeout(struct cs_membership *m)
 {
+	if (m->prevote_term != 0 && m->prevote_again_at && m->now >= m->prevote_again_at &&
+	    m->term + 1 == m->prevote_term) {
+		start_prevote(m, CS_MEV_TICK);
+		return;
+	}
 	if (m->prevote_term == 0 || m->now - m->prevote_started <= 2ull * m->interval)
 		return;
 	m->prevote_term = 0;
@@ -254,11 +283,26 @@ void ms_prevote_timeout(struct cs_membership *m)
 	ms_blocked(m, "no majority would vote for this node (pre-vote)");
 }
 
+/*
+ * The rank that staggers candidacies after a lease ends: voters listed
+ * before this one that are live now. Ranks keep two backups from
+ * splitting the votes; a voter that is gone (most often the primary just
+ * lost, rank 0 in most clusters) stands for nothing, and counting it made
+ * the second member wait two more heartbeat intervals in every failover.
+ */
+static unsigned live_rank(const struct cs_membership *m)
+{
+	unsigned rank = 0;
+	for (int i = 0; i < m->self; i++)
+		rank += !m->peers[i].witness && ms_peer_live(m, i);
+	return rank;
+}
+
 void ms_maybe_stand(struct cs_membership *m, enum cs_mevent_kind ev)
 {
 	if (m->peers[m->self].witness || ms_primary_alive(m) || m->now < m->not_before)
 		return;
-	if (m->now < m->promise_until + 2ull * m->interval * m->rank) {
+	if (m->now < m->promise_until + 2ull * m->interval * live_rank(m)) {
 		ms_blocked(m, "waiting for the primary's lease to expire");
 		return;
 	}

@@ -56,6 +56,7 @@ struct sim {
 	struct cs_membership_peer peers[MAXN];
 	uint64_t now;
 	bool cut[MAXN][MAXN];
+	uint64_t slow[MAXN][MAXN]; /* ms added to LATENCY from a to b */
 	struct qmsg q[QMAX];
 	size_t nq;
 	int primary_of_term[1000]; /* -1: nobody yet */
@@ -88,7 +89,7 @@ static void enqueue(struct node *n, int peer, struct qmsg q)
 	assert(s->nq < QMAX);
 	q.from = n->id;
 	q.to = peer;
-	q.at = s->now + LATENCY;
+	q.at = s->now + LATENCY + s->slow[n->id][peer];
 	s->q[s->nq++] = q;
 }
 
@@ -321,8 +322,8 @@ static void sim_init(struct sim *s, const char *const *names, const bool *witnes
 	s->now = 1000;
 	for (size_t i = 0; i < count; i++) {
 		s->peers[i] = (struct cs_membership_peer){.name = names[i], .witness = witness[i]};
-		s->n[i] = (struct node){.s = s, .id = (int)i, .disk_vote = -1, .fence_ok = 1,
-					.rate = 1.0};
+		s->n[i] = (struct node){
+		    .s = s, .id = (int)i, .disk_vote = -1, .fence_ok = 1, .rate = 1.0};
 	}
 	for (size_t t = 0; t < 1000; t++)
 		s->primary_of_term[t] = -1;
@@ -407,13 +408,39 @@ static void test_killed_primary_is_replaced_after_its_lease(void)
 	run(&s, 1000);
 	set_alive(&s, 0, false);
 	took = run_until_primary(&s, 1, 4 * TIMEOUT);
-	/* Not before the lease (timeout) plus the drift margin ran out. */
+	/* Not before the lease (timeout) plus the drift margin ran out, and
+	 * soon after: the dead primary (rank 0) does not stagger beta. */
 	assert(took >= TIMEOUT + DRIFT - 2 * INTERVAL);
+	assert(took <= TIMEOUT + DRIFT + 4 * LATENCY + 4 * STEP);
 	assert(cs_membership_term(s.n[1].m) == 2);
 	/* The old primary restarts from its durable term and follows. */
 	set_alive(&s, 0, true);
 	run(&s, 2000);
 	assert(role(&s, 0) == CS_MROLE_BACKUP && role(&s, 1) == CS_MROLE_PRIMARY);
+	sim_free(&s);
+}
+
+/* The witness hears the primary's renewals 20 ms after the backup does,
+ * so it still holds its promise when the backup first asks: the backup asks
+ * again as soon as that promise runs out (the voter says when), not after
+ * the pre-vote timeout and its back-off (2 + 2 intervals). */
+static void test_backup_asks_a_slow_witness_again_when_its_promise_ends(void)
+{
+	struct sim s;
+	uint64_t took;
+
+	sim_init(&s, abc, abc_witness, 3);
+	s.slow[0][2] = 20;
+	run_until_primary(&s, 0, 3 * TIMEOUT);
+	run(&s, 1000);
+	set_alive(&s, 0, false);
+	took = run_until_primary(&s, 1, 4 * TIMEOUT);
+	/* The backup's own promise: last renewal (up to an interval before the
+	 * kill) + timeout + drift; then the witness's 20 ms, message latency
+	 * and a few steps of ticks. */
+	assert(took >= TIMEOUT + DRIFT - INTERVAL);
+	assert(took <= TIMEOUT + DRIFT + 20 + 4 * LATENCY + 4 * STEP);
+	assert(cs_membership_term(s.n[1].m) == 2);
 	sim_free(&s);
 }
 
@@ -801,6 +828,7 @@ int main(void)
 	test_converges_to_preferred();
 	test_first_member_is_preferred_even_after_a_witness();
 	test_killed_primary_is_replaced_after_its_lease();
+	test_backup_asks_a_slow_witness_again_when_its_promise_ends();
 	test_cut_primary_fences_before_backup_promotes();
 	test_witness_never_promotes();
 	test_restarted_voter_keeps_its_promise();
