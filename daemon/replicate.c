@@ -154,6 +154,36 @@ static uint64_t newest_base(const struct cs_repl *r)
 	return 0;
 }
 
+/*
+ * The generation after last on the newest image's chain: 0 when last is
+ * the newest; *gap when the chain does not pass through last (compacted
+ * away, or last is off the chain: a refused checkpoint that a restore went
+ * back past stays in the directory, and the restored agent's images go on
+ * from the generation it restored). Images off the chain are never sent.
+ */
+static uint64_t next_on_chain(const struct cs_repl *r, uint64_t last, bool *gap)
+{
+	uint64_t newest = 0, g, child = 0, size;
+	struct cs_image_header h;
+	int fd;
+
+	*gap = false;
+	next_after(r, UINT64_MAX - 1, &newest);
+	for (g = newest; g > last; g = h.parent_generation) {
+		fd = open_image(r, g, &h, &size);
+		if (fd < 0)
+			break;
+		close(fd);
+		child = g;
+		if (!(h.flags & CS_IMAGE_F_DELTA))
+			break;
+	}
+	if (g == last)
+		return child;
+	*gap = true;
+	return 0;
+}
+
 /* ---- one backup ---- */
 
 static void close_file(struct backup *b)
@@ -267,8 +297,16 @@ static int next_image(struct cs_repl *r, int peer)
 		b->first = g;
 		b->last_sent = 0;
 		cs_event(CS_EV_BACKUP_JOINED, .peer = r->p.names[peer], .generation = g);
-	} else if (!(g = next_after(r, b->last_sent, NULL))) {
-		return 0;
+	} else {
+		bool gap;
+
+		g = next_on_chain(r, b->last_sent, &gap);
+		if (gap) {
+			end_session(r, peer, 0); /* from the newest full image again */
+			return 0;
+		}
+		if (!g)
+			return 0;
 	}
 	e = begin_image(r, peer, g);
 	if (e < 0) {

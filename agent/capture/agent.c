@@ -31,7 +31,8 @@ struct cs_agent cs_agent;
 /* This object's own cs_agent, whatever the dynamic linker binds the global
  * name to (see "Two copies" below). */
 extern struct cs_agent cs_agent_here __attribute__((alias("cs_agent"), visibility("hidden")));
-struct cs_agent_restore_block cs_restore_block = {.magic = CS_AGENT_BLOCK_MAGIC};
+struct cs_agent_restore_block cs_restore_block = {
+    .magic = CS_AGENT_BLOCK_MAGIC, .pagemap_fd = -1, .uffd = -1};
 
 #define MAX_CALLBACKS  8
 #define BACKOFF_MAX_MS 30000u
@@ -460,6 +461,8 @@ static void wake_block(struct cs_agent *a, const struct cs_agent_restore_block *
 {
 	pthread_mutex_lock(&api_mu);
 	a->wake_ok = 0;
+	/* read once: a later image must not name this process's fds */
+	cs_restore_block.uffd = cs_restore_block.pagemap_fd = -1;
 	__atomic_store_n(&cs_restore_block.restored, 0, __ATOMIC_RELEASE);
 	adopt_dir(a, b);
 	pthread_mutex_unlock(&api_mu);
@@ -522,13 +525,17 @@ void cs_after_restore(struct cs_agent *a, uint64_t serving)
 	a->next_generation = b.next_generation ? b.next_generation : a->cap.generation + 1;
 	a->last_generation = b.restored_from_generation;
 	a->chain_base = a->cap.base; /* the snapshot's capture is the restored image */
-	a->force_base = 1;
 	/* The pauses in memory are the old process's: the daemon that started
 	 * this one has counted them already. */
 	memset(a->pause_le, 0, sizeof(a->pause_le));
 	a->pause_count = a->pause_sum_ns = 0;
 	cs_track_give_pagemap(b.pagemap_fd);
+	cs_track_give_uffd(b.uffd);
 	int r = reopen_fds(a, serving);
+	/* With the restorer's tracking adopted the memory is the restored
+	 * generation's plus writes that show: the chain goes on with a delta
+	 * on it. Without, a base. */
+	a->force_base = r || b.uffd < 0 || a->uffd != b.uffd;
 	if (r) {
 		a->active = 0;
 		cs_strlcpy(a->last_error, "after restore: ", sizeof(a->last_error));

@@ -239,6 +239,7 @@ void cs_vma_name(char *out, size_t cap, const struct cs_vma *v);
 /* track.c */
 int cs_track_open(struct cs_agent *a);
 void cs_track_give_pagemap(int fd);
+void cs_track_give_uffd(int fd);
 void cs_track_close(struct cs_agent *a);
 void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps);
 int cs_track_scan(struct cs_agent *a, struct cs_capture *c);

@@ -84,6 +84,28 @@ void cs_track_give_pagemap(int fd)
 	given_pagemap = fd;
 }
 
+/* And the userfaultfd it armed (agent/restore/track.c), set up as ours
+ * would be: adopted, its registrations and write-protection are what the
+ * next scan reads. */
+static int given_uffd = -1;
+
+void cs_track_give_uffd(int fd)
+{
+	given_uffd = fd;
+}
+
+static int adopt_uffd(struct cs_agent *a)
+{
+	int fd = given_uffd;
+	given_uffd = -1;
+	if (fd >= 0 && (a->cfg.mode == CS_MODE_HASH || !a->have_pagemap_scan)) {
+		close(fd);
+		fd = -1;
+	}
+	a->uffd = fd;
+	return fd >= 0;
+}
+
 int cs_track_open(struct cs_agent *a)
 {
 	a->uffd = -1;
@@ -100,7 +122,7 @@ int cs_track_open(struct cs_agent *a)
 	/* PAGEMAP_SCAN exists? An empty range answers 0 or ENOTTY. */
 	struct pm_scan_arg probe = {.size = sizeof(probe), .vec = (uint64_t)vec, .vec_len = 1};
 	a->have_pagemap_scan = ioctl(a->pagemap_fd, PAGEMAP_SCAN, &probe) >= 0;
-	if (a->cfg.mode == CS_MODE_HASH)
+	if (adopt_uffd(a) || a->cfg.mode == CS_MODE_HASH)
 		return 0;
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	if (fd < 0)
@@ -256,7 +278,9 @@ void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps)
 {
 	pre_ok = 0;
 	pre.n = 0;
-	if (!a->have_pagemap_scan)
+	/* no capture yet since a restore: the restorer registered every
+	 * mapping, so none would look new and R0 would hold none of them */
+	if (!a->have_pagemap_scan || !maps->n)
 		return;
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct cs_vma *v = &maps->v[i];

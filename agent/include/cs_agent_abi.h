@@ -154,7 +154,8 @@ static inline size_t cs_supervisor_name(const char *dir, char *out)
  * image's process.agent_addr[CS_AGENT_BLOCK]. The restorer writes it after
  * loading memory and before any thread runs; the agent's thread reads it
  * when it returns from its own freeze signal and learns that it was
- * restored (then it reconnects, re-arms dirty tracking and takes a base).
+ * restored (then it reconnects, and adopts the tracking the restorer armed
+ * or takes a base).
  *
  * dir is the directory the image was restored from (an absolute path). The
  * restored agent adopts it: its next images, lock, agent.sock and sync.sock
@@ -176,7 +177,11 @@ struct cs_agent_restore_block {
 	 * before that the agent must not freeze, or it would stop a thread that
 	 * still runs restorer code, in a region the image must not hold */
 	int32_t main_left;
-	int32_t reserved;
+	/* a userfaultfd with async write-protect over the memory the agent
+	 * tracks, every live page armed before any thread ran, or -1: with
+	 * it the agent's next image is a delta on restored_from_generation
+	 * (the memory is that generation's, and every write since shows) */
+	int32_t uffd;
 	char dir[CS_AGENT_DIR_MAX]; /* empty while capturing; NUL-terminated */
 };
 

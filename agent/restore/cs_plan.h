@@ -18,7 +18,7 @@
 #include "../include/cs_agent_abi.h"
 
 #define CS_PLAN_MAGIC   0x4e414c50434e5953ull /* "SYNCPLAN" */
-#define CS_PLAN_VERSION 5
+#define CS_PLAN_VERSION 6
 
 /*
  * The restorer's own region. Its ELF is linked at CS_RESTORER_BASE; its
@@ -137,6 +137,16 @@ struct cs_plan_lock {
 	int64_t start, len;
 };
 
+/* A mapping whose writes the agent tracks (the image's CS_MAP_TRACKED):
+ * registered for async write-protect and armed before any thread runs,
+ * so the restored agent goes on with a delta (track.c). file: a file
+ * mapping, whose pages still shared with the file are not armed, as the
+ * agent's own scan leaves them. */
+struct cs_plan_track {
+	uint64_t start, len;
+	uint32_t file, reserved;
+};
+
 /* What a plan asks of the restorer (cs_plan_header.mode). */
 enum cs_plan_mode {
 	CS_PLAN_RESTORE = 0, /* a cold restore: memory, then threads at once */
@@ -237,6 +247,9 @@ struct cs_plan_header {
 	uint64_t take_off, locks_off;
 	uint32_t umask, personality;
 	char cwd[4096];
+	/* RESTORE and PROMOTE: the mappings to arm for the agent's tracking */
+	uint32_t n_track, reserved6;
+	uint64_t track_off;
 };
 
 #endif

@@ -354,8 +354,8 @@ static void restore_rlimits(void)
 }
 
 #define PR_TIMER_CREATE_RESTORE_IDS 77 /* Linux 6.17: timer_create takes the id it is given */
-#define TIMER_KIND_POSIX 4
-#define TIMER_NOTIFY_THREAD_ID 4 /* SIGEV_THREAD_ID */
+#define TIMER_KIND_POSIX            4
+#define TIMER_NOTIFY_THREAD_ID      4 /* SIGEV_THREAD_ID */
 
 struct ksigevent {
 	uint64_t value;
@@ -388,8 +388,10 @@ static void interval_timer(const struct cs_plan_timer *t)
  */
 static void posix_timer(const struct cs_plan_timer *t, int exact)
 {
-	struct ksigevent ev = {.value = t->sigval, .signo = (int32_t)t->signo,
-			       .notify = (int32_t)t->notify, .tid = t->notify_tid};
+	struct ksigevent ev = {.value = t->sigval,
+	                       .signo = (int32_t)t->signo,
+	                       .notify = (int32_t)t->notify,
+	                       .tid = t->notify_tid};
 	int32_t id = t->id;
 	for (;;) {
 		check(cs_sys3(NR_timer_create, t->clockid, &ev, &id), "timer_create of POSIX timer",
@@ -397,7 +399,8 @@ static void posix_timer(const struct cs_plan_timer *t, int exact)
 		if (exact || id == t->id)
 			break;
 		if (id > t->id)
-			fail("timer_create handed out an id past the saved one", (uint64_t)t->id, 0);
+			fail("timer_create handed out an id past the saved one", (uint64_t)t->id,
+			     0);
 		cs_sys1(NR_timer_delete, id);
 	}
 	if (!t->value_ns && !t->interval_ns)
@@ -461,11 +464,11 @@ static void restore_attrs(void)
 	if (plan->thp_disable)
 		check(cs_sys5(NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE", 0);
 	if (plan->child_subreaper)
-		check(cs_sys5(NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "PR_SET_CHILD_SUBREAPER",
-		      0);
+		check(cs_sys5(NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0),
+		      "PR_SET_CHILD_SUBREAPER", 0);
 	if (plan->dumpable != 1)
-		check(cs_sys5(NR_prctl, PR_SET_DUMPABLE, plan->dumpable, 0, 0, 0), "PR_SET_DUMPABLE",
-		      plan->dumpable);
+		check(cs_sys5(NR_prctl, PR_SET_DUMPABLE, plan->dumpable, 0, 0, 0),
+		      "PR_SET_DUMPABLE", plan->dumpable);
 }
 
 /*
@@ -577,6 +580,20 @@ static void wait_for_threads(struct cs_agent_restore_block *b)
 	}
 }
 
+/* Opened while still root: once the program's credentials are back the
+ * process may be non-dumpable, and then the agent could not. */
+static int32_t pagemap_fd = -1;
+/* Armed as soon as memory is the generation's: every write the restorer
+ * makes after that (the restore block, thread frames, the agent's
+ * variables) shows as written, so the agent's first delta holds it. */
+static int32_t uffd = -1;
+
+static void arm_tracking(void)
+{
+	pagemap_fd = (int32_t)cs_sys3(NR_open, "/proc/self/pagemap", 02000000 /* O_CLOEXEC */, 0);
+	uffd = cs_restore_arm_tracking(pagemap_fd);
+}
+
 static void threads_and_leave(void)
 {
 	const struct cs_plan_thread *t = at(plan->threads_off);
@@ -605,10 +622,8 @@ static void threads_and_leave(void)
 	cs_sys3(NR_write, plan->status_fd, "ok\n", 3);
 	cs_sys3(NR_close_range, plan->helper_lo, plan->exe_fd, 0);
 	report_fd = 2;
-	/* Opened while still root: once the program's credentials are back the
-	 * process may be non-dumpable, and then the agent could not. */
-	b->pagemap_fd =
-	    (int32_t)cs_sys3(NR_open, "/proc/self/pagemap", 02000000 /* O_CLOEXEC */, 0);
+	b->pagemap_fd = pagemap_fd;
+	b->uffd = uffd;
 	uint32_t slot = 1;
 	for (uint32_t i = 0; i < plan->n_threads; i++) {
 		if (t[i].is_main)
@@ -630,7 +645,7 @@ static void threads_and_leave(void)
 	wait_for_threads(b);
 	/* The exe file was set with the mm fields (restore_mm), so -1 here. */
 	cs_jump(main_thread->ucontext, CS_RESTORER_BASE, CS_RESTORER_LEN, (uint64_t)-1,
-		plan->trampoline_last, (uint64_t)&b->main_left);
+	        plan->trampoline_last, (uint64_t)&b->main_left);
 }
 
 static int parse_fd(const char *s)
@@ -674,6 +689,7 @@ void cs_restorer_main(uint64_t *sp)
 	final_protections();
 	if (plan->mode == CS_PLAN_STANDBY)
 		cs_standby_loop(); /* returns once promoted, with the last plan */
+	arm_tracking();
 	place_specials();
 	restore_sigactions();
 	restore_mm();

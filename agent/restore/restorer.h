@@ -28,6 +28,10 @@ void copy_pages(void);
 void restore_advice(void);
 void final_protections(void);
 
+/* track.c: a userfaultfd over plan's tracked mappings with every live
+ * page armed, for the agent to adopt; -1 if that could not be done */
+int32_t cs_restore_arm_tracking(int pagemap_fd);
+
 /* standby.c: reports "ready", then applies each APPLY plan that arrives on
  * the control socket; returns with plan set to the PROMOTE plan, its
  * memory applied and the program's fds, cwd, umask, personality and time

@@ -141,7 +141,8 @@ static int plan_copies(const struct cs_restore *r, int image_fd_base, int partia
 	int err = 0;
 	for (size_t i = 0; i < r->chain.n && n && !err; i++) {
 		/* copies from one image are contiguous in cl; sort them by address afterwards */
-		err = cs_take_from_image(r->chain.imgs[i].img, image_fd_base + (int)i, &need, &n, cl);
+		err =
+		    cs_take_from_image(r->chain.imgs[i].img, image_fd_base + (int)i, &need, &n, cl);
 	}
 	if (!err && n && !partial) {
 		cs_err("refusing: the chain of generation %llu is damaged: live page %#llx has its "
@@ -540,6 +541,25 @@ static int plan_standby(const struct cs_restore *r, struct plan_buf *b, struct c
 	return h->mode == CS_PLAN_PROMOTE ? plan_promote(r, b, h) : 0;
 }
 
+/* The mappings the agent tracks, for the restorer to arm (track.c there). */
+static int plan_track(const struct cs_image *img, struct plan_buf *b, struct cs_plan_header *h)
+{
+	struct cs_plan_track *t = calloc(img->n_mappings + 1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->n_mappings; i++) {
+		const struct cs_image_mapping *m = &img->mappings[i];
+		if ((m->flags & CS_MAP_TRACKED) && !(m->flags & CS_MAP_VSYSCALL))
+			t[h->n_track++] =
+			    (struct cs_plan_track){.start = m->start,
+			                           .len = m->end - m->start,
+			                           .file = !!(m->flags & CS_MAP_FILE)};
+	}
+	int err = cs_buf_add(b, t, h->n_track * sizeof(*t), &h->track_off);
+	free(t);
+	return err;
+}
+
 int cs_plan_build(struct cs_restore *r)
 {
 	struct cs_plan_header h = {.magic = CS_PLAN_MAGIC, .version = CS_PLAN_VERSION};
@@ -602,8 +622,8 @@ int cs_plan_build(struct cs_restore *r)
 		                                   .mask = s->mask};
 	}
 	if (!err)
-		err =
-		    sa ? cs_buf_add(&b, sa, h.n_sigactions * sizeof(*sa), &h.sigactions_off) : -ENOMEM;
+		err = sa ? cs_buf_add(&b, sa, h.n_sigactions * sizeof(*sa), &h.sigactions_off)
+		         : -ENOMEM;
 	free(sa);
 	int32_t *cx = calloc(r->img->n_fds + 1, sizeof(*cx));
 	for (size_t i = 0; cx && i < r->img->n_fds; i++) {
@@ -620,6 +640,8 @@ int cs_plan_build(struct cs_restore *r)
 		err = plan_sigqueue(r->img, &b, &h);
 	if (!err)
 		err = plan_seccomp(r->img, &b, &h);
+	if (!err)
+		err = plan_track(r->img, &b, &h);
 	if (!err && r->step)
 		err = plan_standby(r, &b, &h);
 	if (err)

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -28,24 +27,12 @@ import time
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import (run_scenario, App, TestFailure, log, images, snapshot_dir,  # noqa: E402
-                   diff_snapshots, all_pids)
+                   diff_snapshots, all_pids, header, DELTA)
 
-DELTA = 0x1
 COMPACTED_RX = re.compile(r"compacted generation (\d+) into a full image .* down to generation "
                           r"(\d+)\); removed (\d+)")
 TMP_RX = re.compile(r"^gen-\d{20}\.img\.tmp$")
 
-
-def header(path):
-    """(flags, generation, parent, base) from an image's HEADER
-    (docs/image-format.md: 16-byte section head, then the header record)."""
-    with open(path, "rb") as f:
-        b = f.read(72)
-    if len(b) < 72 or b[16:24] != b"CSYNCIMG":
-        raise TestFailure("%s is not an image" % path)
-    flags, = struct.unpack_from("<I", b, 36)
-    gen, parent, base = struct.unpack_from("<QQQ", b, 48)
-    return flags, gen, parent, base
 
 
 def image_path(d, gen):
@@ -315,32 +302,40 @@ def full_images(d):
 
 
 def sc_compact_prune(h):
-    """Restored again and again, a program never lives long enough to need a
-    compaction, but each restore adds a base: the compactor still prunes, so
-    only the newest chain and the one before stay."""
+    """Restored again and again, a program goes on with one chain: the
+    restorer arms dirty tracking before any thread runs, so each restored
+    agent's first image is a delta on the generation it was restored from
+    (a base per restore used to pause a large program for ~100 ms and left
+    old chains for the compactor to prune). The directory keeps one full
+    image, the newest chain ends at it (the compactor may merge deltas of
+    it, restored generations among them), and that chain restores."""
     rng = h.rng(0)
-    set_policy(1 << 40, 100)  # never due: pruning only
+    set_policy(1 << 40, 1000)  # never due: nothing is merged or pruned
     app = App(h, "wl-threads")
     app.run()
+    restored = []
     for k in range(3):
         time.sleep(rng.uniform(0.3, 1.0))
         before = app.progress()
-        app.checkpoint()
+        restored.append(app.checkpoint())
         app.kill()
         app.restore()
         app.check_continued(before)
-    app.checkpoint()  # the restored agent's base is durable by now
-    deadline = time.monotonic() + 20
-    while True:
-        gens, fulls = [g for g, _ in images(app.dir)], full_images(app.dir)
-        if len(fulls) == 2 and min(gens) == fulls[0]:
-            break
-        if time.monotonic() > deadline:
-            h.fail("after 3 restores %s holds the full images %s and generations %d..%d; want "
-                   "two chains: the newest and the one before" %
-                   (app.dir, fulls, min(gens), max(gens)), app.proc)
-        time.sleep(0.2)
-    log("  after 3 restores: full images %s, generations %d..%d" % (fulls, min(gens), max(gens)))
+    app.checkpoint()
+    fulls = full_images(app.dir)
+    chain, g = [], max(g for g, _ in images(app.dir))
+    paths = dict(images(app.dir))
+    while g:
+        chain.append(g)
+        flags, _, parent, _ = header(paths[g])
+        g = parent if flags & DELTA else 0
+    log("  after 3 restores: full images %s, newest chain %s" % (fulls, chain[::-1]))
+    if fulls != [1] or chain[-1] != 1:
+        h.fail("after 3 restores (from generations %s) %s holds the full images %s and the "
+               "newest chain %s; want only generation 1 full, at the end of the chain" %
+               (restored, app.dir, fulls, chain[::-1]), app.proc)
+    app.kill()
+    app.restore()
     app.verify()
 
 

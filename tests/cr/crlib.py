@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -224,6 +225,21 @@ def images(path):
         if m:
             out.append((int(m.group(1)), os.path.join(path, name)))
     return sorted(out)
+
+
+DELTA = 0x1  # the image header's flag
+
+
+def header(path):
+    """(flags, generation, parent, base) from an image's HEADER
+    (docs/image-format.md: 16-byte section head, then the header record)."""
+    with open(path, "rb") as f:
+        b = f.read(72)
+    if len(b) < 72 or b[16:24] != b"CSYNCIMG":
+        raise TestFailure("%s is not an image" % path)
+    flags, = struct.unpack_from("<I", b, 36)
+    gen, parent, base = struct.unpack_from("<QQQ", b, 48)
+    return flags, gen, parent, base
 
 
 def free_port():

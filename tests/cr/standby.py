@@ -45,7 +45,7 @@ import time
 
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crlib import run_scenario, App, images, log, pid_alive  # noqa: E402
+from crlib import run_scenario, App, images, log, pid_alive, header, DELTA  # noqa: E402
 from harness import iterate  # noqa: E402
 
 EVENT_RX = r"^(ready|applied|rebuilding|skipped|promoted|error|status) "
@@ -231,8 +231,14 @@ def promote_and_check(h, app, sb, newest, rng, timeout, settled=True):
     check_verdict(h, app, sb, gen, timeout)
     path = os.path.join(app.dir, "gen-%020d.img" % nextgen)
     if not os.path.exists(path):
-        h.fail("promote next_generation=%d: the promoted program's base is not %s; DIR holds %s" %
-               (nextgen, path, [g for g, _ in images(app.dir)][-5:]), sb.proc)
+        h.fail("promote next_generation=%d: the promoted program's first image is not %s; DIR "
+               "holds %s" % (nextgen, path, [g for g, _ in images(app.dir)][-5:]), sb.proc)
+    # tracking armed before its threads ran: a delta on what it was promoted from
+    flags, _, parent, _ = header(path)
+    if not flags & DELTA or parent != gen:
+        h.fail("the promoted program's first image %s is %s with parent %d; want a delta on "
+               "generation %d" % (path, "a delta" if flags & DELTA else "full", parent, gen),
+               sb.proc)
 
 
 def with_standby(h, rng, heap_mib, args, applies, env=None):
