@@ -175,22 +175,48 @@ static int select_uffd(struct cs_agent *a, struct cs_capture *c)
 }
 
 /* The copy buffer stays mapped between checkpoints: its pages are then
- * already faulted in, which is most of the cost on a virtual machine. */
+ * already faulted in, which is most of the cost on a virtual machine.
+ * populate: fault in the first populate bytes now. */
+static int copy_grow(struct cs_capture *c, size_t need, size_t populate)
+{
+	if (need <= c->copy_cap)
+		return 0;
+	size_t cap = need * 2 > (4u << 20) ? need * 2 : (4u << 20);
+	cs_scratch_free(c->copy, c->copy_cap);
+	c->copy_cap = 0;
+	c->copy = cs_scratch_alloc(cap, 0);
+	if (!c->copy)
+		return -ENOMEM;
+	/* A forked writer never needs it, and without this every page of
+	 * it would take a copy-on-write fault at the next copy. */
+	syscall(SYS_madvise, c->copy, cap, MADV_DONTFORK); /* not the wrapper: ours */
+	if (populate)
+		syscall(SYS_madvise, c->copy, populate, MADV_POPULATE_WRITE);
+	c->copy_cap = cap;
+	return 0;
+}
+
+/*
+ * Before the freeze, with the program running: a copy buffer for the pages
+ * the prescan saw written, and a quarter more for those written until the
+ * freeze, faulted in now. Grown in the freeze instead, its first-touch
+ * faults were in the pause: the first delta of a 1 GiB heap with 1% of it
+ * written paused 7.5 ms, the next ones 2.6 ms.
+ */
+static void copy_reserve(struct cs_agent *a, struct cs_capture *c)
+{
+	uint64_t pages = cs_track_prescan_written();
+	size_t need = (size_t)(pages + pages / 4) * (CS_PAGE + 64) + (64u << 10);
+	if (c->is_base || !pages || a->cfg.writer == CS_WRITER_FORK || need > CS_COPY_MAX)
+		return;
+	copy_grow(c, need, need); /* failing here, the freeze tries again */
+}
+
 static int copy_pages(struct cs_capture *c)
 {
 	size_t need = (size_t)cs_page_section_len(&c->send);
-	if (need > c->copy_cap) {
-		size_t cap = need * 2 > (4u << 20) ? need * 2 : (4u << 20);
-		cs_scratch_free(c->copy, c->copy_cap);
-		c->copy_cap = 0;
-		c->copy = cs_scratch_alloc(cap, 0);
-		if (!c->copy)
-			return -ENOMEM;
-		/* A forked writer never needs it, and without this every page of
-		 * it would take a copy-on-write fault at the next copy. */
-		syscall(SYS_madvise, c->copy, cap, MADV_DONTFORK); /* not the wrapper: ours */
-		c->copy_cap = cap;
-	}
+	if (copy_grow(c, need, 0))
+		return -ENOMEM;
 	struct cs_buf out = {.data = c->copy, .cap = need};
 	for (size_t i = 0; i < c->send.n; i++) {
 		uint64_t addr = c->send.r[i].addr, left = c->send.r[i].npages;
@@ -422,8 +448,10 @@ int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
 	int own = cs_sup_own_dir(a, c->errmsg);
 	if (own)
 		return fail(a, own, c->errmsg);
-	if (a->mode == CS_MODE_UFFD) /* before the freeze: track.c says why */
+	if (a->mode == CS_MODE_UFFD) { /* before the freeze: track.c says why */
 		cs_track_prescan(a, &c->maps);
+		copy_reserve(a, c);
+	}
 	if (a->cfg.test_prescan_delay_us) /* cr-discard: pages change in between */
 		usleep(a->cfg.test_prescan_delay_us);
 	uint64_t pause = 0;

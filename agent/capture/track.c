@@ -35,6 +35,9 @@ static struct page_region *vec;
  * that are not live, the ranges the split scan covered, and a spare. */
 static struct cs_runs pre, wr, dead, anon, tmp;
 static int pre_ok;
+/* the pages the prescan saw written since the last scan: the size the
+ * freeze's copy will have, near enough to reserve its buffer before */
+static struct cs_runs pre_wr;
 
 void cs_track_reset(void)
 {
@@ -44,6 +47,7 @@ void cs_track_reset(void)
 	memset(&dead, 0, sizeof(dead));
 	memset(&anon, 0, sizeof(anon));
 	memset(&tmp, 0, sizeof(tmp));
+	memset(&pre_wr, 0, sizeof(pre_wr));
 	pre_ok = 0;
 }
 
@@ -282,14 +286,27 @@ void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps)
 	 * mapping, so none would look new and R0 would hold none of them */
 	if (!a->have_pagemap_scan || !maps->n)
 		return;
+	pre_wr.n = 0;
+	/* the live pages, split where PAGE_IS_WRITTEN changes (nothing is
+	 * write-protected here) */
+	struct scan_q q = {.mask = PAGE_IS_PFNZERO,
+	                   .inverted = PAGE_IS_PFNZERO,
+	                   .anyof = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+	                   .ret = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_WRITTEN};
+	struct scan_out o = {.out = &pre, .written = &pre_wr};
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct cs_vma *v = &maps->v[i];
 		if ((v->flags & CS_MAP_TRACKED) && !(v->flags & (CS_MAP_FILE | CS_MAP_VSYSCALL)) &&
-		    cs_resident_scan(v, a->pagemap_fd, &pre))
+		    scan_range(a->pagemap_fd, v->start, v->end, &q, &o))
 			return;
 	}
 	cs_runs_normalize(&pre);
 	pre_ok = 1;
+}
+
+uint64_t cs_track_prescan_written(void)
+{
+	return pre_ok ? cs_runs_pages(&pre_wr) : 0;
 }
 
 /*
