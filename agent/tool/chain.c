@@ -275,8 +275,8 @@ int cs_chain_pick(const char *dir, uint64_t want, struct cs_chain *out, char *ms
  * loading stops after a full image or a delta whose parent is since or
  * older. Each is checked in full and linked as cs_chain_load links them.
  */
-int cs_chain_load_since(const char *dir, uint64_t generation, uint64_t since,
-                        struct cs_chain *out, struct cs_chain_damage *dmg)
+int cs_chain_load_since(const char *dir, uint64_t generation, uint64_t since, struct cs_chain *out,
+                        struct cs_chain_damage *dmg)
 {
 	memset(out, 0, sizeof(*out));
 	for (uint64_t g = generation; g > since;) {
@@ -290,5 +290,32 @@ int cs_chain_load_since(const char *dir, uint64_t generation, uint64_t since,
 			break;
 		g = h->parent_generation;
 	}
+	return 0;
+}
+
+int cs_image_peek(const char *dir, uint64_t gen, int *is_full, uint64_t *parent, uint64_t *size,
+                  time_t *ret_mtime)
+{
+	char name[64], path[PATH_MAX + 64];
+	uint8_t h[64];
+	struct stat st;
+	cs_image_filename(name, sizeof(name), gen);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = pread(fd, h, sizeof(h), 0);
+	int r = n == (ssize_t)sizeof(h) && fstat(fd, &st) == 0 ? 0 : -EIO;
+	close(fd);
+	/* HEADER's head (16 bytes), then magic; flags at payload offset 20 */
+	if (r || h[0] != CS_SECT_HEADER || memcmp(h + 16, CS_IMAGE_MAGIC, 8))
+		return -EIO;
+	*is_full = !(h[36] & CS_IMAGE_F_DELTA);
+	*parent = 0;
+	for (int i = 7; i >= 0; i--) /* HEADER payload offset 40, little-endian */
+		*parent = *parent << 8 | h[56 + i];
+	*size = (uint64_t)st.st_size;
+	if (ret_mtime)
+		*ret_mtime = st.st_mtime;
 	return 0;
 }

@@ -41,6 +41,11 @@ struct cs_chain_damage {
 /* Generations of DIR/gen-*.img (renamed, so complete by the writer's
  * protocol; *.tmp is ignored), ascending. */
 int cs_dir_generations(const char *dir, uint64_t **ret_gens, size_t *ret_n);
+/* From the first bytes of DIR's image of gen: whether it is a full image,
+ * its parent, its size and mtime (ret_mtime may be NULL). A hint (no CRC):
+ * whoever uses an image reads all of it. */
+int cs_image_peek(const char *dir, uint64_t gen, int *is_full, uint64_t *parent, uint64_t *size,
+                  time_t *ret_mtime);
 
 int cs_loaded_open(const char *path, struct cs_loaded *out, struct cs_chain_damage *dmg);
 /* The same with cs_image_parse flags (CS_IMAGE_PARSE_SKIP_PAGE_CRC). */

@@ -431,11 +431,45 @@ int cs_compact(const char *dir, uint64_t generation, int wait, struct cs_compact
 	return r;
 }
 
+/* Whether g is one of ch's images from..., newest first. */
+static int among(const struct cs_chain *ch, size_t from, uint64_t g)
+{
+	for (size_t i = from; i < ch->n; i++)
+		if (ch->imgs[i].generation == g)
+			return 1;
+	return 0;
+}
+
+/*
+ * Whether a delta in DIR off the merged chain names one of its deltas as
+ * parent. A restored agent goes on from the generation it restored, which
+ * can lie under a newer image that is not on its chain (a refused
+ * checkpoint the restore went back past): a merge up to that newer image
+ * must not take the restored chain's images away.
+ */
+static int needed_elsewhere(const char *dir, const struct cs_chain *ch)
+{
+	uint64_t *gens, parent, size;
+	size_t n;
+	int full, hit = 0;
+	if (cs_dir_generations(dir, &gens, &n) < 0)
+		return 1; /* cannot tell: keep them */
+	for (size_t i = 0; i < n && !hit; i++)
+		hit = !among(ch, 0, gens[i]) &&
+		      cs_image_peek(dir, gens[i], &full, &parent, &size, NULL) == 0 && !full &&
+		      among(ch, 1, parent); /* imgs[0] stays: the merged image */
+	free(gens);
+	return hit;
+}
+
 /* After a merge: the deltas it replaced, between parent and the merged
- * generation (imgs[0], renamed over already), go. */
-static size_t drop_merged(int dfd, const struct cs_chain *ch)
+ * generation (imgs[0], renamed over already), go, unless another chain
+ * goes through them. */
+static size_t drop_merged(int dfd, const char *dir, const struct cs_chain *ch)
 {
 	size_t removed = 0;
+	if (needed_elsewhere(dir, ch))
+		return 0;
 	for (size_t i = 1; i < ch->n; i++) {
 		char name[64];
 		cs_image_filename(name, sizeof(name), ch->imgs[i].generation);
@@ -475,7 +509,7 @@ int cs_compact_merge(const char *dir, uint64_t generation, uint64_t parent,
 			res->read_bytes += ch.imgs[i].len;
 		r = replace(dfd, dir, &ch, parent, res, msg, cap);
 		if (!r)
-			res->removed = drop_merged(dfd, &ch);
+			res->removed = drop_merged(dfd, dir, &ch);
 	}
 	cs_chain_free(&ch);
 	close(dfd);

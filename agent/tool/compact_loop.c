@@ -60,36 +60,6 @@ int cs_compact_policy_from_env(struct cs_compact_policy *p, char *msg, size_t ca
 	return r ? r : env_count(CS_ENV_COMPACT_BUDGET, "bytes", &p->budget, msg, cap);
 }
 
-/* From the first bytes of an image: whether it is a full image, its
- * parent, its size. Only a hint for the policy (no CRC): compaction itself
- * reads everything. */
-static int peek(const char *dir, uint64_t gen, int *is_full, uint64_t *parent, uint64_t *size,
-                time_t *ret_mtime)
-{
-	char name[64], path[PATH_MAX + 64];
-	uint8_t h[64];
-	struct stat st;
-	cs_image_filename(name, sizeof(name), gen);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = pread(fd, h, sizeof(h), 0);
-	int r = n == (ssize_t)sizeof(h) && fstat(fd, &st) == 0 ? 0 : -EIO;
-	close(fd);
-	/* HEADER's head (16 bytes), then magic; flags at payload offset 20 */
-	if (r || h[0] != CS_SECT_HEADER || memcmp(h + 16, CS_IMAGE_MAGIC, 8))
-		return -EIO;
-	*is_full = !(h[36] & CS_IMAGE_F_DELTA);
-	*parent = 0;
-	for (int i = 7; i >= 0; i--) /* HEADER payload offset 40, little-endian */
-		*parent = *parent << 8 | h[56 + i];
-	*size = (uint64_t)st.st_size;
-	if (ret_mtime)
-		*ret_mtime = st.st_mtime;
-	return 0;
-}
-
 int cs_compact_due(const char *dir, const struct cs_compact_policy *p,
                    struct cs_compact_backlog *out)
 {
@@ -101,7 +71,7 @@ int cs_compact_due(const char *dir, const struct cs_compact_policy *p,
 	for (size_t i = n; i-- > 0 && !found;) {
 		int is_full;
 		uint64_t size, parent;
-		if (peek(dir, gens[i], &is_full, &parent, &size, NULL) < 0)
+		if (cs_image_peek(dir, gens[i], &is_full, &parent, &size, NULL) < 0)
 			continue; /* pruned meanwhile, or damaged: compaction will say */
 		if (is_full)
 			found = 1, full_size = size;
@@ -154,11 +124,11 @@ static int view_chain(const char *dir, struct chain_view *v)
 	v->n = 0;
 	v->full = v->full_bytes = v->delta_bytes = v->dir_bytes = 0;
 	for (size_t i = 0; i < n; i++)
-		if (peek(dir, gens[i], &full, &parent, &size, NULL) == 0)
+		if (cs_image_peek(dir, gens[i], &full, &parent, &size, NULL) == 0)
 			v->dir_bytes += size;
 	/* newest first down the parents, then turned around */
 	for (uint64_t g = n ? gens[n - 1] : 0; g && v->n < MAX_TRACKED; g = parent) {
-		if (peek(dir, g, &full, &parent, &size, &v->mtime[v->n]) < 0)
+		if (cs_image_peek(dir, g, &full, &parent, &size, &v->mtime[v->n]) < 0)
 			break; /* replaced or damaged meanwhile: the next tick sees */
 		if (full) {
 			v->full = g;
@@ -317,7 +287,7 @@ static uint64_t prune_old_chains(const char *dir, uint64_t done_for)
 	for (size_t i = n; i-- > 0 && !p;) {
 		int full;
 		uint64_t parent, size;
-		if (peek(dir, gens[i], &full, &parent, &size, NULL) == 0 && full)
+		if (cs_image_peek(dir, gens[i], &full, &parent, &size, NULL) == 0 && full)
 			p = gens[i], g = i ? gens[i - 1] : 0;
 	}
 	free(gens);
@@ -326,7 +296,7 @@ static uint64_t prune_old_chains(const char *dir, uint64_t done_for)
 	for (int steps = 0; g && steps < 100000; steps++) {
 		int full;
 		uint64_t parent, size;
-		if (peek(dir, g, &full, &parent, &size, NULL) < 0)
+		if (cs_image_peek(dir, g, &full, &parent, &size, NULL) < 0)
 			return p; /* a broken older chain: leave it to an operator */
 		if (full)
 			break;

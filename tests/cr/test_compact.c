@@ -120,12 +120,25 @@ static int page_from(uint64_t gen, uint64_t addr, uint64_t want_gen)
 	return ok;
 }
 
+static void image_path(uint64_t gen, char *path, size_t cap)
+{
+	char name[64];
+	cs_image_filename(name, sizeof(name), gen);
+	snprintf(path, cap, "%s/%s", dir, name);
+}
+
 static int exists(uint64_t gen)
 {
-	char path[128], name[64];
-	cs_image_filename(name, sizeof(name), gen);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	char path[128];
+	image_path(gen, path, sizeof(path));
 	return access(path, F_OK) == 0;
+}
+
+static int unlink_image(uint64_t gen)
+{
+	char path[128];
+	image_path(gen, path, sizeof(path));
+	return unlink(path);
 }
 
 static void compact_chain(void)
@@ -282,6 +295,40 @@ static void merge_chain(void)
 	CHECK(page_from(16, B, 16) && page_from(16, C, 16));
 }
 
+/* A restore that went back past a refused generation leaves it newest in
+ * DIR, off the chain the restored agent goes on with (21 on 20, restored
+ * from 20; the agent's 22 is a delta on 20). A merge of the refused one's
+ * chain (21 down to 10) must not take 20 away from under 22. */
+static void merge_beside_a_restored_chain(void)
+{
+	CHECK(system("rm -f /tmp/test-compact-*/gen-*") == 0);
+	struct spec s10 = {10, 0, 10, {{A, 2}}, 1, {A, A + PG}, 2};
+	struct spec s19 = {19, 10, 10, {{A, 2}}, 1, {A}, 1};
+	struct spec s20 = {20, 19, 10, {{A, 2}}, 1, {A + PG}, 1};
+	struct spec s21 = {21, 20, 10, {{A, 2}}, 1, {A}, 1};
+	struct spec s22 = {22, 20, 10, {{A, 2}}, 1, {A}, 1};
+	write_image(&s10);
+	write_image(&s19);
+	write_image(&s20);
+	write_image(&s21);
+	write_image(&s22);
+	struct cs_compact_result res;
+	char msg[512];
+	CHECK_EQ(cs_compact_merge(dir, 21, 10, &res, msg, sizeof(msg)), 0);
+	CHECK(res.merged && res.removed == 0);
+	CHECK(exists(19) && exists(20) && exists(21) && exists(22));
+	struct cs_chain ch;
+	struct cs_chain_damage d;
+	CHECK_EQ(cs_chain_load(dir, 22, &ch, &d), 0);
+	cs_chain_free(&ch);
+	CHECK(page_from(22, A, 22) && page_from(20, A + PG, 20));
+	/* with nothing beside it, the same merge drops what it folded */
+	CHECK(unlink_image(22) == 0);
+	write_image(&s21); /* 21 on 20 again, as the agent wrote it */
+	CHECK_EQ(cs_compact_merge(dir, 21, 10, &res, msg, sizeof(msg)), 0);
+	CHECK(!exists(19) && !exists(20) && exists(21));
+}
+
 /* cs_image_name_parse: the one parser of image file names. */
 static void names(void)
 {
@@ -323,6 +370,7 @@ int main(void)
 	refusals();
 	policy();
 	merge_chain();
+	merge_beside_a_restored_chain();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
