@@ -50,10 +50,9 @@
  * read for (MAP_SHARED: a forked writer fills it in for the agent). */
 struct advice_cache {
 	uint64_t layout; /* layout_hash() of the maps it was read for */
-	/* those maps: range and which file (0 for anonymous memory) */
-	uint64_t start[ADVICE_CACHE_MAX], end[ADVICE_CACHE_MAX], ino[ADVICE_CACHE_MAX];
-	uint64_t calls;  /* advice_calls then */
-	int64_t read_ns; /* CLOCK_MONOTONIC of the read */
+	uint64_t start[ADVICE_CACHE_MAX], end[ADVICE_CACHE_MAX]; /* those maps */
+	uint64_t calls;                                          /* advice_calls then */
+	int64_t read_ns;                                         /* CLOCK_MONOTONIC of the read */
 	uint32_t n, valid;
 	uint64_t reads, hits; /* writers that read smaps, that used this */
 	uint32_t madv[ADVICE_CACHE_MAX];
@@ -285,10 +284,8 @@ static void to_cache(const struct dump *d, uint64_t layout, uint64_t calls, int6
 	if (m->n > ADVICE_CACHE_MAX)
 		return;
 	memcpy(cache->madv, madv, m->n * sizeof(*madv));
-	for (size_t k = 0; k < m->n; k++) {
+	for (size_t k = 0; k < m->n; k++)
 		cache->start[k] = m->v[k].start, cache->end[k] = m->v[k].end;
-		cache->ino[k] = m->v[k].ino;
-	}
 	cache->n = (uint32_t)m->n;
 	cache->layout = layout;
 	cache->calls = calls;
