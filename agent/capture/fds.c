@@ -411,6 +411,13 @@ static int same_description(int a, int b)
 	return syscall(SYS_kcmp, pid, pid, KCMP_FILE, a, b) == 0;
 }
 
+/* Whether a restore makes f: fds 0-2 are the restoring tool's own, the
+ * agent's are made by the restored agent, a refused one is never made. */
+static int made_by_restore(const struct cs_image_fd *f)
+{
+	return f->fd > 2 && f->type != CS_FD_AGENT && f->type != CS_FD_UNSUPPORTED;
+}
+
 /*
  * share_fd: the lowest fd that holds the same open file description (a
  * dup), so a restore shares offset and flags as the program did. Only fds
@@ -421,7 +428,7 @@ static void find_shared(struct cs_capture *c)
 {
 	for (uint32_t i = 0; i < c->n_fds; i++) {
 		struct cs_image_fd *f = &c->fds[i];
-		if (f->fd <= 2 || f->type == CS_FD_AGENT || f->type == CS_FD_UNSUPPORTED)
+		if (!made_by_restore(f))
 			continue;
 		for (uint32_t j = 0; j < i; j++) {
 			const struct cs_image_fd *g = &c->fds[j];
@@ -447,8 +454,7 @@ static int watches(int fd, int efd, int32_t tfd, uint32_t toff)
 	return r == 0 || (r < 0 && errno == ENOSYS); /* no kcmp: trust the number */
 }
 
-/* An fd the restore makes: listed (list_fds sorts them), the program's,
- * not refused. */
+/* Whether fd is listed (list_fds sorts them) and made by the restore. */
 static int restored_fd(const struct cs_capture *c, int32_t fd)
 {
 	uint32_t lo = 0, hi = c->n_fds;
@@ -459,8 +465,7 @@ static int restored_fd(const struct cs_capture *c, int32_t fd)
 		else
 			hi = mid;
 	}
-	return lo < c->n_fds && c->fds[lo].fd == fd && fd > 2 && c->fds[lo].type != CS_FD_AGENT &&
-	       c->fds[lo].type != CS_FD_UNSUPPORTED;
+	return lo < c->n_fds && c->fds[lo].fd == fd && made_by_restore(&c->fds[lo]);
 }
 
 /*
@@ -482,8 +487,7 @@ static int epoll_sources(const struct cs_capture *c, const struct cs_image_fd *f
 			continue;
 		e[k].src_fd = -1;
 		for (uint32_t i = 0; i < c->n_fds && e[k].src_fd < 0; i++)
-			if (c->fds[i].fd > 2 && c->fds[i].type != CS_FD_AGENT &&
-			    c->fds[i].type != CS_FD_UNSUPPORTED &&
+			if (made_by_restore(&c->fds[i]) &&
 			    watches(c->fds[i].fd, f->fd, e[k].tfd, toff))
 				e[k].src_fd = c->fds[i].fd;
 		if (e[k].src_fd < 0)
