@@ -159,13 +159,19 @@ static int check_link(const struct cs_loaded *l, uint64_t want, const struct cs_
 	return -EBADMSG;
 }
 
+void cs_image_path(const char *dir, uint64_t gen, char *path, size_t cap)
+{
+	char name[64];
+	cs_image_filename(name, sizeof(name), gen);
+	snprintf(path, cap, "%s/%s", dir, name);
+}
+
 /* Generation g's image appended to out, checked as the parent of the one
  * before it. */
 static int load_link(const char *dir, uint64_t g, struct cs_chain *out, struct cs_chain_damage *dmg)
 {
-	char name[64], path[PATH_MAX];
-	cs_image_filename(name, sizeof(name), g);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	char path[PATH_MAX];
+	cs_image_path(dir, g, path, sizeof(path));
 	struct cs_loaded *ni = realloc(out->imgs, (out->n + 1) * sizeof(*ni));
 	if (!ni)
 		return -ENOMEM;
@@ -296,11 +302,10 @@ int cs_chain_load_since(const char *dir, uint64_t generation, uint64_t since, st
 int cs_image_peek(const char *dir, uint64_t gen, int *is_full, uint64_t *parent, uint64_t *size,
                   time_t *ret_mtime)
 {
-	char name[64], path[PATH_MAX + 64];
+	char path[PATH_MAX + 64];
 	uint8_t h[64];
 	struct stat st;
-	cs_image_filename(name, sizeof(name), gen);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cs_image_path(dir, gen, path, sizeof(path));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;

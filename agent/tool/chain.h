@@ -41,6 +41,8 @@ struct cs_chain_damage {
 /* Generations of DIR/gen-*.img (renamed, so complete by the writer's
  * protocol; *.tmp is ignored), ascending. */
 int cs_dir_generations(const char *dir, uint64_t **ret_gens, size_t *ret_n);
+/* DIR/gen-<20 digits>.img of generation gen into path[cap]. */
+void cs_image_path(const char *dir, uint64_t gen, char *path, size_t cap);
 /* From the first bytes of DIR's image of gen: whether it is a full image,
  * its parent, its size and mtime (ret_mtime may be NULL). A hint (no CRC):
  * whoever uses an image reads all of it. */
@@ -65,8 +67,8 @@ int cs_chain_load_until(const char *dir, uint64_t generation, uint64_t stop, str
 /* The images of generation's chain newer than since, newest first: after
  * a full image or a delta whose parent is since or older, none is needed
  * to go from since to generation (a standby's step). */
-int cs_chain_load_since(const char *dir, uint64_t generation, uint64_t since,
-                        struct cs_chain *out, struct cs_chain_damage *dmg);
+int cs_chain_load_since(const char *dir, uint64_t generation, uint64_t since, struct cs_chain *out,
+                        struct cs_chain_damage *dmg);
 
 /*
  * The chain to restore: generation `want`, or the newest one when want is

@@ -220,13 +220,12 @@ static uint64_t dir_total(const char *dir)
 {
 	uint64_t *gens, total = 0;
 	size_t n;
-	char name[64], path[PATH_MAX + 64];
+	char path[PATH_MAX + 64];
 	struct stat st;
 	if (cs_dir_generations(dir, &gens, &n) < 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		cs_image_filename(name, sizeof(name), gens[i]);
-		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		cs_image_path(dir, gens[i], path, sizeof(path));
 		if (stat(path, &st) == 0)
 			total += (uint64_t)st.st_size;
 	}

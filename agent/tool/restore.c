@@ -291,11 +291,10 @@ static int launch(struct cs_restore *r)
  * names nothing refused; an unreadable one does not qualify. */
 static int image_restorable(const char *dir, uint64_t g)
 {
-	char path[PATH_MAX + 64], name[64];
+	char path[PATH_MAX + 64];
 	struct cs_loaded l;
 	struct cs_chain_damage d;
-	snprintf(name, sizeof(name), CS_IMAGE_NAME_FMT, (unsigned long long)g);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cs_image_path(dir, g, path, sizeof(path));
 	if (cs_loaded_open_flags(path, CS_IMAGE_PARSE_SKIP_PAGE_CRC, &l, &d) < 0)
 		return 0;
 	int ok = cs_image_refusals(l.img) == 0;
