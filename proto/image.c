@@ -31,6 +31,7 @@ static const char *const section_names[] = {
 	[CS_SECT_SIGQUEUE] = "SIGQUEUE",
 	[CS_SECT_SECCOMP] = "SECCOMP",
 	[CS_SECT_END] = "END",
+	[CS_SECT_PAGES_ALIGNED] = "PAGES_ALIGNED",
 };
 
 const char *cs_image_section_name(uint32_t type)
@@ -173,7 +174,7 @@ static int read_section(struct parse *ps, struct sect *s)
 		    &r, CS_IMG_TRUNCATED,
 		    "payload_len %llu runs past the end of the image (%zu bytes left)",
 		    (unsigned long long)s->payload_len, left - CS_SECT_HEAD);
-	if (s->type == CS_SECT_PAGES && (ps->flags & CS_IMAGE_PARSE_SKIP_PAGE_CRC))
+	if (cs_image_is_pages_section(s->type) && (ps->flags & CS_IMAGE_PARSE_SKIP_PAGE_CRC))
 		return 0;
 	crc = cs_crc32c(0, p, CS_SECT_HEAD + s->payload_len);
 	stored = cs_img_le32(p + CS_SECT_HEAD + s->payload_len);
@@ -202,7 +203,7 @@ static int check_order(struct parse *ps, const struct sect *s, int *skip)
 		*skip = 1;
 		return 0;
 	}
-	if (s->type == CS_SECT_PAGES || s->type == CS_SECT_END)
+	if (cs_image_is_pages_section(s->type) || s->type == CS_SECT_END)
 		return 0;
 	bit = 1u << s->type;
 	if (ps->seen & bit)
@@ -257,6 +258,8 @@ static int decode_section(struct parse *ps, const struct sect *s)
 		return cs_img_decode_resident(&r, img);
 	case CS_SECT_PAGES:
 		return cs_img_decode_pages(&r, img, &ps->pages_end);
+	case CS_SECT_PAGES_ALIGNED:
+		return cs_img_decode_aligned_pages(&r, img, &ps->pages_end);
 	case CS_SECT_UNSUPPORTED:
 		return cs_img_decode_unsupported(&r, img);
 	case CS_SECT_CREDS:

@@ -65,9 +65,18 @@ enum cs_image_section_type {
 	CS_SECT_SIGQUEUE = 13,   /* signals pending at the frozen instant (version 3) */
 	CS_SECT_SECCOMP = 14,    /* seccomp filters per thread (version 3) */
 	CS_SECT_END = 15,
+	/* page runs, then all their bytes from a file offset that is a multiple
+	 * of 4096, so a writer can put them with O_DIRECT (version 3) */
+	CS_SECT_PAGES_ALIGNED = 16,
 };
 /* "HEADER", "PAGES", ...; NULL for a type this version does not know. */
 const char *cs_image_section_name(uint32_t type);
+
+/* PAGES and PAGES_ALIGNED: the sections that hold page bytes. */
+static inline int cs_image_is_pages_section(uint32_t type)
+{
+	return type == CS_SECT_PAGES || type == CS_SECT_PAGES_ALIGNED;
+}
 
 /* Section flags. A reader skips a section of a type it does not know if it
  * is SKIPPABLE and rejects the image otherwise; the other bits are reserved
@@ -470,6 +479,15 @@ int cs_image_put_seccomp(struct cs_buf *b, const struct cs_image_seccomp *f);
 /* The 16-byte head of a page run inside PAGES; the npages * page_size bytes follow. */
 int cs_image_put_page_run_head(struct cs_buf *b, uint64_t addr, uint32_t npages);
 #define CS_IMAGE_PAGE_RUN_HEAD 16u
+/*
+ * PAGES_ALIGNED: u32 count, u32 data_off, count run heads (as in PAGES),
+ * zeros up to data_off, then the bytes of every run in order. For a section
+ * whose head starts at file offset section_off (the writer's offset before
+ * it begins the section): the data_off that puts the first page's bytes on
+ * a 4096-byte boundary of the file.
+ */
+uint32_t cs_image_aligned_data_off(uint64_t section_off, uint32_t count);
+int cs_image_put_aligned_pages_head(struct cs_buf *b, uint32_t count, uint32_t data_off);
 
 /* Convenience: write a whole metadata section whose payload is in b. */
 int cs_image_write_section(struct cs_image_writer *w, uint32_t type, const struct cs_buf *b);

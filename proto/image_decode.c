@@ -999,3 +999,73 @@ int cs_img_decode_pages(struct cs_rd *r, struct cs_image *img, uint64_t *pages_e
 	r->record = -1;
 	return 0;
 }
+
+/*
+ * PAGES_ALIGNED: count, data_off, the run heads, zero padding, then every
+ * run's bytes back to back from payload offset data_off, which the writer
+ * chose so the bytes start on a 4096-byte boundary of its file (they can
+ * then be written with O_DIRECT). The reader needs no alignment: offsets
+ * are taken from data_off, and the padding is bounded and must be zero.
+ */
+static int aligned_pages_head(struct cs_rd *r, uint32_t *count, uint32_t *data_off)
+{
+	uint64_t heads_end;
+
+	TRY(cs_rd_u32(r, "count", count));
+	TRY(cs_rd_u32(r, "data_off", data_off));
+	heads_end = 8 + (uint64_t)*count * CS_IMAGE_PAGE_RUN_HEAD;
+	if (*data_off < heads_end || *data_off - heads_end >= CS_IMAGE_PAGE_SIZE)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "data_off %u: %u run heads end at %llu, and the padding after "
+		                  "them must be under %u bytes",
+		                  *data_off, *count, (unsigned long long)heads_end,
+		                  CS_IMAGE_PAGE_SIZE);
+	if (*data_off > r->len)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+		                  "data_off %u runs past the end of the section (%zu bytes)",
+		                  *data_off, r->len);
+	for (size_t i = (size_t)heads_end; i < *data_off; i++)
+		if (r->p[i]) {
+			r->mark = r->base + i;
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+			                  "padding byte at %zu is 0x%02x, not 0", i, r->p[i]);
+		}
+	return 0;
+}
+
+int cs_img_decode_aligned_pages(struct cs_rd *r, struct cs_image *img, uint64_t *pages_end)
+{
+	struct cs_image_page_run pr;
+	uint32_t count, data_off, reserved;
+	uint64_t data;
+
+	TRY(aligned_pages_head(r, &count, &data_off));
+	data = data_off;
+	for (r->record = 0; r->record < (long)count; r->record++) {
+		TRY(cs_rd_u64(r, "addr", &pr.addr));
+		TRY(cs_rd_u32(r, "npages", &pr.npages));
+		TRY(cs_img_check_run(r, pr.addr, pr.npages, *pages_end));
+		TRY(cs_rd_u32(r, "reserved", &reserved));
+		if (reserved != 0)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0",
+			                  reserved);
+		uint64_t bytes = (uint64_t)pr.npages * CS_IMAGE_PAGE_SIZE;
+		if (bytes > r->len - data)
+			return cs_rd_fail(r, CS_IMG_BAD_RECORD,
+			                  "page data (%llu bytes at %llu) runs past the end of the "
+			                  "section (%zu bytes)",
+			                  (unsigned long long)bytes, (unsigned long long)data,
+			                  r->len);
+		pr.file_offset = r->base + data;
+		TRY(add_page_run(r, img, &pr));
+		data += bytes;
+		*pages_end = pr.addr + bytes;
+	}
+	r->record = -1;
+	if (data != r->len) {
+		r->mark = r->base + data;
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "%llu bytes follow the last run's data",
+		                  (unsigned long long)(r->len - data));
+	}
+	return 0;
+}

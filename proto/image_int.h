@@ -80,6 +80,7 @@ int cs_img_decode_sigqueue(struct cs_rd *r, struct cs_image *img);
 int cs_img_decode_seccomp(struct cs_rd *r, struct cs_image *img);
 /* Page runs in one PAGES payload; *pages_end carries ordering across sections. */
 int cs_img_decode_pages(struct cs_rd *r, struct cs_image *img, uint64_t *pages_end);
+int cs_img_decode_aligned_pages(struct cs_rd *r, struct cs_image *img, uint64_t *pages_end);
 /* Page run checks shared by RESIDENT and PAGES. */
 int cs_img_check_run(struct cs_rd *r, uint64_t addr, uint32_t npages, uint64_t prev_end);
 int cs_img_no_memory(struct cs_rd *r);

@@ -352,6 +352,26 @@ int cs_image_put_page_run_head(struct cs_buf *b, uint64_t addr, uint32_t npages)
 	return put_run16(b, addr, npages);
 }
 
+uint32_t cs_image_aligned_data_off(uint64_t section_off, uint32_t count)
+{
+	uint64_t payload_off = section_off + CS_SECT_HEAD;
+	uint64_t heads_end = payload_off + 8 + (uint64_t)count * CS_IMAGE_PAGE_RUN_HEAD;
+	uint64_t data = (heads_end + CS_IMAGE_PAGE_SIZE - 1) & ~(uint64_t)(CS_IMAGE_PAGE_SIZE - 1);
+
+	return (uint32_t)(data - payload_off);
+}
+
+int cs_image_put_aligned_pages_head(struct cs_buf *b, uint32_t count, uint32_t data_off)
+{
+	uint8_t *p = reserve(b, 8);
+
+	if (!p)
+		return -ENOSPC;
+	cs_img_put32(cs_img_put32(p, count), data_off);
+	b->len += 8;
+	return 0;
+}
+
 int cs_image_put_unsupported(struct cs_buf *b, const struct cs_image_unsupported *u)
 {
 	size_t what = field_strlen(u->what, sizeof(u->what));

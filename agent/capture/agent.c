@@ -77,6 +77,8 @@ static int read_config(struct cs_config *cfg, const char *dir)
 	cfg->compactor = k && !strcmp(k, "1");
 	/* fault injection for tests: time between the prescan and the freeze */
 	cfg->test_prescan_delay_us = env_u32("CHECKSYNC_TEST_PRESCAN_DELAY_US", 0);
+	const char *dio = getenv("CHECKSYNC_DIRECT_IO");
+	cfg->buffered = dio && !strcmp(dio, "0");
 	const char *w = getenv("CHECKSYNC_WRITER");
 	cfg->writer = !w                   ? CS_WRITER_AUTO
 	              : !strcmp(w, "fork") ? CS_WRITER_FORK

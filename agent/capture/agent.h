@@ -77,6 +77,7 @@ struct cs_child_result {
 	uint64_t pages;        /* pages written */
 	uint64_t hash_entries; /* hash mode: entries in the new table */
 	int32_t need_copy;     /* DONTFORK/WIPEONFORK pages to write: copy mode needed */
+	uint64_t direct_bytes; /* of the image's bytes, those written with O_DIRECT */
 	uint32_t go;           /* futex: the writer starts once the threads are released */
 	char msg[CS_ERR_MAX];
 	char unsup[4 * CS_ERR_MAX]; /* refusals the writer found, newline-separated */
@@ -100,6 +101,7 @@ struct cs_config {
 	int mode;                  /* enum cs_tracking_mode asked for */
 	int writer;                /* enum cs_writer_mode */
 	int compactor;             /* CHECKSYNC_COMPACTOR=1: someone else folds the chain */
+	int buffered;              /* CHECKSYNC_DIRECT_IO=0: page bytes through the page cache */
 	uint64_t first_generation; /* CHECKSYNC_FIRST_GENERATION, default 1 */
 	uint32_t sync_timeout_ms; /* cs_sync's last resort waiting for the daemon */
 	uint32_t test_prescan_delay_us; /* CHECKSYNC_TEST_PRESCAN_DELAY_US (tests only) */
@@ -113,10 +115,11 @@ struct cs_capture {
 	struct cs_runs resident; /* live tracked pages, parent side (hash mode: if PAGEMAP_SCAN) */
 	struct cs_runs send;     /* uffd mode: pages whose bytes go into the image */
 	uint64_t send_pages, resident_pages;
-	/* copy mode: the send pages copied during the freeze, laid out as
-	 * the PAGES section's payload (each run's head, then its bytes), so
-	 * the writer hands it to write(2) in one piece; the writer then
-	 * shares memory with the process (no page tables copied) */
+	/* copy mode: the send pages copied during the freeze, back to back
+	 * in run order, as the data of the PAGES_ALIGNED section: the writer
+	 * hands it to write(2) in one piece, with O_DIRECT where the file
+	 * system takes it; the writer then shares memory with the process
+	 * (no page tables copied) */
 	int copy_mode;
 	uint8_t *copy;
 	size_t copy_cap, copy_len;
@@ -180,6 +183,7 @@ struct cs_agent {
 	struct cs_child_result *result; /* MAP_SHARED */
 	struct cs_capture cap;
 	/* statistics */
+	uint64_t direct_bytes_total; /* of bytes_total, written with O_DIRECT */
 	uint64_t checkpoints, bytes_total, last_pause_ns, max_pause_ns, last_bytes, last_pages;
 	uint64_t failures;
 	uint32_t failed_in_row; /* periodic checkpoints back off while this grows */
@@ -452,10 +456,8 @@ void cs_vmflags_counts(uint64_t *reads, uint64_t *hits);
 
 /* dump.c: the writer child */
 int cs_dump_child(struct cs_agent *a, struct cs_capture *c);
-/* Longest page run one PAGES record carries, and the PAGES payload size
- * for a list of runs (each run's heads plus its bytes). */
+/* Longest page run one run head of PAGES_ALIGNED carries. */
 #define CS_RUN_MAX_PAGES (1u << 20)
-uint64_t cs_page_section_len(const struct cs_runs *send);
 /* Copy-mode writers share the agent's memory and reuse buffers that stay
  * mapped (and faulted in) between checkpoints; called during the freeze.
  * cs_dump_reset forgets them after a restore. */

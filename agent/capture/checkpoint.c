@@ -214,24 +214,21 @@ static void copy_reserve(struct cs_agent *a, struct cs_capture *c)
 
 static int copy_pages(struct cs_capture *c)
 {
-	size_t need = (size_t)cs_page_section_len(&c->send);
+	size_t need = (size_t)c->send_pages * CS_PAGE;
 	if (copy_grow(c, need, 0))
 		return -ENOMEM;
-	struct cs_buf out = {.data = c->copy, .cap = need};
+	uint8_t *to = c->copy;
 	for (size_t i = 0; i < c->send.n; i++) {
 		uint64_t addr = c->send.r[i].addr, left = c->send.r[i].npages;
 		while (left) {
 			uint32_t k = left > CS_RUN_MAX_PAGES ? CS_RUN_MAX_PAGES : (uint32_t)left;
-			int r = cs_image_put_page_run_head(&out, addr, k);
-			if (r)
-				return r;
-			cs_shmem_copy(c, out.data + out.len, addr, k);
-			out.len += (size_t)k * CS_PAGE;
+			cs_shmem_copy(c, to, addr, k);
+			to += (size_t)k * CS_PAGE;
 			addr += (uint64_t)k * CS_PAGE;
 			left -= k;
 		}
 	}
-	c->copy_len = out.len;
+	c->copy_len = need;
 	return cs_dump_keep_buffers();
 }
 
@@ -490,6 +487,7 @@ int cs_take_checkpoint(struct cs_agent *a, uint64_t *ret_generation)
 	cs_agent_count_pause(a, pause);
 	a->failed_in_row = 0;
 	a->bytes_total += a->result->bytes;
+	a->direct_bytes_total += a->result->direct_bytes;
 	a->last_bytes = a->result->bytes;
 	a->last_pages = a->result->pages;
 	a->last_copy_mode = c->copy_mode;

@@ -191,13 +191,15 @@ void cs_control_serve(struct cs_agent *a, int fd)
 		snprintf(
 		    reply, sizeof(reply),
 		    "ok generation=%llu tracking=%s checkpoints=%llu last_pause_us=%llu "
-		    "bytes=%llu stop_us=%llu maps_us=%llu scan_us=%llu fds_us=%llu "
+		    "bytes=%llu direct_bytes=%llu stop_us=%llu maps_us=%llu scan_us=%llu "
+		    "fds_us=%llu "
 		    "clone_us=%llu writer=%s wpscan_us=%llu send_pages=%llu pause_cpu_us=%llu "
 		    "copy_us=%llu",
 		    (unsigned long long)a->last_generation, mode_name(a),
 		    (unsigned long long)a->checkpoints,
 		    (unsigned long long)(a->last_pause_ns / 1000),
-		    (unsigned long long)a->bytes_total, (unsigned long long)a->phase_ns[0] / 1000,
+		    (unsigned long long)a->bytes_total, (unsigned long long)a->direct_bytes_total,
+		    (unsigned long long)a->phase_ns[0] / 1000,
 		    (unsigned long long)a->phase_ns[1] / 1000,
 		    (unsigned long long)a->phase_ns[2] / 1000,
 		    (unsigned long long)a->phase_ns[3] / 1000,

@@ -14,6 +14,9 @@ struct out {
 	int fd;
 	uint8_t *buf;
 	size_t len;
+	uint64_t pos;    /* bytes in the file */
+	uint64_t direct; /* of them, written with O_DIRECT */
+	int no_direct;   /* not asked for (CHECKSYNC_DIRECT_IO=0), or refused */
 };
 
 struct dump {

@@ -116,7 +116,7 @@ static int write_metadata(struct cs_image_writer *w, const struct cs_loaded *k, 
 		uint64_t len = le64(m + off + 8);
 		if (type == CS_SECT_END)
 			break;
-		if (type != CS_SECT_HEADER && type != CS_SECT_PAGES) {
+		if (type != CS_SECT_HEADER && !cs_image_is_pages_section(type)) {
 			r = cs_image_section_begin_flags(w, type, flags, len);
 			if (!r)
 				r = cs_image_section_write(w, m + off + 16, (size_t)len);

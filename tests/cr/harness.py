@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ import time
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import (run_scenario, App, TestFailure, log, images, snapshot_dir,  # noqa: E402
-                   diff_snapshots, free_port, pid_alive)
+                   diff_snapshots, free_port, pid_alive, agent_status)
 from cr_sync import sc_sync  # noqa: E402
 
 
@@ -175,6 +176,70 @@ def sc_bigheap(h, tracking=None, n=2, mib=None):
         cycle(h, app, rng, progress_timeout=180)
         app.verify(timeout=120)
     iterate(h, n, body)
+
+
+def page_sections(path):
+    """[(type, payload offset, payload length)] of an image's page sections
+    (8 PAGES, 16 PAGES_ALIGNED), walked by their 16-byte section heads."""
+    out = []
+    with open(path, "rb") as f:
+        data = f.read()
+    off = 0
+    while off + 16 <= len(data):
+        stype, _, plen = struct.unpack_from("<IIQ", data, off)
+        if stype in (8, 16):
+            out.append((stype, off + 16, plen, data[off + 16:off + 24]))
+        if stype == 15:
+            break
+        off += 16 + plen + 4
+    return out
+
+
+def fs_type(path):
+    """The file system type of the mount holding path, from /proc/mounts."""
+    best, kind = "", "?"
+    with open("/proc/mounts") as f:
+        for line in f:
+            mnt, typ = line.split()[1], line.split()[2]
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+                best, kind = mnt, typ
+    return kind
+
+
+def sc_direct_io(h):
+    """The agent writes page bytes with O_DIRECT (status direct_bytes > 0 on
+    a disk file system) into a PAGES_ALIGNED section whose data starts on a
+    4096-byte boundary of the file; with CHECKSYNC_DIRECT_IO=0 it writes
+    them through the page cache (direct_bytes 0). Either way the chain
+    restores and the program verifies its heap."""
+    def body(i, rng):
+        dio = "1" if i % 2 == 0 else "0"
+        log("  CHECKSYNC_DIRECT_IO=%s" % dio)
+        app = App(h, "wl-bigheap", ["--mib", "64", "--seed", str(rng.randrange(1, 1 << 30))],
+                  interval_ms=100, env={"CHECKSYNC_DIRECT_IO": dio})
+        app.run(ready_timeout=120)
+        app.wait_progress(app.progress() + 20, 60)
+        gen = app.checkpoint()
+        path = os.path.join(app.dir, "gen-%020d.img" % gen)
+        st = agent_status(app.dir)
+        direct, total, kind = int(st["direct_bytes"]), int(st["bytes"]), fs_type(app.dir)
+        secs = page_sections(path)
+        log("  %s: direct_bytes %d of %d; page sections %s (file system %s)" %
+            (os.path.basename(path), direct, total, [(s[0], s[1], s[2]) for s in secs], kind))
+        if len(secs) != 1 or secs[0][0] != 16:
+            h.fail("%s: page sections %s; want one PAGES_ALIGNED (16)" % (path, secs), app.proc)
+        count, data_off = struct.unpack("<II", secs[0][3])
+        if (secs[0][1] + data_off) % 4096:
+            h.fail("%s: PAGES_ALIGNED data at file offset %d, not a multiple of 4096" %
+                   (path, secs[0][1] + data_off), app.proc)
+        if dio == "0" and direct:
+            h.fail("CHECKSYNC_DIRECT_IO=0, yet direct_bytes is %d" % direct, app.proc)
+        if dio == "1" and kind in ("ext4", "xfs", "btrfs") and direct * 2 < total:
+            h.fail("on %s, direct_bytes %d of %d bytes: the page bytes were not written "
+                   "with O_DIRECT" % (kind, direct, total), app.proc)
+        cycle(h, app, rng)
+        app.verify()
+    iterate(h, 2, body)
 
 
 def sc_discard(h):
@@ -651,6 +716,7 @@ SCENARIOS = {
     "user": sc_user,
     "workdir": sc_workdir,
     "generations": sc_generations,
+    "direct-io": sc_direct_io,
     "refuse-corrupt": lambda h: refuse_damaged(h, "corrupt"),
     "refuse-truncated": lambda h: refuse_damaged(h, "truncated"),
     "refuse-buildid": refuse_buildid,

@@ -34,6 +34,7 @@
  * page); full = 1 sets every field, maximum strings and a delta header. */
 struct sample {
 	int full;
+	int aligned; /* the second page section is PAGES_ALIGNED */
 	struct cs_image_header header;
 	struct cs_image_process process;
 	struct cs_image_mapping maps[S_MAPS];
@@ -413,6 +414,41 @@ static int write_pages(struct cs_image_writer *w, const struct sample *s, size_t
 	return cs_image_section_end(w);
 }
 
+/* One PAGES_ALIGNED section holding runs [from, to): heads, zero padding,
+ * then the bytes of every run from a 4096-byte boundary of the image. */
+static int write_aligned_pages(struct cs_image_writer *w, const struct sample *s, size_t from,
+			       size_t to)
+{
+	static const uint8_t zeros[CS_IMAGE_PAGE_SIZE];
+	uint8_t head[CS_IMAGE_PAGE_RUN_HEAD], page[CS_IMAGE_PAGE_SIZE];
+	struct cs_buf b = {head, 0, sizeof(head)};
+	uint32_t count = (uint32_t)(to - from);
+	uint32_t data_off = cs_image_aligned_data_off(w->offset, count);
+	uint64_t len = data_off;
+	size_t i, p, k;
+
+	for (i = from; i < to; i++)
+		len += (uint64_t)s->runs[i].npages * CS_IMAGE_PAGE_SIZE;
+	TRYW(cs_image_section_begin(w, CS_SECT_PAGES_ALIGNED, len));
+	TRYW(cs_image_put_aligned_pages_head(&b, count, data_off));
+	TRYW(cs_image_section_write(w, head, b.len));
+	for (i = from; i < to; i++) {
+		b.len = 0;
+		TRYW(cs_image_put_page_run_head(&b, s->runs[i].addr, s->runs[i].npages));
+		TRYW(cs_image_section_write(w, head, b.len));
+	}
+	TRYW(cs_image_section_write(w, zeros, data_off - 8 - count * CS_IMAGE_PAGE_RUN_HEAD));
+	for (i = from; i < to; i++)
+		for (p = 0; p < s->runs[i].npages; p++) {
+			uint64_t addr = s->runs[i].addr + p * CS_IMAGE_PAGE_SIZE;
+
+			for (k = 0; k < sizeof(page); k++)
+				page[k] = page_byte(addr, k);
+			TRYW(cs_image_section_write(w, page, sizeof(page)));
+		}
+	return cs_image_section_end(w);
+}
+
 /* Encodes n records of one type into b as count + records. */
 #define PUT_ALL(b, fn, arr, n)                                                                     \
 	do {                                                                                       \
@@ -469,7 +505,9 @@ static int __attribute__((unused)) sample_write(const struct sample *s, struct m
 	cs_image_writer_init(&w, mem_write, m);
 	TRYW(write_metadata(&w, s, &b));
 	TRYW(write_pages(&w, s, 0, 1));
-	if (s->n_runs > 1)
+	if (s->n_runs > 1 && s->aligned)
+		TRYW(write_aligned_pages(&w, s, 1, s->n_runs));
+	else if (s->n_runs > 1)
 		TRYW(write_pages(&w, s, 1, s->n_runs));
 	return cs_image_write_end(&w);
 }

@@ -335,6 +335,19 @@ def decode(data, name):
                 pages_end = run(r, pages_end)
                 npages = struct.unpack_from('<I', r.d, r.pos - 8)[0]
                 r.take(npages * 4096)
+        elif stype == 16:
+            count, data_off = r.u('II')
+            heads_end = 8 + 16 * count
+            if not heads_end <= data_off < heads_end + 4096 or data_off > len(r.d):
+                raise Bad('%s: data_off %d' % (r.where, data_off))
+            sizes = []
+            for _ in range(count):
+                pages_end = run(r, pages_end)
+                sizes.append(struct.unpack_from('<I', r.d, r.pos - 8)[0] * 4096)
+            if any(r.d[r.pos:data_off]):
+                raise Bad('%s: padding not zero' % r.where)
+            r.pos = data_off
+            r.take(sum(sizes))
         elif stype == 9:
             records(r, lambda rr, _: rr.var(255, True) and None)
         elif stype == 10:

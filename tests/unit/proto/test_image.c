@@ -282,7 +282,7 @@ static void test_record_vectors(int print)
 }
 
 /* Every record type with every field set survives writing and parsing. */
-static void test_round_trip(int full)
+static void test_round_trip(int full, int aligned)
 {
 	static struct sample s;
 	static uint8_t out[1 << 19];
@@ -291,6 +291,7 @@ static void test_round_trip(int full)
 	struct cs_image *img = NULL;
 
 	sample_init(&s, full);
+	s.aligned = aligned;
 	CHECK_EQ(sample_write(&s, &m), 0);
 	CHECK_EQ(cs_image_parse(out, m.len, 0, &img, &err), 0);
 	if (!img) {
@@ -299,6 +300,9 @@ static void test_round_trip(int full)
 	}
 	CHECK_EQ(sample_diff(&s, img, out), 0);
 	CHECK_EQ(img->total_len, m.len);
+	/* PAGES_ALIGNED puts the bytes of its runs on 4096-byte boundaries */
+	for (size_t i = 1; aligned && i < img->n_page_runs; i++)
+		CHECK_EQ(img->page_runs[i].file_offset % CS_IMAGE_PAGE_SIZE, 0);
 	/* the comparison itself sees a difference in the last field of a record */
 	img->threads[img->n_threads - 1].rseq_sig ^= 1;
 	sample_quiet = 1;
@@ -581,7 +585,7 @@ static void test_skippable(void)
 		cs_image_writer_init(&w, mem_write, &m);
 		CHECK_EQ(cs_image_put_header(&b, &s.header), 0);
 		CHECK_EQ(cs_image_write_section(&w, CS_SECT_HEADER, &b), 0);
-		CHECK_EQ(cs_image_section_begin_flags(&w, 16, flags, 5), 0);
+		CHECK_EQ(cs_image_section_begin_flags(&w, 99, flags, 5), 0);
 		CHECK_EQ(cs_image_section_write(&w, "later", 5), 0);
 		CHECK_EQ(cs_image_section_end(&w), 0);
 		CHECK_EQ(cs_image_write_end(&w), 0);
@@ -591,7 +595,7 @@ static void test_skippable(void)
 		} else {
 			CHECK_EQ(cs_image_parse(out, m.len, 0, &img, &err), -EBADMSG);
 			CHECK_EQ(err.code, CS_IMG_BAD_SECTION);
-			CHECK_EQ(err.section, 16);
+			CHECK_EQ(err.section, 99);
 		}
 	}
 }
@@ -649,7 +653,8 @@ static void test_names(void)
 	CHECK(strcmp(cs_image_section_name(CS_SECT_ATTRS), "ATTRS") == 0);
 	CHECK(strcmp(cs_image_section_name(CS_SECT_SIGQUEUE), "SIGQUEUE") == 0);
 	CHECK(strcmp(cs_image_section_name(CS_SECT_SECCOMP), "SECCOMP") == 0);
-	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(16) == NULL);
+	CHECK(cs_image_section_name(0) == NULL && cs_image_section_name(17) == NULL &&
+	      cs_image_section_name(99) == NULL);
 	CHECK(cs_image_section_name(UINT32_MAX) == NULL);
 	CHECK(strcmp(cs_image_fd_type_name(CS_FD_EPOLL), "EPOLL") == 0);
 	CHECK(strcmp(cs_image_fd_type_name(CS_FD_MEMFD), "MEMFD") == 0);
@@ -700,6 +705,12 @@ static int write_corpus(const char *dir)
 	s.n_runs = 1;
 	m.len = 0;
 	bad |= sample_write(&s, &m) != 0 || write_file(dir, "full.img", out, m.len);
+	/* page bytes in a PAGES_ALIGNED section: two runs of one page */
+	sample_init(&s, 0);
+	s.aligned = 1, s.n_runs = 2;
+	s.runs[1].addr = 0x500000ull, s.runs[1].npages = 1;
+	m.len = 0;
+	bad |= sample_write(&s, &m) != 0 || write_file(dir, "aligned.img", out, m.len);
 	/* a later writer's skippable section between the metadata and END */
 	m.len = unhex(kat_hex, out, sizeof(out)) - 32;
 	{
@@ -707,7 +718,7 @@ static int write_corpus(const char *dir)
 
 		cs_image_writer_init(&w, mem_write, &m);
 		w.offset = m.len, w.sections = 3;
-		bad |= cs_image_section_begin_flags(&w, 16, CS_SECT_F_SKIPPABLE, 3) != 0 ||
+		bad |= cs_image_section_begin_flags(&w, 99, CS_SECT_F_SKIPPABLE, 3) != 0 ||
 		       cs_image_section_write(&w, "new", 3) != 0 || cs_image_section_end(&w) != 0 ||
 		       cs_image_write_end(&w) != 0 || write_file(dir, "skippable.img", out, m.len);
 	}
@@ -769,8 +780,9 @@ int main(int argc, char **argv)
 	}
 	test_known_answer();
 	test_record_vectors(0);
-	test_round_trip(0);
-	test_round_trip(1);
+	test_round_trip(0, 0);
+	test_round_trip(1, 0);
+	test_round_trip(1, 1);
 	test_max_variable_parts();
 	test_enospc();
 	test_einval();

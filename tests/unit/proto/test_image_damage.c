@@ -343,10 +343,10 @@ static void test_section_order(void)
 	put_le32(img_buf + off + 4, CS_SECT_F_SKIPPABLE);
 	reseal(img_buf, off, 0);
 	EXPECT(img_buf, len, CS_IMG_OK, 0, "");
-	put_le32(img_buf + off, 16);
+	put_le32(img_buf + off, 99);
 	put_le32(img_buf + off + 4, 0);
 	reseal(img_buf, off, 0);
-	EXPECT(img_buf, len, CS_IMG_BAD_SECTION, 16, "unknown section type 16, not marked skippable");
+	EXPECT(img_buf, len, CS_IMG_BAD_SECTION, 99, "unknown section type 99, not marked skippable");
 }
 
 static void test_end(void)
@@ -1021,6 +1021,91 @@ static void test_pages(void)
 	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_PAGES, "has npages 0");
 }
 
+/* A PAGES_ALIGNED payload: count, data_off, run heads, pad zeros, then the
+ * pages of every run (run i's bytes are i + 1). */
+static size_t aligned_payload(uint8_t *out, uint32_t data_off, const uint64_t *addr,
+                              const uint32_t *np, uint32_t n)
+{
+	struct cs_buf b = {out, 0, 1 << 16};
+	size_t i, len;
+
+	CHECK_EQ(cs_image_put_aligned_pages_head(&b, n, data_off), 0);
+	for (i = 0; i < n; i++)
+		CHECK_EQ(cs_image_put_page_run_head(&b, addr[i], np[i]), 0);
+	memset(out + b.len, 0, data_off - b.len);
+	for (i = 0, len = data_off; i < n; i++) {
+		memset(out + len, (int)i + 1, (size_t)np[i] * CS_IMAGE_PAGE_SIZE);
+		len += (size_t)np[i] * CS_IMAGE_PAGE_SIZE;
+	}
+	return len;
+}
+
+static void test_aligned_pages(void)
+{
+	static uint8_t p1[1 << 16], p2[1 << 16];
+	uint64_t a[2] = {0x2000, 0x4000};
+	uint32_t np[2] = {2, 1};
+	struct cs_image_header h;
+	struct sec s[2] = {{CS_SECT_PAGES_ALIGNED, p1, 0}, {CS_SECT_PAGES, p2, 0}};
+	struct cs_image_error err;
+	struct cs_image *img;
+	size_t len, off;
+
+	valid_header(&h);
+	s[0].len = aligned_payload(p1, 140, a, np, 2);
+	len = build(&h, s, 1);
+	CHECK_EQ(cs_image_parse(img_buf, len, 0, &img, &err), 0);
+	if (img) {
+		off = section_off(img_buf, len, CS_SECT_PAGES_ALIGNED) + 16;
+		CHECK_EQ(img->n_page_runs, 2);
+		CHECK_EQ(img->page_runs[0].file_offset, off + 140);
+		CHECK_EQ(img->page_runs[1].file_offset, off + 140 + 2 * 4096);
+		CHECK_EQ(img_buf[img->page_runs[1].file_offset], 2);
+		cs_image_free(img);
+	}
+	/* the writer's data_off lands the bytes on a 4096-byte boundary */
+	CHECK_EQ(cs_image_aligned_data_off(4096 - 16, 2), 4096);
+	CHECK_EQ(cs_image_aligned_data_off(100, 2), 4096 - 116);
+	s[0].len = aligned_payload(p1, 39 + 1, a, np, 2);
+	s[0].len -= 0;
+	len = build(&h, s, 1);
+	CHECK_EQ(cs_image_parse(img_buf, len, 0, &img, &err), 0); /* no padding at all */
+	cs_image_free(img);
+	s[0].len = aligned_payload(p1, 140, a, np, 2);
+	len = build(&h, s, 1);
+	patch32(img_buf, len, CS_SECT_PAGES_ALIGNED, 4, 39);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_PAGES_ALIGNED,
+	       "data_off 39: 2 run heads end at 40");
+	patch32(img_buf, len, CS_SECT_PAGES_ALIGNED, 4, 40 + 4096);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_PAGES_ALIGNED,
+	       "the padding after them must be under 4096 bytes");
+	patch32(img_buf, len, CS_SECT_PAGES_ALIGNED, 4, 140);
+	patch32(img_buf, len, CS_SECT_PAGES_ALIGNED, 100, 7);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_PAGES_ALIGNED,
+	       "padding byte at 100 is 0x07, not 0");
+	/* bytes after the last run's data, and data cut short */
+	s[0].len += 4096;
+	len = build(&h, s, 1);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_PAGES_ALIGNED,
+	       "4096 bytes follow the last run's data");
+	s[0].len -= 4097;
+	len = build(&h, s, 1);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_PAGES_ALIGNED,
+	       "record 1: page data (4096 bytes at 8332) runs past the end of the section (12427 "
+	       "bytes)");
+	/* more heads than the payload holds */
+	s[0].len = aligned_payload(p1, 140, a, np, 2);
+	len = build(&h, s, 1);
+	patch32(img_buf, len, CS_SECT_PAGES_ALIGNED, 0, 1000);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_PAGES_ALIGNED,
+	       "data_off 140: 1000 run heads");
+	/* order holds across PAGES_ALIGNED and PAGES */
+	s[1].len = pages_payload(p2, (uint64_t[]){0x3000}, (uint32_t[]){1}, 1);
+	len = build(&h, s, 2);
+	EXPECT(img_buf, len, CS_IMG_BAD_RECORD, CS_SECT_PAGES,
+	       "record 0: run 0x3000 is below the previous run's end 0x5000");
+}
+
 int main(void)
 {
 	test_truncation();
@@ -1044,5 +1129,6 @@ int main(void)
 	test_signals();
 	test_runs();
 	test_pages();
+	test_aligned_pages();
 	return check_report("image damage");
 }
