@@ -16,19 +16,70 @@ static const uint32_t crc32c_table[256] = {E64(0), E64(64), E64(128), E64(192)};
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
 
+/*
+ * The crc32 instruction has a latency of three cycles and a throughput of
+ * one: one dependent chain uses a third of it. Long buffers are taken in
+ * rounds of three blocks whose CRCs run side by side, the first continuing
+ * crc, the other two from zero, then joined: a CRC register c followed by
+ * n more bytes is c times x^(8n) modulo P, and the join adds the blocks'
+ * own CRCs (the CRC is linear). A round of 24 KiB spends two such products
+ * (~100 cycles) against ~3,000 for its bytes.
+ */
+#define BLOCK 8192u
+#define X_8BLOCK 0x28461564u  /* x^(8 * BLOCK) mod P, reflected (x^0 = 1 << 31) */
+#define X_16BLOCK 0xbf455269u /* x^(16 * BLOCK) mod P */
+
+/* a times b modulo P, both reflected polynomials. */
+static uint32_t mult_mod_p(uint32_t a, uint32_t b)
+{
+	uint32_t product = 0;
+
+	for (uint32_t bit = 1u << 31; bit; bit >>= 1) {
+		if (a & bit)
+			product ^= b;
+		b = b & 1 ? (b >> 1) ^ P : b >> 1;
+	}
+	return product;
+}
+
+__attribute__((target("sse4.2"))) static uint64_t crc_words(uint64_t c, const uint8_t *p,
+							      size_t len)
+{
+	for (size_t i = 0; i + 8 <= len; i += 8) {
+		uint64_t v;
+
+		__builtin_memcpy(&v, p + i, 8);
+		c = __builtin_ia32_crc32di(c, v);
+	}
+	return c;
+}
+
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
 							     size_t len)
 {
 	uint64_t c = crc;
 
-	while (len >= 8) {
-		uint64_t v;
+	while (len >= 3 * BLOCK) {
+		uint64_t a = c, b = 0, d = 0;
 
-		__builtin_memcpy(&v, p, 8);
-		c = __builtin_ia32_crc32di(c, v);
-		p += 8;
-		len -= 8;
+		for (size_t i = 0; i < BLOCK; i += 8) {
+			uint64_t va, vb, vd;
+
+			__builtin_memcpy(&va, p + i, 8);
+			__builtin_memcpy(&vb, p + BLOCK + i, 8);
+			__builtin_memcpy(&vd, p + 2 * BLOCK + i, 8);
+			a = __builtin_ia32_crc32di(a, va);
+			b = __builtin_ia32_crc32di(b, vb);
+			d = __builtin_ia32_crc32di(d, vd);
+		}
+		c = mult_mod_p(X_16BLOCK, (uint32_t)a) ^ mult_mod_p(X_8BLOCK, (uint32_t)b) ^
+		    (uint32_t)d;
+		p += 3 * BLOCK;
+		len -= 3 * BLOCK;
 	}
+	c = crc_words(c, p, len);
+	p += len & ~(size_t)7;
+	len &= 7;
 	while (len--)
 		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
 	return (uint32_t)c;
