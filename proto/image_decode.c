@@ -975,20 +975,27 @@ static int add_page_run(struct cs_rd *r, struct cs_image *img, const struct cs_i
 	return 0;
 }
 
+/* A page run's 16-byte head, in order after the runs before it. */
+static int read_run_head(struct cs_rd *r, struct cs_image_page_run *pr, uint64_t pages_end)
+{
+	uint32_t reserved;
+
+	TRY(cs_rd_u64(r, "addr", &pr->addr));
+	TRY(cs_rd_u32(r, "npages", &pr->npages));
+	TRY(cs_img_check_run(r, pr->addr, pr->npages, pages_end));
+	TRY(cs_rd_u32(r, "reserved", &reserved));
+	if (reserved != 0)
+		return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0", reserved);
+	return 0;
+}
+
 int cs_img_decode_pages(struct cs_rd *r, struct cs_image *img, uint64_t *pages_end)
 {
 	struct cs_image_page_run pr;
-	uint32_t reserved;
 	uint64_t bytes;
 
 	for (r->record = 0; r->pos < r->len; r->record++) {
-		TRY(cs_rd_u64(r, "addr", &pr.addr));
-		TRY(cs_rd_u32(r, "npages", &pr.npages));
-		TRY(cs_img_check_run(r, pr.addr, pr.npages, *pages_end));
-		TRY(cs_rd_u32(r, "reserved", &reserved));
-		if (reserved != 0)
-			return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0",
-			                  reserved);
+		TRY(read_run_head(r, &pr, *pages_end));
 		bytes = (uint64_t)pr.npages * CS_IMAGE_PAGE_SIZE;
 		TRY(cs_rd_need(r, "page data", bytes));
 		pr.file_offset = r->base + r->pos;
@@ -1036,19 +1043,13 @@ static int aligned_pages_head(struct cs_rd *r, uint32_t *count, uint32_t *data_o
 int cs_img_decode_aligned_pages(struct cs_rd *r, struct cs_image *img, uint64_t *pages_end)
 {
 	struct cs_image_page_run pr;
-	uint32_t count, data_off, reserved;
+	uint32_t count, data_off;
 	uint64_t data;
 
 	TRY(aligned_pages_head(r, &count, &data_off));
 	data = data_off;
 	for (r->record = 0; r->record < (long)count; r->record++) {
-		TRY(cs_rd_u64(r, "addr", &pr.addr));
-		TRY(cs_rd_u32(r, "npages", &pr.npages));
-		TRY(cs_img_check_run(r, pr.addr, pr.npages, *pages_end));
-		TRY(cs_rd_u32(r, "reserved", &reserved));
-		if (reserved != 0)
-			return cs_rd_fail(r, CS_IMG_BAD_RECORD, "reserved is 0x%x, not 0",
-			                  reserved);
+		TRY(read_run_head(r, &pr, *pages_end));
 		uint64_t bytes = (uint64_t)pr.npages * CS_IMAGE_PAGE_SIZE;
 		if (bytes > r->len - data)
 			return cs_rd_fail(r, CS_IMG_BAD_RECORD,

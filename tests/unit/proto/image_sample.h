@@ -388,13 +388,28 @@ static void __attribute__((unused)) sample_init(struct sample *s, int full)
 			return rc_;                                                                \
 	} while (0)
 
+/* The bytes of one run's pages, each made by page_byte. */
+static int write_run_bytes(struct cs_image_writer *w, const struct cs_image_run *run)
+{
+	uint8_t page[CS_IMAGE_PAGE_SIZE];
+
+	for (size_t p = 0; p < run->npages; p++) {
+		uint64_t addr = run->addr + p * CS_IMAGE_PAGE_SIZE;
+
+		for (size_t k = 0; k < sizeof(page); k++)
+			page[k] = page_byte(addr, k);
+		TRYW(cs_image_section_write(w, page, sizeof(page)));
+	}
+	return 0;
+}
+
 /* One PAGES section holding runs [from, to). */
 static int write_pages(struct cs_image_writer *w, const struct sample *s, size_t from, size_t to)
 {
-	uint8_t head[CS_IMAGE_PAGE_RUN_HEAD], page[CS_IMAGE_PAGE_SIZE];
+	uint8_t head[CS_IMAGE_PAGE_RUN_HEAD];
 	struct cs_buf b = {head, 0, sizeof(head)};
 	uint64_t len = 0;
-	size_t i, p, k;
+	size_t i;
 
 	for (i = from; i < to; i++)
 		len += CS_IMAGE_PAGE_RUN_HEAD + (uint64_t)s->runs[i].npages * CS_IMAGE_PAGE_SIZE;
@@ -403,13 +418,7 @@ static int write_pages(struct cs_image_writer *w, const struct sample *s, size_t
 		b.len = 0;
 		TRYW(cs_image_put_page_run_head(&b, s->runs[i].addr, s->runs[i].npages));
 		TRYW(cs_image_section_write(w, head, b.len));
-		for (p = 0; p < s->runs[i].npages; p++) {
-			uint64_t addr = s->runs[i].addr + p * CS_IMAGE_PAGE_SIZE;
-
-			for (k = 0; k < sizeof(page); k++)
-				page[k] = page_byte(addr, k);
-			TRYW(cs_image_section_write(w, page, sizeof(page)));
-		}
+		TRYW(write_run_bytes(w, &s->runs[i]));
 	}
 	return cs_image_section_end(w);
 }
@@ -420,12 +429,12 @@ static int write_aligned_pages(struct cs_image_writer *w, const struct sample *s
 			       size_t to)
 {
 	static const uint8_t zeros[CS_IMAGE_PAGE_SIZE];
-	uint8_t head[CS_IMAGE_PAGE_RUN_HEAD], page[CS_IMAGE_PAGE_SIZE];
+	uint8_t head[CS_IMAGE_PAGE_RUN_HEAD];
 	struct cs_buf b = {head, 0, sizeof(head)};
 	uint32_t count = (uint32_t)(to - from);
 	uint32_t data_off = cs_image_aligned_data_off(w->offset, count);
 	uint64_t len = data_off;
-	size_t i, p, k;
+	size_t i;
 
 	for (i = from; i < to; i++)
 		len += (uint64_t)s->runs[i].npages * CS_IMAGE_PAGE_SIZE;
@@ -439,13 +448,7 @@ static int write_aligned_pages(struct cs_image_writer *w, const struct sample *s
 	}
 	TRYW(cs_image_section_write(w, zeros, data_off - 8 - count * CS_IMAGE_PAGE_RUN_HEAD));
 	for (i = from; i < to; i++)
-		for (p = 0; p < s->runs[i].npages; p++) {
-			uint64_t addr = s->runs[i].addr + p * CS_IMAGE_PAGE_SIZE;
-
-			for (k = 0; k < sizeof(page); k++)
-				page[k] = page_byte(addr, k);
-			TRYW(cs_image_section_write(w, page, sizeof(page)));
-		}
+		TRYW(write_run_bytes(w, &s->runs[i]));
 	return cs_image_section_end(w);
 }
 
