@@ -107,10 +107,19 @@ static int out_write(void *ctx, const void *buf, size_t len)
 	return write_piece(o, buf, len);
 }
 
+/* "<what>: gen-N.img.tmp: <reason>". strerrordesc_np, not strerror: it
+ * reads a constant table, with no locale and no lock (this is the writer
+ * child of a process whose locks another thread may hold). */
 static int dfail(struct dump *d, int r, const char *what)
 {
-	if (!d->msg[0])
-		cs_set_err(d->msg, what, NULL, NULL);
+	const char *reason = r < 0 ? strerrordesc_np(-r) : NULL;
+	if (d->msg[0])
+		return r;
+	cs_set_err(d->msg, what, ": ", d->tmp_name);
+	if (reason) {
+		cs_strlcat(d->msg, ": ", CS_ERR_MAX);
+		cs_strlcat(d->msg, reason, CS_ERR_MAX);
+	}
 	return r;
 }
 
@@ -529,10 +538,10 @@ static int get_buffers(struct dump *d)
 
 static int dump(struct dump *d)
 {
-	char final[64], tmp[64];
+	char final[64], *tmp = d->tmp_name;
 	cs_image_filename(final, sizeof(final), d->c->generation);
-	cs_strlcpy(tmp, final, sizeof(tmp));
-	cs_strlcat(tmp, ".tmp", sizeof(tmp));
+	cs_strlcpy(tmp, final, sizeof(d->tmp_name));
+	cs_strlcat(tmp, ".tmp", sizeof(d->tmp_name));
 	if (get_buffers(d))
 		return dfail(d, -ENOMEM, "writer out of memory");
 	d->meta.cap = META_CAP / 2;

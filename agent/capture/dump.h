@@ -30,6 +30,7 @@ struct dump {
 	struct cs_runs send;     /* pages whose bytes go into this image */
 	uint64_t hash_entries;
 	char *msg;
+	char tmp_name[64]; /* the file being written, for messages */
 	uint8_t *bounce;
 	int own_buffers; /* mapped by this writer, unmapped when it ends */
 };

@@ -261,6 +261,7 @@ class Harness:
         self.tag = "cr-%d-%x" % (os.getpid(), random.SystemRandom().getrandbits(32))
         self.procs = []
         self.tmpdirs = []
+        self.undo = []  # callables run at cleanup, newest first, before the dirs go
         self.host_pids = set()
         self.exes = set()  # executables whose processes may lose the tag (is_ours)
         self.context = ""
@@ -350,6 +351,11 @@ class Harness:
             time.sleep(0.1)
         else:
             log("cleanup: processes still alive: %s" % sorted(victims))
+        for fn in reversed(self.undo):
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - cleanup goes on
+                log("cleanup: %s" % e)
         for d in self.tmpdirs:
             shutil.rmtree(d, ignore_errors=True)
 

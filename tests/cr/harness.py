@@ -242,6 +242,54 @@ def sc_direct_io(h):
     iterate(h, 2, body)
 
 
+def sc_full_disk(h):
+    """DIR on a full file system (a 64 MiB ext4 on a loop device, filled by
+    another file): a checkpoint that does not fit fails, and says so with
+    the image file and "No space left on device"; it leaves no .tmp, takes
+    nothing from the complete images, and the program runs on. With room
+    again the next checkpoint succeeds, and the chain restores and verifies."""
+    base = h.mkdtemp("fs")
+    img, mnt = os.path.join(base, "fs.img"), os.path.join(base, "mnt")
+    os.mkdir(mnt)
+    with open(img, "wb") as f:
+        f.truncate(64 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", img], check=True)
+    subprocess.run(["mount", "-o", "loop", img, mnt], check=True)
+    h.undo.append(lambda: subprocess.run(["umount", mnt], check=True))
+    ckpt = os.path.join(mnt, "ckpt")
+    app = App(h, "wl-bigheap", ["--mib", "16", "--writes-per-tick", "0", "--burst", "2048"],
+              interval_ms=0, ckpt_dir=ckpt)
+    app.run(ready_timeout=120)
+    app.checkpoint()
+    before = {n: os.path.getsize(os.path.join(ckpt, n)) for n in os.listdir(ckpt)
+              if n.endswith(".img")}
+    st = os.statvfs(mnt)
+    filler = os.path.join(mnt, "filler")
+    with open(filler, "wb") as f:
+        f.write(b"\0" * (st.f_bavail * st.f_frsize - (2 << 20)))
+        os.fsync(f.fileno())
+    start = app.proc.count()
+    app.signal(signal.SIGUSR2)
+    app.proc.wait_line(r"^burst 2048 done", 30, "the page burst", start=start)
+    rc, out, p = h.tool_cmd("checkpoint", ["checkpoint", "--dir", ckpt], 60)
+    err = agent_status(ckpt)["last_error"]
+    log("  full: checkpoint status %d, last_error %r" % (rc, err))
+    if rc == 0 or "No space left on device" not in err or ".img.tmp" not in err:
+        h.fail("a checkpoint into a full file system: status %d, last_error %r; want non-zero "
+               "and the image file with \"No space left on device\"" % (rc, err), p, app.proc)
+    left = sorted(n for n in os.listdir(ckpt) if n.endswith(".tmp"))
+    after = {n: os.path.getsize(os.path.join(ckpt, n)) for n in before}
+    if left or after != before:
+        h.fail("after the failed checkpoint DIR holds %s (want no .tmp) and images %s (want %s)"
+               % (left, after, before), app.proc)
+    app.wait_progress(app.progress() + 5, 30)
+    os.unlink(filler)
+    app.checkpoint()
+    app.kill()
+    app.restore()
+    app.verify()
+
+
 def sc_discard(h):
     """Pages given back (MADV_DONTNEED) between and around checkpoints, some
     read or written again at once: RESIDENT must drop them or carry their
@@ -717,6 +765,7 @@ SCENARIOS = {
     "workdir": sc_workdir,
     "generations": sc_generations,
     "direct-io": sc_direct_io,
+    "full-disk": sc_full_disk,
     "refuse-corrupt": lambda h: refuse_damaged(h, "corrupt"),
     "refuse-truncated": lambda h: refuse_damaged(h, "truncated"),
     "refuse-buildid": refuse_buildid,
