@@ -31,6 +31,10 @@ import traceback
 SKIP = 77
 
 
+class Skipped(Exception):
+    """Raised by a scenario when this machine lacks what it needs (named)."""
+
+
 class TestFailure(Exception):
     pass
 
@@ -648,6 +652,9 @@ def run_scenario(doc, scenarios):
             return SKIP
         scenarios[args.scenario](h)
         log("PASS %s (seed %d)" % (h.scenario, h.seed))
+    except Skipped as e:
+        log("SKIP %s: %s" % (h.scenario, e))
+        status = SKIP
     except TestFailure as e:
         log("FAIL %s (seed %d, replay with CR_SEED=%d): %s" % (h.scenario, h.seed, h.seed, e))
         status = 1

@@ -25,7 +25,7 @@ import time
 sys.dont_write_bytecode = True  # never leave __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crlib import (run_scenario, App, TestFailure, log, images, snapshot_dir,  # noqa: E402
-                   diff_snapshots, free_port, pid_alive, agent_status)
+                   diff_snapshots, free_port, pid_alive, agent_status, Skipped)
 from cr_sync import sc_sync  # noqa: E402
 
 
@@ -254,7 +254,9 @@ def sc_full_disk(h):
     with open(img, "wb") as f:
         f.truncate(64 << 20)
     subprocess.run(["mkfs.ext4", "-q", "-F", img], check=True)
-    subprocess.run(["mount", "-o", "loop", img, mnt], check=True)
+    m = subprocess.run(["mount", "-o", "loop", img, mnt], capture_output=True, text=True)
+    if m.returncode:
+        raise Skipped("cannot mount a file system on a loop device: %s" % m.stderr.strip())
     h.undo.append(lambda: subprocess.run(["umount", mnt], check=True))
     ckpt = os.path.join(mnt, "ckpt")
     app = App(h, "wl-bigheap", ["--mib", "16", "--writes-per-tick", "0", "--burst", "2048"],
