@@ -179,8 +179,9 @@ def sc_bigheap(h, tracking=None, n=2, mib=None):
 
 
 def page_sections(path):
-    """[(type, payload offset, payload length)] of an image's page sections
-    (8 PAGES, 16 PAGES_ALIGNED), walked by their 16-byte section heads."""
+    """[(type, payload offset, payload length, first 8 payload bytes)] of an
+    image's page sections (8 PAGES, 16 PAGES_ALIGNED), walked by their
+    16-byte section heads."""
     out = []
     with open(path, "rb") as f:
         data = f.read()
@@ -284,7 +285,10 @@ def sc_full_disk(h):
     if left or after != before:
         h.fail("after the failed checkpoint DIR holds %s (want no .tmp) and images %s (want %s)"
                % (left, after, before), app.proc)
-    app.wait_progress(app.progress() + 5, 30)
+    start = app.proc.count()  # it runs on: a second burst is done
+    app.signal(signal.SIGUSR2)
+    app.proc.wait_line(r"^burst 2048 done", 30, "a burst after the failed checkpoint",
+                       start=start)
     os.unlink(filler)
     app.checkpoint()
     app.kill()
