@@ -206,7 +206,7 @@ static int copy_grow(struct cs_capture *c, size_t need, size_t populate)
 static void copy_reserve(struct cs_agent *a, struct cs_capture *c)
 {
 	uint64_t pages = cs_track_prescan_written();
-	size_t need = (size_t)(pages + pages / 4) * (CS_PAGE + 64) + (64u << 10);
+	size_t need = (size_t)(pages + pages / 4) * CS_PAGE + (64u << 10);
 	if (c->is_base || !pages || a->cfg.writer == CS_WRITER_FORK || need > CS_COPY_MAX)
 		return;
 	copy_grow(c, need, need); /* failing here, the freeze tries again */

@@ -366,7 +366,6 @@ static int put_run_heads(struct dump *d, uint32_t count, uint32_t data_off)
 	int r = cs_image_put_aligned_pages_head(&hb, count, data_off);
 	if (!r)
 		r = cs_image_section_write(&d->w, head, hb.len);
-	uint64_t written = 8;
 	for (size_t i = 0; !r && i < d->send.n; i++) {
 		uint64_t addr = d->send.r[i].addr, left = d->send.r[i].npages;
 		while (!r && left) {
@@ -375,12 +374,12 @@ static int put_run_heads(struct dump *d, uint32_t count, uint32_t data_off)
 			r = cs_image_put_page_run_head(&hb, addr, k);
 			if (!r)
 				r = cs_image_section_write(&d->w, head, hb.len);
-			written += hb.len;
 			addr += (uint64_t)k * CS_PAGE;
 			left -= k;
 		}
 	}
-	return r ? r : cs_image_section_write(&d->w, zeros, data_off - written);
+	uint64_t heads_end = 8 + (uint64_t)count * CS_IMAGE_PAGE_RUN_HEAD;
+	return r ? r : cs_image_section_write(&d->w, zeros, data_off - heads_end);
 }
 
 /* PAGES_ALIGNED: one section, its page bytes from a 4096-byte boundary of
