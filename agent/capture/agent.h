@@ -246,7 +246,8 @@ void cs_track_give_pagemap(int fd);
 void cs_track_give_uffd(int fd);
 void cs_track_close(struct cs_agent *a);
 void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps);
-/* Pages the last prescan saw written (0 when it did not run). */
+/* Pages the last prescan saw written, or the last delta when R0 was carried
+ * from its scan (0 when neither). */
 uint64_t cs_track_prescan_written(void);
 int cs_track_scan(struct cs_agent *a, struct cs_capture *c);
 int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out);

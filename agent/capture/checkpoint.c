@@ -198,10 +198,11 @@ static int copy_grow(struct cs_capture *c, size_t need, size_t populate)
 
 /*
  * Before the freeze, with the program running: a copy buffer for the pages
- * the prescan saw written, and a quarter more for those written until the
- * freeze, faulted in now. Grown in the freeze instead, its first-touch
- * faults were in the pause: the first delta of a 1 GiB heap with 1% of it
- * written paused 7.5 ms, the next ones 2.6 ms.
+ * the prescan saw written (or, when none ran, the last delta wrote), and a
+ * quarter more for those written until the freeze, faulted in now. Grown
+ * in the freeze instead, its first-touch faults were in the pause: the
+ * first delta of a 1 GiB heap with 1% of it written paused 7.5 ms, the
+ * next ones 2.6 ms.
  */
 static void copy_reserve(struct cs_agent *a, struct cs_capture *c)
 {

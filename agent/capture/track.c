@@ -38,6 +38,12 @@ static int pre_ok;
 /* the pages the prescan saw written since the last scan: the size the
  * freeze's copy will have, near enough to reserve its buffer before */
 static struct cs_runs pre_wr;
+/* RESIDENT as the last complete scan of a delta left it (carried_ok), and
+ * the pages it found written: the next prescan starts from them instead of
+ * walking every live page again */
+static struct cs_runs carried;
+static int carried_ok;
+static uint64_t carried_written;
 
 void cs_track_reset(void)
 {
@@ -48,7 +54,8 @@ void cs_track_reset(void)
 	memset(&anon, 0, sizeof(anon));
 	memset(&tmp, 0, sizeof(tmp));
 	memset(&pre_wr, 0, sizeof(pre_wr));
-	pre_ok = 0;
+	memset(&carried, 0, sizeof(carried));
+	pre_ok = carried_ok = 0;
 }
 
 int cs_runs_add(struct cs_runs *r, uint64_t addr, uint64_t npages)
@@ -276,7 +283,8 @@ static int scan_new(struct cs_agent *a, const struct cs_vma *v, struct cs_runs *
  * anonymous tracked mappings of the last capture (R0). Reporting every
  * live page is what makes a walk expensive (3.4 ms a GiB against 1 ms for
  * a walk that reports few pages), so the freeze only asks what changed
- * since (scan_anon), and cs_track_scan combines.
+ * since (scan_anon), and cs_track_scan combines. After a delta R0 is what
+ * its scan left (carry), and nothing is walked here.
  */
 void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps)
 {
@@ -286,6 +294,14 @@ void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps)
 	 * mapping, so none would look new and R0 would hold none of them */
 	if (!a->have_pagemap_scan || !maps->n)
 		return;
+	if (carried_ok) {
+		/* The last scan's RESIDENT was exact when it was taken, and
+		 * the same argument holds from then as from a prescan: what
+		 * became live since is written, what went is a hole or the
+		 * zero page (docs/capture.md, "Dirty tracking"). */
+		pre_ok = !cs_runs_append(&pre, &carried);
+		return;
+	}
 	pre_wr.n = 0;
 	/* the live pages, split where PAGE_IS_WRITTEN changes (nothing is
 	 * write-protected here) */
@@ -306,7 +322,19 @@ void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps)
 
 uint64_t cs_track_prescan_written(void)
 {
-	return pre_ok ? cs_runs_pages(&pre_wr) : 0;
+	if (!pre_ok)
+		return 0;
+	return carried_ok ? carried_written : cs_runs_pages(&pre_wr);
+}
+
+/* After a complete scan: what the next prescan may start from. After a
+ * base the next one walks (the copy buffer is sized by what it sees
+ * written; a base's "written" is everything). */
+static void carry(const struct cs_capture *c)
+{
+	carried.n = 0;
+	carried_ok = !c->is_base && !cs_runs_append(&carried, &c->resident);
+	carried_written = cs_runs_pages(&c->send);
 }
 
 /*
@@ -422,6 +450,7 @@ int cs_track_scan(struct cs_agent *a, struct cs_capture *c)
 {
 	c->resident.n = 0;
 	c->send.n = 0;
+	carried_ok = 0; /* until this scan is complete */
 	wr.n = dead.n = anon.n = 0;
 	for (size_t i = 0; i < c->maps.n; i++) {
 		struct cs_vma *v = &c->maps.v[i];
@@ -453,6 +482,7 @@ int cs_track_scan(struct cs_agent *a, struct cs_capture *c)
 			return r;
 	}
 	cs_runs_normalize(&c->send);
+	carry(c);
 	return 0;
 }
 
