@@ -300,8 +300,10 @@ def sc_discard(h):
     """Pages given back (MADV_DONTNEED) between and around checkpoints, some
     read or written again at once: RESIDENT must drop them or carry their
     new bytes, in every image of a chain (50 ms deltas). The agent waits
-    30 ms between its look at the live pages before a freeze and the freeze
-    (CHECKSYNC_TEST_PRESCAN_DELAY_US), so pages change in between too."""
+    30 ms before each freeze (CHECKSYNC_TEST_PRESCAN_DELAY_US), after the
+    prescan where one runs: pages change between the list of live pages a
+    freeze starts from (the prescan's, or the last delta's scan) and the
+    freeze too."""
     os.environ["CHECKSYNC_TEST_PRESCAN_DELAY_US"] = "30000"
 
     def body(i, rng):
