@@ -13,6 +13,19 @@
 
 static const uint32_t crc32c_table[256] = {E64(0), E64(64), E64(128), E64(192)};
 
+/* a times b modulo P, both reflected polynomials. */
+static uint32_t mult_mod_p(uint32_t a, uint32_t b)
+{
+	uint32_t product = 0;
+
+	for (uint32_t bit = 1u << 31; bit; bit >>= 1) {
+		if (a & bit)
+			product ^= b;
+		b = b & 1 ? (b >> 1) ^ P : b >> 1;
+	}
+	return product;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
 
@@ -28,19 +41,6 @@ static const uint32_t crc32c_table[256] = {E64(0), E64(64), E64(128), E64(192)};
 #define BLOCK 8192u
 #define X_8BLOCK 0x28461564u  /* x^(8 * BLOCK) mod P, reflected (x^0 = 1 << 31) */
 #define X_16BLOCK 0xbf455269u /* x^(16 * BLOCK) mod P */
-
-/* a times b modulo P, both reflected polynomials. */
-static uint32_t mult_mod_p(uint32_t a, uint32_t b)
-{
-	uint32_t product = 0;
-
-	for (uint32_t bit = 1u << 31; bit; bit >>= 1) {
-		if (a & bit)
-			product ^= b;
-		b = b & 1 ? (b >> 1) ^ P : b >> 1;
-	}
-	return product;
-}
 
 __attribute__((target("sse4.2"))) static uint64_t crc_words(uint64_t c, const uint8_t *p,
 							      size_t len)
@@ -128,4 +128,25 @@ uint32_t cs_crc32c(uint32_t crc, const void *buf, size_t len)
 		return ~crc32c_hw(crc, p, len);
 #endif
 	return ~crc32c_sw(crc, p, len);
+}
+
+/* x^(8 * len) modulo P, reflected: the factor a CRC register is multiplied
+ * by when len more bytes follow it, by squaring from x^8. */
+static uint32_t x_pow_8n(uint64_t len)
+{
+	uint32_t result = 1u << 31, square = 1u << 23; /* x^0, x^8 */
+
+	for (; len; len >>= 1) {
+		if (len & 1)
+			result = mult_mod_p(result, square);
+		square = mult_mod_p(square, square);
+	}
+	return result;
+}
+
+uint32_t cs_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+	/* The conditioning (inverted register before and after) cancels:
+	 * the CRC of b alone started from ~0 as the join needs. */
+	return mult_mod_p(x_pow_8n(len_b), crc_a) ^ crc_b;
 }

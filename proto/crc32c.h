@@ -12,4 +12,7 @@
  */
 uint32_t cs_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* The CRC of a followed by b, from the CRC of each and b's length. */
+uint32_t cs_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+
 #endif

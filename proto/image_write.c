@@ -4,7 +4,8 @@
  *
  * This runs in a copy-on-write child of a multi-threaded process, where
  * malloc may be locked forever, and in signal handlers: no allocation, no
- * stdio, no errno; only cs_crc32c, memcpy/memset and the output callback.
+ * stdio, no errno; only cs_crc32c(_combine), memcpy/memset and the output
+ * callback.
  * The unit test proto-image-writer-symbols checks that with nm.
  */
 #include <errno.h>
@@ -122,7 +123,7 @@ int cs_image_section_begin(struct cs_image_writer *w, uint32_t type, uint64_t pa
 	return cs_image_section_begin_flags(w, type, 0, payload_len);
 }
 
-int cs_image_section_write(struct cs_image_writer *w, const void *buf, size_t len)
+static int section_put(struct cs_image_writer *w, const void *buf, size_t len, const uint32_t *crc)
 {
 	if (w->open < 0)
 		return w->open;
@@ -130,9 +131,20 @@ int cs_image_section_write(struct cs_image_writer *w, const void *buf, size_t le
 		return broken(w, -EPROTO);
 	if (len == 0)
 		return 0;
-	w->crc = cs_crc32c(w->crc, buf, len);
+	w->crc = crc ? cs_crc32c_combine(w->crc, *crc, len) : cs_crc32c(w->crc, buf, len);
 	w->remaining -= len;
 	return emit(w, buf, len);
+}
+
+int cs_image_section_write(struct cs_image_writer *w, const void *buf, size_t len)
+{
+	return section_put(w, buf, len, NULL);
+}
+
+int cs_image_section_write_summed(struct cs_image_writer *w, const void *buf, size_t len,
+				  uint32_t crc)
+{
+	return section_put(w, buf, len, &crc);
 }
 
 int cs_image_section_end(struct cs_image_writer *w)

@@ -123,6 +123,7 @@ struct cs_capture {
 	int copy_mode;
 	uint8_t *copy;
 	size_t copy_cap, copy_len;
+	uint32_t copy_crc; /* cs_crc32c of copy[0, copy_len), taken as it was copied */
 	uint64_t brk;
 	/* shared memory mappings (shmem.c): their live pages, copied during
 	 * the freeze into shm_data in run order */

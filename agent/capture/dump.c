@@ -396,7 +396,8 @@ static int put_pages(struct dump *d, uint64_t *pages)
 	if (!r && d->c->copy_mode) {
 		if (d->c->copy_len != *pages * CS_PAGE)
 			return -EIO;
-		r = cs_image_section_write(&d->w, d->c->copy, d->c->copy_len);
+		r = cs_image_section_write_summed(&d->w, d->c->copy, d->c->copy_len,
+		                                  d->c->copy_crc);
 		return r ? r : cs_image_section_end(&d->w);
 	}
 	for (size_t i = 0; !r && i < d->send.n; i++)

@@ -80,6 +80,26 @@ static void test_crc_long(void)
 		}
 }
 
+/* Joining two CRCs (cs_crc32c_combine) gives the CRC of the bytes in a row,
+ * at every split of a buffer longer than a round, empty halves included. */
+static void test_crc_combine(void)
+{
+	static uint8_t buf[30000];
+	uint32_t seed = 777;
+
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		seed = seed * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(seed >> 16);
+	}
+	uint32_t whole = cs_crc32c(0, buf, sizeof(buf));
+	for (size_t cut = 0; cut <= sizeof(buf); cut += cut < 70 ? 1 : 997) {
+		uint32_t a = cs_crc32c(0, buf, cut), b = cs_crc32c(0, buf + cut, sizeof(buf) - cut);
+		CHECK_EQ(cs_crc32c_combine(a, b, sizeof(buf) - cut), whole);
+	}
+	CHECK_EQ(cs_crc32c_combine(whole, 0, 0), whole);
+	CHECK(cs_crc32c_combine(whole, 0, 1) != whole);
+}
+
 static void test_encode_too_small(void)
 {
 	uint8_t buf[64];
@@ -283,6 +303,7 @@ int main(void)
 	test_round_trip();
 	test_layout();
 	test_crc_long();
+	test_crc_combine();
 	test_encode_too_small();
 	test_errors();
 	test_truncation();
