@@ -439,7 +439,7 @@ int cs_image_section_write(struct cs_image_writer *w, const void *buf, size_t le
 /* The same for a piece whose CRC-32C the caller computed already (while the
  * bytes were still in its cache): crc is cs_crc32c(0, buf, len). */
 int cs_image_section_write_summed(struct cs_image_writer *w, const void *buf, size_t len,
-				  uint32_t crc);
+                                  uint32_t crc);
 int cs_image_section_end(struct cs_image_writer *w); /* -EPROTO if the length is off */
 /* The END section (section count and total bytes): the image is complete. */
 int cs_image_write_end(struct cs_image_writer *w);

@@ -142,7 +142,7 @@ int cs_image_section_write(struct cs_image_writer *w, const void *buf, size_t le
 }
 
 int cs_image_section_write_summed(struct cs_image_writer *w, const void *buf, size_t len,
-				  uint32_t crc)
+                                  uint32_t crc)
 {
 	return section_put(w, buf, len, &crc);
 }
