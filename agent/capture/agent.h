@@ -250,6 +250,9 @@ void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps);
 /* Pages the last prescan saw written, or the last delta when R0 was carried
  * from its scan (0 when neither). */
 uint64_t cs_track_prescan_written(void);
+/* How many prescans walked the page tables (the others started from the
+ * last delta's scan). */
+uint64_t cs_track_prescan_walks(void);
 int cs_track_scan(struct cs_agent *a, struct cs_capture *c);
 int cs_resident_scan(const struct cs_vma *v, int pagemap_fd, struct cs_runs *out);
 int cs_resident_all(const struct cs_maps *maps, int pagemap_fd, struct cs_runs *one,

@@ -194,7 +194,7 @@ void cs_control_serve(struct cs_agent *a, int fd)
 		    "bytes=%llu direct_bytes=%llu stop_us=%llu maps_us=%llu scan_us=%llu "
 		    "fds_us=%llu "
 		    "clone_us=%llu writer=%s wpscan_us=%llu send_pages=%llu pause_cpu_us=%llu "
-		    "copy_us=%llu",
+		    "copy_us=%llu prescans=%llu",
 		    (unsigned long long)a->last_generation, mode_name(a),
 		    (unsigned long long)a->checkpoints,
 		    (unsigned long long)(a->last_pause_ns / 1000),
@@ -207,7 +207,8 @@ void cs_control_serve(struct cs_agent *a, int fd)
 		    (unsigned long long)a->phase_ns[5] / 1000,
 		    (unsigned long long)a->cap.send_pages,
 		    (unsigned long long)a->last_pause_cpu_ns / 1000,
-		    (unsigned long long)a->phase_ns[6] / 1000);
+		    (unsigned long long)a->phase_ns[6] / 1000,
+		    (unsigned long long)cs_track_prescan_walks());
 		status_pauses(a, reply + strlen(reply), sizeof(reply) - strlen(reply));
 		status_signal(reply + strlen(reply), sizeof(reply) - strlen(reply));
 		status_advice(reply + strlen(reply), sizeof(reply) - strlen(reply));

@@ -630,12 +630,14 @@ static int wait_parked(struct cs_agent *a)
 	}
 }
 
+/* The pause ends with the wake: a woken thread often runs at once, before
+ * this one returns from futex(), and its work is the program's again. */
 static void release_all(void)
 {
 	atomic_store(&freeze_active, 0);
 	atomic_fetch_add(&release_seq, 1);
-	futex(&release_seq, FUTEX_WAKE, INT32_MAX, NULL);
 	t_released = now_ns();
+	futex(&release_seq, FUTEX_WAKE, INT32_MAX, NULL);
 }
 
 /* In the agent's own handler: everything else is parked. */

@@ -44,6 +44,7 @@ static struct cs_runs pre_wr;
 static struct cs_runs carried;
 static int carried_ok;
 static uint64_t carried_written;
+static uint64_t prescan_walks; /* for the status reply */
 
 void cs_track_reset(void)
 {
@@ -303,6 +304,7 @@ void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps)
 		return;
 	}
 	pre_wr.n = 0;
+	prescan_walks++;
 	/* the live pages, split where PAGE_IS_WRITTEN changes (nothing is
 	 * write-protected here) */
 	struct scan_q q = {.mask = PAGE_IS_PFNZERO,
@@ -318,6 +320,11 @@ void cs_track_prescan(struct cs_agent *a, const struct cs_maps *maps)
 	}
 	cs_runs_normalize(&pre);
 	pre_ok = 1;
+}
+
+uint64_t cs_track_prescan_walks(void)
+{
+	return prescan_walks;
 }
 
 uint64_t cs_track_prescan_written(void)

@@ -303,13 +303,25 @@ def sc_discard(h):
     30 ms before each freeze (CHECKSYNC_TEST_PRESCAN_DELAY_US), after the
     prescan where one runs: pages change between the list of live pages a
     freeze starts from (the prescan's, or the last delta's scan) and the
-    freeze too."""
+    freeze too. Most freezes start from the last delta's scan (the status
+    reply's prescans counts the walks)."""
     os.environ["CHECKSYNC_TEST_PRESCAN_DELAY_US"] = "30000"
 
     def body(i, rng):
         app = App(h, "wl-bigheap", ["--mib", "64", "--seed", str(rng.randrange(1, 1 << 30)),
                                     "--discards-per-tick", "16"], tracking=None, interval_ms=50)
         app.run(ready_timeout=60)
+        deadline = time.monotonic() + 30
+        while True:
+            st = agent_status(app.dir)
+            done, walks = int(st["checkpoints"]), int(st["prescans"])
+            if done >= 8 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        log("  %d checkpoints, %d prescan walks" % (done, walks))
+        if done < 8 or walks * 2 > done:
+            h.fail("%d prescan walks in %d checkpoints: the freezes did not start from the "
+                   "last delta's scan" % (walks, done), app.proc)
         cycle(h, app, rng)
         cycle(h, app, rng)
         app.verify(timeout=60)
