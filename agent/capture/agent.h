@@ -274,6 +274,10 @@ int cs_shmem_merge(const struct cs_capture *c, struct cs_runs *runs);
 /* npages from addr into dst, shared memory pages from the freeze's copy
  * (the program writes on; a PROT_NONE one cannot be read in place). */
 void cs_shmem_copy(const struct cs_capture *c, uint8_t *dst, uint64_t addr, uint32_t npages);
+/* The same past the cache (for a device to read), the bytes summed on the
+ * way: returns crc extended over them (cs_crc32c_copy). */
+uint32_t cs_shmem_copy_summed(const struct cs_capture *c, uint8_t *dst, uint64_t addr,
+                              uint32_t npages, uint32_t crc);
 
 /* fds.c: runs in the parent during the freeze (file descriptions are shared) */
 int cs_fds_capture(struct cs_agent *a, struct cs_capture *c);

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "crc32c.h"
 #include "golive.h"
 
 /*
@@ -214,24 +213,22 @@ static void copy_reserve(struct cs_agent *a, struct cs_capture *c)
 	copy_grow(c, need, need); /* failing here, the freeze tries again */
 }
 
-/* Pages copied, then summed while the copy is still in the cache: read
- * later by the writer, the buffer came from memory at a third of the
- * CRC's speed (a quarter of the writer's time went there). */
-#define COPY_PIECE_PAGES 64u
-
 static int copy_pages(struct cs_capture *c)
 {
 	size_t need = (size_t)c->send_pages * CS_PAGE;
 	if (copy_grow(c, need, 0))
 		return -ENOMEM;
 	uint8_t *to = c->copy;
+	/* Summed as copied: read again later by the writer, the buffer came
+	 * from memory at a third of the CRC's speed (a quarter of the
+	 * writer's time went there); summed on the way, the CRC hides in the
+	 * copy's cache misses. */
 	uint32_t crc = 0;
 	for (size_t i = 0; i < c->send.n; i++) {
 		uint64_t addr = c->send.r[i].addr, left = c->send.r[i].npages;
 		while (left) {
-			uint32_t k = left > COPY_PIECE_PAGES ? COPY_PIECE_PAGES : (uint32_t)left;
-			cs_shmem_copy(c, to, addr, k);
-			crc = cs_crc32c(crc, to, (size_t)k * CS_PAGE);
+			uint32_t k = left > CS_RUN_MAX_PAGES ? CS_RUN_MAX_PAGES : (uint32_t)left;
+			crc = cs_shmem_copy_summed(c, to, addr, k, crc);
 			to += (size_t)k * CS_PAGE;
 			addr += (uint64_t)k * CS_PAGE;
 			left -= k;

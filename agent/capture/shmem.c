@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "crc32c.h"
 
 static void refuse(struct cs_capture *c, const struct cs_vma *v, const char *why)
 {
@@ -247,14 +248,32 @@ static const void *source(const struct cs_capture *c, uint64_t addr, uint32_t wa
 	return (const void *)addr;
 }
 
-void cs_shmem_copy(const struct cs_capture *c, uint8_t *dst, uint64_t addr, uint32_t npages)
+/* copy_summed: copied with cs_crc32c_copy, which sums on the way; *crc
+ * extended. */
+static void shmem_copy(const struct cs_capture *c, uint8_t *dst, uint64_t addr, uint32_t npages,
+                       uint32_t *crc)
 {
 	while (npages) {
 		uint32_t k;
 		const void *src = source(c, addr, npages, &k);
-		cs_copy(dst, src, (size_t)k * CS_PAGE);
+		if (crc)
+			*crc = cs_crc32c_copy(*crc, dst, src, (size_t)k * CS_PAGE);
+		else
+			cs_copy(dst, src, (size_t)k * CS_PAGE);
 		dst += (size_t)k * CS_PAGE;
 		addr += (uint64_t)k * CS_PAGE;
 		npages -= k;
 	}
+}
+
+void cs_shmem_copy(const struct cs_capture *c, uint8_t *dst, uint64_t addr, uint32_t npages)
+{
+	shmem_copy(c, dst, addr, npages, NULL);
+}
+
+uint32_t cs_shmem_copy_summed(const struct cs_capture *c, uint8_t *dst, uint64_t addr,
+                              uint32_t npages, uint32_t crc)
+{
+	shmem_copy(c, dst, addr, npages, &crc);
+	return crc;
 }

@@ -100,6 +100,29 @@ static void test_crc_combine(void)
 	CHECK(cs_crc32c_combine(whole, 0, 1) != whole);
 }
 
+/* A copy summed on the way (cs_crc32c_copy) holds the same bytes and gives
+ * the same CRC as cs_crc32c over them, at lengths around a round of the
+ * three streams and not multiples of 8. */
+static void test_crc_copy(void)
+{
+	static uint8_t src[3 * 24576 + 64], dst[sizeof(src)];
+	uint32_t seed = 4242;
+
+	for (size_t i = 0; i < sizeof(src); i++) {
+		seed = seed * 1103515245u + 12345u;
+		src[i] = (uint8_t)(seed >> 16);
+	}
+	const size_t lens[] = {0, 8, 4096, 24568, 24576, 24584, 49152 + 4096, 3 * 24576 + 8, 13, 4101};
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++)
+		for (size_t start = 0; start < 16; start += 8) {
+			memset(dst, 0, sizeof(dst));
+			uint32_t got = cs_crc32c_copy(0x5a5a5a5au, dst, src + start, lens[k]);
+			CHECK_EQ(got, cs_crc32c(0x5a5a5a5au, src + start, lens[k]));
+			CHECK(memcmp(dst, src + start, lens[k]) == 0);
+			CHECK_EQ(dst[lens[k]], 0);
+		}
+}
+
 static void test_encode_too_small(void)
 {
 	uint8_t buf[64];
@@ -304,6 +327,7 @@ int main(void)
 	test_layout();
 	test_crc_long();
 	test_crc_combine();
+	test_crc_copy();
 	test_encode_too_small();
 	test_errors();
 	test_truncation();
