@@ -248,8 +248,8 @@ static const void *source(const struct cs_capture *c, uint64_t addr, uint32_t wa
 	return (const void *)addr;
 }
 
-/* copy_summed: copied with cs_crc32c_copy, which sums on the way; *crc
- * extended. */
+/* With crc: copied by cs_crc32c_copy, which sums on the way, and *crc
+ * extended over the bytes; without: by cs_copy. */
 static void shmem_copy(const struct cs_capture *c, uint8_t *dst, uint64_t addr, uint32_t npages,
                        uint32_t *crc)
 {
