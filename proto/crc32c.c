@@ -43,6 +43,13 @@ static uint32_t mult_mod_p(uint32_t a, uint32_t b)
 #define X_8BLOCK 0x28461564u  /* x^(8 * BLOCK) mod P, reflected (x^0 = 1 << 31) */
 #define X_16BLOCK 0xbf455269u /* x^(16 * BLOCK) mod P */
 
+/* The register after a round of three blocks, from their chains: the first
+ * followed by two blocks, the second by one, the third as it is. */
+static uint64_t join_round(uint64_t a, uint64_t b, uint64_t d)
+{
+	return mult_mod_p(X_16BLOCK, (uint32_t)a) ^ mult_mod_p(X_8BLOCK, (uint32_t)b) ^ (uint32_t)d;
+}
+
 __attribute__((target("sse4.2"))) static uint64_t crc_words(uint64_t c, const uint8_t *p,
 							      size_t len)
 {
@@ -73,8 +80,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 			b = __builtin_ia32_crc32di(b, vb);
 			d = __builtin_ia32_crc32di(d, vd);
 		}
-		c = mult_mod_p(X_16BLOCK, (uint32_t)a) ^ mult_mod_p(X_8BLOCK, (uint32_t)b) ^
-		    (uint32_t)d;
+		c = join_round(a, b, d);
 		p += 3 * BLOCK;
 		len -= 3 * BLOCK;
 	}
@@ -114,8 +120,7 @@ crc32c_hw_copy(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len)
 			b = __builtin_ia32_crc32di(b, vb);
 			d = __builtin_ia32_crc32di(d, vd);
 		}
-		c = mult_mod_p(X_16BLOCK, (uint32_t)a) ^ mult_mod_p(X_8BLOCK, (uint32_t)b) ^
-		    (uint32_t)d;
+		c = join_round(a, b, d);
 		src += 3 * BLOCK;
 		dst += 3 * BLOCK;
 		len -= 3 * BLOCK;
